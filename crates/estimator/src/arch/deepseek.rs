@@ -1,0 +1,91 @@
+//! DeepSeek MoE (`deepseek`: MHA, `first_k_dense_replace` dense layers, routed + shared experts),
+//! DeepSeek-V2/V2.5/V3/R1 and Kimi-K2 (`deepseek_v2`, `deepseek_v3`, `kimi_k2`): multi-head latent
+//! attention. MLA caches, per token and layer, one compressed latent of `kv_lora_rank` values plus
+//! one shared rope key of `qk_rope_head_dim` values (576 for V3), not per-head K and V; vLLM and
+//! SGLang keep that latent whole on every tensor-parallel rank. Query low-rank projection when
+//! `q_lora_rank` is set (V2-Lite has none). V3 routers carry an `e_score_correction_bias`.
+//! Multi-token-prediction layers (`num_nextn_predict_layers`) ship in the checkpoint but are not
+//! loaded for plain serving, so they are not counted.
+
+use super::*;
+
+pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
+    let c = cx.common()?;
+    let mt = cx.model_type.clone();
+    let mla = mt != "deepseek";
+    let inter = cx.req(cx.raw.intermediate_size, "intermediate_size", "dense MLP weights")?;
+    let experts = cx.raw.num_experts.unwrap_or(0);
+    let (top_k, moe_inter) = if experts > 0 {
+        (
+            cx.req(cx.raw.num_experts_per_tok, "num_experts_per_tok", "active parameters")?,
+            cx.req(cx.raw.moe_intermediate_size, "moe_intermediate_size", "expert weights")?,
+        )
+    } else {
+        (0, 0)
+    };
+    let shared = cx.raw.n_shared_experts.unwrap_or(0);
+    let first_dense = cx.raw.first_k_dense_replace.unwrap_or(0);
+    let freq = cx.raw.moe_layer_freq.unwrap_or(1).max(1);
+    let v3 = mt == "deepseek_v3" || mt == "kimi_k2";
+    let tied = cx.tied(false);
+    let mla_dims = if mla {
+        Some((
+            cx.req(cx.raw.kv_lora_rank, "kv_lora_rank", "the MLA latent cache")?,
+            cx.req(cx.raw.qk_rope_head_dim, "qk_rope_head_dim", "the MLA rope key")?,
+            cx.req(cx.raw.qk_nope_head_dim, "qk_nope_head_dim", "MLA query/key widths")?,
+            cx.req(cx.raw.v_head_dim, "v_head_dim", "MLA value width")?,
+            cx.raw.q_lora_rank.filter(|&r| r > 0),
+        ))
+    } else {
+        None
+    };
+    if let Some(n) = cx.raw.num_nextn_predict_layers.filter(|&n| n > 0) {
+        cx.note(format!("{n} multi-token-prediction layer(s) in the checkpoint are not loaded for serving and not counted"));
+    }
+    let h = c.hidden;
+    let layers = range(c.layers)
+        .map(|i| {
+            let mut t = vec![];
+            let mixer = match mla_dims {
+                Some((kv_lora, rope, nope, v, q_lora)) => {
+                    let n = c.heads;
+                    match q_lora {
+                        Some(r) => {
+                            t.push(Tensor::new("self_attn.q_a_proj", Role::AttnQ, r, h, Split::Replicated));
+                            t.push(Tensor::new("self_attn.q_a_layernorm", Role::Norm, r, 1, Split::Replicated));
+                            t.push(Tensor::new("self_attn.q_b_proj", Role::AttnQ, n * (nope + rope), r, Split::Heads { heads: n }));
+                        }
+                        None => t.push(Tensor::new("self_attn.q_proj", Role::AttnQ, n * (nope + rope), h, Split::Heads { heads: n })),
+                    }
+                    t.push(Tensor::new("self_attn.kv_a_proj_with_mqa", Role::AttnKv, kv_lora + rope, h, Split::Replicated));
+                    t.push(Tensor::new("self_attn.kv_a_layernorm", Role::Norm, kv_lora, 1, Split::Replicated));
+                    t.push(Tensor::new("self_attn.kv_b_proj", Role::AttnKv, n * (nope + v), kv_lora, Split::Heads { heads: n }));
+                    t.push(Tensor::new("self_attn.o_proj", Role::AttnO, h, n * v, Split::Row));
+                    Mixer::Mla { heads: n, kv_lora_rank: kv_lora, qk_rope_head_dim: rope, qk_nope_head_dim: nope, v_head_dim: v }
+                }
+                None => attention(&c, AttnBias::default(), QkNorm::None, Window::Full, &mut t),
+            };
+            let is_moe = experts > 0 && i as u64 >= first_dense && i as u64 % freq == 0;
+            if is_moe {
+                moe(h, experts, top_k, moe_inter, true, &mut t);
+                if v3 {
+                    t.push(Tensor::new("mlp.gate.e_score_correction_bias", Role::Router, experts, 1, Split::Replicated));
+                }
+                if shared > 0 {
+                    gated_mlp("mlp.shared_experts", Role::SharedExpert, h, shared * moe_inter, false, &mut t);
+                }
+            } else {
+                gated_mlp("mlp", Role::Mlp, h, inter, false, &mut t);
+            }
+            norms("norms", 2, h, false, &mut t);
+            Layer { mixer, tensors: t }
+        })
+        .collect();
+    let g = embeddings(c.vocab, h, tied, false, false);
+    let family = match mt.as_str() {
+        "deepseek" => Family::Deepseek,
+        "deepseek_v2" => Family::DeepseekV2,
+        _ => Family::DeepseekV3,
+    };
+    cx.finish(family, &c, inter, tied, g, layers)
+}

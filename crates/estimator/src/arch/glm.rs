@@ -1,0 +1,41 @@
+//! GLM: ChatGLM2/3 and GLM-4-9B-chat (`chatglm`: `multi_query_group_num` KV groups, `kv_channels`
+//! head size, `ffn_hidden_size` SwiGLU, bias on the fused qkv, untied `output_layer`), GLM-4-hf
+//! (`glm`) and GLM-4-0414 / GLM-Z1 (`glm4`: two extra post norms per layer), GLM-4.5 (`glm4_moe`:
+//! routed + shared experts after `first_k_dense_replace` dense layers).
+
+use super::*;
+
+pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
+    let c = cx.common()?;
+    let mt = cx.model_type.clone();
+    let inter = cx.req(cx.raw.intermediate_size, "intermediate_size", "MLP weights")?;
+    let tied = cx.tied(false);
+    let qkv_bias = cx.raw.attention_bias.unwrap_or(true);
+    let n_norms = if mt == "glm4" { 4 } else { 2 };
+    let experts = cx.raw.num_experts.unwrap_or(0);
+    let first_dense = cx.raw.first_k_dense_replace.unwrap_or(0);
+    let (top_k, moe_inter) = if experts > 0 {
+        (cx.req(cx.raw.num_experts_per_tok, "num_experts_per_tok", "active parameters")?, cx.req(cx.raw.moe_intermediate_size, "moe_intermediate_size", "expert weights")?)
+    } else {
+        (0, 0)
+    };
+    let shared = cx.raw.n_shared_experts.unwrap_or(0);
+    let layers = range(c.layers)
+        .map(|i| {
+            let mut t = vec![];
+            let mixer = attention(&c, AttnBias { qkv: qkv_bias, o: false }, QkNorm::None, Window::Full, &mut t);
+            if experts > 0 && i as u64 >= first_dense {
+                moe(c.hidden, experts, top_k, moe_inter, true, &mut t);
+                if shared > 0 {
+                    gated_mlp("mlp.shared_experts", Role::SharedExpert, c.hidden, shared * moe_inter, false, &mut t);
+                }
+            } else {
+                gated_mlp("mlp", Role::Mlp, c.hidden, inter, false, &mut t);
+            }
+            norms("norms", n_norms, c.hidden, false, &mut t);
+            Layer { mixer, tensors: t }
+        })
+        .collect();
+    let g = embeddings(c.vocab, c.hidden, tied, false, false);
+    cx.finish(Family::Glm, &c, inter, tied, g, layers)
+}

@@ -1,0 +1,41 @@
+//! GPT-2 (`gpt2`), GPT-1 (`openai-gpt`), StarCoder 1 / SantaCoder (`gpt_bigcode`, multi-query when
+//! `multi_query`), GPT-J (`gptj`). Learned position embeddings (`n_positions x n_embd`) except
+//! GPT-J (rotary); LayerNorms and linear layers with bias; `n_inner` defaults to `4 x n_embd`;
+//! GPT-2 ties the LM head to the token embedding, GPT-J has its own head with a bias.
+
+use super::*;
+
+pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
+    let mut c = cx.common()?;
+    let mt = cx.model_type.clone();
+    let gptj = mt == "gptj";
+    if mt == "gpt_bigcode" && cx.raw.multi_query.unwrap_or(true) {
+        c.kv_heads = 1;
+        cx.note("gpt_bigcode multi_query: one K/V head");
+    }
+    let inter = cx.or(cx.raw.intermediate_size, "n_inner", 4 * c.hidden, "absent or null: 4 x n_embd")?;
+    let positions = if gptj { 0 } else { cx.or(cx.raw.max_position_embeddings, "n_positions", 1024, "absent: GPT-2 default")? };
+    let tied = if gptj { cx.tied(false) } else { true };
+    let layers = range(c.layers)
+        .map(|_| {
+            let mut t = vec![];
+            let mixer = attention(&c, AttnBias { qkv: !gptj, o: !gptj }, QkNorm::None, Window::Full, &mut t);
+            plain_mlp("mlp", Role::Mlp, c.hidden, inter, true, &mut t);
+            norms("ln", if gptj { 1 } else { 2 }, c.hidden, true, &mut t);
+            Layer { mixer, tensors: t }
+        })
+        .collect();
+    let mut g = vec![Tensor::new("wte", Role::Embedding, c.vocab, c.hidden, Split::Column)];
+    if positions > 0 {
+        g.push(Tensor::new("wpe", Role::PositionEmbedding, positions, c.hidden, Split::Replicated));
+    }
+    if mt != "openai-gpt" {
+        norms("ln_f", 1, c.hidden, true, &mut g);
+    }
+    if !tied {
+        g.push(Tensor::new("lm_head", Role::LmHead, c.vocab, c.hidden, Split::Column));
+        g.push(Tensor::new("lm_head.bias", Role::Bias, c.vocab, 1, Split::Column));
+    }
+    let family = if gptj { Family::GptJ } else { Family::Gpt2 };
+    cx.finish(family, &c, inter, tied, g, layers)
+}

@@ -1,0 +1,95 @@
+//! Llama 2/3/3.x (`llama`), Mistral (`mistral`, sliding window on every layer when set), and the
+//! Llama-shaped families that reuse `LlamaForCausalLM` (Yi, DeepSeek-LLM, SmolLM, Falcon3,
+//! InternLM2, Cohere, EXAONE); Llama 4 (`llama4`: nested `text_config`, MoE every
+//! `interleave_moe_layer_step` layers with a shared expert, chunked attention on RoPE layers and
+//! full attention on the NoPE layers); Llama 3.2 Vision (`mllama`: cross-attention layers that keep
+//! no per-token text cache). GQA: `num_key_value_heads` < `num_attention_heads`.
+
+use super::*;
+
+pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
+    let c = cx.common()?;
+    let inter = cx.req(cx.raw.intermediate_size, "intermediate_size", "MLP weights")?;
+    let tied = cx.tied(false);
+    let bias = cx.raw.attention_bias.unwrap_or(false);
+    let mlp_bias = cx.raw.mlp_bias.unwrap_or(false);
+    let family = if cx.model_type == "mistral" { Family::Mistral } else { Family::Llama };
+    let layers = range(c.layers)
+        .map(|i| {
+            let mut t = vec![];
+            let mixer = attention(&c, AttnBias { qkv: bias, o: bias }, QkNorm::None, window_for(cx, i, true), &mut t);
+            gated_mlp("mlp", Role::Mlp, c.hidden, inter, mlp_bias, &mut t);
+            norms("norms", 2, c.hidden, false, &mut t);
+            Layer { mixer, tensors: t }
+        })
+        .collect();
+    let g = embeddings(c.vocab, c.hidden, tied, false, false);
+    cx.finish(family, &c, inter, tied, g, layers)
+}
+
+pub(crate) fn resolve_llama4(cx: &mut Cx) -> Result<ModelShape> {
+    let c = cx.common()?;
+    let expert_inter = cx.req(cx.raw.intermediate_size, "intermediate_size", "expert weights")?;
+    let dense_inter = cx.or(cx.raw.intermediate_size_mlp, "intermediate_size_mlp", expert_inter * 2, "absent: Llama 4 default (2 x intermediate_size)")?;
+    let experts = cx.or(cx.raw.num_experts, "num_local_experts", 16, "absent: Llama4TextConfig default")?;
+    let top_k = cx.or(cx.raw.num_experts_per_tok, "num_experts_per_tok", 1, "absent: Llama4TextConfig default")?;
+    let step = cx.or(cx.raw.interleave_moe_layer_step, "interleave_moe_layer_step", 1, "absent: every layer is MoE")?;
+    let chunk = cx.or(cx.raw.attention_chunk_size, "attention_chunk_size", 8192, "absent: Llama4TextConfig default")?;
+    let nope: Vec<u64> = match &cx.raw.no_rope_layers {
+        Some(v) if v.len() as u64 == c.layers => v.clone(),
+        _ => {
+            cx.default("no_rope_layers", "every 4th layer NoPE", "absent: Llama4TextConfig default (1 = RoPE + chunked, 0 = NoPE + full)");
+            (0..c.layers).map(|i| u64::from((i + 1) % 4 != 0)).collect()
+        }
+    };
+    let tied = cx.tied(false);
+    let layers = range(c.layers)
+        .map(|i| {
+            let mut t = vec![];
+            let window = if nope[i] == 1 { Window::Chunked(chunk) } else { Window::Full };
+            let mixer = attention(&c, AttnBias::default(), QkNorm::None, window, &mut t);
+            if (i as u64 + 1) % step == 0 {
+                moe(c.hidden, experts, top_k, expert_inter, true, &mut t);
+                gated_mlp("mlp.shared_expert", Role::SharedExpert, c.hidden, expert_inter, false, &mut t);
+            } else {
+                gated_mlp("mlp", Role::Mlp, c.hidden, dense_inter, false, &mut t);
+            }
+            norms("norms", 2, c.hidden, false, &mut t);
+            Layer { mixer, tensors: t }
+        })
+        .collect();
+    let mut g = embeddings(c.vocab, c.hidden, tied, false, false);
+    vision::add_encoder(cx, c.hidden, &mut g);
+    cx.finish(Family::Llama4, &c, dense_inter, tied, g, layers)
+}
+
+pub(crate) fn resolve_mllama(cx: &mut Cx) -> Result<ModelShape> {
+    let c = cx.common()?;
+    let inter = cx.req(cx.raw.intermediate_size, "intermediate_size", "MLP weights")?;
+    let tied = cx.tied(false);
+    let cross: Vec<u64> = cx.raw.cross_attention_layers.clone().unwrap_or_default();
+    let layers = range(c.layers)
+        .map(|i| {
+            let mut t = vec![];
+            let mixer = if cross.contains(&(i as u64)) {
+                attention(&c, AttnBias::default(), QkNorm::PerHead, Window::Full, &mut t);
+                t.push(Tensor::new("cross_attn.gates", Role::Norm, 2, 1, Split::Replicated));
+                Mixer::CrossAttention { kv_heads: c.kv_heads, head_dim: c.head_dim }
+            } else {
+                attention(&c, AttnBias::default(), QkNorm::None, Window::Full, &mut t)
+            };
+            gated_mlp("mlp", Role::Mlp, c.hidden, inter, false, &mut t);
+            norms("norms", 2, c.hidden, false, &mut t);
+            Layer { mixer, tensors: t }
+        })
+        .collect();
+    // MllamaTextModel's embedding has 8 extra rows for the image special tokens
+    let mut g = vec![Tensor::new("embed_tokens", Role::Embedding, c.vocab + 8, c.hidden, Split::Column)];
+    norms("norm", 1, c.hidden, false, &mut g);
+    if !tied {
+        g.push(Tensor::new("lm_head", Role::LmHead, c.vocab, c.hidden, Split::Column));
+    }
+    vision::add_encoder(cx, c.hidden, &mut g);
+    cx.note("cross-attention layers cache image-token K/V once per request (not per text token); not counted in KV per token");
+    cx.finish(Family::Mllama, &c, inter, tied, g, layers)
+}

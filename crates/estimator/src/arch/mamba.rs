@@ -1,0 +1,126 @@
+//! Mamba (`mamba`, `falcon_mamba`: selective-scan SSM, no attention) and Mamba-2 (`mamba2`). A
+//! recurrent layer keeps a constant state per request instead of K/V per token: the convolution
+//! window (`conv_dim x (conv_kernel - 1)`, as vLLM stores it) and the SSM state (Mamba-1:
+//! `intermediate x state_size`; Mamba-2: `heads x head_dim x state_size`). The builders here are
+//! shared with the hybrids in `hybrid.rs`.
+
+use super::*;
+
+/// Mamba-1 dimensions.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Mamba1 {
+    pub inner: u64,
+    pub state: u64,
+    pub conv: u64,
+    pub dt_rank: u64,
+    /// Jamba's extra RMS norms on dt, B and C.
+    pub inner_norms: bool,
+}
+
+/// Mamba-2 dimensions.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Mamba2 {
+    pub heads: u64,
+    pub head_dim: u64,
+    pub groups: u64,
+    pub state: u64,
+    pub conv: u64,
+}
+
+pub(crate) fn mamba1_dims(cx: &mut Cx, hidden: u64) -> Result<Mamba1> {
+    let expand = cx.raw.expand.unwrap_or(2);
+    let inner = match cx.raw.intermediate_size {
+        Some(i) if cx.model_type != "jamba" => i,
+        _ => expand * hidden,
+    };
+    let state = cx.or(cx.raw.state_size, "state_size", 16, "absent: MambaConfig default")?;
+    let conv = cx.or(cx.raw.conv_kernel, "conv_kernel", 4, "absent: MambaConfig default")?;
+    let dt_rank = cx.or(cx.raw.time_step_rank, "time_step_rank", hidden.div_ceil(16), "absent or \"auto\": ceil(hidden_size / 16)")?;
+    Ok(Mamba1 { inner, state, conv, dt_rank, inner_norms: cx.model_type == "jamba" })
+}
+
+pub(crate) fn mamba2_dims(cx: &mut Cx, hidden: u64) -> Result<Mamba2> {
+    let state = cx.or(cx.raw.state_size, "ssm_state_size", 128, "absent: Mamba2Config default")?;
+    let conv = cx.or(cx.raw.conv_kernel, "conv_kernel", 4, "absent: Mamba2Config default")?;
+    let groups = cx.or(cx.raw.n_groups, "n_groups", 1, "absent: one group")?;
+    let head_dim = cx.or(cx.raw.mamba_head_dim, "mamba_head_dim", 64, "absent: Mamba2Config default")?;
+    let heads = match cx.raw.mamba_num_heads {
+        Some(h) => cx.req(Some(h), "mamba_num_heads", "the SSM state")?,
+        None => {
+            let expand = cx.raw.expand.unwrap_or(2);
+            let h = expand * hidden / head_dim;
+            cx.default("mamba_num_heads", h, "absent: expand x hidden_size / mamba_head_dim");
+            h
+        }
+    };
+    Ok(Mamba2 { heads, head_dim, groups, state, conv })
+}
+
+pub(crate) fn mamba1_layer(hidden: u64, m: Mamba1, conv_bias: bool, t: &mut Vec<Tensor>) -> Mixer {
+    let i = m.inner;
+    t.push(Tensor::new("mixer.in_proj", Role::RecurrentLinear, 2 * i, hidden, Split::Column));
+    t.push(Tensor::new("mixer.conv1d", Role::RecurrentParam, i, m.conv + u64::from(conv_bias), Split::Column));
+    t.push(Tensor::new("mixer.x_proj", Role::RecurrentLinear, m.dt_rank + 2 * m.state, i, Split::Row));
+    t.push(Tensor::new("mixer.dt_proj", Role::RecurrentLinear, i, m.dt_rank, Split::Column));
+    t.push(Tensor::new("mixer.dt_proj.bias", Role::Bias, i, 1, Split::Column));
+    t.push(Tensor::new("mixer.A_log_D", Role::RecurrentParam, i, m.state + 1, Split::Column));
+    t.push(Tensor::new("mixer.out_proj", Role::RecurrentLinear, hidden, i, Split::Row));
+    if m.inner_norms {
+        t.push(Tensor::new("mixer.dt_b_c_norms", Role::Norm, m.dt_rank + 2 * m.state, 1, Split::Replicated));
+    }
+    Mixer::Recurrent { kind: "mamba".into(), conv_elems: i * (m.conv - 1), ssm_elems: i * m.state, ssm_fp32: false, heads: i }
+}
+
+pub(crate) fn mamba2_layer(hidden: u64, m: Mamba2, ssm_fp32: bool, t: &mut Vec<Tensor>) -> Mixer {
+    let inner = m.heads * m.head_dim;
+    let conv_dim = inner + 2 * m.groups * m.state;
+    t.push(Tensor::new("mixer.in_proj", Role::RecurrentLinear, inner + conv_dim + m.heads, hidden, Split::Column));
+    t.push(Tensor::new("mixer.conv1d", Role::RecurrentParam, conv_dim, m.conv + 1, Split::Column));
+    t.push(Tensor::new("mixer.dt_bias_A_log_D", Role::RecurrentParam, 3 * m.heads, 1, Split::Column));
+    t.push(Tensor::new("mixer.norm", Role::Norm, inner, 1, Split::Column));
+    t.push(Tensor::new("mixer.out_proj", Role::RecurrentLinear, hidden, inner, Split::Row));
+    Mixer::Recurrent {
+        kind: "mamba2".into(),
+        conv_elems: conv_dim * (m.conv - 1),
+        ssm_elems: m.heads * m.head_dim * m.state,
+        ssm_fp32,
+        heads: m.heads,
+    }
+}
+
+pub(crate) fn ssm_fp32(cx: &Cx) -> bool {
+    cx.raw.mamba_ssm_cache_dtype.as_deref().and_then(FloatDtype::from_hf) == Some(FloatDtype::F32)
+}
+
+pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
+    let r = cx.raw;
+    let hidden = cx.req(r.hidden_size, "hidden_size", "every weight shape")?;
+    let layers_n = cx.req(r.num_hidden_layers, "num_hidden_layers", "the recurrent state")?;
+    let vocab = cx.req(r.vocab_size, "vocab_size", "embedding and LM head")?;
+    let v2 = cx.model_type == "mamba2";
+    let tied = cx.tied(cx.model_type == "mamba");
+    let fp32 = ssm_fp32(cx);
+    let mut layers = vec![];
+    if v2 {
+        let m = mamba2_dims(cx, hidden)?;
+        for _ in range(layers_n) {
+            let mut t = vec![];
+            let mixer = mamba2_layer(hidden, m, fp32, &mut t);
+            norms("norm", 1, hidden, false, &mut t);
+            layers.push(Layer { mixer, tensors: t });
+        }
+    } else {
+        let m = mamba1_dims(cx, hidden)?;
+        let conv_bias = cx.raw.json.get("use_conv_bias").and_then(Value::as_bool).unwrap_or(true);
+        for _ in range(layers_n) {
+            let mut t = vec![];
+            let mixer = mamba1_layer(hidden, m, conv_bias, &mut t);
+            norms("norm", 1, hidden, false, &mut t);
+            layers.push(Layer { mixer, tensors: t });
+        }
+    }
+    let c = Common { hidden, layers: layers_n, heads: 0, kv_heads: 0, head_dim: 0, vocab };
+    let g = embeddings(vocab, hidden, tied, false, false);
+    let inter = cx.raw.intermediate_size.unwrap_or(2 * hidden);
+    cx.finish(Family::Mamba, &c, inter, tied, g, layers)
+}

@@ -1,0 +1,411 @@
+//! Family resolvers: one file per architecture family turns a [`RawConfig`] into a [`ModelShape`].
+//!
+//! This module holds the dispatch on `model_type` and the builders every family shares (attention
+//! projections, gated and plain MLPs, MoE blocks, norms, embeddings), so each family file only
+//! states what is special about it. Parameter shapes follow the Hugging Face modeling files.
+
+mod deepseek;
+mod falcon;
+mod gemma;
+mod generic;
+mod glm;
+mod gpt2;
+mod gpt_oss;
+mod granite;
+mod hybrid;
+mod llama;
+mod mamba;
+mod minimax;
+mod mixtral;
+mod mpt;
+mod olmo;
+mod opt;
+mod phi;
+mod qwen;
+mod qwen3_next;
+mod starcoder2;
+mod vision;
+
+use crate::config::RawConfig;
+use crate::dtype::{FloatDtype, Quant};
+use crate::error::{Error, Result};
+use crate::model::{DefaultUsed, Family, Layer, Mixer, ModelShape, Role, Split, Tensor, Window};
+use serde_json::Value;
+
+/// Resolves a raw config by `model_type`; unknown types with the standard fields take the generic path.
+pub(crate) fn resolve(raw: &RawConfig) -> Result<ModelShape> {
+    let model_type = raw.model_type.clone().unwrap_or_default();
+    let text_type = raw.json.get("text_model_type").and_then(Value::as_str).unwrap_or("").to_string();
+    let mut cx = Cx::new(raw, &model_type);
+    let key = if model_type.is_empty() { text_type.as_str() } else { model_type.as_str() };
+    match key {
+        "llama" | "mistral" | "internlm2" | "yi" | "cohere" | "exaone" | "smollm3" => llama::resolve(&mut cx),
+        "llama4" | "llama4_text" => llama::resolve_llama4(&mut cx),
+        "mllama" | "mllama_text_model" => llama::resolve_mllama(&mut cx),
+        "mixtral" => mixtral::resolve(&mut cx),
+        "qwen2" | "qwen2_vl" | "qwen2_5_vl" | "qwen3" | "qwen2_moe" | "qwen3_moe" => qwen::resolve(&mut cx),
+        "qwen3_next" => qwen3_next::resolve(&mut cx),
+        "gemma" | "gemma2" | "gemma3" | "gemma3_text" => gemma::resolve(&mut cx),
+        "phi" | "phi3" | "phi3small" | "phimoe" => phi::resolve(&mut cx),
+        "gpt2" | "openai-gpt" | "gptj" | "gpt_bigcode" => gpt2::resolve(&mut cx),
+        "opt" => opt::resolve(&mut cx),
+        "falcon" | "RefinedWeb" | "RefinedWebModel" => falcon::resolve(&mut cx),
+        "mpt" => mpt::resolve(&mut cx),
+        "starcoder2" => starcoder2::resolve(&mut cx),
+        "deepseek" | "deepseek_v2" | "deepseek_v3" | "kimi_k2" => deepseek::resolve(&mut cx),
+        "gpt_oss" => gpt_oss::resolve(&mut cx),
+        "glm" | "glm4" | "glm4_moe" | "chatglm" => glm::resolve(&mut cx),
+        "olmo" | "olmo2" => olmo::resolve(&mut cx),
+        "granite" | "granitemoe" | "granitemoeshared" => granite::resolve(&mut cx),
+        "mamba" | "falcon_mamba" | "mamba2" => mamba::resolve(&mut cx),
+        "jamba" | "nemotron_h" | "granitemoehybrid" => hybrid::resolve(&mut cx),
+        "minimax_m1" | "minimax_text_01" | "minimax" => minimax::resolve(&mut cx),
+        _ => generic::resolve(&mut cx),
+    }
+}
+
+/// Resolution context: the raw config plus the defaults and notes collected on the way.
+pub(crate) struct Cx<'a> {
+    pub raw: &'a RawConfig,
+    pub model_type: String,
+    pub defaults: Vec<DefaultUsed>,
+    pub notes: Vec<String>,
+}
+
+impl<'a> Cx<'a> {
+    fn new(raw: &'a RawConfig, model_type: &str) -> Self {
+        Cx { raw, model_type: model_type.to_string(), defaults: vec![], notes: vec![] }
+    }
+
+    /// A required positive integer.
+    pub fn req(&self, v: Option<u64>, field: &str, needed_for: &str) -> Result<u64> {
+        match v {
+            None => Err(Error::MissingField {
+                field: field.into(),
+                model_type: self.model_type.clone(),
+                needed_for: needed_for.into(),
+            }),
+            Some(0) => Err(Error::invalid(field, 0, "a positive integer")),
+            Some(x) if x > MAX_DIM => Err(Error::invalid(field, x, format!("at most {MAX_DIM}"))),
+            Some(x) => Ok(x),
+        }
+    }
+
+    /// An integer with a documented default, recorded when used.
+    pub fn or(&mut self, v: Option<u64>, field: &str, default: u64, why: &str) -> Result<u64> {
+        match v {
+            Some(0) => Err(Error::invalid(field, 0, "a positive integer")),
+            Some(x) if x > MAX_DIM => Err(Error::invalid(field, x, format!("at most {MAX_DIM}"))),
+            Some(x) => Ok(x),
+            None => {
+                self.default(field, default, why);
+                Ok(default)
+            }
+        }
+    }
+
+    /// A boolean with a documented default, recorded when used.
+    pub fn flag(&mut self, v: Option<bool>, field: &str, default: bool, why: &str) -> bool {
+        v.unwrap_or_else(|| {
+            self.default(field, default, why);
+            default
+        })
+    }
+
+    pub fn default(&mut self, field: &str, value: impl ToString, why: &str) {
+        self.defaults.push(DefaultUsed { field: field.into(), value: value.to_string(), why: why.into() });
+    }
+
+    pub fn note(&mut self, n: impl Into<String>) {
+        self.notes.push(n.into());
+    }
+
+    /// The standard fields of a decoder: hidden, layers, heads, kv heads (default: heads, i.e.
+    /// multi-head attention), head dim (default: hidden / heads), vocabulary.
+    pub fn common(&mut self) -> Result<Common> {
+        let r = self.raw;
+        let hidden = self.req(r.hidden_size, "hidden_size", "every weight shape")?;
+        let layers = self.req(r.num_hidden_layers, "num_hidden_layers", "weights and KV cache")?;
+        let heads = self.req(r.num_attention_heads, "num_attention_heads", "attention shapes")?;
+        let vocab = self.req(r.vocab_size, "vocab_size", "embedding and LM head")?;
+        let kv_heads = self.or(r.num_key_value_heads, "num_key_value_heads", heads, "absent: multi-head attention, one KV head per query head")?;
+        let head_dim = match r.head_dim {
+            Some(d) => self.req(Some(d), "head_dim", "attention shapes")?,
+            None => {
+                if hidden % heads != 0 {
+                    return Err(Error::invalid("num_attention_heads", heads, format!("a divisor of hidden_size {hidden} (no head_dim given)")));
+                }
+                self.default("head_dim", hidden / heads, "absent: hidden_size / num_attention_heads");
+                hidden / heads
+            }
+        };
+        if kv_heads > heads || heads % kv_heads != 0 {
+            return Err(Error::invalid("num_key_value_heads", kv_heads, format!("a divisor of num_attention_heads ({heads})")));
+        }
+        Ok(Common { hidden, layers, heads, kv_heads, head_dim, vocab })
+    }
+
+    /// `tie_word_embeddings` with the family's default.
+    pub fn tied(&mut self, family_default: bool) -> bool {
+        self.flag(self.raw.tie_word_embeddings, "tie_word_embeddings", family_default, "absent: the family's default in transformers")
+    }
+
+    /// Layer kinds from `layer_types` (transformers >= 4.53 writes it for hybrids).
+    pub fn layer_type(&self, i: usize) -> Option<&str> {
+        self.raw.layer_types.as_ref().and_then(|t| t.get(i)).map(String::as_str)
+    }
+
+    /// Builds the final shape.
+    pub fn finish(&mut self, family: Family, c: &Common, intermediate: u64, tied: bool, globals: Vec<Tensor>, layers: Vec<Layer>) -> Result<ModelShape> {
+        let moe = layers.iter().flat_map(|l| l.tensors.iter()).find(|t| t.role == Role::Expert).map(|t| (t.count, t.active));
+        let checkpoint_dtype = self.raw.torch_dtype.as_deref().and_then(FloatDtype::from_hf);
+        let mut notes = std::mem::take(&mut self.notes);
+        if let Some(d) = self.raw.torch_dtype.as_deref() {
+            if checkpoint_dtype.is_none() {
+                notes.push(format!("torch_dtype `{d}` is not a dense float type; weights sized by the quantisation config or the chosen dtype"));
+            }
+        }
+        let quantization = match &self.raw.quantization_config {
+            Some(q) => parse_quant(q, &mut notes)?,
+            None => None,
+        };
+        Ok(ModelShape {
+            model_type: self.model_type.clone(),
+            family,
+            generic: family == Family::Generic,
+            hidden_size: c.hidden,
+            vocab_size: c.vocab,
+            num_attention_heads: c.heads,
+            num_kv_heads: c.kv_heads,
+            head_dim: c.head_dim,
+            intermediate_size: intermediate,
+            max_position_embeddings: self.raw.max_position_embeddings,
+            tied_embeddings: tied,
+            moe,
+            checkpoint_dtype,
+            quantization,
+            globals,
+            layers,
+            defaults: std::mem::take(&mut self.defaults),
+            notes,
+        })
+    }
+}
+
+/// Dimensions above this are not real models and would only overflow.
+pub(crate) const MAX_DIM: u64 = 1 << 24;
+
+/// The standard decoder dimensions.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Common {
+    pub hidden: u64,
+    pub layers: u64,
+    pub heads: u64,
+    pub kv_heads: u64,
+    pub head_dim: u64,
+    pub vocab: u64,
+}
+
+/// Biases on the attention projections.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct AttnBias {
+    pub qkv: bool,
+    pub o: bool,
+}
+
+/// Per-head RMS norms on queries and keys (Qwen3, Gemma 3) or over the whole projection (OLMo 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum QkNorm {
+    None,
+    PerHead,
+    Full,
+}
+
+/// Standard attention: `q`, `k`, `v`, `o` projections (fused or not, the count is the same).
+pub(crate) fn attention(c: &Common, bias: AttnBias, qk: QkNorm, window: Window, t: &mut Vec<Tensor>) -> Mixer {
+    let (h, d) = (c.hidden, c.head_dim);
+    let q = c.heads * d;
+    let kv = c.kv_heads * d;
+    t.push(Tensor::new("self_attn.q_proj", Role::AttnQ, q, h, Split::Heads { heads: c.heads }));
+    t.push(Tensor::new("self_attn.k_proj", Role::AttnKv, kv, h, Split::Heads { heads: c.kv_heads }));
+    t.push(Tensor::new("self_attn.v_proj", Role::AttnKv, kv, h, Split::Heads { heads: c.kv_heads }));
+    t.push(Tensor::new("self_attn.o_proj", Role::AttnO, h, q, Split::Row));
+    if bias.qkv {
+        t.push(Tensor::new("self_attn.q_proj.bias", Role::Bias, q, 1, Split::Heads { heads: c.heads }));
+        t.push(Tensor::new("self_attn.kv_proj.bias", Role::Bias, 2 * kv, 1, Split::Heads { heads: c.kv_heads }));
+    }
+    if bias.o {
+        t.push(Tensor::new("self_attn.o_proj.bias", Role::Bias, h, 1, Split::Replicated));
+    }
+    match qk {
+        QkNorm::None => {}
+        QkNorm::PerHead => t.push(Tensor::new("self_attn.qk_norm", Role::Norm, 2 * d, 1, Split::Replicated)),
+        QkNorm::Full => t.push(Tensor::new("self_attn.qk_norm", Role::Norm, q + kv, 1, Split::Replicated)),
+    }
+    Mixer::Attention { heads: c.heads, kv_heads: c.kv_heads, k_dim: d, v_dim: d, window }
+}
+
+/// SwiGLU/GeGLU MLP: `gate`, `up` (hidden -> inter) and `down` (inter -> hidden).
+pub(crate) fn gated_mlp(prefix: &str, role: Role, hidden: u64, inter: u64, bias: bool, t: &mut Vec<Tensor>) {
+    t.push(Tensor::new(format!("{prefix}.gate_up_proj"), role, 2 * inter, hidden, Split::Column));
+    t.push(Tensor::new(format!("{prefix}.down_proj"), role, hidden, inter, Split::Row));
+    if bias {
+        t.push(Tensor::new(format!("{prefix}.gate_up_proj.bias"), Role::Bias, 2 * inter, 1, Split::Column));
+        t.push(Tensor::new(format!("{prefix}.down_proj.bias"), Role::Bias, hidden, 1, Split::Replicated));
+    }
+}
+
+/// Two-matrix MLP (GPT-2, Phi-2, StarCoder2, Nemotron relu2): `fc1` and `fc2`.
+pub(crate) fn plain_mlp(prefix: &str, role: Role, hidden: u64, inter: u64, bias: bool, t: &mut Vec<Tensor>) {
+    t.push(Tensor::new(format!("{prefix}.fc1"), role, inter, hidden, Split::Column));
+    t.push(Tensor::new(format!("{prefix}.fc2"), role, hidden, inter, Split::Row));
+    if bias {
+        t.push(Tensor::new(format!("{prefix}.fc1.bias"), Role::Bias, inter, 1, Split::Column));
+        t.push(Tensor::new(format!("{prefix}.fc2.bias"), Role::Bias, hidden, 1, Split::Replicated));
+    }
+}
+
+/// Routed experts (gated unless `gated` is false) with a router of `experts x hidden`.
+pub(crate) fn moe(hidden: u64, experts: u64, top_k: u64, inter: u64, gated: bool, t: &mut Vec<Tensor>) {
+    t.push(Tensor::new("mlp.router", Role::Router, experts, hidden, Split::Replicated));
+    let up = if gated { 2 * inter } else { inter };
+    t.push(Tensor::new("mlp.experts.gate_up_proj", Role::Expert, up, hidden, Split::Column).experts(experts, top_k));
+    t.push(Tensor::new("mlp.experts.down_proj", Role::Expert, hidden, inter, Split::Row).experts(experts, top_k));
+}
+
+/// `n` norms of width `w` (with bias for LayerNorm).
+pub(crate) fn norms(name: &str, n: u64, w: u64, bias: bool, t: &mut Vec<Tensor>) {
+    if n == 0 {
+        return;
+    }
+    let per = if bias { 2 * w } else { w };
+    t.push(Tensor::new(name, Role::Norm, n * per, 1, Split::Replicated));
+}
+
+/// Token embedding, final norm and LM head (absent when tied).
+pub(crate) fn embeddings(vocab: u64, hidden: u64, tied: bool, final_norm_bias: bool, head_bias: bool) -> Vec<Tensor> {
+    let mut g = vec![Tensor::new("embed_tokens", Role::Embedding, vocab, hidden, Split::Column)];
+    norms("norm", 1, hidden, final_norm_bias, &mut g);
+    if !tied {
+        g.push(Tensor::new("lm_head", Role::LmHead, vocab, hidden, Split::Column));
+    }
+    if head_bias {
+        g.push(Tensor::new("lm_head.bias", Role::Bias, vocab, 1, Split::Column));
+    }
+    g
+}
+
+/// The window of a layer from `layer_types` / `sliding_window` / `use_sliding_window`.
+/// `all_sliding_default`: whether a plain `sliding_window` applies to every layer (Mistral, Phi-3).
+pub(crate) fn window_for(cx: &Cx, i: usize, all_sliding_default: bool) -> Window {
+    let w = cx.raw.sliding_window.and_then(|w| w.0).filter(|&w| w > 0);
+    if cx.raw.use_sliding_window == Some(false) {
+        return Window::Full;
+    }
+    match (cx.layer_type(i), w) {
+        (Some("sliding_attention"), Some(w)) => Window::Sliding(w),
+        (Some("chunked_attention"), _) => cx.raw.attention_chunk_size.map_or(Window::Full, Window::Chunked),
+        (Some(_), _) => Window::Full,
+        (None, Some(w)) if all_sliding_default => {
+            // Qwen2 style: only layers from max_window_layers on use the window
+            match cx.raw.max_window_layers {
+                Some(m) if cx.raw.use_sliding_window == Some(true) && (i as u64) < m => Window::Full,
+                _ => Window::Sliding(w),
+            }
+        }
+        _ => Window::Full,
+    }
+}
+
+/// Parses `quantization_config` into a storage scheme.
+pub(crate) fn parse_quant(q: &Value, notes: &mut Vec<String>) -> Result<Option<Quant>> {
+    let Some(obj) = q.as_object() else {
+        return Err(Error::FieldType { field: "quantization_config".into(), message: "expected an object".into() });
+    };
+    let method = obj.get("quant_method").and_then(Value::as_str).unwrap_or("").to_ascii_lowercase();
+    let int = |keys: &[&str]| keys.iter().find_map(|k| obj.get(*k).and_then(Value::as_i64));
+    let skip = |keys: &[&str]| -> Vec<String> {
+        keys.iter()
+            .find_map(|k| obj.get(*k).and_then(Value::as_array))
+            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+            .unwrap_or_default()
+    };
+    let group = |g: Option<i64>| match g {
+        Some(g) if g > 0 => Some(g as u64),
+        _ => None,
+    };
+    let bits_ok = |b: i64, field: &str| -> Result<u64> {
+        if matches!(b, 2 | 3 | 4 | 8) {
+            Ok(b as u64)
+        } else {
+            Err(Error::invalid(format!("quantization_config.{field}"), b, "2, 3, 4 or 8 bits"))
+        }
+    };
+    let scheme = match method.as_str() {
+        "awq" => Quant::Awq {
+            bits: bits_ok(int(&["bits", "w_bit"]).unwrap_or(4), "bits")?,
+            group_size: group(int(&["group_size", "q_group_size"]).or(Some(128))),
+            skip: skip(&["modules_to_not_convert"]),
+        },
+        "gptq" | "auto-round" | "autoround" => Quant::Gptq {
+            bits: bits_ok(int(&["bits"]).unwrap_or(4), "bits")?,
+            group_size: group(int(&["group_size"]).or(Some(128))),
+            skip: skip(&["modules_to_not_convert", "modules_in_block_to_quantize_skip"]),
+        },
+        "fp8" | "fbgemm_fp8" => {
+            let block = obj.get("weight_block_size").and_then(Value::as_array).and_then(|a| {
+                let v: Vec<u64> = a.iter().filter_map(Value::as_u64).collect();
+                (v.len() == 2 && v[0] > 0 && v[1] > 0).then(|| [v[0], v[1]])
+            });
+            Quant::Fp8 { block, skip: skip(&["modules_to_not_convert", "ignored_layers"]) }
+        }
+        "mxfp4" => Quant::Mxfp4 { skip: skip(&["modules_to_not_convert"]) },
+        "bitsandbytes" | "bnb" => {
+            let b4 = obj.get("load_in_4bit").and_then(Value::as_bool).unwrap_or(false);
+            let sk = skip(&["llm_int8_skip_modules", "modules_to_not_convert"]);
+            if b4 {
+                let dq = obj.get("bnb_4bit_use_double_quant").and_then(Value::as_bool).unwrap_or(false);
+                Quant::Bnb4 { double_quant: dq, skip: sk }
+            } else {
+                Quant::Bnb8 { skip: sk }
+            }
+        }
+        "compressed-tensors" | "compressed_tensors" => {
+            let weights = obj
+                .get("config_groups")
+                .and_then(Value::as_object)
+                .and_then(|g| g.values().next())
+                .and_then(|g| g.get("weights"))
+                .cloned()
+                .unwrap_or(Value::Null);
+            let bits = weights.get("num_bits").and_then(Value::as_i64).unwrap_or(8);
+            let ty = weights.get("type").and_then(Value::as_str).unwrap_or("int");
+            let sk = skip(&["ignore"]);
+            if ty == "float" && bits == 8 {
+                let block = weights.get("block_structure").and_then(Value::as_array).and_then(|a| {
+                    let v: Vec<u64> = a.iter().filter_map(Value::as_u64).collect();
+                    (v.len() == 2).then(|| [v[0], v[1]])
+                });
+                Quant::Fp8 { block, skip: sk }
+            } else if bits == 8 && weights.get("group_size").map_or(true, Value::is_null) {
+                Quant::Int8PerChannel { skip: sk }
+            } else {
+                Quant::Gptq { bits: bits_ok(bits, "config_groups.weights.num_bits")?, group_size: group(weights.get("group_size").and_then(Value::as_i64)), skip: sk }
+            }
+        }
+        "" => {
+            notes.push("quantization_config has no quant_method; weights sized unquantised".into());
+            return Ok(None);
+        }
+        other => {
+            notes.push(format!("quantization method `{other}` is not modelled; weights sized at the activation dtype (an over-estimate)"));
+            return Ok(None);
+        }
+    };
+    Ok(Some(scheme))
+}
+
+/// Layer indices where `f` holds, for building alternating patterns.
+pub(crate) fn range(n: u64) -> impl Iterator<Item = usize> {
+    0..n as usize
+}

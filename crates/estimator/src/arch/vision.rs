@@ -1,0 +1,25 @@
+//! Vision towers of multimodal checkpoints (Gemma 3 SigLIP, Llama 3.2/4 vision, Qwen2-VL). Their
+//! weights are loaded with the language model, so they count toward weight memory; their shapes
+//! are estimated from `vision_config` as a ViT (attention + MLP + norms per layer, patch and
+//! position embeddings, a projector to the text width). This part is modelled, not exact.
+
+use super::*;
+
+pub(crate) fn add_encoder(cx: &mut Cx, text_hidden: u64, g: &mut Vec<Tensor>) {
+    let Some(Value::Object(v)) = cx.raw.json.get("vision_config") else { return };
+    let get = |keys: &[&str]| keys.iter().find_map(|k| v.get(*k).and_then(Value::as_u64));
+    let (Some(h), Some(layers)) = (get(&["hidden_size", "embed_dim", "width"]), get(&["num_hidden_layers", "depth", "num_layers"])) else {
+        cx.note("vision_config without hidden_size/num_hidden_layers: vision tower not counted");
+        return;
+    };
+    let inter = get(&["intermediate_size", "mlp_dim"]).unwrap_or(4 * h);
+    let patch = get(&["patch_size"]).unwrap_or(14);
+    let image = get(&["image_size"]).unwrap_or(336);
+    let channels = get(&["num_channels", "in_channels"]).unwrap_or(3);
+    let extra_layers = get(&["num_global_layers"]).unwrap_or(0);
+    let per_layer = 4 * h * h + 4 * h + 2 * h * inter + inter + h + 4 * h;
+    let positions = (image / patch.max(1)).pow(2) + 1;
+    let params = (layers + extra_layers) * per_layer + channels * patch * patch * h + positions * h + h * text_hidden + text_hidden;
+    g.push(Tensor::new("vision_tower", Role::Encoder, params, 1, Split::Replicated));
+    cx.note(format!("vision tower estimated from vision_config as a ViT ({} layers x {h} wide): {:.2}B parameters, modelled", layers + extra_layers, params as f64 / 1e9));
+}

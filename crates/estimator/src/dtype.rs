@@ -1,0 +1,354 @@
+//! Element types: the dtype weights are stored in, the KV-cache dtype, and weight quantisation
+//! schemes with their exact storage layouts.
+
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// A dense floating-point element type for weights and activations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FloatDtype {
+    F32,
+    F16,
+    Bf16,
+}
+
+impl FloatDtype {
+    pub fn bytes(self) -> u64 {
+        match self {
+            FloatDtype::F32 => 4,
+            FloatDtype::F16 | FloatDtype::Bf16 => 2,
+        }
+    }
+    /// Parses Hugging Face `torch_dtype` spellings.
+    pub fn from_hf(s: &str) -> Option<FloatDtype> {
+        match s.trim().trim_start_matches("torch.") {
+            "float32" | "fp32" | "f32" | "float" => Some(FloatDtype::F32),
+            "float16" | "fp16" | "f16" | "half" => Some(FloatDtype::F16),
+            "bfloat16" | "bf16" => Some(FloatDtype::Bf16),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FloatDtype::F32 => "fp32",
+            FloatDtype::F16 => "fp16",
+            FloatDtype::Bf16 => "bf16",
+        }
+    }
+}
+
+/// The weight precision a user picks. `Auto` keeps the checkpoint (its dtype and its
+/// `quantization_config`); the integer and fp8 choices quantise the linear layers only, as vLLM's
+/// `--quantization fp8` and AWQ/GPTQ checkpoints do: embeddings, norms and the LM head stay in 16 bit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum WeightDtype {
+    #[default]
+    Auto,
+    Fp32,
+    Bf16,
+    Fp16,
+    Fp8,
+    Int8,
+    Int4,
+}
+
+impl WeightDtype {
+    pub const ALL: [WeightDtype; 7] =
+        [WeightDtype::Auto, WeightDtype::Fp32, WeightDtype::Bf16, WeightDtype::Fp16, WeightDtype::Fp8, WeightDtype::Int8, WeightDtype::Int4];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WeightDtype::Auto => "auto",
+            WeightDtype::Fp32 => "fp32",
+            WeightDtype::Bf16 => "bf16",
+            WeightDtype::Fp16 => "fp16",
+            WeightDtype::Fp8 => "fp8",
+            WeightDtype::Int8 => "int8",
+            WeightDtype::Int4 => "int4",
+        }
+    }
+}
+
+impl FromStr for WeightDtype {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "auto" => WeightDtype::Auto,
+            "fp32" | "float32" | "f32" => WeightDtype::Fp32,
+            "bf16" | "bfloat16" => WeightDtype::Bf16,
+            "fp16" | "float16" | "f16" | "half" => WeightDtype::Fp16,
+            "fp8" | "float8" => WeightDtype::Fp8,
+            "int8" | "i8" => WeightDtype::Int8,
+            "int4" | "i4" => WeightDtype::Int4,
+            _ => return Err(Error::scenario("dtype", s, "auto, fp32, bf16, fp16, fp8, int8 or int4")),
+        })
+    }
+}
+
+impl fmt::Display for WeightDtype {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// KV-cache element type. Sizes are exact rationals: llama.cpp's q8_0 stores 32 values in 34 bytes
+/// (32 int8 + one fp16 scale), q4_0 in 18 bytes (ggml `block_q8_0` / `block_q4_0`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum KvDtype {
+    /// The activation dtype of the model (vLLM `--kv-cache-dtype auto`).
+    #[default]
+    Auto,
+    Fp32,
+    Fp16,
+    Bf16,
+    Fp8,
+    Int8,
+    Q8_0,
+    Q4_0,
+}
+
+impl KvDtype {
+    pub const ALL: [KvDtype; 8] =
+        [KvDtype::Auto, KvDtype::Fp32, KvDtype::Fp16, KvDtype::Bf16, KvDtype::Fp8, KvDtype::Int8, KvDtype::Q8_0, KvDtype::Q4_0];
+    /// Bytes per element as `(numerator, denominator)`; `Auto` must be resolved first.
+    pub fn ratio(self, activation: FloatDtype) -> (u64, u64) {
+        match self {
+            KvDtype::Auto => (activation.bytes(), 1),
+            KvDtype::Fp32 => (4, 1),
+            KvDtype::Fp16 | KvDtype::Bf16 => (2, 1),
+            KvDtype::Fp8 | KvDtype::Int8 => (1, 1),
+            KvDtype::Q8_0 => (34, 32),
+            KvDtype::Q4_0 => (18, 32),
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KvDtype::Auto => "auto",
+            KvDtype::Fp32 => "fp32",
+            KvDtype::Fp16 => "fp16",
+            KvDtype::Bf16 => "bf16",
+            KvDtype::Fp8 => "fp8",
+            KvDtype::Int8 => "int8",
+            KvDtype::Q8_0 => "q8_0",
+            KvDtype::Q4_0 => "q4_0",
+        }
+    }
+}
+
+impl FromStr for KvDtype {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "auto" => KvDtype::Auto,
+            "fp32" | "float32" | "f32" => KvDtype::Fp32,
+            "fp16" | "float16" | "f16" | "half" => KvDtype::Fp16,
+            "bf16" | "bfloat16" => KvDtype::Bf16,
+            "fp8" | "fp8_e4m3" | "fp8_e5m2" | "float8" => KvDtype::Fp8,
+            "int8" | "i8" => KvDtype::Int8,
+            "q8_0" => KvDtype::Q8_0,
+            "q4_0" => KvDtype::Q4_0,
+            _ => return Err(Error::scenario("kv_dtype", s, "auto, fp32, fp16, bf16, fp8, int8, q8_0 or q4_0")),
+        })
+    }
+}
+
+impl fmt::Display for KvDtype {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A weight quantisation scheme with the parameters that decide its exact storage size.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "method", rename_all = "snake_case")]
+pub enum Quant {
+    /// AutoAWQ: packed `qweight` (bits per value), `qzeros` (bits per group and output), fp16 `scales`.
+    Awq { bits: u64, group_size: Option<u64>, skip: Vec<String> },
+    /// GPTQ: as AWQ plus an int32 `g_idx` per input feature.
+    Gptq { bits: u64, group_size: Option<u64>, skip: Vec<String> },
+    /// FP8 weights (1 byte) with fp32 scales per `block` (DeepSeek-V3 style 128x128) or per tensor.
+    Fp8 { block: Option<[u64; 2]>, skip: Vec<String> },
+    /// Integer weights with one fp32 scale per output channel (W8A8 / `--dtype int8`).
+    Int8PerChannel { skip: Vec<String> },
+    /// OCP MXFP4: 4-bit values with one shared 8-bit exponent per 32 values (4.25 bits per value).
+    Mxfp4 { skip: Vec<String> },
+    /// bitsandbytes NF4/FP4: 4-bit values, one absmax per 64 values (fp32, or 8-bit with double quantisation).
+    Bnb4 { double_quant: bool, skip: Vec<String> },
+    /// bitsandbytes LLM.int8(): int8 values with an fp32 scale per output row.
+    Bnb8 { skip: Vec<String> },
+}
+
+impl Quant {
+    pub fn name(&self) -> String {
+        match self {
+            Quant::Awq { bits, group_size, .. } => format!("awq w{bits} g{}", group_size.map_or("-1".into(), |g| g.to_string())),
+            Quant::Gptq { bits, group_size, .. } => format!("gptq w{bits} g{}", group_size.map_or("-1".into(), |g| g.to_string())),
+            Quant::Fp8 { block: Some([a, b]), .. } => format!("fp8 block {a}x{b}"),
+            Quant::Fp8 { block: None, .. } => "fp8 per-tensor".into(),
+            Quant::Int8PerChannel { .. } => "int8 per-channel".into(),
+            Quant::Mxfp4 { .. } => "mxfp4".into(),
+            Quant::Bnb4 { double_quant, .. } => format!("bitsandbytes 4-bit{}", if *double_quant { " (double quant)" } else { "" }),
+            Quant::Bnb8 { .. } => "bitsandbytes 8-bit".into(),
+        }
+    }
+    /// Module-name patterns the checkpoint leaves unquantised (`modules_to_not_convert`, `ignore`).
+    pub fn skip(&self) -> &[String] {
+        match self {
+            Quant::Awq { skip, .. }
+            | Quant::Gptq { skip, .. }
+            | Quant::Fp8 { skip, .. }
+            | Quant::Int8PerChannel { skip }
+            | Quant::Mxfp4 { skip }
+            | Quant::Bnb4 { skip, .. }
+            | Quant::Bnb8 { skip } => skip,
+        }
+    }
+
+    /// Exact stored bytes of one `rows x cols` linear weight (rows = output features).
+    /// Sources: AutoAWQ `WQLinear_GEMM` buffers, AutoGPTQ `QuantLinear` buffers, DeepSeek-V3
+    /// `weight_scale_inv`, OCP MX spec, bitsandbytes `Params4bit` / `Int8Params`.
+    pub fn matrix_bytes(&self, rows: u64, cols: u64) -> u64 {
+        let elems = (rows as u128) * (cols as u128);
+        let groups = |g: Option<u64>| -> u128 {
+            match g {
+                Some(g) if g > 0 => cols.div_ceil(g) as u128,
+                _ => 1,
+            }
+        };
+        let b: u128 = match self {
+            Quant::Awq { bits, group_size, .. } => {
+                let bits = *bits as u128;
+                let g = groups(*group_size);
+                (elems * bits).div_ceil(8) + (g * rows as u128 * bits).div_ceil(8) + g * rows as u128 * 2
+            }
+            Quant::Gptq { bits, group_size, .. } => {
+                let bits = *bits as u128;
+                let g = groups(*group_size);
+                (elems * bits).div_ceil(8) + (g * rows as u128 * bits).div_ceil(8) + g * rows as u128 * 2 + cols as u128 * 4
+            }
+            Quant::Fp8 { block: Some([br, bc]), .. } => {
+                elems + (rows.div_ceil((*br).max(1)) as u128) * (cols.div_ceil((*bc).max(1)) as u128) * 4
+            }
+            Quant::Fp8 { block: None, .. } => elems + 4,
+            Quant::Int8PerChannel { .. } => elems + rows as u128 * 4,
+            Quant::Mxfp4 { .. } => elems.div_ceil(2) + elems.div_ceil(32),
+            Quant::Bnb4 { double_quant, .. } => {
+                let blocks = elems.div_ceil(64);
+                if *double_quant {
+                    elems.div_ceil(2) + blocks + blocks.div_ceil(256) * 4
+                } else {
+                    elems.div_ceil(2) + blocks * 4
+                }
+            }
+            Quant::Bnb8 { .. } => elems + rows as u128 * 4,
+        };
+        u64::try_from(b).unwrap_or(u64::MAX)
+    }
+}
+
+/// The quantisation a user asks for in a scenario. `Auto` uses the checkpoint's `quantization_config`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum QuantChoice {
+    #[default]
+    Auto,
+    None,
+    Awq,
+    Gptq,
+    Fp8,
+    Mxfp4,
+    Bnb4,
+    Bnb8,
+}
+
+impl QuantChoice {
+    pub const ALL: [QuantChoice; 8] = [
+        QuantChoice::Auto,
+        QuantChoice::None,
+        QuantChoice::Awq,
+        QuantChoice::Gptq,
+        QuantChoice::Fp8,
+        QuantChoice::Mxfp4,
+        QuantChoice::Bnb4,
+        QuantChoice::Bnb8,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QuantChoice::Auto => "auto",
+            QuantChoice::None => "none",
+            QuantChoice::Awq => "awq",
+            QuantChoice::Gptq => "gptq",
+            QuantChoice::Fp8 => "fp8",
+            QuantChoice::Mxfp4 => "mxfp4",
+            QuantChoice::Bnb4 => "bnb4",
+            QuantChoice::Bnb8 => "bnb8",
+        }
+    }
+    /// The scheme this choice stands for when the checkpoint does not say more (AWQ/GPTQ: 4 bit,
+    /// group 128, the common published setting).
+    pub fn default_scheme(self) -> Option<Quant> {
+        match self {
+            QuantChoice::Auto | QuantChoice::None => None,
+            QuantChoice::Awq => Some(Quant::Awq { bits: 4, group_size: Some(128), skip: vec![] }),
+            QuantChoice::Gptq => Some(Quant::Gptq { bits: 4, group_size: Some(128), skip: vec![] }),
+            QuantChoice::Fp8 => Some(Quant::Fp8 { block: None, skip: vec![] }),
+            QuantChoice::Mxfp4 => Some(Quant::Mxfp4 { skip: vec![] }),
+            QuantChoice::Bnb4 => Some(Quant::Bnb4 { double_quant: false, skip: vec![] }),
+            QuantChoice::Bnb8 => Some(Quant::Bnb8 { skip: vec![] }),
+        }
+    }
+}
+
+impl FromStr for QuantChoice {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "auto" => QuantChoice::Auto,
+            "none" | "no" => QuantChoice::None,
+            "awq" | "awq_marlin" => QuantChoice::Awq,
+            "gptq" | "gptq_marlin" => QuantChoice::Gptq,
+            "fp8" => QuantChoice::Fp8,
+            "mxfp4" => QuantChoice::Mxfp4,
+            "bnb4" | "bitsandbytes" | "bnb-4bit" | "nf4" => QuantChoice::Bnb4,
+            "bnb8" | "bnb-8bit" | "llm.int8" => QuantChoice::Bnb8,
+            _ => return Err(Error::scenario("quantization", s, "auto, none, awq, gptq, fp8, mxfp4, bnb4 or bnb8")),
+        })
+    }
+}
+
+impl fmt::Display for QuantChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn awq_layout_is_exact() {
+        // 4096 x 4096, 4 bit, group 128: qweight 8 MiB, qzeros 32 x 4096 x 4 bit, scales 32 x 4096 x 2 B.
+        let q = Quant::Awq { bits: 4, group_size: Some(128), skip: vec![] };
+        assert_eq!(q.matrix_bytes(4096, 4096), 8_388_608 + 65_536 + 262_144);
+    }
+    #[test]
+    fn mxfp4_is_4_25_bits() {
+        let q = Quant::Mxfp4 { skip: vec![] };
+        assert_eq!(q.matrix_bytes(32, 32), 512 + 32);
+    }
+    #[test]
+    fn llama_cpp_quant_ratios() {
+        assert_eq!(KvDtype::Q8_0.ratio(FloatDtype::F16), (34, 32));
+        assert_eq!(KvDtype::Q4_0.ratio(FloatDtype::F16), (18, 32));
+        assert_eq!(KvDtype::Auto.ratio(FloatDtype::Bf16), (2, 1));
+    }
+    #[test]
+    fn parse_errors_name_the_param() {
+        let e = "int3".parse::<WeightDtype>().unwrap_err();
+        assert!(e.to_string().contains("dtype"));
+    }
+}

@@ -1,0 +1,134 @@
+//! KV cache: exact bytes per token and per request, per GPU.
+//!
+//! Per layer and token (source: vLLM `AttentionSpec.page_size_bytes`, llama.cpp `llama_kv_cache`):
+//! - softmax attention: `ceil(kv_heads / tp) x (k_dim + v_dim) x kv_bytes` (KV heads are replicated
+//!   when there are fewer than TP ranks); sliding-window layers keep at most `window` tokens,
+//!   chunked-attention layers at most `chunk`;
+//! - MLA: `(kv_lora_rank + qk_rope_head_dim) x kv_bytes`, the same on every TP rank;
+//! - recurrent layers: nothing per token, a constant state per request
+//!   (`conv_elems + ssm_elems`, sharded by heads over TP);
+//! - cross-attention and MLP-only blocks: nothing per text token.
+//!
+//! Quantised KV types use exact rationals (q8_0: 34 bytes per 32 values).
+
+use crate::dtype::{FloatDtype, KvDtype};
+use crate::error::{Error, Result};
+use crate::model::{Mixer, ModelShape, Window};
+use crate::units::{mul, mul_ratio_ceil};
+use crate::weights::pp_partition;
+use serde::{Deserialize, Serialize};
+
+/// Layers of one kind with their per-token bytes on one GPU.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KvGroup {
+    /// `full attention`, `sliding window 4096`, `MLA latent`, ...
+    pub kind: String,
+    pub window: Window,
+    pub layers: u64,
+    /// Bytes per token for all layers of the group on one GPU.
+    pub bytes_per_token: u64,
+    /// Bytes per token of one layer on one GPU.
+    pub bytes_per_token_per_layer: u64,
+}
+
+/// The KV layout of a model under a KV dtype and parallelism, for the most loaded GPU.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KvLayout {
+    pub groups: Vec<KvGroup>,
+    /// Sum over groups: the marginal bytes of one more token before any window caps it.
+    pub bytes_per_token: u64,
+    /// Constant recurrent state per request on one GPU.
+    pub state_bytes_per_request: u64,
+    /// Recurrent layers on that GPU.
+    pub recurrent_layers: u64,
+    /// Element size as `(numerator, denominator)` bytes.
+    pub kv_ratio: (u64, u64),
+    pub kv_dtype: KvDtype,
+}
+
+impl KvLayout {
+    /// Bytes one request of `len` tokens holds on one GPU (windows applied, state included).
+    pub fn request_bytes(&self, len: u64) -> Result<u64> {
+        let mut total = self.state_bytes_per_request;
+        for g in &self.groups {
+            total = total
+                .checked_add(mul(g.bytes_per_token, g.window.tokens_kept(len), "KV bytes per request")?)
+                .ok_or_else(|| Error::overflow("KV bytes per request"))?;
+        }
+        Ok(total)
+    }
+    /// Bytes for `n` requests of `len` tokens.
+    pub fn batch_bytes(&self, len: u64, n: u64) -> Result<u64> {
+        mul(self.request_bytes(len)?, n, "KV bytes for the batch")
+    }
+    /// Bytes per token of the layers that keep every token (no window).
+    pub fn full_bytes_per_token(&self) -> u64 {
+        self.groups.iter().filter(|g| g.window == Window::Full).map(|g| g.bytes_per_token).sum()
+    }
+}
+
+/// Per-token bytes of one layer on one rank; `None` for layers without a per-token cache.
+pub fn layer_bytes_per_token(mixer: &Mixer, ratio: (u64, u64), tp: u64) -> Result<Option<(String, Window, u64)>> {
+    let row = |n: u64| mul_ratio_ceil(n, ratio.0, ratio.1, "KV row bytes");
+    Ok(match mixer {
+        Mixer::Attention { kv_heads, k_dim, v_dim, window, .. } => {
+            let kvh = kv_heads.div_ceil(tp.max(1));
+            let b = row(kvh * k_dim)? + row(kvh * v_dim)?;
+            let kind = match window {
+                Window::Full => "full attention".to_string(),
+                Window::Sliding(w) => format!("sliding window {w}"),
+                Window::Chunked(c) => format!("chunked attention {c}"),
+            };
+            Some((kind, *window, b))
+        }
+        Mixer::Mla { kv_lora_rank, qk_rope_head_dim, .. } => Some(("MLA latent".into(), Window::Full, row(kv_lora_rank + qk_rope_head_dim)?)),
+        _ => None,
+    })
+}
+
+/// Builds the KV layout for the most loaded GPU under `tp` x `pp`.
+pub fn kv_layout(shape: &ModelShape, kv: KvDtype, activation: FloatDtype, tp: u64, pp: u64) -> Result<KvLayout> {
+    let ratio = kv.ratio(activation);
+    let tp = tp.max(1);
+    let parts = pp_partition(shape.num_layers(), pp.max(1));
+    let mut best: Option<KvLayout> = None;
+    let mut start = 0usize;
+    for n in parts {
+        let layers = shape.layers.get(start..start + n as usize).unwrap_or(&[]);
+        start += n as usize;
+        let mut groups: Vec<KvGroup> = vec![];
+        let mut state = 0u64;
+        let mut recurrent = 0u64;
+        for l in layers {
+            if let Some((kind, window, b)) = layer_bytes_per_token(&l.mixer, ratio, tp)? {
+                match groups.iter_mut().find(|g| g.kind == kind && g.bytes_per_token_per_layer == b) {
+                    Some(g) => {
+                        g.layers += 1;
+                        g.bytes_per_token += b;
+                    }
+                    None => groups.push(KvGroup { kind, window, layers: 1, bytes_per_token: b, bytes_per_token_per_layer: b }),
+                }
+            }
+            if let Mixer::Recurrent { conv_elems, ssm_elems, ssm_fp32, heads, .. } = &l.mixer {
+                let a = activation.bytes();
+                let ssm_b = if *ssm_fp32 { 4 } else { a };
+                let heads = (*heads).max(1);
+                let share = heads.div_ceil(tp);
+                let conv = mul_ratio_ceil(*conv_elems, share, heads, "recurrent state")? * a;
+                let ssm = mul_ratio_ceil(*ssm_elems, share, heads, "recurrent state")? * ssm_b;
+                state = state.checked_add(conv + ssm).ok_or_else(|| Error::overflow("recurrent state"))?;
+                recurrent += 1;
+            }
+        }
+        let per_token = groups.iter().map(|g| g.bytes_per_token).sum();
+        let layout = KvLayout { groups, bytes_per_token: per_token, state_bytes_per_request: state, recurrent_layers: recurrent, kv_ratio: ratio, kv_dtype: kv };
+        let better = match &best {
+            None => true,
+            Some(b) => (layout.bytes_per_token, layout.state_bytes_per_request) > (b.bytes_per_token, b.state_bytes_per_request),
+        };
+        if better {
+            best = Some(layout);
+        }
+    }
+    best.ok_or_else(|| Error::scenario("pp", pp, "at least one layer per pipeline stage"))
+}

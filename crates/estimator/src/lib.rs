@@ -1,0 +1,23 @@
+//! # kv-estimator
+//!
+//! The single source of truth of the KV capacity planner: from a Hugging Face `config.json` and a
+//! [`Scenario`] to weights, KV cache, activations, overheads, capacity and fragmentation, with the
+//! derivation of every figure. Pure: no I/O, no panics, builds for `wasm32-unknown-unknown`.
+//!
+//! Data flow: [`parse_config`] (raw config -> [`ModelShape`]) -> [`estimate`] (shape + scenario ->
+//! [`Estimate`]) -> the CLI table, the page, the service.
+
+pub mod arch;
+pub mod config;
+pub mod dtype;
+pub mod error;
+pub mod model;
+pub mod units;
+
+pub use config::parse_config;
+pub use dtype::{FloatDtype, KvDtype, Quant, QuantChoice, WeightDtype};
+pub use error::{Error, Result};
+pub use model::{Family, ModelShape};
+pub use units::{Basis, Bytes, Figure};
+pub mod kv;
+pub mod weights;

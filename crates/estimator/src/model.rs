@@ -1,0 +1,331 @@
+//! The resolved, architecture-independent description of a model: an inventory of weight tensors
+//! (what the parameter count and weight bytes are computed from) and, per decoder layer, what the
+//! layer keeps per token or per request (what the KV cache is computed from).
+//!
+//! Every family file in `arch/` produces one of these; nothing downstream looks at `config.json`.
+
+use crate::dtype::{FloatDtype, Quant};
+use serde::{Deserialize, Serialize};
+
+/// What a weight tensor is for. Decides whether quantisation applies and how it counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Embedding,
+    PositionEmbedding,
+    LmHead,
+    AttnQ,
+    AttnKv,
+    AttnO,
+    Mlp,
+    Expert,
+    SharedExpert,
+    Router,
+    RecurrentLinear,
+    RecurrentParam,
+    Norm,
+    Bias,
+    /// Vision or audio encoder of a multimodal checkpoint (modelled, see `ModelShape::notes`).
+    Encoder,
+}
+
+impl Role {
+    /// Linear layers that AWQ/GPTQ/FP8/MXFP4 checkpoints quantise.
+    pub fn is_quantisable_linear(self) -> bool {
+        matches!(
+            self,
+            Role::AttnQ | Role::AttnKv | Role::AttnO | Role::Mlp | Role::Expert | Role::SharedExpert | Role::RecurrentLinear
+        )
+    }
+    /// The module-name fragments a `modules_to_not_convert` entry may use for this role.
+    pub fn module_names(self) -> &'static [&'static str] {
+        match self {
+            Role::Embedding => &["embed_tokens", "embed", "wte", "word_embeddings"],
+            Role::PositionEmbedding => &["wpe", "embed_positions"],
+            Role::LmHead => &["lm_head", "output"],
+            Role::AttnQ | Role::AttnKv | Role::AttnO => &["self_attn", "attn", "attention"],
+            Role::Mlp => &["mlp"],
+            Role::Expert => &["experts"],
+            Role::SharedExpert => &["shared_expert", "shared_experts"],
+            Role::Router => &["router", "gate"],
+            Role::RecurrentLinear | Role::RecurrentParam => &["mamba", "mixer", "linear_attn"],
+            Role::Norm => &["norm"],
+            Role::Bias => &["bias"],
+            Role::Encoder => &["vision", "visual", "vision_tower", "multi_modal_projector"],
+        }
+    }
+}
+
+/// How tensor parallelism shards a tensor across `tp` ranks (Megatron-style, as vLLM does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Split {
+    /// Output features divided: `ceil(rows / tp)` per rank.
+    Column,
+    /// Input features divided: `ceil(cols / tp)` per rank.
+    Row,
+    /// Output features are `heads x head_dim`; each rank holds `ceil(heads / tp)` heads, so KV heads
+    /// are replicated when there are fewer of them than ranks.
+    Heads { heads: u64 },
+    /// Every rank holds all of it (norms, routers, MLA latent projections in vLLM).
+    Replicated,
+}
+
+/// A group of `count` identical weight matrices of `rows x cols` elements (a vector has `cols = 1`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tensor {
+    pub name: String,
+    pub role: Role,
+    pub rows: u64,
+    pub cols: u64,
+    /// Copies (experts of a MoE layer).
+    pub count: u64,
+    /// Copies used for one token (MoE: top-k); equals `count` for dense tensors.
+    pub active: u64,
+    pub split: Split,
+}
+
+impl Tensor {
+    pub fn new(name: impl Into<String>, role: Role, rows: u64, cols: u64, split: Split) -> Self {
+        Tensor { name: name.into(), role, rows, cols, count: 1, active: 1, split }
+    }
+    pub fn experts(mut self, count: u64, active: u64) -> Self {
+        self.count = count;
+        self.active = active.min(count);
+        self
+    }
+    /// Elements of all copies (saturating: absurd configs are rejected elsewhere).
+    pub fn elements(&self) -> u128 {
+        self.rows as u128 * self.cols as u128 * self.count as u128
+    }
+    /// `(rows, cols)` held by one of `tp` ranks.
+    pub fn shard(&self, tp: u64) -> (u64, u64) {
+        let tp = tp.max(1);
+        match self.split {
+            Split::Column => (self.rows.div_ceil(tp), self.cols),
+            Split::Row => (self.rows, self.cols.div_ceil(tp)),
+            Split::Heads { heads } if heads > 0 => {
+                let per_head = self.rows / heads;
+                (heads.div_ceil(tp) * per_head, self.cols)
+            }
+            Split::Heads { .. } | Split::Replicated => (self.rows, self.cols),
+        }
+    }
+}
+
+/// Attention span of a layer's KV cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "tokens")]
+pub enum Window {
+    /// Keeps every token of the request.
+    Full,
+    /// Keeps the last `n` tokens (sliding-window attention).
+    Sliding(u64),
+    /// Attends within chunks of `n` tokens (Llama 4 chunked attention); keeps at most `n`.
+    Chunked(u64),
+}
+
+impl Window {
+    /// Tokens a request of `len` tokens keeps in this layer's cache.
+    pub fn tokens_kept(self, len: u64) -> u64 {
+        match self {
+            Window::Full => len,
+            Window::Sliding(w) | Window::Chunked(w) => len.min(w),
+        }
+    }
+    pub fn limit(self) -> Option<u64> {
+        match self {
+            Window::Full => None,
+            Window::Sliding(w) | Window::Chunked(w) => Some(w),
+        }
+    }
+}
+
+/// What one decoder layer keeps while a request is alive.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum Mixer {
+    /// Softmax attention: K and V per token, per KV head.
+    Attention { heads: u64, kv_heads: u64, k_dim: u64, v_dim: u64, window: Window },
+    /// Multi-head latent attention (DeepSeek-V2/V3): one compressed latent plus a shared rope key
+    /// per token, identical for all heads and therefore replicated on every TP rank.
+    Mla { heads: u64, kv_lora_rank: u64, qk_rope_head_dim: u64, qk_nope_head_dim: u64, v_head_dim: u64 },
+    /// Recurrent layers (Mamba, gated DeltaNet, lightning attention): a constant state per request.
+    Recurrent { kind: String, conv_elems: u64, ssm_elems: u64, ssm_fp32: bool, heads: u64 },
+    /// Cross-attention to encoder outputs (image tokens): no per-token cache of the text.
+    CrossAttention { kv_heads: u64, head_dim: u64 },
+    /// A block without a sequence mixer (an MLP-only block of a hybrid).
+    None,
+}
+
+/// One decoder layer (or block of a hybrid pattern).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Layer {
+    pub mixer: Mixer,
+    pub tensors: Vec<Tensor>,
+}
+
+/// A default the resolver applied because the config did not say: shown with every answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DefaultUsed {
+    pub field: String,
+    pub value: String,
+    pub why: String,
+}
+
+/// The model families the estimator knows by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Family {
+    Llama,
+    Llama4,
+    Mllama,
+    Mistral,
+    Mixtral,
+    Qwen2,
+    Qwen3,
+    Qwen2Moe,
+    Qwen3Moe,
+    Qwen3Next,
+    Gemma,
+    Gemma2,
+    Gemma3,
+    Phi,
+    Phi3,
+    Phi3Small,
+    PhiMoe,
+    Gpt2,
+    GptJ,
+    Opt,
+    Falcon,
+    Mpt,
+    Starcoder2,
+    Deepseek,
+    DeepseekV2,
+    DeepseekV3,
+    GptOss,
+    Glm,
+    Olmo,
+    Olmo2,
+    Granite,
+    GraniteMoe,
+    Jamba,
+    Mamba,
+    NemotronH,
+    GraniteMoeHybrid,
+    MiniMax,
+    Generic,
+}
+
+impl Family {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Family::Llama => "llama",
+            Family::Llama4 => "llama4",
+            Family::Mllama => "mllama",
+            Family::Mistral => "mistral",
+            Family::Mixtral => "mixtral",
+            Family::Qwen2 => "qwen2",
+            Family::Qwen3 => "qwen3",
+            Family::Qwen2Moe => "qwen2-moe",
+            Family::Qwen3Moe => "qwen3-moe",
+            Family::Qwen3Next => "qwen3-next",
+            Family::Gemma => "gemma",
+            Family::Gemma2 => "gemma2",
+            Family::Gemma3 => "gemma3",
+            Family::Phi => "phi",
+            Family::Phi3 => "phi3",
+            Family::Phi3Small => "phi3-small",
+            Family::PhiMoe => "phi-moe",
+            Family::Gpt2 => "gpt2",
+            Family::GptJ => "gpt-j",
+            Family::Opt => "opt",
+            Family::Falcon => "falcon",
+            Family::Mpt => "mpt",
+            Family::Starcoder2 => "starcoder2",
+            Family::Deepseek => "deepseek",
+            Family::DeepseekV2 => "deepseek-v2",
+            Family::DeepseekV3 => "deepseek-v3",
+            Family::GptOss => "gpt-oss",
+            Family::Glm => "glm",
+            Family::Olmo => "olmo",
+            Family::Olmo2 => "olmo2",
+            Family::Granite => "granite",
+            Family::GraniteMoe => "granite-moe",
+            Family::Jamba => "jamba",
+            Family::Mamba => "mamba",
+            Family::NemotronH => "nemotron-h",
+            Family::GraniteMoeHybrid => "granite-moe-hybrid",
+            Family::MiniMax => "minimax",
+            Family::Generic => "generic",
+        }
+    }
+}
+
+/// The resolved model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelShape {
+    /// `model_type` as written in the config (top level).
+    pub model_type: String,
+    pub family: Family,
+    /// True when the family was not recognised and the generic decoder path was used.
+    pub generic: bool,
+    pub hidden_size: u64,
+    pub vocab_size: u64,
+    pub num_attention_heads: u64,
+    pub num_kv_heads: u64,
+    pub head_dim: u64,
+    pub intermediate_size: u64,
+    pub max_position_embeddings: Option<u64>,
+    pub tied_embeddings: bool,
+    /// MoE: (routed experts, experts per token).
+    pub moe: Option<(u64, u64)>,
+    /// Dtype the checkpoint declares (`torch_dtype`), if any.
+    pub checkpoint_dtype: Option<FloatDtype>,
+    /// The checkpoint's `quantization_config`, resolved.
+    pub quantization: Option<Quant>,
+    /// Tensors outside the decoder layers: embeddings, final norm, LM head, encoders.
+    pub globals: Vec<Tensor>,
+    pub layers: Vec<Layer>,
+    pub defaults: Vec<DefaultUsed>,
+    pub notes: Vec<String>,
+}
+
+impl ModelShape {
+    /// Total parameters (all experts, all tensors).
+    pub fn params_total(&self) -> u64 {
+        let sum: u128 = self.all_tensors().map(Tensor::elements).sum();
+        u64::try_from(sum).unwrap_or(u64::MAX)
+    }
+    /// Parameters used for one token: routed experts count `top_k` times, not `num_experts`.
+    pub fn params_active(&self) -> u64 {
+        let sum: u128 = self
+            .all_tensors()
+            .filter(|t| t.role != Role::Encoder)
+            .map(|t| t.rows as u128 * t.cols as u128 * t.active as u128)
+            .sum();
+        u64::try_from(sum).unwrap_or(u64::MAX)
+    }
+    pub fn all_tensors(&self) -> impl Iterator<Item = &Tensor> {
+        self.globals.iter().chain(self.layers.iter().flat_map(|l| l.tensors.iter()))
+    }
+    /// Number of decoder layers (blocks).
+    pub fn num_layers(&self) -> u64 {
+        self.layers.len() as u64
+    }
+    /// Layers whose cache grows with the number of tokens.
+    pub fn kv_layers(&self) -> usize {
+        self.layers.iter().filter(|l| matches!(l.mixer, Mixer::Attention { .. } | Mixer::Mla { .. })).count()
+    }
+    pub fn is_mla(&self) -> bool {
+        self.layers.iter().any(|l| matches!(l.mixer, Mixer::Mla { .. }))
+    }
+    pub fn has_recurrent_state(&self) -> bool {
+        self.layers.iter().any(|l| matches!(l.mixer, Mixer::Recurrent { .. }))
+    }
+    pub fn has_sliding_window(&self) -> bool {
+        self.layers
+            .iter()
+            .any(|l| matches!(l.mixer, Mixer::Attention { window: Window::Sliding(_) | Window::Chunked(_), .. }))
+    }
+}

@@ -1,0 +1,161 @@
+//! Byte quantities and checked arithmetic.
+//!
+//! Bytes are exact `u64`. Binary units (KiB, MiB, GiB = 2^10, 2^20, 2^30) are what the engines and
+//! drivers print, so they are what we show; decimal units (GB = 10^9) only appear where we say "GB".
+
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// 2^30 bytes.
+pub const GIB: u64 = 1 << 30;
+/// 2^20 bytes.
+pub const MIB: u64 = 1 << 20;
+
+/// An exact number of bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Bytes(pub u64);
+
+impl Bytes {
+    pub const ZERO: Bytes = Bytes(0);
+    /// Bytes as GiB (2^30), for display only.
+    pub fn gib(self) -> f64 {
+        self.0 as f64 / GIB as f64
+    }
+    /// Bytes as MiB (2^20), for display only.
+    pub fn mib(self) -> f64 {
+        self.0 as f64 / MIB as f64
+    }
+    /// Checked sum.
+    pub fn add(self, other: Bytes, what: &str) -> Result<Bytes> {
+        self.0.checked_add(other.0).map(Bytes).ok_or_else(|| Error::overflow(what))
+    }
+    /// Checked product with a count.
+    pub fn times(self, n: u64, what: &str) -> Result<Bytes> {
+        self.0.checked_mul(n).map(Bytes).ok_or_else(|| Error::overflow(what))
+    }
+    /// Saturating difference (free memory never goes below zero).
+    pub fn saturating_sub(self, other: Bytes) -> Bytes {
+        Bytes(self.0.saturating_sub(other.0))
+    }
+    /// GiB given as a float (a GPU size, a log figure) to bytes, rounded down; negative or
+    /// non-finite values are an error naming `what`.
+    pub fn from_gib(gib: f64, what: &str) -> Result<Bytes> {
+        if !gib.is_finite() || gib < 0.0 || gib > 1.0e9 {
+            return Err(Error::invalid(what, gib, "a finite, non-negative number of GiB below 1e9"));
+        }
+        Ok(Bytes((gib * GIB as f64).floor() as u64))
+    }
+}
+
+impl fmt::Display for Bytes {
+    /// Human form with a binary unit: `15.00 GiB`, `128.0 KiB`, `512 B`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = self.0;
+        if b >= GIB {
+            write!(f, "{:.2} GiB", self.gib())
+        } else if b >= MIB {
+            write!(f, "{:.1} MiB", self.mib())
+        } else if b >= 1024 {
+            write!(f, "{:.1} KiB", b as f64 / 1024.0)
+        } else {
+            write!(f, "{b} B")
+        }
+    }
+}
+
+/// `a * b` with overflow as an error.
+pub fn mul(a: u64, b: u64, what: &str) -> Result<u64> {
+    a.checked_mul(b).ok_or_else(|| Error::overflow(what))
+}
+
+/// `a + b` with overflow as an error.
+pub fn add(a: u64, b: u64, what: &str) -> Result<u64> {
+    a.checked_add(b).ok_or_else(|| Error::overflow(what))
+}
+
+/// Product of several factors with overflow as an error.
+pub fn product(factors: &[u64], what: &str) -> Result<u64> {
+    factors.iter().try_fold(1u64, |acc, &f| mul(acc, f, what))
+}
+
+/// `ceil(a / b)`; `b == 0` gives 0 (callers validate divisors first).
+pub fn div_ceil(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        0
+    } else {
+        a.div_ceil(b)
+    }
+}
+
+/// `a * num / den` rounded up, without intermediate overflow for realistic values.
+pub fn mul_ratio_ceil(a: u64, num: u64, den: u64, what: &str) -> Result<u64> {
+    if den == 0 {
+        return Err(Error::overflow(what));
+    }
+    let wide = (a as u128) * (num as u128);
+    let q = wide.div_ceil(den as u128);
+    u64::try_from(q).map_err(|_| Error::overflow(what))
+}
+
+/// Whether a quantity is exact arithmetic or a model of something we cannot compute exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Basis {
+    /// Follows from the config and the scenario by arithmetic alone.
+    Exact,
+    /// A documented model (activation peaks, runtime overheads); see its derivation for the error bars.
+    Modelled,
+}
+
+/// A byte figure together with how it was obtained: the formula, the same formula with the numbers
+/// substituted, and whether it is exact or modelled. Every number a user sees is one of these.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Figure {
+    pub name: String,
+    pub bytes: Bytes,
+    pub basis: Basis,
+    /// The formula in symbols, e.g. `layers x 2 x kv_heads x head_dim x kv_bytes`.
+    pub formula: String,
+    /// The formula with values, e.g. `32 x 2 x 8 x 128 x 2 B = 131072 B`.
+    pub substituted: String,
+    /// Inputs and defaults the figure used, and any caveat.
+    pub notes: Vec<String>,
+}
+
+impl Figure {
+    pub fn exact(name: &str, bytes: Bytes, formula: impl Into<String>, substituted: impl Into<String>) -> Self {
+        Figure { name: name.into(), bytes, basis: Basis::Exact, formula: formula.into(), substituted: substituted.into(), notes: vec![] }
+    }
+    pub fn modelled(name: &str, bytes: Bytes, formula: impl Into<String>, substituted: impl Into<String>) -> Self {
+        Figure { name: name.into(), bytes, basis: Basis::Modelled, formula: formula.into(), substituted: substituted.into(), notes: vec![] }
+    }
+    pub fn note(mut self, n: impl Into<String>) -> Self {
+        self.notes.push(n.into());
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn display_uses_binary_units() {
+        assert_eq!(Bytes(512).to_string(), "512 B");
+        assert_eq!(Bytes(131_072).to_string(), "128.0 KiB");
+        assert_eq!(Bytes(16 * GIB).to_string(), "16.00 GiB");
+    }
+    #[test]
+    fn overflow_is_an_error() {
+        assert!(Bytes(u64::MAX).add(Bytes(1), "x").is_err());
+        assert!(mul(u64::MAX, 2, "x").is_err());
+        assert_eq!(mul_ratio_ceil(4096, 34, 32, "q8").unwrap(), 4352);
+    }
+    #[test]
+    fn from_gib_rejects_nan() {
+        assert!(Bytes::from_gib(f64::NAN, "gpu").is_err());
+        assert!(Bytes::from_gib(-1.0, "gpu").is_err());
+        assert_eq!(Bytes::from_gib(1.0, "gpu").unwrap(), Bytes(GIB));
+    }
+}

@@ -1,0 +1,234 @@
+//! Weight memory: parameter counts from the tensor inventory and exact bytes for the checkpoint
+//! dtype, a chosen dtype, or a quantisation scheme, per GPU under tensor and pipeline parallelism.
+//!
+//! Rules (exact arithmetic): a dense tensor takes `elements x dtype bytes`; a quantised linear layer
+//! takes its scheme's exact storage ([`Quant::matrix_bytes`]); embeddings, norms, biases, routers and
+//! the LM head stay in the activation dtype, as in AWQ/GPTQ/FP8 checkpoints and vLLM's online FP8.
+//! Tensor parallelism shards as vLLM does ([`Split`]); pipeline parallelism splits layers as vLLM's
+//! `get_pp_indices` (the remainder goes to the middle stages), the first stage holds the embedding,
+//! the last the final norm and LM head (a tied head is materialised there too), and the per-GPU
+//! figure is that of the largest stage.
+
+use crate::dtype::{FloatDtype, Quant, QuantChoice, WeightDtype};
+use crate::error::{Error, Result};
+use crate::model::{ModelShape, Role, Tensor};
+use crate::units::{Bytes, Figure};
+use serde::{Deserialize, Serialize};
+
+/// How the weights are stored, resolved from the scenario and the checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WeightPlan {
+    /// Dtype of activations, the KV cache under `auto`, and every unquantised tensor.
+    pub activation: FloatDtype,
+    /// Quantisation of the linear layers, if any.
+    pub quant: Option<Quant>,
+    /// Short label, e.g. `bf16` or `awq w4 g128 + bf16`.
+    pub label: String,
+    pub notes: Vec<String>,
+}
+
+/// Resolves the user's dtype and quantisation choices against the checkpoint.
+pub fn weight_plan(shape: &ModelShape, dtype: WeightDtype, quant: QuantChoice) -> Result<WeightPlan> {
+    let mut notes = vec![];
+    let checkpoint_float = shape.checkpoint_dtype;
+    let activation = match dtype {
+        WeightDtype::Fp32 => FloatDtype::F32,
+        WeightDtype::Bf16 => FloatDtype::Bf16,
+        WeightDtype::Fp16 => FloatDtype::F16,
+        _ => match checkpoint_float {
+            Some(FloatDtype::F32) => {
+                notes.push("fp32 checkpoint served in bf16 (serving engines cast fp32 to 16 bit under dtype auto)".into());
+                FloatDtype::Bf16
+            }
+            Some(d) => d,
+            None => {
+                notes.push("config has no torch_dtype: activations and unquantised tensors assumed bf16".into());
+                FloatDtype::Bf16
+            }
+        },
+    };
+    let from_dtype = match dtype {
+        WeightDtype::Fp8 => Some(Quant::Fp8 { block: None, skip: vec![] }),
+        WeightDtype::Int8 => Some(Quant::Int8PerChannel { skip: vec![] }),
+        WeightDtype::Int4 => Some(Quant::Awq { bits: 4, group_size: Some(128), skip: vec![] }),
+        _ => None,
+    };
+    let q = match quant {
+        QuantChoice::Auto => match dtype {
+            WeightDtype::Auto => shape.quantization.clone(),
+            WeightDtype::Fp32 | WeightDtype::Bf16 | WeightDtype::Fp16 => {
+                if let Some(q) = &shape.quantization {
+                    notes.push(format!("checkpoint is {}; sized dequantised to {} as asked", q.name(), activation.as_str()));
+                }
+                None
+            }
+            _ => from_dtype,
+        },
+        QuantChoice::None => {
+            if let Some(q) = &shape.quantization {
+                notes.push(format!("checkpoint is {}; sized without quantisation as asked", q.name()));
+            }
+            None
+        }
+        choice => {
+            let wanted = choice.default_scheme();
+            // keep the checkpoint's own parameters (bits, group, block) when it uses the same method
+            match (&shape.quantization, &wanted) {
+                (Some(have), Some(w)) if std::mem::discriminant(have) == std::mem::discriminant(w) => Some(have.clone()),
+                _ => wanted,
+            }
+        }
+    };
+    let label = match &q {
+        Some(q) => format!("{} + {}", q.name(), activation.as_str()),
+        None => activation.as_str().to_string(),
+    };
+    Ok(WeightPlan { activation, quant: q, label, notes })
+}
+
+fn skipped(q: &Quant, role: Role) -> bool {
+    q.skip().iter().any(|s| {
+        let last = s.rsplit('.').next().unwrap_or(s);
+        role.module_names().iter().any(|n| *n == last)
+    })
+}
+
+/// Exact bytes of one tensor group on one of `tp` ranks.
+pub fn tensor_bytes(t: &Tensor, tp: u64, plan: &WeightPlan) -> u128 {
+    let (rows, cols) = t.shard(tp);
+    let quantised = match &plan.quant {
+        Some(q) if t.role.is_quantisable_linear() && cols > 1 && !skipped(q, t.role) => Some(q),
+        _ => None,
+    };
+    let one = match quantised {
+        Some(q) => q.matrix_bytes(rows, cols) as u128,
+        None => rows as u128 * cols as u128 * plan.activation.bytes() as u128,
+    };
+    one * t.count as u128
+}
+
+/// Weight figures for a scenario.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WeightReport {
+    pub params_total: u64,
+    pub params_active: u64,
+    /// One full copy of the weights.
+    pub total: Bytes,
+    /// On the most loaded GPU.
+    pub per_gpu: Bytes,
+    /// Whole-model bytes per component (embeddings, attention, MLP, experts, ...).
+    pub by_component: Vec<(String, Bytes)>,
+    pub plan: WeightPlan,
+    pub figure: Figure,
+}
+
+/// vLLM's `get_pp_indices`: layers per stage, remainder to the stages before the last.
+pub fn pp_partition(layers: u64, pp: u64) -> Vec<u64> {
+    let pp = pp.max(1);
+    let base = layers / pp;
+    let mut parts = vec![base; pp as usize];
+    let rem = (layers % pp) as usize;
+    for i in 2..rem + 2 {
+        if let Some(idx) = parts.len().checked_sub(i) {
+            parts[idx] += 1;
+        }
+    }
+    parts
+}
+
+fn component(role: Role) -> &'static str {
+    match role {
+        Role::Embedding | Role::PositionEmbedding => "embeddings",
+        Role::LmHead => "lm_head",
+        Role::AttnQ | Role::AttnKv | Role::AttnO => "attention",
+        Role::Mlp => "mlp",
+        Role::Expert => "experts",
+        Role::SharedExpert => "shared_experts",
+        Role::Router => "routers",
+        Role::RecurrentLinear | Role::RecurrentParam => "recurrent",
+        Role::Norm | Role::Bias => "norms_biases",
+        Role::Encoder => "encoder",
+    }
+}
+
+/// Weight bytes per GPU under `tp` x `pp`.
+pub fn weights(shape: &ModelShape, plan: &WeightPlan, tp: u64, pp: u64) -> Result<WeightReport> {
+    let tp = tp.max(1);
+    let pp = pp.max(1);
+    if pp > shape.num_layers().max(1) {
+        return Err(Error::scenario("pp", pp, format!("at most the number of layers ({})", shape.num_layers())));
+    }
+    let mut by: Vec<(String, u128)> = vec![];
+    let mut total: u128 = 0;
+    for t in shape.all_tensors() {
+        let b = tensor_bytes(t, 1, plan);
+        total += b;
+        let name = component(t.role);
+        match by.iter_mut().find(|(n, _)| n == name) {
+            Some(e) => e.1 += b,
+            None => by.push((name.to_string(), b)),
+        }
+    }
+    // per stage
+    let parts = pp_partition(shape.num_layers(), pp);
+    let mut start = 0usize;
+    let mut per_gpu: u128 = 0;
+    let last = parts.len() - 1;
+    for (s, &n) in parts.iter().enumerate() {
+        let mut stage: u128 = shape.layers[start..start + n as usize].iter().flat_map(|l| l.tensors.iter()).map(|t| tensor_bytes(t, tp, plan)).sum();
+        start += n as usize;
+        for t in &shape.globals {
+            let first = matches!(t.role, Role::Embedding | Role::PositionEmbedding | Role::Encoder);
+            if (first && s == 0) || (!first && s == last) {
+                stage += tensor_bytes(t, tp, plan);
+            }
+            // a tied head is a copy of the embedding on the last stage
+            if t.role == Role::Embedding && shape.tied_embeddings && pp > 1 && s == last {
+                stage += tensor_bytes(t, tp, plan);
+            }
+        }
+        per_gpu = per_gpu.max(stage);
+    }
+    let to = |b: u128, what: &str| u64::try_from(b).map(Bytes).map_err(|_| Error::overflow(what));
+    let total_b = to(total, "weight bytes")?;
+    let per_gpu_b = to(per_gpu, "weight bytes per GPU")?;
+    let p_total = shape.params_total();
+    let mut figure = Figure::exact(
+        "weights",
+        per_gpu_b,
+        "sum over tensors of elements x bytes (quantised linears: packed values + scales + zeros), sharded by TP, largest PP stage",
+        format!(
+            "{:.3}B params as {}: {} in all; per GPU (tp={tp}, pp={pp}): {}",
+            p_total as f64 / 1e9,
+            plan.label,
+            total_b,
+            per_gpu_b
+        ),
+    );
+    for n in &plan.notes {
+        figure = figure.note(n.clone());
+    }
+    if shape.globals.iter().any(|t| t.role == Role::Encoder) {
+        figure = figure.note("includes a vision tower estimated from vision_config (modelled, about +-5 % of that part)");
+    }
+    Ok(WeightReport {
+        params_total: p_total,
+        params_active: shape.params_active(),
+        total: total_b,
+        per_gpu: per_gpu_b,
+        by_component: by.into_iter().map(|(n, b)| (n, Bytes(u64::try_from(b).unwrap_or(u64::MAX)))).collect(),
+        plan: plan.clone(),
+        figure,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn pp_partition_matches_vllm() {
+        assert_eq!(pp_partition(32, 4), vec![8, 8, 8, 8]);
+        assert_eq!(pp_partition(10, 4), vec![2, 3, 3, 2]);
+        assert_eq!(pp_partition(61, 2), vec![31, 30]);
+    }
+}
