@@ -1,0 +1,88 @@
+//! llama.cpp. Source: `src/llama-kv-cache.cpp`, `src/llama-kv-cache-iswa.cpp`, `ggml_row_size`.
+//!
+//! The whole cache is allocated up front: `n_ctx` cells x every layer, K and V each
+//! `n_head_kv x head_dim` values of the cache type (f16 by default, q8_0 = 34/32 and q4_0 = 18/32
+//! bytes per value), shared by all slots (`-np`). Builds from b5000 on (iSWA) give sliding-window
+//! layers only `min(n_ctx, pad256(window x n_seq + n_ubatch))` cells; older builds size them at
+//! `n_ctx`. Layer split over GPUs (`-ts`) divides layers, hence KV, by layer. The compute buffer is
+//! modelled: without flash attention the KQ matrix `n_ctx x n_ubatch x n_head x 4 B` dominates,
+//! otherwise the logits `n_ubatch x vocab x 4 B`.
+
+use super::{gib, Ctx, EngineReport};
+use crate::error::Result;
+use crate::model::Window;
+use crate::units::{Bytes, Figure};
+
+/// Physical batch size (`-ub`), llama.cpp default.
+pub const N_UBATCH: u64 = 512;
+/// First build with the sliding-window (iSWA) cache.
+pub const ISWA_BUILD: u64 = 5000;
+/// First build with flash attention on by default (`-fa auto`).
+pub const FA_AUTO_BUILD: u64 = 6300;
+
+fn build_number(v: &str) -> Option<u64> {
+    let digits: String = v.trim().trim_start_matches(['~', 'b', 'B']).chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
+    let s = cx.scenario;
+    let version = s.engine_version.clone().unwrap_or_else(|| "b6500".into());
+    let build = build_number(&version).unwrap_or(u64::MAX);
+    let n_ctx = cx.max_model_len;
+    let n_seq = s.concurrency.max(1);
+    let swa_cells = |w: u64| n_ctx.min((w * n_seq + N_UBATCH).div_ceil(256) * 256);
+    let mut kv = cx.kv.state_bytes_per_request.saturating_mul(n_seq);
+    for g in &cx.kv.groups {
+        let cells = match g.window {
+            Window::Sliding(w) | Window::Chunked(w) if build >= ISWA_BUILD => swa_cells(w),
+            _ => n_ctx,
+        };
+        kv = kv.saturating_add(g.bytes_per_token.saturating_mul(cells));
+    }
+    let flash = build >= FA_AUTO_BUILD;
+    let heads = cx.shape.num_attention_heads.max(1);
+    let kq = n_ctx.saturating_mul(N_UBATCH).saturating_mul(heads).saturating_mul(4);
+    let logits = N_UBATCH * cx.shape.vocab_size * 4;
+    let compute = if flash { logits } else { kq.max(logits) };
+    let activation = Figure::modelled(
+        "compute buffer",
+        Bytes(compute),
+        if flash { "n_ubatch x vocab x 4 B (flash attention)" } else { "max(n_ctx x n_ubatch x n_head x 4 B, n_ubatch x vocab x 4 B)" },
+        format!("{}", gib(compute)),
+    );
+    let overhead = Figure::modelled("runtime overhead", Bytes(300 << 20), "CUDA context and cuBLAS workspace, about 300 MiB", "300 MiB");
+    let total = cx.weights_per_gpu.0.saturating_add(kv).saturating_add(compute).saturating_add(overhead.bytes.0);
+    let fits = total <= cx.memory.0;
+    let message = (!fits).then(|| format!("ggml_backend_cuda_buffer_type_alloc_buffer: allocating {} failed: cudaMalloc failed: out of memory ({} on a {} GPU)", gib(kv), gib(total), gib(cx.memory.0)));
+    let per_cell = cx.kv.bytes_per_token;
+    let max_len = if per_cell == 0 { n_ctx } else { cx.memory.0.saturating_sub(cx.weights_per_gpu.0 + compute + overhead.bytes.0) / per_cell };
+    Ok(EngineReport {
+        name: "llama.cpp".into(),
+        version,
+        utilization: 1.0,
+        max_model_len: n_ctx,
+        block_size: 1,
+        kv_pool_bytes: Bytes(kv),
+        kv_tokens: n_ctx,
+        num_blocks: n_ctx,
+        max_concurrency: n_seq as f64,
+        fits,
+        message,
+        kv_needed_for_max_len: Bytes(kv),
+        max_len_that_fits: max_len,
+        activation,
+        overhead,
+        notes: vec![format!("{n_ctx} cells shared by {n_seq} slot(s): {} tokens per slot", n_ctx / n_seq)],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn build_numbers() {
+        assert_eq!(super::build_number("b5121"), Some(5121));
+        assert_eq!(super::build_number("~b4460"), Some(4460));
+        assert_eq!(super::build_number("latest"), None);
+    }
+}

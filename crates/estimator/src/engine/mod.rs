@@ -1,0 +1,90 @@
+//! Engine profiles: how each serving engine turns GPU memory into a KV-cache pool, what it
+//! allocates besides, and when it refuses to start. One module per engine; the behaviour that
+//! changed across versions takes the version as an input (default: the newest behaviour).
+
+mod hf;
+mod llamacpp;
+mod sglang;
+mod vllm;
+
+use crate::error::Result;
+use crate::kv::KvLayout;
+use crate::model::ModelShape;
+use crate::scenario::{Engine, Scenario};
+use crate::units::{Bytes, Figure};
+use crate::weights::WeightPlan;
+use serde::{Deserialize, Serialize};
+
+/// What the engine would allocate and report at start-up, per GPU.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EngineReport {
+    pub name: String,
+    /// Version whose behaviour is modelled.
+    pub version: String,
+    /// Memory fraction used (vLLM `gpu_memory_utilization`, SGLang `mem_fraction_static`; 1 otherwise).
+    pub utilization: f64,
+    pub max_model_len: u64,
+    pub block_size: u64,
+    /// KV memory the engine allocates (vLLM "Available KV cache memory", SGLang token pool, llama.cpp KV buffer).
+    pub kv_pool_bytes: Bytes,
+    /// Tokens the pool holds (vLLM "GPU KV cache size", SGLang `max_total_num_tokens`, llama.cpp `n_ctx`).
+    pub kv_tokens: u64,
+    pub num_blocks: u64,
+    /// Requests of `max_model_len` tokens that fit at once.
+    pub max_concurrency: f64,
+    /// False when the engine would refuse to start.
+    pub fits: bool,
+    /// The engine's own error message when it would refuse, with its figures.
+    pub message: Option<String>,
+    /// Bytes one request of `max_model_len` tokens needs in this engine.
+    pub kv_needed_for_max_len: Bytes,
+    /// The largest length one request can have (vLLM's "estimated maximum model length").
+    pub max_len_that_fits: u64,
+    pub activation: Figure,
+    pub overhead: Figure,
+    pub notes: Vec<String>,
+}
+
+/// Inputs shared by every profile.
+pub(crate) struct Ctx<'a> {
+    pub shape: &'a ModelShape,
+    pub scenario: &'a Scenario,
+    pub plan: &'a WeightPlan,
+    pub weights_per_gpu: Bytes,
+    pub kv: &'a KvLayout,
+    pub memory: Bytes,
+    pub max_model_len: u64,
+}
+
+/// Runs the scenario's engine profile.
+pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
+    match cx.scenario.engine {
+        Engine::Vllm | Engine::VllmV0 => vllm::run(cx),
+        Engine::Sglang => sglang::run(cx),
+        Engine::LlamaCpp => llamacpp::run(cx),
+        Engine::Transformers | Engine::Candle => hf::run(cx),
+    }
+}
+
+/// The KV dtype an engine uses for `auto` (llama.cpp caches f16 whatever the model dtype).
+pub fn default_utilization(engine: Engine) -> f64 {
+    match engine {
+        Engine::Vllm | Engine::VllmV0 => 0.9,
+        Engine::Sglang => 0.88,
+        _ => 1.0,
+    }
+}
+
+/// Parses `0.11.0`, `v0.8.3`, `~0.6.4 (V0)` into `(major, minor, patch)`.
+pub fn parse_semver(v: &str) -> Option<(u64, u64, u64)> {
+    let s: String = v.trim().trim_start_matches(['~', 'v']).chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
+    let mut it = s.split('.').map(|p| p.parse::<u64>().ok());
+    let a = it.next()??;
+    let b = it.next().flatten().unwrap_or(0);
+    let c = it.next().flatten().unwrap_or(0);
+    Some((a, b, c))
+}
+
+pub(crate) fn gib(b: u64) -> String {
+    format!("{:.2} GiB", Bytes(b).gib())
+}

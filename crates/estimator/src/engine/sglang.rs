@@ -1,0 +1,52 @@
+//! SGLang. Source: `sglang/srt/model_executor/model_runner.py::profile_max_num_token`.
+//!
+//! `rest = free_after_weights - free_at_load x (1 - mem_fraction_static)`, i.e.
+//! `free_at_load x mem_fraction_static - weights`; `max_total_num_tokens = rest / bytes_per_token`
+//! with pages of one token (MLA: the 576-value latent per layer; int8/fp8 KV: 1 byte). The memory
+//! the scenario gives is the free memory at "Load weight begin". What is left outside the
+//! fraction holds activations (chunked prefill) and CUDA graphs.
+
+use super::{gib, Ctx, EngineReport};
+use crate::activation::forward_peak;
+use crate::error::Result;
+use crate::units::{Bytes, Figure, GIB};
+
+pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
+    let s = cx.scenario;
+    let mfs = s.gpu_memory_utilization.unwrap_or(0.88);
+    let tp = u64::from(s.tp.max(1));
+    let l = cx.max_model_len;
+    let static_b = (cx.memory.0 as f64 * mfs) as u64;
+    let rest = static_b.saturating_sub(cx.weights_per_gpu.0);
+    let per_token = cx.kv.bytes_per_token.max(1);
+    // recurrent state is pooled per request; reserve it for `max_running_requests` = tokens / len
+    let tokens = rest / per_token;
+    let pool = tokens * per_token;
+    let chunk = s.max_num_batched_tokens.unwrap_or(if cx.memory.gib() >= 60.0 { 8192 } else { 2048 });
+    let act = forward_peak(cx.shape, chunk, cx.plan.activation.bytes(), tp);
+    let activation = Figure::modelled("activation peak", Bytes(act), "chunked_prefill_size x per-token width x act bytes", format!("{chunk} tokens -> {}", gib(act)))
+        .note("lives in the (1 - mem_fraction_static) share with CUDA graphs");
+    let outside = cx.memory.0.saturating_sub(static_b);
+    let overhead = Figure::modelled("runtime overhead", Bytes(outside.saturating_sub(act).min((GIB as f64 * 1.5) as u64)), "CUDA graphs and workspaces in the share outside mem_fraction_static", format!("{} outside the static fraction", gib(outside)));
+    let need = cx.kv.request_bytes(l)?;
+    let fits = tokens > 0;
+    let message = (!fits).then(|| format!("Not enough memory. Please try to increase --mem-fraction-static. ({} static, {} weights)", gib(static_b), gib(cx.weights_per_gpu.0)));
+    Ok(EngineReport {
+        name: "sglang".into(),
+        version: s.engine_version.clone().unwrap_or_else(|| "0.5".into()),
+        utilization: mfs,
+        max_model_len: l,
+        block_size: 1,
+        kv_pool_bytes: Bytes(pool),
+        kv_tokens: tokens,
+        num_blocks: tokens,
+        max_concurrency: tokens as f64 / l.max(1) as f64,
+        fits,
+        message,
+        kv_needed_for_max_len: Bytes(need),
+        max_len_that_fits: tokens,
+        activation,
+        overhead,
+        notes: vec![format!("static budget {} = {} free at load x {mfs}", gib(static_b), gib(cx.memory.0))],
+    })
+}

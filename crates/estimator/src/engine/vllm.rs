@@ -1,0 +1,141 @@
+//! vLLM, V1 (default) and V0. Source: `vllm/v1/worker/gpu_worker.py::determine_available_memory`,
+//! `vllm/v1/core/kv_cache_utils.py`, `vllm/worker/worker.py` (V0), `vllm/engine/arg_utils.py`.
+//!
+//! `kv_pool = total x gpu_memory_utilization - weights - activation peak - non-torch memory`
+//! (from v0.21 also minus the estimated CUDA-graph memory; before, graphs are captured after the
+//! KV cache, outside the budget). `num_blocks = floor(kv_pool / (block_size x bytes_per_token))`,
+//! "GPU KV cache size" = `num_blocks x block_size`, concurrency = tokens / `max_model_len`.
+//! The profiling batch: V1 runs `max_num_batched_tokens` tokens (API-server default 8192 on
+//! >= 70 GiB GPUs other than A100, else 2048) and a sampler over `max_num_seqs` rows (1024 / 256);
+//! V0 runs `max(max_model_len, 2048)` tokens (2048 with chunked prefill, on by default above 32K)
+//! and a sampler over 256 rows. The peak is the larger of the two.
+//! V1 groups hybrid layers: sliding-window groups need `window + block_size` tokens per request,
+//! recurrent layers their state; V0 sizes every layer at full length.
+
+use super::{gib, parse_semver, Ctx, EngineReport};
+use crate::activation::{forward_peak, sampler_peak};
+use crate::error::Result;
+use crate::model::Window;
+use crate::scenario::Engine;
+use crate::units::{Bytes, Figure, GIB};
+
+/// Non-torch memory on one GPU (CUDA context, cuBLAS/NCCL workspaces outside PyTorch's allocator):
+/// logs show 0.06-0.35 GiB on one GPU; tensor parallelism adds NCCL and custom all-reduce buffers.
+pub const NON_TORCH_SINGLE_GIB: f64 = 0.15;
+/// Extra non-torch memory per GPU when `tp > 1`.
+pub const NON_TORCH_TP_GIB: f64 = 0.5;
+/// CUDA-graph memory (modelled; logs show 0.03 to 5 GiB, most 0.1 to 1 GiB).
+pub const CUDA_GRAPH_GIB: f64 = 0.5;
+
+pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
+    let s = cx.scenario;
+    let v0 = s.engine == Engine::VllmV0;
+    let version = s.engine_version.clone().unwrap_or_else(|| if v0 { "0.8.5".into() } else { "0.21.0".into() });
+    let ver = parse_semver(&version).unwrap_or((0, 21, 0));
+    let util = s.gpu_memory_utilization.unwrap_or(0.9);
+    let bs = s.block_size.unwrap_or(16).max(1);
+    let tp = u64::from(s.tp.max(1));
+    let l = cx.max_model_len;
+    let big_gpu = cx.memory.gib() >= 70.0 && !s.gpu.catalog().is_some_and(|g| g.id.starts_with("a100"));
+    let (tokens, rows) = if v0 {
+        let chunked = l > 32_768;
+        (s.max_num_batched_tokens.unwrap_or(if chunked { 2048 } else { l.max(2048) }), s.max_num_seqs.unwrap_or(256))
+    } else {
+        (s.max_num_batched_tokens.unwrap_or(if big_gpu { 8192 } else { 2048 }), s.max_num_seqs.unwrap_or(if big_gpu { 1024 } else { 256 }))
+    };
+    let act_bytes = cx.plan.activation.bytes();
+    let fwd = forward_peak(cx.shape, tokens, act_bytes, tp);
+    let smp = sampler_peak(cx.shape, rows.min(tokens));
+    let act = fwd.max(smp);
+    let activation = Figure::modelled(
+        "activation peak",
+        Bytes(act),
+        "max(profile tokens x per-token width x act bytes, sampler rows x vocab x 38 B)",
+        format!("max({tokens} tokens -> {}, {} rows x {} vocab x 38 B -> {})", gib(fwd), rows.min(tokens), cx.shape.vocab_size, gib(smp)),
+    )
+    .note("vLLM profiles one dummy batch; V1 uses its chunked-prefill budget, V0 max_model_len without chunked prefill");
+    let non_torch = NON_TORCH_SINGLE_GIB + if tp > 1 { NON_TORCH_TP_GIB } else { 0.0 };
+    let graphs_in_budget = !v0 && ver >= (0, 21, 0);
+    let graph_b = if graphs_in_budget { (CUDA_GRAPH_GIB * GIB as f64) as u64 } else { 0 };
+    let non_torch_b = (non_torch * GIB as f64) as u64;
+    let overhead = Figure::modelled(
+        "runtime overhead",
+        Bytes(non_torch_b + graph_b),
+        "non-torch memory (CUDA context, NCCL) + CUDA graphs when inside the budget (v0.21+)",
+        format!("{non_torch:.2} GiB + {:.2} GiB", graph_b as f64 / GIB as f64),
+    )
+    .note(if graphs_in_budget { "CUDA graphs are estimated and subtracted before the KV cache (v0.21+)" } else { "CUDA graphs (0.1-5 GiB) are captured after the KV cache, outside gpu_memory_utilization" });
+    let requested = (cx.memory.0 as f64 * util) as u64;
+    let used = cx.weights_per_gpu.0.saturating_add(act).saturating_add(non_torch_b).saturating_add(graph_b);
+    let pool = requested.saturating_sub(used);
+
+    // per-request bytes at length `len` as this engine allocates them
+    let hybrid_v1 = !v0 && (cx.kv.groups.len() > 1 || cx.kv.state_bytes_per_request > 0) && cx.kv.groups.iter().any(|g| g.window != Window::Full);
+    let per_request = |len: u64| -> u64 {
+        let mut b = cx.kv.state_bytes_per_request;
+        for g in &cx.kv.groups {
+            let kept = match g.window {
+                Window::Full => len,
+                w if hybrid_v1 => len.min(w.limit().unwrap_or(len).saturating_add(bs)),
+                _ => len,
+            };
+            b = b.saturating_add(g.bytes_per_token.saturating_mul(kept.div_ceil(bs) * bs));
+        }
+        b
+    };
+    let per_token_all = cx.kv.bytes_per_token.max(1);
+    let block_bytes = per_token_all.saturating_mul(bs);
+    let num_blocks = pool / block_bytes.max(1);
+    let need = per_request(l);
+    let (kv_tokens, max_conc) = if hybrid_v1 || cx.kv.state_bytes_per_request > 0 {
+        let c = if need == 0 { 0.0 } else { pool as f64 / need as f64 };
+        ((c * l as f64).floor() as u64, c)
+    } else {
+        let t = num_blocks * bs;
+        (t, t as f64 / l.max(1) as f64)
+    };
+    // the longest length that fits one request, rounded down to a block (vLLM's estimate)
+    let max_len = {
+        let (mut lo, mut hi) = (0u64, crate::scenario::MAX_TOKENS);
+        while lo < hi {
+            let mid = lo + (hi - lo).div_ceil(2);
+            if per_request(mid) <= pool {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        lo / bs * bs
+    };
+    let (fits, message) = if pool == 0 {
+        (false, Some(format!("No available memory for the cache blocks: {} requested, {} used by weights, activations and overhead. Try increasing `gpu_memory_utilization` when initializing the engine.", gib(requested), gib(used))))
+    } else if v0 && kv_tokens < l {
+        (false, Some(format!("The model's max seq len ({l}) is larger than the maximum number of tokens that can be stored in KV cache ({kv_tokens}). Try increasing `gpu_memory_utilization` or decreasing `max_model_len` when initializing the engine.")))
+    } else if !v0 && need > pool {
+        (false, Some(format!("To serve at least one request with the models's max seq len ({l}), ({}) KV cache is needed, which is larger than the available KV cache memory ({}). Based on the available memory, the estimated maximum model length is {max_len}. Try increasing `gpu_memory_utilization` or decreasing `max_model_len` when initializing the engine.", gib(need), gib(pool))))
+    } else {
+        (true, None)
+    };
+    let mut notes = vec![format!("budget {} = {} x {util}", gib(requested), gib(cx.memory.0))];
+    if cx.kv.groups.iter().any(|g| matches!(g.window, Window::Sliding(_))) && !hybrid_v1 {
+        notes.push("sliding-window layers sized at full length (V0, or a uniform window vLLM does not exploit)".into());
+    }
+    Ok(EngineReport {
+        name: s.engine.as_str().into(),
+        version,
+        utilization: util,
+        max_model_len: l,
+        block_size: bs,
+        kv_pool_bytes: Bytes(pool),
+        kv_tokens,
+        num_blocks,
+        max_concurrency: max_conc,
+        fits,
+        message,
+        kv_needed_for_max_len: Bytes(need),
+        max_len_that_fits: max_len,
+        activation,
+        overhead,
+        notes,
+    })
+}

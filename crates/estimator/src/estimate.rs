@@ -1,0 +1,348 @@
+//! The estimate: one function from a resolved model and a scenario to every figure the product
+//! shows, each with its derivation; plus the capacity table, the throughput bound, paged vs
+//! contiguous fragmentation, and the reverse solvers built on it.
+
+use crate::dtype::{KvDtype, QuantChoice, WeightDtype};
+use crate::engine::{self, EngineReport};
+use crate::error::{Error, Result};
+use crate::kv::{kv_layout, KvLayout};
+use crate::model::{DefaultUsed, ModelShape};
+use crate::scenario::{Engine, Scenario};
+use crate::units::{Bytes, Figure};
+use crate::weights::{weight_plan, weights, WeightReport};
+use serde::{Deserialize, Serialize};
+
+/// The model as the answer describes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelSummary {
+    pub id: String,
+    pub family: String,
+    pub model_type: String,
+    pub generic_path: bool,
+    pub params_total: u64,
+    pub params_active: u64,
+    pub layers: u64,
+    pub kv_layers: u64,
+    pub hidden_size: u64,
+    pub num_attention_heads: u64,
+    pub num_kv_heads: u64,
+    pub head_dim: u64,
+    pub vocab_size: u64,
+    pub max_position_embeddings: Option<u64>,
+    pub defaults: Vec<DefaultUsed>,
+    pub notes: Vec<String>,
+}
+
+/// One row of the capacity table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContextRow {
+    pub context: u64,
+    pub kv_bytes_per_request: Bytes,
+    pub max_concurrency: u64,
+}
+
+/// Roofline bounds (upper bounds, not predictions).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Throughput {
+    /// Decode tokens/s over all requests: `concurrency / (bytes read per step / bandwidth)`.
+    pub decode_tokens_per_s: f64,
+    pub decode_tokens_per_s_per_request: f64,
+    /// Prefill tokens/s: `FLOP/s / (2 x active params + attention)`.
+    pub prefill_tokens_per_s: f64,
+    pub derivation: String,
+}
+
+/// Everything the planner answers for one scenario, per GPU unless said otherwise.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Estimate {
+    pub scenario: Scenario,
+    pub model: ModelSummary,
+    pub gpu_label: String,
+    pub gpu_memory: Bytes,
+    pub gpus: u64,
+    pub weights: WeightReport,
+    pub kv: KvLayout,
+    /// KV of one request of `input_len + output_len` tokens.
+    pub kv_per_request: Figure,
+    /// KV of `concurrency` such requests.
+    pub kv_cache: Figure,
+    pub activation: Figure,
+    pub overhead: Figure,
+    pub total: Bytes,
+    /// `memory x utilisation`.
+    pub capacity: Bytes,
+    /// `capacity - total`, negative when it does not fit.
+    pub headroom_bytes: i64,
+    /// The engine starts and the workload fits.
+    pub fits: bool,
+    /// Requests of `input_len + output_len` tokens that fit at once.
+    pub max_concurrency: u64,
+    pub context_table: Vec<ContextRow>,
+    pub engine: EngineReport,
+    pub throughput: Throughput,
+}
+
+/// Context lengths of the capacity table.
+pub const TABLE_CONTEXTS: [u64; 5] = [2048, 4096, 8192, 32_768, 131_072];
+
+fn check_tp(shape: &ModelShape, tp: u64) -> Result<()> {
+    let heads = shape.num_attention_heads;
+    if tp > 1 && heads > 0 && heads % tp != 0 {
+        return Err(Error::scenario("tp", tp, format!("a divisor of the {heads} attention heads")));
+    }
+    Ok(())
+}
+
+/// The KV dtype an engine actually uses (llama.cpp caches f16 under `auto`).
+pub fn effective_kv(engine: Engine, kv: KvDtype) -> KvDtype {
+    match (engine, kv) {
+        (Engine::LlamaCpp, KvDtype::Auto) => KvDtype::Fp16,
+        _ => kv,
+    }
+}
+
+/// Computes the estimate for a scenario.
+pub fn estimate(shape: &ModelShape, scenario: &Scenario) -> Result<Estimate> {
+    if let Err(mut errs) = scenario.validate() {
+        return Err(errs.remove(0));
+    }
+    let tp = u64::from(scenario.tp);
+    let pp = u64::from(scenario.pp);
+    check_tp(shape, tp)?;
+    let memory = scenario.gpu.memory()?;
+    let plan = weight_plan(shape, scenario.dtype, scenario.quantization)?;
+    let w = weights(shape, &plan, tp, pp)?;
+    let kv_dtype = effective_kv(scenario.engine, scenario.kv_dtype);
+    let kv = kv_layout(shape, kv_dtype, plan.activation, tp, pp)?;
+    let ctx_len = scenario.context_len();
+    let max_model_len = scenario.max_model_len.or(shape.max_position_embeddings).unwrap_or(ctx_len).max(1);
+    let eng = engine::run(&engine::Ctx { shape, scenario, plan: &plan, weights_per_gpu: w.per_gpu, kv: &kv, memory, max_model_len })?;
+
+    let per_req = kv.request_bytes(ctx_len)?;
+    let batch = kv.batch_bytes(ctx_len, scenario.concurrency)?;
+    let ratio = kv.kv_ratio;
+    let dtype_label = if ratio.1 == 1 { format!("{} B", ratio.0) } else { format!("{}/{} B", ratio.0, ratio.1) };
+    let groups: Vec<String> = kv.groups.iter().map(|g| format!("{} layers {} x {} B", g.layers, g.kind, g.bytes_per_token_per_layer)).collect();
+    let mut kv_req = Figure::exact(
+        "KV per request",
+        Bytes(per_req),
+        "sum over layer groups of bytes/token x tokens kept (window-capped) + recurrent state",
+        format!("{} at {ctx_len} tokens ({}; {} per value; state {})", Bytes(per_req), groups.join(", "), dtype_label, Bytes(kv.state_bytes_per_request)),
+    );
+    if kv.groups.iter().any(|g| g.window != crate::model::Window::Full) {
+        kv_req = kv_req.note("sliding-window / chunked layers keep at most their window");
+    }
+    let kv_cache = Figure::exact(
+        "KV cache",
+        Bytes(batch),
+        "concurrency x KV per request",
+        format!("{} x {} = {}", scenario.concurrency, Bytes(per_req), Bytes(batch)),
+    );
+    let fixed = w.per_gpu.add(eng.activation.bytes, "total")?.add(eng.overhead.bytes, "total")?;
+    let total = fixed.add(Bytes(batch), "total")?;
+    let util = eng.utilization;
+    let capacity = Bytes((memory.0 as f64 * util) as u64);
+    let headroom = capacity.0 as i128 - total.0 as i128;
+    let headroom_bytes = headroom.clamp(i64::MIN as i128, i64::MAX as i128) as i64;
+    let free_for_kv = capacity.saturating_sub(fixed).0;
+    let max_conc = |len: u64| -> Result<u64> {
+        let r = kv.request_bytes(len)?;
+        Ok(if r == 0 { 0 } else { free_for_kv / r })
+    };
+    let max_concurrency = max_conc(ctx_len)?;
+    let context_table = TABLE_CONTEXTS
+        .iter()
+        .map(|&c| Ok(ContextRow { context: c, kv_bytes_per_request: Bytes(kv.request_bytes(c)?), max_concurrency: max_conc(c)? }))
+        .collect::<Result<Vec<_>>>()?;
+    let throughput = roofline(shape, scenario, &w, batch);
+    let model = ModelSummary {
+        id: scenario.model.clone(),
+        family: shape.family.as_str().into(),
+        model_type: shape.model_type.clone(),
+        generic_path: shape.generic,
+        params_total: w.params_total,
+        params_active: w.params_active,
+        layers: shape.num_layers(),
+        kv_layers: shape.kv_layers() as u64,
+        hidden_size: shape.hidden_size,
+        num_attention_heads: shape.num_attention_heads,
+        num_kv_heads: shape.num_kv_heads,
+        head_dim: shape.head_dim,
+        vocab_size: shape.vocab_size,
+        max_position_embeddings: shape.max_position_embeddings,
+        defaults: shape.defaults.clone(),
+        notes: shape.notes.clone(),
+    };
+    Ok(Estimate {
+        scenario: scenario.clone(),
+        model,
+        gpu_label: scenario.gpu.label(),
+        gpu_memory: memory,
+        gpus: scenario.gpus(),
+        weights: w,
+        kv,
+        kv_per_request: kv_req,
+        kv_cache,
+        activation: eng.activation.clone(),
+        overhead: eng.overhead.clone(),
+        total,
+        capacity,
+        headroom_bytes,
+        fits: eng.fits && headroom >= 0,
+        max_concurrency,
+        context_table,
+        engine: eng,
+        throughput,
+    })
+}
+
+fn roofline(shape: &ModelShape, s: &Scenario, w: &WeightReport, kv_batch: u64) -> Throughput {
+    let (bw, tflops) = s.gpu.catalog().map_or((0.0, 0.0), |g| (g.bandwidth_gbs * 1e9, g.bf16_tflops * 1e12));
+    if bw == 0.0 {
+        return Throughput { decode_tokens_per_s: 0.0, decode_tokens_per_s_per_request: 0.0, prefill_tokens_per_s: 0.0, derivation: "custom GPU: bandwidth and FLOP/s unknown, no bound".into() };
+    }
+    let active_frac = if w.params_total == 0 { 1.0 } else { w.params_active as f64 / w.params_total as f64 };
+    // bytes read per decode step on one GPU: the active weights and the batch's KV
+    let step_bytes = w.per_gpu.0 as f64 * active_frac.max(1.0 / s.concurrency.max(1) as f64).min(1.0) + kv_batch as f64;
+    let step_s = step_bytes / bw;
+    let n = s.concurrency.max(1) as f64;
+    let decode = if step_s > 0.0 { n / step_s } else { 0.0 };
+    let gpus = (s.tp.max(1) * s.pp.max(1)) as f64;
+    let attn = 2.0 * shape.kv_layers() as f64 * (shape.num_attention_heads * shape.head_dim) as f64 * s.input_len as f64;
+    let flops_per_token = 2.0 * w.params_active as f64 + attn;
+    let prefill = if flops_per_token > 0.0 { tflops * s.tp.max(1) as f64 / flops_per_token } else { 0.0 };
+    Throughput {
+        decode_tokens_per_s: decode,
+        decode_tokens_per_s_per_request: decode / n,
+        prefill_tokens_per_s: prefill,
+        derivation: format!(
+            "roofline upper bound: decode = {n} requests / ({:.2} GB read per step / {:.0} GB/s); prefill = {:.0} TFLOP/s x tp / {:.2} GFLOP per token; {gpus} GPU(s)",
+            step_bytes / 1e9,
+            bw / 1e9,
+            tflops / 1e12,
+            flops_per_token / 1e9
+        ),
+    }
+}
+
+/// Paged vs contiguous KV for a mix of request lengths.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fragmentation {
+    pub requests: u64,
+    pub used: Bytes,
+    /// Reserving `max_len` per request (contiguous allocation, as HF static caches do).
+    pub contiguous: Bytes,
+    pub contiguous_waste_pct: f64,
+    /// Blocks of `block_size` tokens (vLLM paged attention): waste under one block per request per group.
+    pub paged: Bytes,
+    pub paged_waste_pct: f64,
+    pub block_size: u64,
+}
+
+/// Compares contiguous reservation at `max_len` with paged blocks for the given request lengths.
+pub fn fragmentation(kv: &KvLayout, lengths: &[u64], max_len: u64, block_size: u64) -> Result<Fragmentation> {
+    if block_size == 0 {
+        return Err(Error::scenario("bs", 0, "a block size of at least 1 token"));
+    }
+    let mut used = 0u64;
+    let mut paged = 0u64;
+    let mut contiguous = 0u64;
+    for &l in lengths {
+        if l > max_len {
+            return Err(Error::scenario("lengths", l, format!("at most max_len ({max_len})")));
+        }
+        used = used.checked_add(kv.request_bytes(l)?).ok_or_else(|| Error::overflow("fragmentation"))?;
+        paged = paged.checked_add(kv.request_bytes(l.div_ceil(block_size) * block_size)?).ok_or_else(|| Error::overflow("fragmentation"))?;
+        contiguous = contiguous.checked_add(kv.request_bytes(max_len)?).ok_or_else(|| Error::overflow("fragmentation"))?;
+    }
+    let pct = |x: u64| if x == 0 { 0.0 } else { 100.0 * (x - used.min(x)) as f64 / x as f64 };
+    Ok(Fragmentation {
+        requests: lengths.len() as u64,
+        used: Bytes(used),
+        contiguous: Bytes(contiguous),
+        contiguous_waste_pct: pct(contiguous),
+        paged: Bytes(paged),
+        paged_waste_pct: pct(paged),
+        block_size,
+    })
+}
+
+/// Reverse solving: the questions users ask peers.
+pub mod solve {
+    use super::*;
+
+    fn fits(shape: &ModelShape, s: &Scenario) -> bool {
+        estimate(shape, s).map(|e| e.fits).unwrap_or(false)
+    }
+
+    fn largest(lo: u64, hi: u64, ok: impl Fn(u64) -> bool) -> Option<u64> {
+        if !ok(lo) {
+            return None;
+        }
+        let (mut lo, mut hi) = (lo, hi);
+        while lo < hi {
+            let mid = lo + (hi - lo).div_ceil(2);
+            if ok(mid) {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        Some(lo)
+    }
+
+    /// The longest context (`input_len`, output fixed) at which `concurrency` requests fit.
+    pub fn longest_context(shape: &ModelShape, s: &Scenario) -> Option<u64> {
+        largest(1, crate::scenario::MAX_TOKENS, |l| {
+            let mut t = s.clone();
+            t.input_len = l.saturating_sub(s.output_len).max(1);
+            t.output_len = l - t.input_len;
+            t.max_model_len = Some(l.max(s.max_model_len.unwrap_or(0)));
+            fits(shape, &t)
+        })
+    }
+
+    /// The most concurrent requests at the scenario's context.
+    pub fn most_requests(shape: &ModelShape, s: &Scenario) -> Option<u64> {
+        largest(1, crate::scenario::MAX_CONCURRENCY, |n| fits(shape, &Scenario { concurrency: n, ..s.clone() }))
+    }
+
+    /// The fewest GPUs (and the TP x PP layout) that fit; TP must divide the attention heads.
+    pub fn fewest_gpus(shape: &ModelShape, s: &Scenario) -> Option<(u32, u32)> {
+        for g in 1u32..=64 {
+            for tp in [1u32, 2, 4, 8] {
+                if g % tp != 0 {
+                    continue;
+                }
+                let pp = g / tp;
+                if pp as u64 > shape.num_layers() {
+                    continue;
+                }
+                let t = Scenario { tp, pp, num_gpus: None, ..s.clone() };
+                if fits(shape, &t) {
+                    return Some((tp, pp));
+                }
+            }
+        }
+        None
+    }
+
+    /// The widest weight dtype, then KV dtype, that fits (bf16 > fp8 > int8 > int4; auto > fp8).
+    pub fn smallest_dtype(shape: &ModelShape, s: &Scenario) -> Option<(WeightDtype, KvDtype)> {
+        for dt in [WeightDtype::Auto, WeightDtype::Fp8, WeightDtype::Int8, WeightDtype::Int4] {
+            for kv in [KvDtype::Auto, KvDtype::Fp8] {
+                let t = Scenario { dtype: dt, quantization: if dt == WeightDtype::Auto { s.quantization } else { QuantChoice::Auto }, kv_dtype: kv, ..s.clone() };
+                if fits(shape, &t) {
+                    return Some((dt, kv));
+                }
+            }
+        }
+        None
+    }
+
+    /// The `gpu_memory_utilization` needed for the scenario's requests (None above 1.0).
+    pub fn utilization_needed(shape: &ModelShape, s: &Scenario) -> Option<f64> {
+        let ok = |pm: u64| fits(shape, &Scenario { gpu_memory_utilization: Some(pm as f64 / 1000.0), ..s.clone() });
+        (1..=1000).find(|&pm| ok(pm)).map(|pm| pm as f64 / 1000.0)
+    }
+}

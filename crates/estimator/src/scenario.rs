@@ -1,0 +1,423 @@
+//! The scenario: every input of an estimate in one type, validated once, with a short, versioned,
+//! human-readable URL query encoding used by the page's permalinks and accepted by the CLI.
+//!
+//! `?v=1&m=meta-llama/Llama-3.1-8B-Instruct&gpu=h100-80gb&n=32&in=4096&out=1024&e=vllm`
+//!
+//! | key | field | default |
+//! |---|---|---|
+//! | `v` | encoding version | 1 |
+//! | `m` | model id | required |
+//! | `gpu` / `mem` | catalog id / custom GiB per GPU | `h100-80gb` |
+//! | `gpus` | number of GPUs | `tp x pp` |
+//! | `tp`, `pp` | tensor / pipeline parallel size | 1, 1 |
+//! | `dt` | weight dtype | `auto` |
+//! | `q` | quantisation | `auto` |
+//! | `kv` | KV-cache dtype | `auto` |
+//! | `e`, `ev` | engine, engine version | `vllm`, newest |
+//! | `in`, `out` | input / output tokens per request | 1024, 256 |
+//! | `n` | concurrent requests | 1 |
+//! | `ctx` | max model length (context window) | the model's |
+//! | `util` | GPU memory utilisation (SGLang: `mem_fraction_static`) | engine default |
+//! | `bs` | KV block size | engine default |
+//! | `mbt` | max batched tokens | engine default |
+//! | `seqs` | max concurrent sequences the engine schedules | engine default |
+
+use crate::dtype::{KvDtype, QuantChoice, WeightDtype};
+use crate::error::{Error, Result};
+use crate::gpu::{self, GpuChoice};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// The current permalink encoding version.
+pub const ENCODING_VERSION: u32 = 1;
+
+/// The serving engine whose allocation behaviour is modelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Engine {
+    /// vLLM V1 (0.8 and later), the default.
+    #[default]
+    Vllm,
+    /// vLLM V0 (up to 0.8 with `VLLM_USE_V1=0`).
+    VllmV0,
+    Sglang,
+    #[serde(rename = "llama.cpp")]
+    LlamaCpp,
+    Transformers,
+    Candle,
+}
+
+impl Engine {
+    pub const ALL: [Engine; 6] = [Engine::Vllm, Engine::VllmV0, Engine::Sglang, Engine::LlamaCpp, Engine::Transformers, Engine::Candle];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Engine::Vllm => "vllm",
+            Engine::VllmV0 => "vllm-v0",
+            Engine::Sglang => "sglang",
+            Engine::LlamaCpp => "llama.cpp",
+            Engine::Transformers => "transformers",
+            Engine::Candle => "candle",
+        }
+    }
+}
+
+impl FromStr for Engine {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "vllm" | "vllm-v1" => Engine::Vllm,
+            "vllm-v0" => Engine::VllmV0,
+            "sglang" => Engine::Sglang,
+            "llama.cpp" | "llamacpp" | "llama-cpp" => Engine::LlamaCpp,
+            "transformers" | "hf" => Engine::Transformers,
+            "candle" => Engine::Candle,
+            _ => return Err(Error::scenario("engine", s, "vllm, vllm-v0, sglang, llama.cpp, transformers or candle")),
+        })
+    }
+}
+
+impl fmt::Display for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Every input of an estimate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scenario {
+    pub model: String,
+    pub gpu: GpuChoice,
+    pub num_gpus: Option<u32>,
+    pub tp: u32,
+    pub pp: u32,
+    pub dtype: WeightDtype,
+    pub quantization: QuantChoice,
+    pub kv_dtype: KvDtype,
+    pub engine: Engine,
+    pub engine_version: Option<String>,
+    pub input_len: u64,
+    pub output_len: u64,
+    pub concurrency: u64,
+    pub max_model_len: Option<u64>,
+    pub gpu_memory_utilization: Option<f64>,
+    pub block_size: Option<u64>,
+    pub max_num_batched_tokens: Option<u64>,
+    pub max_num_seqs: Option<u64>,
+}
+
+impl Default for Scenario {
+    fn default() -> Self {
+        Scenario {
+            model: String::new(),
+            gpu: GpuChoice::Catalog("h100-80gb".into()),
+            num_gpus: None,
+            tp: 1,
+            pp: 1,
+            dtype: WeightDtype::Auto,
+            quantization: QuantChoice::Auto,
+            kv_dtype: KvDtype::Auto,
+            engine: Engine::Vllm,
+            engine_version: None,
+            input_len: 1024,
+            output_len: 256,
+            concurrency: 1,
+            max_model_len: None,
+            gpu_memory_utilization: None,
+            block_size: None,
+            max_num_batched_tokens: None,
+            max_num_seqs: None,
+        }
+    }
+}
+
+/// Largest token count accepted anywhere (beyond any published context window).
+pub const MAX_TOKENS: u64 = 1 << 26;
+/// Largest request count accepted.
+pub const MAX_CONCURRENCY: u64 = 1 << 20;
+
+impl Scenario {
+    /// Tokens per request: input plus output.
+    pub fn context_len(&self) -> u64 {
+        self.input_len.saturating_add(self.output_len)
+    }
+    /// GPUs in use: `num_gpus`, or `tp x pp`.
+    pub fn gpus(&self) -> u64 {
+        self.num_gpus.map_or(self.tp as u64 * self.pp as u64, u64::from)
+    }
+
+    /// Checks every field; returns all problems, each naming its parameter.
+    pub fn validate(&self) -> std::result::Result<(), Vec<Error>> {
+        let mut errs = vec![];
+        if self.model.trim().is_empty() {
+            errs.push(Error::scenario("m", "", "a model id or config"));
+        }
+        if let Err(e) = self.gpu.memory() {
+            errs.push(e);
+        }
+        for (name, v) in [("tp", self.tp), ("pp", self.pp)] {
+            if v == 0 || v > 1024 {
+                errs.push(Error::scenario(name, v, "an integer from 1 to 1024"));
+            }
+        }
+        if let Some(g) = self.num_gpus {
+            if g == 0 || (g as u64) < self.tp as u64 * self.pp as u64 {
+                errs.push(Error::scenario("gpus", g, format!("at least tp x pp = {}", self.tp as u64 * self.pp as u64)));
+            }
+        }
+        for (name, v) in [("in", self.input_len), ("out", self.output_len)] {
+            if v > MAX_TOKENS {
+                errs.push(Error::scenario(name, v, format!("at most {MAX_TOKENS} tokens")));
+            }
+        }
+        if self.context_len() == 0 {
+            errs.push(Error::scenario("in", 0, "at least one token per request (in + out > 0)"));
+        }
+        if self.concurrency == 0 || self.concurrency > MAX_CONCURRENCY {
+            errs.push(Error::scenario("n", self.concurrency, format!("an integer from 1 to {MAX_CONCURRENCY}")));
+        }
+        if let Some(l) = self.max_model_len {
+            if l == 0 || l > MAX_TOKENS {
+                errs.push(Error::scenario("ctx", l, format!("an integer from 1 to {MAX_TOKENS}")));
+            }
+        }
+        if let Some(u) = self.gpu_memory_utilization {
+            if !(u.is_finite() && u > 0.0 && u <= 1.0) {
+                errs.push(Error::scenario("util", u, "a fraction in (0, 1]"));
+            }
+        }
+        if let Some(b) = self.block_size {
+            if b == 0 || b > 65_536 {
+                errs.push(Error::scenario("bs", b, "a block size from 1 to 65536 tokens"));
+            }
+        }
+        if let Some(t) = self.max_num_batched_tokens {
+            if t == 0 || t > MAX_TOKENS {
+                errs.push(Error::scenario("mbt", t, format!("an integer from 1 to {MAX_TOKENS}")));
+            }
+        }
+        if let Some(s) = self.max_num_seqs {
+            if s == 0 || s > MAX_CONCURRENCY {
+                errs.push(Error::scenario("seqs", s, format!("an integer from 1 to {MAX_CONCURRENCY}")));
+            }
+        }
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            Err(errs)
+        }
+    }
+
+    /// The URL query (without `?`). Optional fields left at their default are omitted.
+    pub fn to_query(&self) -> String {
+        let mut q: Vec<(&str, String)> = vec![("v", ENCODING_VERSION.to_string()), ("m", self.model.clone())];
+        match &self.gpu {
+            GpuChoice::Catalog(id) => q.push(("gpu", id.clone())),
+            GpuChoice::Custom { memory_gib } => q.push(("mem", memory_gib.to_string())),
+        }
+        if let Some(g) = self.num_gpus {
+            q.push(("gpus", g.to_string()));
+        }
+        q.push(("tp", self.tp.to_string()));
+        q.push(("pp", self.pp.to_string()));
+        q.push(("dt", self.dtype.to_string()));
+        q.push(("q", self.quantization.to_string()));
+        q.push(("kv", self.kv_dtype.to_string()));
+        q.push(("e", self.engine.to_string()));
+        if let Some(v) = &self.engine_version {
+            q.push(("ev", v.clone()));
+        }
+        q.push(("in", self.input_len.to_string()));
+        q.push(("out", self.output_len.to_string()));
+        q.push(("n", self.concurrency.to_string()));
+        let opt = |k: &'static str, v: Option<u64>| v.map(|v| (k, v.to_string()));
+        q.extend(opt("ctx", self.max_model_len));
+        if let Some(u) = self.gpu_memory_utilization {
+            q.push(("util", u.to_string()));
+        }
+        q.extend(opt("bs", self.block_size));
+        q.extend(opt("mbt", self.max_num_batched_tokens));
+        q.extend(opt("seqs", self.max_num_seqs));
+        q.iter().map(|(k, v)| format!("{k}={}", encode(v))).collect::<Vec<_>>().join("&")
+    }
+
+    /// Decodes a query leniently: every valid parameter is applied, every invalid one is reported
+    /// and its field keeps the default (the page shows the notices and goes on).
+    pub fn from_query_lenient(query: &str) -> (Scenario, Vec<Error>) {
+        let mut s = Scenario::default();
+        let mut errs = vec![];
+        let query = query.trim_start_matches('?');
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (k, raw) = pair.split_once('=').unwrap_or((pair, ""));
+            let v = match decode(raw) {
+                Ok(v) => v,
+                Err(e) => {
+                    errs.push(Error::scenario(k, raw, e));
+                    continue;
+                }
+            };
+            if let Err(e) = s.set(k, &v) {
+                errs.push(e);
+            }
+        }
+        if let Err(v) = s.validate() {
+            // report range problems too, and put those fields back to defaults
+            for e in v {
+                if let Error::Scenario { param, .. } = &e {
+                    s.reset(param);
+                }
+                if !errs.contains(&e) {
+                    errs.push(e);
+                }
+            }
+        }
+        (s, errs)
+    }
+
+    /// Decodes a query strictly: any invalid parameter is an error.
+    pub fn from_query(query: &str) -> std::result::Result<Scenario, Vec<Error>> {
+        let (s, errs) = Scenario::from_query_lenient(query);
+        if errs.is_empty() {
+            Ok(s)
+        } else {
+            Err(errs)
+        }
+    }
+
+    fn reset(&mut self, param: &str) {
+        let d = Scenario::default();
+        match param {
+            "gpu" | "mem" | "gpu_memory_gib" => self.gpu = d.gpu,
+            "gpus" => self.num_gpus = None,
+            "tp" => self.tp = 1,
+            "pp" => self.pp = 1,
+            "in" => self.input_len = d.input_len,
+            "out" => self.output_len = d.output_len,
+            "n" => self.concurrency = 1,
+            "ctx" => self.max_model_len = None,
+            "util" => self.gpu_memory_utilization = None,
+            "bs" => self.block_size = None,
+            "mbt" => self.max_num_batched_tokens = None,
+            "seqs" => self.max_num_seqs = None,
+            _ => {}
+        }
+    }
+
+    /// Sets one parameter from its query key.
+    pub fn set(&mut self, key: &str, v: &str) -> Result<()> {
+        let int = |exp: &str| v.trim().parse::<u64>().map_err(|_| Error::scenario(key, v, exp.to_string()));
+        match key {
+            "v" => {
+                if v != "1" {
+                    return Err(Error::scenario("v", v, "encoding version 1"));
+                }
+            }
+            "m" => self.model = v.trim().to_string(),
+            "gpu" => {
+                gpu::find(v)?;
+                self.gpu = GpuChoice::Catalog(v.trim().to_ascii_lowercase());
+            }
+            "mem" => {
+                let f = v.trim().parse::<f64>().map_err(|_| Error::scenario("mem", v, "GiB per GPU, a number"))?;
+                self.gpu = GpuChoice::Custom { memory_gib: f };
+                self.gpu.memory()?;
+            }
+            "gpus" => self.num_gpus = Some(u32::try_from(int("a number of GPUs")?).map_err(|_| Error::scenario(key, v, "a number of GPUs"))?),
+            "tp" => self.tp = u32::try_from(int("an integer from 1 to 1024")?).map_err(|_| Error::scenario(key, v, "an integer from 1 to 1024"))?,
+            "pp" => self.pp = u32::try_from(int("an integer from 1 to 1024")?).map_err(|_| Error::scenario(key, v, "an integer from 1 to 1024"))?,
+            "dt" => self.dtype = v.parse()?,
+            "q" => self.quantization = v.parse()?,
+            "kv" => self.kv_dtype = v.parse()?,
+            "e" => self.engine = v.parse()?,
+            "ev" => {
+                if v.is_empty() || v.len() > 40 || !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-') {
+                    return Err(Error::scenario("ev", v, "a version like 0.11.0 or b5121"));
+                }
+                self.engine_version = Some(v.to_string());
+            }
+            "in" => self.input_len = int("a number of tokens")?,
+            "out" => self.output_len = int("a number of tokens")?,
+            "n" => self.concurrency = int("a number of concurrent requests")?,
+            "ctx" => self.max_model_len = Some(int("a number of tokens")?),
+            "util" => {
+                let f = v.trim().parse::<f64>().map_err(|_| Error::scenario("util", v, "a fraction in (0, 1]"))?;
+                self.gpu_memory_utilization = Some(f);
+            }
+            "bs" => self.block_size = Some(int("a block size in tokens")?),
+            "mbt" => self.max_num_batched_tokens = Some(int("a number of tokens")?),
+            "seqs" => self.max_num_seqs = Some(int("a number of sequences")?),
+            other => return Err(Error::scenario(other, v, "a known parameter (v, m, gpu, mem, gpus, tp, pp, dt, q, kv, e, ev, in, out, n, ctx, util, bs, mbt, seqs)")),
+        }
+        Ok(())
+    }
+}
+
+/// Percent-encodes everything but unreserved characters and `/` (model ids stay readable).
+pub fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/' | b':') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Decodes percent-encoding (and `+` as space); invalid escapes or UTF-8 are an error.
+pub fn decode(s: &str) -> std::result::Result<String, String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = s.get(i + 1..i + 3).ok_or("a complete %XX escape")?;
+                let b = u8::from_str_radix(hex, 16).map_err(|_| "a valid %XX escape")?;
+                out.push(b);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).map_err(|_| "UTF-8 text".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_permalink_decodes() {
+        let s = Scenario::from_query("?m=meta-llama/Llama-3.1-8B-Instruct&gpu=h100-80gb&n=32&ctx=8192").unwrap();
+        assert_eq!(s.model, "meta-llama/Llama-3.1-8B-Instruct");
+        assert_eq!(s.concurrency, 32);
+        assert_eq!(s.max_model_len, Some(8192));
+    }
+
+    #[test]
+    fn invalid_params_fall_back_per_field() {
+        let (s, errs) = Scenario::from_query_lenient("m=x&n=abc&tp=2&util=1.5&gpu=h999&zz=1");
+        assert_eq!(s.tp, 2);
+        assert_eq!(s.concurrency, 1);
+        assert_eq!(s.gpu_memory_utilization, None);
+        assert_eq!(errs.len(), 4, "{errs:?}");
+        assert!(errs.iter().any(|e| e.to_string().contains("`n` = `abc`")));
+    }
+
+    #[test]
+    fn encoding_is_readable() {
+        let s = Scenario { model: "Qwen/Qwen2.5-7B-Instruct".into(), ..Scenario::default() };
+        let q = s.to_query();
+        assert!(q.starts_with("v=1&m=Qwen/Qwen2.5-7B-Instruct&gpu=h100-80gb"), "{q}");
+        assert_eq!(Scenario::from_query(&q).unwrap(), s);
+    }
+}
