@@ -1,1 +1,149 @@
-fn main(){}
+//! `cargo xtask`: the project's automation in Rust (alias in `.cargo/config.toml`).
+//!
+//! - `cargo xtask test`: installs what the tests need (the wasm32 target), runs every test of the
+//!   workspace, checks that the estimator builds for `wasm32-unknown-unknown`, and runs the tidy
+//!   checks (generated index up to date, every source file opens with a `//!` doc).
+//! - `cargo xtask index`: regenerates `model-configs/index.json` from the bundled configs.
+//! - `cargo xtask import-configs DIR`: lays out `shared/model-configs` copies as `<org>/<name>/config.json`.
+
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("test") => test(),
+        Some("index") => {
+            let text = index_json()?;
+            std::fs::write(root().join("model-configs/index.json"), text)?;
+            println!("wrote model-configs/index.json");
+            Ok(())
+        }
+        Some("import-configs") => import(args.get(1).map(PathBuf::from).unwrap_or_else(|| root().join("../shared/model-configs"))),
+        _ => {
+            eprintln!("usage: cargo xtask <test|index|import-configs [DIR]>");
+            std::process::exit(2)
+        }
+    }
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    eprintln!("$ {cmd:?}");
+    let st = cmd.current_dir(root()).status().with_context(|| format!("starting {cmd:?}"))?;
+    if !st.success() {
+        bail!("{cmd:?} failed with {st}");
+    }
+    Ok(())
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn test() -> Result<()> {
+    // set-up: the wasm target (rustup is how this machine has its toolchain)
+    let have = Command::new("rustup").args(["target", "list", "--installed"]).output().map(|o| String::from_utf8_lossy(&o.stdout).contains("wasm32-unknown-unknown")).unwrap_or(false);
+    if !have {
+        run(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]))?;
+    }
+    tidy()?;
+    run(cargo().args(["test", "--workspace", "--all-targets"]).env("INSTA_UPDATE", "no").env("CI", "true"))?;
+    run(cargo().args(["build", "-p", "kv-estimator", "--target", "wasm32-unknown-unknown", "--release"]))?;
+    eprintln!("kv-estimator builds for wasm32-unknown-unknown");
+    Ok(())
+}
+
+/// Tree checks: the generated index is current; every Rust source starts with a `//!` doc.
+fn tidy() -> Result<()> {
+    let want = index_json()?;
+    let have = std::fs::read_to_string(root().join("model-configs/index.json")).unwrap_or_default();
+    if want != have {
+        bail!("model-configs/index.json is out of date: run `cargo xtask index`");
+    }
+    let mut missing = vec![];
+    for dir in ["crates/estimator/src", "runner/src", "xtask/src"] {
+        visit(&root().join(dir), &mut |p| {
+            if p.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(p).unwrap_or_default();
+                if !text.starts_with("//!") {
+                    missing.push(p.display().to_string());
+                }
+            }
+        });
+    }
+    if !missing.is_empty() {
+        bail!("these files do not open with a //! doc comment: {}", missing.join(", "));
+    }
+    eprintln!("tidy: index current, every source documented");
+    Ok(())
+}
+
+fn visit(dir: &Path, f: &mut dyn FnMut(&Path)) {
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        let mut entries: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        entries.sort();
+        for p in entries {
+            if p.is_dir() {
+                visit(&p, f);
+            } else {
+                f(&p);
+            }
+        }
+    }
+}
+
+/// Every bundled config: id (from the path), family and computed parameter counts.
+fn index_json() -> Result<String> {
+    let base = root().join("model-configs");
+    let mut rows = vec![];
+    visit(&base, &mut |p| {
+        if p.file_name().is_some_and(|n| n == "config.json") {
+            rows.push(p.to_path_buf());
+        }
+    });
+    let mut models = vec![];
+    for p in rows {
+        let id = p.parent().and_then(|d| d.strip_prefix(&base).ok()).map(|d| d.to_string_lossy().replace('\\', "/")).unwrap_or_default();
+        let text = std::fs::read_to_string(&p)?;
+        let entry = match kv_estimator::parse_config(&text) {
+            Ok(s) => serde_json::json!({"id": id, "family": s.family.as_str(), "model_type": s.model_type, "params_total": s.params_total(), "params_active": s.params_active(), "supported": true}),
+            Err(e) => serde_json::json!({"id": id, "family": null, "supported": false, "reason": e.to_string()}),
+        };
+        models.push(entry);
+    }
+    let doc = serde_json::json!({"generated_by": "cargo xtask index", "models": models});
+    Ok(serde_json::to_string_pretty(&doc)? + "\n")
+}
+
+/// Copies `org--name.json` files into `model-configs/org/name/config.json`, using the model id
+/// column of SOURCES.md where it names one id.
+fn import(src: PathBuf) -> Result<()> {
+    let sources = std::fs::read_to_string(src.join("SOURCES.md")).context("reading SOURCES.md")?;
+    let dest = root().join("model-configs");
+    std::fs::copy(src.join("SOURCES.md"), dest.join("SOURCES.md"))?;
+    for entry in std::fs::read_dir(&src)? {
+        let p = entry?.path();
+        let Some(name) = p.file_name().and_then(|n| n.to_str()) else { continue };
+        if !name.ends_with(".json") {
+            continue;
+        }
+        let from_table = sources.lines().find_map(|l| {
+            let cols: Vec<&str> = l.split('|').map(str::trim).collect();
+            (cols.len() > 2 && cols[1] == name).then(|| cols[2].to_string())
+        });
+        let id = match from_table {
+            Some(id) if !id.contains(' ') && id.matches('/').count() == 1 => id,
+            _ => name.trim_end_matches(".json").replacen("--", "/", 1),
+        };
+        let dir = dest.join(&id);
+        std::fs::create_dir_all(&dir)?;
+        std::fs::copy(&p, dir.join("config.json"))?;
+        println!("{name} -> {id}");
+    }
+    Ok(())
+}

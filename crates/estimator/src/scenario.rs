@@ -312,7 +312,7 @@ impl Scenario {
                     return Err(Error::scenario("v", v, "encoding version 1"));
                 }
             }
-            "m" => self.model = v.trim().to_string(),
+            "m" => self.model = v.to_string(),
             "gpu" => {
                 gpu::find(v)?;
                 self.gpu = GpuChoice::Catalog(v.trim().to_ascii_lowercase());

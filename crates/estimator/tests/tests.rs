@@ -1,0 +1,306 @@
+//! Integration tests of `kv-estimator` on the real bundled configs and the real engine logs.
+
+use kv_estimator::estimate::{fragmentation, solve};
+use kv_estimator::gpu::GpuChoice;
+use kv_estimator::kv::kv_layout;
+use kv_estimator::weights::{weight_plan, weights};
+use kv_estimator::*;
+use proptest::prelude::*;
+use std::path::{Path, PathBuf};
+
+fn configs_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../model-configs")
+}
+
+fn config(id: &str) -> String {
+    std::fs::read_to_string(configs_dir().join(id).join("config.json")).unwrap_or_else(|e| panic!("{id}: {e}"))
+}
+
+fn shape(id: &str) -> ModelShape {
+    parse_config(&config(id)).unwrap_or_else(|e| panic!("{id}: {e}"))
+}
+
+fn all_ids() -> Vec<String> {
+    let idx: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(configs_dir().join("index.json")).unwrap()).unwrap();
+    idx["models"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap().to_string()).collect()
+}
+
+fn scenario(id: &str) -> Scenario {
+    Scenario { model: id.into(), ..Scenario::default() }
+}
+
+#[test]
+fn snapshot_every_bundled_model() {
+    let ids = all_ids();
+    assert!(ids.len() >= 70, "expected the whole bundled set, got {}", ids.len());
+    for id in ids {
+        let snap = match parse_config(&config(&id)) {
+            Ok(s) => {
+                let plan = weight_plan(&s, WeightDtype::Auto, QuantChoice::Auto).unwrap();
+                let w = weights(&s, &plan, 1, 1).unwrap();
+                let kv = kv_layout(&s, KvDtype::Auto, plan.activation, 1, 1).unwrap();
+                serde_json::json!({
+                    "family": s.family.as_str(),
+                    "params_total": s.params_total(),
+                    "params_active": s.params_active(),
+                    "weights": plan.label,
+                    "weight_bytes": w.total.0,
+                    "kv_bytes_per_token": kv.bytes_per_token,
+                    "kv_groups": kv.groups.iter().map(|g| format!("{} x {} @ {} B", g.layers, g.kind, g.bytes_per_token_per_layer)).collect::<Vec<_>>(),
+                    "state_bytes_per_request": kv.state_bytes_per_request,
+                    "defaults": s.defaults.iter().map(|d| format!("{} = {}", d.field, d.value)).collect::<Vec<_>>(),
+                })
+            }
+            Err(e) => serde_json::json!({ "error": e.to_string() }),
+        };
+        insta::assert_yaml_snapshot!(id.replace('/', "__"), snap);
+    }
+}
+
+/// `metadata.total_size` of the published safetensors, from model-configs/SOURCES.md.
+#[test]
+fn weight_bytes_match_safetensors_within_half_a_percent() {
+    let sources = std::fs::read_to_string(configs_dir().join("SOURCES.md")).unwrap();
+    let mut checked = 0;
+    for line in sources.lines() {
+        let cols: Vec<&str> = line.split('|').map(str::trim).collect();
+        if cols.len() < 7 || !cols[1].ends_with(".json") {
+            continue;
+        }
+        let Some(size) = cols[5].split_whitespace().next().and_then(|s| s.parse::<u64>().ok()) else { continue };
+        let id = cols[2];
+        let s = shape(id);
+        let plan = weight_plan(&s, WeightDtype::Auto, QuantChoice::Auto).unwrap();
+        let w = weights(&s, &plan, 1, 1).unwrap();
+        let err = (w.total.0 as f64 - size as f64) / size as f64 * 100.0;
+        assert!(err.abs() < 0.5, "{id}: {} vs safetensors {size} ({err:+.3} %)", w.total.0);
+        checked += 1;
+    }
+    assert!(checked >= 8, "only {checked} sizes checked");
+}
+
+/// KV bytes per token against every development log case whose model (or an identically shaped
+/// one) is bundled. Each assertion reproduces the logged figure at the log's own precision.
+#[test]
+fn kv_per_token_matches_engine_logs() {
+    let logs: Vec<serde_json::Value> = include_str!("data/engine-logs-dev.jsonl").lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let case = |id: &str| logs.iter().find(|c| c["id"] == id).unwrap_or_else(|| panic!("{id} missing"));
+    let per_token = |model: &str, tp: u64, kv: KvDtype| {
+        let s = shape(model);
+        kv_layout(&s, kv, FloatDtype::Bf16, tp, 1).unwrap().bytes_per_token
+    };
+    // llama.cpp: exact MiB for n_ctx cells (K + V)
+    for (id, model, kv) in [
+        ("llamacpp-issue7450-mistral7b-v02-4090-ctx32000", "mistralai/Mistral-7B-Instruct-v0.3", KvDtype::Fp16),
+        ("llamacpp-issue10176-llama31-70b-q4km-3xp40-rowsplit", "meta-llama/Llama-3.1-70B-Instruct", KvDtype::Fp16),
+        ("llamacpp-issue9013-gemma2-2b-q4km-3060ti-ctx8192", "google/gemma-2-2b", KvDtype::Fp16),
+        ("llamacpp-issue11200-qwen25-coder-32b-q8-q8kv-2gpu", "Qwen/Qwen2.5-32B", KvDtype::Q8_0),
+        ("llamacpp-issue12213-llama31-8b-q4km-ctx131072-partial", "meta-llama/Llama-3.1-8B-Instruct", KvDtype::Fp16),
+        ("llamacpp-issue5134-phi2-q4_0-3090-ctx512", "microsoft/phi-2", KvDtype::Fp16),
+    ] {
+        let c = case(id);
+        let cells = c["figures"]["llamacpp_kv_cells"].as_u64().unwrap();
+        let mib = c["figures"]["llamacpp_kv_mib"].as_f64().unwrap();
+        let ours = per_token(model, 1, kv) * cells;
+        assert_eq!(ours as f64, mib * 1048576.0, "{id}");
+    }
+    // vLLM: num_gpu_blocks x block_size x bytes/token reproduces the logged GiB to 2 decimals
+    for (id, model, tp, kv) in [
+        ("vllm-davidshare-phi4-gptq-h100", "microsoft/phi-4", 1, KvDtype::Auto),
+        ("vllm-issue10517-llama31-8b-3090-20k", "meta-llama/Llama-3.1-8B-Instruct", 1, KvDtype::Auto),
+        ("vllm-issue15360-qwen25-7b-a10g", "Qwen/Qwen2.5-7B-Instruct", 1, KvDtype::Auto),
+        ("vllm-issue16141-qwen25-0.5b-awq-a6000-v0", "Qwen/Qwen2.5-0.5B", 1, KvDtype::Auto),
+    ] {
+        let c = case(id);
+        let blocks = c["figures"]["num_gpu_blocks"].as_u64().unwrap();
+        let gib = c["figures"]["kv_cache_gib"].as_f64().unwrap();
+        let ours = (per_token(model, tp, kv) * blocks * 16) as f64 / (1u64 << 30) as f64;
+        assert!((ours - gib).abs() <= 0.005 + 1e-9, "{id}: {ours:.4} GiB vs {gib}");
+    }
+    // vLLM TP4: 8.11 GiB holds ~180.9k tokens at 48,128 B (178,880 after block rounding)
+    let c = case("vllm-issue21348-qwen3-235b-fp8-tp4-h100");
+    let pt = per_token("Qwen/Qwen3-235B-A22B", 4, KvDtype::Auto);
+    assert_eq!(pt, 48_128);
+    let tokens = c["figures"]["kv_cache_tokens"].as_u64().unwrap();
+    assert!((tokens * pt) as f64 / (1u64 << 30) as f64 <= c["figures"]["kv_cache_gib"].as_f64().unwrap());
+    // SGLang: K pool size = tokens x bytes/token / 2
+    for (id, model, tp) in [("sglang-issue7495-qwen3-0.6b-fp8-h100", "Qwen/Qwen3-0.6B", 1), ("sglang-llmsinclouds-qwq32b-tp4-l4", "Qwen/Qwen2.5-32B", 4)] {
+        let c = case(id);
+        let tokens = c["figures"]["sglang_max_total_tokens"].as_u64().unwrap();
+        let k = c["figures"]["sglang_k_size_gb"].as_f64().unwrap();
+        let ours = (per_token(model, tp, KvDtype::Auto) * tokens / 2) as f64 / (1u64 << 30) as f64;
+        assert!((ours - k).abs() <= 0.005 + 1e-9, "{id}: {ours:.4} vs {k}");
+    }
+    // SGLang TP4 Llama-3-8B: 32 x 2 kv heads/GPU x 128 x 2 x 2 B
+    assert_eq!(per_token("meta-llama/Meta-Llama-3-8B", 4, KvDtype::Auto), 32_768);
+    // MLA: 576 values per layer, whole on every rank
+    assert_eq!(per_token("deepseek-ai/DeepSeek-V3", 8, KvDtype::Auto), 70_272);
+}
+
+#[test]
+fn the_issue_example_is_right() {
+    let s = Scenario { concurrency: 32, input_len: 4096, output_len: 1024, ..scenario("meta-llama/Llama-3.1-8B-Instruct") };
+    let e = estimate(&shape("meta-llama/Llama-3.1-8B-Instruct"), &s).unwrap();
+    assert_eq!(e.weights.per_gpu.0, 16_060_522_496);
+    assert_eq!(e.kv.bytes_per_token, 131_072);
+    assert_eq!(e.kv_cache.bytes.0, 32 * 5120 * 131_072);
+    assert!(e.fits);
+    assert_eq!(e.activation.basis, Basis::Modelled);
+    assert_eq!(e.weights.figure.basis, Basis::Exact);
+}
+
+#[test]
+fn configs_that_trip_parsers() {
+    let n = shape("nvidia/Nemotron-H-56B-Base-8K");
+    assert!(n.notes.iter().any(|x| x.contains("Infinity")));
+    assert!(n.has_recurrent_state());
+    let g = shape("google/gemma-3-4b-it");
+    let fields: Vec<&str> = g.defaults.iter().map(|d| d.field.as_str()).collect();
+    for f in ["num_attention_heads", "num_key_value_heads", "head_dim", "vocab_size"] {
+        assert!(fields.contains(&f), "{f} default not reported: {fields:?}");
+    }
+    assert_eq!((g.num_attention_heads, g.num_kv_heads, g.head_dim, g.vocab_size), (8, 4, 256, 262_208));
+}
+
+#[test]
+fn unknown_model_type_uses_generic_path_or_says_what_is_missing() {
+    let ok = parse_config(r#"{"model_type":"brand_new","hidden_size":1024,"num_hidden_layers":4,"num_attention_heads":8,"num_key_value_heads":2,"vocab_size":1000,"intermediate_size":4096}"#).unwrap();
+    assert!(ok.generic);
+    assert!(ok.notes.iter().any(|n| n.contains("generic")));
+    let e = parse_config(r#"{"model_type":"brand_new","hidden_size":1024}"#).unwrap_err();
+    assert!(e.to_string().contains("num_hidden_layers"), "{e}");
+}
+
+#[test]
+fn bad_values_are_named() {
+    let e = parse_config(r#"{"model_type":"llama","hidden_size":4096,"num_hidden_layers":32,"num_attention_heads":32,"num_key_value_heads":5,"vocab_size":100,"intermediate_size":10}"#).unwrap_err();
+    assert!(e.to_string().contains("num_key_value_heads` = 5"), "{e}");
+    let e = parse_config(r#"{"model_type":"llama","hidden_size":0}"#).unwrap_err();
+    assert!(e.to_string().contains("hidden_size"), "{e}");
+}
+
+#[test]
+fn engines_reproduce_logged_pools() {
+    // vLLM V0 0.6.4, RTX 3090, Llama-3.1-8B, max_model_len 20000: 1952 blocks, 3.81 GiB
+    let s = Scenario {
+        gpu: GpuChoice::Custom { memory_gib: 23.58 },
+        engine: Engine::VllmV0,
+        engine_version: Some("0.6.4".into()),
+        max_model_len: Some(20_000),
+        ..scenario("meta-llama/Llama-3.1-8B-Instruct")
+    };
+    let e = estimate(&shape("meta-llama/Llama-3.1-8B-Instruct"), &s).unwrap();
+    // regression guard on the profile; the accuracy report scores every case
+    let blocks = e.engine.num_blocks as f64;
+    assert!((blocks - 1952.0).abs() / 1952.0 < 0.08, "{blocks} blocks");
+    // the 29k case refuses to start
+    let e = estimate(&shape("meta-llama/Llama-3.1-8B-Instruct"), &Scenario { max_model_len: Some(29_000), ..s.clone() }).unwrap();
+    assert!(!e.engine.fits);
+    assert!(e.engine.message.as_deref().unwrap().contains("29000"));
+    // SGLang TP4 A10G Llama-3-8B: 405,784 tokens from 21.52 GiB free x 0.75
+    let s = Scenario { gpu: GpuChoice::Custom { memory_gib: 21.52 }, engine: Engine::Sglang, tp: 4, gpu_memory_utilization: Some(0.75), ..scenario("meta-llama/Meta-Llama-3-8B") };
+    let e = estimate(&shape("meta-llama/Meta-Llama-3-8B"), &s).unwrap();
+    let t = e.engine.kv_tokens as f64;
+    assert!((t - 405_784.0).abs() / 405_784.0 < 0.05, "{t}");
+    // llama.cpp: the KV buffer for n_ctx cells is exact
+    let s = Scenario { engine: Engine::LlamaCpp, max_model_len: Some(8000), ..scenario("meta-llama/Llama-3.1-70B-Instruct") };
+    let e = estimate(&shape("meta-llama/Llama-3.1-70B-Instruct"), &s).unwrap();
+    assert_eq!(e.engine.kv_pool_bytes.0, 2500 << 20);
+}
+
+#[test]
+fn solvers_answer() {
+    let sh = shape("meta-llama/Llama-3.1-70B-Instruct");
+    let s = Scenario { concurrency: 8, input_len: 4096, output_len: 512, max_model_len: Some(8192), ..scenario("x") };
+    assert!(!estimate(&sh, &s).unwrap().fits, "70B bf16 cannot fit one H100");
+    let (tp, pp) = solve::fewest_gpus(&sh, &s).unwrap();
+    assert!(estimate(&sh, &Scenario { tp, pp, ..s.clone() }).unwrap().fits);
+    for fewer in 1..tp * pp {
+        for t in [1u32, 2, 4, 8].into_iter().filter(|t| fewer % t == 0) {
+            assert!(!estimate(&sh, &Scenario { tp: t, pp: fewer / t, ..s.clone() }).map(|e| e.fits).unwrap_or(false), "{t}x{} fits", fewer / t);
+        }
+    }
+    assert!(solve::smallest_dtype(&sh, &s).is_some());
+    let small = shape("meta-llama/Llama-3.1-8B-Instruct");
+    let n = solve::most_requests(&small, &Scenario { max_model_len: Some(8192), ..s.clone() }).unwrap();
+    let e = estimate(&small, &Scenario { concurrency: n, max_model_len: Some(8192), ..s.clone() }).unwrap();
+    assert!(e.fits);
+    let e = estimate(&small, &Scenario { concurrency: n + 1, max_model_len: Some(8192), ..s.clone() }).unwrap();
+    assert!(!e.fits);
+}
+
+#[test]
+fn paged_waste_is_below_one_block_per_request() {
+    let sh = shape("meta-llama/Llama-3.1-8B-Instruct");
+    let kv = kv_layout(&sh, KvDtype::Auto, FloatDtype::Bf16, 1, 1).unwrap();
+    let lengths = [100, 900, 2000, 4096, 17];
+    let f = fragmentation(&kv, &lengths, 8192, 16).unwrap();
+    assert!(f.paged.0 - f.used.0 < lengths.len() as u64 * 16 * kv.bytes_per_token);
+    assert!(f.contiguous_waste_pct > f.paged_waste_pct);
+}
+
+fn small_models() -> Vec<ModelShape> {
+    ["meta-llama/Llama-3.1-8B-Instruct", "deepseek-ai/DeepSeek-V3", "google/gemma-2-9b", "openai/gpt-oss-20b", "Qwen/Qwen3-Next-80B-A3B-Thinking"].iter().map(|id| shape(id)).collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn memory_grows_with_context_and_concurrency(m in 0usize..5, len in 1u64..200_000, extra in 1u64..10_000, n in 1u64..64) {
+        let models = small_models();
+        let kv = kv_layout(&models[m], KvDtype::Auto, FloatDtype::Bf16, 1, 1).unwrap();
+        prop_assert!(kv.request_bytes(len + extra).unwrap() >= kv.request_bytes(len).unwrap());
+        prop_assert!(kv.batch_bytes(len, n + 1).unwrap() >= kv.batch_bytes(len, n).unwrap());
+    }
+
+    #[test]
+    fn fp8_kv_is_half_of_bf16(m in 0usize..4) {
+        let models = small_models();
+        let a = kv_layout(&models[m], KvDtype::Auto, FloatDtype::Bf16, 1, 1).unwrap().bytes_per_token;
+        let b = kv_layout(&models[m], KvDtype::Fp8, FloatDtype::Bf16, 1, 1).unwrap().bytes_per_token;
+        prop_assert_eq!(a, 2 * b);
+    }
+
+    #[test]
+    fn tp_divides_kv_unless_mla(tp in prop::sample::select(vec![1u64, 2, 4, 8])) {
+        let llama = shape("meta-llama/Llama-3.1-8B-Instruct"); // 8 KV heads
+        let one = kv_layout(&llama, KvDtype::Auto, FloatDtype::Bf16, 1, 1).unwrap().bytes_per_token;
+        prop_assert_eq!(kv_layout(&llama, KvDtype::Auto, FloatDtype::Bf16, tp, 1).unwrap().bytes_per_token * tp, one);
+        let ds = shape("deepseek-ai/DeepSeek-V3");
+        let one = kv_layout(&ds, KvDtype::Auto, FloatDtype::Bf16, 1, 1).unwrap().bytes_per_token;
+        prop_assert_eq!(kv_layout(&ds, KvDtype::Auto, FloatDtype::Bf16, tp, 1).unwrap().bytes_per_token, one);
+    }
+
+    #[test]
+    fn no_scenario_panics_or_gives_nan(n in 0u64..5_000_000, input in 0u64..200_000_000, tp in 0u32..20, util in -1.0f64..2.0, mem in -10.0f64..5000.0, e in 0usize..6) {
+        let sh = shape("Qwen/Qwen3-30B-A3B");
+        let s = Scenario { concurrency: n, input_len: input, tp, gpu_memory_utilization: Some(util), gpu: GpuChoice::Custom { memory_gib: mem }, engine: Engine::ALL[e], ..scenario("q") };
+        if let Ok(est) = estimate(&sh, &s) {
+            prop_assert!(est.engine.max_concurrency.is_finite());
+            prop_assert!(est.throughput.decode_tokens_per_s.is_finite());
+        }
+    }
+
+    #[test]
+    fn permalink_round_trips(n in 1u64..100_000, input in 0u64..1_000_000, out in 1u64..100_000, tp in 1u32..9, util in 0.01f64..1.0,
+                             e in 0usize..6, dt in 0usize..7, kv in 0usize..8, model in "[A-Za-z0-9_.-]{1,12}/[A-Za-z0-9 _.&=%+-]{1,20}") {
+        let s = Scenario { model, concurrency: n, input_len: input, output_len: out, tp, gpu_memory_utilization: Some(util),
+            engine: Engine::ALL[e], dtype: WeightDtype::ALL[dt], kv_dtype: KvDtype::ALL[kv], max_model_len: Some(input + out), ..Scenario::default() };
+        let back = Scenario::from_query(&s.to_query());
+        prop_assert_eq!(back, Ok(s));
+    }
+
+    #[test]
+    fn arbitrary_json_never_panics(s in "\\PC{0,300}") {
+        let _ = parse_config(&s);
+    }
+
+    #[test]
+    fn arbitrary_numbers_in_a_real_config_never_panic(h in 0u64..1u64 << 40, l in 0u64..100_000, heads in 0u64..10_000, kv in 0u64..10_000, v in 0u64..1u64 << 40) {
+        let text = format!(r#"{{"model_type":"llama","hidden_size":{h},"num_hidden_layers":{l},"num_attention_heads":{heads},"num_key_value_heads":{kv},"vocab_size":{v},"intermediate_size":{h}}}"#);
+        if let Ok(sh) = parse_config(&text) {
+            let _ = estimate(&sh, &scenario("x"));
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! The clap parser. Arguments become the estimator's validated `Scenario` through the same
+//! `Scenario::set` the permalinks use, so the CLI and the page accept exactly the same values.
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "kv-runner", version, about = "KV capacity planner: will this model fit, how many requests, how sure?")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Estimate weights, KV cache, activations, overheads and capacity for a scenario.
+    Estimate(EstimateArgs),
+    /// List the bundled model configs.
+    Models(ModelsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ModelsArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct EstimateArgs {
+    /// Bundled model id (see `kv-runner models`), a path to a config.json, or a Hugging Face id.
+    #[arg(long, short = 'm')]
+    pub model: Option<String>,
+    /// A permalink query (`v=1&m=...&gpu=...`) to start from; flags override its fields.
+    #[arg(long)]
+    pub permalink: Option<String>,
+    /// GPU from the catalog (e.g. h100-80gb, a100-40gb, l4, rtx-4090).
+    #[arg(long)]
+    pub gpu: Option<String>,
+    /// Custom GPU memory in GiB (for SGLang: the free memory at "Load weight begin").
+    #[arg(long)]
+    pub gpu_memory_gib: Option<f64>,
+    /// Number of GPUs (default tp x pp).
+    #[arg(long)]
+    pub num_gpus: Option<u32>,
+    /// Tensor-parallel size.
+    #[arg(long)]
+    pub tp: Option<u32>,
+    /// Pipeline-parallel size.
+    #[arg(long)]
+    pub pp: Option<u32>,
+    /// Weight dtype: auto, fp32, bf16, fp16, fp8, int8, int4.
+    #[arg(long)]
+    pub dtype: Option<String>,
+    /// Quantisation: auto, none, awq, gptq, fp8, mxfp4, bnb4, bnb8.
+    #[arg(long)]
+    pub quantization: Option<String>,
+    /// KV-cache dtype: auto, fp16, bf16, fp8, int8, q8_0, q4_0.
+    #[arg(long)]
+    pub kv_dtype: Option<String>,
+    /// Engine: vllm, vllm-v0, sglang, llama.cpp, transformers, candle.
+    #[arg(long)]
+    pub engine: Option<String>,
+    /// Engine version whose behaviour to model (default: newest).
+    #[arg(long)]
+    pub engine_version: Option<String>,
+    /// Max model length (llama.cpp: n_ctx); default: the model's max_position_embeddings.
+    #[arg(long)]
+    pub max_model_len: Option<u64>,
+    /// vLLM gpu_memory_utilization (SGLang: mem_fraction_static).
+    #[arg(long)]
+    pub gpu_memory_utilization: Option<f64>,
+    /// KV block size in tokens.
+    #[arg(long)]
+    pub block_size: Option<u64>,
+    /// Max batched tokens (vLLM profiling batch, SGLang chunked prefill).
+    #[arg(long)]
+    pub max_num_batched_tokens: Option<u64>,
+    /// Max sequences the engine schedules at once.
+    #[arg(long)]
+    pub max_num_seqs: Option<u64>,
+    /// Concurrent requests.
+    #[arg(long, short = 'n')]
+    pub concurrency: Option<u64>,
+    /// Input (prompt) tokens per request.
+    #[arg(long)]
+    pub input_len: Option<u64>,
+    /// Output tokens per request.
+    #[arg(long)]
+    pub output_len: Option<u64>,
+    /// Print the answer as JSON (integers in bytes, per GPU).
+    #[arg(long)]
+    pub json: bool,
+    /// Show each figure's derivation (formula with values).
+    #[arg(long)]
+    pub explain: bool,
+    /// Also solve: longest context, most requests, fewest GPUs, smallest dtype, utilisation needed.
+    #[arg(long)]
+    pub solve: bool,
+}

@@ -1,0 +1,187 @@
+//! `kv-runner estimate`: the estimator's answer as a table (`--explain` for derivations) or JSON.
+
+use crate::cli::EstimateArgs;
+use crate::models;
+use anyhow::{anyhow, Context, Result};
+use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
+use kv_estimator::estimate::{solve, Estimate};
+use kv_estimator::units::{Basis, Bytes, Figure};
+use kv_estimator::{parse_config, Scenario};
+use serde_json::json;
+
+/// Builds the scenario: permalink first, then each flag through `Scenario::set` (same validation).
+pub fn scenario(args: &EstimateArgs) -> Result<Scenario> {
+    let mut s = match &args.permalink {
+        Some(q) => Scenario::from_query(q).map_err(|errs| anyhow!("{}", errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")))?,
+        None => Scenario::default(),
+    };
+    let mut set = |k: &str, v: Option<String>| -> Result<()> {
+        if let Some(v) = v {
+            s.set(k, &v)?;
+        }
+        Ok(())
+    };
+    set("m", args.model.clone())?;
+    set("gpu", args.gpu.clone())?;
+    set("mem", args.gpu_memory_gib.map(|f| f.to_string()))?;
+    set("gpus", args.num_gpus.map(|v| v.to_string()))?;
+    set("tp", args.tp.map(|v| v.to_string()))?;
+    set("pp", args.pp.map(|v| v.to_string()))?;
+    set("dt", args.dtype.clone())?;
+    set("q", args.quantization.clone())?;
+    set("kv", args.kv_dtype.clone())?;
+    set("e", args.engine.clone())?;
+    set("ev", args.engine_version.clone())?;
+    set("ctx", args.max_model_len.map(|v| v.to_string()))?;
+    set("util", args.gpu_memory_utilization.map(|v| v.to_string()))?;
+    set("bs", args.block_size.map(|v| v.to_string()))?;
+    set("mbt", args.max_num_batched_tokens.map(|v| v.to_string()))?;
+    set("seqs", args.max_num_seqs.map(|v| v.to_string()))?;
+    set("n", args.concurrency.map(|v| v.to_string()))?;
+    set("in", args.input_len.map(|v| v.to_string()))?;
+    set("out", args.output_len.map(|v| v.to_string()))?;
+    s.validate().map_err(|errs| anyhow!("{}", errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")))?;
+    Ok(s)
+}
+
+/// The stable JSON contract (integers in bytes, per GPU) plus the full estimate under `details`.
+pub fn to_json(e: &Estimate) -> serde_json::Value {
+    json!({
+        "weights_bytes": e.weights.per_gpu.0,
+        "kv_bytes_per_token": e.kv.bytes_per_token,
+        "kv_cache_bytes": e.kv_cache.bytes.0,
+        "activation_bytes": e.activation.bytes.0,
+        "overhead_bytes": e.overhead.bytes.0,
+        "total_bytes": e.total.0,
+        "capacity_bytes": e.capacity.0,
+        "headroom_bytes": e.headroom_bytes,
+        "fits": e.fits,
+        "max_concurrency": e.max_concurrency,
+        "model": {
+            "id": e.model.id,
+            "family": e.model.family,
+            "params_total": e.model.params_total,
+            "params_active": e.model.params_active,
+            "layers": e.model.layers,
+        },
+        "engine": {
+            "name": e.engine.name,
+            "version": e.engine.version,
+            "kv_pool_bytes": e.engine.kv_pool_bytes.0,
+            "kv_tokens": e.engine.kv_tokens,
+            "num_blocks": e.engine.num_blocks,
+            "max_concurrency": e.engine.max_concurrency,
+            "fits": e.engine.fits,
+            "message": e.engine.message,
+        },
+        "permalink": e.scenario.to_query(),
+        "details": e,
+    })
+}
+
+fn basis(f: &Figure) -> &'static str {
+    match f.basis {
+        Basis::Exact => "exact",
+        Basis::Modelled => "modelled",
+    }
+}
+
+pub fn run(args: EstimateArgs) -> Result<()> {
+    let mut s = scenario(&args)?;
+    let (id, text, source) = models::load(&s.model)?;
+    s.model = id;
+    let shape = parse_config(&text).with_context(|| format!("reading config.json ({source})"))?;
+    let e = kv_estimator::estimate(&shape, &s)?;
+    if args.json {
+        let mut v = to_json(&e);
+        if args.solve {
+            v["solve"] = solve_json(&shape, &s);
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    print_human(&e, &source, args.explain);
+    if args.solve {
+        println!("\nReverse solving (same scenario):\n{}", serde_json::to_string_pretty(&solve_json(&shape, &s))?);
+    }
+    Ok(())
+}
+
+fn solve_json(shape: &kv_estimator::ModelShape, s: &Scenario) -> serde_json::Value {
+    json!({
+        "longest_context_tokens": solve::longest_context(shape, s),
+        "most_requests": solve::most_requests(shape, s),
+        "fewest_gpus_tp_pp": solve::fewest_gpus(shape, s),
+        "smallest_dtype_weights_kv": solve::smallest_dtype(shape, s).map(|(d, k)| (d.to_string(), k.to_string())),
+        "gpu_memory_utilization_needed": solve::utilization_needed(shape, s),
+    })
+}
+
+fn print_human(e: &Estimate, source: &str, explain: bool) {
+    let s = &e.scenario;
+    println!(
+        "{} ({}, {:.2}B params{}) from {source}",
+        e.model.id,
+        e.model.family,
+        e.model.params_total as f64 / 1e9,
+        if e.model.params_active != e.model.params_total { format!(", {:.2}B active", e.model.params_active as f64 / 1e9) } else { String::new() }
+    );
+    println!(
+        "{} x {} ({}), tp={} pp={}, engine {} {}, {} requests x ({} in + {} out) tokens, weights {}, KV {}",
+        e.gpus, e.gpu_label, e.gpu_memory, s.tp, s.pp, e.engine.name, e.engine.version, s.concurrency, s.input_len, s.output_len, e.weights.plan.label, e.kv.kv_dtype
+    );
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED).set_header(["per GPU", "bytes", "GiB", "basis"]);
+    for f in [&e.weights.figure, &e.kv_cache, &e.activation, &e.overhead] {
+        t.add_row([f.name.clone(), f.bytes.0.to_string(), format!("{:.2}", f.bytes.gib()), basis(f).into()]);
+    }
+    t.add_row(["total".to_string(), e.total.0.to_string(), format!("{:.2}", e.total.gib()), String::new()]);
+    t.add_row([format!("capacity ({} x {})", e.gpu_memory, e.engine.utilization), e.capacity.0.to_string(), format!("{:.2}", e.capacity.gib()), String::new()]);
+    t.add_row(["headroom".to_string(), e.headroom_bytes.to_string(), format!("{:.2}", e.headroom_bytes as f64 / (1u64 << 30) as f64), String::new()]);
+    println!("{t}");
+    println!(
+        "KV per token: {} B ({}); per request: {}; verdict: {}",
+        e.kv.bytes_per_token,
+        e.kv.groups.iter().map(|g| format!("{} x {}", g.layers, g.kind)).collect::<Vec<_>>().join(" + "),
+        e.kv_per_request.bytes,
+        if e.fits { format!("FITS, up to {} concurrent requests of {} tokens", e.max_concurrency, s.context_len()) } else { "DOES NOT FIT".into() }
+    );
+    let en = &e.engine;
+    println!(
+        "{} would allocate {} of KV: {} tokens, {} blocks of {}, max concurrency {:.2} at {} tokens{}",
+        en.name,
+        en.kv_pool_bytes,
+        en.kv_tokens,
+        en.num_blocks,
+        en.block_size,
+        en.max_concurrency,
+        en.max_model_len,
+        en.message.as_ref().map(|m| format!("\n  refuses to start: {m}")).unwrap_or_default()
+    );
+    let mut c = Table::new();
+    c.load_preset(UTF8_FULL_CONDENSED).set_header(["context", "KV per request", "max concurrent requests"]);
+    for r in &e.context_table {
+        c.add_row([r.context.to_string(), Bytes::to_string(&r.kv_bytes_per_request), r.max_concurrency.to_string()]);
+    }
+    println!("{c}");
+    println!("throughput ({}): decode <= {:.0} tok/s total, prefill <= {:.0} tok/s", e.throughput.derivation, e.throughput.decode_tokens_per_s, e.throughput.prefill_tokens_per_s);
+    for d in &e.model.defaults {
+        println!("default: {} = {} ({})", d.field, d.value, d.why);
+    }
+    for n in &e.model.notes {
+        println!("note: {n}");
+    }
+    if explain {
+        println!("\nDerivations:");
+        for f in [&e.weights.figure, &e.kv_per_request, &e.kv_cache, &e.activation, &e.overhead] {
+            println!("- {} [{}]: {}\n    = {}", f.name, basis(f), f.formula, f.substituted);
+            for n in &f.notes {
+                println!("    note: {n}");
+            }
+        }
+        for n in &e.engine.notes {
+            println!("- engine: {n}");
+        }
+    }
+    println!("permalink: ?{}", s.to_query());
+}

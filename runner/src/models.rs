@@ -1,0 +1,106 @@
+//! Model resolution: a bundled id (`model-configs/<org>/<name>/config.json`), a path to a
+//! `config.json`, or a Hugging Face id fetched over HTTPS (`HF_TOKEN`, `HF_ENDPOINT`).
+
+use crate::cli::ModelsArgs;
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+
+/// The bundled configs directory: `$KV_MODEL_CONFIGS`, `./model-configs`, or the repository's.
+pub fn configs_dir() -> Option<PathBuf> {
+    if let Ok(d) = std::env::var("KV_MODEL_CONFIGS") {
+        return Some(PathBuf::from(d));
+    }
+    let here = PathBuf::from("model-configs");
+    if here.join("index.json").is_file() {
+        return Some(here);
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../model-configs");
+    repo.join("index.json").is_file().then_some(repo)
+}
+
+/// Bundled model ids with family and parameter count, from `model-configs/index.json`.
+pub fn bundled() -> Vec<(String, String, u64)> {
+    let Some(dir) = configs_dir() else { return vec![] };
+    let Ok(text) = std::fs::read_to_string(dir.join("index.json")) else { return vec![] };
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else { return vec![] };
+    v.get("models")
+        .and_then(|m| m.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|m| {
+                    Some((m.get("id")?.as_str()?.to_string(), m.get("family")?.as_str().unwrap_or("").to_string(), m.get("params_total").and_then(|p| p.as_u64()).unwrap_or(0)))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Reads the config text for `model`; returns (id, text, where it came from).
+pub fn load(model: &str) -> Result<(String, String, String)> {
+    let p = Path::new(model);
+    if p.is_file() {
+        let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+        return Ok((model.to_string(), text, format!("file {}", p.display())));
+    }
+    if let Some(dir) = configs_dir() {
+        let f = dir.join(model).join("config.json");
+        if f.is_file() {
+            let text = std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
+            return Ok((model.to_string(), text, format!("bundled {}", f.display())));
+        }
+    }
+    if model.split('/').count() != 2 || model.contains("..") || model.starts_with('/') {
+        bail!("model `{model}` is neither a config.json path, a bundled id, nor a Hugging Face id (org/name); bundled: {}", suggestions(model));
+    }
+    fetch_hub(model)
+}
+
+fn suggestions(model: &str) -> String {
+    let all = bundled();
+    let key = model.rsplit('/').next().unwrap_or(model).to_ascii_lowercase();
+    let stem: String = key.chars().take(5).collect();
+    let mut close: Vec<&str> = all.iter().map(|(id, _, _)| id.as_str()).filter(|id| id.to_ascii_lowercase().contains(&stem)).collect();
+    if close.is_empty() {
+        close = all.iter().map(|(id, _, _)| id.as_str()).take(8).collect();
+    }
+    close.truncate(8);
+    close.join(", ")
+}
+
+fn fetch_hub(id: &str) -> Result<(String, String, String)> {
+    let endpoint = std::env::var("HF_ENDPOINT").unwrap_or_else(|_| "https://huggingface.co".into());
+    let url = format!("{}/{id}/resolve/main/config.json", endpoint.trim_end_matches('/'));
+    let client = reqwest::blocking::Client::builder().timeout(std::time::Duration::from_secs(20)).build()?;
+    let mut req = client.get(&url);
+    if let Ok(tok) = std::env::var("HF_TOKEN") {
+        req = req.bearer_auth(tok);
+    }
+    let resp = match req.send() {
+        Ok(r) => r,
+        Err(e) => bail!("the Hugging Face Hub is unreachable ({url}: {e}); use a bundled id instead: {}", suggestions(id)),
+    };
+    match resp.status().as_u16() {
+        200 => Ok((id.to_string(), resp.text()?, format!("hub {url}"))),
+        401 | 403 => bail!("{id} is gated or private (HTTP {}): set HF_TOKEN to a token with access", resp.status().as_u16()),
+        404 => bail!("{id} has no config.json on the Hub (HTTP 404); check the id. Bundled: {}", suggestions(id)),
+        s => bail!("the Hub answered HTTP {s} for {url}"),
+    }
+}
+
+pub fn run_list(args: ModelsArgs) -> Result<()> {
+    let all = bundled();
+    if all.is_empty() {
+        bail!("no bundled configs found (model-configs/index.json); set KV_MODEL_CONFIGS");
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&all.iter().map(|(i, f, p)| serde_json::json!({"id": i, "family": f, "params_total": p})).collect::<Vec<_>>())?);
+        return Ok(());
+    }
+    let mut t = comfy_table::Table::new();
+    t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED).set_header(["model id", "family", "parameters"]);
+    for (id, fam, p) in all {
+        t.add_row([id, fam, format!("{:.2}B", p as f64 / 1e9)]);
+    }
+    println!("{t}");
+    Ok(())
+}
