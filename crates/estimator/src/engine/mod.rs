@@ -66,7 +66,8 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     }
 }
 
-/// The KV dtype an engine uses for `auto` (llama.cpp caches f16 whatever the model dtype).
+/// The memory fraction an engine uses when none is given (vLLM `gpu_memory_utilization` 0.9;
+/// SGLang `mem_fraction_static`, which SGLang picks by GPU size, typically 0.88; others all memory).
 pub fn default_utilization(engine: Engine) -> f64 {
     match engine {
         Engine::Vllm | Engine::VllmV0 => 0.9,

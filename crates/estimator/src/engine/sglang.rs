@@ -13,7 +13,7 @@ use crate::units::{Bytes, Figure, GIB};
 
 pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let s = cx.scenario;
-    let mfs = s.gpu_memory_utilization.unwrap_or(0.88);
+    let mfs = s.gpu_memory_utilization.unwrap_or_else(|| super::default_utilization(s.engine));
     let tp = u64::from(s.tp.max(1));
     let l = cx.max_model_len;
     let static_b = (cx.memory.0 as f64 * mfs) as u64;

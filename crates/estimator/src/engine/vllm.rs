@@ -33,7 +33,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let v0 = s.engine == Engine::VllmV0;
     let version = s.engine_version.clone().unwrap_or_else(|| if v0 { "0.8.5".into() } else { "0.21.0".into() });
     let ver = parse_semver(&version).unwrap_or((0, 21, 0));
-    let util = s.gpu_memory_utilization.unwrap_or(0.9);
+    let util = s.gpu_memory_utilization.unwrap_or_else(|| super::default_utilization(s.engine));
     let bs = s.block_size.unwrap_or(16).max(1);
     let tp = u64::from(s.tp.max(1));
     let l = cx.max_model_len;
