@@ -133,7 +133,7 @@ fn print_human(e: &Estimate, source: &str, explain: bool) {
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED).set_header(["per GPU", "bytes", "GiB", "basis"]);
     for f in [&e.weights.figure, &e.kv_cache, &e.activation, &e.overhead] {
-        t.add_row([f.name.clone(), f.bytes.0.to_string(), format!("{:.2}", f.bytes.gib()), basis(f).into()]);
+        t.add_row([f.name.to_string(), f.bytes.0.to_string(), format!("{:.2}", f.bytes.gib()), basis(f).into()]);
     }
     t.add_row(["total".to_string(), e.total.0.to_string(), format!("{:.2}", e.total.gib()), String::new()]);
     t.add_row([format!("capacity ({} x {})", e.gpu_memory, e.engine.utilization), e.capacity.0.to_string(), format!("{:.2}", e.capacity.gib()), String::new()]);

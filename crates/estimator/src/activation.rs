@@ -23,7 +23,7 @@ pub fn per_token_width(shape: &ModelShape, tp: u64) -> u64 {
     let tp = tp.max(1);
     let h = shape.hidden_size;
     let mut widest = 0u64;
-    for l in &shape.layers {
+    for (l, _) in shape.runs_all() {
         let mut mlp = 0u64;
         let mut attn = 0u64;
         let mut gated = true;

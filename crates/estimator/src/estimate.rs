@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::kv::{kv_layout, KvLayout};
 use crate::model::{DefaultUsed, ModelShape};
 use crate::scenario::{Engine, Scenario};
-use crate::units::{Bytes, Figure};
+use crate::units::{fixed, Bytes, Figure};
 use crate::weights::{weight_plan, weights, WeightReport};
 use serde::{Deserialize, Serialize};
 
@@ -216,11 +216,11 @@ fn roofline(shape: &ModelShape, s: &Scenario, w: &WeightReport, kv_batch: u64) -
         decode_tokens_per_s_per_request: decode / n,
         prefill_tokens_per_s: prefill,
         derivation: format!(
-            "roofline upper bound: decode = {n} requests / ({:.2} GB read per step / {:.0} GB/s); prefill = {:.0} TFLOP/s x tp / {:.2} GFLOP per token; {gpus} GPU(s)",
-            step_bytes / 1e9,
-            bw / 1e9,
-            tflops / 1e12,
-            flops_per_token / 1e9
+            "roofline upper bound: decode = {n} requests / ({} GB read per step / {} GB/s); prefill = {} TFLOP/s x tp / {} GFLOP per token; {gpus} GPU(s)",
+            fixed(step_bytes / 1e9, 2),
+            fixed(bw / 1e9, 0),
+            fixed(tflops / 1e12, 0),
+            fixed(flops_per_token / 1e9, 2)
         ),
     }
 }

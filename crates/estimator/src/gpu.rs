@@ -52,8 +52,8 @@ gpus! {
 
 /// Looks a GPU up by catalog id (case-insensitive).
 pub fn find(id: &str) -> Result<&'static Gpu> {
-    let want = id.trim().to_ascii_lowercase();
-    CATALOG.iter().find(|g| g.id == want).ok_or_else(|| {
+    let want = id.trim();
+    CATALOG.iter().find(|g| g.id.eq_ignore_ascii_case(want)).ok_or_else(|| {
         let ids: Vec<&str> = CATALOG.iter().map(|g| g.id).collect();
         Error::scenario("gpu", id, format!("one of {}", ids.join(", ")))
     })

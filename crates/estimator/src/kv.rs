@@ -29,6 +29,9 @@ pub struct KvGroup {
     pub bytes_per_token: u64,
     /// Bytes per token of one layer on one GPU.
     pub bytes_per_token_per_layer: u64,
+    /// MLA latent layers (grouped apart from softmax attention of the same size).
+    #[serde(default)]
+    pub mla: bool,
 }
 
 /// The KV layout of a model under a KV dtype and parallelism, for the most loaded GPU.
@@ -69,21 +72,30 @@ impl KvLayout {
 
 /// Per-token bytes of one layer on one rank; `None` for layers without a per-token cache.
 pub fn layer_bytes_per_token(mixer: &Mixer, ratio: (u64, u64), tp: u64) -> Result<Option<(String, Window, u64)>> {
+    Ok(cache_kind(mixer, ratio, tp)?.map(|(mla, w, b)| (kind_label(mla, w), w, b)))
+}
+
+/// `(is MLA, window, bytes per token)` of one layer on one rank, without building a label.
+fn cache_kind(mixer: &Mixer, ratio: (u64, u64), tp: u64) -> Result<Option<(bool, Window, u64)>> {
     let row = |n: u64| mul_ratio_ceil(n, ratio.0, ratio.1, "KV row bytes");
     Ok(match mixer {
         Mixer::Attention { kv_heads, k_dim, v_dim, window, .. } => {
             let kvh = kv_heads.div_ceil(tp.max(1));
             let b = row(kvh * k_dim)? + row(kvh * v_dim)?;
-            let kind = match window {
-                Window::Full => "full attention".to_string(),
-                Window::Sliding(w) => format!("sliding window {w}"),
-                Window::Chunked(c) => format!("chunked attention {c}"),
-            };
-            Some((kind, *window, b))
+            Some((false, *window, b))
         }
-        Mixer::Mla { kv_lora_rank, qk_rope_head_dim, .. } => Some(("MLA latent".into(), Window::Full, row(kv_lora_rank + qk_rope_head_dim)?)),
+        Mixer::Mla { kv_lora_rank, qk_rope_head_dim, .. } => Some((true, Window::Full, row(kv_lora_rank + qk_rope_head_dim)?)),
         _ => None,
     })
+}
+
+fn kind_label(mla: bool, window: Window) -> String {
+    match (mla, window) {
+        (true, _) => "MLA latent".to_string(),
+        (false, Window::Full) => "full attention".to_string(),
+        (false, Window::Sliding(w)) => format!("sliding window {w}"),
+        (false, Window::Chunked(c)) => format!("chunked attention {c}"),
+    }
 }
 
 /// Builds the KV layout for the most loaded GPU under `tp` x `pp`.
@@ -94,19 +106,20 @@ pub fn kv_layout(shape: &ModelShape, kv: KvDtype, activation: FloatDtype, tp: u6
     let mut best: Option<KvLayout> = None;
     let mut start = 0usize;
     for n in parts {
-        let layers = shape.layers.get(start..start + n as usize).unwrap_or(&[]);
+        let (lo, hi) = (start, start + n as usize);
         start += n as usize;
         let mut groups: Vec<KvGroup> = vec![];
         let mut state = 0u64;
         let mut recurrent = 0u64;
-        for l in layers {
-            if let Some((kind, window, b)) = layer_bytes_per_token(&l.mixer, ratio, tp)? {
-                match groups.iter_mut().find(|g| g.kind == kind && g.bytes_per_token_per_layer == b) {
+        for (l, copies) in shape.runs_in(lo, hi) {
+            if let Some((key, window, b)) = cache_kind(&l.mixer, ratio, tp)? {
+                let bytes = mul(b, copies, "KV bytes per token")?;
+                match groups.iter_mut().find(|g| g.window == window && g.bytes_per_token_per_layer == b && g.mla == key) {
                     Some(g) => {
-                        g.layers += 1;
-                        g.bytes_per_token += b;
+                        g.layers += copies;
+                        g.bytes_per_token += bytes;
                     }
-                    None => groups.push(KvGroup { kind, window, layers: 1, bytes_per_token: b, bytes_per_token_per_layer: b }),
+                    None => groups.push(KvGroup { kind: kind_label(key, window), window, layers: copies, bytes_per_token: bytes, bytes_per_token_per_layer: b, mla: key }),
                 }
             }
             if let Mixer::Recurrent { conv_elems, ssm_elems, ssm_fp32, heads, .. } = &l.mixer {
@@ -116,8 +129,9 @@ pub fn kv_layout(shape: &ModelShape, kv: KvDtype, activation: FloatDtype, tp: u6
                 let share = heads.div_ceil(tp);
                 let conv = mul_ratio_ceil(*conv_elems, share, heads, "recurrent state")? * a;
                 let ssm = mul_ratio_ceil(*ssm_elems, share, heads, "recurrent state")? * ssm_b;
-                state = state.checked_add(conv + ssm).ok_or_else(|| Error::overflow("recurrent state"))?;
-                recurrent += 1;
+                let one = conv.checked_add(ssm).ok_or_else(|| Error::overflow("recurrent state"))?;
+                state = state.checked_add(mul(one, copies, "recurrent state")?).ok_or_else(|| Error::overflow("recurrent state"))?;
+                recurrent += copies;
             }
         }
         let per_token = groups.iter().map(|g| g.bytes_per_token).sum();

@@ -289,22 +289,58 @@ pub struct ModelShape {
     pub layers: Vec<Layer>,
     pub defaults: Vec<DefaultUsed>,
     pub notes: Vec<String>,
+    /// Runs of consecutive identical layers, `(first index, count)`, indexed once by
+    /// [`ModelShape::index_runs`]: every per-layer sum walks runs, so a 32-layer dense model costs
+    /// one layer's arithmetic, not 32. Not serialised; an empty or stale index falls back to
+    /// one run per layer.
+    #[serde(skip)]
+    pub runs: Vec<(usize, usize)>,
 }
 
 impl ModelShape {
+    /// Indexes runs of consecutive identical layers (called by every resolver; call it again after
+    /// editing `layers` by hand).
+    pub fn index_runs(&mut self) {
+        let mut runs: Vec<(usize, usize)> = Vec::new();
+        for (i, l) in self.layers.iter().enumerate() {
+            match runs.last_mut() {
+                Some((start, n)) if self.layers.get(*start) == Some(l) => *n += 1,
+                _ => runs.push((i, 1)),
+            }
+        }
+        self.runs = runs;
+    }
+
+    /// Layers `lo..hi` as `(layer, how many identical copies)`, in order.
+    pub fn runs_in(&self, lo: usize, hi: usize) -> impl Iterator<Item = (&Layer, u64)> + '_ {
+        let hi = hi.min(self.layers.len());
+        let valid = self.runs.iter().map(|r| r.1).sum::<usize>() == self.layers.len();
+        let count = if valid { self.runs.len() } else { self.layers.len() };
+        (0..count).filter_map(move |i| {
+            let (start, n) = if valid { self.runs.get(i).copied().unwrap_or((i, 0)) } else { (i, 1) };
+            let a = start.max(lo);
+            let b = (start + n).min(hi);
+            (b > a).then(|| self.layers.get(start).map(|l| (l, (b - a) as u64))).flatten()
+        })
+    }
+
+    /// Every layer as `(layer, copies)`.
+    pub fn runs_all(&self) -> impl Iterator<Item = (&Layer, u64)> + '_ {
+        self.runs_in(0, self.layers.len())
+    }
+
+    fn sum_tensors(&self, f: impl Fn(&Tensor) -> u128) -> u64 {
+        let globals: u128 = self.globals.iter().map(&f).sum();
+        let layers: u128 = self.runs_all().map(|(l, n)| l.tensors.iter().map(&f).sum::<u128>() * n as u128).sum();
+        u64::try_from(globals + layers).unwrap_or(u64::MAX)
+    }
     /// Total parameters (all experts, all tensors).
     pub fn params_total(&self) -> u64 {
-        let sum: u128 = self.all_tensors().map(Tensor::elements).sum();
-        u64::try_from(sum).unwrap_or(u64::MAX)
+        self.sum_tensors(Tensor::elements)
     }
     /// Parameters used for one token: routed experts count `top_k` times, not `num_experts`.
     pub fn params_active(&self) -> u64 {
-        let sum: u128 = self
-            .all_tensors()
-            .filter(|t| t.role != Role::Encoder)
-            .map(|t| t.rows as u128 * t.cols as u128 * t.active as u128)
-            .sum();
-        u64::try_from(sum).unwrap_or(u64::MAX)
+        self.sum_tensors(|t| if t.role == Role::Encoder { 0 } else { t.rows as u128 * t.cols as u128 * t.active as u128 })
     }
     pub fn all_tensors(&self) -> impl Iterator<Item = &Tensor> {
         self.globals.iter().chain(self.layers.iter().flat_map(|l| l.tensors.iter()))
@@ -315,7 +351,7 @@ impl ModelShape {
     }
     /// Layers whose cache grows with the number of tokens.
     pub fn kv_layers(&self) -> usize {
-        self.layers.iter().filter(|l| matches!(l.mixer, Mixer::Attention { .. } | Mixer::Mla { .. })).count()
+        self.runs_all().filter(|(l, _)| matches!(l.mixer, Mixer::Attention { .. } | Mixer::Mla { .. })).map(|(_, n)| n as usize).sum()
     }
     pub fn is_mla(&self) -> bool {
         self.layers.iter().any(|l| matches!(l.mixer, Mixer::Mla { .. }))

@@ -5,6 +5,7 @@
 
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::fmt;
 
 /// 2^30 bytes.
@@ -50,19 +51,64 @@ impl Bytes {
 }
 
 impl fmt::Display for Bytes {
-    /// Human form with a binary unit: `15.00 GiB`, `128.0 KiB`, `512 B`.
+    /// Human form with a binary unit: `15.00 GiB`, `128.0 KiB`, `512 B` (rounded half up, in
+    /// integer arithmetic: exact and several times faster than float formatting).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let b = self.0;
         if b >= GIB {
-            write!(f, "{:.2} GiB", self.gib())
+            write_fixed(f, b, GIB, 2)?;
+            f.write_str(" GiB")
         } else if b >= MIB {
-            write!(f, "{:.1} MiB", self.mib())
+            write_fixed(f, b, MIB, 1)?;
+            f.write_str(" MiB")
         } else if b >= 1024 {
-            write!(f, "{:.1} KiB", b as f64 / 1024.0)
+            write_fixed(f, b, 1024, 1)?;
+            f.write_str(" KiB")
         } else {
             write!(f, "{b} B")
         }
     }
+}
+
+/// Writes `value / unit` with `decimals` decimals (1 or 2), rounded half up.
+fn write_fixed(f: &mut fmt::Formatter<'_>, value: u64, unit: u64, decimals: u32) -> fmt::Result {
+    let scale = 10u128.pow(decimals);
+    let scaled = (value as u128 * scale + unit as u128 / 2) / unit as u128;
+    let (whole, frac) = (scaled / scale, scaled % scale);
+    if decimals == 2 {
+        write!(f, "{whole}.{frac:02}")
+    } else {
+        write!(f, "{whole}.{frac}")
+    }
+}
+
+/// A non-negative float with `decimals` decimals (0 to 3), formatted through integers (float
+/// formatting with a precision is the slow path of `core::fmt`); non-finite values print `n/a`.
+pub fn fixed(x: f64, decimals: u32) -> String {
+    if !x.is_finite() || x < 0.0 || x > 1e15 {
+        return if x.is_finite() && x < 0.0 { format!("-{}", fixed(-x, decimals)) } else { "n/a".into() };
+    }
+    let scale = 10u64.pow(decimals.min(3));
+    let scaled = (x * scale as f64).round() as u64;
+    let (whole, frac) = (scaled / scale, scaled % scale);
+    match decimals.min(3) {
+        0 => whole.to_string(),
+        1 => format!("{whole}.{frac}"),
+        2 => format!("{whole}.{frac:02}"),
+        _ => format!("{whole}.{frac:03}"),
+    }
+}
+
+/// `12.34 GiB`: bytes as GiB with two decimals, the unit engines print.
+pub fn gib_text(bytes: u64) -> String {
+    struct G(u64);
+    impl fmt::Display for G {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write_fixed(f, self.0, GIB, 2)?;
+            f.write_str(" GiB")
+        }
+    }
+    G(bytes).to_string()
 }
 
 /// `a * b` with overflow as an error.
@@ -113,11 +159,11 @@ pub enum Basis {
 /// substituted, and whether it is exact or modelled. Every number a user sees is one of these.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Figure {
-    pub name: String,
+    pub name: Cow<'static, str>,
     pub bytes: Bytes,
     pub basis: Basis,
     /// The formula in symbols, e.g. `layers x 2 x kv_heads x head_dim x kv_bytes`.
-    pub formula: String,
+    pub formula: Cow<'static, str>,
     /// The formula with values, e.g. `32 x 2 x 8 x 128 x 2 B = 131072 B`.
     pub substituted: String,
     /// Inputs and defaults the figure used, and any caveat.
@@ -125,11 +171,11 @@ pub struct Figure {
 }
 
 impl Figure {
-    pub fn exact(name: &str, bytes: Bytes, formula: impl Into<String>, substituted: impl Into<String>) -> Self {
-        Figure { name: name.into(), bytes, basis: Basis::Exact, formula: formula.into(), substituted: substituted.into(), notes: vec![] }
+    pub fn exact(name: &'static str, bytes: Bytes, formula: impl Into<Cow<'static, str>>, substituted: impl Into<String>) -> Self {
+        Figure { name: Cow::Borrowed(name), bytes, basis: Basis::Exact, formula: formula.into(), substituted: substituted.into(), notes: vec![] }
     }
-    pub fn modelled(name: &str, bytes: Bytes, formula: impl Into<String>, substituted: impl Into<String>) -> Self {
-        Figure { name: name.into(), bytes, basis: Basis::Modelled, formula: formula.into(), substituted: substituted.into(), notes: vec![] }
+    pub fn modelled(name: &'static str, bytes: Bytes, formula: impl Into<Cow<'static, str>>, substituted: impl Into<String>) -> Self {
+        Figure { name: Cow::Borrowed(name), bytes, basis: Basis::Modelled, formula: formula.into(), substituted: substituted.into(), notes: vec![] }
     }
     pub fn note(mut self, n: impl Into<String>) -> Self {
         self.notes.push(n.into());
@@ -145,6 +191,15 @@ mod tests {
         assert_eq!(Bytes(512).to_string(), "512 B");
         assert_eq!(Bytes(131_072).to_string(), "128.0 KiB");
         assert_eq!(Bytes(16 * GIB).to_string(), "16.00 GiB");
+        assert_eq!(Bytes(GIB + GIB / 200 + 1).to_string(), "1.01 GiB"); // just above 1.005 rounds up
+        assert_eq!(Bytes(GIB + GIB / 200).to_string(), "1.00 GiB"); // just below stays
+        assert_eq!(Bytes(1536 * MIB).to_string(), "1.50 GiB");
+        assert_eq!(Bytes(1_572_864).to_string(), "1.5 MiB");
+        assert_eq!(gib_text(80 * GIB - 1), "80.00 GiB");
+        assert_eq!(fixed(8.0302, 3), "8.030");
+        assert_eq!(fixed(2.5, 0), "3");
+        assert_eq!(fixed(-1.25, 1), "-1.3");
+        assert_eq!(fixed(f64::NAN, 2), "n/a");
     }
     #[test]
     fn overflow_is_an_error() {

@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::model::{ModelShape, Role, Tensor};
 use crate::units::{Bytes, Figure};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 
 /// How the weights are stored, resolved from the scenario and the checkpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -117,7 +118,7 @@ pub struct WeightReport {
     /// On the most loaded GPU.
     pub per_gpu: Bytes,
     /// Whole-model bytes per component (embeddings, attention, MLP, experts, ...).
-    pub by_component: Vec<(String, Bytes)>,
+    pub by_component: Vec<(Cow<'static, str>, Bytes)>,
     pub plan: WeightPlan,
     pub figure: Figure,
 }
@@ -158,16 +159,20 @@ pub fn weights(shape: &ModelShape, plan: &WeightPlan, tp: u64, pp: u64) -> Resul
     if pp > shape.num_layers().max(1) {
         return Err(Error::scenario("pp", pp, format!("at most the number of layers ({})", shape.num_layers())));
     }
-    let mut by: Vec<(String, u128)> = vec![];
+    let mut by: Vec<(&'static str, u128)> = vec![];
     let mut total: u128 = 0;
-    for t in shape.all_tensors() {
-        let b = tensor_bytes(t, 1, plan);
+    let mut add = |t: &Tensor, copies: u64| {
+        let b = tensor_bytes(t, 1, plan) * copies as u128;
         total += b;
         let name = component(t.role);
-        match by.iter_mut().find(|(n, _)| n == name) {
+        match by.iter_mut().find(|(n, _)| std::ptr::eq(*n, name)) {
             Some(e) => e.1 += b,
-            None => by.push((name.to_string(), b)),
+            None => by.push((name, b)),
         }
+    };
+    shape.globals.iter().for_each(|t| add(t, 1));
+    for (l, n) in shape.runs_all() {
+        l.tensors.iter().for_each(|t| add(t, n));
     }
     // per stage
     let parts = pp_partition(shape.num_layers(), pp);
@@ -175,7 +180,10 @@ pub fn weights(shape: &ModelShape, plan: &WeightPlan, tp: u64, pp: u64) -> Resul
     let mut per_gpu: u128 = 0;
     let last = parts.len() - 1;
     for (s, &n) in parts.iter().enumerate() {
-        let mut stage: u128 = shape.layers[start..start + n as usize].iter().flat_map(|l| l.tensors.iter()).map(|t| tensor_bytes(t, tp, plan)).sum();
+        let mut stage: u128 = shape
+            .runs_in(start, start + n as usize)
+            .map(|(l, copies)| l.tensors.iter().map(|t| tensor_bytes(t, tp, plan)).sum::<u128>() * copies as u128)
+            .sum();
         start += n as usize;
         for t in &shape.globals {
             let first = matches!(t.role, Role::Embedding | Role::PositionEmbedding | Role::Encoder);
@@ -198,8 +206,8 @@ pub fn weights(shape: &ModelShape, plan: &WeightPlan, tp: u64, pp: u64) -> Resul
         per_gpu_b,
         "sum over tensors of elements x bytes (quantised linears: packed values + scales + zeros), sharded by TP, largest PP stage",
         format!(
-            "{:.3}B params as {}: {} in all; per GPU (tp={tp}, pp={pp}): {}",
-            p_total as f64 / 1e9,
+            "{}B params as {}: {} in all; per GPU (tp={tp}, pp={pp}): {}",
+            crate::units::fixed(p_total as f64 / 1e9, 3),
             plan.label,
             total_b,
             per_gpu_b
@@ -216,7 +224,7 @@ pub fn weights(shape: &ModelShape, plan: &WeightPlan, tp: u64, pp: u64) -> Resul
         params_active: shape.params_active(),
         total: total_b,
         per_gpu: per_gpu_b,
-        by_component: by.into_iter().map(|(n, b)| (n, Bytes(u64::try_from(b).unwrap_or(u64::MAX)))).collect(),
+        by_component: by.into_iter().map(|(n, b)| (Cow::Borrowed(n), Bytes(u64::try_from(b).unwrap_or(u64::MAX)))).collect(),
         plan: plan.clone(),
         figure,
     })

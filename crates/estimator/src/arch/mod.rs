@@ -169,7 +169,7 @@ impl<'a> Cx<'a> {
             Some(q) => parse_quant(q, &mut notes)?,
             None => None,
         };
-        Ok(ModelShape {
+        let mut shape = ModelShape {
             model_type: self.model_type.clone(),
             family,
             generic: family == Family::Generic,
@@ -188,7 +188,10 @@ impl<'a> Cx<'a> {
             layers,
             defaults: std::mem::take(&mut self.defaults),
             notes,
-        })
+            runs: Vec::new(),
+        };
+        shape.index_runs();
+        Ok(shape)
     }
 }
 

@@ -87,5 +87,5 @@ pub fn parse_semver(v: &str) -> Option<(u64, u64, u64)> {
 }
 
 pub(crate) fn gib(b: u64) -> String {
-    format!("{:.2} GiB", Bytes(b).gib())
+    crate::units::gib_text(b)
 }

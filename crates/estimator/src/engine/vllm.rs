@@ -63,7 +63,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         "runtime overhead",
         Bytes(non_torch_b + graph_b),
         "non-torch memory (CUDA context, NCCL) + CUDA graphs when inside the budget (v0.21+)",
-        format!("{non_torch:.2} GiB + {:.2} GiB", graph_b as f64 / GIB as f64),
+        format!("{} + {}", gib(non_torch_b), gib(graph_b)),
     )
     .note(if graphs_in_budget { "CUDA graphs are estimated and subtracted before the KV cache (v0.21+)" } else { "CUDA graphs (0.1-5 GiB) are captured after the KV cache, outside gpu_memory_utilization" });
     let requested = (cx.memory.0 as f64 * util) as u64;
