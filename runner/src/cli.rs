@@ -16,6 +16,27 @@ pub enum Command {
     Estimate(EstimateArgs),
     /// List the bundled model configs.
     Models(ModelsArgs),
+    /// Score the engine profiles against engine start-up logs (JSONL cases).
+    Validate(ValidateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// The cases: one logged engine start-up per line (see shared/validation/README.md).
+    #[arg(long)]
+    pub cases: std::path::PathBuf,
+    /// Print the results as JSON (cases and summary).
+    #[arg(long, conflicts_with = "markdown")]
+    pub json: bool,
+    /// Print the Markdown report (docs/accuracy/engine-logs.md).
+    #[arg(long)]
+    pub markdown: bool,
+    /// Only the strict cases (no caveat flag).
+    #[arg(long)]
+    pub strict_only: bool,
+    /// Never ask the Hugging Face Hub for configs that are not bundled (those cases are skipped).
+    #[arg(long)]
+    pub offline: bool,
 }
 
 #[derive(Debug, Args)]

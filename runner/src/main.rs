@@ -4,6 +4,7 @@
 mod cli;
 mod estimate;
 mod models;
+mod validate;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -13,6 +14,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         cli::Command::Estimate(args) => estimate::run(args),
         cli::Command::Models(args) => models::run_list(args),
+        cli::Command::Validate(args) => validate::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -67,7 +67,7 @@ fn suggestions(model: &str) -> String {
     close.join(", ")
 }
 
-fn fetch_hub(id: &str) -> Result<(String, String, String)> {
+pub fn fetch_hub(id: &str) -> Result<(String, String, String)> {
     let endpoint = std::env::var("HF_ENDPOINT").unwrap_or_else(|_| "https://huggingface.co".into());
     let url = format!("{}/{id}/resolve/main/config.json", endpoint.trim_end_matches('/'));
     let client = reqwest::blocking::Client::builder().timeout(std::time::Duration::from_secs(20)).build()?;

@@ -93,3 +93,29 @@ fn every_bundled_model_estimates_or_refuses_clearly() {
         }
     }
 }
+
+#[test]
+fn validate_scores_the_engine_logs() {
+    let cases = concat!(env!("CARGO_MANIFEST_DIR"), "/../crates/estimator/tests/data/engine-logs-dev.jsonl");
+    let out = runner(&["validate", "--cases", cases, "--offline", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["summary"]["cases"], 32);
+    assert!(v["summary"]["evaluated"].as_u64().unwrap() >= 20);
+    let llama = v["cases"].as_array().unwrap().iter().find(|c| c["id"] == "llamacpp-issue5134-phi2-q4_0-3090-ctx512").unwrap();
+    let kv = llama["checks"].as_array().unwrap().iter().find(|c| c["figure"] == "llamacpp_kv_mib").unwrap();
+    assert_eq!(kv["logged"], 160.0);
+    assert_eq!(kv["estimated"], 160.0);
+    // the human table names every case and the summary line
+    let out = runner(&["validate", "--cases", cases, "--offline"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("vllm-issue15360-qwen25-7b-a10g") && text.contains("targets met"), "{text}");
+    // a malformed line is one error naming the line, exit 2
+    let dir = std::env::temp_dir().join(format!("kvr-val-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.jsonl");
+    std::fs::write(&bad, "{\"id\": \"x\", \"figures\": 3}\n").unwrap();
+    let out = runner(&["validate", "--cases", bad.to_str().unwrap(), "--offline"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cases line 1"));
+}

@@ -4,6 +4,7 @@
 //!   workspace, checks that the estimator builds for `wasm32-unknown-unknown`, and runs the tidy
 //!   checks (generated index up to date, every source file opens with a `//!` doc).
 //! - `cargo xtask index`: regenerates `model-configs/index.json` from the bundled configs.
+//! - `cargo xtask accuracy`: regenerates `docs/accuracy/engine-logs.md` (`kv-runner validate`).
 //! - `cargo xtask import-configs DIR`: lays out `shared/model-configs` copies as `<org>/<name>/config.json`.
 
 use anyhow::{bail, Context, Result};
@@ -24,9 +25,14 @@ fn main() -> Result<()> {
             println!("wrote model-configs/index.json");
             Ok(())
         }
+        Some("accuracy") => {
+            std::fs::write(root().join(REPORT), accuracy_report(&[])?)?;
+            println!("wrote {REPORT}");
+            Ok(())
+        }
         Some("import-configs") => import(args.get(1).map(PathBuf::from).unwrap_or_else(|| root().join("../shared/model-configs"))),
         _ => {
-            eprintln!("usage: cargo xtask <test|index|import-configs [DIR]>");
+            eprintln!("usage: cargo xtask <test|index|accuracy|import-configs [DIR]>");
             std::process::exit(2)
         }
     }
@@ -55,6 +61,35 @@ fn test() -> Result<()> {
     run(cargo().args(["test", "--workspace", "--all-targets"]).env("INSTA_UPDATE", "no").env("CI", "true"))?;
     run(cargo().args(["build", "-p", "kv-estimator", "--target", "wasm32-unknown-unknown", "--release"]))?;
     eprintln!("kv-estimator builds for wasm32-unknown-unknown");
+    accuracy_report_is_current()?;
+    Ok(())
+}
+
+/// The engine-log cases and their committed report.
+const CASES: &str = "crates/estimator/tests/data/engine-logs-dev.jsonl";
+const REPORT: &str = "docs/accuracy/engine-logs.md";
+
+fn accuracy_report(args_extra: &[&str]) -> Result<String> {
+    let out = cargo()
+        .args(["run", "-q", "-p", "kv-runner", "--", "validate", "--offline", "--markdown", "--cases", CASES])
+        .args(args_extra)
+        .current_dir(root())
+        .output()
+        .context("running kv-runner validate")?;
+    if !out.status.success() {
+        bail!("kv-runner validate failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+/// `docs/accuracy/engine-logs.md` is what `kv-runner validate` prints today.
+fn accuracy_report_is_current() -> Result<()> {
+    let want = accuracy_report(&[])?;
+    let have = std::fs::read_to_string(root().join(REPORT)).unwrap_or_default();
+    if want != have {
+        bail!("{REPORT} is out of date: run `cargo xtask accuracy`");
+    }
+    eprintln!("tidy: {REPORT} current");
     Ok(())
 }
 

@@ -29,3 +29,4 @@ pub mod engine;
 pub mod estimate;
 pub use estimate::{estimate, Estimate};
 pub mod measurement;
+pub mod validation;

@@ -353,6 +353,16 @@ impl ModelShape {
     pub fn kv_layers(&self) -> usize {
         self.runs_all().filter(|(l, _)| matches!(l.mixer, Mixer::Attention { .. } | Mixer::Mla { .. })).map(|(_, n)| n as usize).sum()
     }
+    /// Dimensions rotated by RoPE per head: the decoupled rope key of MLA, else the head size.
+    pub fn rotary_dim(&self) -> u64 {
+        self.layers
+            .iter()
+            .find_map(|l| match l.mixer {
+                Mixer::Mla { qk_rope_head_dim, .. } => Some(qk_rope_head_dim),
+                _ => None,
+            })
+            .unwrap_or(self.head_dim)
+    }
     pub fn is_mla(&self) -> bool {
         self.layers.iter().any(|l| matches!(l.mixer, Mixer::Mla { .. }))
     }

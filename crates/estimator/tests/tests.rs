@@ -304,3 +304,52 @@ proptest! {
         }
     }
 }
+
+/// The engine-log targets (issue #3) on the strict development cases: every check with a target
+/// meets it, except the misses listed here with their cause; those may not get worse.
+#[test]
+fn engine_profiles_hold_their_targets_on_strict_log_cases() {
+    use kv_estimator::validation::{self, Loaded};
+    // (case, figure, error when recorded in %, why it misses)
+    const KNOWN_MISSES: &[(&str, &str, f64, &str)] = &[
+        ("sglang-llmsinclouds-qwq32b-tp4-l4", "sglang_weights_mem_usage_gb", -1.82, "SGLang measures weights as the drop in free memory, which includes allocator slack"),
+        ("sglang-llmsinclouds-qwq32b-tp4-l4", "sglang_max_total_tokens", 9.94, "follows from the weights measured as a free-memory drop (0.28 GiB more than the tensors)"),
+        ("sglang-llmsinclouds-qwq32b-tp4-l4", "sglang_k_size_gb", 10.13, "as above"),
+        ("sglang-issue7495-qwen3-0.6b-fp8-h100", "sglang_weights_mem_usage_gb", -5.38, "0.04 GiB of load-time buffers on a 0.7 GiB model"),
+        ("vllm-issue16141-qwen25-0.5b-awq-a6000-v0", "kv_cache_gib", -34.34, "the log shows no sampler peak (0.09 GiB) where 0.6.5/0.8.1 logs show 256 rows x vocab x 38 B"),
+        ("vllm-issue16141-qwen25-0.5b-awq-a6000-v0", "num_gpu_blocks", -34.33, "as above"),
+        ("vllm-issue16259-llama31-405b-awq-tp4-h100nvl", "kv_cache_tokens", 81.51, "vLLM V1 0.8.3 TP4 (Ray) used ~13 GiB more per GPU than weights + modelled peak; not explained"),
+    ];
+    let bundled: Vec<String> = all_ids();
+    let mut load = |id: &str, _bundled: bool| match std::fs::read_to_string(configs_dir().join(id).join("config.json")) {
+        Ok(t) => Loaded::Text(t, "bundled".into()),
+        Err(e) => Loaded::Missing(format!("not bundled: {e}")),
+    };
+    let mut strict_evaluated = 0;
+    let mut checked = 0;
+    for case in validation::parse_cases(include_str!("data/engine-logs-dev.jsonl")) {
+        let case = case.unwrap();
+        let r = validation::evaluate_with(&case, &bundled, &mut load);
+        if case.flag("fails_to_start") && r.skipped.is_none() {
+            assert_eq!(r.starts.map(|s| s.1), Some(false), "{}: predicted to start: {:?}", case.id, r.message);
+            assert!(r.message.as_deref().is_some_and(|m| m.contains(&case.max_model_len.unwrap_or(0).to_string())), "{}: {:?}", case.id, r.message);
+        }
+        if !case.strict() || r.skipped.is_some() {
+            continue;
+        }
+        strict_evaluated += 1;
+        if let Some((logged, predicted)) = r.starts {
+            assert_eq!(logged, predicted, "{}: start-up outcome", case.id);
+        }
+        for c in &r.checks {
+            let Some(target) = c.target_pct else { continue };
+            checked += 1;
+            match KNOWN_MISSES.iter().find(|(id, f, _, _)| *id == case.id && *f == c.figure) {
+                Some((_, _, recorded, why)) => assert!(c.error_pct.abs() <= recorded.abs() + 1.0, "{} {}: {:+.2} % is worse than the recorded {recorded:+.2} % ({why})", case.id, c.figure, c.error_pct),
+                None => assert!(c.error_pct.abs() <= target + 1e-9, "{} {}: {:+.2} % (target ±{target} %): estimate {} vs logged {}", case.id, c.figure, c.error_pct, c.estimated, c.logged),
+            }
+        }
+    }
+    assert!(strict_evaluated >= 13, "only {strict_evaluated} strict cases could be evaluated offline");
+    assert!(checked >= 30, "only {checked} checks with a target");
+}

@@ -53,6 +53,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         max_concurrency: if need == 0 { 0.0 } else { budget as f64 / need as f64 },
         fits,
         message: (!fits).then(|| format!("CUDA out of memory: weights {} + activations {} exceed {}", gib(cx.weights_per_gpu.0), gib(act), gib(cx.memory.0))),
+        loaded_weights_bytes: cx.weights_per_gpu,
         kv_needed_for_max_len: Bytes(need),
         max_len_that_fits: budget / per_token,
         activation,

@@ -69,6 +69,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         max_concurrency: n_seq as f64,
         fits,
         message,
+        loaded_weights_bytes: cx.weights_per_gpu,
         kv_needed_for_max_len: Bytes(kv),
         max_len_that_fits: max_len,
         activation,

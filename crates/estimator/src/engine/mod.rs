@@ -36,6 +36,10 @@ pub struct EngineReport {
     pub fits: bool,
     /// The engine's own error message when it would refuse, with its figures.
     pub message: Option<String>,
+    /// What the engine reports as loaded model memory ("Model loading took X GiB"): the weights
+    /// plus buffers it creates at load (vLLM: the rotary cos/sin cache).
+    #[serde(default)]
+    pub loaded_weights_bytes: Bytes,
     /// Bytes one request of `max_model_len` tokens needs in this engine.
     pub kv_needed_for_max_len: Bytes,
     /// The largest length one request can have (vLLM's "estimated maximum model length").

@@ -43,6 +43,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         max_concurrency: tokens as f64 / l.max(1) as f64,
         fits,
         message,
+        loaded_weights_bytes: cx.weights_per_gpu,
         kv_needed_for_max_len: Bytes(need),
         max_len_that_fits: tokens,
         activation,

@@ -19,10 +19,12 @@ use crate::model::Window;
 use crate::scenario::Engine;
 use crate::units::{Bytes, Figure, GIB};
 
-/// Non-torch memory on one GPU (CUDA context, cuBLAS/NCCL workspaces outside PyTorch's allocator):
-/// the development logs show 0.06 to 0.35 GiB on one GPU (mean 0.2); tensor parallelism adds NCCL
-/// and custom all-reduce buffers.
-pub const NON_TORCH_SINGLE_GIB: f64 = 0.2;
+/// Non-torch memory on one GPU (CUDA context, cuBLAS workspaces outside PyTorch's allocator) as
+/// vLLM reports it: 0.6.x logs show 0.26 to 0.35 GiB (three logs, mean 0.31), 0.8 and later
+/// 0.06 to 0.13 GiB (four logs, mean 0.1); the profiler's baseline moved between the two.
+pub const NON_TORCH_SINGLE_GIB: f64 = 0.1;
+/// Non-torch memory before v0.7 (see [`NON_TORCH_SINGLE_GIB`]).
+pub const NON_TORCH_SINGLE_GIB_V06: f64 = 0.3;
 /// Extra non-torch memory per GPU when `tp > 1`.
 pub const NON_TORCH_TP_GIB: f64 = 0.5;
 /// CUDA-graph memory (modelled; logs show 0.03 to 5 GiB, most 0.1 to 1 GiB).
@@ -55,19 +57,22 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         format!("max({tokens} tokens -> {}, {} rows x {} vocab x 38 B -> {})", gib(fwd), rows.min(tokens), cx.shape.vocab_size, gib(smp)),
     )
     .note("vLLM profiles one dummy batch; V1 uses its chunked-prefill budget, V0 max_model_len without chunked prefill");
-    let non_torch = NON_TORCH_SINGLE_GIB + if tp > 1 { NON_TORCH_TP_GIB } else { 0.0 };
+    let non_torch = if ver < (0, 7, 0) { NON_TORCH_SINGLE_GIB_V06 } else { NON_TORCH_SINGLE_GIB } + if tp > 1 { NON_TORCH_TP_GIB } else { 0.0 };
+    // `get_rope` builds one cos/sin cache of max_position x rotary_dim in the model dtype at load;
+    // "Model loading took" includes it (Llama-3.1-8B: 16,060,522,496 B + 32 MiB = 14.9888 GiB)
+    let rope = cx.shape.max_position_embeddings.unwrap_or(0).saturating_mul(cx.shape.rotary_dim()).saturating_mul(act_bytes);
     let graphs_in_budget = !v0 && ver >= (0, 21, 0);
     let graph_b = if graphs_in_budget { (CUDA_GRAPH_GIB * GIB as f64) as u64 } else { 0 };
     let non_torch_b = (non_torch * GIB as f64) as u64;
     let overhead = Figure::modelled(
         "runtime overhead",
-        Bytes(non_torch_b + graph_b),
-        "non-torch memory (CUDA context, NCCL) + CUDA graphs when inside the budget (v0.21+)",
-        format!("{} + {}", gib(non_torch_b), gib(graph_b)),
+        Bytes(non_torch_b + graph_b + rope),
+        "non-torch memory (CUDA context, NCCL) + CUDA graphs when inside the budget (v0.21+) + rotary cos/sin cache",
+        format!("{} + {} + {} (max_position x rotary_dim x act bytes, exact)", gib(non_torch_b), gib(graph_b), crate::units::Bytes(rope)),
     )
     .note(if graphs_in_budget { "CUDA graphs are estimated and subtracted before the KV cache (v0.21+)" } else { "CUDA graphs (0.1-5 GiB) are captured after the KV cache, outside gpu_memory_utilization" });
     let requested = (cx.memory.0 as f64 * util) as u64;
-    let used = cx.weights_per_gpu.0.saturating_add(act).saturating_add(non_torch_b).saturating_add(graph_b);
+    let used = cx.weights_per_gpu.0.saturating_add(rope).saturating_add(act).saturating_add(non_torch_b).saturating_add(graph_b);
     let pool = requested.saturating_sub(used);
 
     // per-request bytes at length `len` as this engine allocates them
@@ -133,6 +138,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         max_concurrency: max_conc,
         fits,
         message,
+        loaded_weights_bytes: Bytes(cx.weights_per_gpu.0.saturating_add(rope)),
         kv_needed_for_max_len: Bytes(need),
         max_len_that_fits: max_len,
         activation,

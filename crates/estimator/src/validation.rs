@@ -1,0 +1,814 @@
+//! Scoring the engine profiles against real engine start-up logs (`shared/validation`,
+//! `engine-logs-*.jsonl`): a log case becomes a [`Scenario`], the estimate is set beside every figure
+//! the log printed, and the signed errors are summarised per engine, family and figure.
+//!
+//! Pure, like the rest of the crate: reading the cases file and the model configs is the caller's
+//! job (`kv-runner validate`, the tests). What lives here is the mapping every caller must share:
+//! which log field means which estimate field, in which unit, against which target.
+//!
+//! A case whose checkpoint is a derivative of a bundled config (a quantised upload, an instruct
+//! fine-tune, a distillation into the same architecture) is sized with that config, and the
+//! quantisation the log states is applied to it; the report names the config used for every case.
+
+use crate::dtype::{FloatDtype, KvDtype, Quant};
+use crate::engine::parse_semver;
+use crate::error::{Error, Result};
+use crate::estimate::{estimate, Estimate};
+use crate::gpu::{GpuChoice, CATALOG};
+use crate::model::ModelShape;
+use crate::scenario::{Engine, Scenario};
+use crate::units::{fixed, GIB, MIB};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// One logged engine start-up (one line of an `engine-logs-*.jsonl` file).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Case {
+    pub id: String,
+    pub engine: String,
+    pub engine_version: Option<String>,
+    pub model: String,
+    pub gpu: String,
+    pub num_gpus: Option<u64>,
+    pub tensor_parallel_size: Option<u64>,
+    pub pipeline_parallel_size: Option<u64>,
+    pub dtype: Option<String>,
+    pub quantization: Option<String>,
+    pub kv_cache_dtype: Option<String>,
+    pub max_model_len: Option<u64>,
+    pub gpu_memory_utilization: Option<f64>,
+    pub block_size: Option<u64>,
+    pub figures: Map<String, Value>,
+    pub family: Option<String>,
+    pub caveat_flags: Vec<String>,
+    pub notes: Option<String>,
+    pub source: Option<String>,
+}
+
+impl Case {
+    /// Cases without caveat flags: raw logs with every setting known.
+    pub fn strict(&self) -> bool {
+        self.caveat_flags.is_empty()
+    }
+    pub fn flag(&self, f: &str) -> bool {
+        self.caveat_flags.iter().any(|c| c == f)
+    }
+    fn fig(&self, key: &str) -> Option<f64> {
+        self.figures.get(key).and_then(Value::as_f64).filter(|x| x.is_finite())
+    }
+    fn engine_kind(&self) -> Option<Engine> {
+        let v = self.engine_version.as_deref().unwrap_or("");
+        match self.engine.to_ascii_lowercase().as_str() {
+            "vllm" => {
+                let v0 = v.contains("V0") || v.contains("v0 ") || v.ends_with("v0");
+                let v1 = v.contains("V1");
+                Some(if v0 {
+                    Engine::VllmV0
+                } else if v1 {
+                    Engine::Vllm
+                } else {
+                    // V1 became the default in 0.8.0
+                    match version_in(v) {
+                        Some(ver) if parse_semver(&ver).is_some_and(|s| s < (0, 8, 0)) => Engine::VllmV0,
+                        _ => Engine::Vllm,
+                    }
+                })
+            }
+            "sglang" => Some(Engine::Sglang),
+            "llama.cpp" | "llamacpp" | "llama-cpp" => Some(Engine::LlamaCpp),
+            _ => None,
+        }
+    }
+}
+
+/// Parses a JSONL text; each line is a case or an error naming the line.
+pub fn parse_cases(text: &str) -> Vec<Result<Case>> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str::<Case>(l).map_err(|e| Error::Scenario { param: format!("cases line {}", i + 1), value: l.chars().take(60).collect(), expected: format!("a case object ({e})") })
+        })
+        .collect()
+}
+
+/// The first version number in a free-text version (`~0.11.0 (V1)` -> `0.11.0`,
+/// `vllm V1, ~0.9.x/0.10.0` -> `0.9`, `~b2950 (May 2024)` -> `b2950`).
+pub fn version_in(text: &str) -> Option<String> {
+    let t = text.trim();
+    for (i, c) in t.char_indices() {
+        if c == 'b' && t[i + 1..].starts_with(|d: char| d.is_ascii_digit()) && (i == 0 || !t[..i].ends_with(|p: char| p.is_ascii_alphanumeric())) {
+            let n: String = t[i + 1..].chars().take_while(char::is_ascii_digit).collect();
+            return Some(format!("b{n}"));
+        }
+        if c.is_ascii_digit() && (i == 0 || !t[..i].ends_with(|p: char| p.is_ascii_alphanumeric())) {
+            let v: String = t[i..].chars().take_while(|d| d.is_ascii_digit() || *d == '.').collect();
+            let v = v.trim_end_matches('.');
+            if v.contains('.') {
+                return Some(v.to_string());
+            }
+        }
+    }
+    None
+}
+
+/// Checkpoints known to share their architecture with a bundled config, and why. Only exact
+/// shape matches: these are sized with the bundled config without any caveat on the figures the
+/// logs print.
+pub const SAME_SHAPE: &[(&str, &str, &str)] = &[
+    ("Qwen/QwQ-32B", "Qwen/Qwen2.5-32B", "QwQ-32B is a Qwen2.5-32B fine-tune with the same config shape"),
+    ("Qwen/Qwen2.5-Coder-32B-Instruct", "Qwen/Qwen2.5-32B", "Qwen2.5-Coder-32B has the Qwen2.5-32B config shape"),
+    ("deepseek-ai/DeepSeek-R1-Distill-Qwen-14B", "Qwen/Qwen2.5-14B", "distilled into the Qwen2.5-14B architecture"),
+    ("deepseek-ai/DeepSeek-R1-Distill-Llama-8B", "meta-llama/Llama-3.1-8B", "distilled into the Llama-3.1-8B architecture"),
+    ("deepseek-ai/DeepSeek-R1-Distill-Llama-70B", "meta-llama/Llama-3.3-70B-Instruct", "distilled into the Llama-3.3-70B architecture"),
+    ("meetkai/functionary-small-v3.2", "meta-llama/Llama-3.1-8B-Instruct", "a Llama-3.1-8B-Instruct fine-tune"),
+    ("mistralai/Mistral-7B-Instruct-v0.2", "mistralai/Mistral-7B-Instruct-v0.3", "same layers and attention as v0.3 (KV identical; vocabulary 32000 vs 32768, +0.1 % weights)"),
+    ("mistralai/Mistral-7B-v0.3", "mistralai/Mistral-7B-Instruct-v0.3", "base model of the same config"),
+];
+
+/// A model id's name reduced to its architecture: lower case, without the org, the quantisation
+/// and fine-tune suffixes (`-Instruct`, `-it`, `-AWQ`, `-GPTQ-Int8`, `-FP8`, ...) and a `Meta-` prefix.
+pub fn normalized_name(id: &str) -> String {
+    let name = id.rsplit('/').next().unwrap_or(id).to_ascii_lowercase();
+    let mut n = name.trim_start_matches("meta-").to_string();
+    const SUFFIXES: &[&str] = &[
+        "-gguf", "-awq-int4", "-awq", "-gptq-int4", "-gptq-int8", "-gptq", "-autoround-gptq-4bit", "-autoround", "-fp8-dynamic", "-fp8", "-int4", "-int8", "-bnb-4bit", "-4bit", "-8bit", "-instruct", "-chat", "-it", "-hf", "-base",
+    ];
+    loop {
+        let before = n.len();
+        for s in SUFFIXES {
+            if let Some(stripped) = n.strip_suffix(s) {
+                n = stripped.to_string();
+            }
+        }
+        if n.len() == before {
+            return n;
+        }
+    }
+}
+
+/// How a case's model maps to a bundled config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelMatch {
+    pub config_id: String,
+    /// `exact`, `same shape: <why>`, or `derived: <why>`.
+    pub how: String,
+    /// The config is not the checkpoint itself: the log's quantisation and dtype are applied to it.
+    pub derived: bool,
+}
+
+/// Finds the bundled config for a case's model: the id itself, a known same-shape model, or the
+/// bundled model whose normalised name is the same (a quantised or fine-tuned upload of it).
+pub fn match_model(model: &str, bundled: &[String]) -> Option<ModelMatch> {
+    let model = model.split(" (").next().unwrap_or(model).trim();
+    if let Some(b) = bundled.iter().find(|b| b.eq_ignore_ascii_case(model)) {
+        return Some(ModelMatch { config_id: b.clone(), how: "exact".into(), derived: false });
+    }
+    let norm = normalized_name(model);
+    if let Some((_, to, why)) = SAME_SHAPE.iter().find(|(from, _, _)| from.eq_ignore_ascii_case(model) || normalized_name(from) == norm) {
+        if bundled.iter().any(|b| b == to) {
+            return Some(ModelMatch { config_id: (*to).to_string(), how: format!("same shape: {why}"), derived: true });
+        }
+    }
+    let org = model.split('/').next().unwrap_or("").to_ascii_lowercase();
+    let mut hits: Vec<&String> = bundled.iter().filter(|b| normalized_name(b) == norm).collect();
+    hits.sort_by_key(|b| (!b.to_ascii_lowercase().starts_with(&format!("{org}/")), b.len()));
+    hits.first().map(|b| ModelMatch { config_id: (*b).clone(), how: format!("derived: {model} is a quantised or fine-tuned upload of {b}"), derived: true })
+}
+
+/// The checkpoint quantisation a case states (its `quantization` field, else its id suffix).
+pub fn case_quant(case: &Case) -> Option<Quant> {
+    let q = case.quantization.as_deref().unwrap_or("").to_ascii_lowercase();
+    let id = case.model.to_ascii_lowercase();
+    let bits8 = q.contains("int8") || q.contains("8-bit") || q.contains("8bit") || id.contains("int8") || id.contains("8bit");
+    let skip = vec![];
+    if q.contains("gguf") {
+        return None;
+    }
+    if q.contains("awq") || id.contains("-awq") {
+        Some(Quant::Awq { bits: if bits8 { 8 } else { 4 }, group_size: Some(128), skip })
+    } else if q.contains("gptq") || q.contains("autoround") || id.contains("gptq") {
+        Some(Quant::Gptq { bits: if bits8 { 8 } else { 4 }, group_size: Some(128), skip })
+    } else if q.contains("mxfp4") {
+        Some(Quant::Mxfp4 { skip })
+    } else if q.contains("fp8") || id.contains("-fp8") {
+        // Qwen and DeepSeek FP8 uploads use 128 x 128 blocks with fp32 scales
+        Some(Quant::Fp8 { block: Some([128, 128]), skip })
+    } else {
+        None
+    }
+}
+
+/// The activation dtype a case states (`bfloat16 ...`, `float16 ...`), if any.
+fn case_float(case: &Case) -> Option<FloatDtype> {
+    let d = case.dtype.as_deref().unwrap_or("").trim().to_ascii_lowercase();
+    if d.starts_with("bfloat16") {
+        Some(FloatDtype::Bf16)
+    } else if d.starts_with("float16") {
+        Some(FloatDtype::F16)
+    } else {
+        None
+    }
+}
+
+/// Applies what a derived checkpoint differs in from the bundled config: the quantisation and
+/// the activation dtype the log states.
+pub fn derive_checkpoint(shape: &mut ModelShape, case: &Case) {
+    if let Some(q) = case_quant(case) {
+        if shape.quantization.is_none() {
+            shape.notes.push(format!("quantisation taken from the log: {}", q.name()));
+            shape.quantization = Some(q);
+        }
+    }
+    if let Some(d) = case_float(case) {
+        shape.checkpoint_dtype = Some(d);
+    }
+}
+
+/// GiB of GPU memory a case's engine saw: SGLang's free memory at load, the logged total, a
+/// "total X GiB" in the GPU text, or the catalog entry the GPU name matches.
+pub fn case_memory_gib(case: &Case, engine: Engine) -> Option<(f64, String)> {
+    if engine == Engine::Sglang {
+        if let Some(m) = case.fig("sglang_avail_mem_before_load_gb") {
+            return Some((m, "SGLang avail mem before load".into()));
+        }
+    }
+    if let Some(m) = case.fig("total_gpu_memory_gib") {
+        return Some((m, "logged total_gpu_memory".into()));
+    }
+    if let Some(m) = total_in_text(&case.gpu) {
+        return Some((m, "total stated with the GPU".into()));
+    }
+    let name = case.gpu.to_ascii_lowercase().replace(['-', '_'], " ");
+    let pick = |id: &str| CATALOG.iter().find(|g| g.id == id).map(|g| (g.memory_gib, format!("catalog {id}")));
+    let has = |s: &str| name.contains(s);
+    if has("h100 nvl") {
+        pick("h100-nvl")
+    } else if has("h100") {
+        pick("h100-80gb")
+    } else if has("h200") {
+        pick("h200")
+    } else if has("a100") && (has("40g") || has("40 g")) {
+        pick("a100-40gb")
+    } else if has("a100") {
+        pick("a100-80gb")
+    } else if has("a10g") {
+        pick("a10g")
+    } else if has("l40s") {
+        pick("l40s")
+    } else if has(" l4 ") || has(" l4") && !has("l40") {
+        pick("l4")
+    } else if has("a6000") {
+        pick("rtx-a6000")
+    } else if has("t4") {
+        pick("t4")
+    } else if has("4090") {
+        pick("rtx-4090")
+    } else if has("3090") {
+        pick("rtx-3090")
+    } else if has("5090") {
+        pick("rtx-5090")
+    } else if has("mi300x") {
+        pick("mi300x")
+    } else {
+        nominal_gb(&case.gpu).map(|g| (g, "the GPU's nominal size (not in the catalog)".to_string()))
+    }
+}
+
+/// `RTX 3060 Ti 8GB` -> 8: the marketing size, used as GiB when nothing better is known.
+fn nominal_gb(text: &str) -> Option<f64> {
+    text.split(|c: char| !c.is_ascii_alphanumeric() && c != '.').find_map(|w| {
+        let n = w.strip_suffix("GB").or_else(|| w.strip_suffix("gb"))?;
+        n.parse::<f64>().ok().filter(|x| *x > 0.0 && *x < 4096.0)
+    })
+}
+
+/// `... total 79.18 GiB`, `total_gpu_memory 23.58GiB`, `~139.8 GiB total`.
+fn total_in_text(text: &str) -> Option<f64> {
+    let words: Vec<&str> = text.split(|c: char| c.is_whitespace() || c == '(' || c == ')' || c == ';' || c == ',').filter(|w| !w.is_empty()).collect();
+    let num = |w: &str| -> Option<f64> {
+        let t = w.trim_start_matches('~').trim_end_matches("GiB");
+        t.parse::<f64>().ok().filter(|x| x.is_finite() && *x > 0.0)
+    };
+    for i in 0..words.len() {
+        let w = words[i].to_ascii_lowercase();
+        if w.starts_with("total") {
+            if let Some(x) = words.get(i + 1).and_then(|n| num(n)) {
+                if words[i + 1].ends_with("GiB") || words.get(i + 2).is_some_and(|u| u.starts_with("GiB")) {
+                    return Some(x);
+                }
+            }
+        }
+        if w == "gib" && words.get(i + 1).is_some_and(|n| n.eq_ignore_ascii_case("total")) {
+            if let Some(x) = i.checked_sub(1).and_then(|j| words.get(j)).and_then(|n| num(n)) {
+                return Some(x);
+            }
+        }
+    }
+    None
+}
+
+/// The scenario a case describes, and notes on what was inferred.
+pub fn case_scenario(case: &Case, model_id: &str) -> std::result::Result<(Scenario, Vec<String>), String> {
+    let engine = case.engine_kind().ok_or_else(|| format!("engine `{}` is not profiled", case.engine))?;
+    let mut notes = vec![];
+    let (mem, mem_src) = case_memory_gib(case, engine).ok_or_else(|| format!("the GPU memory is unknown (`{}`)", case.gpu))?;
+    notes.push(format!("{} GiB per GPU ({mem_src})", fixed(mem, 2)));
+    let mut s = Scenario { model: model_id.to_string(), gpu: GpuChoice::Custom { memory_gib: mem }, engine, ..Scenario::default() };
+    s.engine_version = case.engine_version.as_deref().and_then(version_in);
+    let tp = case.tensor_parallel_size.unwrap_or(1).max(1);
+    let pp = case.pipeline_parallel_size.unwrap_or(1).max(1);
+    if engine == Engine::LlamaCpp {
+        // llama.cpp splits layers (and their KV) over GPUs; the log's "KV self size" is the total
+        if tp * pp > 1 {
+            notes.push(format!("layer split over {} GPUs: the total KV buffer is compared", tp * pp));
+        }
+    } else {
+        s.tp = u32::try_from(tp).map_err(|_| "tensor_parallel_size too large".to_string())?;
+        s.pp = u32::try_from(pp).map_err(|_| "pipeline_parallel_size too large".to_string())?;
+    }
+    // a quantised checkpoint keeps its scheme; only an unquantised one takes the dtype as a choice
+    let unquantised = case_quant(case).is_none() && case.quantization.as_deref().map_or(true, |q| q.trim().is_empty() || q == "none");
+    match case_float(case) {
+        Some(FloatDtype::Bf16) if unquantised => s.dtype = crate::dtype::WeightDtype::Bf16,
+        Some(FloatDtype::F16) if unquantised => s.dtype = crate::dtype::WeightDtype::Fp16,
+        _ => {}
+    }
+    let kv = case.kv_cache_dtype.as_deref().unwrap_or("auto").split_whitespace().next().unwrap_or("auto").to_ascii_lowercase();
+    s.kv_dtype = match kv.as_str() {
+        "auto" | "" => KvDtype::Auto,
+        "f16" => KvDtype::Fp16,
+        other => other.parse::<KvDtype>().map_err(|e| e.to_string())?,
+    };
+    s.max_model_len = case.max_model_len;
+    if let Some(u) = case.gpu_memory_utilization.or_else(|| case.fig("mem_fraction_static")) {
+        s.gpu_memory_utilization = Some(u);
+    }
+    s.block_size = case.block_size.filter(|_| matches!(engine, Engine::Vllm | Engine::VllmV0));
+    if let Some(n) = case.figures.get("n_parallel").and_then(Value::as_u64) {
+        s.concurrency = n.max(1);
+    }
+    if let Some(c) = case.fig("chunked_prefill_size") {
+        s.max_num_batched_tokens = Some(c as u64);
+    }
+    s.input_len = 1;
+    s.output_len = 0;
+    s.validate().map_err(|e| e.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))?;
+    Ok((s, notes))
+}
+
+/// One logged figure beside the estimate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Check {
+    /// The log's field name.
+    pub figure: String,
+    pub unit: String,
+    pub logged: f64,
+    pub estimated: f64,
+    /// `(estimated - logged) / logged x 100`.
+    pub error_pct: f64,
+    /// The project's target for this figure, when it has one.
+    pub target_pct: Option<f64>,
+}
+
+impl Check {
+    pub fn within_target(&self) -> Option<bool> {
+        self.target_pct.map(|t| self.error_pct.abs() <= t + 1e-9)
+    }
+}
+
+/// The outcome of one case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseResult {
+    pub id: String,
+    pub engine: String,
+    pub family: String,
+    pub strict: bool,
+    pub caveat_flags: Vec<String>,
+    pub model: String,
+    /// The bundled config used and how it was matched.
+    pub config: Option<ModelMatch>,
+    pub checks: Vec<Check>,
+    /// `(logged, predicted)` start-up outcome.
+    pub starts: Option<(bool, bool)>,
+    /// The engine's refusal message as predicted.
+    pub message: Option<String>,
+    /// Why the case could not be evaluated.
+    pub skipped: Option<String>,
+    pub notes: Vec<String>,
+}
+
+impl CaseResult {
+    /// A case that could not be evaluated.
+    pub fn skipped(case: &Case, config: Option<ModelMatch>, why: impl Into<String>) -> Self {
+        CaseResult {
+            id: case.id.clone(),
+            engine: case.engine.clone(),
+            family: case.family.clone().unwrap_or_default(),
+            strict: case.strict(),
+            caveat_flags: case.caveat_flags.clone(),
+            model: case.model.clone(),
+            config,
+            checks: vec![],
+            starts: None,
+            message: None,
+            skipped: Some(why.into()),
+            notes: vec![],
+        }
+    }
+    /// The figure the case is judged by: the KV capacity the engine reports, in the order
+    /// tokens, blocks, pool bytes, then weights.
+    pub fn headline(&self) -> Option<&Check> {
+        const ORDER: &[&str] = &["kv_cache_tokens", "sglang_max_total_tokens", "num_gpu_blocks", "kv_cache_gib", "llamacpp_kv_mib", "kv_cache_gib_available", "model_weights_gib", "sglang_weights_mem_usage_gb"];
+        ORDER.iter().find_map(|k| self.checks.iter().find(|c| c.figure == *k))
+    }
+}
+
+fn pct(est: f64, logged: f64) -> f64 {
+    if logged == 0.0 {
+        if est == 0.0 {
+            0.0
+        } else {
+            100.0
+        }
+    } else {
+        (est - logged) / logged * 100.0
+    }
+}
+
+/// Sets the estimate beside every figure of the case that it models.
+pub fn evaluate(case: &Case, shape: &ModelShape, config: ModelMatch) -> CaseResult {
+    let base = CaseResult::skipped(case, Some(config.clone()), "");
+    let (s, mut notes) = match case_scenario(case, &config.config_id) {
+        Ok(x) => x,
+        Err(why) => return CaseResult::skipped(case, Some(config), why),
+    };
+    let e: Estimate = match estimate(shape, &s) {
+        Ok(e) => e,
+        Err(err) => return CaseResult::skipped(case, Some(config), format!("the estimate failed: {err}")),
+    };
+    notes.push(format!("permalink ?{}", s.to_query()));
+    let quantised = matches!(e.weights.plan.quant, Some(Quant::Awq { .. } | Quant::Gptq { .. }));
+    let gib = |b: u64| b as f64 / GIB as f64;
+    let mib = |b: u64| b as f64 / MIB as f64;
+    let en = &e.engine;
+    let mut checks = vec![];
+    let mut add = |figure: &str, unit: &str, logged: Option<f64>, estimated: f64, target: Option<f64>| {
+        if let Some(l) = logged {
+            checks.push(Check { figure: figure.into(), unit: unit.into(), logged: l, estimated, error_pct: pct(estimated, l), target_pct: target });
+        }
+    };
+    let weights_target = Some(if quantised { 3.0 } else { 1.0 });
+    let gguf = case.quantization.as_deref().is_some_and(|q| q.to_ascii_lowercase().contains("gguf"));
+    let fails = case.flag("fails_to_start");
+    match s.engine {
+        Engine::Vllm | Engine::VllmV0 => {
+            add("model_weights_gib", "GiB", case.fig("model_weights_gib").or(case.fig("model_weights_gb")), gib(en.loaded_weights_bytes.0), weights_target);
+            add("kv_cache_gib", "GiB", case.fig("kv_cache_gib"), gib(en.kv_pool_bytes.0), Some(3.0));
+            add("kv_cache_tokens", "tokens", case.fig("kv_cache_tokens"), en.kv_tokens as f64, Some(5.0));
+            add("num_gpu_blocks", "blocks", case.fig("num_gpu_blocks"), en.num_blocks as f64, Some(5.0));
+            if !fails {
+                add("max_concurrency", "requests", case.fig("max_concurrency"), en.max_concurrency, None);
+            }
+            add("activation_peak_gib", "GiB", case.fig("activation_peak_gib"), gib(e.activation.bytes.0), None);
+            let graphs_in_budget = !e.engine.version.is_empty() && parse_semver(&e.engine.version).is_some_and(|v| v >= (0, 21, 0)) && s.engine == Engine::Vllm;
+            if !graphs_in_budget {
+                add("non_torch_gib", "GiB", case.fig("non_torch_gib"), gib(e.overhead.bytes.0), None);
+            }
+            add("requested_memory_gib", "GiB", case.fig("requested_memory_gib"), gib(e.capacity.0), None);
+            add("kv_cache_gib_available", "GiB", case.fig("kv_cache_gib_available"), gib(en.kv_pool_bytes.0), Some(3.0));
+            add("kv_cache_needed_gib_for_max_model_len", "GiB", case.fig("kv_cache_needed_gib_for_max_model_len"), gib(en.kv_needed_for_max_len.0), Some(1.0));
+            add("estimated_max_model_len", "tokens", case.fig("estimated_max_model_len"), en.max_len_that_fits as f64, Some(5.0));
+        }
+        Engine::Sglang => {
+            add("sglang_weights_mem_usage_gb", "GiB", case.fig("sglang_weights_mem_usage_gb"), gib(e.weights.per_gpu.0), weights_target);
+            if !case.flag("pool_capped_by_max_total_tokens") {
+                add("sglang_max_total_tokens", "tokens", case.fig("sglang_max_total_tokens"), en.kv_tokens as f64, Some(5.0));
+                add("sglang_k_size_gb", "GiB", case.fig("sglang_k_size_gb"), gib(en.kv_pool_bytes.0) / 2.0, Some(3.0));
+            } else {
+                notes.push("the pool was capped by --max-total-tokens: only weights are compared".into());
+            }
+        }
+        Engine::LlamaCpp => {
+            let kv = en.kv_pool_bytes.0;
+            add("llamacpp_kv_mib", "MiB", case.fig("llamacpp_kv_mib"), mib(kv), Some(0.0));
+            if e.kv.kv_ratio.1 == 1 || case.fig("llamacpp_k_mib") == case.fig("llamacpp_v_mib") {
+                add("llamacpp_k_mib", "MiB", case.fig("llamacpp_k_mib"), mib(kv) / 2.0, Some(0.0));
+                add("llamacpp_v_mib", "MiB", case.fig("llamacpp_v_mib"), mib(kv) / 2.0, Some(0.0));
+            }
+            add("llamacpp_compute_buffer_mib", "MiB", case.fig("llamacpp_compute_buffer_mib"), mib(e.activation.bytes.0), None);
+        }
+        _ => {}
+    }
+    if gguf {
+        notes.push("GGUF weights are not sized (the quant mix is not in config.json)".into());
+    }
+    let mut predicted_start = en.fits;
+    let mut message = en.message.clone();
+    let gpus = case.tensor_parallel_size.unwrap_or(1).max(1) * case.pipeline_parallel_size.unwrap_or(1).max(1);
+    if s.engine == Engine::LlamaCpp && gpus > 1 {
+        // whether it starts depends on the most loaded GPU of the layer split
+        let split = Scenario { pp: u32::try_from(gpus).unwrap_or(1), ..s.clone() };
+        if let Ok(e) = estimate(shape, &split) {
+            predicted_start = e.engine.fits;
+            message = e.engine.message.clone();
+        }
+    }
+    let host = case.caveat_flags.iter().any(|f| f.starts_with("kv_on_host") || f.starts_with("kv_partly_on_host"));
+    let logged_start = if fails {
+        Some(false)
+    } else if host {
+        notes.push("KV or layers kept in host memory: the start-up outcome is not compared".into());
+        None
+    } else if gguf {
+        notes.push("GGUF weight size unknown: the start-up outcome is not compared".into());
+        None
+    } else {
+        case.figures.get("fits").and_then(Value::as_bool).or(Some(true))
+    };
+    CaseResult { checks, starts: logged_start.map(|l| (l, predicted_start)), message, skipped: None, notes, ..base }
+}
+
+/// Where a config text came from, for [`evaluate_with`].
+pub enum Loaded {
+    /// The config text and a description of its source.
+    Text(String, String),
+    /// Why there is none (offline, not found, ...).
+    Missing(String),
+}
+
+/// Evaluates a case end to end: finds its config among `bundled` (exact, same shape, derived) or
+/// asks `load` for the model id itself, applies what the log says about a derived checkpoint, and
+/// compares. `load` is the caller's I/O (bundled files, the Hub).
+pub fn evaluate_with(case: &Case, bundled: &[String], load: &mut dyn FnMut(&str, bool) -> Loaded) -> CaseResult {
+    let matched = match_model(&case.model, bundled);
+    let (config, text) = match matched {
+        Some(m) => match load(&m.config_id, true) {
+            Loaded::Text(t, _) => (m, t),
+            Loaded::Missing(why) => return CaseResult::skipped(case, Some(m), why),
+        },
+        None => {
+            let id = case.model.split(" (").next().unwrap_or(&case.model).trim();
+            match load(id, false) {
+                Loaded::Text(t, src) => (ModelMatch { config_id: id.to_string(), how: format!("fetched: {src}"), derived: false }, t),
+                Loaded::Missing(why) => return CaseResult::skipped(case, None, why),
+            }
+        }
+    };
+    let mut shape = match crate::parse_config(&text) {
+        Ok(s) => s,
+        Err(e) => return CaseResult::skipped(case, Some(config), format!("config.json: {e}")),
+    };
+    if config.derived {
+        derive_checkpoint(&mut shape, case);
+    }
+    evaluate(case, &shape, config)
+}
+
+/// Cases within 1, 5 and 10 % on their headline figure, for one engine, family or figure.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Bucket {
+    pub key: String,
+    pub cases: usize,
+    pub within_1: usize,
+    pub within_5: usize,
+    pub within_10: usize,
+    pub mean_abs_error_pct: f64,
+}
+
+impl Bucket {
+    fn add(&mut self, err: f64) {
+        let a = err.abs();
+        self.mean_abs_error_pct = (self.mean_abs_error_pct * self.cases as f64 + a) / (self.cases + 1) as f64;
+        self.cases += 1;
+        self.within_1 += usize::from(a <= 1.0);
+        self.within_5 += usize::from(a <= 5.0);
+        self.within_10 += usize::from(a <= 10.0);
+    }
+}
+
+/// The summary of a run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub cases: usize,
+    pub evaluated: usize,
+    pub skipped: usize,
+    /// Headline errors of every evaluated case.
+    pub all: Bucket,
+    /// Headline errors of the strict cases (no caveat flag).
+    pub strict: Bucket,
+    pub by_engine: Vec<Bucket>,
+    pub by_family: Vec<Bucket>,
+    /// Every check, per logged figure.
+    pub by_figure: Vec<Bucket>,
+    /// Checks with a target, and how many met it.
+    pub targets_checked: usize,
+    pub targets_met: usize,
+    /// `fails_to_start` cases, and how many were predicted not to start.
+    pub refusals: usize,
+    pub refusals_predicted: usize,
+}
+
+fn bucket<'a>(v: &'a mut Vec<Bucket>, key: &str) -> &'a mut Bucket {
+    if let Some(i) = v.iter().position(|b| b.key == key) {
+        &mut v[i]
+    } else {
+        v.push(Bucket { key: key.to_string(), ..Bucket::default() });
+        let last = v.len() - 1;
+        &mut v[last]
+    }
+}
+
+/// Summarises results per engine, family and figure.
+pub fn summarize(results: &[CaseResult]) -> Summary {
+    let mut s = Summary { cases: results.len(), all: Bucket { key: "all".into(), ..Bucket::default() }, strict: Bucket { key: "strict".into(), ..Bucket::default() }, ..Summary::default() };
+    for r in results {
+        if r.skipped.is_some() {
+            s.skipped += 1;
+            continue;
+        }
+        s.evaluated += 1;
+        if r.caveat_flags.iter().any(|f| f == "fails_to_start") {
+            s.refusals += 1;
+            s.refusals_predicted += usize::from(r.starts.is_some_and(|(_, p)| !p));
+        }
+        for c in &r.checks {
+            bucket(&mut s.by_figure, &c.figure).add(c.error_pct);
+            if let Some(ok) = c.within_target() {
+                s.targets_checked += 1;
+                s.targets_met += usize::from(ok);
+            }
+        }
+        if let Some(h) = r.headline() {
+            s.all.add(h.error_pct);
+            if r.strict {
+                s.strict.add(h.error_pct);
+            }
+            bucket(&mut s.by_engine, &r.engine).add(h.error_pct);
+            bucket(&mut s.by_family, if r.family.is_empty() { "unknown" } else { &r.family }).add(h.error_pct);
+        }
+    }
+    s
+}
+
+fn share(n: usize, of: usize) -> String {
+    if of == 0 {
+        "-".into()
+    } else {
+        format!("{n}/{of} ({} %)", fixed(100.0 * n as f64 / of as f64, 0))
+    }
+}
+
+fn signed(x: f64) -> String {
+    if x >= 0.0 {
+        format!("+{}", fixed(x, 2))
+    } else {
+        fixed(x, 2)
+    }
+}
+
+fn num(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        fixed(x, 0)
+    } else {
+        fixed(x, 2)
+    }
+}
+
+/// The report as Markdown (what `docs/accuracy/engine-logs.md` holds).
+pub fn markdown(title: &str, source: &str, results: &[CaseResult]) -> String {
+    let s = summarize(results);
+    let mut out = String::new();
+    let line = |out: &mut String, l: &str| {
+        out.push_str(l);
+        out.push('\n');
+    };
+    line(&mut out, &format!("# {title}"));
+    line(&mut out, "");
+    line(&mut out, &format!("Generated by `kv-runner validate --offline --markdown --cases {source}`; do not edit by hand (`cargo xtask test` checks it is current)."));
+    line(&mut out, "Each case is a real engine start-up log; the estimate is computed from the bundled `config.json` with the case's settings, and");
+    line(&mut out, "every figure the log printed is set beside it. Error = (estimate - logged) / logged. A case's headline figure is the KV");
+    line(&mut out, "capacity the engine reports (tokens, else blocks, else pool GiB, else weights). Strict cases carry no caveat flag.");
+    line(&mut out, "");
+    line(&mut out, "## Summary");
+    line(&mut out, "");
+    line(&mut out, &format!("{} cases, {} evaluated, {} skipped (no config available offline, or a setting the log does not give).", s.cases, s.evaluated, s.skipped));
+    line(&mut out, &format!("Targets met: {} of the checks that have a target. Refusals to start predicted: {}.", share(s.targets_met, s.targets_checked), share(s.refusals_predicted, s.refusals)));
+    line(&mut out, "");
+    line(&mut out, "| group | cases | within 1 % | within 5 % | within 10 % | mean abs error |");
+    line(&mut out, "|---|---|---|---|---|---|");
+    let rows = |out: &mut String, b: &Bucket, label: &str| {
+        line(out, &format!("| {label} | {} | {} | {} | {} | {} % |", b.cases, share(b.within_1, b.cases), share(b.within_5, b.cases), share(b.within_10, b.cases), fixed(b.mean_abs_error_pct, 2)));
+    };
+    rows(&mut out, &s.all, "all evaluated (headline)");
+    rows(&mut out, &s.strict, "strict cases (headline)");
+    for b in &s.by_engine {
+        rows(&mut out, b, &format!("engine {}", b.key));
+    }
+    for b in &s.by_family {
+        rows(&mut out, b, &format!("family {}", b.key));
+    }
+    line(&mut out, "");
+    line(&mut out, "Per logged figure (every check, not only headlines):");
+    line(&mut out, "");
+    line(&mut out, "| figure | checks | within 1 % | within 5 % | within 10 % | mean abs error |");
+    line(&mut out, "|---|---|---|---|---|---|");
+    for b in &s.by_figure {
+        line(&mut out, &format!("| `{}` | {} | {} | {} | {} | {} % |", b.key, b.cases, share(b.within_1, b.cases), share(b.within_5, b.cases), share(b.within_10, b.cases), fixed(b.mean_abs_error_pct, 2)));
+    }
+    line(&mut out, "");
+    line(&mut out, "## Cases");
+    for r in results {
+        line(&mut out, "");
+        line(&mut out, &format!("### `{}`", r.id));
+        line(&mut out, "");
+        let flags = if r.caveat_flags.is_empty() { "strict".to_string() } else { r.caveat_flags.join(", ") };
+        line(&mut out, &format!("{} · {} · {} · {}", r.engine, r.model, if r.family.is_empty() { "-" } else { &r.family }, flags));
+        if let Some(c) = &r.config {
+            line(&mut out, &format!("config: `{}` ({})", c.config_id, c.how));
+        }
+        if let Some(why) = &r.skipped {
+            line(&mut out, &format!("**skipped**: {why}"));
+            continue;
+        }
+        line(&mut out, "");
+        line(&mut out, "| figure | logged | estimate | error | target |");
+        line(&mut out, "|---|---|---|---|---|");
+        for c in &r.checks {
+            let target = match (c.target_pct, c.within_target()) {
+                (Some(t), Some(true)) => format!("±{} % met", fixed(t, 0)),
+                (Some(t), _) => format!("±{} % **missed**", fixed(t, 0)),
+                _ => "-".into(),
+            };
+            line(&mut out, &format!("| `{}` | {} {} | {} {} | {} % | {} |", c.figure, num(c.logged), c.unit, num(c.estimated), c.unit, signed(c.error_pct), target));
+        }
+        if let Some((logged, predicted)) = r.starts {
+            let word = |b: bool| if b { "starts" } else { "refuses to start" };
+            line(&mut out, &format!("| start-up | {} | {} | {} | |", word(logged), word(predicted), if logged == predicted { "agrees" } else { "**disagrees**" }));
+        }
+        if let Some(m) = &r.message {
+            line(&mut out, "");
+            line(&mut out, &format!("Predicted message: {m}"));
+        }
+        for n in &r.notes {
+            line(&mut out, &format!("- {n}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_found_in_free_text() {
+        assert_eq!(version_in("~0.11.0 (V1)").as_deref(), Some("0.11.0"));
+        assert_eq!(version_in("vllm V1, ~0.9.x/0.10.0 (July 2025)").as_deref(), Some("0.9"));
+        assert_eq!(version_in("~b2950 (May 2024)").as_deref(), Some("b2950"));
+        assert_eq!(version_in("b5121 (c94085df)").as_deref(), Some("b5121"));
+        assert_eq!(version_in("0.10.1.dev101 (V1)").as_deref(), Some("0.10.1"));
+        assert_eq!(version_in("latest"), None);
+    }
+
+    #[test]
+    fn names_normalise_to_the_architecture() {
+        assert_eq!(normalized_name("hugging-quants/Meta-Llama-3.1-405B-Instruct-AWQ-INT4"), "llama-3.1-405b");
+        assert_eq!(normalized_name("meta-llama/Llama-3.1-405B"), "llama-3.1-405b");
+        assert_eq!(normalized_name("kaitchup/Phi-4-AutoRound-GPTQ-4bit"), "phi-4");
+        assert_eq!(normalized_name("Qwen/Qwen2.5-7B-Instruct-GPTQ-Int8"), "qwen2.5-7b");
+        assert_eq!(normalized_name("google/gemma-2-2b-it"), "gemma-2-2b");
+    }
+
+    #[test]
+    fn models_match_bundled_configs() {
+        let bundled: Vec<String> = ["meta-llama/Llama-3.1-405B", "microsoft/phi-4", "Qwen/Qwen2.5-7B", "Qwen/Qwen2.5-7B-Instruct", "Qwen/Qwen2.5-32B"].iter().map(|s| s.to_string()).collect();
+        let m = match_model("hugging-quants/Meta-Llama-3.1-405B-Instruct-AWQ-INT4", &bundled).unwrap();
+        assert_eq!(m.config_id, "meta-llama/Llama-3.1-405B");
+        assert!(m.derived);
+        assert_eq!(match_model("Qwen/Qwen2.5-7B-Instruct", &bundled).unwrap().how, "exact");
+        let q = match_model("Qwen/QwQ-32B", &bundled).unwrap();
+        assert!(q.how.starts_with("same shape") && q.derived, "{q:?}");
+        assert!(match_model("deepseek-ai/DeepSeek-V2-Lite", &bundled).is_none());
+        assert_eq!(match_model("mistralai/Mistral-7B-Instruct-v0.2 (GGUF)", &["mistralai/Mistral-7B-Instruct-v0.3".to_string()]).unwrap().config_id, "mistralai/Mistral-7B-Instruct-v0.3");
+    }
+
+    #[test]
+    fn totals_are_read_from_gpu_text() {
+        assert_eq!(total_in_text("NVIDIA H100 80GB (vLLM reports total 79.18 GiB)"), Some(79.18));
+        assert_eq!(total_in_text("NVIDIA GeForce RTX 3090 (total_gpu_memory 23.58GiB)"), Some(23.58));
+        assert_eq!(total_in_text("8x NVIDIA H20 (141GB variant; the 6.99 GiB gain for +0.05 gmu implies ~139.8 GiB total per GPU)"), Some(139.8));
+        assert_eq!(total_in_text("4x NVIDIA L4 24GB"), None);
+        assert_eq!(nominal_gb("NVIDIA GeForce RTX 3060 Ti 8GB"), Some(8.0));
+        assert_eq!(nominal_gb("3x Tesla P40 24GB"), Some(24.0));
+    }
+
+    #[test]
+    fn quantisation_comes_from_the_case() {
+        let c = Case { model: "Qwen/Qwen2.5-7B-Instruct-GPTQ-Int8".into(), quantization: Some("gptq int8 (checkpoint)".into()), ..Case::default() };
+        assert_eq!(case_quant(&c), Some(Quant::Gptq { bits: 8, group_size: Some(128), skip: vec![] }));
+        let c = Case { model: "x/y-GGUF".into(), quantization: Some("gguf".into()), ..Case::default() };
+        assert_eq!(case_quant(&c), None);
+    }
+}
