@@ -50,6 +50,15 @@ pub struct Point {
     pub tokens_per_s_total: f64,
     pub oom: bool,
     pub predicted: Option<Predicted>,
+    /// Peak during the prefill alone (the whole-point peak is `peak_bytes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_prefill_bytes: Option<u64>,
+    /// Peak during the decode steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_decode_bytes: Option<u64>,
+    /// Why the point was not run (predicted not to fit, interrupted); its figures are then zero.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
 }
 
 /// A measurement document.
@@ -82,12 +91,34 @@ impl Measurement {
         Ok(m)
     }
 
-    /// Checks ranges: ids are short plain text, figures finite, non-negative and plausible.
+    /// Checks ranges: ids are short plain text (no markup characters), figures finite,
+    /// non-negative and plausible.
     pub fn validate(&self) -> Result<()> {
         let bad = |field: String, message: String| Err(Error::Measurement { field, message });
-        for (name, s) in [("model", &self.model), ("device", &self.device), ("dtype", &self.dtype)] {
+        let engine = self.engine.clone().unwrap_or_else(|| "candle".into());
+        let prov = &self.provenance;
+        let texts = [
+            ("model", self.model.as_str()),
+            ("device", self.device.as_str()),
+            ("dtype", self.dtype.as_str()),
+            ("engine", engine.as_str()),
+            ("provenance.tool", prov.tool.as_str()),
+            ("provenance.tool_version", prov.tool_version.as_str()),
+            ("provenance.time", prov.time.as_str()),
+        ];
+        let optional = [
+            ("provenance.commit", prov.commit.as_deref()),
+            ("provenance.gpu", prov.gpu.as_deref()),
+            ("provenance.driver", prov.driver.as_deref()),
+            ("provenance.cuda", prov.cuda.as_deref()),
+            ("provenance.candle_version", prov.candle_version.as_deref()),
+        ];
+        for (name, s) in texts.into_iter().chain(optional.into_iter().filter_map(|(n, s)| s.map(|s| (n, s)))) {
             if s.is_empty() || s.len() > 200 || s.chars().any(|c| c.is_control()) {
-                return bad(name.into(), "1 to 200 printable characters".into());
+                return bad(name.into(), format!("1 to 200 printable characters, found {} characters", s.chars().count()));
+            }
+            if let Some(c) = s.chars().find(|c| matches!(c, '<' | '>' | '"' | '\'' | '`' | '&' | '\\')) {
+                return bad(name.into(), format!("plain text without markup characters, found `{c}`"));
             }
         }
         if self.points.is_empty() || self.points.len() > 10_000 {
@@ -111,8 +142,28 @@ impl Measurement {
                     return bad(format!("points[{i}].{name}"), format!("{x} is not a finite, non-negative figure"));
                 }
             }
-            if p.concurrency == 0 {
-                return bad(format!("points[{i}].concurrency"), "at least 1".into());
+            if p.concurrency == 0 || p.concurrency > 1 << 20 {
+                return bad(format!("points[{i}].concurrency"), format!("{} is not between 1 and 1048576", p.concurrency));
+            }
+            for (name, n) in [("input_len", p.input_len), ("output_len", p.output_len)] {
+                if n > 1 << 26 {
+                    return bad(format!("points[{i}].{name}"), format!("{n} tokens is above 67108864"));
+                }
+            }
+            for (name, b) in [("peak_prefill_bytes", p.peak_prefill_bytes), ("peak_decode_bytes", p.peak_decode_bytes)] {
+                if b.is_some_and(|b| b > MAX_BYTES) {
+                    return bad(format!("points[{i}].{name}"), "above 1 PiB".into());
+                }
+            }
+            if let Some(pr) = &p.predicted {
+                for (name, b) in [("weights_bytes", pr.weights_bytes), ("kv_cache_bytes", pr.kv_cache_bytes), ("activation_bytes", pr.activation_bytes), ("overhead_bytes", pr.overhead_bytes), ("total_bytes", pr.total_bytes)] {
+                    if b > MAX_BYTES {
+                        return bad(format!("points[{i}].predicted.{name}"), format!("{b} is above 1 PiB"));
+                    }
+                }
+            }
+            if p.skipped.as_ref().is_some_and(|s| s.len() > 500 || s.chars().any(|c| matches!(c, '<' | '>'))) {
+                return bad(format!("points[{i}].skipped"), "a short plain-text reason".into());
             }
         }
         Ok(())
@@ -149,6 +200,59 @@ pub fn compare(predicted: &Predicted, p: &Point) -> Vec<ComponentError> {
     .collect()
 }
 
+/// One row of the accuracy table: a measured point with its provenance and the signed error
+/// of each component (what the page and the service show, model by model).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccuracyRow {
+    pub model: String,
+    pub device: String,
+    pub gpu: Option<String>,
+    pub dtype: String,
+    pub engine: String,
+    /// RFC 3339 time of the run.
+    pub time: String,
+    /// `kv-runner 0.1.0 (abc1234)`.
+    pub provenance: String,
+    pub concurrency: u64,
+    pub input_len: u64,
+    pub output_len: u64,
+    pub oom: bool,
+    pub components: Vec<ComponentError>,
+}
+
+impl Measurement {
+    /// One row per measured point that carries the estimator's prediction (skipped points and
+    /// points without a prediction have nothing to compare).
+    pub fn accuracy_rows(&self) -> Vec<AccuracyRow> {
+        let prov = &self.provenance;
+        let provenance = match &prov.commit {
+            Some(c) => format!("{} {} ({})", prov.tool, prov.tool_version, c.chars().take(12).collect::<String>()),
+            None => format!("{} {}", prov.tool, prov.tool_version),
+        };
+        self.points
+            .iter()
+            .filter(|p| p.skipped.is_none())
+            .filter_map(|p| {
+                let pred = p.predicted.as_ref()?;
+                Some(AccuracyRow {
+                    model: self.model.clone(),
+                    device: self.device.clone(),
+                    gpu: prov.gpu.clone(),
+                    dtype: self.dtype.clone(),
+                    engine: self.engine.clone().unwrap_or_else(|| "candle".into()),
+                    time: prov.time.clone(),
+                    provenance: provenance.clone(),
+                    concurrency: p.concurrency,
+                    input_len: p.input_len,
+                    output_len: p.output_len,
+                    oom: p.oom,
+                    components: if p.oom { vec![] } else { compare(pred, p) },
+                })
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,6 +266,19 @@ mod tests {
         assert!(e.to_string().contains("version 2"), "{e}");
         let e = Measurement::from_json(&doc(1, "-5")).unwrap_err();
         assert!(e.to_string().contains("ttft_ms"), "{e}");
+        let html = doc(1, "5").replace(r#""model":"m""#, r#""model":"<script>alert(1)</script>""#);
+        let e = Measurement::from_json(&html).unwrap_err();
+        assert!(e.to_string().contains("`model`") && e.to_string().contains("markup"), "{e}");
+    }
+    #[test]
+    fn accuracy_rows_carry_provenance_and_errors() {
+        let mut m = Measurement::from_json(&doc(1, "5")).unwrap();
+        assert!(m.accuracy_rows().is_empty(), "no prediction, no row");
+        m.points[0].predicted = Some(Predicted { weights_bytes: 110, kv_cache_bytes: 10, activation_bytes: 40, overhead_bytes: 0, total_bytes: 160 });
+        let rows = m.accuracy_rows();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].provenance, "kv-runner 0.1.0");
+        assert_eq!(rows[0].components[0].error_pct, Some(10.0));
     }
     #[test]
     fn compare_gives_signed_errors() {

@@ -1,0 +1,3 @@
+//! `kv-hub`: placeholder, being written (issue #6).
+
+fn main() {}
