@@ -131,6 +131,38 @@ impl Default for Scenario {
     }
 }
 
+/// A named workload: typical prompt and answer lengths and concurrency (the profiles of the
+/// tuners we replace: chat/agent 2-8K context with short answers, RAG 8-32K with medium answers,
+/// long-form 4-8K with 1-2K answers, a CI micro run).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Preset {
+    pub id: &'static str,
+    pub label: &'static str,
+    pub input_len: u64,
+    pub output_len: u64,
+    pub concurrency: u64,
+    pub description: &'static str,
+}
+
+/// The workload presets.
+pub const PRESETS: &[Preset] = &[
+    Preset { id: "chat-agent", label: "Chat / agent", input_len: 4096, output_len: 256, concurrency: 32, description: "multi-turn chat and tool use: 2-8K context, short answers, latency first" },
+    Preset { id: "rag", label: "RAG", input_len: 16_384, output_len: 512, concurrency: 8, description: "retrieval-augmented answers: 8-32K context, medium answers" },
+    Preset { id: "long-form", label: "Long-form", input_len: 4096, output_len: 2048, concurrency: 16, description: "writing and summarising: 4-8K context, 1-2K tokens out, throughput first" },
+    Preset { id: "ci-micro", label: "CI micro", input_len: 512, output_len: 32, concurrency: 1, description: "a quick smoke run" },
+];
+
+impl Scenario {
+    /// Applies a workload preset (lengths and concurrency); other inputs stay.
+    pub fn apply_preset(&mut self, id: &str) -> Result<()> {
+        let p = PRESETS.iter().find(|p| p.id == id).ok_or_else(|| Error::scenario("preset", id, "chat-agent, rag, long-form or ci-micro"))?;
+        self.input_len = p.input_len;
+        self.output_len = p.output_len;
+        self.concurrency = p.concurrency;
+        Ok(())
+    }
+}
+
 /// Largest token count accepted anywhere (beyond any published context window).
 pub const MAX_TOKENS: u64 = 1 << 26;
 /// Largest request count accepted.
@@ -208,9 +240,9 @@ impl Scenario {
         }
     }
 
-    /// The URL query (without `?`). Optional fields left at their default are omitted.
-    pub fn to_query(&self) -> String {
-        let mut q: Vec<(&str, String)> = vec![("v", ENCODING_VERSION.to_string()), ("m", self.model.clone())];
+    /// Every parameter as `(key, value)`, in encoding order; optional fields left unset are omitted.
+    pub fn pairs(&self) -> Vec<(&'static str, String)> {
+        let mut q: Vec<(&'static str, String)> = vec![("v", ENCODING_VERSION.to_string()), ("m", self.model.clone())];
         match &self.gpu {
             GpuChoice::Catalog(id) => q.push(("gpu", id.clone())),
             GpuChoice::Custom { memory_gib } => q.push(("mem", memory_gib.to_string())),
@@ -238,7 +270,33 @@ impl Scenario {
         q.extend(opt("bs", self.block_size));
         q.extend(opt("mbt", self.max_num_batched_tokens));
         q.extend(opt("seqs", self.max_num_seqs));
-        q.iter().map(|(k, v)| format!("{k}={}", encode(v))).collect::<Vec<_>>().join("&")
+        q
+    }
+
+    /// The current value of one parameter as its query text (`None` when unset), so a form
+    /// control shows exactly what a permalink would carry.
+    pub fn get(&self, key: &str) -> Option<String> {
+        self.pairs().into_iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+
+    /// Clears an optional parameter (back to the engine's or model's default).
+    pub fn unset(&mut self, key: &str) -> Result<()> {
+        match key {
+            "gpus" | "ev" | "ctx" | "util" | "bs" | "mbt" | "seqs" => {
+                if key == "ev" {
+                    self.engine_version = None;
+                } else {
+                    self.reset(key);
+                }
+                Ok(())
+            }
+            other => Err(Error::scenario(other, "", "a value (this parameter cannot be left empty)")),
+        }
+    }
+
+    /// The URL query (without `?`). Optional fields left at their default are omitted.
+    pub fn to_query(&self) -> String {
+        self.pairs().iter().map(|(k, v)| format!("{k}={}", encode(v))).collect::<Vec<_>>().join("&")
     }
 
     /// Decodes a query leniently: every valid parameter is applied, every invalid one is reported
@@ -411,6 +469,17 @@ mod tests {
         assert_eq!(s.gpu_memory_utilization, None);
         assert_eq!(errs.len(), 4, "{errs:?}");
         assert!(errs.iter().any(|e| e.to_string().contains("`n` = `abc`")));
+    }
+
+    #[test]
+    fn get_and_unset_follow_the_encoding() {
+        let mut s = Scenario::from_query("m=a/b&ctx=4096&util=0.8").unwrap();
+        assert_eq!(s.get("ctx").as_deref(), Some("4096"));
+        assert_eq!(s.get("util").as_deref(), Some("0.8"));
+        assert_eq!(s.get("bs"), None);
+        s.unset("ctx").unwrap();
+        assert_eq!(s.get("ctx"), None);
+        assert!(s.unset("n").is_err());
     }
 
     #[test]

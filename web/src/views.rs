@@ -1,0 +1,604 @@
+//! The results: every number comes from `kv_estimator` (`estimate`, `fragmentation`, `solve`,
+//! `Measurement::accuracy_rows`); these components only lay them out, with units, a basis
+//! tooltip (exact or modelled) and the derivation one click away.
+
+use crate::app::{Source, St};
+use crate::chart::{self, Marker, Series, Spec};
+use crate::io;
+use kv_estimator::estimate::{fragmentation, solve, Estimate};
+use kv_estimator::units::{fixed, Basis, Bytes, Figure};
+use kv_estimator::{Scenario, WeightDtype};
+use leptos::prelude::*;
+
+const EXACT_TIP: &str = "exact arithmetic from config.json and the scenario";
+const MODELLED_TIP: &str = "modelled: a documented estimate; see its derivation and docs/accuracy for how far off it has been";
+
+fn tip(b: Basis) -> &'static str {
+    match b {
+        Basis::Exact => EXACT_TIP,
+        Basis::Modelled => MODELLED_TIP,
+    }
+}
+
+fn basis_word(b: Basis) -> &'static str {
+    match b {
+        Basis::Exact => "exact",
+        Basis::Modelled => "modelled",
+    }
+}
+
+/// Numbers the page shows as GiB with two decimals (the unit engines print).
+fn gib(b: u64) -> String {
+    Bytes(b).to_string()
+}
+
+fn gib_f(b: f64) -> f64 {
+    b / (1u64 << 30) as f64
+}
+
+/// Permalink notices, the copy-link bar.
+#[component]
+pub fn LinkBar(st: St) -> impl IntoView {
+    let copied = RwSignal::new(String::new());
+    let link = move || st.scenario.with(|s| format!("?{}", s.to_query()));
+    view! {
+        <div class="linkbar">
+            <code id="permalink" title="every input is in this link">{link}</code>
+            <button id="copy-link" on:click=move |_| {
+                let url = io::href();
+                leptos::task::spawn_local(async move {
+                    copied.set(match io::copy(&url).await {
+                        Ok(()) => "link copied".into(),
+                        Err(e) => format!("copy failed ({e}); the address bar holds the same link"),
+                    });
+                });
+            }>"Copy link"</button>
+            <span id="copy-status" aria-live="polite">{move || copied.get()}</span>
+        </div>
+        <Show when=move || st.notices.with(|n| !n.is_empty())>
+            <div id="notices" class="notice" role="status">
+                <p>"Some link parameters could not be used:"</p>
+                <ul>{move || st.notices.get().into_iter().map(|n| view! { <li>{n}</li> }).collect_view()}</ul>
+                <button id="dismiss-notices" on:click=move |_| st.notices.set(vec![])>"Dismiss"</button>
+            </div>
+        </Show>
+    }
+}
+
+/// Everything computed for the scenario, or why nothing is.
+#[component]
+pub fn Results(st: St) -> impl IntoView {
+    move || match st.estimate.get() {
+        None => {
+            let why = match st.source.get() {
+                Source::Loading(id) => format!("loading {id}…"),
+                Source::Failed { .. } => "no config: see the message under Model".into(),
+                _ => "pick a model".into(),
+            };
+            view! { <p id="no-result" class="status">{why}</p> }.into_any()
+        }
+        Some(Err(e)) => view! { <div id="estimate-error" class="error" role="alert"><p>{e}</p></div> }.into_any(),
+        Some(Ok(e)) => {
+            first_estimate_mark();
+            view! {
+                <Verdict e=e.clone() />
+                <Breakdown e=e.clone() />
+                <Figures e=e.clone() st=st />
+                <EngineReport e=e.clone() />
+                <CapacityTable e=e.clone() />
+                <Charts st=st />
+                <Fragmentation e=e.clone() />
+                <Throughput e=e.clone() />
+                <Notes e=e />
+            }
+            .into_any()
+        }
+    }
+}
+
+fn first_estimate_mark() {
+    thread_local! { static DONE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) }; }
+    if !DONE.with(|d| d.replace(true)) {
+        io::after_render(|| io::mark("first_estimate_ms", io::now_ms(), false));
+    }
+}
+
+#[component]
+fn Verdict(e: Estimate) -> impl IntoView {
+    let s = &e.scenario;
+    let class = if e.fits { "verdict fits" } else { "verdict nofit" };
+    let headline = if e.fits {
+        format!("Fits: {} requests of {} tokens use {} of {} ({} headroom)", s.concurrency, s.context_len(), gib(e.total.0), gib(e.capacity.0), gib(e.headroom_bytes.max(0) as u64))
+    } else if !e.engine.fits {
+        format!("Does not fit: {} would refuse to start", e.engine.name)
+    } else {
+        format!("Does not fit: {} needed, {} available ({} short)", gib(e.total.0), gib(e.capacity.0), gib(e.headroom_bytes.unsigned_abs()))
+    };
+    let max = format!("Up to {} concurrent requests of {} tokens fit on each GPU.", e.max_concurrency, s.context_len());
+    view! {
+        <section id="verdict" class=class data-fits=e.fits.to_string() aria-live="polite">
+            <h2>{headline}</h2>
+            <p id="max-concurrency" data-value=e.max_concurrency.to_string()>{max}</p>
+            {e.engine.message.clone().map(|m| view! { <p id="engine-message" class="engine-msg">{e.engine.name.clone()} " would say: " <q>{m}</q></p> })}
+        </section>
+    }
+}
+
+/// The stacked bar of the memory breakdown against the capacity.
+#[component]
+fn Breakdown(e: Estimate) -> impl IntoView {
+    let parts = [
+        ("weights", e.weights.per_gpu.0, "weights"),
+        ("KV cache", e.kv_cache.bytes.0, "kv"),
+        ("activations", e.activation.bytes.0, "act"),
+        ("overhead", e.overhead.bytes.0, "over"),
+    ];
+    let free = e.capacity.0.saturating_sub(e.total.0);
+    let scale = e.total.0.max(e.capacity.0).max(e.gpu_memory.0).max(1) as f64;
+    let w = 460.0;
+    let mut x = 0.0;
+    let mut rects = vec![];
+    for (label, b, class) in parts.iter().copied().chain(std::iter::once(("free", free, "free"))) {
+        let width = b as f64 / scale * w;
+        rects.push((x, width, label, b, class));
+        x += width;
+    }
+    let cap_x = e.capacity.0 as f64 / scale * w;
+    let mem_x = e.gpu_memory.0 as f64 / scale * w;
+    view! {
+        <section id="breakdown" class="panel" aria-labelledby="h-breakdown">
+            <h2 id="h-breakdown">"Where the memory goes (per GPU)"</h2>
+            <svg viewBox="0 0 480 64" role="img" aria-label="memory breakdown against capacity" class="bar">
+                {rects.iter().map(|(x, width, label, b, class)| {
+                    let t = format!("{label}: {}", gib(*b));
+                    view! { <rect x=format!("{:.1}", 10.0 + x) y="8" width=format!("{:.1}", width.max(0.0)) height="30" class=format!("seg {class}")><title>{t}</title></rect> }
+                }).collect_view()}
+                <line x1=format!("{:.1}", 10.0 + cap_x) x2=format!("{:.1}", 10.0 + cap_x) y1="2" y2="44" class="cap" />
+                <line x1=format!("{:.1}", 10.0 + mem_x) x2=format!("{:.1}", 10.0 + mem_x) y1="2" y2="44" class="mem" />
+                <text x=format!("{:.1}", (10.0 + cap_x).min(440.0)) y="58" class="cap-label" text-anchor="middle">{format!("usable {}", gib(e.capacity.0))}</text>
+            </svg>
+            <ul class="legend">
+                {rects.into_iter().map(|(_, _, label, b, class)| view! { <li><span class=format!("sw {class}")></span>{label} " " {gib(b)}</li> }).collect_view()}
+            </ul>
+        </section>
+    }
+}
+
+fn figure_row(id: &'static str, f: &Figure) -> impl IntoView {
+    let b = f.bytes.0;
+    let notes = f.notes.clone();
+    view! {
+        <tr id=id data-bytes=b.to_string() data-basis=basis_word(f.basis)>
+            <th scope="row">{f.name.to_string()}</th>
+            <td class="num" title=tip(f.basis)>{gib(b)}</td>
+            <td class="num">{format!("{b} B")}</td>
+            <td><span class=format!("basis {}", basis_word(f.basis)) title=tip(f.basis)>{basis_word(f.basis)}</span></td>
+            <td>
+                <details class="derivation">
+                    <summary>"how"</summary>
+                    <p class="formula">{f.formula.to_string()}</p>
+                    <p class="subst">"= " {f.substituted.clone()}</p>
+                    {notes.into_iter().map(|n| view! { <p class="note">{n}</p> }).collect_view()}
+                </details>
+            </td>
+        </tr>
+    }
+}
+
+#[component]
+fn Figures(e: Estimate, st: St) -> impl IntoView {
+    let s = &e.scenario;
+    let checkpoint = move || {
+        st.safetensors.get().and_then(|(id, r)| {
+            let current = st.scenario.with(|s| s.model.clone());
+            (id == current).then(|| match r {
+                Ok(size) => view! { <p id="safetensors" data-bytes=size.to_string()>"Checkpoint on the Hub (model.safetensors.index.json total_size): " <strong>{gib(size)}</strong> {format!(" ({size} B)")}</p> }.into_any(),
+                Err(why) => view! { <p id="safetensors">"Checkpoint size from the Hub: not available (" {why} ")"</p> }.into_any(),
+            })
+        })
+    };
+    view! {
+        <section id="figures" class="panel" aria-labelledby="h-figures">
+            <h2 id="h-figures">"Per GPU"</h2>
+            <p class="sub">{format!("{} × {} ({} each), tp={} pp={}, {} {}, weights {}, KV {}", e.gpus, e.gpu_label, e.gpu_memory, s.tp, s.pp, e.engine.name, e.engine.version, e.weights.plan.label, e.kv.kv_dtype)}</p>
+            <table>
+                <thead><tr><th>"component"</th><th>"GiB"</th><th>"bytes"</th><th>"basis"</th><th>"derivation"</th></tr></thead>
+                <tbody>
+                    {figure_row("fig-weights", &e.weights.figure)}
+                    {figure_row("fig-kv", &e.kv_cache)}
+                    {figure_row("fig-activation", &e.activation)}
+                    {figure_row("fig-overhead", &e.overhead)}
+                    <tr id="fig-total" data-bytes=e.total.0.to_string()><th scope="row">"total"</th><td class="num">{gib(e.total.0)}</td><td class="num">{format!("{} B", e.total.0)}</td><td></td><td></td></tr>
+                    <tr id="fig-capacity" data-bytes=e.capacity.0.to_string()><th scope="row">{format!("usable ({} × {})", e.gpu_memory, e.engine.utilization)}</th><td class="num">{gib(e.capacity.0)}</td><td class="num">{format!("{} B", e.capacity.0)}</td><td></td><td></td></tr>
+                    <tr id="fig-headroom" data-bytes=e.headroom_bytes.to_string()><th scope="row">"headroom"</th><td class="num">{if e.headroom_bytes < 0 { format!("−{}", gib(e.headroom_bytes.unsigned_abs())) } else { gib(e.headroom_bytes as u64) }}</td><td class="num">{format!("{} B", e.headroom_bytes)}</td><td></td><td></td></tr>
+                </tbody>
+            </table>
+            <p id="kv-per-token" data-bytes=e.kv.bytes_per_token.to_string() title=EXACT_TIP>
+                "KV per token: " <strong>{format!("{} B", e.kv.bytes_per_token)}</strong>
+                " (" {e.kv.groups.iter().map(|g| format!("{} × {}", g.layers, g.kind)).collect::<Vec<_>>().join(" + ")} "); per request: "
+                <strong>{e.kv_per_request.bytes.to_string()}</strong>
+                {(e.kv.state_bytes_per_request > 0).then(|| format!("; recurrent state {} per request", Bytes(e.kv.state_bytes_per_request)))}
+            </p>
+            <p class="sub">{format!("{:.2}B parameters", e.model.params_total as f64 / 1e9)} {(e.model.params_active != e.model.params_total).then(|| format!(", {:.2}B active per token", e.model.params_active as f64 / 1e9))} {format!("; weights in all: {}", e.weights.total)}</p>
+            {checkpoint}
+        </section>
+    }
+}
+
+#[component]
+fn EngineReport(e: Estimate) -> impl IntoView {
+    let en = e.engine.clone();
+    view! {
+        <section id="engine" class="panel" aria-labelledby="h-engine-report">
+            <h2 id="h-engine-report">{format!("What {} {} would allocate", en.name, en.version)}</h2>
+            <dl class="kv">
+                <dt title=MODELLED_TIP>"KV pool"</dt><dd id="engine-pool" data-bytes=en.kv_pool_bytes.0.to_string()>{gib(en.kv_pool_bytes.0)}</dd>
+                <dt>"tokens it holds"</dt><dd id="engine-tokens" data-value=en.kv_tokens.to_string()>{format!("{} tokens", en.kv_tokens)}</dd>
+                <dt>"blocks"</dt><dd id="engine-blocks">{format!("{} of {} tokens", en.num_blocks, en.block_size)}</dd>
+                <dt>"max concurrency"</dt><dd id="engine-concurrency">{format!("{}x at {} tokens per request", fixed(en.max_concurrency, 2), en.max_model_len)}</dd>
+                <dt>"starts?"</dt><dd id="engine-starts">{if en.fits { "yes".to_string() } else { "no: refuses to start".to_string() }}</dd>
+            </dl>
+            {en.notes.into_iter().map(|n| view! { <p class="note">{n}</p> }).collect_view()}
+        </section>
+    }
+}
+
+#[component]
+fn CapacityTable(e: Estimate) -> impl IntoView {
+    view! {
+        <section id="capacity" class="panel" aria-labelledby="h-capacity">
+            <h2 id="h-capacity">"Concurrent requests per context length"</h2>
+            <table id="capacity-table">
+                <thead><tr><th>"tokens per request"</th><th>"KV per request"</th><th>"max concurrent requests"</th></tr></thead>
+                <tbody>
+                    {e.context_table.iter().map(|r| view! {
+                        <tr data-context=r.context.to_string()><td class="num">{chart::count_label(r.context as f64)}</td><td class="num">{r.kv_bytes_per_request.to_string()}</td><td class="num">{r.max_concurrency}</td></tr>
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </section>
+    }
+}
+
+/// One SVG chart from a spec.
+fn svg_chart(id: &'static str, title: String, spec: Spec) -> impl IntoView {
+    let d = chart::draw(&spec);
+    let (l, t, r, b) = d.area;
+    let legend: Vec<(String, &'static str)> = spec.series.iter().map(|s| (s.label.clone(), s.class)).collect();
+    let has_markers = !d.markers.is_empty();
+    view! {
+        <figure class="chart" id=id>
+            <figcaption>{title.clone()}</figcaption>
+            <svg viewBox=format!("0 0 {} {}", chart::WIDTH, chart::HEIGHT) role="img" aria-label=title>
+                <rect x=l y=t width=r - l height=b - t class="plot" />
+                {d.y_ticks.iter().map(|(y, label)| view! {
+                    <line x1=l x2=r y1=*y y2=*y class="grid" />
+                    <text x=l - 6.0 y=y + 4.0 text-anchor="end" class="tick">{label.clone()}</text>
+                }).collect_view()}
+                {d.x_ticks.iter().map(|(x, label)| view! {
+                    <line x1=*x x2=*x y1=b y2=b + 4.0 class="axis" />
+                    <text x=*x y=b + 17.0 text-anchor="middle" class="tick">{label.clone()}</text>
+                }).collect_view()}
+                {d.hlines.iter().map(|(y, label)| view! {
+                    <line x1=l x2=r y1=*y y2=*y class="hline" />
+                    <text x=r - 4.0 y=y - 4.0 text-anchor="end" class="hline-label">{label.clone()}</text>
+                }).collect_view()}
+                {d.paths.iter().map(|(class, path, label)| view! { <path d=path.clone() class=format!("line {class}")><title>{label.clone()}</title></path> }).collect_view()}
+                {d.markers.iter().map(|(x, y, label, class)| view! { <circle cx=*x cy=*y r="5" class=format!("marker {class}") data-label=label.clone()><title>{label.clone()}</title></circle> }).collect_view()}
+                <text x=(l + r) / 2.0 y=chart::HEIGHT - 6.0 text-anchor="middle" class="axis-label">{d.x_label.clone()}</text>
+                <text x="14" y=(t + b) / 2.0 text-anchor="middle" class="axis-label" transform=format!("rotate(-90 14 {})", (t + b) / 2.0)>{d.y_label.clone()}</text>
+            </svg>
+            <ul class="legend">
+                {legend.into_iter().map(|(l, c)| view! { <li><span class=format!("sw {c}")></span>{l}</li> }).collect_view()}
+                {has_markers.then(|| view! { <li><span class="sw measured"></span>"measured"</li> })}
+            </ul>
+        </figure>
+    }
+}
+
+/// The estimate at a modified scenario (the same function, never a re-derived formula).
+fn at(shape: &kv_estimator::ModelShape, s: &Scenario) -> Option<Estimate> {
+    kv_estimator::estimate(shape, s).ok()
+}
+
+#[component]
+fn Charts(st: St) -> impl IntoView {
+    move || {
+        let Source::Loaded { shape, .. } = st.source.get() else { return ().into_any() };
+        let s = st.scenario.get();
+        let Ok(base) = kv_estimator::estimate(&shape, &s) else { return ().into_any() };
+        let cap = gib_f(base.capacity.0 as f64);
+        let max_n = (base.max_concurrency.saturating_mul(2)).clamp(64, 4096);
+        let conc: Vec<(f64, f64)> = chart::doubling(1, max_n).into_iter().filter_map(|n| at(&shape, &Scenario { concurrency: n, ..s.clone() }).map(|e| (n as f64, gib_f(e.total.0 as f64)))).collect();
+        let max_ctx = base.engine.max_model_len.clamp(4096, 1 << 20);
+        let ctx_points: Vec<(u64, Estimate)> = chart::doubling(1024, max_ctx)
+            .into_iter()
+            .filter_map(|c| {
+                let t = Scenario { input_len: c.saturating_sub(s.output_len.min(c / 2)).max(1), output_len: s.output_len.min(c / 2), max_model_len: Some(c.max(base.engine.max_model_len)), ..s.clone() };
+                at(&shape, &t).map(|e| (c, e))
+            })
+            .collect();
+        let mem_ctx: Vec<(f64, f64)> = ctx_points.iter().map(|(c, e)| (*c as f64, gib_f(e.total.0 as f64))).collect();
+        let cap_ctx: Vec<(f64, f64)> = ctx_points.iter().map(|(c, e)| (*c as f64, e.max_concurrency as f64)).collect();
+        // measured points of this model: same lengths -> vs concurrency; same concurrency -> vs context
+        let (mut m_conc, mut m_ctx) = (vec![], vec![]);
+        st.measurements.with(|ms| {
+            for m in ms.iter().filter(|m| m.doc.model == s.model) {
+                for p in m.doc.points.iter().filter(|p| !p.oom && p.skipped.is_none() && p.peak_bytes > 0) {
+                    let label = format!("measured {} on {}: {} requests x ({} + {}) tokens, peak {}", m.doc.model, m.doc.device, p.concurrency, p.input_len, p.output_len, gib(p.peak_bytes));
+                    if p.input_len == s.input_len && p.output_len == s.output_len {
+                        m_conc.push(Marker { x: p.concurrency as f64, y: gib_f(p.peak_bytes as f64), label: label.clone(), class: "measured" });
+                    }
+                    if p.concurrency == s.concurrency {
+                        m_ctx.push(Marker { x: (p.input_len + p.output_len) as f64, y: gib_f(p.peak_bytes as f64), label, class: "measured" });
+                    }
+                }
+            }
+        });
+        let cap_label = format!("usable {} GiB", fixed(cap, 1));
+        view! {
+            <section id="charts" class="panel" aria-labelledby="h-charts">
+                <h2 id="h-charts">"Memory and capacity"</h2>
+                <div class="charts">
+                    {svg_chart("chart-concurrency", format!("Memory per GPU vs concurrent requests ({} tokens each)", s.context_len()),
+                        Spec { x_label: "concurrent requests".into(), y_label: "GiB per GPU".into(), series: vec![Series { label: "estimated total".into(), class: "total", points: conc }], hlines: vec![(cap, cap_label.clone())], markers: m_conc })}
+                    {svg_chart("chart-context", format!("Memory per GPU vs tokens per request ({} requests)", s.concurrency),
+                        Spec { x_label: "tokens per request".into(), y_label: "GiB per GPU".into(), series: vec![Series { label: "estimated total".into(), class: "total", points: mem_ctx }], hlines: vec![(cap, cap_label)], markers: m_ctx })}
+                    {svg_chart("chart-capacity", "Concurrent requests that fit vs tokens per request".to_string(),
+                        Spec { x_label: "tokens per request".into(), y_label: "requests".into(), series: vec![Series { label: "max concurrent requests".into(), class: "cap", points: cap_ctx }], hlines: vec![], markers: vec![] })}
+                </div>
+            </section>
+        }
+        .into_any()
+    }
+}
+
+#[component]
+fn Fragmentation(e: Estimate) -> impl IntoView {
+    let s = &e.scenario;
+    let n = s.concurrency.clamp(1, 4096);
+    // requests in flight are spread over the decode: from input_len to input_len + output_len tokens
+    let lengths: Vec<u64> = (0..n).map(|i| s.input_len + (s.output_len * (2 * i + 1)) / (2 * n)).map(|l| l.max(1)).collect();
+    let max_len = e.engine.max_model_len.max(lengths.iter().copied().max().unwrap_or(1));
+    let rows: Vec<(String, Option<kv_estimator::estimate::Fragmentation>)> = [e.engine.block_size.max(1), 16, 128]
+        .into_iter()
+        .fold(vec![], |mut v: Vec<u64>, b| {
+            if !v.contains(&b) {
+                v.push(b);
+            }
+            v
+        })
+        .into_iter()
+        .map(|bs| (format!("{bs}"), fragmentation(&e.kv, &lengths, max_len, bs).ok()))
+        .collect();
+    let contiguous = rows.first().and_then(|r| r.1.clone());
+    view! {
+        <section id="fragmentation" class="panel" aria-labelledby="h-frag">
+            <h2 id="h-frag">"Paged vs contiguous KV"</h2>
+            <p class="sub">{format!("{n} requests in flight, lengths spread from {} to {} tokens; contiguous caches reserve max_model_len = {max_len} each.", s.input_len, s.input_len + s.output_len)}</p>
+            <table id="fragmentation-table">
+                <thead><tr><th>"allocation"</th><th>"reserved"</th><th>"used"</th><th>"wasted"</th></tr></thead>
+                <tbody>
+                    {contiguous.map(|f| view! { <tr data-kind="contiguous"><td>"contiguous (reserve max length)"</td><td class="num">{f.contiguous.to_string()}</td><td class="num">{f.used.to_string()}</td><td class="num">{format!("{} %", fixed(f.contiguous_waste_pct, 1))}</td></tr> })}
+                    {rows.into_iter().filter_map(|(bs, f)| f.map(|f| view! {
+                        <tr data-kind="paged" data-block=bs.clone()><td>{format!("paged, blocks of {bs} tokens")}</td><td class="num">{f.paged.to_string()}</td><td class="num">{f.used.to_string()}</td><td class="num">{format!("{} %", fixed(f.paged_waste_pct, 2))}</td></tr>
+                    })).collect_view()}
+                </tbody>
+            </table>
+        </section>
+    }
+}
+
+#[component]
+fn Throughput(e: Estimate) -> impl IntoView {
+    let t = e.throughput.clone();
+    view! {
+        <section id="throughput" class="panel" aria-labelledby="h-tp">
+            <h2 id="h-tp">"Throughput bound (roofline, not a prediction)"</h2>
+            <p title=MODELLED_TIP>
+                "decode ≤ " <strong id="tp-decode">{format!("{} tokens/s", fixed(t.decode_tokens_per_s, 0))}</strong>
+                {format!(" in total ({} per request); prefill ≤ ", fixed(t.decode_tokens_per_s_per_request, 1))}
+                <strong>{format!("{} tokens/s", fixed(t.prefill_tokens_per_s, 0))}</strong>
+            </p>
+            <p class="note">{t.derivation}</p>
+        </section>
+    }
+}
+
+#[component]
+fn Notes(e: Estimate) -> impl IntoView {
+    let defaults = e.model.defaults.clone();
+    let notes: Vec<String> = e.model.notes.iter().chain(e.weights.plan.notes.iter()).cloned().collect();
+    (!defaults.is_empty() || !notes.is_empty()).then(|| {
+        view! {
+            <section id="defaults" class="panel" aria-labelledby="h-defaults">
+                <h2 id="h-defaults">"Defaults and notes"</h2>
+                <ul>
+                    {defaults.into_iter().map(|d| view! { <li>"default " <code>{d.field}</code> " = " {d.value} " (" {d.why} ")"</li> }).collect_view()}
+                    {notes.into_iter().map(|n| view! { <li>{n}</li> }).collect_view()}
+                </ul>
+            </section>
+        }
+    })
+}
+
+/// The reverse questions: computed only while the panel is open.
+#[component]
+pub fn Solve(st: St) -> impl IntoView {
+    let answers = move || {
+        if !st.solve_open.get() {
+            return ().into_any();
+        }
+        let Source::Loaded { shape, .. } = st.source.get() else { return view! { <p>"no model"</p> }.into_any() };
+        let s = st.scenario.get();
+        let longest = solve::longest_context(&shape, &s);
+        let most = solve::most_requests(&shape, &s);
+        let gpus = solve::fewest_gpus(&shape, &s);
+        let dtype = solve::smallest_dtype(&shape, &s);
+        let util = solve::utilization_needed(&shape, &s);
+        let or = |o: Option<String>, none: &str| o.unwrap_or_else(|| none.to_string());
+        view! {
+            <dl class="kv" id="solve-answers">
+                <dt>{format!("Longest context for {} requests", s.concurrency)}</dt>
+                <dd id="solve-context">{or(longest.map(|l| format!("{l} tokens")), "none fits")}</dd>
+                <dt>{format!("Most requests of {} tokens", s.context_len())}</dt>
+                <dd id="solve-requests">{or(most.map(|n| format!("{n} requests")), "not even one")}</dd>
+                <dt>"Fewest GPUs"</dt>
+                <dd id="solve-gpus">{or(gpus.map(|(tp, pp)| format!("{} GPUs (tp={tp}, pp={pp})", tp * pp)), "more than 64")}</dd>
+                <dt>"Widest dtype that fits"</dt>
+                <dd id="solve-dtype">{or(dtype.map(|(d, k)| format!("weights {}, KV {}", if d == WeightDtype::Auto { "as the checkpoint".to_string() } else { d.to_string() }, k)), "none of bf16/fp8/int8/int4 with auto/fp8 KV")}</dd>
+                <dt>"Memory fraction needed"</dt>
+                <dd id="solve-util">{or(util.map(|u| format!("{u:.3}")), "more than the whole GPU")}</dd>
+            </dl>
+        }
+        .into_any()
+    };
+    view! {
+        <details id="solve" class="panel" on:toggle=move |ev| {
+            let open = event_target::<web_sys::HtmlDetailsElement>(&ev).open();
+            st.solve_open.set(open);
+        }>
+            <summary><h2>"Reverse solve: longest context, most users, fewest GPUs, smallest dtype"</h2></summary>
+            {answers}
+        </details>
+    }
+}
+
+/// Several models on the same scenario.
+#[component]
+pub fn Compare(st: St) -> impl IntoView {
+    let pick = RwSignal::new(String::new());
+    let rows = move || {
+        let s = st.scenario.get();
+        st.compare.get().into_iter().map(move |(id, shape)| {
+            let rid = id.clone();
+            let remove = move |_| st.compare.update(|c| c.retain(|(i, _)| *i != rid));
+            let cells = match shape {
+                Err(e) => view! { <td colspan="6" class="error">{e}</td> }.into_any(),
+                Ok(shape) => match kv_estimator::estimate(&shape, &Scenario { model: id.clone(), ..s.clone() }) {
+                    Err(e) => view! { <td colspan="6" class="error">{e.to_string()}</td> }.into_any(),
+                    Ok(e) => view! {
+                        <td class="num">{format!("{:.1}B", e.model.params_total as f64 / 1e9)}</td>
+                        <td class="num">{gib(e.weights.per_gpu.0)}</td>
+                        <td class="num">{format!("{} B", e.kv.bytes_per_token)}</td>
+                        <td class="num">{gib(e.total.0)}</td>
+                        <td>{if e.fits { "fits" } else { "does not fit" }}</td>
+                        <td class="num">{e.max_concurrency}</td>
+                    }.into_any(),
+                },
+            };
+            view! { <tr data-model=id.clone()><th scope="row">{id.clone()}</th>{cells}<td><button class="remove" on:click=remove>"remove"</button></td></tr> }
+        }).collect_view()
+    };
+    view! {
+        <section id="compare" class="panel" aria-labelledby="h-compare">
+            <h2 id="h-compare">"Compare models on this scenario"</h2>
+            <div class="row">
+                <label for="compare-id" class="sr">"bundled model to compare"</label>
+                <input id="compare-id" list="compare-options" placeholder="add a bundled model id" prop:value=move || pick.get() on:input=move |ev| pick.set(event_target_value(&ev)) />
+                <datalist id="compare-options">
+                    {move || st.index.get().into_iter().filter(|e| e.supported).map(|e| view! { <option value=e.id.clone()></option> }).collect_view()}
+                </datalist>
+                <button id="compare-add" on:click=move |_| { st.add_compare(pick.get_untracked()); pick.set(String::new()); }>"Add"</button>
+            </div>
+            <table id="compare-table">
+                <thead><tr><th>"model"</th><th>"params"</th><th>"weights/GPU"</th><th>"KV/token"</th><th>"total"</th><th>"verdict"</th><th>"max requests"</th><th></th></tr></thead>
+                <tbody>{rows}</tbody>
+            </table>
+        </section>
+    }
+}
+
+/// Measured points beside the estimate: the accuracy table of the current model, and a summary
+/// per model of everything loaded.
+#[component]
+pub fn Accuracy(st: St) -> impl IntoView {
+    let rows = move || {
+        let model = st.scenario.with(|s| s.model.clone());
+        st.measurements.with(|ms| {
+            ms.iter()
+                .filter(|m| m.doc.model == model)
+                .flat_map(|m| m.doc.accuracy_rows().into_iter().map(move |r| (m.origin.clone(), r)))
+                .collect::<Vec<_>>()
+        })
+    };
+    let summary = move || {
+        st.measurements.with(|ms| {
+            let mut per: Vec<(String, usize, Vec<f64>)> = vec![];
+            for m in ms {
+                for r in m.doc.accuracy_rows() {
+                    let peak = r.components.iter().find(|c| c.component == "peak").and_then(|c| c.error_pct);
+                    match per.iter_mut().find(|(id, _, _)| *id == r.model) {
+                        Some(e) => {
+                            e.1 += 1;
+                            e.2.extend(peak);
+                        }
+                        None => per.push((r.model.clone(), 1, peak.into_iter().collect())),
+                    }
+                }
+            }
+            per
+        })
+    };
+    let err_cell = |c: Option<&kv_estimator::measurement::ComponentError>| match c {
+        Some(c) => {
+            let t = format!("estimated {} vs measured {}", gib(c.estimated), gib(c.measured));
+            let v = c.error_pct.map(|p| format!("{}{} %", if p >= 0.0 { "+" } else { "" }, fixed(p, 1))).unwrap_or_else(|| "n/a".into());
+            view! { <td class="num" title=t>{v}</td> }.into_any()
+        }
+        None => view! { <td>"-"</td> }.into_any(),
+    };
+    view! {
+        <section id="measured" class="panel" aria-labelledby="h-measured">
+            <h2 id="h-measured">"Measured vs estimated"</h2>
+            <p class="sub">"Signed error = (estimate − measured) / measured, per component, for measurements of this model (bundled, from the results service, or dropped on the page). Estimates here are the ones stored with each measurement."</p>
+            <table id="accuracy-table">
+                <thead><tr><th>"date"</th><th>"device"</th><th>"engine"</th><th>"dtype"</th><th>"point"</th><th>"weights"</th><th>"KV"</th><th>"activations"</th><th>"overhead"</th><th>"peak"</th><th>"provenance"</th></tr></thead>
+                <tbody>
+                    {move || rows().into_iter().map(|(origin, r)| {
+                        let find = |name: &str| r.components.iter().find(|c| c.component == name).cloned();
+                        let (w, k, a, o, p) = (find("weights"), find("kv_cache"), find("activations"), find("overhead"), find("peak"));
+                        view! {
+                            <tr class="accuracy-row" data-model=r.model.clone() data-concurrency=r.concurrency.to_string() data-input=r.input_len.to_string() data-output=r.output_len.to_string()>
+                                <td>{r.time.chars().take(10).collect::<String>()}</td>
+                                <td>{r.gpu.clone().unwrap_or_else(|| r.device.clone())}</td>
+                                <td>{r.engine.clone()}</td>
+                                <td>{r.dtype.clone()}</td>
+                                <td>{if r.oom { format!("{} × ({}+{}) OOM", r.concurrency, r.input_len, r.output_len) } else { format!("{} × ({}+{})", r.concurrency, r.input_len, r.output_len) }}</td>
+                                {err_cell(w.as_ref())}{err_cell(k.as_ref())}{err_cell(a.as_ref())}{err_cell(o.as_ref())}{err_cell(p.as_ref())}
+                                <td class="prov">{format!("{} · {origin}", r.provenance)}</td>
+                            </tr>
+                        }
+                    }).collect_view()}
+                </tbody>
+            </table>
+            <Show when=move || rows().is_empty()>
+                <p id="no-measurements" class="hint">"No measurement of this model loaded yet. Drop a measurement JSON (kv-runner measure --out FILE) on the page, or point the results service setting at a kv-hub."</p>
+            </Show>
+            <h3>"All loaded measurements"</h3>
+            <table id="accuracy-summary">
+                <thead><tr><th>"model"</th><th>"points"</th><th>"mean |peak error|"</th></tr></thead>
+                <tbody>
+                    {move || summary().into_iter().map(|(id, n, errs)| {
+                        let mean = if errs.is_empty() { "n/a".to_string() } else { format!("{} %", fixed(errs.iter().map(|e| e.abs()).sum::<f64>() / errs.len() as f64, 1)) };
+                        view! { <tr><th scope="row">{id}</th><td class="num">{n}</td><td class="num">{mean}</td></tr> }
+                    }).collect_view()}
+                </tbody>
+            </table>
+            <div class="field">
+                <label for="service-url">"Results service URL (empty = this page's origin)"</label>
+                <div class="row">
+                    <input id="service-url" type="url" placeholder="https://results.example.org" prop:value=move || st.service.get()
+                        on:change=move |ev| {
+                            let v = event_target_value(&ev);
+                            io::store("kv.service", Some(&v).filter(|v| !v.trim().is_empty()).map(|v| v.as_str()));
+                            st.service.set(v);
+                            st.load_service_measurements(st.scenario.with_untracked(|s| s.model.clone()));
+                        } />
+                    <button id="service-reload" on:click=move |_| st.load_service_measurements(st.scenario.with_untracked(|s| s.model.clone()))>"Reload"</button>
+                </div>
+            </div>
+            <ul id="measurement-notes" class="notes">{move || st.measurement_notes.get().into_iter().map(|n| view! { <li>{n}</li> }).collect_view()}</ul>
+        </section>
+    }
+}
