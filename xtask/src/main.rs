@@ -1,11 +1,18 @@
 //! `cargo xtask`: the project's automation in Rust (alias in `.cargo/config.toml`).
 //!
-//! - `cargo xtask test`: installs what the tests need (the wasm32 target), runs every test of the
-//!   workspace, checks that the estimator builds for `wasm32-unknown-unknown`, and runs the tidy
-//!   checks (generated index up to date, every source file opens with a `//!` doc).
-//! - `cargo xtask index`: regenerates `model-configs/index.json` from the bundled configs.
+//! - `cargo xtask serve [kv-hub args]`: installs what is missing (wasm target, trunk,
+//!   wasm-bindgen-cli, wasm-opt), builds the page in release mode and starts `kv-hub` on
+//!   127.0.0.1:8080 with the embedded database `data/kv-hub.db` (bundled measurements imported on
+//!   first start).
+//! - `cargo xtask test`: installs what the tests need (the tools above, Chromium and its
+//!   WebDriver), runs the tidy checks, builds the page, runs every test of the workspace (browser
+//!   tests included), checks that the estimator builds for `wasm32-unknown-unknown`, and that the
+//!   accuracy report is current.
+//! - `cargo xtask index`: regenerates `model-configs/index.json` and `measurements/index.json`.
 //! - `cargo xtask accuracy`: regenerates `docs/accuracy/engine-logs.md` (`kv-runner validate`).
 //! - `cargo xtask import-configs DIR`: lays out `shared/model-configs` copies as `<org>/<name>/config.json`.
+
+mod tools;
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -19,10 +26,13 @@ fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("test") => test(),
+        Some("serve") => serve(&args[1..]),
+        Some("build-web") => tools::build_web(),
         Some("index") => {
             let text = index_json()?;
             std::fs::write(root().join("model-configs/index.json"), text)?;
-            println!("wrote model-configs/index.json");
+            std::fs::write(root().join(MEASUREMENT_INDEX), measurement_index()?)?;
+            println!("wrote model-configs/index.json and {MEASUREMENT_INDEX}");
             Ok(())
         }
         Some("accuracy") => {
@@ -32,7 +42,7 @@ fn main() -> Result<()> {
         }
         Some("import-configs") => import(args.get(1).map(PathBuf::from).unwrap_or_else(|| root().join("../shared/model-configs"))),
         _ => {
-            eprintln!("usage: cargo xtask <test|index|accuracy|import-configs [DIR]>");
+            eprintln!("usage: cargo xtask <serve [kv-hub args]|test|build-web|index|accuracy|import-configs [DIR]>");
             std::process::exit(2)
         }
     }
@@ -52,17 +62,46 @@ fn cargo() -> Command {
 }
 
 fn test() -> Result<()> {
-    // set-up: the wasm target (rustup is how this machine has its toolchain)
-    let have = Command::new("rustup").args(["target", "list", "--installed"]).output().map(|o| String::from_utf8_lossy(&o.stdout).contains("wasm32-unknown-unknown")).unwrap_or(false);
-    if !have {
-        run(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]))?;
-    }
     tidy()?;
+    tools::ensure_browser()?;
+    tools::build_web()?;
     run(cargo().args(["test", "--workspace", "--all-targets"]).env("INSTA_UPDATE", "no").env("CI", "true"))?;
     run(cargo().args(["build", "-p", "kv-estimator", "--target", "wasm32-unknown-unknown", "--release"]))?;
     eprintln!("kv-estimator builds for wasm32-unknown-unknown");
     accuracy_report_is_current()?;
     Ok(())
+}
+
+/// Builds the page and runs `kv-hub` in the foreground (Ctrl-C stops it).
+fn serve(extra: &[String]) -> Result<()> {
+    tools::build_web()?;
+    run(cargo().args(["build", "--release", "-p", "kv-hub"]))?;
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
+    let hub = target.join("release/kv-hub");
+    let mut cmd = Command::new(hub);
+    let has = |flag: &str| extra.iter().any(|a| a == flag || a.starts_with(&format!("{flag}=")));
+    if !has("--addr") {
+        cmd.args(["--addr", "127.0.0.1:8080"]);
+    }
+    if !has("--db") {
+        cmd.args(["--db", "data/kv-hub.db"]);
+    }
+    if !has("--dist") {
+        cmd.args(["--dist", "dist"]);
+    }
+    cmd.args(extra);
+    run(&mut cmd)
+}
+
+const MEASUREMENT_INDEX: &str = "measurements/index.json";
+
+/// `measurements/index.json`: the bundled measurement files the page loads.
+fn measurement_index() -> Result<String> {
+    let mut files: Vec<String> = std::fs::read_dir(root().join("measurements"))
+        .map(|rd| rd.filter_map(|e| e.ok()).filter_map(|e| e.file_name().into_string().ok()).filter(|n| n.ends_with(".json") && n != "index.json").collect())
+        .unwrap_or_default();
+    files.sort();
+    Ok(serde_json::to_string_pretty(&serde_json::json!({ "generated_by": "cargo xtask index", "files": files }))? + "\n")
 }
 
 /// The engine-log cases and their committed report.
@@ -100,8 +139,11 @@ fn tidy() -> Result<()> {
     if want != have {
         bail!("model-configs/index.json is out of date: run `cargo xtask index`");
     }
+    if measurement_index()? != std::fs::read_to_string(root().join(MEASUREMENT_INDEX)).unwrap_or_default() {
+        bail!("{MEASUREMENT_INDEX} is out of date: run `cargo xtask index`");
+    }
     let mut missing = vec![];
-    for dir in ["crates/estimator/src", "runner/src", "xtask/src"] {
+    for dir in ["crates/estimator/src", "crates/hub/src", "runner/src", "web/src", "xtask/src", "tests"] {
         visit(&root().join(dir), &mut |p| {
             if p.extension().is_some_and(|e| e == "rs") {
                 let text = std::fs::read_to_string(p).unwrap_or_default();
