@@ -18,6 +18,20 @@ pub enum Command {
     Models(ModelsArgs),
     /// Score the engine profiles against engine start-up logs (JSONL cases).
     Validate(ValidateArgs),
+    /// Upload a measurement document to a kv-hub results service.
+    Upload(UploadArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UploadArgs {
+    /// The measurement document (JSON, docs/measurement-schema.md); validated before sending.
+    pub file: std::path::PathBuf,
+    /// Base URL of the kv-hub.
+    #[arg(long, env = "KV_HUB_URL", default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// Upload token, sent as `Authorization: Bearer <token>`.
+    #[arg(long, env = "KV_HUB_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Args)]

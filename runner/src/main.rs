@@ -4,6 +4,7 @@
 mod cli;
 mod estimate;
 mod models;
+mod upload;
 mod validate;
 
 use clap::Parser;
@@ -15,6 +16,7 @@ fn main() -> ExitCode {
         cli::Command::Estimate(args) => estimate::run(args),
         cli::Command::Models(args) => models::run_list(args),
         cli::Command::Validate(args) => validate::run(args),
+        cli::Command::Upload(args) => upload::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -119,3 +119,244 @@ fn validate_scores_the_engine_logs() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cases line 1"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// kv-runner upload: against a scripted HTTP server (exact attempt counts), and against the real
+// kv-hub binary when this cargo invocation built it beside kv-runner
+// ---------------------------------------------------------------------------------------------
+
+mod upload {
+    use kv_estimator::measurement::{Measurement, Point, Predicted, Provenance, SCHEMA_VERSION};
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpListener;
+    use std::path::PathBuf;
+    use std::process::{Command, Output, Stdio};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    fn measurement(seed: u64) -> Measurement {
+        Measurement {
+            schema_version: SCHEMA_VERSION,
+            model: "Qwen/Qwen2.5-0.5B".into(),
+            device: "cuda:0".into(),
+            dtype: "bf16".into(),
+            engine: Some("candle".into()),
+            provenance: Provenance { tool: "kv-runner".into(), tool_version: "0.1.0".into(), gpu: Some("NVIDIA L4".into()), time: format!("2026-02-01T00:00:{:02}Z", seed % 60), ..Provenance::default() },
+            points: vec![Point {
+                concurrency: 1,
+                input_len: 512 + seed,
+                output_len: 64,
+                weights_bytes: 1 << 30,
+                kv_cache_bytes: 1 << 28,
+                baseline_bytes: 1 << 27,
+                peak_bytes: 3 << 29,
+                ttft_ms: 10.0,
+                decode_ms_mean: 5.0,
+                decode_ms_p50: 5.0,
+                decode_ms_p95: 6.0,
+                tokens_per_s_request: 200.0,
+                tokens_per_s_total: 200.0,
+                oom: false,
+                predicted: Some(Predicted { weights_bytes: 1 << 30, kv_cache_bytes: 1 << 28, activation_bytes: 1 << 26, overhead_bytes: 1 << 27, total_bytes: 3 << 29 }),
+                peak_prefill_bytes: None,
+                peak_decode_bytes: None,
+                skipped: None,
+            }],
+        }
+    }
+
+    /// Writes a document into a fresh per-test directory.
+    fn file(test: &str, text: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("kvr-upload-{}-{test}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("sweep.json");
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    fn upload(args: &[&str], env: &[(&str, &str)]) -> (Output, Duration) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kv-runner"));
+        cmd.arg("upload").args(args).env_remove("KV_HUB_URL").env_remove("KV_HUB_TOKEN");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let start = Instant::now();
+        let out = cmd.output().unwrap();
+        (out, start.elapsed())
+    }
+
+    /// What the scripted server saw of one request.
+    #[derive(Debug, Clone)]
+    struct Seen {
+        request_line: String,
+        authorization: Option<String>,
+        body: String,
+    }
+
+    /// A server on 127.0.0.1:0 that answers the scripted (status, body) pairs in order, one per
+    /// connection, then stops listening (further connections are refused).
+    fn scripted(answers: Vec<(u16, &'static str)>) -> (String, Arc<Mutex<Vec<Seen>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            for (status, body) in answers {
+                let (stream, _) = listener.accept().unwrap();
+                let mut reader = BufReader::new(stream);
+                let mut request_line = String::new();
+                reader.read_line(&mut request_line).unwrap();
+                let (mut length, mut authorization) = (0usize, None);
+                loop {
+                    let mut line = String::new();
+                    reader.read_line(&mut line).unwrap();
+                    if line.trim().is_empty() {
+                        break;
+                    }
+                    let (name, value) = line.split_once(':').unwrap();
+                    match name.to_ascii_lowercase().as_str() {
+                        "content-length" => length = value.trim().parse().unwrap(),
+                        "authorization" => authorization = Some(value.trim().to_string()),
+                        _ => {}
+                    }
+                }
+                let mut body_in = vec![0; length];
+                reader.read_exact(&mut body_in).unwrap();
+                log.lock().unwrap().push(Seen { request_line: request_line.trim().to_string(), authorization, body: String::from_utf8(body_in).unwrap() });
+                let mut stream = reader.into_inner();
+                let answer = format!("HTTP/1.1 {status} Scripted\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+                stream.write_all(answer.as_bytes()).unwrap();
+            }
+        });
+        (url, seen)
+    }
+
+    fn stderr_line(out: &Output) -> String {
+        let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+        err
+    }
+
+    #[test]
+    fn upload_reports_new_then_already_stored() {
+        let text = serde_json::to_string_pretty(&measurement(1)).unwrap();
+        let path = file("new", &text);
+        let p = path.to_str().unwrap();
+        let (url, seen) = scripted(vec![(201, r#"{"id":7}"#), (200, r#"{"id":7,"duplicate":true}"#)]);
+        let (out, _) = upload(&[p, "--url", &format!("{url}/"), "--token", "s3cret"], &[]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("uploaded {p} -> {url}/api/v1/measurements/7 (new)"));
+        // the same through the environment
+        let (out, _) = upload(&[p], &[("KV_HUB_URL", &url), ("KV_HUB_TOKEN", "s3cret")]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("uploaded {p} -> {url}/api/v1/measurements/7 (already stored)"));
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 2);
+        for s in &seen {
+            assert_eq!(s.request_line, "POST /api/v1/measurements HTTP/1.1");
+            assert_eq!(s.authorization.as_deref(), Some("Bearer s3cret"));
+            assert_eq!(s.body, text, "the file is sent as it is");
+        }
+    }
+
+    #[test]
+    fn refused_token_is_final_with_the_hubs_reason_and_the_retry_command() {
+        let path = file("token", &serde_json::to_string(&measurement(2)).unwrap());
+        let p = path.to_str().unwrap();
+        let (url, seen) = scripted(vec![(401, r#"{"error":"the upload token is not accepted by this kv-hub","field":null}"#), (201, r#"{"id":1}"#)]);
+        let (out, _) = upload(&[p, "--url", &url, "--token", "wrong"], &[]);
+        let err = stderr_line(&out);
+        assert!(err.contains("401") && err.contains("the upload token is not accepted by this kv-hub"), "{err}");
+        assert!(err.ends_with(&format!("retry with: kv-runner upload {p} --url {url}")), "{err}");
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(seen.lock().unwrap().len(), 1, "a 401 is not retried");
+        assert!(!String::from_utf8_lossy(&out.stderr).contains("wrong"), "the token is never printed");
+    }
+
+    #[test]
+    fn overload_and_server_errors_are_retried_with_backoff() {
+        let path = file("retry", &serde_json::to_string(&measurement(3)).unwrap());
+        let (url, seen) = scripted(vec![(503, r#"{"error":"busy"}"#), (429, ""), (201, r#"{"id":12}"#)]);
+        let (out, took) = upload(&[path.to_str().unwrap(), "--url", &url, "--token", "t"], &[]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("/api/v1/measurements/12 (new)"));
+        assert_eq!(seen.lock().unwrap().len(), 3);
+        assert!(took >= Duration::from_millis(1500), "waited 0.5 s then 1 s: {took:?}");
+    }
+
+    #[test]
+    fn unreachable_hub_is_retried_then_names_the_retry_command() {
+        let path = file("down", &serde_json::to_string(&measurement(4)).unwrap());
+        let p = path.to_str().unwrap();
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port(); // closed again
+        let url = format!("http://127.0.0.1:{port}");
+        let (out, took) = upload(&[p, "--url", &url], &[]);
+        let err = stderr_line(&out);
+        assert!(err.contains("gave up after 5 attempts") && err.contains("unreachable"), "{err}");
+        assert!(err.ends_with(&format!("retry with: kv-runner upload {p} --url {url}")), "{err}");
+        assert!(took >= Duration::from_millis(7500), "0.5 + 1 + 2 + 4 s of backoff: {took:?}");
+    }
+
+    #[test]
+    fn invalid_document_is_refused_locally_naming_the_field() {
+        let mut v = serde_json::to_value(measurement(5)).unwrap();
+        v["points"][0]["ttft_ms"] = (-1.0).into();
+        let path = file("invalid", &v.to_string());
+        let (url, seen) = scripted(vec![(201, r#"{"id":1}"#)]);
+        let (out, _) = upload(&[path.to_str().unwrap(), "--url", &url, "--token", "t"], &[]);
+        let err = stderr_line(&out);
+        assert!(err.contains("points[0].ttft_ms") && err.contains("not a valid measurement"), "{err}");
+        assert!(seen.lock().unwrap().is_empty(), "nothing was sent");
+        let (out, _) = upload(&["/no/such/sweep.json", "--url", &url], &[]);
+        assert!(stderr_line(&out).contains("reading /no/such/sweep.json"));
+    }
+
+    /// The real service, when `cargo test -p kv-hub -p kv-runner` (or the workspace) built it:
+    /// test binaries of a package cannot name another package's binary, so it is looked up beside
+    /// kv-runner and the test says so when it is not there.
+    #[test]
+    fn upload_to_the_real_kv_hub() {
+        let hub_bin = std::path::Path::new(env!("CARGO_BIN_EXE_kv-runner")).with_file_name(format!("kv-hub{}", std::env::consts::EXE_SUFFIX));
+        if !hub_bin.is_file() {
+            eprintln!("skipped: {} is not built (run `cargo test -p kv-hub -p kv-runner`)", hub_bin.display());
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("kvr-upload-{}-real", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut hub = Command::new(&hub_bin)
+            .args(["--addr", "127.0.0.1:0", "--db"])
+            .arg(dir.join("hub.db"))
+            .arg("--import")
+            .arg(dir.join("none"))
+            .env("KV_HUB_TOKENS", "real-token")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(hub.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let url = line.strip_prefix("kv-hub: serving ").and_then(|r| r.split_whitespace().next()).unwrap_or_else(|| panic!("{line}")).to_string();
+
+        let path = file("real", &serde_json::to_string_pretty(&measurement(6)).unwrap());
+        let p = path.to_str().unwrap();
+        let (first, _) = upload(&[p, "--url", &url, "--token", "real-token"], &[]);
+        let (second, _) = upload(&[p, "--url", &url, "--token", "real-token"], &[]);
+        let (bad, _) = upload(&[p, "--url", &url, "--token", "not-it"], &[]);
+        let (none, _) = upload(&[p, "--url", &url], &[]);
+        let _ = hub.kill();
+        let _ = hub.wait();
+
+        assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+        let first = String::from_utf8_lossy(&first.stdout).trim().to_string();
+        assert!(first.starts_with(&format!("uploaded {p} -> {url}/api/v1/measurements/")) && first.ends_with("(new)"), "{first}");
+        assert_eq!(String::from_utf8_lossy(&second.stdout).trim(), first.replace("(new)", "(already stored)"));
+        let err = stderr_line(&bad);
+        assert!(err.contains("401") && err.contains("not accepted") && err.ends_with(&format!("--url {url}")), "{err}");
+        let err = stderr_line(&none);
+        assert!(err.contains("Authorization") && err.contains("KV_HUB_TOKEN"), "{err}");
+    }
+}
