@@ -264,11 +264,7 @@ pub fn ScenarioInputs(st: St) -> impl IntoView {
                     let id = format!("preset-{}", p.id);
                     let pid = p.id;
                     view! {
-                        <button id=id class="preset" title=p.description on:click=move |_| {
-                            let t0 = io::now_ms();
-                            st.scenario.update(|s| { let _ = s.apply_preset(pid); });
-                            io::after_render(move || io::mark("recompute_ms", io::now_ms() - t0, true));
-                        }>{p.label}</button>
+                        <button id=id class="preset" title=p.description on:click=move |_| st.scenario.update(|s| { let _ = s.apply_preset(pid); })>{p.label}</button>
                     }
                 }).collect_view()}
             </div>

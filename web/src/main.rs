@@ -58,9 +58,11 @@ fn App() -> impl IntoView {
             <div class="results">
                 <views::LinkBar st=st />
                 <views::Results st=st />
-                <views::Solve st=st />
-                <views::Compare st=st />
-                <views::Accuracy st=st />
+                <Show when=move || st.full.get()>
+                    <views::Solve st=st />
+                    <views::Compare st=st />
+                    <views::Accuracy st=st />
+                </Show>
             </div>
         </main>
         <footer class="bottom">
@@ -70,6 +72,7 @@ fn App() -> impl IntoView {
 }
 
 fn main() {
+    io::mark("wasm_start_ms", io::now_ms(), false);
     console_error_panic_hook::set_once();
     mount_to_body(App);
 }
