@@ -32,8 +32,27 @@ pub struct Uploaded {
     pub location: String,
 }
 
+/// Where `cargo xtask serve` keeps the upload token of the local hub it starts.
+pub const LOCAL_TOKEN_FILE: &str = "data/upload-token";
+
+/// The token to send: the one given, else, for a hub on this machine, the token `cargo xtask
+/// serve` wrote to `data/upload-token` (in the current directory).
+pub fn resolve_token(url: &str, given: Option<&str>) -> Option<String> {
+    if let Some(t) = given.filter(|t| !t.trim().is_empty()) {
+        return Some(t.trim().to_string());
+    }
+    let host = url.split("://").nth(1).unwrap_or("").split(['/', ':']).next().unwrap_or("");
+    if !matches!(host, "127.0.0.1" | "localhost" | "[::1]") {
+        return None;
+    }
+    let t = std::fs::read_to_string(LOCAL_TOKEN_FILE).ok()?.lines().map(str::trim).find(|l| !l.is_empty() && !l.starts_with('#'))?.to_string();
+    eprintln!("using the local hub's upload token from {LOCAL_TOKEN_FILE}");
+    Some(t)
+}
+
 pub fn run(args: UploadArgs) -> Result<()> {
-    let up = upload_file(&args.url, args.token.as_deref(), &args.file)?;
+    let token = resolve_token(&args.url, args.token.as_deref());
+    let up = upload_file(&args.url, token.as_deref(), &args.file)?;
     println!("uploaded {} -> {} ({})", args.file.display(), up.location, if up.duplicate { "already stored" } else { "new" });
     Ok(())
 }

@@ -89,6 +89,22 @@ fn serve(extra: &[String]) -> Result<()> {
     if !has("--dist") {
         cmd.args(["--dist", "dist"]);
     }
+    // local uploads work out of the box: a random token in data/upload-token (mode 0600), which
+    // `kv-runner upload` / `measure --upload` read for a hub on 127.0.0.1
+    if !has("--tokens-file") && std::env::var_os("KV_HUB_TOKENS").is_none() {
+        let file = root().join("data/upload-token");
+        if !file.is_file() {
+            let mut bytes = [0u8; 16];
+            std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes)).context("reading /dev/urandom for an upload token")?;
+            let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            std::fs::create_dir_all(root().join("data"))?;
+            std::fs::write(&file, format!("{token}\n"))?;
+            #[cfg(unix)]
+            std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+        }
+        eprintln!("uploads: token in data/upload-token (kv-runner upload / measure --upload to 127.0.0.1 use it)");
+        cmd.arg("--tokens-file").arg(&file);
+    }
     cmd.args(extra);
     run(&mut cmd)
 }
