@@ -160,6 +160,7 @@ fn measurement_for(model: &str, input_len: u64, output_len: u64) -> String {
         peak_prefill_bytes: None,
         peak_decode_bytes: None,
         skipped: None,
+        label: None,
     };
     let m = Measurement {
         schema_version: SCHEMA_VERSION,

@@ -20,6 +20,77 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Upload a measurement document to a kv-hub results service.
     Upload(UploadArgs),
+    /// Measure real memory, latency and throughput with candle (CPU, or CUDA with the `cuda` feature).
+    Measure(MeasureArgs),
+    /// Describe this machine: OS, CPU, memory, GPUs, candle version, features compiled in.
+    Env(EnvArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EnvArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MeasureArgs {
+    /// Bundled model id, a config.json path, a local Hugging Face snapshot folder, or a Hub id
+    /// (the Hub cache is used when it has the config).
+    #[arg(long, short = 'm')]
+    pub model: String,
+    /// Weights: random (default; memory and speed do not depend on the values), zeros, or a
+    /// .safetensors file or folder.
+    #[arg(long, default_value = "random")]
+    pub weights: String,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// f32, bf16 or f16 (default: f32 on CPU, where candle has no bf16 matmul, bf16 on CUDA).
+    #[arg(long)]
+    pub dtype: Option<String>,
+    /// Concurrent requests, a list: 1,2,4,8.
+    #[arg(long, short = 'n', value_delimiter = ',', default_value = "1")]
+    pub concurrency: Vec<u64>,
+    /// Prompt tokens per request, a list.
+    #[arg(long, value_delimiter = ',', default_value = "128")]
+    pub input_len: Vec<u64>,
+    /// Generated tokens per request, a list.
+    #[arg(long, value_delimiter = ',', default_value = "16")]
+    pub output_len: Vec<u64>,
+    /// Warm-up passes before the first point (not recorded).
+    #[arg(long, default_value_t = 1)]
+    pub warmup: usize,
+    /// Repetitions of each point (latencies pooled; memory from the first).
+    #[arg(long, default_value_t = 1)]
+    pub iters: usize,
+    /// Also run a mixed batch per concurrency: SHORT,LONG (half the requests each, padded to LONG).
+    #[arg(long, value_delimiter = ',', num_args = 1)]
+    pub mixed: Option<Vec<u64>>,
+    /// Write the measurement document here (always before any upload).
+    #[arg(long)]
+    pub out: Option<std::path::PathBuf>,
+    /// Print CSV instead of the summary table.
+    #[arg(long, conflicts_with = "json")]
+    pub csv: bool,
+    /// Print the measurement document (JSON).
+    #[arg(long)]
+    pub json: bool,
+    /// Run points the estimator predicts not to fit.
+    #[arg(long)]
+    pub force: bool,
+    /// After an out-of-memory point, go on with the rest of the sweep.
+    #[arg(long)]
+    pub keep_going: bool,
+    /// CPU only: a soft memory cap in GiB; a point that passes it is recorded as out of memory.
+    #[arg(long)]
+    pub memory_cap_gib: Option<f64>,
+    /// Upload the document to a kv-hub (default URL: $KV_HUB_URL or http://127.0.0.1:8080).
+    #[arg(long, num_args = 0..=1, default_missing_value = "")]
+    pub upload: Option<String>,
+    /// Upload token (default: $KV_HUB_TOKEN, or data/upload-token for a hub on 127.0.0.1).
+    #[arg(long, env = "KV_HUB_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Args)]

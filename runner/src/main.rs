@@ -2,7 +2,9 @@
 //! one file per subcommand; every figure comes from `kv-estimator`.
 
 mod cli;
+mod env;
 mod estimate;
+mod measure;
 mod models;
 mod upload;
 mod validate;
@@ -10,19 +12,26 @@ mod validate;
 use clap::Parser;
 use std::process::ExitCode;
 
+/// Counts every heap byte, so `measure` reads exact memory on CPU (see `measure::alloc`).
+#[global_allocator]
+static ALLOC: measure::alloc::Counting = measure::alloc::Counting;
+
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let result = match cli.command {
         cli::Command::Estimate(args) => estimate::run(args),
         cli::Command::Models(args) => models::run_list(args),
         cli::Command::Validate(args) => validate::run(args),
+        cli::Command::Measure(args) => measure::run(args),
+        cli::Command::Env(args) => env::run(args),
         cli::Command::Upload(args) => upload::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // one line, the whole chain: "reading config.json: field `hidden_size`: ..."
-            let msg: Vec<String> = e.chain().map(ToString::to_string).collect();
+            // (candle errors carry a backtrace after their first line when RUST_BACKTRACE is set)
+            let msg: Vec<String> = e.chain().map(|c| c.to_string().lines().next().unwrap_or("").to_string()).collect();
             eprintln!("error: {}", msg.join(": "));
             ExitCode::from(2)
         }

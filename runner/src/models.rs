@@ -1,5 +1,7 @@
 //! Model resolution: a bundled id (`model-configs/<org>/<name>/config.json`), a path to a
-//! `config.json`, or a Hugging Face id fetched over HTTPS (`HF_TOKEN`, `HF_ENDPOINT`).
+//! `config.json` or to a folder holding one (a local Hugging Face snapshot), a Hub id found in the
+//! local Hub cache (`$HF_HUB_CACHE`, `$HF_HOME/hub`, `~/.cache/huggingface/hub`), or a Hub id
+//! fetched over HTTPS (`HF_TOKEN`, `HF_ENDPOINT`).
 
 use crate::cli::ModelsArgs;
 use anyhow::{bail, Context, Result};
@@ -42,6 +44,11 @@ pub fn load(model: &str) -> Result<(String, String, String)> {
         let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
         return Ok((model.to_string(), text, format!("file {}", p.display())));
     }
+    if p.is_dir() && p.join("config.json").is_file() {
+        let f = p.join("config.json");
+        let text = std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
+        return Ok((model.trim_end_matches('/').to_string(), text, format!("snapshot {}", p.display())));
+    }
     if let Some(dir) = configs_dir() {
         let f = dir.join(model).join("config.json");
         if f.is_file() {
@@ -52,7 +59,29 @@ pub fn load(model: &str) -> Result<(String, String, String)> {
     if model.split('/').count() != 2 || model.contains("..") || model.starts_with('/') {
         bail!("model `{model}` is neither a config.json path, a bundled id, nor a Hugging Face id (org/name); bundled: {}", suggestions(model));
     }
+    if let Some(f) = hub_cache(model) {
+        let text = std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
+        return Ok((model.to_string(), text, format!("Hub cache {}", f.display())));
+    }
     fetch_hub(model)
+}
+
+/// `config.json` of `org/name` in the local Hub cache (the newest snapshot), if present.
+pub fn hub_cache(id: &str) -> Option<PathBuf> {
+    let base = std::env::var_os("HF_HUB_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HF_HOME").map(|h| PathBuf::from(h).join("hub")))
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/huggingface/hub")))?;
+    let snaps = base.join(format!("models--{}", id.replace('/', "--"))).join("snapshots");
+    let mut found: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(snaps)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("config.json"))
+        .filter(|f| f.is_file())
+        .map(|f| (f.metadata().and_then(|m| m.modified()).unwrap_or(std::time::UNIX_EPOCH), f))
+        .collect();
+    found.sort();
+    found.pop().map(|(_, f)| f)
 }
 
 fn suggestions(model: &str) -> String {

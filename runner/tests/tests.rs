@@ -161,6 +161,7 @@ mod upload {
                 peak_prefill_bytes: None,
                 peak_decode_bytes: None,
                 skipped: None,
+                label: None,
             }],
         }
     }
@@ -359,4 +360,191 @@ mod upload {
         let err = stderr_line(&none);
         assert!(err.contains("Authorization") && err.contains("KV_HUB_TOKEN"), "{err}");
     }
+}
+
+// ---- kv-runner measure (issue #5) ----
+
+/// A tiny config of every family `measure` supports: 2 layers, hidden 64, made here.
+fn tiny_configs() -> Vec<(&'static str, serde_json::Value)> {
+    use serde_json::json;
+    let base = json!({"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 256,
+        "max_position_embeddings": 128, "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "tie_word_embeddings": false, "torch_dtype": "float32", "hidden_act": "silu"});
+    let families: Vec<(&str, serde_json::Value)> = vec![
+        ("llama", json!({})),
+        ("granite", json!({})),
+        ("mistral", json!({"sliding_window": 32})),
+        ("mixtral", json!({"num_local_experts": 4, "num_experts_per_tok": 2})),
+        ("qwen2", json!({"tie_word_embeddings": true})),
+        ("qwen2_moe", json!({"num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 32, "shared_expert_intermediate_size": 64, "decoder_sparse_step": 1})),
+        ("qwen3", json!({"head_dim": 16})),
+        ("qwen3_moe", json!({"head_dim": 16, "num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 32, "decoder_sparse_step": 1})),
+        ("gemma", json!({"head_dim": 16, "hidden_act": "gelu_pytorch_tanh", "tie_word_embeddings": true})),
+        ("gemma2", json!({"head_dim": 16, "hidden_activation": "gelu_pytorch_tanh", "query_pre_attn_scalar": 16, "sliding_window": 32, "tie_word_embeddings": true, "final_logit_softcapping": 30.0, "attn_logit_softcapping": 50.0})),
+        ("gemma3_text", json!({"head_dim": 16, "num_key_value_heads": 1, "hidden_activation": "gelu_pytorch_tanh", "query_pre_attn_scalar": 16, "sliding_window": 32, "sliding_window_pattern": 2, "tie_word_embeddings": true})),
+        ("phi", json!({"num_key_value_heads": 4, "hidden_act": "gelu_new", "partial_rotary_factor": 0.5, "layer_norm_eps": 1e-5})),
+        ("phi3", json!({})),
+        ("falcon", json!({"intermediate_size": null, "multi_query": true, "new_decoder_architecture": false, "parallel_attn": true, "bias": false, "alibi": false})),
+        ("starcoder2", json!({"hidden_act": "gelu_pytorch_tanh", "use_bias": true, "norm_epsilon": 1e-5})),
+        ("stablelm", json!({"partial_rotary_factor": 0.25, "layer_norm_eps": 1e-5})),
+        ("olmo", json!({"attention_bias": false})),
+        ("olmo2", json!({"attention_bias": false})),
+        ("deepseek_v2", json!({"kv_lora_rank": 32, "q_lora_rank": null, "qk_rope_head_dim": 8, "qk_nope_head_dim": 16, "v_head_dim": 16, "n_routed_experts": 4, "num_experts_per_tok": 2,
+            "moe_intermediate_size": 32, "n_shared_experts": 1, "first_k_dense_replace": 1, "moe_layer_freq": 1, "topk_method": "greedy", "n_group": 1, "topk_group": 1,
+            "scoring_func": "softmax", "routed_scaling_factor": 1.0, "norm_topk_prob": false, "rope_scaling": null, "attention_bias": false})),
+        ("glm4", json!({"head_dim": 16, "partial_rotary_factor": 0.5, "attention_bias": true})),
+        ("mamba", json!({"state_size": 16, "conv_kernel": 4, "expand": 2, "time_step_rank": 4, "num_attention_heads": null, "num_key_value_heads": null})),
+    ];
+    families
+        .into_iter()
+        .map(|(t, extra)| {
+            let mut c = base.as_object().unwrap().clone();
+            c.insert("model_type".into(), json!(t));
+            for (k, v) in extra.as_object().unwrap() {
+                if v.is_null() && !matches!(k.as_str(), "q_lora_rank" | "rope_scaling") {
+                    c.remove(k);
+                } else {
+                    c.insert(k.clone(), v.clone());
+                }
+            }
+            (t, serde_json::Value::Object(c))
+        })
+        .collect()
+}
+
+fn temp_dir(tag: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("kvr-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn measurement(out: &std::process::Output) -> kv_estimator::measurement::Measurement {
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    kv_estimator::measurement::Measurement::from_json(&String::from_utf8_lossy(&out.stdout)).unwrap_or_else(|e| panic!("not a valid measurement: {e}"))
+}
+
+#[test]
+fn measure_matches_the_estimator_for_every_supported_family() {
+    let dir = temp_dir("families");
+    let tolerance = kv_estimator::engine::CANDLE_PEAK_TOLERANCE_PCT;
+    for (family, config) in tiny_configs() {
+        let path = dir.join(format!("{family}.json"));
+        std::fs::write(&path, serde_json::to_string(&config).unwrap()).unwrap();
+        let out = runner(&["measure", "--model", path.to_str().unwrap(), "--device", "cpu", "--concurrency", "1,2", "--input-len", "16,48", "--output-len", "4", "--json"]);
+        let m = measurement(&out);
+        assert_eq!(m.engine.as_deref(), Some("candle"));
+        assert_eq!(m.points.len(), 4, "{family}");
+        let mut measured = 0;
+        for p in &m.points {
+            let pr = p.predicted.as_ref().unwrap_or_else(|| panic!("{family}: no prediction"));
+            if let Some(why) = &p.skipped {
+                assert!(p.concurrency == 2 && why.contains("at most 1"), "{family}: unexpected skip: {why}");
+                continue;
+            }
+            measured += 1;
+            assert!(!p.oom, "{family}");
+            let werr = (p.weights_bytes as f64 - pr.weights_bytes as f64).abs() / pr.weights_bytes as f64 * 100.0;
+            assert!(werr <= 0.1, "{family}: weights {} measured vs {} estimated", p.weights_bytes, pr.weights_bytes);
+            assert_eq!(p.kv_cache_bytes, pr.kv_cache_bytes, "{family} n={} in={}: KV measured vs the estimator's candle profile", p.concurrency, p.input_len);
+            let perr = (pr.total_bytes as f64 - p.peak_bytes as f64) / p.peak_bytes as f64 * 100.0;
+            assert!(perr.abs() <= tolerance, "{family} n={} in={}: peak {} measured vs {} estimated ({perr:+.1} %, tolerance {tolerance} %)", p.concurrency, p.input_len, p.peak_bytes, pr.total_bytes);
+            assert!(p.ttft_ms > 0.0 && p.decode_ms_mean > 0.0 && p.decode_ms_p95 >= p.decode_ms_p50 && p.tokens_per_s_total > 0.0, "{family}: timings");
+            assert!(p.peak_bytes >= p.weights_bytes + p.kv_cache_bytes, "{family}: peak below weights + KV");
+            // the per-component comparison the page shows
+            let c = kv_estimator::measurement::compare(pr, p);
+            assert_eq!(c.iter().find(|c| c.component == "kv_cache").and_then(|c| c.error_pct), Some(0.0));
+        }
+        assert!(measured >= 2, "{family}: only {measured} points measured");
+    }
+}
+
+#[test]
+fn measure_prints_a_document_with_every_field_for_a_bundled_tiny_config() {
+    let out = runner(&["measure", "--model", "kv-planner/tiny-llama", "--device", "cpu", "--concurrency", "1,2,4", "--input-len", "64", "--output-len", "16", "--json"]);
+    let m = measurement(&out);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for k in ["schema_version", "model", "device", "dtype", "provenance", "points"] {
+        assert!(!v[k].is_null(), "{k}");
+    }
+    assert_eq!(m.model, "kv-planner/tiny-llama");
+    assert_eq!(v["provenance"]["candle_version"], "0.11.1");
+    assert_eq!(m.points.len(), 3);
+    for p in v["points"].as_array().unwrap() {
+        for k in ["concurrency", "input_len", "output_len", "weights_bytes", "kv_cache_bytes", "baseline_bytes", "peak_bytes", "ttft_ms", "decode_ms_mean", "decode_ms_p50", "decode_ms_p95", "tokens_per_s_request", "tokens_per_s_total", "oom", "predicted"] {
+            assert!(p.get(k).is_some_and(|x| !x.is_null()), "point field {k}: {p}");
+        }
+    }
+    // KV doubles with the batch, exactly
+    assert_eq!(m.points[1].kv_cache_bytes, 2 * m.points[0].kv_cache_bytes);
+    assert_eq!(m.points[2].kv_cache_bytes, 4 * m.points[0].kv_cache_bytes);
+}
+
+#[test]
+fn measure_records_out_of_memory_under_a_cap_and_skips_what_cannot_fit() {
+    let dir = temp_dir("oom");
+    let path = dir.join("llama.json");
+    std::fs::write(&path, serde_json::to_string(&tiny_configs()[0].1).unwrap()).unwrap();
+    let model = path.to_str().unwrap();
+    let args = ["measure", "--model", model, "--concurrency", "1,4,8", "--input-len", "96", "--output-len", "4", "--memory-cap-gib", "0.0025"];
+    // predicted not to fit: skipped with the reason
+    let m = measurement(&runner(&[&args[..], &["--json"]].concat()));
+    assert!(m.points[0].skipped.is_none() && !m.points[0].oom);
+    assert!(m.points[1].skipped.as_deref().unwrap_or("").contains("predicted not to fit"), "{:?}", m.points[1]);
+    // forced: a real out-of-memory point is recorded, the rest stops cleanly ...
+    let m = measurement(&runner(&[&args[..], &["--json", "--force"]].concat()));
+    assert!(m.points[1].oom, "{:?}", m.points[1]);
+    assert!(m.points[1].peak_bytes > (0.0025 * (1u64 << 30) as f64) as u64);
+    assert!(m.points[2].skipped.as_deref().unwrap_or("").contains("earlier point ran out of memory"));
+    // ... or goes on
+    let m = measurement(&runner(&[&args[..], &["--json", "--force", "--keep-going"]].concat()));
+    assert!(m.points[1].oom && m.points[2].oom);
+    let table = runner(&[&args[..], &["--force"]].concat());
+    assert!(String::from_utf8_lossy(&table.stdout).contains("OOM at concurrency 4"));
+}
+
+#[test]
+fn measure_refuses_what_candle_cannot_build() {
+    let out = runner(&["measure", "--model", "deepseek-ai/DeepSeek-V3", "--concurrency", "1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(err.contains("`deepseek_v3` is not measurable yet") && err.trim().lines().count() == 1, "{err}");
+    let out = runner(&["measure", "--model", "google/gemma-3-27b-it", "--concurrency", "1"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("gemma3 with more than one KV head is not measurable yet"));
+    let out = runner(&["measure", "--model", "kv-planner/tiny-llama", "--device", "cuda:0"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("built without CUDA") && err.contains("--features cuda"), "{err}");
+    let out = runner(&["measure", "--model", "kv-planner/tiny-llama", "--dtype", "int3"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--dtype `int3`"));
+}
+
+#[test]
+fn measure_writes_the_file_first_and_prints_csv() {
+    let dir = temp_dir("files");
+    let file = dir.join("m.json");
+    let out = runner(&["measure", "--model", "kv-planner/tiny-llama", "--concurrency", "1,2", "--input-len", "32", "--output-len", "4", "--mixed", "8,32", "--csv", "--out", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let csv = String::from_utf8_lossy(&out.stdout);
+    assert!(csv.starts_with("concurrency,input_len,output_len,weights_bytes,kv_cache_bytes"), "{csv}");
+    assert_eq!(csv.lines().count(), 1 + 4, "{csv}");
+    let m = kv_estimator::measurement::Measurement::from_json(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(m.points.len(), 4);
+    assert!(m.points.iter().any(|p| p.label.as_deref().is_some_and(|l| l.contains("mixed"))));
+    // an upload that cannot reach its hub keeps the file and says how to retry
+    let file2 = dir.join("m2.json");
+    let out = runner(&["measure", "--model", "kv-planner/tiny-llama", "--concurrency", "1", "--input-len", "8", "--output-len", "2", "--out", file2.to_str().unwrap(), "--upload", "http://127.0.0.1:9", "--token", "t"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(file2.is_file());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("retry with: kv-runner upload"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn env_describes_the_machine() {
+    let out = runner(&["env", "--json"]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["cpu"]["threads"].as_u64().unwrap() >= 1);
+    assert!(v["memory_total_bytes"].as_u64().unwrap() > 1 << 28);
+    assert_eq!(v["candle_version"], "0.11.1");
+    assert!(v["gpus"].is_array());
+    let out = runner(&["env"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("candle:"));
 }

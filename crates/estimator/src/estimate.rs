@@ -82,6 +82,27 @@ pub struct Estimate {
     pub throughput: Throughput,
 }
 
+impl Estimate {
+    /// The prediction stored beside a measured point: the weights as the engine loads them (with
+    /// any copy or buffer it adds at load), the KV, the activations, and the overhead without what
+    /// the loaded figure already counts; the parts sum to `total`.
+    pub fn predicted(&self) -> crate::measurement::Predicted {
+        let loaded = self.engine.loaded_weights_bytes.0;
+        let w = self.weights.per_gpu.0;
+        // what the loaded figure adds to (or drops from) the checkpoint's weights
+        let overhead = if loaded >= w { self.overhead.bytes.0.saturating_sub(loaded - w) } else { self.overhead.bytes.0 };
+        let kv = self.kv_cache.bytes.0;
+        let act = self.activation.bytes.0;
+        crate::measurement::Predicted {
+            weights_bytes: loaded,
+            kv_cache_bytes: kv,
+            activation_bytes: act,
+            overhead_bytes: overhead,
+            total_bytes: loaded.saturating_add(kv).saturating_add(act).saturating_add(overhead),
+        }
+    }
+}
+
 /// Context lengths of the capacity table.
 pub const TABLE_CONTEXTS: [u64; 5] = [2048, 4096, 8192, 32_768, 131_072];
 
@@ -132,12 +153,11 @@ pub fn estimate(shape: &ModelShape, scenario: &Scenario) -> Result<Estimate> {
     if kv.groups.iter().any(|g| g.window != crate::model::Window::Full) {
         kv_req = kv_req.note("sliding-window / chunked layers keep at most their window");
     }
-    let kv_cache = Figure::exact(
-        "KV cache",
-        Bytes(batch),
-        "concurrency x KV per request",
-        format!("{} x {} = {}", scenario.concurrency, Bytes(per_req), Bytes(batch)),
-    );
+    let kv_cache = match &eng.kv_batch {
+        Some(f) => f.clone(),
+        None => Figure::exact("KV cache", Bytes(batch), "concurrency x KV per request", format!("{} x {} = {}", scenario.concurrency, Bytes(per_req), Bytes(batch))),
+    };
+    let batch = kv_cache.bytes.0;
     let fixed = w.per_gpu.add(eng.activation.bytes, "total")?.add(eng.overhead.bytes, "total")?;
     let total = fixed.add(Bytes(batch), "total")?;
     let util = eng.utilization;

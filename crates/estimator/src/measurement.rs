@@ -59,6 +59,9 @@ pub struct Point {
     /// Why the point was not run (predicted not to fit, interrupted); its figures are then zero.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skipped: Option<String>,
+    /// What is special about the point (a mixed batch of short and long prompts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
 }
 
 /// A measurement document.
@@ -162,8 +165,10 @@ impl Measurement {
                     }
                 }
             }
-            if p.skipped.as_ref().is_some_and(|s| s.len() > 500 || s.chars().any(|c| matches!(c, '<' | '>'))) {
-                return bad(format!("points[{i}].skipped"), "a short plain-text reason".into());
+            for (name, t) in [("skipped", &p.skipped), ("label", &p.label)] {
+                if t.as_ref().is_some_and(|s| s.len() > 500 || s.chars().any(|c| matches!(c, '<' | '>'))) {
+                    return bad(format!("points[{i}].{name}"), "a short plain-text note".into());
+                }
             }
         }
         Ok(())

@@ -21,6 +21,7 @@
 //! | `bs` | KV block size | engine default |
 //! | `mbt` | max batched tokens | engine default |
 //! | `seqs` | max concurrent sequences the engine schedules | engine default |
+//! | `dev` | `gpu` or `cpu` (a CPU run has no CUDA context; what `kv-runner measure` uses on CPU) | `gpu` |
 
 use crate::dtype::{KvDtype, QuantChoice, WeightDtype};
 use crate::error::{Error, Result};
@@ -104,6 +105,9 @@ pub struct Scenario {
     pub block_size: Option<u64>,
     pub max_num_batched_tokens: Option<u64>,
     pub max_num_seqs: Option<u64>,
+    /// Runs on the CPU (no CUDA context, host memory); default: a GPU.
+    #[serde(default)]
+    pub cpu: bool,
 }
 
 impl Default for Scenario {
@@ -127,6 +131,7 @@ impl Default for Scenario {
             block_size: None,
             max_num_batched_tokens: None,
             max_num_seqs: None,
+            cpu: false,
         }
     }
 }
@@ -270,6 +275,9 @@ impl Scenario {
         q.extend(opt("bs", self.block_size));
         q.extend(opt("mbt", self.max_num_batched_tokens));
         q.extend(opt("seqs", self.max_num_seqs));
+        if self.cpu {
+            q.push(("dev", "cpu".into()));
+        }
         q
     }
 
@@ -282,9 +290,11 @@ impl Scenario {
     /// Clears an optional parameter (back to the engine's or model's default).
     pub fn unset(&mut self, key: &str) -> Result<()> {
         match key {
-            "gpus" | "ev" | "ctx" | "util" | "bs" | "mbt" | "seqs" => {
+            "gpus" | "ev" | "ctx" | "util" | "bs" | "mbt" | "seqs" | "dev" => {
                 if key == "ev" {
                     self.engine_version = None;
+                } else if key == "dev" {
+                    self.cpu = false;
                 } else {
                     self.reset(key);
                 }
@@ -404,7 +414,14 @@ impl Scenario {
             "bs" => self.block_size = Some(int("a block size in tokens")?),
             "mbt" => self.max_num_batched_tokens = Some(int("a number of tokens")?),
             "seqs" => self.max_num_seqs = Some(int("a number of sequences")?),
-            other => return Err(Error::scenario(other, v, "a known parameter (v, m, gpu, mem, gpus, tp, pp, dt, q, kv, e, ev, in, out, n, ctx, util, bs, mbt, seqs)")),
+            "dev" => {
+                self.cpu = match v.trim().to_ascii_lowercase().as_str() {
+                    "cpu" => true,
+                    "gpu" | "cuda" => false,
+                    _ => return Err(Error::scenario("dev", v, "gpu or cpu")),
+                }
+            }
+            other => return Err(Error::scenario(other, v, "a known parameter (v, m, gpu, mem, gpus, tp, pp, dt, q, kv, e, ev, in, out, n, ctx, util, bs, mbt, seqs, dev)")),
         }
         Ok(())
     }

@@ -12,7 +12,9 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
         c.kv_heads = 1;
         cx.note("falcon multi_query: one K/V head shared by all query heads");
     }
-    let inter = cx.or(cx.raw.intermediate_size, "ffn_hidden_size", 4 * c.hidden, "absent: 4 x hidden_size")?;
+    // FalconConfig has `ffn_hidden_size` (new decoder architecture) and no `intermediate_size`
+    let ffn = cx.raw.json.get("ffn_hidden_size").and_then(serde_json::Value::as_u64);
+    let inter = cx.or(ffn, "ffn_hidden_size", 4 * c.hidden, "absent: 4 x hidden_size")?;
     let bias = cx.raw.bias.unwrap_or(false);
     let parallel = cx.raw.parallel_attn.unwrap_or(true);
     let tied = cx.tied(true);

@@ -23,6 +23,7 @@ mod opt;
 mod phi;
 mod qwen;
 mod qwen3_next;
+mod stablelm;
 mod starcoder2;
 mod vision;
 
@@ -52,6 +53,7 @@ pub(crate) fn resolve(raw: &RawConfig) -> Result<ModelShape> {
         "falcon" | "RefinedWeb" | "RefinedWebModel" => falcon::resolve(&mut cx),
         "mpt" => mpt::resolve(&mut cx),
         "starcoder2" => starcoder2::resolve(&mut cx),
+        "stablelm" | "stablelm_epoch" => stablelm::resolve(&mut cx),
         "deepseek" | "deepseek_v2" | "deepseek_v3" | "kimi_k2" => deepseek::resolve(&mut cx),
         "gpt_oss" => gpt_oss::resolve(&mut cx),
         "glm" | "glm4" | "glm4_moe" | "chatglm" => glm::resolve(&mut cx),

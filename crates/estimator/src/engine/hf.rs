@@ -1,41 +1,27 @@
-//! Hugging Face transformers (dynamic cache) and candle (the cache `kv-runner measure` uses).
+//! Hugging Face transformers (dynamic cache).
 //!
-//! Both grow the cache with the sequence: a request of `L` tokens holds exactly `L` tokens per
-//! layer (sliding-window layers at most the window in transformers >= 4.53), nothing is reserved
-//! up front, and the budget is the whole GPU. The prefill of the whole prompt is one forward pass,
-//! so the activation peak is modelled for `input_len x concurrency` tokens; logits are kept for the
-//! last token only. candle grows K/V with `Tensor::cat`, which briefly holds the old and the new
-//! cache of one layer, and keeps rotary tables of `max_position_embeddings x head_dim` (cos and sin).
+//! The cache grows with the sequence: a request of `L` tokens holds exactly `L` tokens per layer
+//! (sliding-window layers at most the window in transformers >= 4.53), nothing is reserved up
+//! front, and the budget is the whole GPU. The prefill of the whole prompt is one forward pass, so
+//! the activation peak is modelled for `input_len x concurrency` tokens; logits are kept for the
+//! last token only.
 
 use super::{gib, Ctx, EngineReport};
 use crate::activation::forward_peak;
 use crate::error::Result;
-use crate::scenario::Engine;
 use crate::units::{Bytes, Figure};
 
-/// CUDA context and library handles for a PyTorch/candle process (modelled).
+/// CUDA context and library handles for a PyTorch process (modelled).
 pub const CONTEXT_BYTES: u64 = 500 << 20;
 
 pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let s = cx.scenario;
-    let candle = s.engine == Engine::Candle;
     let tp = u64::from(s.tp.max(1));
     let prefill_tokens = s.input_len.max(1).saturating_mul(s.concurrency.max(1));
-    let mut act = forward_peak(cx.shape, prefill_tokens, cx.plan.activation.bytes(), tp);
-    let mut formula = "input_len x concurrency x per-token width x act bytes".to_string();
-    if candle {
-        let layers = cx.shape.kv_layers().max(1) as u64;
-        let cat = cx.kv.batch_bytes(s.context_len(), s.concurrency)? / layers;
-        act = act.saturating_add(cat);
-        formula.push_str(" + one layer's K/V during Tensor::cat");
-    }
-    let activation = Figure::modelled("activation peak", Bytes(act), formula, gib(act));
-    let rope = if candle {
-        cx.shape.max_position_embeddings.unwrap_or(4096).saturating_mul(cx.shape.head_dim).saturating_mul(cx.plan.activation.bytes())
-    } else {
-        0
-    };
-    let overhead = Figure::modelled("runtime overhead", Bytes(CONTEXT_BYTES + rope), "CUDA context (~500 MiB) + rotary tables (candle)", format!("500 MiB + {}", Bytes(rope)));
+    let act = forward_peak(cx.shape, prefill_tokens, cx.plan.activation.bytes(), tp);
+    let activation = Figure::modelled("activation peak", Bytes(act), "input_len x concurrency x per-token width x act bytes", gib(act));
+    let context = if s.cpu { 0 } else { CONTEXT_BYTES };
+    let overhead = Figure::modelled("runtime overhead", Bytes(context), "CUDA context and library handles (~500 MiB on a GPU, none on a CPU)", Bytes(context).to_string());
     let l = cx.max_model_len;
     let budget = cx.memory.0.saturating_sub(cx.weights_per_gpu.0 + act + overhead.bytes.0);
     let need = cx.kv.request_bytes(l)?;
@@ -43,7 +29,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let fits = cx.weights_per_gpu.0 + act + overhead.bytes.0 <= cx.memory.0;
     Ok(EngineReport {
         name: s.engine.as_str().into(),
-        version: s.engine_version.clone().unwrap_or_else(|| if candle { "0.9".into() } else { "4.57".into() }),
+        version: s.engine_version.clone().unwrap_or_else(|| "4.57".into()),
         utilization: 1.0,
         max_model_len: l,
         block_size: 1,
@@ -58,6 +44,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         max_len_that_fits: budget / per_token,
         activation,
         overhead,
+        kv_batch: None,
         notes: vec!["memory grows with the sequence; nothing is reserved up front".into()],
     })
 }

@@ -74,6 +74,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         max_len_that_fits: max_len,
         activation,
         overhead,
+        kv_batch: None,
         notes: vec![format!("{n_ctx} cells shared by {n_seq} slot(s): {} tokens per slot", n_ctx / n_seq)],
     })
 }

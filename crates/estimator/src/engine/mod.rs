@@ -2,6 +2,8 @@
 //! allocates besides, and when it refuses to start. One module per engine; the behaviour that
 //! changed across versions takes the version as an input (default: the newest behaviour).
 
+mod candle;
+pub use candle::PEAK_TOLERANCE_PCT as CANDLE_PEAK_TOLERANCE_PCT;
 mod hf;
 mod llamacpp;
 mod sglang;
@@ -46,6 +48,10 @@ pub struct EngineReport {
     pub max_len_that_fits: u64,
     pub activation: Figure,
     pub overhead: Figure,
+    /// The KV of the scenario's batch when this engine's cache differs from the generic layout
+    /// (candle's per-family cache types); `None`: the generic layout's figure holds.
+    #[serde(default)]
+    pub kv_batch: Option<Figure>,
     pub notes: Vec<String>,
 }
 
@@ -66,7 +72,8 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         Engine::Vllm | Engine::VllmV0 => vllm::run(cx),
         Engine::Sglang => sglang::run(cx),
         Engine::LlamaCpp => llamacpp::run(cx),
-        Engine::Transformers | Engine::Candle => hf::run(cx),
+        Engine::Transformers => hf::run(cx),
+        Engine::Candle => candle::run(cx),
     }
 }
 

@@ -48,6 +48,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         max_len_that_fits: tokens,
         activation,
         overhead,
+        kv_batch: None,
         notes: vec![format!("static budget {} = {} free at load x {mfs}", gib(static_b), gib(cx.memory.0))],
     })
 }

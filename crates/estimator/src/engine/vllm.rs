@@ -143,6 +143,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         max_len_that_fits: max_len,
         activation,
         overhead,
+        kv_batch: None,
         notes,
     })
 }

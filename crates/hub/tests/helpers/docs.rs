@@ -46,6 +46,7 @@ pub fn measurement(seed: u64) -> Measurement {
             peak_prefill_bytes: None,
             peak_decode_bytes: None,
             skipped: None,
+            label: None,
         }],
     }
 }
