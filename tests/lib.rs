@@ -275,6 +275,21 @@ impl Browser {
     }
 }
 
+/// A plain HTTP/1.0 GET on 127.0.0.1 (the body as text), for checking a service from a test.
+pub fn http_get(url: &str) -> Result<String> {
+    let rest = url.strip_prefix("http://").ok_or_else(|| anyhow!("{url}: only http:// here"))?;
+    let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
+    let mut s = std::net::TcpStream::connect(host)?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n")?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf)?;
+    let (head, body) = buf.split_once("\r\n\r\n").ok_or_else(|| anyhow!("no HTTP answer from {url}"))?;
+    if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
+        bail!("{url}: {}", head.lines().next().unwrap_or(""));
+    }
+    Ok(body.to_string())
+}
+
 /// Runs `kv-runner` with the bundled configs and an unreachable Hub.
 pub fn runner(args: &[&str]) -> std::process::Output {
     Command::new(bin("kv-runner"))

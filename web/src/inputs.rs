@@ -101,7 +101,7 @@ pub fn ModelPicker(st: St) -> impl IntoView {
                                 move |_| pick(id.clone())
                             }>
                                 {e.id.clone()}
-                                <small>{format!(" {} · {:.1}B", e.family, e.params as f64 / 1e9)}</small>
+                                <small>{format!(" {} · {}", e.family, if e.params >= 1_000_000_000 { format!("{:.1}B", e.params as f64 / 1e9) } else { format!("{:.0}M", e.params as f64 / 1e6) })}</small>
                             </button>
                         </li>
                     </For>
@@ -250,6 +250,7 @@ pub fn ScenarioInputs(st: St) -> impl IntoView {
             <h2 id="h-engine">"Engine"</h2>
             <div class="grid">
                 {choice(st, "e", "Engine", engines, "whose allocation behaviour is modelled")}
+                {choice(st, "dev", "Device", vec![("gpu".into(), "GPU".into()), ("cpu".into(), "CPU (candle / transformers on the host)".into())], "a CPU run has no CUDA context")}
                 {field(st, "ev", "Version", "newest", "e.g. 0.11.0 (vLLM), b5121 (llama.cpp); empty = newest behaviour")}
                 {field(st, "util", "Memory fraction", "engine default", "vLLM gpu_memory_utilization, SGLang mem_fraction_static")}
                 {field(st, "ctx", "Max model length", "model's", "vLLM max_model_len, llama.cpp n_ctx; empty = the model's max_position_embeddings")}

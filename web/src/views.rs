@@ -32,6 +32,18 @@ fn gib(b: u64) -> String {
     Bytes(b).to_string()
 }
 
+/// `8.03B`, `541.3M`, `12.0K`: a parameter count at its magnitude.
+fn params(n: u64) -> String {
+    let x = n as f64;
+    if x >= 1e9 {
+        format!("{}B", fixed(x / 1e9, 2))
+    } else if x >= 1e6 {
+        format!("{}M", fixed(x / 1e6, 1))
+    } else {
+        format!("{}K", fixed(x / 1e3, 1))
+    }
+}
+
 fn gib_f(b: f64) -> f64 {
     b / (1u64 << 30) as f64
 }
@@ -227,7 +239,7 @@ fn Figures(e: Estimate, st: St) -> impl IntoView {
                 <strong>{e.kv_per_request.bytes.to_string()}</strong>
                 {(e.kv.state_bytes_per_request > 0).then(|| format!("; recurrent state {} per request", Bytes(e.kv.state_bytes_per_request)))}
             </p>
-            <p class="sub">{format!("{:.2}B parameters", e.model.params_total as f64 / 1e9)} {(e.model.params_active != e.model.params_total).then(|| format!(", {:.2}B active per token", e.model.params_active as f64 / 1e9))} {format!("; weights in all: {}", e.weights.total)}</p>
+            <p class="sub">{format!("{} parameters", params(e.model.params_total))} {(e.model.params_active != e.model.params_total).then(|| format!(", {} active per token", params(e.model.params_active)))} {format!("; weights in all: {}", e.weights.total)}</p>
             {checkpoint}
         </section>
     }
@@ -486,7 +498,7 @@ pub fn Compare(st: St) -> impl IntoView {
                 Ok(shape) => match kv_estimator::estimate(&shape, &Scenario { model: id.clone(), ..s.clone() }) {
                     Err(e) => view! { <td colspan="6" class="error">{e.to_string()}</td> }.into_any(),
                     Ok(e) => view! {
-                        <td class="num">{format!("{:.1}B", e.model.params_total as f64 / 1e9)}</td>
+                        <td class="num">{params(e.model.params_total)}</td>
                         <td class="num">{gib(e.weights.per_gpu.0)}</td>
                         <td class="num">{format!("{} B", e.kv.bytes_per_token)}</td>
                         <td class="num">{gib(e.total.0)}</td>
