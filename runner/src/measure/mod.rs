@@ -432,10 +432,18 @@ pub fn run(args: MeasureArgs) -> Result<()> {
             continue;
         }
         if !runner.warmed {
-            // one small pass first: lazy buffers (gemm packing slabs, CUDA kernels) are not counted
+            // warm-up passes first, at the sweep's longest prompt: lazily allocated buffers that
+            // stay (gemm's packing buffer in each worker thread once matmuls go parallel, CUDA
+            // kernels) must not be counted as a point's cache
+            // (and at the shortest: smaller matmuls stay on the calling thread, which has its own)
+            let longest = plans.iter().map(|q| q.input_len).max().unwrap_or(p.input_len);
+            let shortest = plans.iter().map(|q| q.input_len).min().unwrap_or(p.input_len);
+            let positions = if model_type == "falcon" { 5000 } else { shape.max_position_embeddings.unwrap_or(u64::MAX) };
             for _ in 0..args.warmup {
-                let warm = Plan { concurrency: 1, input_len: p.input_len.min(16), output_len: 2, mixed_short: None };
-                let _ = runner.run(&warm, 1)?;
+                for len in [shortest, longest] {
+                    let warm = Plan { concurrency: 1, input_len: len.min(positions.saturating_sub(2)).max(1), output_len: 2, mixed_short: None };
+                    let _ = runner.run(&warm, 1)?;
+                }
             }
             runner.warmed = true;
         }
