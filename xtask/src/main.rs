@@ -8,6 +8,8 @@
 //!   WebDriver), runs the tidy checks, builds the page, runs every test of the workspace (browser
 //!   tests included), checks that the estimator builds for `wasm32-unknown-unknown`, and that the
 //!   accuracy report is current.
+//! - `cargo xtask bench-web`: the page's speed budget: gzipped wasm + JS, and the timings the
+//!   browser test records (first estimate after navigation, recompute after an input change).
 //! - `cargo xtask index`: regenerates `model-configs/index.json` and `measurements/index.json`.
 //! - `cargo xtask accuracy`: regenerates `docs/accuracy/engine-logs.md` (`kv-runner validate`).
 //! - `cargo xtask import-configs DIR`: lays out `shared/model-configs` copies as `<org>/<name>/config.json`.
@@ -28,6 +30,7 @@ fn main() -> Result<()> {
         Some("test") => test(),
         Some("serve") => serve(&args[1..]),
         Some("build-web") => tools::build_web(),
+        Some("bench-web") => bench_web(),
         Some("index") => {
             let text = index_json()?;
             std::fs::write(root().join("model-configs/index.json"), text)?;
@@ -42,7 +45,7 @@ fn main() -> Result<()> {
         }
         Some("import-configs") => import(args.get(1).map(PathBuf::from).unwrap_or_else(|| root().join("../shared/model-configs"))),
         _ => {
-            eprintln!("usage: cargo xtask <serve [kv-hub args]|test|build-web|index|accuracy|import-configs [DIR]>");
+            eprintln!("usage: cargo xtask <serve [kv-hub args]|test|build-web|bench-web|index|accuracy|import-configs [DIR]>");
             std::process::exit(2)
         }
     }
@@ -107,6 +110,36 @@ fn serve(extra: &[String]) -> Result<()> {
     }
     cmd.args(extra);
     run(&mut cmd)
+}
+
+/// Builds the page, measures what a browser downloads (gzip -9) and runs the browser timing test.
+fn bench_web() -> Result<()> {
+    tools::build_web()?;
+    tools::ensure_browser()?;
+    let mut wasm_js = 0u64;
+    let mut rows = vec![];
+    for e in std::fs::read_dir(root().join("dist"))? {
+        let p = e?.path();
+        let ext = p.extension().and_then(|x| x.to_str()).unwrap_or("");
+        if matches!(ext, "wasm" | "js" | "css" | "html") {
+            let raw = std::fs::metadata(&p)?.len();
+            let gz = Command::new("sh").arg("-c").arg(format!("gzip -9 -c '{}' | wc -c", p.display())).output()?;
+            let gz: u64 = String::from_utf8_lossy(&gz.stdout).trim().parse().unwrap_or(0);
+            if matches!(ext, "wasm" | "js") {
+                wasm_js += gz;
+            }
+            rows.push(format!("| {} | {} B | {} B |", p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default(), raw, gz));
+        }
+    }
+    rows.sort();
+    run(cargo().args(["test", "-q", "-p", "kv-e2e", "--test", "browser", "speed_budget_is_recorded"]))?;
+    let t: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(root().join("target/e2e/web-timings.json"))?)?;
+    println!("| file | bytes | gzip -9 |\n|---|---|---|\n{}\n", rows.join("\n"));
+    println!("wasm + JS gzipped: {wasm_js} B (budget 400 KB)");
+    println!("first estimate on screen: {:.0} ms after navigation (cold: first page of a fresh Chromium), {:.0} ms (warm: a second navigation)", t["first_estimate_ms"].as_f64().unwrap_or(f64::NAN), t["first_estimate_warm_ms"].as_f64().unwrap_or(f64::NAN));
+    let re: Vec<f64> = t["recompute_ms"].as_array().map(|a| a.iter().filter_map(|x| x.as_f64()).collect()).unwrap_or_default();
+    println!("recompute after an input change, until the last DOM mutation (charts included): median {:.1} ms, max {:.1} ms over {} changes", t["recompute_median_ms"].as_f64().unwrap_or(f64::NAN), t["recompute_max_ms"].as_f64().unwrap_or(f64::NAN), re.len());
+    Ok(())
 }
 
 const MEASUREMENT_INDEX: &str = "measurements/index.json";
