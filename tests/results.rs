@@ -32,16 +32,20 @@ async fn a_measured_upload_shows_on_the_served_page() -> Result<()> {
     let b = Browser::start().await?;
     b.c.goto(&format!("{}/?{SCENARIO}", hub.url)).await?;
     b.wait("#verdict").await?;
-    let row = b.wait("#accuracy-table tr.accuracy-row[data-model='kv-planner/tiny-llama'][data-concurrency='2'][data-input='32'][data-output='8']").await?;
+    let row = b.wait("#accuracy-table tr.accuracy-row[data-origin='service'][data-model='kv-planner/tiny-llama'][data-concurrency='2'][data-input='32'][data-output='8']").await?;
     let text = row.text().await?;
     assert!(text.contains("candle") && text.contains("kv-runner") && text.contains('%'), "{text}");
-    // all three points of the sweep have rows, and the chart marks the measured peaks
-    let rows = b.c.find_all(fantoccini::Locator::Css("#accuracy-table tr.accuracy-row")).await?;
-    assert_eq!(rows.len(), 3);
+    // all three points of the sweep have rows (beside the bundled sweep of the same model, which
+    // has other prompt lengths), and the chart marks the measured peaks of this scenario
+    let uploaded = b.c.find_all(fantoccini::Locator::Css("#accuracy-table tr.accuracy-row[data-origin='service']")).await?;
+    assert_eq!(uploaded.len(), 3);
+    let bundled = b.c.find_all(fantoccini::Locator::Css("#accuracy-table tr.accuracy-row[data-origin='bundled']")).await?;
+    let in_file = serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(repo().join("measurements/kv-planner-tiny-llama-cpu-f32.json"))?)?["points"].as_array().map_or(0, |p| p.len());
+    assert_eq!(bundled.len(), in_file, "the bundled measurement of the same model is listed too");
     let markers = b.c.find_all(fantoccini::Locator::Css("#chart-concurrency circle.marker.measured")).await?;
     assert_eq!(markers.len(), 3, "one marker per measured concurrency");
     // the KV column is exact (0 % error): candle's cache is what the estimator computes
-    let kv_cell = b.c.execute("return document.querySelectorAll('#accuracy-table tr.accuracy-row[data-concurrency=\"2\"] td')[6].textContent", vec![]).await?;
+    let kv_cell = b.c.execute("return document.querySelectorAll('#accuracy-table tr.accuracy-row[data-origin=\"service\"][data-concurrency=\"2\"] td')[6].textContent", vec![]).await?;
     assert_eq!(kv_cell.as_str(), Some("+0.0 %"), "{kv_cell}");
     b.screenshot("served-page-with-uploaded-measurement").await?;
     b.close().await

@@ -164,6 +164,16 @@ fn print_human(e: &Estimate, source: &str, explain: bool) {
         c.add_row([r.context.to_string(), Bytes::to_string(&r.kv_bytes_per_request), r.max_concurrency.to_string()]);
     }
     println!("{c}");
+    let frag = kv_estimator::estimate::fragmentation_table(e);
+    if let Some(first) = frag.first() {
+        let mut f = Table::new();
+        f.load_preset(UTF8_FULL_CONDENSED).set_header(["KV allocation", "reserved", "used", "wasted"]);
+        f.add_row([format!("contiguous (max_model_len {})", first.max_len), first.contiguous.to_string(), first.used.to_string(), format!("{:.1} %", first.contiguous_waste_pct)]);
+        for r in &frag {
+            f.add_row([format!("paged, blocks of {} tokens", r.block_size), r.paged.to_string(), r.used.to_string(), format!("{:.2} %", r.paged_waste_pct)]);
+        }
+        println!("fragmentation, {} requests in flight between {} and {} tokens:\n{f}", first.requests, s.input_len, s.context_len());
+    }
     println!("throughput ({}): decode <= {:.0} tok/s total, prefill <= {:.0} tok/s", e.throughput.derivation, e.throughput.decode_tokens_per_s, e.throughput.prefill_tokens_per_s);
     for d in &e.model.defaults {
         println!("default: {} = {} ({})", d.field, d.value, d.why);

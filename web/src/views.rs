@@ -5,7 +5,7 @@
 use crate::app::{Source, St};
 use crate::chart::{self, Marker, Series, Spec};
 use crate::io;
-use kv_estimator::estimate::{fragmentation, solve, Estimate};
+use kv_estimator::estimate::{fragmentation_table, solve, Estimate};
 use kv_estimator::units::{fixed, Basis, Bytes, Figure};
 use kv_estimator::{Scenario, WeightDtype};
 use leptos::prelude::*;
@@ -153,7 +153,7 @@ fn Breakdown(e: Estimate) -> impl IntoView {
         ("activations", e.activation.bytes.0, "act"),
         ("overhead", e.overhead.bytes.0, "over"),
     ];
-    let free = e.capacity.0.saturating_sub(e.total.0);
+    let free = e.headroom_bytes.max(0) as u64;
     let scale = e.total.0.max(e.capacity.0).max(e.gpu_memory.0).max(1) as f64;
     let w = 460.0;
     let mut x = 0.0;
@@ -376,22 +376,9 @@ fn Charts(st: St) -> impl IntoView {
 #[component]
 fn Fragmentation(e: Estimate) -> impl IntoView {
     let s = &e.scenario;
-    let n = s.concurrency.clamp(1, 4096);
-    // requests in flight are spread over the decode: from input_len to input_len + output_len tokens
-    let lengths: Vec<u64> = (0..n).map(|i| s.input_len + (s.output_len * (2 * i + 1)) / (2 * n)).map(|l| l.max(1)).collect();
-    let max_len = e.engine.max_model_len.max(lengths.iter().copied().max().unwrap_or(1));
-    let rows: Vec<(String, Option<kv_estimator::estimate::Fragmentation>)> = [e.engine.block_size.max(1), 16, 128]
-        .into_iter()
-        .fold(vec![], |mut v: Vec<u64>, b| {
-            if !v.contains(&b) {
-                v.push(b);
-            }
-            v
-        })
-        .into_iter()
-        .map(|bs| (format!("{bs}"), fragmentation(&e.kv, &lengths, max_len, bs).ok()))
-        .collect();
-    let contiguous = rows.first().and_then(|r| r.1.clone());
+    let rows = fragmentation_table(&e);
+    let contiguous = rows.first().cloned();
+    let (n, max_len) = contiguous.as_ref().map_or((0, 0), |f| (f.requests, f.max_len));
     view! {
         <section id="fragmentation" class="panel" aria-labelledby="h-frag">
             <h2 id="h-frag">"Paged vs contiguous KV"</h2>
@@ -400,9 +387,9 @@ fn Fragmentation(e: Estimate) -> impl IntoView {
                 <thead><tr><th>"allocation"</th><th>"reserved"</th><th>"used"</th><th>"wasted"</th></tr></thead>
                 <tbody>
                     {contiguous.map(|f| view! { <tr data-kind="contiguous"><td>"contiguous (reserve max length)"</td><td class="num">{f.contiguous.to_string()}</td><td class="num">{f.used.to_string()}</td><td class="num">{format!("{} %", fixed(f.contiguous_waste_pct, 1))}</td></tr> })}
-                    {rows.into_iter().filter_map(|(bs, f)| f.map(|f| view! {
-                        <tr data-kind="paged" data-block=bs.clone()><td>{format!("paged, blocks of {bs} tokens")}</td><td class="num">{f.paged.to_string()}</td><td class="num">{f.used.to_string()}</td><td class="num">{format!("{} %", fixed(f.paged_waste_pct, 2))}</td></tr>
-                    })).collect_view()}
+                    {rows.into_iter().map(|f| view! {
+                        <tr data-kind="paged" data-block=f.block_size.to_string()><td>{format!("paged, blocks of {} tokens", f.block_size)}</td><td class="num">{f.paged.to_string()}</td><td class="num">{f.used.to_string()}</td><td class="num">{format!("{} %", fixed(f.paged_waste_pct, 2))}</td></tr>
+                    }).collect_view()}
                 </tbody>
             </table>
         </section>
@@ -579,7 +566,7 @@ pub fn Accuracy(st: St) -> impl IntoView {
                         let find = |name: &str| r.components.iter().find(|c| c.component == name).cloned();
                         let (w, k, a, o, p) = (find("weights"), find("kv_cache"), find("activations"), find("overhead"), find("peak"));
                         view! {
-                            <tr class="accuracy-row" data-model=r.model.clone() data-concurrency=r.concurrency.to_string() data-input=r.input_len.to_string() data-output=r.output_len.to_string()>
+                            <tr class="accuracy-row" data-origin=origin.split(' ').next().unwrap_or_default().to_string() data-model=r.model.clone() data-concurrency=r.concurrency.to_string() data-input=r.input_len.to_string() data-output=r.output_len.to_string()>
                                 <td>{r.time.chars().take(10).collect::<String>()}</td>
                                 <td>{r.gpu.clone().unwrap_or_else(|| r.device.clone())}</td>
                                 <td>{r.engine.clone()}</td>

@@ -249,6 +249,9 @@ fn roofline(shape: &ModelShape, s: &Scenario, w: &WeightReport, kv_batch: u64) -
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Fragmentation {
     pub requests: u64,
+    /// The length every request reserves when contiguous.
+    #[serde(default)]
+    pub max_len: u64,
     pub used: Bytes,
     /// Reserving `max_len` per request (contiguous allocation, as HF static caches do).
     pub contiguous: Bytes,
@@ -257,6 +260,28 @@ pub struct Fragmentation {
     pub paged: Bytes,
     pub paged_waste_pct: f64,
     pub block_size: u64,
+}
+
+/// The scenario's requests in flight for the fragmentation comparison: `concurrency` requests
+/// (at most 4096) spread evenly over the decode, from `input_len` to `input_len + output_len`
+/// tokens (the midpoint of each share), as a continuously batched server holds them.
+pub fn inflight_lengths(s: &Scenario) -> Vec<u64> {
+    let n = s.concurrency.clamp(1, 4096);
+    (0..n).map(|i| s.input_len.saturating_add(s.output_len.saturating_mul(2 * i + 1) / (2 * n)).max(1)).collect()
+}
+
+/// The fragmentation table of an estimate: contiguous reservation at the engine's max length
+/// vs paged blocks of the engine's block size, 16 and 128 tokens, for [`inflight_lengths`].
+pub fn fragmentation_table(e: &Estimate) -> Vec<Fragmentation> {
+    let lengths = inflight_lengths(&e.scenario);
+    let max_len = e.engine.max_model_len.max(lengths.iter().copied().max().unwrap_or(1));
+    let mut sizes: Vec<u64> = vec![];
+    for b in [e.engine.block_size.max(1), 16, 128] {
+        if !sizes.contains(&b) {
+            sizes.push(b);
+        }
+    }
+    sizes.into_iter().filter_map(|bs| fragmentation(&e.kv, &lengths, max_len, bs).ok()).collect()
 }
 
 /// Compares contiguous reservation at `max_len` with paged blocks for the given request lengths.
@@ -278,6 +303,7 @@ pub fn fragmentation(kv: &KvLayout, lengths: &[u64], max_len: u64, block_size: u
     let pct = |x: u64| if x == 0 { 0.0 } else { 100.0 * (x - used.min(x)) as f64 / x as f64 };
     Ok(Fragmentation {
         requests: lengths.len() as u64,
+        max_len,
         used: Bytes(used),
         contiguous: Bytes(contiguous),
         contiguous_waste_pct: pct(contiguous),

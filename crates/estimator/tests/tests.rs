@@ -353,3 +353,18 @@ fn engine_profiles_hold_their_targets_on_strict_log_cases() {
     assert!(strict_evaluated >= 13, "only {strict_evaluated} strict cases could be evaluated offline");
     assert!(checked >= 30, "only {checked} checks with a target");
 }
+
+#[test]
+fn fragmentation_table_follows_the_scenario() {
+    let sh = shape("meta-llama/Llama-3.1-8B-Instruct");
+    let s = Scenario { concurrency: 10, input_len: 1000, output_len: 200, max_model_len: Some(8192), ..scenario("meta-llama/Llama-3.1-8B-Instruct") };
+    let e = estimate(&sh, &s).unwrap();
+    let lengths = kv_estimator::estimate::inflight_lengths(&s);
+    assert_eq!(lengths.len(), 10);
+    assert_eq!((lengths[0], lengths[9]), (1010, 1190));
+    let t = kv_estimator::estimate::fragmentation_table(&e);
+    assert_eq!(t.iter().map(|f| f.block_size).collect::<Vec<_>>(), vec![16, 128]);
+    assert_eq!(t[0].max_len, 8192);
+    assert!(t[0].contiguous_waste_pct > 80.0 && t[0].paged_waste_pct < t[1].paged_waste_pct);
+    assert_eq!(t[0].used.0, lengths.iter().map(|l| l * e.kv.bytes_per_token).sum::<u64>());
+}
