@@ -309,13 +309,30 @@ fn total_in_text(text: &str) -> Option<f64> {
     None
 }
 
+/// A vLLM budget the log does not state, from the figures it does: `(weights + activation peak +
+/// non-torch + KV) / total`, to two decimals (how `gpu_memory_utilization` is given). Only for
+/// cases flagged `gmu_inferred`.
+fn inferred_utilization(case: &Case) -> Option<f64> {
+    let parts = ["model_weights_gib", "activation_peak_gib", "non_torch_gib", "kv_cache_gib"];
+    let used: f64 = parts.iter().map(|f| case.fig(f)).sum::<Option<f64>>()?;
+    let total = case.fig("total_gpu_memory_gib")?;
+    let u = (used / total * 100.0).round() / 100.0;
+    (u > 0.0 && u <= 1.0).then_some(u)
+}
+
 /// The scenario a case describes, and notes on what was inferred.
 pub fn case_scenario(case: &Case, model_id: &str) -> std::result::Result<(Scenario, Vec<String>), String> {
     let engine = case.engine_kind().ok_or_else(|| format!("engine `{}` is not profiled", case.engine))?;
     let mut notes = vec![];
     let (mem, mem_src) = case_memory_gib(case, engine).ok_or_else(|| format!("the GPU memory is unknown (`{}`)", case.gpu))?;
     notes.push(format!("{} GiB per GPU ({mem_src})", fixed(mem, 2)));
-    let mut s = Scenario { model: model_id.to_string(), gpu: GpuChoice::Custom { memory_gib: mem }, engine, ..Scenario::default() };
+    // a GPU known only by name is the catalog entry (engines pick defaults and kernels by it);
+    // a logged total is kept as the custom memory it is
+    let gpu = match mem_src.strip_prefix("catalog ") {
+        Some(id) => GpuChoice::Catalog(id.to_string()),
+        None => GpuChoice::Custom { memory_gib: mem },
+    };
+    let mut s = Scenario { model: model_id.to_string(), gpu, engine, ..Scenario::default() };
     s.engine_version = case.engine_version.as_deref().and_then(version_in);
     let tp = case.tensor_parallel_size.unwrap_or(1).max(1);
     let pp = case.pipeline_parallel_size.unwrap_or(1).max(1);
@@ -343,6 +360,9 @@ pub fn case_scenario(case: &Case, model_id: &str) -> std::result::Result<(Scenar
     };
     s.max_model_len = case.max_model_len;
     if let Some(u) = case.gpu_memory_utilization.or_else(|| case.fig("mem_fraction_static")) {
+        s.gpu_memory_utilization = Some(u);
+    } else if let Some(u) = case.flag("gmu_inferred").then(|| inferred_utilization(case)).flatten() {
+        notes.push(format!("gpu_memory_utilization {u} inferred from the logged figures (the case says it is not stated)"));
         s.gpu_memory_utilization = Some(u);
     }
     s.block_size = case.block_size.filter(|_| matches!(engine, Engine::Vllm | Engine::VllmV0));
@@ -474,7 +494,10 @@ pub fn evaluate(case: &Case, shape: &ModelShape, config: ModelMatch) -> CaseResu
             add("activation_peak_gib", "GiB", case.fig("activation_peak_gib"), gib(e.activation.bytes.0), None);
             let graphs_in_budget = !e.engine.version.is_empty() && parse_semver(&e.engine.version).is_some_and(|v| v >= (0, 21, 0)) && s.engine == Engine::Vllm;
             if !graphs_in_budget {
-                add("non_torch_gib", "GiB", case.fig("non_torch_gib"), gib(e.overhead.bytes.0), None);
+                // the overhead figure also carries what the engine adds to the weights at load
+                // (counted in "Model loading took"), which the log's non-torch figure does not
+                let at_load = en.loaded_weights_bytes.0.saturating_sub(e.weights.per_gpu.0);
+                add("non_torch_gib", "GiB", case.fig("non_torch_gib"), gib(e.overhead.bytes.0.saturating_sub(at_load)), None);
             }
             add("requested_memory_gib", "GiB", case.fig("requested_memory_gib"), gib(e.capacity.0), None);
             add("kv_cache_gib_available", "GiB", case.fig("kv_cache_gib_available"), gib(en.kv_pool_bytes.0), Some(3.0));

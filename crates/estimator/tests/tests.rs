@@ -209,6 +209,34 @@ fn engines_reproduce_logged_pools() {
 }
 
 #[test]
+fn vllm_lays_mxfp4_experts_out_by_gpu() {
+    // gpt-oss-20b on an A100 80GB (vLLM 0.19, Marlin pads hidden 2880 -> 3072, intermediate
+    // 2880 -> 2944): "Model loading took 13.72 GiB", "Available KV cache memory: 36.56 GiB"
+    let s = Scenario {
+        gpu: GpuChoice::Catalog("a100-80gb".into()),
+        engine: Engine::Vllm,
+        engine_version: Some("0.19.0".into()),
+        max_model_len: Some(131_072),
+        gpu_memory_utilization: Some(0.65),
+        ..scenario("openai/gpt-oss-20b")
+    };
+    let sh = shape("openai/gpt-oss-20b");
+    let a100 = estimate(&sh, &s).unwrap();
+    let loaded = a100.engine.loaded_weights_bytes.gib();
+    assert!((loaded - 13.72).abs() / 13.72 < 0.01, "{loaded} GiB loaded");
+    let pool = a100.engine.kv_pool_bytes.gib();
+    assert!((pool - 36.56).abs() / 36.56 < 0.03, "{pool} GiB of KV");
+    // the checkpoint's own bytes do not depend on the GPU; only the engine's layout does
+    let h100 = estimate(&sh, &Scenario { gpu: GpuChoice::Catalog("h100-80gb".into()), ..s.clone() }).unwrap();
+    assert_eq!(h100.weights.per_gpu, a100.weights.per_gpu);
+    assert!(h100.engine.loaded_weights_bytes < a100.engine.loaded_weights_bytes);
+    assert!(h100.engine.loaded_weights_bytes > h100.weights.per_gpu, "Triton keeps the checkpoint's scales beside the swizzled ones");
+    // an unquantised model gains nothing but the rotary cache
+    let dense = estimate(&shape("Qwen/Qwen3-0.6B"), &Scenario { engine: Engine::Vllm, ..scenario("Qwen/Qwen3-0.6B") }).unwrap();
+    assert!(dense.engine.loaded_weights_bytes.0 - dense.weights.per_gpu.0 < 64 << 20);
+}
+
+#[test]
 fn solvers_answer() {
     let sh = shape("meta-llama/Llama-3.1-70B-Instruct");
     let s = Scenario { concurrency: 8, input_len: 4096, output_len: 512, max_model_len: Some(8192), ..scenario("x") };

@@ -11,11 +11,17 @@
 //! and a sampler over 256 rows. The peak is the larger of the two.
 //! V1 groups hybrid layers: sliding-window groups need `window + block_size` tokens per request,
 //! recurrent layers their state; V0 sizes every layer at full length.
+//! "Model loading took" is the checkpoint's bytes plus what vLLM builds at load: the rotary
+//! cos/sin cache, and for MXFP4 MoE checkpoints the kernel layout of the experts, which follows
+//! the GPU (`mxfp4.py`: Marlin pads on Ampere/Ada, Triton on Hopper keeps a second copy of the
+//! scales; see [`Mxfp4Backend`]).
 
 use super::{gib, parse_semver, Ctx, EngineReport};
 use crate::activation::{forward_peak, sampler_peak};
+use crate::dtype::Quant;
 use crate::error::Result;
-use crate::model::Window;
+use crate::model::{ModelShape, Role, Split, Window};
+use crate::weights::WeightPlan;
 use crate::scenario::Engine;
 use crate::units::{Bytes, Figure, GIB};
 
@@ -29,6 +35,83 @@ pub const NON_TORCH_SINGLE_GIB_V06: f64 = 0.3;
 pub const NON_TORCH_TP_GIB: f64 = 0.5;
 /// CUDA-graph memory (modelled; logs show 0.03 to 5 GiB, most 0.1 to 1 GiB).
 pub const CUDA_GRAPH_GIB: f64 = 0.5;
+
+/// The kernel family vLLM's MXFP4 MoE method picks (`quantization/mxfp4.py::get_mxfp4_backend`),
+/// by compute capability: Triton kernels on 9.x and 10.x without FlashInfer, FlashInfer on 10.x
+/// (bundled in vLLM's images), Marlin elsewhere (Ampere, Ada, consumer Blackwell).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mxfp4Backend {
+    /// Marlin: per-rank intermediate size padded to 128, hidden size to 256.
+    Marlin,
+    /// Triton `matmul_ogs`: weights and scales swizzled into new tensors, the checkpoint-layout
+    /// scale tensors stay registered, expert biases become fp32; intermediate padded to 64.
+    Triton,
+    /// FlashInfer on SM100: intermediate and hidden padded to 256.
+    FlashInferSm100,
+}
+
+fn mxfp4_backend(compute_capability: Option<u32>) -> Mxfp4Backend {
+    match compute_capability {
+        Some(100..=109) => Mxfp4Backend::FlashInferSm100,
+        Some(90..=99) | None => Mxfp4Backend::Triton,
+        Some(_) => Mxfp4Backend::Marlin,
+    }
+}
+
+/// Bytes per GPU that vLLM's MXFP4 MoE layout adds to the checkpoint's expert tensors
+/// (exact for a given backend; the backend follows the GPU, Hopper when the GPU is custom).
+/// Marlin on an A100 turns gpt-oss-20b's 12.8 GiB into vLLM's logged 13.7 GiB.
+fn mxfp4_relayout_extra(shape: &ModelShape, plan: &WeightPlan, tp: u64, backend: Mxfp4Backend) -> u64 {
+    if !matches!(plan.quant, Some(Quant::Mxfp4 { .. })) {
+        return 0;
+    }
+    let (pad_i, pad_h) = match backend {
+        Mxfp4Backend::Marlin => (128, 256),
+        Mxfp4Backend::Triton => (64, 1),
+        Mxfp4Backend::FlashInferSm100 => (256, 256),
+    };
+    let up = |x: u64, a: u64| x.div_ceil(a).saturating_mul(a);
+    let mx = |rows: u64, cols: u64| -> (u128, u128) {
+        let e = rows as u128 * cols as u128;
+        (e.div_ceil(2), e.div_ceil(32))
+    };
+    let mut extra: u128 = 0;
+    for (layer, n) in shape.runs_all() {
+        let mut per_layer: u128 = 0;
+        for t in layer.tensors.iter() {
+            let (rows, cols) = t.shard(tp);
+            let count = t.count as u128;
+            match (t.role, t.split) {
+                (Role::Expert, Split::Column) => {
+                    // fused gate/up: rows = 2 x intermediate per rank, cols = hidden
+                    let half = rows / 2;
+                    let (w0, s0) = mx(rows, cols);
+                    let (w1, s1) = mx(2 * up(half, pad_i), up(cols, pad_h));
+                    per_layer += count * (w1 + s1 - w0 - s0);
+                    if backend == Mxfp4Backend::Triton {
+                        per_layer += count * s1;
+                    }
+                }
+                (Role::Expert, _) => {
+                    // down: rows = hidden, cols = intermediate per rank
+                    let (w0, s0) = mx(rows, cols);
+                    let (w1, s1) = mx(up(rows, pad_h), up(cols, pad_i));
+                    per_layer += count * (w1 + s1 - w0 - s0);
+                    if backend == Mxfp4Backend::Triton {
+                        per_layer += count * s1;
+                    }
+                }
+                (Role::Bias, _) if t.count > 1 && backend == Mxfp4Backend::Triton => {
+                    // expert biases: bf16 in the checkpoint, fp32 after loading
+                    per_layer += count * rows as u128 * cols as u128 * 2;
+                }
+                _ => {}
+            }
+        }
+        extra += per_layer * n as u128;
+    }
+    u64::try_from(extra).unwrap_or(u64::MAX)
+}
 
 pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let s = cx.scenario;
@@ -61,18 +144,26 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     // `get_rope` builds one cos/sin cache of max_position x rotary_dim in the model dtype at load;
     // "Model loading took" includes it (Llama-3.1-8B: 16,060,522,496 B + 32 MiB = 14.9888 GiB)
     let rope = cx.shape.max_position_embeddings.unwrap_or(0).saturating_mul(cx.shape.rotary_dim()).saturating_mul(act_bytes);
+    let cc = s.gpu.catalog().map(|g| g.compute_capability);
+    let relayout = mxfp4_relayout_extra(cx.shape, cx.plan, tp, mxfp4_backend(cc));
     let graphs_in_budget = !v0 && ver >= (0, 21, 0);
     let graph_b = if graphs_in_budget { (CUDA_GRAPH_GIB * GIB as f64) as u64 } else { 0 };
     let non_torch_b = (non_torch * GIB as f64) as u64;
     let overhead = Figure::modelled(
         "runtime overhead",
-        Bytes(non_torch_b + graph_b + rope),
-        "non-torch memory (CUDA context, NCCL) + CUDA graphs when inside the budget (v0.21+) + rotary cos/sin cache",
-        format!("{} + {} + {} (max_position x rotary_dim x act bytes, exact)", gib(non_torch_b), gib(graph_b), crate::units::Bytes(rope)),
+        Bytes(non_torch_b.saturating_add(graph_b).saturating_add(rope).saturating_add(relayout)),
+        "non-torch memory (CUDA context, NCCL) + CUDA graphs when inside the budget (v0.21+) + rotary cos/sin cache + MXFP4 expert re-layout",
+        {
+            let mut d = format!("{} + {} + {} (max_position x rotary_dim x act bytes, exact)", gib(non_torch_b), gib(graph_b), crate::units::Bytes(rope));
+            if relayout > 0 {
+                d.push_str(&format!(" + {} (MXFP4 experts in vLLM's {:?} layout, exact)", crate::units::Bytes(relayout), mxfp4_backend(cc)));
+            }
+            d
+        },
     )
     .note(if graphs_in_budget { "CUDA graphs are estimated and subtracted before the KV cache (v0.21+)" } else { "CUDA graphs (0.1-5 GiB) are captured after the KV cache, outside gpu_memory_utilization" });
     let requested = (cx.memory.0 as f64 * util) as u64;
-    let used = cx.weights_per_gpu.0.saturating_add(rope).saturating_add(act).saturating_add(non_torch_b).saturating_add(graph_b);
+    let used = cx.weights_per_gpu.0.saturating_add(rope).saturating_add(relayout).saturating_add(act).saturating_add(non_torch_b).saturating_add(graph_b);
     let pool = requested.saturating_sub(used);
 
     // per-request bytes at length `len` as this engine allocates them
@@ -138,7 +229,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         max_concurrency: max_conc,
         fits,
         message,
-        loaded_weights_bytes: Bytes(cx.weights_per_gpu.0.saturating_add(rope)),
+        loaded_weights_bytes: Bytes(cx.weights_per_gpu.0.saturating_add(rope).saturating_add(relayout)),
         kv_needed_for_max_len: Bytes(need),
         max_len_that_fits: max_len,
         activation,
