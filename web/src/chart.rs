@@ -156,6 +156,52 @@ pub fn draw(spec: &Spec) -> Drawing {
     }
 }
 
+/// Text for SVG/HTML markup: `&`, `<`, `>`, `"` and `'` escaped, so a model id or a device name
+/// from an uploaded measurement is shown as text, never parsed as markup.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The inside of the chart's `<svg>` as markup, set in one DOM call: a chart is about 40
+/// elements, and building them one by one across the wasm/JS boundary costs more than the
+/// browser's parser does (every text escaped with [`escape`]).
+pub fn svg_markup(d: &Drawing) -> String {
+    use std::fmt::Write;
+    let (l, t, r, b) = d.area;
+    let mut m = String::with_capacity(4096);
+    let _ = write!(m, r#"<rect x="{l}" y="{t}" width="{}" height="{}" class="plot"/>"#, r - l, b - t);
+    for (y, label) in &d.y_ticks {
+        let _ = write!(m, r#"<line x1="{l}" x2="{r}" y1="{y:.1}" y2="{y:.1}" class="grid"/><text x="{}" y="{:.1}" text-anchor="end" class="tick">{}</text>"#, l - 6.0, y + 4.0, escape(label));
+    }
+    for (x, label) in &d.x_ticks {
+        let _ = write!(m, r#"<line x1="{x:.1}" x2="{x:.1}" y1="{b}" y2="{}" class="axis"/><text x="{x:.1}" y="{}" text-anchor="middle" class="tick">{}</text>"#, b + 4.0, b + 17.0, escape(label));
+    }
+    for (y, label) in &d.hlines {
+        let _ = write!(m, r#"<line x1="{l}" x2="{r}" y1="{y:.1}" y2="{y:.1}" class="hline"/><text x="{}" y="{:.1}" text-anchor="end" class="hline-label">{}</text>"#, r - 4.0, y - 4.0, escape(label));
+    }
+    for (class, path, label) in &d.paths {
+        let _ = write!(m, r#"<path d="{}" class="line {}"><title>{}</title></path>"#, escape(path), escape(class), escape(label));
+    }
+    for (x, y, label, class) in &d.markers {
+        let _ = write!(m, r#"<circle cx="{x:.1}" cy="{y:.1}" r="5" class="marker {}" data-label="{}"><title>{}</title></circle>"#, escape(class), escape(label), escape(label));
+    }
+    let mid_y = (t + b) / 2.0;
+    let _ = write!(m, r#"<text x="{}" y="{}" text-anchor="middle" class="axis-label">{}</text>"#, (l + r) / 2.0, HEIGHT - 6.0, escape(&d.x_label));
+    let _ = write!(m, r#"<text x="14" y="{mid_y}" text-anchor="middle" class="axis-label" transform="rotate(-90 14 {mid_y})">{}</text>"#, escape(&d.y_label));
+    m
+}
+
 /// Powers of two from `from` up to `to` (inclusive of `to` as the last point when it is not one).
 pub fn doubling(from: u64, to: u64) -> Vec<u64> {
     let mut v = vec![];
@@ -210,6 +256,31 @@ mod tests {
         let d = draw(&Spec { x_label: String::new(), y_label: String::new(), series: vec![], hlines: vec![], markers: vec![] });
         assert!(d.x_ticks.iter().all(|t| t.0.is_finite()));
         assert!(d.y_ticks.iter().all(|t| t.0.is_finite()));
+    }
+
+    #[test]
+    fn markup_escapes_every_text_and_keeps_every_element() {
+        let spec = Spec {
+            x_label: "tokens <per> request".into(),
+            y_label: "GiB".into(),
+            series: vec![Series { label: "a\"b".into(), class: "total", points: vec![(1.0, 1.0), (4.0, 2.0)] }],
+            hlines: vec![(3.0, "usable 3 GiB".into())],
+            markers: vec![Marker { x: 2.0, y: 1.5, label: "<img src=x onerror=alert(1)> & 'q'".into(), class: "measured" }],
+        };
+        let d = draw(&spec);
+        let m = svg_markup(&d);
+        assert!(!m.contains("<img"), "{m}");
+        assert!(m.contains("&lt;img src=x onerror=alert(1)&gt; &amp; &#39;q&#39;"));
+        assert!(m.contains("tokens &lt;per&gt; request"));
+        assert!(m.contains(r#"<title>a&quot;b</title>"#));
+        assert_eq!(m.matches("<circle").count(), 1);
+        assert_eq!(m.matches(r#"class="marker measured""#).count(), 1);
+        assert_eq!(m.matches("<path").count(), 1);
+        assert_eq!(m.matches(r#"class="tick""#).count(), d.x_ticks.len() + d.y_ticks.len());
+        // every opened element is closed or self-closed
+        let opened = m.matches("<text").count() + m.matches("<path").count() + m.matches("<circle").count() + m.matches("<title").count();
+        let closed = m.matches("</text>").count() + m.matches("</path>").count() + m.matches("</circle>").count() + m.matches("</title>").count();
+        assert_eq!(opened, closed);
     }
 
     #[test]

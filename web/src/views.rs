@@ -184,25 +184,48 @@ fn Breakdown(e: Estimate) -> impl IntoView {
     }
 }
 
-fn figure_row(id: &'static str, f: &Figure) -> impl IntoView {
+/// One figure's table row as markup (set with the rest of the table body in one DOM call; every
+/// text escaped).
+fn figure_row(out: &mut String, id: &str, f: &Figure) {
+    use chart::escape;
+    use std::fmt::Write;
     let b = f.bytes.0;
-    let notes = f.notes.clone();
-    view! {
-        <tr id=id data-bytes=b.to_string() data-basis=basis_word(f.basis)>
-            <th scope="row">{f.name.to_string()}</th>
-            <td class="num" title=tip(f.basis)>{gib(b)}</td>
-            <td class="num">{format!("{b} B")}</td>
-            <td><span class=format!("basis {}", basis_word(f.basis)) title=tip(f.basis)>{basis_word(f.basis)}</span></td>
-            <td>
-                <details class="derivation">
-                    <summary>"how"</summary>
-                    <p class="formula">{f.formula.to_string()}</p>
-                    <p class="subst">"= " {f.substituted.clone()}</p>
-                    {notes.into_iter().map(|n| view! { <p class="note">{n}</p> }).collect_view()}
-                </details>
-            </td>
-        </tr>
+    let word = basis_word(f.basis);
+    let tip = escape(tip(f.basis));
+    let _ = write!(
+        out,
+        r#"<tr id="{id}" data-bytes="{b}" data-basis="{word}"><th scope="row">{}</th><td class="num" title="{tip}">{}</td><td class="num">{b} B</td><td><span class="basis {word}" title="{tip}">{word}</span></td><td><details class="derivation"><summary>how</summary><p class="formula">{}</p><p class="subst">= {}</p>"#,
+        escape(&f.name),
+        escape(&gib(b)),
+        escape(&f.formula),
+        escape(&f.substituted)
+    );
+    for n in &f.notes {
+        let _ = write!(out, r#"<p class="note">{}</p>"#, escape(n));
     }
+    out.push_str("</details></td></tr>");
+}
+
+/// The per-GPU table body: the four components, then total, usable and headroom.
+fn figure_rows(e: &Estimate) -> String {
+    use chart::escape;
+    use std::fmt::Write;
+    let mut m = String::with_capacity(4096);
+    figure_row(&mut m, "fig-weights", &e.weights.figure);
+    figure_row(&mut m, "fig-kv", &e.kv_cache);
+    figure_row(&mut m, "fig-activation", &e.activation);
+    figure_row(&mut m, "fig-overhead", &e.overhead);
+    let headroom = if e.headroom_bytes < 0 { format!("−{}", gib(e.headroom_bytes.unsigned_abs())) } else { gib(e.headroom_bytes as u64) };
+    let _ = write!(m, r#"<tr id="fig-total" data-bytes="{t}"><th scope="row">total</th><td class="num">{}</td><td class="num">{t} B</td><td></td><td></td></tr>"#, escape(&gib(e.total.0)), t = e.total.0);
+    let _ = write!(
+        m,
+        r#"<tr id="fig-capacity" data-bytes="{c}"><th scope="row">{}</th><td class="num">{}</td><td class="num">{c} B</td><td></td><td></td></tr>"#,
+        escape(&format!("usable ({} × {})", e.gpu_memory, e.engine.utilization)),
+        escape(&gib(e.capacity.0)),
+        c = e.capacity.0
+    );
+    let _ = write!(m, r#"<tr id="fig-headroom" data-bytes="{h}"><th scope="row">headroom</th><td class="num">{}</td><td class="num">{h} B</td><td></td><td></td></tr>"#, escape(&headroom), h = e.headroom_bytes);
+    m
 }
 
 #[component]
@@ -223,15 +246,7 @@ fn Figures(e: Estimate, st: St) -> impl IntoView {
             <p class="sub">{format!("{} × {} ({} each), tp={} pp={}, {} {}, weights {}, KV {}", e.gpus, e.gpu_label, e.gpu_memory, s.tp, s.pp, e.engine.name, e.engine.version, e.weights.plan.label, e.kv.kv_dtype)}</p>
             <table>
                 <thead><tr><th>"component"</th><th>"GiB"</th><th>"bytes"</th><th>"basis"</th><th>"derivation"</th></tr></thead>
-                <tbody>
-                    {figure_row("fig-weights", &e.weights.figure)}
-                    {figure_row("fig-kv", &e.kv_cache)}
-                    {figure_row("fig-activation", &e.activation)}
-                    {figure_row("fig-overhead", &e.overhead)}
-                    <tr id="fig-total" data-bytes=e.total.0.to_string()><th scope="row">"total"</th><td class="num">{gib(e.total.0)}</td><td class="num">{format!("{} B", e.total.0)}</td><td></td><td></td></tr>
-                    <tr id="fig-capacity" data-bytes=e.capacity.0.to_string()><th scope="row">{format!("usable ({} × {})", e.gpu_memory, e.engine.utilization)}</th><td class="num">{gib(e.capacity.0)}</td><td class="num">{format!("{} B", e.capacity.0)}</td><td></td><td></td></tr>
-                    <tr id="fig-headroom" data-bytes=e.headroom_bytes.to_string()><th scope="row">"headroom"</th><td class="num">{if e.headroom_bytes < 0 { format!("−{}", gib(e.headroom_bytes.unsigned_abs())) } else { gib(e.headroom_bytes as u64) }}</td><td class="num">{format!("{} B", e.headroom_bytes)}</td><td></td><td></td></tr>
-                </tbody>
+                <tbody inner_html=figure_rows(&e)></tbody>
             </table>
             <p id="kv-per-token" data-bytes=e.kv.bytes_per_token.to_string() title=EXACT_TIP>
                 "KV per token: " <strong>{format!("{} B", e.kv.bytes_per_token)}</strong>
@@ -283,31 +298,12 @@ fn CapacityTable(e: Estimate) -> impl IntoView {
 /// One SVG chart from a spec.
 fn svg_chart(id: &'static str, title: String, spec: Spec) -> impl IntoView {
     let d = chart::draw(&spec);
-    let (l, t, r, b) = d.area;
     let legend: Vec<(String, &'static str)> = spec.series.iter().map(|s| (s.label.clone(), s.class)).collect();
     let has_markers = !d.markers.is_empty();
     view! {
         <figure class="chart" id=id>
             <figcaption>{title.clone()}</figcaption>
-            <svg viewBox=format!("0 0 {} {}", chart::WIDTH, chart::HEIGHT) role="img" aria-label=title>
-                <rect x=l y=t width=r - l height=b - t class="plot" />
-                {d.y_ticks.iter().map(|(y, label)| view! {
-                    <line x1=l x2=r y1=*y y2=*y class="grid" />
-                    <text x=l - 6.0 y=y + 4.0 text-anchor="end" class="tick">{label.clone()}</text>
-                }).collect_view()}
-                {d.x_ticks.iter().map(|(x, label)| view! {
-                    <line x1=*x x2=*x y1=b y2=b + 4.0 class="axis" />
-                    <text x=*x y=b + 17.0 text-anchor="middle" class="tick">{label.clone()}</text>
-                }).collect_view()}
-                {d.hlines.iter().map(|(y, label)| view! {
-                    <line x1=l x2=r y1=*y y2=*y class="hline" />
-                    <text x=r - 4.0 y=y - 4.0 text-anchor="end" class="hline-label">{label.clone()}</text>
-                }).collect_view()}
-                {d.paths.iter().map(|(class, path, label)| view! { <path d=path.clone() class=format!("line {class}")><title>{label.clone()}</title></path> }).collect_view()}
-                {d.markers.iter().map(|(x, y, label, class)| view! { <circle cx=*x cy=*y r="5" class=format!("marker {class}") data-label=label.clone()><title>{label.clone()}</title></circle> }).collect_view()}
-                <text x=(l + r) / 2.0 y=chart::HEIGHT - 6.0 text-anchor="middle" class="axis-label">{d.x_label.clone()}</text>
-                <text x="14" y=(t + b) / 2.0 text-anchor="middle" class="axis-label" transform=format!("rotate(-90 14 {})", (t + b) / 2.0)>{d.y_label.clone()}</text>
-            </svg>
+            <svg viewBox=format!("0 0 {} {}", chart::WIDTH, chart::HEIGHT) role="img" aria-label=title inner_html=chart::svg_markup(&d)></svg>
             <ul class="legend">
                 {legend.into_iter().map(|(l, c)| view! { <li><span class=format!("sw {c}")></span>{l}</li> }).collect_view()}
                 {has_markers.then(|| view! { <li><span class="sw measured"></span>"measured"</li> })}
