@@ -284,6 +284,8 @@ async fn speed_budget_is_recorded() -> Result<()> {
     b.c.goto(&h.url).await?;
     b.wait("#verdict").await?;
     b.until("first estimate mark", "return !!(window.__kv && window.__kv.first_estimate_ms)").await?;
+    // the page settles (the bundled measurements load after the first estimate) before changes are timed
+    b.until("bundled measurements loaded", "return !!(window.__kv && window.__kv.bundled_measurements_ms)").await?;
     // each change: the time until the last DOM mutation it causes (charts included), observed
     // from outside the page with a MutationObserver; paint is the browser's and not counted
     let mut re: Vec<f64> = vec![];

@@ -289,7 +289,16 @@ impl St {
     pub fn start(&self) {
         let id = self.scenario.with_untracked(|s| s.model.clone());
         self.load_model(id, false);
-        self.load_bundled_measurements();
+        // measurements (bundled files, the results service) load once the first estimate is on
+        // screen: their fetches and parsing would otherwise sit between the config and the answer
+        let st = *self;
+        Effect::new(move |done: Option<bool>| {
+            if done == Some(true) || !st.full.get() {
+                return done.unwrap_or(false);
+            }
+            st.load_bundled_measurements();
+            true
+        });
     }
 
     fn add_measurement(&self, origin: String, text: &str) -> Result<(), String> {
@@ -320,6 +329,7 @@ impl St {
                     }
                 }
             }
+            io::mark("bundled_measurements_ms", io::now_ms(), false);
         });
     }
 

@@ -26,7 +26,8 @@ fn App() -> impl IntoView {
     let model = Memo::new(move |_| st.scenario.with(|s| s.model.clone()));
     Effect::new(move |_| {
         let m = model.get();
-        if !m.starts_with("pasted:") {
+        // after the first estimate is on screen (see St::start)
+        if st.full.get() && !m.starts_with("pasted:") {
             st.load_service_measurements(m);
         }
     });

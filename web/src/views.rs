@@ -84,12 +84,19 @@ pub fn Results(st: St) -> impl IntoView {
         None => {
             let why = match st.source.get() {
                 Source::Loading(id) => format!("loading {id}…"),
-                Source::Failed { .. } => "no config: see the message under Model".into(),
+                Source::Failed { .. } => {
+                    // the answer on screen is why there is none: the rest of the page may render
+                    first_estimate_mark(st);
+                    "no config: see the message under Model".into()
+                }
                 _ => "pick a model".into(),
             };
             view! { <p id="no-result" class="status">{why}</p> }.into_any()
         }
-        Some(Err(e)) => view! { <div id="estimate-error" class="error" role="alert"><p>{e}</p></div> }.into_any(),
+        Some(Err(e)) => {
+            first_estimate_mark(st);
+            view! { <div id="estimate-error" class="error" role="alert"><p>{e}</p></div> }.into_any()
+        }
         Some(Ok(e)) => {
             first_estimate_mark(st);
             let later = e.clone();
