@@ -208,6 +208,11 @@ impl Quant {
         }
     }
 
+    /// Bytes of the shared 8-bit exponents (one per 32 values) of a `rows x cols` MXFP4 matrix.
+    pub fn mxfp4_scale_bytes(rows: u64, cols: u64) -> u64 {
+        u64::try_from((rows as u128 * cols as u128).div_ceil(32)).unwrap_or(u64::MAX)
+    }
+
     /// Exact stored bytes of one `rows x cols` linear weight (rows = output features).
     /// Sources: AutoAWQ `WQLinear_GEMM` buffers, AutoGPTQ `QuantLinear` buffers, DeepSeek-V3
     /// `weight_scale_inv`, OCP MX spec, bitsandbytes `Params4bit` / `Int8Params`.
@@ -235,7 +240,7 @@ impl Quant {
             }
             Quant::Fp8 { block: None, .. } => elems + 4,
             Quant::Int8PerChannel { .. } => elems + rows as u128 * 4,
-            Quant::Mxfp4 { .. } => elems.div_ceil(2) + elems.div_ceil(32),
+            Quant::Mxfp4 { .. } => elems.div_ceil(2) + Quant::mxfp4_scale_bytes(rows, cols) as u128,
             Quant::Bnb4 { double_quant, .. } => {
                 let blocks = elems.div_ceil(64);
                 if *double_quant {

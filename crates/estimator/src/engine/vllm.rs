@@ -62,46 +62,31 @@ fn mxfp4_backend(compute_capability: Option<u32>) -> Mxfp4Backend {
 /// (exact for a given backend; the backend follows the GPU, Hopper when the GPU is custom).
 /// Marlin on an A100 turns gpt-oss-20b's 12.8 GiB into vLLM's logged 13.7 GiB.
 fn mxfp4_relayout_extra(shape: &ModelShape, plan: &WeightPlan, tp: u64, backend: Mxfp4Backend) -> u64 {
-    if !matches!(plan.quant, Some(Quant::Mxfp4 { .. })) {
-        return 0;
-    }
+    let Some(q @ Quant::Mxfp4 { .. }) = &plan.quant else { return 0 };
     let (pad_i, pad_h) = match backend {
         Mxfp4Backend::Marlin => (128, 256),
         Mxfp4Backend::Triton => (64, 1),
         Mxfp4Backend::FlashInferSm100 => (256, 256),
     };
     let up = |x: u64, a: u64| x.div_ceil(a).saturating_mul(a);
-    let mx = |rows: u64, cols: u64| -> (u128, u128) {
-        let e = rows as u128 * cols as u128;
-        (e.div_ceil(2), e.div_ceil(32))
-    };
     let mut extra: u128 = 0;
     for (layer, n) in shape.runs_all() {
         let mut per_layer: u128 = 0;
-        for t in layer.tensors.iter() {
+        for t in &layer.tensors {
             let (rows, cols) = t.shard(tp);
             let count = t.count as u128;
-            match (t.role, t.split) {
-                (Role::Expert, Split::Column) => {
-                    // fused gate/up: rows = 2 x intermediate per rank, cols = hidden
-                    let half = rows / 2;
-                    let (w0, s0) = mx(rows, cols);
-                    let (w1, s1) = mx(2 * up(half, pad_i), up(cols, pad_h));
-                    per_layer += count * (w1 + s1 - w0 - s0);
+            match t.role {
+                Role::Expert => {
+                    // fused gate/up (column split): rows = 2 x intermediate per rank, cols = hidden;
+                    // down (row split): rows = hidden, cols = intermediate per rank
+                    let (pr, pc) = if t.split == Split::Column { (2 * up(rows / 2, pad_i), up(cols, pad_h)) } else { (up(rows, pad_h), up(cols, pad_i)) };
+                    per_layer += count * (q.matrix_bytes(pr, pc) - q.matrix_bytes(rows, cols)) as u128;
                     if backend == Mxfp4Backend::Triton {
-                        per_layer += count * s1;
+                        // the checkpoint-layout scales stay registered beside the swizzled ones
+                        per_layer += count * Quant::mxfp4_scale_bytes(pr, pc) as u128;
                     }
                 }
-                (Role::Expert, _) => {
-                    // down: rows = hidden, cols = intermediate per rank
-                    let (w0, s0) = mx(rows, cols);
-                    let (w1, s1) = mx(up(rows, pad_h), up(cols, pad_i));
-                    per_layer += count * (w1 + s1 - w0 - s0);
-                    if backend == Mxfp4Backend::Triton {
-                        per_layer += count * s1;
-                    }
-                }
-                (Role::Bias, _) if t.count > 1 && backend == Mxfp4Backend::Triton => {
+                Role::Bias if t.count > 1 && backend == Mxfp4Backend::Triton => {
                     // expert biases: bf16 in the checkpoint, fp32 after loading
                     per_layer += count * rows as u128 * cols as u128 * 2;
                 }
