@@ -35,15 +35,19 @@ fn field(st: St, key: &'static str, label: &'static str, hint: &'static str, hel
 /// A select bound to one scenario key.
 fn choice(st: St, key: &'static str, label: &'static str, options: Vec<(String, String)>, help: &'static str) -> impl IntoView {
     let id = format!("in-{key}");
+    let initial = st.scenario.with_untracked(|s| s.get(key));
     view! {
         <div class="field">
             <label for=id.clone() title=help>{label}</label>
-            <select id=id on:change=move |ev| st.change(key, &event_target_value(&ev))>
+            // one reactive value per select (not one per option); `selected` marks the first value
+            // for the moment before the options exist
+            <select id=id on:change=move |ev| st.change(key, &event_target_value(&ev))
+                prop:value=move || st.scenario.with(|s| s.get(key).unwrap_or_default())>
                 {options
                     .into_iter()
                     .map(|(value, text)| {
-                        let v = value.clone();
-                        view! { <option value=value selected=move || st.scenario.with(|s| s.get(key).as_deref() == Some(v.as_str()))>{text}</option> }
+                        let selected = initial.as_deref() == Some(value.as_str());
+                        view! { <option value=value selected=selected>{text}</option> }
                     })
                     .collect_view()}
             </select>
@@ -207,6 +211,9 @@ pub fn ScenarioInputs(st: St) -> impl IntoView {
     let mut gpus: Vec<(String, String)> = CATALOG.iter().map(|g| (g.id.to_string(), format!("{} ({} GiB)", g.name, g.memory_gib))).collect();
     gpus.push(("custom".into(), "Custom size…".into()));
     let custom = move || st.scenario.with(|s| s.get("mem").is_some());
+    // the select shows "custom" whenever a memory size overrides the catalog
+    let gpu_value = move || st.scenario.with(|s| if s.get("mem").is_some() { "custom".to_string() } else { s.get("gpu").unwrap_or_default() });
+    let initial_gpu = st.scenario.with_untracked(|s| if s.get("mem").is_some() { "custom".to_string() } else { s.get("gpu").unwrap_or_default() });
     let dtypes: Vec<(String, String)> = WeightDtype::ALL.iter().map(|d| (d.to_string(), if *d == WeightDtype::Auto { "auto (checkpoint)".into() } else { d.to_string() })).collect();
     let quants: Vec<(String, String)> = QuantChoice::ALL.iter().map(|q| (q.to_string(), if *q == QuantChoice::Auto { "auto (config)".into() } else { q.to_string() })).collect();
     let kvs: Vec<(String, String)> = KvDtype::ALL.iter().map(|k| (k.to_string(), if *k == KvDtype::Auto { "auto (activation dtype)".into() } else { k.to_string() })).collect();
@@ -217,7 +224,7 @@ pub fn ScenarioInputs(st: St) -> impl IntoView {
             <div class="grid">
                 <div class="field">
                     <label for="in-gpu">"GPU"</label>
-                    <select id="in-gpu" on:change=move |ev| {
+                    <select id="in-gpu" prop:value=gpu_value on:change=move |ev| {
                         let v = event_target_value(&ev);
                         if v == "custom" {
                             let gib = st.scenario.with_untracked(|s| s.gpu.memory().map(|b| b.gib()).unwrap_or(80.0));
@@ -227,8 +234,8 @@ pub fn ScenarioInputs(st: St) -> impl IntoView {
                         }
                     }>
                         {gpus.into_iter().map(|(v, t)| {
-                            let v2 = v.clone();
-                            view! { <option value=v selected=move || st.scenario.with(|s| s.get("gpu").as_deref() == Some(v2.as_str()) || (v2 == "custom" && s.get("mem").is_some()))>{t}</option> }
+                            let selected = v == initial_gpu;
+                            view! { <option value=v selected=selected>{t}</option> }
                         }).collect_view()}
                     </select>
                 </div>

@@ -118,6 +118,71 @@ pub fn mark(key: &str, value: f64, append: bool) {
     }
 }
 
+/// Runs `f` after the next frame has been painted: a `requestAnimationFrame` callback runs just
+/// before the browser paints, and a zero timeout queued from it runs after that paint.
+pub fn after_paint(f: impl FnOnce() + 'static) {
+    let Some(w) = window() else { return };
+    let raf = wasm_bindgen::closure::Closure::once_into_js(move || after_render(f));
+    if w.request_animation_frame(raf.unchecked_ref()).is_err() {
+        // no frames (a hidden tab): nothing is painted; fall back to after this task
+        if let Ok(f) = raf.dyn_into::<js_sys::Function>() {
+            let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&f, 0);
+        }
+    }
+}
+
+/// Runs `f` with the time the page's first content reached the screen (the browser's
+/// `first-contentful-paint`, reported once the frame has been presented), for content rendered in
+/// this task. When that paint is already past (this content comes later), when the browser has no
+/// paint timing, or when none arrives (a hidden tab), `f` runs after the next paint instead, with
+/// the time then.
+pub fn after_first_contentful_paint(f: impl FnOnce(f64) + 'static) {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    let Some(perf) = window().and_then(|w| w.performance()) else { return };
+    type Pending = Rc<RefCell<Option<Box<dyn FnOnce(f64)>>>>;
+    let pending: Pending = Rc::new(RefCell::new(Some(Box::new(f))));
+    let fire = {
+        let pending = pending.clone();
+        move |t: f64| {
+            let f = pending.borrow_mut().take();
+            if let Some(f) = f {
+                f(t)
+            }
+        }
+    };
+    let fallback = fire.clone();
+    let later = move || after_paint(move || set_timeout(250, move || fallback(now_ms())));
+    if perf.get_entries_by_name("first-contentful-paint").length() > 0 {
+        // the first content was painted before this: the next paint shows it
+        return after_paint(move || fire(now_ms()));
+    }
+    let cb = wasm_bindgen::closure::Closure::<dyn FnMut(web_sys::PerformanceObserverEntryList, web_sys::PerformanceObserver)>::new(
+        move |list: web_sys::PerformanceObserverEntryList, obs: web_sys::PerformanceObserver| {
+            if let Ok(e) = list.get_entries_by_name("first-contentful-paint").get(0).dyn_into::<web_sys::PerformanceEntry>() {
+                obs.disconnect();
+                fire(e.start_time());
+            }
+        },
+    );
+    let init = js_sys::Object::new();
+    let _ = js_sys::Reflect::set(&init, &"type".into(), &"paint".into());
+    let _ = js_sys::Reflect::set(&init, &"buffered".into(), &true.into());
+    if let Ok(obs) = web_sys::PerformanceObserver::new(cb.as_ref().unchecked_ref()) {
+        obs.observe(init.unchecked_ref());
+        // lives as long as the page (one observer, disconnected after its entry)
+        cb.forget();
+    }
+    later();
+}
+
+/// Runs `f` after `ms` milliseconds.
+pub fn set_timeout(ms: i32, f: impl FnOnce() + 'static) {
+    let Some(w) = window() else { return };
+    let cb = wasm_bindgen::closure::Closure::once_into_js(f);
+    let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(cb.unchecked_ref(), ms);
+}
+
 /// Runs `f` after the current task and its microtasks (after Leptos has updated the DOM).
 pub fn after_render(f: impl FnOnce() + 'static) {
     let Some(w) = window() else { return };

@@ -15,6 +15,7 @@ use leptos::task::spawn_local;
 /// The whole page.
 #[component]
 fn App() -> impl IntoView {
+    io::mark("app_start_ms", io::now_ms(), false);
     let st = St::new();
     st.start();
     // the URL always holds the scenario (the permalink)
@@ -54,7 +55,11 @@ fn App() -> impl IntoView {
         <main class="layout" on:dragover=|ev: web_sys::DragEvent| ev.prevent_default() on:drop=on_drop>
             <div class="inputs">
                 <inputs::ModelPicker st=st />
-                <inputs::ScenarioInputs st=st />
+                // below the model picker (under the fold on a phone): renders right after the
+                // first estimate is painted, with the rest of the page
+                <Show when=move || st.full.get()>
+                    <inputs::ScenarioInputs st=st />
+                </Show>
             </div>
             <div class="results">
                 <views::LinkBar st=st />
