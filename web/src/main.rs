@@ -53,11 +53,12 @@ fn App() -> impl IntoView {
             <p>"Will this model fit, how many concurrent requests at what context length, and how sure can you be? Exact where arithmetic can be exact (weights, KV cache), modelled and labelled where it cannot (activations, engine overheads)."</p>
         </header>
         <main class="layout" on:dragover=|ev: web_sys::DragEvent| ev.prevent_default() on:drop=on_drop>
+            // the controls render in the frame after the first estimate is on screen (with the
+            // rest of the page): the answer comes first, and on a phone the empty column keeps
+            // the estimate where it will stay (style.css `.inputs:empty`)
             <div class="inputs">
-                <inputs::ModelPicker st=st />
-                // below the model picker (under the fold on a phone): renders right after the
-                // first estimate is painted, with the rest of the page
                 <Show when=move || st.full.get()>
+                    <inputs::ModelPicker st=st />
                     <inputs::ScenarioInputs st=st />
                 </Show>
             </div>
