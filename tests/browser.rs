@@ -234,6 +234,22 @@ async fn an_unreachable_hub_offers_the_bundled_copy() -> Result<()> {
     // the token is never in the link
     b.type_into("#hub-token", "hf_secret_value").await?;
     assert!(!b.c.current_url().await?.as_str().contains("hf_secret"));
+    // a Hub that accepts the connection and never answers: a link to a model that is not bundled
+    // shows the controls while its config is loading (they do not wait for an answer)
+    let silent = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let silent_url = format!("http://{}", silent.local_addr()?);
+    std::thread::spawn(move || {
+        let mut held = vec![];
+        for conn in silent.incoming().flatten() {
+            held.push(conn);
+        }
+    });
+    b.type_into("#hub-endpoint", &silent_url).await?;
+    b.c.goto(&format!("{}?v=1&m=example-org/not-bundled-7b&n=4", h.url)).await?;
+    b.wait("#in-gpu").await?;
+    b.wait("#hub-id").await?;
+    let status = b.text("#no-result").await?;
+    assert!(status.contains("loading example-org/not-bundled-7b"), "{status}");
     b.close().await
 }
 

@@ -83,28 +83,35 @@ pub fn Results(st: St) -> impl IntoView {
     move || match st.estimate.get() {
         None => {
             let why = match st.source.get() {
-                Source::Loading(id) => format!("loading {id}…"),
+                Source::Loading(id) => {
+                    // the controls need not wait for a model from the Hub
+                    first_view(st, false);
+                    format!("loading {id}…")
+                }
                 Source::Failed { .. } => {
-                    // the answer on screen is why there is none: the rest of the page may render
-                    first_estimate_mark(st);
+                    // the answer on screen is why there is none
+                    first_view(st, true);
                     "no config: see the message under Model".into()
                 }
-                _ => "pick a model".into(),
+                Source::None | Source::Loaded { .. } => {
+                    first_view(st, false);
+                    "pick a model".into()
+                }
             };
             view! { <p id="no-result" class="status">{why}</p> }.into_any()
         }
         Some(Err(e)) => {
-            first_estimate_mark(st);
+            first_view(st, true);
             view! { <div id="estimate-error" class="error" role="alert"><p>{e}</p></div> }.into_any()
         }
         Some(Ok(e)) => {
-            first_estimate_mark(st);
+            first_view(st, true);
             let later = e.clone();
             view! {
                 <Verdict e=e.clone() />
                 <Breakdown e=e.clone() />
                 <Figures e=e.clone() st=st />
-                // the rest renders one tick after the first estimate is on screen
+                // the rest renders once the first estimate is on screen (`first_view`)
                 <Show when=move || st.full.get()>
                     <EngineReport e=later.clone() />
                     <CapacityTable e=later.clone() />
@@ -119,19 +126,32 @@ pub fn Results(st: St) -> impl IntoView {
     }
 }
 
-/// Records when the first estimate reached the screen (the frame that shows it has been painted),
-/// then lets the rest of the page render.
-fn first_estimate_mark(st: St) {
-    thread_local! { static DONE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) }; }
-    if !DONE.with(|d| d.replace(true)) {
+/// Lets the rest of the page (controls, charts, tables) render once this first view is on screen,
+/// whatever it shows; when it is an answer (an estimate, or why there is none), records when the
+/// first one reached the screen.
+fn first_view(st: St, answer: bool) {
+    use std::cell::Cell;
+    thread_local! {
+        static REVEALED: Cell<bool> = const { Cell::new(false) };
+        static MARKED: Cell<bool> = const { Cell::new(false) };
+    }
+    let mark_now = answer && !MARKED.with(|m| m.replace(true));
+    if mark_now {
         io::mark("results_view_ms", io::now_ms(), false);
         io::after_render(move || io::mark("first_estimate_dom_ms", io::now_ms(), false));
-        // the rest of the page renders once this frame is on screen: on 2 cores a long render
-        // right after the paint delays the frame's presentation
+    }
+    if !REVEALED.with(|r| r.replace(true)) {
+        // the rest renders once this frame is on screen: on 2 cores a long render right after
+        // the paint delays the frame's presentation
         io::after_first_contentful_paint(move |t| {
-            io::mark("first_estimate_ms", t, false);
+            if mark_now {
+                io::mark("first_estimate_ms", t, false);
+            }
             st.full.set(true);
         });
+    } else if mark_now {
+        // the page was already revealed (a model was loading): the answer shows at the next paint
+        io::after_paint(move || io::mark("first_estimate_ms", io::now_ms(), false));
     }
 }
 
