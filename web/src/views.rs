@@ -5,7 +5,9 @@
 use crate::app::{Source, St};
 use crate::chart::{self, Marker, Series, Spec};
 use crate::io;
-use kv_estimator::estimate::{fragmentation_table, solve, Estimate};
+use kv_estimator::engine::EngineReport;
+use kv_estimator::estimate::{fragmentation_table, solve, ContextRow, Estimate};
+use kv_estimator::model::DefaultUsed;
 use kv_estimator::units::{fixed, Basis, Bytes, Figure};
 use kv_estimator::{Scenario, WeightDtype};
 use leptos::prelude::*;
@@ -77,48 +79,68 @@ pub fn LinkBar(st: St) -> impl IntoView {
     }
 }
 
+/// What the results area shows. It changes far less often than the estimate: the sections inside
+/// re-render on their own, each when the figures it shows change.
+#[derive(Debug, Clone, PartialEq)]
+enum Shown {
+    /// No estimate yet; the text says why, and whether it is an answer (a failed config).
+    Waiting(String, bool),
+    Error(String),
+    Estimate,
+}
+
+/// The current estimate, when there is one.
+fn current(st: St) -> Option<Estimate> {
+    st.estimate.with(|e| e.as_ref().and_then(|r| r.as_ref().ok()).cloned())
+}
+
 /// Everything computed for the scenario, or why nothing is.
 #[component]
 pub fn Results(st: St) -> impl IntoView {
-    move || match st.estimate.get() {
-        None => {
-            let why = match st.source.get() {
-                Source::Loading(id) => {
-                    // the controls need not wait for a model from the Hub
-                    first_view(st, false);
-                    format!("loading {id}…")
-                }
-                Source::Failed { .. } => {
-                    // the answer on screen is why there is none
-                    first_view(st, true);
-                    "no config: see the message under Model".into()
-                }
-                Source::None | Source::Loaded { .. } => {
-                    first_view(st, false);
-                    "pick a model".into()
-                }
-            };
+    let shown = Memo::new(move |_| match st.estimate.with(|e| e.as_ref().map(|r| r.as_ref().err().cloned())) {
+        Some(Some(e)) => Shown::Error(e),
+        Some(None) => Shown::Estimate,
+        None => st.source.with(|src| match src {
+            Source::Loading(id) => Shown::Waiting(format!("loading {id}…"), false),
+            Source::Failed { .. } => Shown::Waiting("no config: see the message under Model".into(), true),
+            Source::None | Source::Loaded { .. } => Shown::Waiting("pick a model".into(), false),
+        }),
+    });
+    // sections whose figures do not depend on every input (the engine report and the capacity
+    // table do not change with the number of requests) skip the re-render when they are unchanged
+    let engine = Memo::new(move |_| st.estimate.with(|e| e.as_ref().and_then(|r| r.as_ref().ok()).map(|e| e.engine.clone())));
+    let capacity = Memo::new(move |_| st.estimate.with(|e| e.as_ref().and_then(|r| r.as_ref().ok()).map(|e| e.context_table.clone())));
+    let notes = Memo::new(move |_| {
+        st.estimate.with(|e| e.as_ref().and_then(|r| r.as_ref().ok()).map(|e| (e.model.defaults.clone(), e.model.notes.iter().chain(e.weights.plan.notes.iter()).cloned().collect::<Vec<String>>())))
+    });
+    move || match shown.get() {
+        Shown::Waiting(why, answer) => {
+            // the controls need not wait for a model from the Hub; a failed config is an answer
+            first_view(st, answer);
             view! { <p id="no-result" class="status">{why}</p> }.into_any()
         }
-        Some(Err(e)) => {
+        Shown::Error(e) => {
             first_view(st, true);
             view! { <div id="estimate-error" class="error" role="alert"><p>{e}</p></div> }.into_any()
         }
-        Some(Ok(e)) => {
+        Shown::Estimate => {
             first_view(st, true);
-            let later = e.clone();
             view! {
-                <Verdict e=e.clone() />
-                <Breakdown e=e.clone() />
-                <Figures e=e.clone() st=st />
+                {move || current(st).map(|e| view! {
+                    <Verdict e=e.clone() />
+                    <Breakdown e=e.clone() />
+                    <Figures e=e st=st />
+                })}
                 // the rest renders once the first estimate is on screen (`first_view`)
                 <Show when=move || st.full.get()>
-                    <EngineReport e=later.clone() />
-                    <CapacityTable e=later.clone() />
+                    {move || engine.get().map(|en| view! { <EngineSection en=en /> })}
+                    {move || capacity.get().map(|rows| view! { <CapacityTable rows=rows /> })}
                     <Charts st=st />
-                    <Fragmentation e=later.clone() />
-                    <Throughput e=later.clone() />
-                    <Notes e=later.clone() />
+                    {move || current(st).map(|e| view! {
+                        <Fragmentation e=e.clone() />
+                        <Throughput e=e />
+                    })}
+                    {move || notes.get().map(|(defaults, notes)| view! { <Notes defaults=defaults notes=notes /> })}
                 </Show>
             }
             .into_any()
@@ -293,8 +315,7 @@ fn Figures(e: Estimate, st: St) -> impl IntoView {
 }
 
 #[component]
-fn EngineReport(e: Estimate) -> impl IntoView {
-    let en = e.engine.clone();
+fn EngineSection(en: EngineReport) -> impl IntoView {
     view! {
         <section id="engine" class="panel" aria-labelledby="h-engine-report">
             <h2 id="h-engine-report">{format!("What {} {} would allocate", en.name, en.version)}</h2>
@@ -311,14 +332,14 @@ fn EngineReport(e: Estimate) -> impl IntoView {
 }
 
 #[component]
-fn CapacityTable(e: Estimate) -> impl IntoView {
+fn CapacityTable(rows: Vec<ContextRow>) -> impl IntoView {
     view! {
         <section id="capacity" class="panel" aria-labelledby="h-capacity">
             <h2 id="h-capacity">"Concurrent requests per context length"</h2>
             <table id="capacity-table">
                 <thead><tr><th>"tokens per request"</th><th>"KV per request"</th><th>"max concurrent requests"</th></tr></thead>
                 <tbody>
-                    {e.context_table.iter().map(|r| view! {
+                    {rows.iter().map(|r| view! {
                         <tr data-context=r.context.to_string()><td class="num">{chart::count_label(r.context as f64)}</td><td class="num">{r.kv_bytes_per_request.to_string()}</td><td class="num">{r.max_concurrency}</td></tr>
                     }).collect_view()}
                 </tbody>
@@ -441,9 +462,7 @@ fn Throughput(e: Estimate) -> impl IntoView {
 }
 
 #[component]
-fn Notes(e: Estimate) -> impl IntoView {
-    let defaults = e.model.defaults.clone();
-    let notes: Vec<String> = e.model.notes.iter().chain(e.weights.plan.notes.iter()).cloned().collect();
+fn Notes(defaults: Vec<DefaultUsed>, notes: Vec<String>) -> impl IntoView {
     (!defaults.is_empty() || !notes.is_empty()).then(|| {
         view! {
             <section id="defaults" class="panel" aria-labelledby="h-defaults">
