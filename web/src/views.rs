@@ -372,10 +372,12 @@ fn at(shape: &kv_estimator::ModelShape, s: &Scenario) -> Option<Estimate> {
 
 #[component]
 fn Charts(st: St) -> impl IntoView {
-    move || {
-        let Source::Loaded { shape, .. } = st.source.get() else { return ().into_any() };
+    // the three charts' data; each chart re-renders only when its own data changes (the capacity
+    // chart does not depend on the number of requests)
+    let specs = Memo::new(move |_| -> Option<[(String, Spec); 3]> {
+        let Source::Loaded { shape, .. } = st.source.get() else { return None };
         let s = st.scenario.get();
-        let Ok(base) = kv_estimator::estimate(&shape, &s) else { return ().into_any() };
+        let base = current(st)?;
         let cap = gib_f(base.capacity.0 as f64);
         let max_n = (base.max_concurrency.saturating_mul(2)).clamp(64, 4096);
         let conc: Vec<(f64, f64)> = chart::doubling(1, max_n).into_iter().filter_map(|n| at(&shape, &Scenario { concurrency: n, ..s.clone() }).map(|e| (n as f64, gib_f(e.total.0 as f64)))).collect();
@@ -405,20 +407,39 @@ fn Charts(st: St) -> impl IntoView {
             }
         });
         let cap_label = format!("usable {} GiB", fixed(cap, 1));
-        view! {
-            <section id="charts" class="panel" aria-labelledby="h-charts">
-                <h2 id="h-charts">"Memory and capacity"</h2>
-                <div class="charts">
-                    {svg_chart("chart-concurrency", format!("Memory per GPU vs concurrent requests ({} tokens each)", s.context_len()),
-                        Spec { x_label: "concurrent requests".into(), y_label: "GiB per GPU".into(), series: vec![Series { label: "estimated total".into(), class: "total", points: conc }], hlines: vec![(cap, cap_label.clone())], markers: m_conc })}
-                    {svg_chart("chart-context", format!("Memory per GPU vs tokens per request ({} requests)", s.concurrency),
-                        Spec { x_label: "tokens per request".into(), y_label: "GiB per GPU".into(), series: vec![Series { label: "estimated total".into(), class: "total", points: mem_ctx }], hlines: vec![(cap, cap_label)], markers: m_ctx })}
-                    {svg_chart("chart-capacity", "Concurrent requests that fit vs tokens per request".to_string(),
-                        Spec { x_label: "tokens per request".into(), y_label: "requests".into(), series: vec![Series { label: "max concurrent requests".into(), class: "cap", points: cap_ctx }], hlines: vec![], markers: vec![] })}
-                </div>
-            </section>
-        }
-        .into_any()
+        Some([
+            (
+                format!("Memory per GPU vs concurrent requests ({} tokens each)", s.context_len()),
+                Spec { x_label: "concurrent requests".into(), y_label: "GiB per GPU".into(), series: vec![Series { label: "estimated total".into(), class: "total", points: conc }], hlines: vec![(cap, cap_label.clone())], markers: m_conc },
+            ),
+            (
+                format!("Memory per GPU vs tokens per request ({} requests)", s.concurrency),
+                Spec { x_label: "tokens per request".into(), y_label: "GiB per GPU".into(), series: vec![Series { label: "estimated total".into(), class: "total", points: mem_ctx }], hlines: vec![(cap, cap_label)], markers: m_ctx },
+            ),
+            (
+                "Concurrent requests that fit vs tokens per request".to_string(),
+                Spec { x_label: "tokens per request".into(), y_label: "requests".into(), series: vec![Series { label: "max concurrent requests".into(), class: "cap", points: cap_ctx }], hlines: vec![], markers: vec![] },
+            ),
+        ])
+    });
+    let any = Memo::new(move |_| specs.with(Option::is_some));
+    let one = move |i: usize, id: &'static str| {
+        let spec = Memo::new(move |_| specs.with(|s| s.as_ref().map(|s| s[i].clone())));
+        move || spec.get().map(|(title, sp)| svg_chart(id, title, sp))
+    };
+    move || {
+        any.get().then(|| {
+            view! {
+                <section id="charts" class="panel" aria-labelledby="h-charts">
+                    <h2 id="h-charts">"Memory and capacity"</h2>
+                    <div class="charts">
+                        {one(0, "chart-concurrency")}
+                        {one(1, "chart-context")}
+                        {one(2, "chart-capacity")}
+                    </div>
+                </section>
+            }
+        })
     }
 }
 
