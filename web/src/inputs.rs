@@ -6,7 +6,7 @@ use crate::app::{Origin, Source, St};
 use crate::io;
 use kv_estimator::gpu::CATALOG;
 use kv_estimator::scenario::PRESETS;
-use kv_estimator::{Engine, KvDtype, QuantChoice, WeightDtype};
+use kv_estimator::{Engine, KvDtype, QuantChoice, Scenario, WeightDtype};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
@@ -212,8 +212,9 @@ pub fn ScenarioInputs(st: St) -> impl IntoView {
     gpus.push(("custom".into(), "Custom size…".into()));
     let custom = move || st.scenario.with(|s| s.get("mem").is_some());
     // the select shows "custom" whenever a memory size overrides the catalog
-    let gpu_value = move || st.scenario.with(|s| if s.get("mem").is_some() { "custom".to_string() } else { s.get("gpu").unwrap_or_default() });
-    let initial_gpu = st.scenario.with_untracked(|s| if s.get("mem").is_some() { "custom".to_string() } else { s.get("gpu").unwrap_or_default() });
+    let gpu_choice = |s: &Scenario| if s.get("mem").is_some() { "custom".to_string() } else { s.get("gpu").unwrap_or_default() };
+    let gpu_value = move || st.scenario.with(gpu_choice);
+    let initial_gpu = st.scenario.with_untracked(gpu_choice);
     let dtypes: Vec<(String, String)> = WeightDtype::ALL.iter().map(|d| (d.to_string(), if *d == WeightDtype::Auto { "auto (checkpoint)".into() } else { d.to_string() })).collect();
     let quants: Vec<(String, String)> = QuantChoice::ALL.iter().map(|q| (q.to_string(), if *q == QuantChoice::Auto { "auto (config)".into() } else { q.to_string() })).collect();
     let kvs: Vec<(String, String)> = KvDtype::ALL.iter().map(|k| (k.to_string(), if *k == KvDtype::Auto { "auto (activation dtype)".into() } else { k.to_string() })).collect();

@@ -139,7 +139,6 @@ pub fn after_paint(f: impl FnOnce() + 'static) {
 pub fn after_first_contentful_paint(f: impl FnOnce(f64) + 'static) {
     use std::cell::RefCell;
     use std::rc::Rc;
-    let Some(perf) = window().and_then(|w| w.performance()) else { return };
     type Pending = Rc<RefCell<Option<Box<dyn FnOnce(f64)>>>>;
     let pending: Pending = Rc::new(RefCell::new(Some(Box::new(f))));
     let fire = {
@@ -153,8 +152,10 @@ pub fn after_first_contentful_paint(f: impl FnOnce(f64) + 'static) {
     };
     let fallback = fire.clone();
     let later = move || after_paint(move || set_timeout(250, move || fallback(now_ms())));
-    if perf.get_entries_by_name("first-contentful-paint").length() > 0 {
-        // the first content was painted before this: the next paint shows it
+    let painted = window().and_then(|w| w.performance()).is_none_or(|p| p.get_entries_by_name("first-contentful-paint").length() > 0);
+    if painted {
+        // the first content was painted before this (or there is no paint timing): the next
+        // paint shows it
         return after_paint(move || fire(now_ms()));
     }
     let cb = wasm_bindgen::closure::Closure::<dyn FnMut(web_sys::PerformanceObserverEntryList, web_sys::PerformanceObserver)>::new(

@@ -89,9 +89,15 @@ enum Shown {
     Estimate,
 }
 
+/// `f` of the current estimate, when there is one (tracked: a closure or memo calling this
+/// re-runs when the estimate changes).
+fn with_estimate<T>(st: St, f: impl FnOnce(&Estimate) -> T) -> Option<T> {
+    st.estimate.with(|e| e.as_ref().and_then(|r| r.as_ref().ok()).map(f))
+}
+
 /// The current estimate, when there is one.
 fn current(st: St) -> Option<Estimate> {
-    st.estimate.with(|e| e.as_ref().and_then(|r| r.as_ref().ok()).cloned())
+    with_estimate(st, Estimate::clone)
 }
 
 /// Everything computed for the scenario, or why nothing is.
@@ -108,11 +114,9 @@ pub fn Results(st: St) -> impl IntoView {
     });
     // sections whose figures do not depend on every input (the engine report and the capacity
     // table do not change with the number of requests) skip the re-render when they are unchanged
-    let engine = Memo::new(move |_| st.estimate.with(|e| e.as_ref().and_then(|r| r.as_ref().ok()).map(|e| e.engine.clone())));
-    let capacity = Memo::new(move |_| st.estimate.with(|e| e.as_ref().and_then(|r| r.as_ref().ok()).map(|e| e.context_table.clone())));
-    let notes = Memo::new(move |_| {
-        st.estimate.with(|e| e.as_ref().and_then(|r| r.as_ref().ok()).map(|e| (e.model.defaults.clone(), e.model.notes.iter().chain(e.weights.plan.notes.iter()).cloned().collect::<Vec<String>>())))
-    });
+    let engine = Memo::new(move |_| with_estimate(st, |e| e.engine.clone()));
+    let capacity = Memo::new(move |_| with_estimate(st, |e| e.context_table.clone()));
+    let notes = Memo::new(move |_| with_estimate(st, |e| (e.model.defaults.clone(), e.model.notes.iter().chain(e.weights.plan.notes.iter()).cloned().collect::<Vec<String>>())));
     move || match shown.get() {
         Shown::Waiting(why, answer) => {
             // the controls need not wait for a model from the Hub; a failed config is an answer
