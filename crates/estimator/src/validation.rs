@@ -468,7 +468,10 @@ pub fn evaluate(case: &Case, shape: &ModelShape, config: ModelMatch) -> CaseResu
         Ok(e) => e,
         Err(err) => return CaseResult::skipped(case, Some(config), format!("the estimate failed: {err}")),
     };
-    notes.push(format!("permalink ?{}", s.to_query()));
+    match e.weights.plan.quant.as_ref().filter(|_| shape.notes.iter().any(|n| n.starts_with("quantisation taken from the log"))) {
+        Some(q) => notes.push(format!("permalink ?{} (opens the bundled config; this estimate also applies the checkpoint's {}, which a permalink does not carry)", s.to_query(), q.name())),
+        None => notes.push(format!("permalink ?{}", s.to_query())),
+    }
     let quantised = matches!(e.weights.plan.quant, Some(Quant::Awq { .. } | Quant::Gptq { .. }));
     let gib = |b: u64| b as f64 / GIB as f64;
     let mib = |b: u64| b as f64 / MIB as f64;

@@ -31,8 +31,28 @@ use crate::units::{Bytes, Figure, GIB};
 pub const NON_TORCH_SINGLE_GIB: f64 = 0.1;
 /// Non-torch memory before v0.7 (see [`NON_TORCH_SINGLE_GIB`]).
 pub const NON_TORCH_SINGLE_GIB_V06: f64 = 0.3;
-/// Extra non-torch memory per GPU when `tp > 1`.
-pub const NON_TORCH_TP_GIB: f64 = 0.5;
+/// Extra non-torch memory per GPU when `tp > 1` (NCCL communicators and vLLM's custom all-reduce
+/// buffers), by the fabric between the GPUs; see [`non_torch_tp_gib`].
+/// On an NVSwitch of Hopper or later GPUs NCCL adds NVLink SHARP buffers: vLLM PR 10511 logs
+/// +1.79 GiB from TP1 to TP2 on H100 SXM (0.6.5), PR 21429 logs 2.04 GiB non-torch in all at TP4
+/// on H200 (0.10, Qwen3-235B-A22B-FP8).
+pub const NON_TORCH_TP_NVLS_GIB: f64 = 1.9;
+/// Without a switch (PCIe, NVLink bridges): a vLLM 0.8 log of TP on RTX 3090s (PR 14447) shows
+/// 0.20 GiB non-torch in all, 0.1 above one GPU's.
+pub const NON_TORCH_TP_P2P_GIB: f64 = 0.1;
+/// A100 on an NVSwitch (no NVLS), AMD, or a custom GPU whose fabric is unknown: not measured;
+/// between the two above.
+pub const NON_TORCH_TP_OTHER_GIB: f64 = 0.5;
+
+/// Extra non-torch GiB per GPU when `tp > 1`, by the catalog GPU's fabric (custom GPUs: unknown).
+pub fn non_torch_tp_gib(gpu: Option<&crate::gpu::Gpu>) -> f64 {
+    use crate::gpu::Fabric;
+    match gpu.map(|g| (g.fabric, g.compute_capability)) {
+        Some((Fabric::NvSwitch, cc)) if cc >= 90 => NON_TORCH_TP_NVLS_GIB,
+        Some((Fabric::PointToPoint, _)) => NON_TORCH_TP_P2P_GIB,
+        _ => NON_TORCH_TP_OTHER_GIB,
+    }
+}
 /// CUDA-graph memory (modelled; logs show 0.03 to 5 GiB, most 0.1 to 1 GiB).
 pub const CUDA_GRAPH_GIB: f64 = 0.5;
 
@@ -125,7 +145,8 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         format!("max({tokens} tokens -> {}, {} rows x {} vocab x 38 B -> {})", gib(fwd), rows.min(tokens), cx.shape.vocab_size, gib(smp)),
     )
     .note("vLLM profiles one dummy batch; V1 uses its chunked-prefill budget, V0 max_model_len without chunked prefill");
-    let non_torch = if ver < (0, 7, 0) { NON_TORCH_SINGLE_GIB_V06 } else { NON_TORCH_SINGLE_GIB } + if tp > 1 { NON_TORCH_TP_GIB } else { 0.0 };
+    let non_torch_tp = if tp > 1 { non_torch_tp_gib(s.gpu.catalog()) } else { 0.0 };
+    let non_torch = if ver < (0, 7, 0) { NON_TORCH_SINGLE_GIB_V06 } else { NON_TORCH_SINGLE_GIB } + non_torch_tp;
     // `get_rope` builds one cos/sin cache of max_position x rotary_dim in the model dtype at load;
     // "Model loading took" includes it (Llama-3.1-8B: 16,060,522,496 B + 32 MiB = 14.9888 GiB)
     let rope = cx.shape.max_position_embeddings.unwrap_or(0).saturating_mul(cx.shape.rotary_dim()).saturating_mul(act_bytes);
@@ -147,6 +168,15 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         },
     )
     .note(if graphs_in_budget { "CUDA graphs are estimated and subtracted before the KV cache (v0.21+)" } else { "CUDA graphs (0.1-5 GiB) are captured after the KV cache, outside gpu_memory_utilization" });
+    let overhead = if tp > 1 {
+        let fabric = match s.gpu.catalog() {
+            Some(g) => format!("{:?} fabric of the {}", g.fabric, g.name),
+            None => "fabric unknown for a custom GPU".to_string(),
+        };
+        overhead.note(format!("tensor parallel: NCCL and all-reduce buffers add {non_torch_tp} GiB per GPU ({fabric}; modelled from vLLM logs)"))
+    } else {
+        overhead
+    };
     let requested = (cx.memory.0 as f64 * util) as u64;
     let used = cx.weights_per_gpu.0.saturating_add(rope).saturating_add(relayout).saturating_add(act).saturating_add(non_torch_b).saturating_add(graph_b);
     let pool = requested.saturating_sub(used);
