@@ -213,6 +213,18 @@ impl Quant {
         u64::try_from((rows as u128 * cols as u128).div_ceil(32)).unwrap_or(u64::MAX)
     }
 
+    /// Bytes of the packed values alone of a `rows x cols` linear weight (without scales, zeros
+    /// and indices, which engines keep in tensors of their own).
+    pub fn packed_bytes(&self, rows: u64, cols: u64) -> u64 {
+        let elems = (rows as u128) * (cols as u128);
+        let b = match self {
+            Quant::Awq { bits, .. } | Quant::Gptq { bits, .. } => (elems * *bits as u128).div_ceil(8),
+            Quant::Fp8 { .. } | Quant::Int8PerChannel { .. } | Quant::Bnb8 { .. } => elems,
+            Quant::Mxfp4 { .. } | Quant::Bnb4 { .. } => elems.div_ceil(2),
+        };
+        u64::try_from(b).unwrap_or(u64::MAX)
+    }
+
     /// Exact stored bytes of one `rows x cols` linear weight (rows = output features).
     /// Sources: AutoAWQ `WQLinear_GEMM` buffers, AutoGPTQ `QuantLinear` buffers, DeepSeek-V3
     /// `weight_scale_inv`, OCP MX spec, bitsandbytes `Params4bit` / `Int8Params`.

@@ -25,6 +25,7 @@ pub mod gpu;
 pub mod scenario;
 pub use scenario::{Engine, Scenario};
 pub mod activation;
+pub mod allocator;
 pub mod engine;
 pub mod estimate;
 pub use estimate::{estimate, Estimate};

@@ -508,7 +508,7 @@ pub fn evaluate(case: &Case, shape: &ModelShape, config: ModelMatch) -> CaseResu
             add("estimated_max_model_len", "tokens", case.fig("estimated_max_model_len"), en.max_len_that_fits as f64, Some(5.0));
         }
         Engine::Sglang => {
-            add("sglang_weights_mem_usage_gb", "GiB", case.fig("sglang_weights_mem_usage_gb"), gib(e.weights.per_gpu.0), weights_target);
+            add("sglang_weights_mem_usage_gb", "GiB", case.fig("sglang_weights_mem_usage_gb"), gib(en.loaded_weights_bytes.0), weights_target);
             if !case.flag("pool_capped_by_max_total_tokens") {
                 add("sglang_max_total_tokens", "tokens", case.fig("sglang_max_total_tokens"), en.kv_tokens as f64, Some(5.0));
                 add("sglang_k_size_gb", "GiB", case.fig("sglang_k_size_gb"), gib(en.kv_pool_bytes.0) / 2.0, Some(3.0));

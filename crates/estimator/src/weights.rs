@@ -96,16 +96,118 @@ fn skipped(q: &Quant, role: Role) -> bool {
 
 /// Exact bytes of one tensor group on one of `tp` ranks.
 pub fn tensor_bytes(t: &Tensor, tp: u64, plan: &WeightPlan) -> u128 {
+    let (values, rest) = tensor_parts(t, tp, plan);
+    values + rest
+}
+
+/// Bytes of one tensor group on one of `tp` ranks as `(values, scales and zeros)`: a quantised
+/// linear stores its packed values and, in tensors of their own, its scales, zeros and indices.
+pub fn tensor_parts(t: &Tensor, tp: u64, plan: &WeightPlan) -> (u128, u128) {
     let (rows, cols) = t.shard(tp);
     let quantised = match &plan.quant {
         Some(q) if t.role.is_quantisable_linear() && cols > 1 && !skipped(q, t.role) => Some(q),
         _ => None,
     };
-    let one = match quantised {
-        Some(q) => q.matrix_bytes(rows, cols) as u128,
-        None => rows as u128 * cols as u128 * plan.activation.bytes() as u128,
+    let n = t.count as u128;
+    match quantised {
+        Some(q) => {
+            let all = q.matrix_bytes(rows, cols);
+            let values = q.packed_bytes(rows, cols).min(all);
+            (values as u128 * n, (all - values) as u128 * n)
+        }
+        None => (rows as u128 * cols as u128 * plan.activation.bytes() as u128 * n, 0),
+    }
+}
+
+/// The globals a pipeline stage holds: the embedding (and position embedding, encoder) on the
+/// first, the rest (final norm, head) on the last, and a tied head's copy of the embedding on
+/// the last when `pp > 1`. `(before the layers, after them)`.
+fn stage_globals(shape: &ModelShape, stage: usize, last: usize, pp: u64) -> (Vec<&Tensor>, Vec<&Tensor>) {
+    let (mut before, mut after) = (vec![], vec![]);
+    for t in &shape.globals {
+        let first = matches!(t.role, Role::Embedding | Role::PositionEmbedding | Role::Encoder);
+        if first && stage == 0 {
+            before.push(t);
+        } else if !first && stage == last {
+            after.push(t);
+        }
+        if t.role == Role::Embedding && shape.tied_embeddings && pp > 1 && stage == last {
+            after.push(t);
+        }
+    }
+    (before, after)
+}
+
+/// One layer's parameter allocations on one TP rank, as vLLM-style loaders (vLLM, SGLang) create
+/// them: q, k and v fused into one `qkv_proj` and their biases into one, gate and up already
+/// fused, the experts of a MoE layer one tensor per kind, a quantised linear's values apart from
+/// its scales and zeros.
+fn layer_allocations(tensors: &[Tensor], tp: u64, plan: &WeightPlan, out: &mut Vec<u64>) {
+    let fusable = |t: &Tensor, bias: bool| matches!(t.split, crate::model::Split::Heads { .. }) && if bias { t.role == Role::Bias } else { matches!(t.role, Role::AttnQ | Role::AttnKv) };
+    let mut push = |(v, r): (u128, u128)| {
+        out.push(u64::try_from(v).unwrap_or(u64::MAX));
+        out.push(u64::try_from(r).unwrap_or(u64::MAX));
     };
-    one * t.count as u128
+    let mut i = 0;
+    while i < tensors.len() {
+        let bias = tensors[i].role == Role::Bias;
+        let mut j = i + 1;
+        if fusable(&tensors[i], bias) {
+            while j < tensors.len() && fusable(&tensors[j], bias) && tensors[j].role != Role::AttnQ {
+                j += 1;
+            }
+        }
+        push(tensors[i..j].iter().map(|t| tensor_parts(t, tp, plan)).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1)));
+        i = j;
+    }
+}
+
+/// Runs of more identical layers than this are extrapolated from the last half of them.
+const SIMULATED_COPIES: u64 = 1024;
+
+/// GPU memory the weights of the most loaded GPU hold once PyTorch's caching allocator has served
+/// them ([`crate::allocator`]): the tensors rounded up to their segments. Exact for unquantised
+/// checkpoints; quantised linears are taken as their values plus one tensor of scales and zeros.
+pub fn loaded_segments(shape: &ModelShape, plan: &WeightPlan, tp: u64, pp: u64) -> u64 {
+    let tp = tp.max(1);
+    let pp = pp.max(1);
+    let parts = pp_partition(shape.num_layers(), pp);
+    let last = parts.len().saturating_sub(1);
+    let mut start = 0usize;
+    let mut most = 0u64;
+    for (s, &n) in parts.iter().enumerate() {
+        let (before, after) = stage_globals(shape, s, last, pp);
+        let mut seg = crate::allocator::Segments::default();
+        let mut extra: u128 = 0;
+        let mut allocs = vec![];
+        for t in before {
+            layer_allocations(std::slice::from_ref(t), tp, plan, &mut allocs);
+        }
+        allocs.drain(..).for_each(|a| seg.alloc(a));
+        for (l, copies) in shape.runs_in(start, start + n as usize) {
+            layer_allocations(&l.tensors, tp, plan, &mut allocs);
+            let simulated = copies.min(SIMULATED_COPIES);
+            let mut half_mark = 0;
+            for c in 0..simulated {
+                if c == simulated / 2 {
+                    half_mark = seg.reserved();
+                }
+                allocs.iter().for_each(|&a| seg.alloc(a));
+            }
+            if copies > simulated {
+                let per_copy = (seg.reserved() - half_mark) as u128 / (simulated - simulated / 2).max(1) as u128;
+                extra += per_copy * (copies - simulated) as u128;
+            }
+            allocs.clear();
+        }
+        start += n as usize;
+        for t in after {
+            layer_allocations(std::slice::from_ref(t), tp, plan, &mut allocs);
+        }
+        allocs.drain(..).for_each(|a| seg.alloc(a));
+        most = most.max(u64::try_from(seg.reserved() as u128 + extra).unwrap_or(u64::MAX));
+    }
+    most
 }
 
 /// Weight figures for a scenario.
@@ -185,16 +287,8 @@ pub fn weights(shape: &ModelShape, plan: &WeightPlan, tp: u64, pp: u64) -> Resul
             .map(|(l, copies)| l.tensors.iter().map(|t| tensor_bytes(t, tp, plan)).sum::<u128>() * copies as u128)
             .sum();
         start += n as usize;
-        for t in &shape.globals {
-            let first = matches!(t.role, Role::Embedding | Role::PositionEmbedding | Role::Encoder);
-            if (first && s == 0) || (!first && s == last) {
-                stage += tensor_bytes(t, tp, plan);
-            }
-            // a tied head is a copy of the embedding on the last stage
-            if t.role == Role::Embedding && shape.tied_embeddings && pp > 1 && s == last {
-                stage += tensor_bytes(t, tp, plan);
-            }
-        }
+        let (before, after) = stage_globals(shape, s, last, pp);
+        stage += before.iter().chain(after.iter()).map(|t| tensor_bytes(t, tp, plan)).sum::<u128>();
         per_gpu = per_gpu.max(stage);
     }
     let to = |b: u128, what: &str| u64::try_from(b).map(Bytes).map_err(|_| Error::overflow(what));

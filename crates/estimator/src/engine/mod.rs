@@ -66,6 +66,12 @@ pub(crate) struct Ctx<'a> {
     pub max_model_len: u64,
 }
 
+/// The rotary cos/sin cache vLLM and SGLang build at load (`get_rope`): one `max_position x
+/// rotary_dim` table in the model dtype, shared by all layers (exact).
+pub(crate) fn rope_cache_bytes(cx: &Ctx) -> u64 {
+    cx.shape.max_position_embeddings.unwrap_or(0).saturating_mul(cx.shape.rotary_dim()).saturating_mul(cx.plan.activation.bytes())
+}
+
 /// Runs the scenario's engine profile.
 pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     match cx.scenario.engine {

@@ -5,6 +5,10 @@
 //! with pages of one token (MLA: the 576-value latent per layer; int8/fp8 KV: 1 byte). The memory
 //! the scenario gives is the free memory at "Load weight begin". What is left outside the
 //! fraction holds activations (chunked prefill) and CUDA graphs.
+//! SGLang measures the weights as the drop in free memory over the load ("mem usage"): the
+//! parameters as PyTorch's caching allocator holds them (each large tensor rounded up to 2 MiB,
+//! [`crate::allocator`]) plus the rotary cos/sin cache. Qwen2.5-32B at TP4: 15.26 GiB of tensors
+//! hold 15.48 GiB of segments, 15.51 GiB with the rotary cache; the log says 15.54 GiB.
 
 use super::{gib, Ctx, EngineReport};
 use crate::activation::forward_peak;
@@ -17,7 +21,11 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let tp = u64::from(s.tp.max(1));
     let l = cx.max_model_len;
     let static_b = (cx.memory.0 as f64 * mfs) as u64;
-    let rest = static_b.saturating_sub(cx.weights_per_gpu.0);
+    let segments = crate::weights::loaded_segments(cx.shape, cx.plan, tp, u64::from(s.pp.max(1)));
+    let slack = segments.saturating_sub(cx.weights_per_gpu.0);
+    let rope = super::rope_cache_bytes(cx);
+    let loaded = cx.weights_per_gpu.0.saturating_add(slack).saturating_add(rope);
+    let rest = static_b.saturating_sub(loaded);
     let per_token = cx.kv.bytes_per_token.max(1);
     // recurrent state is pooled per request; reserve it for `max_running_requests` = tokens / len
     let tokens = rest / per_token;
@@ -27,10 +35,16 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let activation = Figure::modelled("activation peak", Bytes(act), "chunked_prefill_size x per-token width x act bytes", format!("{chunk} tokens -> {}", gib(act)))
         .note("lives in the (1 - mem_fraction_static) share with CUDA graphs");
     let outside = cx.memory.0.saturating_sub(static_b);
-    let overhead = Figure::modelled("runtime overhead", Bytes(outside.saturating_sub(act).min((GIB as f64 * 1.5) as u64)), "CUDA graphs and workspaces in the share outside mem_fraction_static", format!("{} outside the static fraction", gib(outside)));
+    let graphs = outside.saturating_sub(act).min((GIB as f64 * 1.5) as u64);
+    let overhead = Figure::modelled(
+        "runtime overhead",
+        Bytes(graphs.saturating_add(slack).saturating_add(rope)),
+        "CUDA graphs and workspaces in the share outside mem_fraction_static + allocator rounding of the weights + rotary cos/sin cache",
+        format!("{} (at most 1.5 GiB of the {} outside the static fraction) + {} (weights in 2 MiB-rounded segments, exact) + {} (max_position x rotary_dim x act bytes, exact)", gib(graphs), gib(outside), Bytes(slack), Bytes(rope)),
+    );
     let need = cx.kv.request_bytes(l)?;
     let fits = tokens > 0;
-    let message = (!fits).then(|| format!("Not enough memory. Please try to increase --mem-fraction-static. ({} static, {} weights)", gib(static_b), gib(cx.weights_per_gpu.0)));
+    let message = (!fits).then(|| format!("Not enough memory. Please try to increase --mem-fraction-static. ({} static, {} weights as loaded)", gib(static_b), gib(loaded)));
     Ok(EngineReport {
         name: "sglang".into(),
         version: s.engine_version.clone().unwrap_or_else(|| "0.5".into()),
@@ -43,7 +57,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         max_concurrency: tokens as f64 / l.max(1) as f64,
         fits,
         message,
-        loaded_weights_bytes: cx.weights_per_gpu,
+        loaded_weights_bytes: Bytes(loaded),
         kv_needed_for_max_len: Bytes(need),
         max_len_that_fits: tokens,
         activation,

@@ -149,7 +149,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let non_torch = if ver < (0, 7, 0) { NON_TORCH_SINGLE_GIB_V06 } else { NON_TORCH_SINGLE_GIB } + non_torch_tp;
     // `get_rope` builds one cos/sin cache of max_position x rotary_dim in the model dtype at load;
     // "Model loading took" includes it (Llama-3.1-8B: 16,060,522,496 B + 32 MiB = 14.9888 GiB)
-    let rope = cx.shape.max_position_embeddings.unwrap_or(0).saturating_mul(cx.shape.rotary_dim()).saturating_mul(act_bytes);
+    let rope = super::rope_cache_bytes(cx);
     let cc = s.gpu.catalog().map(|g| g.compute_capability);
     let relayout = mxfp4_relayout_extra(cx.shape, cx.plan, tp, mxfp4_backend(cc));
     let graphs_in_budget = !v0 && ver >= (0, 21, 0);
