@@ -11,6 +11,9 @@
 //! What the GPU loses is the sum of the segments, not of the tensors: a bf16 `5120 x 1280`
 //! projection (12.5 MiB) holds a 14 MiB segment. SGLang reports its weights as that drop in free
 //! memory ("Load weight end ... mem usage"), and sizes its KV pool from what is left.
+//! What PyTorch counts as allocated is the blocks handed out, remainders that were not split off
+//! included: Qwen2.5-7B's `gate_up_proj` (259 MiB) holds a 260 MiB segment whose 1 MiB tail stays
+//! with it. vLLM reports that count as "Model loading took" and budgets its KV cache with it.
 
 /// Requests are rounded up to a multiple of this.
 pub const MIN_BLOCK: u64 = 512;
@@ -32,6 +35,7 @@ pub struct Segments {
     large_free: Vec<u64>,
     reserved: u64,
     requested: u64,
+    allocated: u64,
 }
 
 fn round_up(x: u64, to: u64) -> u64 {
@@ -41,6 +45,12 @@ fn round_up(x: u64, to: u64) -> u64 {
 impl Segments {
     /// Serves one allocation of `size` bytes (zero-size requests take no memory).
     pub fn alloc(&mut self, size: u64) {
+        self.alloc_counting(size, true);
+    }
+
+    /// As [`Segments::alloc`]; with `count_tail` false the allocated count takes the request's
+    /// size even when the block keeps an unsplit tail (for tensors an engine later replaces).
+    pub fn alloc_counting(&mut self, size: u64, count_tail: bool) {
         if size == 0 {
             return;
         }
@@ -66,7 +76,15 @@ impl Segments {
         let rest = block - size;
         if (small && rest >= MIN_BLOCK) || (!small && rest > SMALL_SIZE) {
             pool.push(rest);
+            self.allocated = self.allocated.saturating_add(size);
+        } else {
+            self.allocated = self.allocated.saturating_add(if count_tail { block } else { size });
         }
+    }
+
+    /// Bytes PyTorch counts as allocated (`memory_allocated`): the blocks handed out.
+    pub fn allocated(&self) -> u64 {
+        self.allocated
     }
 
     /// Bytes of GPU memory the segments hold.
@@ -113,6 +131,18 @@ mod tests {
     fn a_large_request_reuses_a_free_tail() {
         // 8 MiB opens a 20 MiB segment; 11 MiB fits the 12 MiB left (best fit) and takes no new segment
         assert_eq!(reserved_for([8 * MIB, 11 * MIB]), 20 * MIB);
+    }
+
+    #[test]
+    fn unsplit_tails_count_as_allocated() {
+        // Qwen2.5-7B gate_up 259 MiB: a 260 MiB segment, the 1 MiB tail is not split off
+        let mut s = Segments::default();
+        s.alloc(2 * 18944 * 3584 * 2);
+        assert_eq!(s.allocated(), 260 * MIB);
+        // o_proj 24.5 MiB: a 26 MiB segment, the 1.5 MiB tail is split off and stays free
+        let mut s = Segments::default();
+        s.alloc(3584 * 3584 * 2);
+        assert_eq!((s.allocated(), s.reserved()), (3584 * 3584 * 2, 26 * MIB));
     }
 
     #[test]

@@ -141,12 +141,16 @@ fn stage_globals(shape: &ModelShape, stage: usize, last: usize, pp: u64) -> (Vec
 /// One layer's parameter allocations on one TP rank, as vLLM-style loaders (vLLM, SGLang) create
 /// them: q, k and v fused into one `qkv_proj` and their biases into one, gate and up already
 /// fused, the experts of a MoE layer one tensor per kind, a quantised linear's values apart from
-/// its scales and zeros.
-fn layer_allocations(tensors: &[Tensor], tp: u64, plan: &WeightPlan, out: &mut Vec<u64>) {
+/// its scales and zeros. Each allocation says whether its layout is the checkpoint's (`true`) or
+/// a quantised linear's, which vLLM repacks after loading (Marlin) into tensors whose blocks the
+/// estimate does not follow.
+fn layer_allocations(tensors: &[Tensor], tp: u64, plan: &WeightPlan, out: &mut Vec<(u64, bool)>) {
     let fusable = |t: &Tensor, bias: bool| matches!(t.split, crate::model::Split::Heads { .. }) && if bias { t.role == Role::Bias } else { matches!(t.role, Role::AttnQ | Role::AttnKv) };
     let mut push = |(v, r): (u128, u128)| {
-        out.push(u64::try_from(v).unwrap_or(u64::MAX));
-        out.push(u64::try_from(r).unwrap_or(u64::MAX));
+        // a quantised linear has bytes besides its values
+        let plain = r == 0;
+        out.push((u64::try_from(v).unwrap_or(u64::MAX), plain));
+        out.push((u64::try_from(r).unwrap_or(u64::MAX), plain));
     };
     let mut i = 0;
     while i < tensors.len() {
@@ -165,38 +169,55 @@ fn layer_allocations(tensors: &[Tensor], tp: u64, plan: &WeightPlan, out: &mut V
 /// Runs of more identical layers than this are extrapolated from the last half of them.
 const SIMULATED_COPIES: u64 = 1024;
 
-/// GPU memory the weights of the most loaded GPU hold once PyTorch's caching allocator has served
-/// them ([`crate::allocator`]): the tensors rounded up to their segments. Exact for unquantised
-/// checkpoints; quantised linears are taken as their values plus one tensor of scales and zeros.
+/// The weights of the most loaded GPU once PyTorch's caching allocator has served them
+/// ([`crate::allocator`]), with `extra` allocations made at load (the rotary cache) after the
+/// embedding. Exact for unquantised checkpoints; quantised linears are taken as their values plus
+/// one tensor of scales and zeros.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LoadedMemory {
+    /// What PyTorch counts as allocated (vLLM's "Model loading took").
+    pub allocated: u64,
+    /// The segments reserved from the GPU (SGLang's free-memory drop).
+    pub reserved: u64,
+}
+
+/// Reserved bytes of [`loaded_memory`] without extra allocations.
 pub fn loaded_segments(shape: &ModelShape, plan: &WeightPlan, tp: u64, pp: u64) -> u64 {
+    loaded_memory(shape, plan, tp, pp, &[]).reserved
+}
+
+/// See [`LoadedMemory`].
+pub fn loaded_memory(shape: &ModelShape, plan: &WeightPlan, tp: u64, pp: u64, extra_allocs: &[u64]) -> LoadedMemory {
     let tp = tp.max(1);
     let pp = pp.max(1);
     let parts = pp_partition(shape.num_layers(), pp);
     let last = parts.len().saturating_sub(1);
     let mut start = 0usize;
-    let mut most = 0u64;
+    let mut most = LoadedMemory::default();
     for (s, &n) in parts.iter().enumerate() {
         let (before, after) = stage_globals(shape, s, last, pp);
         let mut seg = crate::allocator::Segments::default();
-        let mut extra: u128 = 0;
+        let (mut extra, mut extra_alloc): (u128, u128) = (0, 0);
         let mut allocs = vec![];
         for t in before {
             layer_allocations(std::slice::from_ref(t), tp, plan, &mut allocs);
         }
-        allocs.drain(..).for_each(|a| seg.alloc(a));
+        allocs.extend(extra_allocs.iter().map(|&a| (a, true)));
+        allocs.drain(..).for_each(|(a, plain)| seg.alloc_counting(a, plain));
         for (l, copies) in shape.runs_in(start, start + n as usize) {
             layer_allocations(&l.tensors, tp, plan, &mut allocs);
             let simulated = copies.min(SIMULATED_COPIES);
-            let mut half_mark = 0;
+            let mut half_mark = (0, 0);
             for c in 0..simulated {
                 if c == simulated / 2 {
-                    half_mark = seg.reserved();
+                    half_mark = (seg.reserved(), seg.allocated());
                 }
-                allocs.iter().for_each(|&a| seg.alloc(a));
+                allocs.iter().for_each(|&(a, plain)| seg.alloc_counting(a, plain));
             }
             if copies > simulated {
-                let per_copy = (seg.reserved() - half_mark) as u128 / (simulated - simulated / 2).max(1) as u128;
-                extra += per_copy * (copies - simulated) as u128;
+                let half = (simulated - simulated / 2).max(1) as u128;
+                extra += (seg.reserved() - half_mark.0) as u128 / half * (copies - simulated) as u128;
+                extra_alloc += (seg.allocated() - half_mark.1) as u128 / half * (copies - simulated) as u128;
             }
             allocs.clear();
         }
@@ -204,8 +225,14 @@ pub fn loaded_segments(shape: &ModelShape, plan: &WeightPlan, tp: u64, pp: u64) 
         for t in after {
             layer_allocations(std::slice::from_ref(t), tp, plan, &mut allocs);
         }
-        allocs.drain(..).for_each(|a| seg.alloc(a));
-        most = most.max(u64::try_from(seg.reserved() as u128 + extra).unwrap_or(u64::MAX));
+        allocs.drain(..).for_each(|(a, plain)| seg.alloc_counting(a, plain));
+        let stage = LoadedMemory {
+            allocated: u64::try_from(seg.allocated() as u128 + extra_alloc).unwrap_or(u64::MAX),
+            reserved: u64::try_from(seg.reserved() as u128 + extra).unwrap_or(u64::MAX),
+        };
+        if stage.reserved >= most.reserved {
+            most = stage;
+        }
     }
     most
 }

@@ -260,6 +260,13 @@ fn loaded_weights_hold_allocator_segments() {
     let e = estimate(&shape("Qwen/Qwen2.5-32B"), &s).unwrap();
     let loaded = e.engine.loaded_weights_bytes.0 - e.weights.per_gpu.0;
     assert_eq!(loaded, q + 131_072 * 128 * 2, "segments' slack + the rotary cache");
+    // vLLM's "Model loading took" counts allocated blocks, unsplit tails included: Qwen2.5-7B's
+    // qkv (31.5 MiB), gate_up (259 MiB) and down (129.5 MiB) keep 0.5 + 1 + 0.5 MiB tails per layer,
+    // embedding and head 0.5 MiB each; with the 8 MiB rotary cache: "took 14.2487 GiB"
+    let v = Scenario { gpu: GpuChoice::Custom { memory_gib: 21.99 }, engine: Engine::VllmV0, engine_version: Some("0.8.1".into()), dtype: WeightDtype::Bf16, max_model_len: Some(6600), ..scenario("Qwen/Qwen2.5-7B-Instruct") };
+    let e7 = estimate(&shape("Qwen/Qwen2.5-7B-Instruct"), &v).unwrap();
+    assert_eq!(e7.engine.loaded_weights_bytes.0 - e7.weights.per_gpu.0, (28 * 2 + 1) * MIB + 32_768 * 128 * 2);
+    assert!((e7.engine.loaded_weights_bytes.gib() - 14.2487).abs() < 0.001, "{}", e7.engine.loaded_weights_bytes.gib());
     // the log: "mem usage=15.54 GB", "#tokens: 46611"
     assert!((e.engine.loaded_weights_bytes.gib() - 15.54).abs() < 0.05);
     assert!((e.engine.kv_tokens as f64 - 46_611.0).abs() / 46_611.0 < 0.02, "{}", e.engine.kv_tokens);

@@ -148,8 +148,12 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let non_torch_tp = if tp > 1 { non_torch_tp_gib(s.gpu.catalog()) } else { 0.0 };
     let non_torch = if ver < (0, 7, 0) { NON_TORCH_SINGLE_GIB_V06 } else { NON_TORCH_SINGLE_GIB } + non_torch_tp;
     // `get_rope` builds one cos/sin cache of max_position x rotary_dim in the model dtype at load;
-    // "Model loading took" includes it (Llama-3.1-8B: 16,060,522,496 B + 32 MiB = 14.9888 GiB)
-    let rope = super::rope_cache_bytes(cx);
+    // "Model loading took" counts it (Llama-3.1-8B: 16,060,522,496 B + 32 MiB = 14.9888 GiB) and the
+    // caching allocator's unsplit segment tails (Qwen2.5-7B: 2 MiB per layer, 14.19 -> 14.25 GiB)
+    let rope_only = super::rope_cache_bytes(cx);
+    let pp = u64::from(s.pp.max(1));
+    let rope = crate::weights::loaded_memory(cx.shape, cx.plan, tp, pp, &[rope_only]).allocated.saturating_sub(cx.weights_per_gpu.0).max(rope_only);
+    let tails = rope - rope_only;
     let cc = s.gpu.catalog().map(|g| g.compute_capability);
     let relayout = mxfp4_relayout_extra(cx.shape, cx.plan, tp, mxfp4_backend(cc));
     let graphs_in_budget = !v0 && ver >= (0, 21, 0);
@@ -158,9 +162,15 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let overhead = Figure::modelled(
         "runtime overhead",
         Bytes(non_torch_b.saturating_add(graph_b).saturating_add(rope).saturating_add(relayout)),
-        "non-torch memory (CUDA context, NCCL) + CUDA graphs when inside the budget (v0.21+) + rotary cos/sin cache + MXFP4 expert re-layout",
+        "non-torch memory (CUDA context, NCCL) + CUDA graphs when inside the budget (v0.21+) + rotary cos/sin cache + allocator tails of the weights + MXFP4 expert re-layout",
         {
-            let mut d = format!("{} + {} + {} (max_position x rotary_dim x act bytes, exact)", gib(non_torch_b), gib(graph_b), crate::units::Bytes(rope));
+            let mut d = format!(
+                "{} + {} + {} (max_position x rotary_dim x act bytes, exact) + {} (unsplit 2 MiB-segment tails PyTorch counts as allocated, exact)",
+                gib(non_torch_b),
+                gib(graph_b),
+                crate::units::Bytes(rope_only),
+                crate::units::Bytes(tails)
+            );
             if relayout > 0 {
                 d.push_str(&format!(" + {} (MXFP4 experts in vLLM's {:?} layout, exact)", crate::units::Bytes(relayout), mxfp4_backend(cc)));
             }
