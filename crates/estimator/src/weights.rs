@@ -166,8 +166,55 @@ fn layer_allocations(tensors: &[Tensor], tp: u64, plan: &WeightPlan, out: &mut V
     }
 }
 
-/// Runs of more identical layers than this are extrapolated from the last half of them.
+/// A run of more than 256 identical layers is simulated until the allocator's free blocks repeat
+/// (exact from there on); runs that have not repeated after this many copies are extrapolated from
+/// 512 more (within 0.1 % in the tests).
 const SIMULATED_COPIES: u64 = 1024;
+
+/// Serves `copies` repetitions of one layer's allocations; returns the reserved and allocated
+/// bytes of the copies that were extrapolated instead of served.
+fn serve_copies(seg: &mut crate::allocator::Segments, allocs: &[(u64, bool)], copies: u64) -> (u128, u128) {
+    let serve = |seg: &mut crate::allocator::Segments| allocs.iter().for_each(|&(a, plain)| seg.alloc_counting(a, plain));
+    // (copy index, free blocks before it, reserved, allocated): the last few copies
+    let mut seen: Vec<(u64, (Vec<u64>, Vec<u64>), u64, u64)> = vec![];
+    // up to DIRECT copies (every real model's run) serving them is cheaper than comparing states
+    const DIRECT: u64 = 256;
+    if copies <= DIRECT {
+        (0..copies).for_each(|_| serve(seg));
+        return (0, 0);
+    }
+    let mut c = 0;
+    while c < copies && c < SIMULATED_COPIES {
+        let state = seg.free_blocks();
+        if let Some((k, _, r0, a0)) = seen.iter().find(|h| h.1 == state) {
+            // copies k..c left the allocator as it was: the pattern repeats every c - k copies
+            let period = c - k;
+            let periods = (copies - c) / period;
+            let extra = ((seg.reserved() - r0) as u128 * periods as u128, (seg.allocated() - a0) as u128 * periods as u128);
+            for _ in 0..(copies - c) % period {
+                serve(seg);
+            }
+            return extra;
+        }
+        if seen.len() == 4 {
+            seen.remove(0);
+        }
+        seen.push((c, state, seg.reserved(), seg.allocated()));
+        serve(seg);
+        c += 1;
+    }
+    if c >= copies {
+        return (0, 0);
+    }
+    // no repetition found: extrapolate from the last half of the simulated copies
+    let more = (copies - c).min(SIMULATED_COPIES / 2);
+    let (r_half, a_half) = (seg.reserved(), seg.allocated());
+    for _ in 0..more {
+        serve(seg);
+    }
+    let rest = (copies - c - more) as u128;
+    ((seg.reserved() - r_half) as u128 * rest / more as u128, (seg.allocated() - a_half) as u128 * rest / more as u128)
+}
 
 /// The weights of the most loaded GPU once PyTorch's caching allocator has served them
 /// ([`crate::allocator`]), with `extra` allocations made at load (the rotary cache) after the
@@ -206,19 +253,9 @@ pub fn loaded_memory(shape: &ModelShape, plan: &WeightPlan, tp: u64, pp: u64, ex
         allocs.drain(..).for_each(|(a, plain)| seg.alloc_counting(a, plain));
         for (l, copies) in shape.runs_in(start, start + n as usize) {
             layer_allocations(&l.tensors, tp, plan, &mut allocs);
-            let simulated = copies.min(SIMULATED_COPIES);
-            let mut half_mark = (0, 0);
-            for c in 0..simulated {
-                if c == simulated / 2 {
-                    half_mark = (seg.reserved(), seg.allocated());
-                }
-                allocs.iter().for_each(|&(a, plain)| seg.alloc_counting(a, plain));
-            }
-            if copies > simulated {
-                let half = (simulated - simulated / 2).max(1) as u128;
-                extra += (seg.reserved() - half_mark.0) as u128 / half * (copies - simulated) as u128;
-                extra_alloc += (seg.allocated() - half_mark.1) as u128 / half * (copies - simulated) as u128;
-            }
+            let (r, a) = serve_copies(&mut seg, &allocs, copies);
+            extra += r;
+            extra_alloc += a;
             allocs.clear();
         }
         start += n as usize;
@@ -354,6 +391,35 @@ pub fn weights(shape: &ModelShape, plan: &WeightPlan, tp: u64, pp: u64) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repeating_layers_are_extrapolated_exactly() {
+        use crate::allocator::Segments;
+        const MIB: u64 = 1 << 20;
+        let layers: [&[(u64, bool)]; 3] = [
+            &[(8 * MIB, true), (12 * MIB, true), (259 * MIB + 512, true), (20_000, true)],
+            &[(6 * MIB, true), (3 * MIB, false), (31 * MIB + MIB / 2, true)],
+            &[(7 * MIB, true)],
+        ];
+        for allocs in layers {
+            for copies in [1u64, 2, 3, 7, 61, 126, 257, 300, 1500, 3001] {
+                let mut naive = Segments::default();
+                naive.alloc(5 * MIB);
+                let mut fast = naive.clone();
+                (0..copies).for_each(|_| allocs.iter().for_each(|&(a, p)| naive.alloc_counting(a, p)));
+                let (r, a) = serve_copies(&mut fast, allocs, copies);
+                let (fr, fa) = (fast.reserved() as u128 + r, fast.allocated() as u128 + a);
+                let (nr, na) = (naive.reserved() as u128, naive.allocated() as u128);
+                if copies <= 300 {
+                    // served in full, or repeated from a state seen again: exact
+                    assert_eq!((fr, fa), (nr, na), "{allocs:?} x {copies}");
+                } else {
+                    // a pattern longer than the states kept is extrapolated from the last 512 copies
+                    assert!(fr.abs_diff(nr) * 1_000 <= nr && fa.abs_diff(na) * 1_000 <= na, "{allocs:?} x {copies}: {fr} vs {nr}");
+                }
+            }
+        }
+    }
     #[test]
     fn pp_partition_matches_vllm() {
         assert_eq!(pp_partition(32, 4), vec![8, 8, 8, 8]);
