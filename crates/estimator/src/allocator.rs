@@ -87,16 +87,6 @@ impl Segments {
         self.allocated
     }
 
-    /// The free blocks of both pools, sorted: two states that compare equal serve any further
-    /// sequence of requests alike.
-    pub fn free_blocks(&self) -> (Vec<u64>, Vec<u64>) {
-        let mut small = self.small_free.clone();
-        let mut large = self.large_free.clone();
-        small.sort_unstable();
-        large.sort_unstable();
-        (small, large)
-    }
-
     /// Bytes of GPU memory the segments hold.
     pub fn reserved(&self) -> u64 {
         self.reserved

@@ -212,12 +212,15 @@ fn case_float(case: &Case) -> Option<FloatDtype> {
     }
 }
 
+/// The note [`derive_checkpoint`] leaves when it applies the log's quantisation.
+const QUANT_FROM_LOG: &str = "quantisation taken from the log";
+
 /// Applies what a derived checkpoint differs in from the bundled config: the quantisation and
 /// the activation dtype the log states.
 pub fn derive_checkpoint(shape: &mut ModelShape, case: &Case) {
     if let Some(q) = case_quant(case) {
         if shape.quantization.is_none() {
-            shape.notes.push(format!("quantisation taken from the log: {}", q.name()));
+            shape.notes.push(format!("{QUANT_FROM_LOG}: {}", q.name()));
             shape.quantization = Some(q);
         }
     }
@@ -468,7 +471,7 @@ pub fn evaluate(case: &Case, shape: &ModelShape, config: ModelMatch) -> CaseResu
         Ok(e) => e,
         Err(err) => return CaseResult::skipped(case, Some(config), format!("the estimate failed: {err}")),
     };
-    match e.weights.plan.quant.as_ref().filter(|_| shape.notes.iter().any(|n| n.starts_with("quantisation taken from the log"))) {
+    match e.weights.plan.quant.as_ref().filter(|_| shape.notes.iter().any(|n| n.starts_with(QUANT_FROM_LOG))) {
         Some(q) => notes.push(format!("permalink ?{} (opens the bundled config; this estimate also applies the checkpoint's {}, which a permalink does not carry)", s.to_query(), q.name())),
         None => notes.push(format!("permalink ?{}", s.to_query())),
     }

@@ -166,54 +166,22 @@ fn layer_allocations(tensors: &[Tensor], tp: u64, plan: &WeightPlan, out: &mut V
     }
 }
 
-/// A run of more than 256 identical layers is simulated until the allocator's free blocks repeat
-/// (exact from there on); runs that have not repeated after this many copies are extrapolated from
-/// 512 more (within 0.1 % in the tests).
-const SIMULATED_COPIES: u64 = 1024;
+/// Runs of identical layers up to this many copies (every real model's) are served in full;
+/// longer runs are extrapolated from their last half (within 0.1 % in the tests).
+const SIMULATED_COPIES: u64 = 512;
 
 /// Serves `copies` repetitions of one layer's allocations; returns the reserved and allocated
 /// bytes of the copies that were extrapolated instead of served.
 fn serve_copies(seg: &mut crate::allocator::Segments, allocs: &[(u64, bool)], copies: u64) -> (u128, u128) {
     let serve = |seg: &mut crate::allocator::Segments| allocs.iter().for_each(|&(a, plain)| seg.alloc_counting(a, plain));
-    // (copy index, free blocks before it, reserved, allocated): the last few copies
-    let mut seen: Vec<(u64, (Vec<u64>, Vec<u64>), u64, u64)> = vec![];
-    // up to DIRECT copies (every real model's run) serving them is cheaper than comparing states
-    const DIRECT: u64 = 256;
-    if copies <= DIRECT {
-        (0..copies).for_each(|_| serve(seg));
-        return (0, 0);
-    }
-    let mut c = 0;
-    while c < copies && c < SIMULATED_COPIES {
-        let state = seg.free_blocks();
-        if let Some((k, _, r0, a0)) = seen.iter().find(|h| h.1 == state) {
-            // copies k..c left the allocator as it was: the pattern repeats every c - k copies
-            let period = c - k;
-            let periods = (copies - c) / period;
-            let extra = ((seg.reserved() - r0) as u128 * periods as u128, (seg.allocated() - a0) as u128 * periods as u128);
-            for _ in 0..(copies - c) % period {
-                serve(seg);
-            }
-            return extra;
-        }
-        if seen.len() == 4 {
-            seen.remove(0);
-        }
-        seen.push((c, state, seg.reserved(), seg.allocated()));
-        serve(seg);
-        c += 1;
-    }
-    if c >= copies {
-        return (0, 0);
-    }
-    // no repetition found: extrapolate from the last half of the simulated copies
-    let more = (copies - c).min(SIMULATED_COPIES / 2);
+    let served = copies.min(SIMULATED_COPIES);
+    let half = served / 2;
+    (0..half).for_each(|_| serve(seg));
     let (r_half, a_half) = (seg.reserved(), seg.allocated());
-    for _ in 0..more {
-        serve(seg);
-    }
-    let rest = (copies - c - more) as u128;
-    ((seg.reserved() - r_half) as u128 * rest / more as u128, (seg.allocated() - a_half) as u128 * rest / more as u128)
+    (half..served).for_each(|_| serve(seg));
+    let rest = (copies - served) as u128;
+    let per = (served - half).max(1) as u128;
+    ((seg.reserved() - r_half) as u128 * rest / per, (seg.allocated() - a_half) as u128 * rest / per)
 }
 
 /// The weights of the most loaded GPU once PyTorch's caching allocator has served them
@@ -226,11 +194,6 @@ pub struct LoadedMemory {
     pub allocated: u64,
     /// The segments reserved from the GPU (SGLang's free-memory drop).
     pub reserved: u64,
-}
-
-/// Reserved bytes of [`loaded_memory`] without extra allocations.
-pub fn loaded_segments(shape: &ModelShape, plan: &WeightPlan, tp: u64, pp: u64) -> u64 {
-    loaded_memory(shape, plan, tp, pp, &[]).reserved
 }
 
 /// See [`LoadedMemory`].
@@ -411,10 +374,10 @@ mod tests {
                 let (fr, fa) = (fast.reserved() as u128 + r, fast.allocated() as u128 + a);
                 let (nr, na) = (naive.reserved() as u128, naive.allocated() as u128);
                 if copies <= 300 {
-                    // served in full, or repeated from a state seen again: exact
+                    // served in full: exact
                     assert_eq!((fr, fa), (nr, na), "{allocs:?} x {copies}");
                 } else {
-                    // a pattern longer than the states kept is extrapolated from the last 512 copies
+                    // a run longer than 512 copies is extrapolated from its last 256
                     assert!(fr.abs_diff(nr) * 1_000 <= nr && fa.abs_diff(na) * 1_000 <= na, "{allocs:?} x {copies}: {fr} vs {nr}");
                 }
             }

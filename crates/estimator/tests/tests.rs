@@ -238,12 +238,12 @@ fn vllm_lays_mxfp4_experts_out_by_gpu() {
 
 #[test]
 fn loaded_weights_hold_allocator_segments() {
-    use kv_estimator::weights::loaded_segments;
+    use kv_estimator::weights::loaded_memory;
     const MIB: u64 = 1 << 20;
     let slack = |id: &str, tp: u64| {
         let sh = shape(id);
         let plan = weight_plan(&sh, WeightDtype::Auto, QuantChoice::Auto).unwrap();
-        loaded_segments(&sh, &plan, tp, 1) - weights(&sh, &plan, tp, 1).unwrap().per_gpu.0
+        loaded_memory(&sh, &plan, tp, 1, &[]).reserved - weights(&sh, &plan, tp, 1).unwrap().per_gpu.0
     };
     // Llama-3-8B at TP4: every large shard is a whole number of 2 MiB (qkv 12, gate_up 56, down 28
     // MiB), and each 8 MiB o_proj opens a 20 MiB segment whose 12 MiB tail the next layer's qkv

@@ -66,10 +66,23 @@ pub(crate) struct Ctx<'a> {
     pub max_model_len: u64,
 }
 
-/// The rotary cos/sin cache vLLM and SGLang build at load (`get_rope`): one `max_position x
-/// rotary_dim` table in the model dtype, shared by all layers (exact).
-pub(crate) fn rope_cache_bytes(cx: &Ctx) -> u64 {
-    cx.shape.max_position_embeddings.unwrap_or(0).saturating_mul(cx.shape.rotary_dim()).saturating_mul(cx.plan.activation.bytes())
+/// What vLLM-style loaders (vLLM, SGLang) hold on a GPU beyond the checkpoint's weights (exact).
+pub(crate) struct LoadExtras {
+    /// The rotary cos/sin cache (`get_rope`): one `max_position x rotary_dim` table in the model
+    /// dtype, shared by all layers.
+    pub rope: u64,
+    /// Unsplit segment tails PyTorch counts as allocated (what vLLM's "Model loading took" adds).
+    pub tails: u64,
+    /// Segment rounding the GPU loses (what SGLang's free-memory drop adds).
+    pub slack: u64,
+}
+
+/// The weights and rotary cache served by PyTorch's caching allocator ([`crate::allocator`]).
+pub(crate) fn load_extras(cx: &Ctx) -> LoadExtras {
+    let rope = cx.shape.max_position_embeddings.unwrap_or(0).saturating_mul(cx.shape.rotary_dim()).saturating_mul(cx.plan.activation.bytes());
+    let m = crate::weights::loaded_memory(cx.shape, cx.plan, u64::from(cx.scenario.tp.max(1)), u64::from(cx.scenario.pp.max(1)), &[rope]);
+    let base = cx.weights_per_gpu.0.saturating_add(rope);
+    LoadExtras { rope, tails: m.allocated.saturating_sub(base), slack: m.reserved.saturating_sub(base) }
 }
 
 /// Runs the scenario's engine profile.

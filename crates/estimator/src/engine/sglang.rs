@@ -21,10 +21,8 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let tp = u64::from(s.tp.max(1));
     let l = cx.max_model_len;
     let static_b = (cx.memory.0 as f64 * mfs) as u64;
-    let rope = super::rope_cache_bytes(cx);
-    let segments = crate::weights::loaded_memory(cx.shape, cx.plan, tp, u64::from(s.pp.max(1)), &[rope]).reserved;
-    let loaded = segments.max(cx.weights_per_gpu.0.saturating_add(rope));
-    let slack = loaded - cx.weights_per_gpu.0 - rope;
+    let super::LoadExtras { rope, slack, .. } = super::load_extras(cx);
+    let loaded = cx.weights_per_gpu.0.saturating_add(rope).saturating_add(slack);
     let rest = static_b.saturating_sub(loaded);
     let per_token = cx.kv.bytes_per_token.max(1);
     // recurrent state is pooled per request; reserve it for `max_running_requests` = tokens / len

@@ -150,10 +150,8 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     // `get_rope` builds one cos/sin cache of max_position x rotary_dim in the model dtype at load;
     // "Model loading took" counts it (Llama-3.1-8B: 16,060,522,496 B + 32 MiB = 14.9888 GiB) and the
     // caching allocator's unsplit segment tails (Qwen2.5-7B: 2 MiB per layer, 14.19 -> 14.25 GiB)
-    let rope_only = super::rope_cache_bytes(cx);
-    let pp = u64::from(s.pp.max(1));
-    let rope = crate::weights::loaded_memory(cx.shape, cx.plan, tp, pp, &[rope_only]).allocated.saturating_sub(cx.weights_per_gpu.0).max(rope_only);
-    let tails = rope - rope_only;
+    let super::LoadExtras { rope, tails, .. } = super::load_extras(cx);
+    let at_load = rope.saturating_add(tails);
     let cc = s.gpu.catalog().map(|g| g.compute_capability);
     let relayout = mxfp4_relayout_extra(cx.shape, cx.plan, tp, mxfp4_backend(cc));
     let graphs_in_budget = !v0 && ver >= (0, 21, 0);
@@ -161,14 +159,14 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let non_torch_b = (non_torch * GIB as f64) as u64;
     let overhead = Figure::modelled(
         "runtime overhead",
-        Bytes(non_torch_b.saturating_add(graph_b).saturating_add(rope).saturating_add(relayout)),
+        Bytes(non_torch_b.saturating_add(graph_b).saturating_add(at_load).saturating_add(relayout)),
         "non-torch memory (CUDA context, NCCL) + CUDA graphs when inside the budget (v0.21+) + rotary cos/sin cache + allocator tails of the weights + MXFP4 expert re-layout",
         {
             let mut d = format!(
                 "{} + {} + {} (max_position x rotary_dim x act bytes, exact) + {} (unsplit 2 MiB-segment tails PyTorch counts as allocated, exact)",
                 gib(non_torch_b),
                 gib(graph_b),
-                crate::units::Bytes(rope_only),
+                crate::units::Bytes(rope),
                 crate::units::Bytes(tails)
             );
             if relayout > 0 {
@@ -188,7 +186,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         overhead
     };
     let requested = (cx.memory.0 as f64 * util) as u64;
-    let used = cx.weights_per_gpu.0.saturating_add(rope).saturating_add(relayout).saturating_add(act).saturating_add(non_torch_b).saturating_add(graph_b);
+    let used = cx.weights_per_gpu.0.saturating_add(at_load).saturating_add(relayout).saturating_add(act).saturating_add(non_torch_b).saturating_add(graph_b);
     let pool = requested.saturating_sub(used);
 
     // per-request bytes at length `len` as this engine allocates them
@@ -254,7 +252,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         max_concurrency: max_conc,
         fits,
         message,
-        loaded_weights_bytes: Bytes(cx.weights_per_gpu.0.saturating_add(rope).saturating_add(relayout)),
+        loaded_weights_bytes: Bytes(cx.weights_per_gpu.0.saturating_add(at_load).saturating_add(relayout)),
         kv_needed_for_max_len: Bytes(need),
         max_len_that_fits: max_len,
         activation,
