@@ -15,9 +15,16 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+/// This package's directory: cargo's run-time `CARGO_MANIFEST_DIR` (set by `cargo run`, `cargo
+/// test`), else the one it was compiled in. With a target directory shared between clones, a binary
+/// cargo did not rebuild would otherwise point at the clone it was first built in.
+fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
 /// The repository root.
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    manifest_dir().parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
 /// The profile directory the running test binary was built into (`<target>/debug`).

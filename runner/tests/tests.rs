@@ -2,10 +2,16 @@
 
 use std::process::Command;
 
+/// A path in the repository, from cargo's run-time `CARGO_MANIFEST_DIR` (see `tests/lib.rs`).
+fn repo_path(rel: &str) -> String {
+    let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string());
+    format!("{dir}/../{rel}")
+}
+
 fn runner(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_kv-runner"))
         .args(args)
-        .env("KV_MODEL_CONFIGS", concat!(env!("CARGO_MANIFEST_DIR"), "/../model-configs"))
+        .env("KV_MODEL_CONFIGS", repo_path("model-configs"))
         .env("HF_ENDPOINT", "http://127.0.0.1:9")
         .output()
         .unwrap()
@@ -82,7 +88,7 @@ fn permalink_and_flags_agree() {
 
 #[test]
 fn every_bundled_model_estimates_or_refuses_clearly() {
-    let idx: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../model-configs/index.json")).unwrap()).unwrap();
+    let idx: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(repo_path("model-configs/index.json")).unwrap()).unwrap();
     for m in idx["models"].as_array().unwrap().iter().take(80) {
         let id = m["id"].as_str().unwrap();
         let out = runner(&["estimate", "--model", id, "--json", "--gpu", "b200", "--tp", "1"]);
@@ -96,8 +102,8 @@ fn every_bundled_model_estimates_or_refuses_clearly() {
 
 #[test]
 fn validate_scores_the_engine_logs() {
-    let cases = concat!(env!("CARGO_MANIFEST_DIR"), "/../crates/estimator/tests/data/engine-logs-dev.jsonl");
-    let out = runner(&["validate", "--cases", cases, "--offline", "--json"]);
+    let cases = repo_path("crates/estimator/tests/data/engine-logs-dev.jsonl");
+    let out = runner(&["validate", "--cases", &cases, "--offline", "--json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["summary"]["cases"], 32);
@@ -107,7 +113,7 @@ fn validate_scores_the_engine_logs() {
     assert_eq!(kv["logged"], 160.0);
     assert_eq!(kv["estimated"], 160.0);
     // the human table names every case and the summary line
-    let out = runner(&["validate", "--cases", cases, "--offline"]);
+    let out = runner(&["validate", "--cases", &cases, "--offline"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("vllm-issue15360-qwen25-7b-a10g") && text.contains("targets met"), "{text}");
     // a malformed line is one error naming the line, exit 2

@@ -20,8 +20,15 @@ use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// This package's directory: cargo's run-time `CARGO_MANIFEST_DIR` (set by `cargo run`, `cargo
+/// test`), else the one it was compiled in. With a target directory shared between clones, a binary
+/// cargo did not rebuild would otherwise point at the clone it was first built in.
+fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+    manifest_dir().parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
 }
 
 fn main() -> Result<()> {

@@ -6,10 +6,10 @@ use kv_estimator::kv::kv_layout;
 use kv_estimator::weights::{weight_plan, weights};
 use kv_estimator::*;
 use proptest::prelude::*;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 fn configs_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../model-configs")
+    std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR"))).join("../../model-configs")
 }
 
 fn config(id: &str) -> String {
