@@ -6,7 +6,10 @@ use kv_estimator::{estimate, parse_config, Engine, Scenario};
 use std::hint::black_box;
 
 fn config(id: &str) -> String {
-    std::fs::read_to_string(format!("{}/../../model-configs/{id}/config.json", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    // cargo's run-time CARGO_MANIFEST_DIR: a bench binary built in another clone is not rebuilt
+    let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string());
+    let path = format!("{dir}/../../model-configs/{id}/config.json");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
 fn bench(c: &mut Criterion) {
