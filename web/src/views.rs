@@ -223,23 +223,27 @@ fn Breakdown(e: Estimate) -> impl IntoView {
     }
     let cap_x = e.capacity.0 as f64 / scale * w;
     let mem_x = e.gpu_memory.0 as f64 / scale * w;
-    view! {
-        <section id="breakdown" class="panel" aria-labelledby="h-breakdown">
-            <h2 id="h-breakdown">"Where the memory goes (per GPU)"</h2>
-            <svg viewBox="0 0 480 64" role="img" aria-label="memory breakdown against capacity" class="bar">
-                {rects.iter().map(|(x, width, label, b, class)| {
-                    let t = format!("{label}: {}", gib(*b));
-                    view! { <rect x=format!("{:.1}", 10.0 + x) y="8" width=format!("{:.1}", width.max(0.0)) height="30" class=format!("seg {class}")><title>{t}</title></rect> }
-                }).collect_view()}
-                <line x1=format!("{:.1}", 10.0 + cap_x) x2=format!("{:.1}", 10.0 + cap_x) y1="2" y2="44" class="cap" />
-                <line x1=format!("{:.1}", 10.0 + mem_x) x2=format!("{:.1}", 10.0 + mem_x) y1="2" y2="44" class="mem" />
-                <text x=format!("{:.1}", (10.0 + cap_x).min(440.0)) y="58" class="cap-label" text-anchor="middle">{format!("usable {}", gib(e.capacity.0))}</text>
-            </svg>
-            <ul class="legend">
-                {rects.into_iter().map(|(_, _, label, b, class)| view! { <li><span class=format!("sw {class}")></span>{label} " " {gib(b)}</li> }).collect_view()}
-            </ul>
-        </section>
+    view! { <section id="breakdown" class="panel" aria-labelledby="h-breakdown" inner_html=breakdown_markup(&rects, cap_x, mem_x, e.capacity.0)></section> }
+}
+
+/// The breakdown's heading, bar and legend as markup, set in one DOM call (it is in the page's
+/// first frame, where every distinct element-building function the browser meets is compiled on
+/// its first call; every text escaped).
+fn breakdown_markup(rects: &[(f64, f64, &str, u64, &str)], cap_x: f64, mem_x: f64, capacity: u64) -> String {
+    use chart::escape;
+    use std::fmt::Write;
+    let mut m = String::with_capacity(2048);
+    m.push_str(r#"<h2 id="h-breakdown">Where the memory goes (per GPU)</h2><svg viewBox="0 0 480 64" role="img" aria-label="memory breakdown against capacity" class="bar">"#);
+    for (x, width, label, b, class) in rects {
+        let _ = write!(m, r#"<rect x="{:.1}" y="8" width="{:.1}" height="30" class="seg {class}"><title>{}</title></rect>"#, 10.0 + x, width.max(0.0), escape(&format!("{label}: {}", gib(*b))));
     }
+    let _ = write!(m, r#"<line x1="{c:.1}" x2="{c:.1}" y1="2" y2="44" class="cap"></line><line x1="{g:.1}" x2="{g:.1}" y1="2" y2="44" class="mem"></line>"#, c = 10.0 + cap_x, g = 10.0 + mem_x);
+    let _ = write!(m, r#"<text x="{:.1}" y="58" class="cap-label" text-anchor="middle">{}</text></svg><ul class="legend">"#, (10.0 + cap_x).min(440.0), escape(&format!("usable {}", gib(capacity))));
+    for (_, _, label, b, class) in rects {
+        let _ = write!(m, r#"<li><span class="sw {class}"></span>{} {}</li>"#, escape(label), escape(&gib(*b)));
+    }
+    m.push_str("</ul>");
+    m
 }
 
 /// One figure's table row as markup (set with the rest of the table body in one DOM call; every
