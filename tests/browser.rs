@@ -292,13 +292,17 @@ async fn every_control_is_reachable_with_the_keyboard() -> Result<()> {
     b.close().await
 }
 
-/// When the first estimate reached the screen, in ms after navigation: the page's mark after the
-/// frame with it was painted, or the browser's first contentful paint (when that frame was
-/// presented) if later; the estimate is in the first frame with content.
-async fn first_on_screen(b: &Browser) -> Result<f64> {
+/// Opens `url` and waits for the first estimate; returns when it reached the screen, in ms after
+/// navigation (the later of the page's mark after the frame with it was painted and the browser's
+/// first contentful paint, when that frame was presented: the estimate is in the first frame with
+/// content), and the first contentful paint itself.
+async fn open_timed(b: &Browser, url: &str) -> Result<(f64, f64)> {
+    b.c.goto(url).await?;
+    b.wait("#verdict").await?;
+    b.until("first estimate mark", "return !!(window.__kv && window.__kv.first_estimate_ms)").await?;
     let v = b.c.execute("return [(window.__kv || {}).first_estimate_ms || 0, (performance.getEntriesByName('first-contentful-paint')[0] || {}).startTime || 0]", vec![]).await?;
-    let at = |i: usize| v[i].as_f64().unwrap_or(0.0);
-    Ok(at(0).max(at(1)))
+    let (mark, fcp) = (v[0].as_f64().unwrap_or(0.0), v[1].as_f64().unwrap_or(0.0));
+    Ok((mark.max(fcp), fcp))
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -308,19 +312,14 @@ async fn speed_budget_is_recorded() -> Result<()> {
     // 1. the page as the first thing a just-launched Chromium shows: the browser's own start-up
     //    (network service, first renderer, fonts) falls in this navigation
     let fresh = Browser::start().await?;
-    fresh.c.goto(&h.url).await?;
-    fresh.wait("#verdict").await?;
-    fresh.until("first estimate mark", "return !!(window.__kv && window.__kv.first_estimate_ms)").await?;
-    let first_fresh = first_on_screen(&fresh).await?;
+    let (first_fresh, _) = open_timed(&fresh, &h.url).await?;
     fresh.close().await?;
     // 2. a first visit in a running browser (another site open before, nothing of ours cached):
     //    what a user who opens a link sees; the budget's figure
     let b = Browser::start().await?;
     b.c.goto("data:text/html,<title>before</title><p>another site</p>").await?;
     tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
-    b.c.goto(&h.url).await?;
-    b.wait("#verdict").await?;
-    b.until("first estimate mark", "return !!(window.__kv && window.__kv.first_estimate_ms)").await?;
+    let (first, fcp) = open_timed(&b, &h.url).await?;
     // the page settles (the bundled measurements load after the first estimate) before changes are timed
     b.until("bundled measurements loaded", "return !!(window.__kv && window.__kv.bundled_measurements_ms)").await?;
     // each change: the time until the last DOM mutation it causes (charts included), observed
@@ -346,15 +345,9 @@ async fn speed_budget_is_recorded() -> Result<()> {
     let v = b.c.execute("return window.__kv", vec![]).await?;
     let resources = b.c.execute("return performance.getEntries().map(e => [e.entryType, e.name.split('/').pop(), Math.round(e.startTime), Math.round(e.responseEnd || e.startTime + e.duration)])", vec![]).await?;
     let frames = b.c.execute("return performance.getEntriesByType('long-animation-frame').map(e => ({start: e.startTime, duration: e.duration, render_start: e.renderStart, style_layout_start: e.styleAndLayoutStart, presentation: e.presentationTime, scripts: e.scripts.map(s => [s.invoker, s.startTime, s.duration])}))", vec![]).await?;
-    let fcp = b.c.execute("return (performance.getEntriesByName('first-contentful-paint')[0] || {}).startTime || 0", vec![]).await?.as_f64().unwrap_or(0.0);
-    let first = first_on_screen(&b).await?;
     // a second navigation in the same browser (what a user with a running browser sees)
-    b.c.goto(&format!("{}?v=1&m=meta-llama/Llama-3.1-8B-Instruct&in=2048&out=512&n=16", h.url)).await?;
-    b.wait("#verdict").await?;
-    b.until("first estimate mark again", "return !!(window.__kv && window.__kv.first_estimate_ms)").await?;
+    let (first_warm, fcp_warm) = open_timed(&b, &format!("{}?v=1&m=meta-llama/Llama-3.1-8B-Instruct&in=2048&out=512&n=16", h.url)).await?;
     let warm = b.c.execute("return window.__kv", vec![]).await?;
-    let fcp_warm = b.c.execute("return (performance.getEntriesByName('first-contentful-paint')[0] || {}).startTime || 0", vec![]).await?.as_f64().unwrap_or(0.0);
-    let first_warm = first_on_screen(&b).await?;
     let timeline: Vec<f64> = re.clone();
     re.sort_by(f64::total_cmp);
     assert!(first.is_finite() && first > 0.0, "{v}");
