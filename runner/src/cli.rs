@@ -139,7 +139,8 @@ pub struct EstimateArgs {
     /// A permalink query (`v=1&m=...&gpu=...`) to start from; flags override its fields.
     #[arg(long)]
     pub permalink: Option<String>,
-    /// GPU from the catalog (e.g. h100-80gb, a100-40gb, l4, rtx-4090).
+    /// GPU from the catalog (e.g. h100-80gb, a100-40gb, l4, rtx-4090), or its name as nvidia-smi
+    /// prints it ("NVIDIA A100-SXM4-40GB").
     #[arg(long)]
     pub gpu: Option<String>,
     /// Custom GPU memory in GiB (for SGLang: the free memory at "Load weight begin").

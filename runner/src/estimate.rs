@@ -22,7 +22,12 @@ pub fn scenario(args: &EstimateArgs) -> Result<Scenario> {
         Ok(())
     };
     set("m", args.model.clone())?;
-    set("gpu", args.gpu.clone())?;
+    // a catalog id, or a GPU's name as nvidia-smi or a log prints it (`NVIDIA A100-SXM4-40GB`)
+    let gpu = args.gpu.as_deref().map(|g| match (kv_estimator::gpu::find(g), kv_estimator::gpu::match_name(g)) {
+        (Err(_), Some(found)) => found.id.to_string(),
+        _ => g.to_string(),
+    });
+    set("gpu", gpu)?;
     set("mem", args.gpu_memory_gib.map(|f| f.to_string()))?;
     set("gpus", args.num_gpus.map(|v| v.to_string()))?;
     set("tp", args.tp.map(|v| v.to_string()))?;

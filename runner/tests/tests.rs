@@ -18,6 +18,21 @@ fn runner(args: &[&str]) -> std::process::Output {
 }
 
 #[test]
+fn gpu_names_as_logs_print_them_pick_the_catalog_entry() {
+    let by_name = runner(&["estimate", "--model", "Qwen/Qwen2.5-7B-Instruct", "--gpu", "NVIDIA A100-SXM4-40GB", "--json"]);
+    assert!(by_name.status.success(), "{}", String::from_utf8_lossy(&by_name.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&by_name.stdout).unwrap();
+    assert!(v["permalink"].as_str().unwrap().contains("gpu=a100-40gb"), "{}", v["permalink"]);
+    let by_id = runner(&["estimate", "--model", "Qwen/Qwen2.5-7B-Instruct", "--gpu", "a100-40gb", "--json"]);
+    let w: serde_json::Value = serde_json::from_slice(&by_id.stdout).unwrap();
+    assert_eq!(v["capacity_bytes"], w["capacity_bytes"]);
+    // a board the catalog lacks is refused with the list, not taken for a neighbour (GH200 is no H200)
+    let gh = runner(&["estimate", "--model", "Qwen/Qwen2.5-7B-Instruct", "--gpu", "NVIDIA GH200", "--json"]);
+    assert!(!gh.status.success());
+    assert!(String::from_utf8_lossy(&gh.stderr).contains("expected one of h100-80gb"));
+}
+
+#[test]
 fn estimate_json_has_the_contract_fields() {
     let out = runner(&["estimate", "--model", "meta-llama/Llama-3.1-8B-Instruct", "--gpu", "h100-80gb", "--concurrency", "32", "--input-len", "4096", "--output-len", "1024", "--json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -66,6 +66,95 @@ gpus! {
     "rtx-4090", "NVIDIA GeForce RTX 4090 24GB", 23.65, 1008.0, 165.0, "torch total", 89, PointToPoint;
     "rtx-5090", "NVIDIA GeForce RTX 5090 32GB", 31.36, 1792.0, 209.0, "torch total", 120, PointToPoint;
     "mi300x", "AMD Instinct MI300X 192GB", 191.98, 5300.0, 1307.0, "rocm-smi 196592 MiB", 0, Other;
+    // boards whose memory is another entry's (same memory, same ECC setting)
+    "h800", "NVIDIA H800 80GB", 79.19, 3350.0, 989.0, "as the H100 80GB (nvidia-smi 81559 MiB)", 90, NvSwitch;
+    "a800-80gb", "NVIDIA A800 80GB", 79.15, 2039.0, 312.0, "as the A100 80GB (nvidia-smi 81920 MiB)", 80, NvSwitch;
+    "h20-141gb", "NVIDIA H20 141GB", 139.72, 4800.0, 148.0, "as the H200 (141 GB HBM3e; an 8x H20 log implies ~139.8 GiB)", 90, NvSwitch;
+    "a10", "NVIDIA A10 24GB", 21.99, 600.0, 125.0, "as the A10G (nvidia-smi 23028 MiB, ECC on)", 86, PointToPoint;
+    "l40", "NVIDIA L40 48GB", 44.42, 864.0, 181.0, "as the L40S (nvidia-smi 46068 MiB, ECC on)", 89, PointToPoint;
+    "l20", "NVIDIA L20 48GB", 44.42, 864.0, 119.5, "as the L40S (nvidia-smi 46068 MiB, ECC on)", 89, PointToPoint;
+    "a40", "NVIDIA A40 48GB", 44.42, 696.0, 150.0, "as the L40S (nvidia-smi 46068 MiB, ECC on)", 86, PointToPoint;
+    "rtx-a5000", "NVIDIA RTX A5000 24GB", 23.65, 768.0, 111.0, "as the RTX 4090 (nvidia-smi 24564 MiB)", 86, PointToPoint;
+    // modelled: nvidia-smi total less what the driver keeps (0.35 GiB on the GeForce logs above,
+    // 0.47 GiB the median of the data-centre ones)
+    "h20", "NVIDIA H20 96GB", 95.11, 4000.0, 148.0, "modelled: nvidia-smi 97871 MiB less 0.47 GiB", 90, NvSwitch;
+    "a30", "NVIDIA A30 24GB", 23.53, 933.0, 165.0, "modelled: 24 GiB HBM2 less 0.47 GiB", 80, PointToPoint;
+    "rtx-6000-ada", "NVIDIA RTX 6000 Ada 48GB", 47.64, 960.0, 364.0, "modelled: nvidia-smi 49140 MiB less 0.35 GiB", 89, PointToPoint;
+    "rtx-a4000", "NVIDIA RTX A4000 16GB", 15.64, 448.0, 76.7, "modelled: nvidia-smi 16376 MiB less 0.35 GiB", 86, PointToPoint;
+    "rtx-4080", "NVIDIA GeForce RTX 4080 16GB", 15.64, 717.0, 97.5, "modelled: nvidia-smi 16376 MiB less 0.35 GiB", 89, PointToPoint;
+    "rtx-4060-ti-16gb", "NVIDIA GeForce RTX 4060 Ti 16GB", 15.65, 288.0, 44.0, "modelled: nvidia-smi 16380 MiB less 0.35 GiB", 89, PointToPoint;
+    "rtx-3080", "NVIDIA GeForce RTX 3080 10GB", 9.65, 760.0, 59.5, "modelled: nvidia-smi 10240 MiB less 0.35 GiB", 86, PointToPoint;
+    "rtx-3060", "NVIDIA GeForce RTX 3060 12GB", 11.65, 360.0, 25.5, "modelled: nvidia-smi 12288 MiB less 0.35 GiB", 86, PointToPoint;
+    "rtx-2080-ti", "NVIDIA GeForce RTX 2080 Ti 11GB", 10.65, 616.0, 56.9, "modelled: nvidia-smi 11264 MiB less 0.35 GiB", 75, PointToPoint;
+}
+
+/// GiB the CUDA driver keeps of a board's memory, for a GPU known only by its marketing size:
+/// 0.35 on the GeForce totals above, 0.47 the median of the data-centre ones (0.35 to 0.85).
+pub const DRIVER_RESERVE_GIB: f64 = 0.4;
+
+/// Catalog GPUs by the words of their names, most specific first: the words in order, the
+/// memory the name must state (if it decides between boards), and the entry (`None`: a board
+/// the catalog does not hold, which a shorter pattern below would otherwise take).
+const NAMES: &[(&[&str], Option<u32>, Option<&str>)] = &[
+    (&["h100", "nvl"], None, Some("h100-nvl")),
+    (&["h100", "pcie"], None, Some("h100-pcie")),
+    (&["h100"], None, Some("h100-80gb")),
+    (&["h800"], None, Some("h800")),
+    (&["h200"], None, Some("h200")),
+    (&["h20"], Some(141), Some("h20-141gb")),
+    (&["h20"], None, Some("h20")),
+    (&["b200"], None, Some("b200")),
+    (&["a100"], Some(40), Some("a100-40gb")),
+    (&["a100"], None, Some("a100-80gb")),
+    (&["a800"], Some(40), None),
+    (&["a800"], None, Some("a800-80gb")),
+    (&["a10g"], None, Some("a10g")),
+    (&["a10"], None, Some("a10")),
+    (&["a30"], None, Some("a30")),
+    (&["a40"], None, Some("a40")),
+    (&["l40s"], None, Some("l40s")),
+    (&["l40"], None, Some("l40")),
+    (&["l20"], None, Some("l20")),
+    (&["l4"], None, Some("l4")),
+    (&["t4"], None, Some("t4")),
+    (&["v100"], Some(32), Some("v100-32gb")),
+    (&["v100"], None, Some("v100-16gb")),
+    (&["a6000"], None, Some("rtx-a6000")),
+    (&["6000", "ada"], None, Some("rtx-6000-ada")),
+    (&["a5000"], None, Some("rtx-a5000")),
+    (&["a4000"], None, Some("rtx-a4000")),
+    (&["5090"], None, Some("rtx-5090")),
+    (&["4090"], None, Some("rtx-4090")),
+    (&["4080"], None, Some("rtx-4080")),
+    (&["4060", "ti"], Some(16), Some("rtx-4060-ti-16gb")),
+    (&["3090"], None, Some("rtx-3090")),
+    (&["3080", "ti"], None, None),
+    (&["3080"], Some(12), None),
+    (&["3080"], None, Some("rtx-3080")),
+    (&["3060", "ti"], None, None),
+    (&["3060"], Some(8), None),
+    (&["3060"], None, Some("rtx-3060")),
+    (&["2080", "ti"], None, Some("rtx-2080-ti")),
+    (&["mi300x"], None, Some("mi300x")),
+];
+
+/// The catalog entry a GPU's free-text name refers to (`NVIDIA A100-SXM4-40GB`,
+/// `4x NVIDIA H100 NVL 94GB`, `Tesla T4`), matched on whole words (`GH200` is not an H200).
+pub fn match_name(text: &str) -> Option<&'static Gpu> {
+    let lower = text.to_ascii_lowercase();
+    let words: Vec<&str> = lower.split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| !w.is_empty()).collect();
+    let digits = |w: &str| !w.is_empty() && w.bytes().all(|b| b.is_ascii_digit());
+    let stated_gb = words.iter().enumerate().find_map(|(i, w)| {
+        let n = match w.strip_suffix("gb") {
+            Some(n) if digits(n) => n,
+            _ if digits(w) && words.get(i + 1) == Some(&"gb") => w,
+            _ => return None,
+        };
+        n.parse::<u32>().ok()
+    });
+    let has = |seq: &[&str]| words.windows(seq.len()).any(|w| w == seq);
+    let (_, _, id) = NAMES.iter().find(|(seq, gb, _)| has(seq) && gb.is_none_or(|g| stated_gb == Some(g)))?;
+    id.and_then(|id| find(id).ok())
 }
 
 /// Looks a GPU up by catalog id (case-insensitive).
@@ -121,5 +210,37 @@ mod tests {
         assert!((b.gib() - 79.19).abs() < 1e-6);
         assert!(find("h101").unwrap_err().to_string().contains("h100-80gb"));
         assert!(GpuChoice::Custom { memory_gib: f64::NAN }.memory().is_err());
+    }
+
+    #[test]
+    fn names_in_logs_find_their_entry() {
+        let id = |t: &str| match_name(t).map(|g| g.id);
+        assert_eq!(id("NVIDIA A100-SXM4-40GB"), Some("a100-40gb"));
+        assert_eq!(id("2x NVIDIA A100-PCIE-40GB"), Some("a100-40gb"));
+        assert_eq!(id("NVIDIA A100 80GB"), Some("a100-80gb"));
+        assert_eq!(id("4x NVIDIA H100 NVL 94GB"), Some("h100-nvl"));
+        assert_eq!(id("NVIDIA H100 80GB HBM3"), Some("h100-80gb"));
+        assert_eq!(id("8x NVIDIA H20 (141GB variant)"), Some("h20-141gb"));
+        assert_eq!(id("NVIDIA H20"), Some("h20"));
+        assert_eq!(id("Tesla V100-SXM2-32GB"), Some("v100-32gb"));
+        assert_eq!(id("NVIDIA GeForce RTX 4090 24GB (WSL2)"), Some("rtx-4090"));
+        assert_eq!(id("NVIDIA GeForce RTX 3060 12GB"), Some("rtx-3060"));
+        assert_eq!(id("4x NVIDIA L4 24GB (AWS g6.12xlarge)"), Some("l4"));
+        assert_eq!(id("NVIDIA L40 48GB"), Some("l40"));
+        assert_eq!(id("NVIDIA RTX 6000 Ada Generation"), Some("rtx-6000-ada"));
+        assert_eq!(id("RTX 4060 Ti 16GB"), Some("rtx-4060-ti-16gb"));
+        // boards the catalog does not hold are not taken for a neighbour
+        assert_eq!(id("NVIDIA GH200 96GB"), None);
+        assert_eq!(id("NVIDIA GeForce RTX 3060 Ti 8GB"), None);
+        assert_eq!(id("RTX 3080 Ti"), None);
+        assert_eq!(id("RTX 4060 Ti 8GB"), None);
+        assert_eq!(id("NVIDIA GeForce RTX 4070 Laptop GPU 8GB"), None);
+        assert_eq!(id("AMD Radeon RX 7900 XTX 24GB"), None);
+        // every pattern names an entry that exists
+        for (_, _, id) in NAMES {
+            if let Some(id) = id {
+                assert!(find(id).is_ok(), "{id}");
+            }
+        }
     }
 }

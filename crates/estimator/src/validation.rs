@@ -10,11 +10,11 @@
 //! fine-tune, a distillation into the same architecture) is sized with that config, and the
 //! quantisation the log states is applied to it; the report names the config used for every case.
 
-use crate::dtype::{FloatDtype, KvDtype, Quant};
+use crate::dtype::{FloatDtype, KvDtype, Quant, QuantChoice};
 use crate::engine::parse_semver;
 use crate::error::{Error, Result};
 use crate::estimate::{estimate, Estimate};
-use crate::gpu::{GpuChoice, CATALOG};
+use crate::gpu::GpuChoice;
 use crate::model::ModelShape;
 use crate::scenario::{Engine, Scenario};
 use crate::units::{fixed, GIB, MIB};
@@ -102,7 +102,10 @@ pub fn version_in(text: &str) -> Option<String> {
             let n: String = t[i + 1..].chars().take_while(char::is_ascii_digit).collect();
             return Some(format!("b{n}"));
         }
-        if c.is_ascii_digit() && (i == 0 || !t[..i].ends_with(|p: char| p.is_ascii_alphanumeric())) {
+        // a word boundary before the number, or a `v` prefix that starts a word (`v0.10.1.1`)
+        let starts_word = |j: usize| j == 0 || !t[..j].ends_with(|p: char| p.is_ascii_alphanumeric());
+        let after_v = i > 0 && t[..i].ends_with(['v', 'V']) && starts_word(i - 1);
+        if c.is_ascii_digit() && (starts_word(i) || after_v) {
             let v: String = t[i..].chars().take_while(|d| d.is_ascii_digit() || *d == '.').collect();
             let v = v.trim_end_matches('.');
             if v.contains('.') {
@@ -133,7 +136,7 @@ pub fn normalized_name(id: &str) -> String {
     let name = id.rsplit('/').next().unwrap_or(id).to_ascii_lowercase();
     let mut n = name.trim_start_matches("meta-").to_string();
     const SUFFIXES: &[&str] = &[
-        "-gguf", "-awq-int4", "-awq", "-gptq-int4", "-gptq-int8", "-gptq", "-autoround-gptq-4bit", "-autoround", "-fp8-dynamic", "-fp8", "-int4", "-int8", "-bnb-4bit", "-4bit", "-8bit", "-instruct", "-chat", "-it", "-hf", "-base",
+        "-gguf", "-quantized.w8a8", "-quantized.w4a16", "-quantized.w8a16", "-w8a8", "-w4a16", "-unsloth-bnb-4bit", "-unsloth", "-awq-int4", "-awq", "-gptq-int4", "-gptq-int8", "-gptq", "-autoround-gptq-4bit", "-autoround", "-fp8-dynamic", "-fp8", "-int4", "-int8", "-bnb-4bit", "-4bit", "-8bit", "-instruct", "-chat", "-it", "-hf", "-base",
     ];
     loop {
         let before = n.len();
@@ -190,8 +193,20 @@ pub fn case_quant(case: &Case) -> Option<Quant> {
         Some(Quant::Awq { bits: if bits8 { 8 } else { 4 }, group_size: Some(128), skip })
     } else if q.contains("gptq") || q.contains("autoround") || id.contains("gptq") {
         Some(Quant::Gptq { bits: if bits8 { 8 } else { 4 }, group_size: Some(128), skip })
+    } else if q.contains("bitsandbytes") || q.contains("bnb") || id.contains("-bnb-") {
+        if bits8 {
+            Some(Quant::Bnb8 { skip })
+        } else {
+            Some(Quant::Bnb4 { double_quant: true, skip })
+        }
     } else if q.contains("mxfp4") {
         Some(Quant::Mxfp4 { skip })
+    } else if (q.contains("w8a8") || id.contains("w8a8")) && !q.contains("fp8") {
+        // compressed-tensors W8A8: int8 weights, one scale per output channel
+        Some(Quant::Int8PerChannel { skip })
+    } else if q.contains("w4a16") || id.contains("w4a16") {
+        // compressed-tensors W4A16: 4-bit packed weights with group-128 scales, sized as GPTQ
+        Some(Quant::Gptq { bits: 4, group_size: Some(128), skip })
     } else if q.contains("fp8") || id.contains("-fp8") {
         // Qwen and DeepSeek FP8 uploads use 128 x 128 blocks with fp32 scales
         Some(Quant::Fp8 { block: Some([128, 128]), skip })
@@ -200,13 +215,27 @@ pub fn case_quant(case: &Case) -> Option<Quant> {
     }
 }
 
-/// The activation dtype a case states (`bfloat16 ...`, `float16 ...`), if any.
+/// The activation dtype a case states (`bfloat16 ...`, `float16 ...`, `half`, `torch.bfloat16`,
+/// `fp32`), if any.
 fn case_float(case: &Case) -> Option<FloatDtype> {
     let d = case.dtype.as_deref().unwrap_or("").trim().to_ascii_lowercase();
-    if d.starts_with("bfloat16") {
-        Some(FloatDtype::Bf16)
-    } else if d.starts_with("float16") {
-        Some(FloatDtype::F16)
+    let first = d.split(|c: char| c.is_whitespace() || c == ',' || c == '(' || c == '/').next().unwrap_or("");
+    match first.trim_start_matches("torch.") {
+        "bfloat16" | "bf16" => Some(FloatDtype::Bf16),
+        "float16" | "fp16" | "half" | "f16" => Some(FloatDtype::F16),
+        "float32" | "fp32" | "float" | "f32" => Some(FloatDtype::F32),
+        _ => None,
+    }
+}
+
+/// A quantisation the engine applies at load to an unquantised checkpoint (vLLM
+/// `--quantization fp8` / `bitsandbytes`), as the scenario's choice.
+fn online_quant(case: &Case) -> Option<QuantChoice> {
+    let q = case.quantization.as_deref().unwrap_or("").to_ascii_lowercase();
+    if q.contains("bitsandbytes") || q.contains("bnb") {
+        Some(if q.contains("8bit") || q.contains("8-bit") || q.contains("int8") { QuantChoice::Bnb8 } else { QuantChoice::Bnb4 })
+    } else if q.contains("fp8") {
+        Some(QuantChoice::Fp8)
     } else {
         None
     }
@@ -243,39 +272,16 @@ pub fn case_memory_gib(case: &Case, engine: Engine) -> Option<(f64, String)> {
     if let Some(m) = total_in_text(&case.gpu) {
         return Some((m, "total stated with the GPU".into()));
     }
-    let name = case.gpu.to_ascii_lowercase().replace(['-', '_'], " ");
-    let pick = |id: &str| CATALOG.iter().find(|g| g.id == id).map(|g| (g.memory_gib, format!("catalog {id}")));
-    let has = |s: &str| name.contains(s);
-    if has("h100 nvl") {
-        pick("h100-nvl")
-    } else if has("h100") {
-        pick("h100-80gb")
-    } else if has("h200") {
-        pick("h200")
-    } else if has("a100") && (has("40g") || has("40 g")) {
-        pick("a100-40gb")
-    } else if has("a100") {
-        pick("a100-80gb")
-    } else if has("a10g") {
-        pick("a10g")
-    } else if has("l40s") {
-        pick("l40s")
-    } else if has(" l4 ") || has(" l4") && !has("l40") {
-        pick("l4")
-    } else if has("a6000") {
-        pick("rtx-a6000")
-    } else if has("t4") {
-        pick("t4")
-    } else if has("4090") {
-        pick("rtx-4090")
-    } else if has("3090") {
-        pick("rtx-3090")
-    } else if has("5090") {
-        pick("rtx-5090")
-    } else if has("mi300x") {
-        pick("mi300x")
+    if let Some(g) = crate::gpu::match_name(&case.gpu) {
+        return Some((g.memory_gib, format!("catalog {}", g.id)));
+    }
+    let nominal = nominal_gb(&case.gpu)?;
+    let lower = case.gpu.to_ascii_lowercase();
+    if nominal > 2.0 && ["nvidia", "geforce", "rtx", "tesla", "quadro"].iter().any(|w| lower.contains(w)) {
+        let m = nominal - crate::gpu::DRIVER_RESERVE_GIB;
+        Some((m, format!("not in the catalog: {nominal} GB less the {} GiB the CUDA driver keeps (modelled)", crate::gpu::DRIVER_RESERVE_GIB)))
     } else {
-        nominal_gb(&case.gpu).map(|g| (g, "the GPU's nominal size (not in the catalog)".to_string()))
+        Some((nominal, "not in the catalog: the GPU's nominal size".to_string()))
     }
 }
 
@@ -353,6 +359,7 @@ pub fn case_scenario(case: &Case, model_id: &str) -> std::result::Result<(Scenar
     match case_float(case) {
         Some(FloatDtype::Bf16) if unquantised => s.dtype = crate::dtype::WeightDtype::Bf16,
         Some(FloatDtype::F16) if unquantised => s.dtype = crate::dtype::WeightDtype::Fp16,
+        Some(FloatDtype::F32) if unquantised => s.dtype = crate::dtype::WeightDtype::Fp32,
         _ => {}
     }
     let kv = case.kv_cache_dtype.as_deref().unwrap_or("auto").split_whitespace().next().unwrap_or("auto").to_ascii_lowercase();
@@ -463,10 +470,16 @@ fn pct(est: f64, logged: f64) -> f64 {
 /// Sets the estimate beside every figure of the case that it models.
 pub fn evaluate(case: &Case, shape: &ModelShape, config: ModelMatch) -> CaseResult {
     let base = CaseResult::skipped(case, Some(config.clone()), "");
-    let (s, mut notes) = match case_scenario(case, &config.config_id) {
+    let (mut s, mut notes) = match case_scenario(case, &config.config_id) {
         Ok(x) => x,
         Err(why) => return CaseResult::skipped(case, Some(config), why),
     };
+    if shape.quantization.is_none() {
+        if let Some(q) = online_quant(case) {
+            notes.push(format!("quantised at load ({}): the checkpoint is unquantised", q.as_str()));
+            s.quantization = q;
+        }
+    }
     let e: Estimate = match estimate(shape, &s) {
         Ok(e) => e,
         Err(err) => return CaseResult::skipped(case, Some(config), format!("the estimate failed: {err}")),
@@ -799,6 +812,9 @@ mod tests {
         assert_eq!(version_in("b5121 (c94085df)").as_deref(), Some("b5121"));
         assert_eq!(version_in("0.10.1.dev101 (V1)").as_deref(), Some("0.10.1"));
         assert_eq!(version_in("latest"), None);
+        assert_eq!(version_in("v0.10.1.1").as_deref(), Some("0.10.1.1"));
+        assert_eq!(version_in("vllm v0.9.2 (V1)").as_deref(), Some("0.9.2"));
+        assert_eq!(version_in("V0, ~0.6.4 (Dec 2024)").as_deref(), Some("0.6.4"));
     }
 
     #[test]
@@ -839,5 +855,35 @@ mod tests {
         assert_eq!(case_quant(&c), Some(Quant::Gptq { bits: 8, group_size: Some(128), skip: vec![] }));
         let c = Case { model: "x/y-GGUF".into(), quantization: Some("gguf".into()), ..Case::default() };
         assert_eq!(case_quant(&c), None);
+        let c = Case { model: "RedHatAI/Llama-3.3-70B-Instruct-quantized.w8a8".into(), quantization: Some("compressed-tensors".into()), ..Case::default() };
+        assert_eq!(case_quant(&c), Some(Quant::Int8PerChannel { skip: vec![] }));
+        assert_eq!(normalized_name(&c.model), "llama-3.3-70b");
+        let c = Case { model: "unsloth/Llama-3.2-3B-Instruct-unsloth-bnb-4bit".into(), quantization: Some("bitsandbytes".into()), ..Case::default() };
+        assert_eq!(case_quant(&c), Some(Quant::Bnb4 { double_quant: true, skip: vec![] }));
+        assert_eq!(normalized_name(&c.model), "llama-3.2-3b");
+        // `--quantization fp8` on an unquantised checkpoint is quantised by the engine at load
+        let c = Case { quantization: Some("fp8".into()), ..Case::default() };
+        assert_eq!(online_quant(&c), Some(QuantChoice::Fp8));
+        let c = Case { quantization: Some("None".into()), ..Case::default() };
+        assert_eq!(online_quant(&c), None);
+    }
+
+    #[test]
+    fn dtypes_are_read_in_the_spellings_logs_use() {
+        for (text, want) in [("bfloat16", Some(FloatDtype::Bf16)), ("torch.bfloat16", Some(FloatDtype::Bf16)), ("half", Some(FloatDtype::F16)), ("fp16", Some(FloatDtype::F16)), ("float16 (AWQ)", Some(FloatDtype::F16)), ("float32", Some(FloatDtype::F32)), ("auto (bfloat16/float16)", None), ("Q4_K_M", None)] {
+            let c = Case { dtype: Some(text.into()), ..Case::default() };
+            assert_eq!(case_float(&c), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn gpu_memory_comes_from_the_catalog_or_a_modelled_reserve() {
+        let mem = |gpu: &str| case_memory_gib(&Case { gpu: gpu.into(), ..Case::default() }, Engine::Vllm).map(|(m, _)| m);
+        assert_eq!(mem("NVIDIA A100-SXM4-40GB"), Some(39.38));
+        assert_eq!(mem("NVIDIA B200"), Some(178.35));
+        // GH200 is not an H200; a board the catalog lacks keeps its size less the driver's share
+        assert_eq!(mem("NVIDIA GH200 96GB"), Some(96.0 - crate::gpu::DRIVER_RESERVE_GIB));
+        assert_eq!(mem("AMD Radeon RX 7900 XTX 24GB"), Some(24.0));
+        assert_eq!(mem("a GPU"), None);
     }
 }
