@@ -44,6 +44,8 @@ pub struct Case {
     pub caveat_flags: Vec<String>,
     pub notes: Option<String>,
     pub source: Option<String>,
+    /// The log lines, verbatim.
+    pub quote: Option<String>,
 }
 
 impl Case {
@@ -318,6 +320,28 @@ fn total_in_text(text: &str) -> Option<f64> {
     None
 }
 
+/// A numeric engine setting written in free text as a flag or in an arguments dump:
+/// `--max-num-seqs 8`, `--max-num-seqs=8`, `max_num_seqs=8`, `'max_num_seqs': 8`. A setting
+/// given as something other than a number (`max_num_batched_tokens = max_model_len`) is not one.
+fn setting_in(text: &str, name: &str) -> Option<u64> {
+    let flag = format!("--{}", name.replace('_', "-"));
+    for key in [flag.as_str(), name] {
+        for (i, _) in text.match_indices(key) {
+            let rest = text[i + key.len()..].trim_start_matches(['\'', '"']);
+            let rest = rest.trim_start();
+            let rest = rest.strip_prefix(['=', ':']).unwrap_or(rest).trim_start();
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            let after = rest[digits.len()..].chars().next();
+            if !digits.is_empty() && after.is_none_or(|c| !c.is_ascii_alphanumeric() && c != '.') {
+                if let Ok(n) = digits.parse::<u64>() {
+                    return (n > 0).then_some(n);
+                }
+            }
+        }
+    }
+    None
+}
+
 /// A vLLM budget the log does not state, from the figures it does: `(weights + activation peak +
 /// non-torch + KV) / total`, to two decimals (how `gpu_memory_utilization` is given). Only for
 /// cases flagged `gmu_inferred`.
@@ -381,6 +405,19 @@ pub fn case_scenario(case: &Case, model_id: &str) -> std::result::Result<(Scenar
     }
     if let Some(c) = case.fig("chunked_prefill_size") {
         s.max_num_batched_tokens = Some(c as u64);
+    }
+    if matches!(engine, Engine::Vllm | Engine::VllmV0) {
+        // the profiling batch, when the case's arguments set it (`--max-num-seqs 8`,
+        // `max_num_batched_tokens=4096` in an args dump)
+        let text = format!("{} {}", case.notes.as_deref().unwrap_or(""), case.quote.as_deref().unwrap_or(""));
+        if let Some(n) = setting_in(&text, "max_num_seqs") {
+            notes.push(format!("max_num_seqs {n} from the case's arguments"));
+            s.max_num_seqs = Some(n);
+        }
+        if let Some(n) = setting_in(&text, "max_num_batched_tokens") {
+            notes.push(format!("max_num_batched_tokens {n} from the case's arguments"));
+            s.max_num_batched_tokens = Some(n);
+        }
     }
     s.input_len = 1;
     s.output_len = 0;
@@ -866,6 +903,17 @@ mod tests {
         assert_eq!(online_quant(&c), Some(QuantChoice::Fp8));
         let c = Case { quantization: Some("None".into()), ..Case::default() };
         assert_eq!(online_quant(&c), None);
+    }
+
+    #[test]
+    fn settings_are_read_from_flags_and_argument_dumps() {
+        assert_eq!(setting_in("vllm serve m --max-num-seqs 8 --enforce-eager", "max_num_seqs"), Some(8));
+        assert_eq!(setting_in("--max-num-seqs=16", "max_num_seqs"), Some(16));
+        assert_eq!(setting_in("args: Namespace(max_num_seqs=4, max_num_batched_tokens=None)", "max_num_seqs"), Some(4));
+        assert_eq!(setting_in("args: Namespace(max_num_seqs=4, max_num_batched_tokens=None)", "max_num_batched_tokens"), None);
+        assert_eq!(setting_in("non-default args: {'max_num_batched_tokens': 4096}", "max_num_batched_tokens"), Some(4096));
+        assert_eq!(setting_in("profile_run uses max_num_batched_tokens = max_model_len", "max_num_batched_tokens"), None);
+        assert_eq!(setting_in("max_num_seqs 2.5", "max_num_seqs"), None);
     }
 
     #[test]
