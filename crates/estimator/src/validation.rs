@@ -130,7 +130,23 @@ pub const SAME_SHAPE: &[(&str, &str, &str)] = &[
     ("meetkai/functionary-small-v3.2", "meta-llama/Llama-3.1-8B-Instruct", "a Llama-3.1-8B-Instruct fine-tune"),
     ("mistralai/Mistral-7B-Instruct-v0.2", "mistralai/Mistral-7B-Instruct-v0.3", "same layers and attention as v0.3 (KV identical; vocabulary 32000 vs 32768, +0.1 % weights)"),
     ("mistralai/Mistral-7B-v0.3", "mistralai/Mistral-7B-Instruct-v0.3", "base model of the same config"),
+    ("mistralai/Mistral-7B-Instruct-v0.1", "mistralai/Mistral-7B-v0.1", "instruct fine-tune of the same config (4096-token sliding window)"),
+    ("mistralai/Mixtral-8x7B-Instruct-v0.1", "mistralai/Mixtral-8x7B-v0.1", "instruct fine-tune of the same config"),
+    ("mistralai/Mixtral-8x22B-Instruct-v0.1", "mistralai/Mixtral-8x22B-v0.1", "same layers and experts (vocabulary 32768 vs 32000, +0.01 % weights)"),
+    ("Qwen/Qwen2.5-Coder-7B-Instruct", "Qwen/Qwen2.5-7B", "Qwen2.5-Coder-7B has the Qwen2.5-7B config shape"),
+    ("Qwen/Qwen2.5-Coder-14B-Instruct", "Qwen/Qwen2.5-14B", "Qwen2.5-Coder-14B has the Qwen2.5-14B config shape"),
+    ("deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", "Qwen/Qwen2.5-7B", "distilled into the Qwen2.5(-Math)-7B architecture"),
+    ("deepseek-ai/DeepSeek-R1-Distill-Qwen-32B", "Qwen/Qwen2.5-32B", "distilled into the Qwen2.5-32B architecture"),
+    ("deepseek-ai/DeepSeek-V3.1", "deepseek-ai/DeepSeek-V3", "the DeepSeek-V3 architecture, retrained"),
+    ("Qwen/Qwen3-Coder-30B-A3B-Instruct", "Qwen/Qwen3-30B-A3B", "the Qwen3-30B-A3B layers and experts with a 262,144-token context"),
 ];
+
+/// Releases whose config is their base model's but for a longer native context
+/// (`max_position_embeddings`): the Qwen3 2507 updates and Qwen3-Coder.
+fn native_context(model: &str) -> Option<u64> {
+    let m = model.to_ascii_lowercase();
+    (m.contains("qwen3") && (m.contains("-2507") || m.contains("qwen3-coder"))).then_some(262_144)
+}
 
 /// A model id's name reduced to its architecture: lower case, without the org, the quantisation
 /// and fine-tune suffixes (`-Instruct`, `-it`, `-AWQ`, `-GPTQ-Int8`, `-FP8`, ...) and a `Meta-` prefix.
@@ -138,7 +154,7 @@ pub fn normalized_name(id: &str) -> String {
     let name = id.rsplit('/').next().unwrap_or(id).to_ascii_lowercase();
     let mut n = name.trim_start_matches("meta-").to_string();
     const SUFFIXES: &[&str] = &[
-        "-gguf", "-quantized.w8a8", "-quantized.w4a16", "-quantized.w8a16", "-w8a8", "-w4a16", "-unsloth-bnb-4bit", "-unsloth", "-awq-int4", "-awq", "-gptq-int4", "-gptq-int8", "-gptq", "-autoround-gptq-4bit", "-autoround", "-fp8-dynamic", "-fp8", "-int4", "-int8", "-bnb-4bit", "-4bit", "-8bit", "-instruct", "-chat", "-it", "-hf", "-base",
+        "-gguf", "-quantized.w8a8", "-quantized.w4a16", "-quantized.w8a16", "-w8a8", "-w4a16", "-unsloth-bnb-4bit", "-unsloth", "-awq-int4", "-awq", "-gptq-int4", "-gptq-int8", "-gptq", "-autoround-gptq-4bit", "-autoround", "-fp8-dynamic", "-fp8", "-int4", "-int8", "-bnb-4bit", "-4bit", "-8bit", "-2507", "-0528", "-0324", "-thinking", "-instruct", "-chat", "-it", "-hf", "-base",
     ];
     loop {
         let before = n.len();
@@ -257,6 +273,10 @@ pub fn derive_checkpoint(shape: &mut ModelShape, case: &Case) {
     }
     if let Some(d) = case_float(case) {
         shape.checkpoint_dtype = Some(d);
+    }
+    if let Some(n) = native_context(&case.model).filter(|n| shape.max_position_embeddings != Some(*n)) {
+        shape.notes.push(format!("max_position_embeddings {n}: {} is a longer-context release of this config", case.model));
+        shape.max_position_embeddings = Some(n);
     }
 }
 
@@ -861,6 +881,9 @@ mod tests {
         assert_eq!(normalized_name("kaitchup/Phi-4-AutoRound-GPTQ-4bit"), "phi-4");
         assert_eq!(normalized_name("Qwen/Qwen2.5-7B-Instruct-GPTQ-Int8"), "qwen2.5-7b");
         assert_eq!(normalized_name("google/gemma-2-2b-it"), "gemma-2-2b");
+        assert_eq!(normalized_name("Qwen/Qwen3-235B-A22B-Instruct-2507-FP8"), "qwen3-235b-a22b");
+        assert_eq!(normalized_name("Qwen/Qwen3-30B-A3B-Thinking-2507"), "qwen3-30b-a3b");
+        assert_eq!(normalized_name("deepseek-ai/DeepSeek-R1-0528"), "deepseek-r1");
     }
 
     #[test]

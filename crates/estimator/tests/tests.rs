@@ -436,6 +436,45 @@ fn engine_profiles_hold_their_targets_on_strict_log_cases() {
     assert!(checked >= 30, "only {checked} checks with a target");
 }
 
+/// Cases as a larger log set writes them: a Qwen3 2507 release sized from its base config with
+/// the release's longer context, `--quantization fp8` on a bf16 checkpoint, a GPU known by name.
+#[test]
+fn log_cases_derive_what_their_text_states() {
+    use kv_estimator::validation::{self, Loaded};
+    let bundled: Vec<String> = all_ids();
+    let mut load = |id: &str, _bundled: bool| match std::fs::read_to_string(configs_dir().join(id).join("config.json")) {
+        Ok(t) => Loaded::Text(t, "bundled".into()),
+        Err(e) => Loaded::Missing(format!("not bundled: {e}")),
+    };
+    let case = |line: &str| validation::parse_cases(line).remove(0).unwrap();
+    let permalink = |r: &validation::CaseResult| r.notes.iter().find(|n| n.starts_with("permalink")).cloned().unwrap_or_default();
+
+    let c = case(r#"{"id":"a","engine":"vllm","engine_version":"v0.10.1.1","model":"Qwen/Qwen3-30B-A3B-Instruct-2507","gpu":"NVIDIA H800 80GB","tensor_parallel_size":1,"dtype":"bfloat16","quantization":"None","kv_cache_dtype":"auto","gpu_memory_utilization":0.9,"figures":{"kv_cache_tokens":100000}}"#);
+    let r = validation::evaluate_with(&c, &bundled, &mut load);
+    assert!(r.skipped.is_none(), "{:?}", r.skipped);
+    assert_eq!(r.config.as_ref().unwrap().config_id, "Qwen/Qwen3-30B-A3B");
+    let p = permalink(&r);
+    assert!(p.contains("gpu=h800") && p.contains("ev=0.10.1.1") && p.contains("e=vllm&"), "{p}");
+    // no max_model_len in the case: vLLM takes the release's 262,144-token context, not the base's 40,960
+    let sh = {
+        let mut sh = parse_config(&std::fs::read_to_string(configs_dir().join("Qwen/Qwen3-30B-A3B/config.json")).unwrap()).unwrap();
+        validation::derive_checkpoint(&mut sh, &c);
+        sh
+    };
+    assert_eq!(sh.max_position_embeddings, Some(262_144));
+
+    // online fp8 on the exact bf16 config: the weights are about half
+    let bf16 = case(r#"{"id":"b","engine":"vllm","engine_version":"0.9.2","model":"meta-llama/Llama-3.1-8B-Instruct","gpu":"NVIDIA L40S","dtype":"bfloat16","quantization":"None","max_model_len":8192,"gpu_memory_utilization":0.9,"figures":{"model_weights_gib":14.99}}"#);
+    let fp8 = case(r#"{"id":"b","engine":"vllm","engine_version":"0.9.2","model":"meta-llama/Llama-3.1-8B-Instruct","gpu":"NVIDIA L40S","dtype":"bfloat16","quantization":"fp8","max_model_len":8192,"gpu_memory_utilization":0.9,"figures":{"model_weights_gib":8.49}}"#);
+    let mut w = |c: &validation::Case| {
+        let r = validation::evaluate_with(c, &bundled, &mut load);
+        r.checks.iter().find(|k| k.figure == "model_weights_gib").map(|k| k.estimated).unwrap()
+    };
+    let (a, b) = (w(&bf16), w(&fp8));
+    assert!((a - 14.99).abs() < 0.02, "{a}");
+    assert!(b > 0.5 * a && b < 0.6 * a, "fp8 {b} GiB vs bf16 {a} GiB");
+}
+
 #[test]
 fn fragmentation_table_follows_the_scenario() {
     let sh = shape("meta-llama/Llama-3.1-8B-Instruct");
