@@ -93,12 +93,29 @@ fn basis(f: &Figure) -> &'static str {
 
 pub fn run(args: EstimateArgs) -> Result<()> {
     let mut s = scenario(&args)?;
-    let (id, text, source) = models::load(&s.model)?;
+    let requested = s.model.clone();
+    let (id, text, source, derived) = match models::load(&s.model) {
+        Ok((id, text, source)) => (id, text, source, None),
+        Err(err) => {
+            let (id, text, source, how) = models::derived_fallback(&s.model, &err).ok_or(err)?;
+            eprintln!("warning: {how}; sized from the bundled {id} (pass a config.json path for the checkpoint's own)");
+            (id, text, source, Some(how))
+        }
+    };
     s.model = id;
-    let shape = parse_config(&text).with_context(|| format!("reading config.json ({source})"))?;
+    let mut shape = parse_config(&text).with_context(|| format!("reading config.json ({source})"))?;
+    if let Some(how) = &derived {
+        // what the id says about the upload (`-AWQ`, `-GPTQ-Int8`, `-FP8`, `-bnb-4bit`)
+        let case = kv_estimator::validation::Case { model: requested.clone(), ..Default::default() };
+        kv_estimator::validation::derive_checkpoint(&mut shape, &case);
+        shape.notes.insert(0, format!("config: {how}"));
+    }
     let e = kv_estimator::estimate(&shape, &s)?;
     if args.json {
         let mut v = to_json(&e);
+        if let Some(how) = derived {
+            v["config"] = json!({ "requested": requested, "used": e.model.id, "derived": how });
+        }
         if args.solve {
             v["solve"] = solve_json(&shape, &s);
         }

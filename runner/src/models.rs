@@ -66,6 +66,22 @@ pub fn load(model: &str) -> Result<(String, String, String)> {
     fetch_hub(model)
 }
 
+/// When the Hub cannot give `model`'s config (unreachable, or gated without a token), the bundled
+/// config it is an upload or fine-tune of (`kv_estimator::validation::match_model`): its id, text,
+/// source and how it was matched. A model the Hub says does not exist gets no stand-in.
+pub fn derived_fallback(model: &str, err: &anyhow::Error) -> Option<(String, String, String, String)> {
+    let msg = err.to_string();
+    if !(msg.contains("unreachable") || msg.contains("gated")) {
+        return None;
+    }
+    let ids: Vec<String> = bundled().into_iter().map(|(id, _, _)| id).collect();
+    let m = kv_estimator::validation::match_model(model, &ids)?;
+    let f = configs_dir()?.join(&m.config_id).join("config.json");
+    let text = std::fs::read_to_string(&f).ok()?;
+    let why = if msg.contains("gated") { "the Hub refused its config (gated)" } else { "the Hub is unreachable" };
+    Some((m.config_id.clone(), text, format!("bundled {}", f.display()), format!("{why}: {}", m.how)))
+}
+
 /// `config.json` of `org/name` in the local Hub cache (the newest snapshot), if present.
 pub fn hub_cache(id: &str) -> Option<PathBuf> {
     let base = std::env::var_os("HF_HUB_CACHE")

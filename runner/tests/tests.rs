@@ -33,6 +33,26 @@ fn gpu_names_as_logs_print_them_pick_the_catalog_entry() {
 }
 
 #[test]
+fn an_upload_of_a_bundled_model_is_sized_from_it_when_the_hub_is_unreachable() {
+    // the runner() helper points HF_ENDPOINT at a closed port
+    let out = runner(&["estimate", "--model", "Qwen/Qwen2.5-7B-Instruct-AWQ", "--gpu", "l4", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("warning: the Hub is unreachable"));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["config"]["requested"], "Qwen/Qwen2.5-7B-Instruct-AWQ");
+    assert_eq!(v["config"]["used"], "Qwen/Qwen2.5-7B");
+    // AWQ from the id: 4-bit linear layers, bf16 embeddings and head
+    let bf16 = runner(&["estimate", "--model", "Qwen/Qwen2.5-7B", "--gpu", "l4", "--json"]);
+    let b: serde_json::Value = serde_json::from_slice(&bf16.stdout).unwrap();
+    let (awq, full) = (v["weights_bytes"].as_u64().unwrap(), b["weights_bytes"].as_u64().unwrap());
+    assert!(awq < full * 2 / 5, "awq {awq} vs bf16 {full}");
+    // an id that is no upload of a bundled model still fails, naming the Hub
+    let none = runner(&["estimate", "--model", "someone/entirely-new-model", "--json"]);
+    assert!(!none.status.success());
+    assert!(String::from_utf8_lossy(&none.stderr).contains("unreachable"));
+}
+
+#[test]
 fn estimate_json_has_the_contract_fields() {
     let out = runner(&["estimate", "--model", "meta-llama/Llama-3.1-8B-Instruct", "--gpu", "h100-80gb", "--concurrency", "32", "--input-len", "4096", "--output-len", "1024", "--json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
