@@ -438,6 +438,18 @@ pub fn case_scenario(case: &Case, model_id: &str) -> std::result::Result<(Scenar
             notes.push(format!("max_num_batched_tokens {n} from the case's arguments"));
             s.max_num_batched_tokens = Some(n);
         }
+        // a logged total keeps the memory exact but loses the board, whose name V1's defaults
+        // follow (an A100 80GB gets the small profiling batch from 0.9): take them from the name
+        let named = crate::gpu::match_name(&case.gpu).filter(|_| s.gpu.catalog().is_none());
+        if let (Engine::Vllm, Some(g)) = (engine, named) {
+            let ver = s.engine_version.as_deref().and_then(parse_semver).unwrap_or((0, 21, 0));
+            let (t, r) = crate::engine::vllm::v1_batch_defaults(ver, mem, Some(g));
+            if s.max_num_batched_tokens.is_none() && s.max_num_seqs.is_none() {
+                s.max_num_batched_tokens = Some(t);
+                s.max_num_seqs = Some(r);
+                notes.push(format!("profiling batch {t} tokens x {r} sequences: V1's defaults for the {}", g.name));
+            }
+        }
     }
     s.input_len = 1;
     s.output_len = 0;

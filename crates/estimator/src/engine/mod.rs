@@ -7,7 +7,7 @@ pub use candle::PEAK_TOLERANCE_PCT as CANDLE_PEAK_TOLERANCE_PCT;
 mod hf;
 mod llamacpp;
 mod sglang;
-mod vllm;
+pub mod vllm;
 
 use crate::error::Result;
 use crate::kv::KvLayout;

@@ -6,7 +6,8 @@
 //! KV cache, outside the budget). `num_blocks = floor(kv_pool / (block_size x bytes_per_token))`,
 //! "GPU KV cache size" = `num_blocks x block_size`, concurrency = tokens / `max_model_len`.
 //! The profiling batch: V1 runs `max_num_batched_tokens` tokens (API-server default 8192 on
-//! >= 70 GiB GPUs other than A100, else 2048) and a sampler over `max_num_seqs` rows (1024 / 256);
+//! >= 70 GiB GPUs other than A100, else 2048, earlier versions differ: [`v1_batch_defaults`]) and
+//! a sampler over `max_num_seqs` rows (1024 / 256);
 //! V0 runs `max(max_model_len, 2048)` tokens (2048 with chunked prefill, on by default above 32K)
 //! and a sampler over 256 rows. The peak is the larger of the two.
 //! V1 groups hybrid layers: sliding-window groups need `window + block_size` tokens per request,
@@ -118,6 +119,31 @@ fn mxfp4_relayout_extra(shape: &ModelShape, plan: &WeightPlan, tp: u64, backend:
     u64::try_from(extra).unwrap_or(u64::MAX)
 }
 
+/// V1's API-server defaults for `(max_num_batched_tokens, max_num_seqs)`, which size the
+/// profiling batch (`arg_utils.py::_set_default_args_v1`), by version and GPU:
+/// - 0.7.1 (PR 12369): 8192 tokens on H100/H200 (by device name), 2048 elsewhere; 1024 sequences;
+/// - 0.8.4 (PR 16158): 256 sequences except on H100/H200;
+/// - 0.8.5 (PR 17073): 8192 tokens and 1024 sequences on every GPU of 70 GiB or more;
+/// - 0.9.0 (PR 17885): ... except the A100.
+///
+/// A custom GPU has no name: 70 GiB or more counts as an H100-class board.
+pub fn v1_batch_defaults(ver: (u64, u64, u64), memory_gib: f64, gpu: Option<&crate::gpu::Gpu>) -> (u64, u64) {
+    let big = memory_gib >= 70.0;
+    let hopper_name = gpu.map_or(big, |g| g.id.starts_with("h100") || g.id == "h200");
+    let a100 = gpu.is_some_and(|g| g.id.starts_with("a100"));
+    if ver < (0, 7, 1) {
+        (2048, 1024)
+    } else if ver < (0, 8, 4) {
+        (if hopper_name { 8192 } else { 2048 }, 1024)
+    } else if ver < (0, 8, 5) {
+        if hopper_name { (8192, 1024) } else { (2048, 256) }
+    } else if big && (ver < (0, 9, 0) || !a100) {
+        (8192, 1024)
+    } else {
+        (2048, 256)
+    }
+}
+
 pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let s = cx.scenario;
     let v0 = s.engine == Engine::VllmV0;
@@ -127,12 +153,12 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let bs = s.block_size.unwrap_or(16).max(1);
     let tp = u64::from(s.tp.max(1));
     let l = cx.max_model_len;
-    let big_gpu = cx.memory.gib() >= 70.0 && !s.gpu.catalog().is_some_and(|g| g.id.starts_with("a100"));
     let (tokens, rows) = if v0 {
         let chunked = l > 32_768;
         (s.max_num_batched_tokens.unwrap_or(if chunked { 2048 } else { l.max(2048) }), s.max_num_seqs.unwrap_or(256))
     } else {
-        (s.max_num_batched_tokens.unwrap_or(if big_gpu { 8192 } else { 2048 }), s.max_num_seqs.unwrap_or(if big_gpu { 1024 } else { 256 }))
+        let (t, r) = v1_batch_defaults(ver, cx.memory.gib(), s.gpu.catalog());
+        (s.max_num_batched_tokens.unwrap_or(t), s.max_num_seqs.unwrap_or(r))
     };
     let act_bytes = cx.plan.activation.bytes();
     let fwd = forward_peak(cx.shape, tokens, act_bytes, tp);
@@ -260,4 +286,24 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         kv_batch: None,
         notes,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::v1_batch_defaults;
+    use crate::gpu::find;
+
+    #[test]
+    fn v1_defaults_follow_the_version_and_the_gpu() {
+        let (h100, a100, l4) = (find("h100-80gb").ok(), find("a100-80gb").ok(), find("l4").ok());
+        assert_eq!(v1_batch_defaults((0, 8, 3), 79.19, h100), (8192, 1024));
+        assert_eq!(v1_batch_defaults((0, 8, 3), 22.03, l4), (2048, 1024));
+        assert_eq!(v1_batch_defaults((0, 8, 4), 22.03, l4), (2048, 256));
+        assert_eq!(v1_batch_defaults((0, 8, 4), 79.15, a100), (2048, 256));
+        assert_eq!(v1_batch_defaults((0, 8, 5), 79.15, a100), (8192, 1024));
+        assert_eq!(v1_batch_defaults((0, 9, 0), 79.15, a100), (2048, 256));
+        assert_eq!(v1_batch_defaults((0, 11, 0), 79.19, h100), (8192, 1024));
+        assert_eq!(v1_batch_defaults((0, 11, 0), 139.8, None), (8192, 1024));
+        assert_eq!(v1_batch_defaults((0, 11, 0), 44.0, None), (2048, 256));
+    }
 }
