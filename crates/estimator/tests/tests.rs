@@ -475,6 +475,18 @@ fn log_cases_derive_what_their_text_states() {
     assert!(b > 0.5 * a && b < 0.6 * a, "fp8 {b} GiB vs bf16 {a} GiB");
 }
 
+/// vLLM V0 with chunked prefill (switched on above 32K tokens) profiles one chunk: 512 tokens
+/// before 0.6.5, 2048 from then (PR 10544). With one sequence the forward pass is the peak.
+#[test]
+fn vllm_v0_chunk_budget_follows_the_version() {
+    let sh = shape("meta-llama/Llama-3.1-8B-Instruct");
+    let at = |v: &str| {
+        let s = Scenario { engine: Engine::VllmV0, engine_version: Some(v.into()), max_model_len: Some(40_000), max_num_seqs: Some(1), ..scenario("meta-llama/Llama-3.1-8B-Instruct") };
+        estimate(&sh, &s).unwrap().activation.bytes.0
+    };
+    assert_eq!(at("0.6.5"), 4 * at("0.6.4"));
+}
+
 #[test]
 fn fragmentation_table_follows_the_scenario() {
     let sh = shape("meta-llama/Llama-3.1-8B-Instruct");

@@ -8,7 +8,8 @@
 //! The profiling batch: V1 runs `max_num_batched_tokens` tokens (API-server default 8192 on
 //! >= 70 GiB GPUs other than A100, else 2048, earlier versions differ: [`v1_batch_defaults`]) and
 //! a sampler over `max_num_seqs` rows (1024 / 256);
-//! V0 runs `max(max_model_len, 2048)` tokens (2048 with chunked prefill, on by default above 32K)
+//! V0 runs `max(max_model_len, 2048)` tokens (with chunked prefill, on by default above 32K,
+//! 2048, or 512 before 0.6.5)
 //! and a sampler over 256 rows. The peak is the larger of the two.
 //! V1 groups hybrid layers: sliding-window groups need `window + block_size` tokens per request,
 //! recurrent layers their state; V0 sizes every layer at full length.
@@ -154,8 +155,10 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let tp = u64::from(s.tp.max(1));
     let l = cx.max_model_len;
     let (tokens, rows) = if v0 {
+        // chunked prefill is switched on above 32K; its budget was 512 tokens before 0.6.5 (PR 10544)
         let chunked = l > 32_768;
-        (s.max_num_batched_tokens.unwrap_or(if chunked { 2048 } else { l.max(2048) }), s.max_num_seqs.unwrap_or(256))
+        let chunk = if ver < (0, 6, 5) { 512 } else { 2048 };
+        (s.max_num_batched_tokens.unwrap_or(if chunked { chunk } else { l.max(2048) }), s.max_num_seqs.unwrap_or(256))
     } else {
         let (t, r) = v1_batch_defaults(ver, cx.memory.gib(), s.gpu.catalog());
         (s.max_num_batched_tokens.unwrap_or(t), s.max_num_seqs.unwrap_or(r))
