@@ -281,13 +281,27 @@ pub fn derive_checkpoint(shape: &mut ModelShape, case: &Case) {
 }
 
 /// GiB of GPU memory a case's engine saw: SGLang's free memory at load, the logged total, a
-/// "total X GiB" in the GPU text, or the catalog entry the GPU name matches.
+/// "total X GiB" in the GPU text, the catalog entry the GPU name matches, or the marketing size.
 pub fn case_memory_gib(case: &Case, engine: Engine) -> Option<(f64, String)> {
     if engine == Engine::Sglang {
         if let Some(m) = case.fig("sglang_avail_mem_before_load_gb") {
             return Some((m, "SGLang avail mem before load".into()));
         }
+        // a total (not the free memory at load): less the CUDA context, as for a catalog GPU
+        // (which the SGLang profile reduces itself)
+        let (m, src) = total_memory_gib(case)?;
+        if src.starts_with("catalog ") {
+            return Some((m, src));
+        }
+        let ctx = crate::engine::sglang::CONTEXT_BEFORE_LOAD_GIB;
+        return Some((m - ctx, format!("{src}, less {ctx} GiB of CUDA context before SGLang loads (modelled)")));
     }
+    total_memory_gib(case)
+}
+
+/// The GPU's total memory: logged, stated with the GPU, the catalog entry its name matches, or
+/// its marketing size.
+fn total_memory_gib(case: &Case) -> Option<(f64, String)> {
     if let Some(m) = case.fig("total_gpu_memory_gib") {
         return Some((m, "logged total_gpu_memory".into()));
     }

@@ -475,6 +475,20 @@ fn log_cases_derive_what_their_text_states() {
     assert!(b > 0.5 * a && b < 0.6 * a, "fp8 {b} GiB vs bf16 {a} GiB");
 }
 
+/// SGLang budgets against the free memory at load: a catalog GPU's total less the CUDA context
+/// gives the same pool as that free memory given directly.
+#[test]
+fn sglang_on_a_catalog_gpu_starts_from_the_free_memory_at_load() {
+    let sh = shape("Qwen/Qwen2.5-7B-Instruct");
+    let base = Scenario { engine: Engine::Sglang, max_model_len: Some(8192), ..scenario("Qwen/Qwen2.5-7B-Instruct") };
+    let cat = estimate(&sh, &Scenario { gpu: GpuChoice::Catalog("l4".into()), ..base.clone() }).unwrap();
+    let free = 22.03 - kv_estimator::engine::sglang::CONTEXT_BEFORE_LOAD_GIB;
+    let custom = estimate(&sh, &Scenario { gpu: GpuChoice::Custom { memory_gib: free }, ..base }).unwrap();
+    let diff = cat.engine.kv_tokens.abs_diff(custom.engine.kv_tokens);
+    assert!(diff <= 1, "{} vs {} tokens", cat.engine.kv_tokens, custom.engine.kv_tokens);
+    assert!(cat.engine.notes[0].contains("CUDA context"), "{:?}", cat.engine.notes);
+}
+
 /// vLLM V0 with chunked prefill (switched on above 32K tokens) profiles one chunk: 512 tokens
 /// before 0.6.5, 2048 from then (PR 10544). With one sequence the forward pass is the peak.
 #[test]

@@ -6,7 +6,7 @@ mod candle;
 pub use candle::PEAK_TOLERANCE_PCT as CANDLE_PEAK_TOLERANCE_PCT;
 mod hf;
 mod llamacpp;
-mod sglang;
+pub mod sglang;
 pub mod vllm;
 
 use crate::error::Result;

@@ -2,8 +2,9 @@
 //!
 //! `rest = free_after_weights - free_at_load x (1 - mem_fraction_static)`, i.e.
 //! `free_at_load x mem_fraction_static - weights`; `max_total_num_tokens = rest / bytes_per_token`
-//! with pages of one token (MLA: the 576-value latent per layer; int8/fp8 KV: 1 byte). The memory
-//! the scenario gives is the free memory at "Load weight begin". What is left outside the
+//! with pages of one token (MLA: the 576-value latent per layer; int8/fp8 KV: 1 byte). A custom
+//! memory is the free memory at "Load weight begin"; a catalog GPU's total is reduced by the
+//! CUDA context first ([`CONTEXT_BEFORE_LOAD_GIB`]). What is left outside the
 //! fraction holds activations (chunked prefill) and CUDA graphs.
 //! SGLang measures the weights as the drop in free memory over the load ("mem usage"): the
 //! parameters as PyTorch's caching allocator holds them (each large tensor rounded up to 2 MiB,
@@ -15,12 +16,20 @@ use crate::activation::forward_peak;
 use crate::error::Result;
 use crate::units::{Bytes, Figure, GIB};
 
+/// GiB a catalog GPU's total exceeds SGLang's "avail mem" at "Load weight begin" (the CUDA
+/// context, and NCCL's communicators under TP, are set up by then): the development logs give
+/// 0.40 (L4, TP4), 0.47 (A10G, TP4), 0.67 (A100 40GB, TP2) and 0.95 (RX 7900 XTX, TP2), median
+/// 0.57 (modelled). A custom memory is taken as that free memory itself.
+pub const CONTEXT_BEFORE_LOAD_GIB: f64 = 0.57;
+
 pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let s = cx.scenario;
     let mfs = s.gpu_memory_utilization.unwrap_or_else(|| super::default_utilization(s.engine));
     let tp = u64::from(s.tp.max(1));
     let l = cx.max_model_len;
-    let static_b = (cx.memory.0 as f64 * mfs) as u64;
+    let catalog = s.gpu.catalog().is_some();
+    let free_at_load = if catalog { cx.memory.0.saturating_sub((CONTEXT_BEFORE_LOAD_GIB * GIB as f64) as u64) } else { cx.memory.0 };
+    let static_b = (free_at_load as f64 * mfs) as u64;
     let super::LoadExtras { rope, slack, .. } = super::load_extras(cx);
     let loaded = cx.weights_per_gpu.0.saturating_add(rope).saturating_add(slack);
     let rest = static_b.saturating_sub(loaded);
@@ -32,7 +41,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let act = forward_peak(cx.shape, chunk, cx.plan.activation.bytes(), tp);
     let activation = Figure::modelled("activation peak", Bytes(act), "chunked_prefill_size x per-token width x act bytes", format!("{chunk} tokens -> {}", gib(act)))
         .note("lives in the (1 - mem_fraction_static) share with CUDA graphs");
-    let outside = cx.memory.0.saturating_sub(static_b);
+    let outside = free_at_load.saturating_sub(static_b);
     let graphs = outside.saturating_sub(act).min((GIB as f64 * 1.5) as u64);
     let overhead = Figure::modelled(
         "runtime overhead",
@@ -61,6 +70,10 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         activation,
         overhead,
         kv_batch: None,
-        notes: vec![format!("static budget {} = {} free at load x {mfs}", gib(static_b), gib(cx.memory.0))],
+        notes: vec![if catalog {
+            format!("static budget {} = {} free at load ({} total less {CONTEXT_BEFORE_LOAD_GIB} GiB of CUDA context, modelled) x {mfs}", gib(static_b), gib(free_at_load), gib(cx.memory.0))
+        } else {
+            format!("static budget {} = {} free at load x {mfs}", gib(static_b), gib(free_at_load))
+        }],
     })
 }
