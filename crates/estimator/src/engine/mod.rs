@@ -101,6 +101,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
 pub fn default_utilization(engine: Engine) -> f64 {
     match engine {
         Engine::Vllm | Engine::VllmV0 => 0.9,
+        // at TP 1; `sglang::default_mem_fraction_static` by TP size
         Engine::Sglang => 0.88,
         _ => 1.0,
     }

@@ -22,10 +22,23 @@ use crate::units::{Bytes, Figure, GIB};
 /// 0.57 (modelled). A custom memory is taken as that free memory itself.
 pub const CONTEXT_BEFORE_LOAD_GIB: f64 = 0.57;
 
+/// `mem_fraction_static` when it is not set (`server_args.py`, 0.3/0.4): it shrinks with the
+/// tensor-parallel size, which needs more room outside the static pool for communication.
+/// Later versions derive it from the GPU's memory; the same values are kept as the estimate.
+pub fn default_mem_fraction_static(tp: u64) -> f64 {
+    match tp {
+        16.. => 0.79,
+        8.. => 0.81,
+        4.. => 0.85,
+        2.. => 0.87,
+        _ => 0.88,
+    }
+}
+
 pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let s = cx.scenario;
-    let mfs = s.gpu_memory_utilization.unwrap_or_else(|| super::default_utilization(s.engine));
     let tp = u64::from(s.tp.max(1));
+    let mfs = s.gpu_memory_utilization.unwrap_or_else(|| default_mem_fraction_static(tp));
     let l = cx.max_model_len;
     let catalog = s.gpu.catalog().is_some();
     let free_at_load = if catalog { cx.memory.0.saturating_sub((CONTEXT_BEFORE_LOAD_GIB * GIB as f64) as u64) } else { cx.memory.0 };
@@ -76,4 +89,13 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
             format!("static budget {} = {} free at load x {mfs}", gib(static_b), gib(free_at_load))
         }],
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn default_fraction_shrinks_with_tp() {
+        let f: Vec<f64> = [1, 2, 4, 8, 16].iter().map(|&tp| super::default_mem_fraction_static(tp)).collect();
+        assert_eq!(f, vec![0.88, 0.87, 0.85, 0.81, 0.79]);
+    }
 }
