@@ -247,15 +247,14 @@ fn case_float(case: &Case) -> Option<FloatDtype> {
 }
 
 /// A quantisation the engine applies at load to an unquantised checkpoint (vLLM
-/// `--quantization fp8` / `bitsandbytes`), as the scenario's choice.
+/// `--quantization fp8` / `bitsandbytes`), as the scenario's choice: the schemes of
+/// [`case_quant`] that can be applied at load.
 fn online_quant(case: &Case) -> Option<QuantChoice> {
-    let q = case.quantization.as_deref().unwrap_or("").to_ascii_lowercase();
-    if q.contains("bitsandbytes") || q.contains("bnb") {
-        Some(if q.contains("8bit") || q.contains("8-bit") || q.contains("int8") { QuantChoice::Bnb8 } else { QuantChoice::Bnb4 })
-    } else if q.contains("fp8") {
-        Some(QuantChoice::Fp8)
-    } else {
-        None
+    match case_quant(case)? {
+        Quant::Fp8 { .. } => Some(QuantChoice::Fp8),
+        Quant::Bnb4 { .. } => Some(QuantChoice::Bnb4),
+        Quant::Bnb8 { .. } => Some(QuantChoice::Bnb8),
+        _ => None,
     }
 }
 
