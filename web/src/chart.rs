@@ -156,22 +156,7 @@ pub fn draw(spec: &Spec) -> Drawing {
     }
 }
 
-/// Text for SVG/HTML markup: `&`, `<`, `>`, `"` and `'` escaped, so a model id or a device name
-/// from an uploaded measurement is shown as text, never parsed as markup.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use kv_markup::escape;
 
 /// The inside of the chart's `<svg>` as markup, set in one DOM call: a chart is about 40
 /// elements, and building them one by one across the wasm/JS boundary costs more than the

@@ -41,6 +41,11 @@ async fn get_inner(url: &str, bearer: Option<&str>) -> Result<(u16, String), Str
     Ok((status, text))
 }
 
+/// The element the page mounts in (`<div id="app">` in index.html).
+pub fn app_root() -> Option<web_sys::HtmlElement> {
+    window()?.document()?.get_element_by_id("app")?.dyn_into::<web_sys::HtmlElement>().ok()
+}
+
 /// The page's query string without `?`.
 pub fn query() -> String {
     window().and_then(|w| w.location().search().ok()).unwrap_or_default().trim_start_matches('?').to_string()
@@ -131,12 +136,12 @@ pub fn after_paint(f: impl FnOnce() + 'static) {
     }
 }
 
-/// Runs `f` with the time the page's first content reached the screen (the browser's
-/// `first-contentful-paint`, reported once the frame has been presented), for content rendered in
-/// this task. When that paint is already past (this content comes later), when the browser has no
-/// paint timing, or when none arrives (a hidden tab), `f` runs after the next paint instead, with
-/// the time then.
-pub fn after_first_contentful_paint(f: impl FnOnce(f64) + 'static) {
+/// Runs `f` with the time the estimate rendered in this task reached the screen: the render time
+/// the browser reports (Element Timing) for the verdict's heading (`elementtiming="estimate"`,
+/// kv-markup), once its frame has been presented. Where the browser has no Element Timing
+/// (Firefox, Safari), `f` runs after the next paint, with the time then; where no entry arrives
+/// (a hidden tab), 250 ms after the next paint.
+pub fn after_estimate_painted(f: impl FnOnce(f64) + 'static) {
     use std::cell::RefCell;
     use std::rc::Rc;
     type Pending = Rc<RefCell<Option<Box<dyn FnOnce(f64)>>>>;
@@ -150,31 +155,37 @@ pub fn after_first_contentful_paint(f: impl FnOnce(f64) + 'static) {
             }
         }
     };
-    let fallback = fire.clone();
-    let later = move || after_paint(move || set_timeout(250, move || fallback(now_ms())));
-    let painted = window().and_then(|w| w.performance()).is_none_or(|p| p.get_entries_by_name("first-contentful-paint").length() > 0);
-    if painted {
-        // the first content was painted before this (or there is no paint timing): the next
-        // paint shows it
+    let supported = js_sys::Reflect::get(&js_sys::global(), &"PerformanceObserver".into())
+        .and_then(|po| js_sys::Reflect::get(&po, &"supportedEntryTypes".into()))
+        .ok()
+        .and_then(|types| types.dyn_into::<js_sys::Array>().ok())
+        .is_some_and(|types| types.includes(&"element".into(), 0));
+    if !supported {
         return after_paint(move || fire(now_ms()));
     }
+    let fallback = fire.clone();
     let cb = wasm_bindgen::closure::Closure::<dyn FnMut(web_sys::PerformanceObserverEntryList, web_sys::PerformanceObserver)>::new(
         move |list: web_sys::PerformanceObserverEntryList, obs: web_sys::PerformanceObserver| {
-            if let Ok(e) = list.get_entries_by_name("first-contentful-paint").get(0).dyn_into::<web_sys::PerformanceEntry>() {
-                obs.disconnect();
-                fire(e.start_time());
+            for e in list.get_entries().iter() {
+                let id = js_sys::Reflect::get(&e, &"identifier".into()).ok().and_then(|v| v.as_string());
+                if id.as_deref() == Some("estimate") {
+                    let t = ["renderTime", "startTime"].iter().filter_map(|k| js_sys::Reflect::get(&e, &(*k).into()).ok().and_then(|v| v.as_f64())).find(|t| *t > 0.0).unwrap_or_else(now_ms);
+                    obs.disconnect();
+                    fire(t);
+                    return;
+                }
             }
         },
     );
     let init = js_sys::Object::new();
-    let _ = js_sys::Reflect::set(&init, &"type".into(), &"paint".into());
+    let _ = js_sys::Reflect::set(&init, &"type".into(), &"element".into());
     let _ = js_sys::Reflect::set(&init, &"buffered".into(), &true.into());
     if let Ok(obs) = web_sys::PerformanceObserver::new(cb.as_ref().unchecked_ref()) {
         obs.observe(init.unchecked_ref());
         // lives as long as the page (one observer, disconnected after its entry)
         cb.forget();
     }
-    later();
+    after_paint(move || set_timeout(250, move || fallback(now_ms())));
 }
 
 /// Runs `f` after `ms` milliseconds.

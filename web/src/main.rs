@@ -1,6 +1,7 @@
-//! `kv-web`: the calculator page. `main` mounts [`App`]; the state and loading live in `app`, the
-//! controls in `inputs`, the results in `views`, the SVG chart model in `chart` and the browser
-//! calls in `io`. Every figure comes from `kv-estimator`, compiled to wasm with the page.
+//! `kv-web`: the calculator page. `main` mounts [`App`] in `#app` (index.html holds the header,
+//! the footer and, for the default link, the prerendered first frame); the state and loading
+//! live in `app`, the controls in `inputs`, the results in `views` (the first frame's markup in
+//! `kv-markup`), the SVG chart model in `chart` and the browser calls in `io`. Every figure comes from `kv-estimator`, compiled to wasm with the page.
 
 mod app;
 mod chart;
@@ -48,10 +49,6 @@ fn App() -> impl IntoView {
         }
     };
     view! {
-        <header class="top">
-            <h1>"KV capacity planner"</h1>
-            <p>"Will this model fit, how many concurrent requests at what context length, and how sure can you be? Exact where arithmetic can be exact (weights, KV cache), modelled and labelled where it cannot (activations, engine overheads)."</p>
-        </header>
         <main class="layout" on:dragover=|ev: web_sys::DragEvent| ev.prevent_default() on:drop=on_drop>
             // the controls render in the frame after the first estimate is on screen (with the
             // rest of the page): the answer comes first, and on a phone the empty column keeps
@@ -72,14 +69,20 @@ fn App() -> impl IntoView {
                 </Show>
             </div>
         </main>
-        <footer class="bottom">
-            <p>"Computed in your browser by kv-estimator (the same code as the kv-runner CLI). GiB = 2"<sup>"30"</sup>" bytes. How far the modelled parts have been off: docs/accuracy/engine-logs.md in the repository."</p>
-        </footer>
     }
 }
 
 fn main() {
     io::mark("wasm_start_ms", io::now_ms(), false);
     console_error_panic_hook::set_once();
-    mount_to_body(App);
+    // the page lives in `#app` (index.html holds the header and footer). The frame prerendered
+    // there for the default link (`cargo xtask prerender`) gives way to the live page in this
+    // same task, so no frame shows neither.
+    match io::app_root() {
+        Some(root) => {
+            root.set_inner_html("");
+            leptos::mount::mount_to(root, App).forget();
+        }
+        None => mount_to_body(App),
+    }
 }

@@ -8,43 +8,11 @@ use crate::io;
 use kv_estimator::engine::EngineReport;
 use kv_estimator::estimate::{fragmentation_table, solve, ContextRow, Estimate};
 use kv_estimator::model::DefaultUsed;
-use kv_estimator::units::{fixed, Basis, Bytes, Figure};
+use kv_estimator::units::fixed;
 use kv_estimator::{Scenario, WeightDtype};
 use leptos::prelude::*;
 
-const EXACT_TIP: &str = "exact arithmetic from config.json and the scenario";
-const MODELLED_TIP: &str = "modelled: a documented estimate; see its derivation and docs/accuracy for how far off it has been";
-
-fn tip(b: Basis) -> &'static str {
-    match b {
-        Basis::Exact => EXACT_TIP,
-        Basis::Modelled => MODELLED_TIP,
-    }
-}
-
-fn basis_word(b: Basis) -> &'static str {
-    match b {
-        Basis::Exact => "exact",
-        Basis::Modelled => "modelled",
-    }
-}
-
-/// Numbers the page shows as GiB with two decimals (the unit engines print).
-fn gib(b: u64) -> String {
-    Bytes(b).to_string()
-}
-
-/// `8.03B`, `541.3M`, `12.0K`: a parameter count at its magnitude.
-fn params(n: u64) -> String {
-    let x = n as f64;
-    if x >= 1e9 {
-        format!("{}B", fixed(x / 1e9, 2))
-    } else if x >= 1e6 {
-        format!("{}M", fixed(x / 1e6, 1))
-    } else {
-        format!("{}K", fixed(x / 1e3, 1))
-    }
-}
+use kv_markup::{gib, params, MODELLED_TIP};
 
 fn gib_f(b: f64) -> f64 {
     b / (1u64 << 30) as f64
@@ -119,16 +87,16 @@ pub fn Results(st: St) -> impl IntoView {
     let notes = Memo::new(move |_| with_estimate(st, |e| (e.model.defaults.clone(), e.model.notes.iter().chain(e.weights.plan.notes.iter()).cloned().collect::<Vec<String>>())));
     move || match shown.get() {
         Shown::Waiting(why, answer) => {
-            // the controls need not wait for a model from the Hub; a failed config is an answer
-            first_view(st, answer);
+            // a failed config is an answer; the controls need not wait long for a model from the Hub
+            first_view(st, if answer { First::NoEstimate } else { First::Waiting });
             view! { <p id="no-result" class="status">{why}</p> }.into_any()
         }
         Shown::Error(e) => {
-            first_view(st, true);
+            first_view(st, First::NoEstimate);
             view! { <div id="estimate-error" class="error" role="alert"><p>{e}</p></div> }.into_any()
         }
         Shown::Estimate => {
-            first_view(st, true);
+            first_view(st, First::Estimate);
             view! {
                 {move || current(st).map(|e| view! {
                     <Verdict e=e.clone() />
@@ -152,147 +120,72 @@ pub fn Results(st: St) -> impl IntoView {
     }
 }
 
-/// Lets the rest of the page (controls, charts, tables) render once this first view is on screen,
-/// whatever it shows; when it is an answer (an estimate, or why there is none), records when the
-/// first one reached the screen.
-fn first_view(st: St, answer: bool) {
+/// What the results area's first view holds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum First {
+    /// A model is still loading.
+    Waiting,
+    /// The estimate (its verdict heading carries `elementtiming="estimate"`).
+    Estimate,
+    /// Why there is no estimate (a failed config, an invalid scenario).
+    NoEstimate,
+}
+
+/// How long the controls wait for a loading model's first answer before they render anyway (a
+/// bundled config answers in tens of ms; the Hub can take seconds).
+const REVEAL_WAIT_MS: i32 = 400;
+
+/// Lets the rest of the page (controls, charts, tables) render once the first answer is on
+/// screen, and records when it got there: the estimate, or why there is none. While a model loads,
+/// the rest waits up to [`REVEAL_WAIT_MS`], so a bundled config's estimate is not held up by it.
+fn first_view(st: St, what: First) {
     use std::cell::Cell;
     thread_local! {
-        static REVEALED: Cell<bool> = const { Cell::new(false) };
         static MARKED: Cell<bool> = const { Cell::new(false) };
+        static WAITING: Cell<bool> = const { Cell::new(false) };
     }
-    let mark_now = answer && !MARKED.with(|m| m.replace(true));
-    if mark_now {
-        io::mark("results_view_ms", io::now_ms(), false);
-        io::after_render(move || io::mark("first_estimate_dom_ms", io::now_ms(), false));
+    if what == First::Waiting {
+        if !st.full.get_untracked() && !WAITING.with(|w| w.replace(true)) {
+            io::set_timeout(REVEAL_WAIT_MS, move || st.full.set(true));
+        }
+        return;
     }
-    if !REVEALED.with(|r| r.replace(true)) {
-        // the rest renders once this frame is on screen: on 2 cores a long render right after
-        // the paint delays the frame's presentation
-        io::after_first_contentful_paint(move |t| {
-            if mark_now {
-                io::mark("first_estimate_ms", t, false);
-            }
-            st.full.set(true);
-        });
-    } else if mark_now {
-        // the page was already revealed (a model was loading): the answer shows at the next paint
-        io::after_paint(move || io::mark("first_estimate_ms", io::now_ms(), false));
+    if MARKED.with(|m| m.replace(true)) {
+        return;
+    }
+    io::mark("results_view_ms", io::now_ms(), false);
+    io::after_render(move || io::mark("first_estimate_dom_ms", io::now_ms(), false));
+    // the rest renders once this frame is on screen: on 2 cores a long render right after the
+    // paint delays the frame's presentation
+    let done = move |t: f64| {
+        io::mark("first_estimate_ms", t, false);
+        st.full.set(true);
+    };
+    match what {
+        First::Estimate => io::after_estimate_painted(done),
+        _ => io::after_paint(move || done(io::now_ms())),
     }
 }
 
+/// The verdict (fits or not, the headroom, the most requests that fit), as `index.html`'s
+/// prerendered frame shows it for the default link (`kv_markup::verdict`).
 #[component]
 fn Verdict(e: Estimate) -> impl IntoView {
-    let s = &e.scenario;
-    let class = if e.fits { "verdict fits" } else { "verdict nofit" };
-    let headline = if e.fits {
-        format!("Fits: {} requests of {} tokens use {} of {} ({} headroom)", s.concurrency, s.context_len(), gib(e.total.0), gib(e.capacity.0), gib(e.headroom_bytes.max(0) as u64))
-    } else if !e.engine.fits {
-        format!("Does not fit: {} would refuse to start", e.engine.name)
-    } else {
-        format!("Does not fit: {} needed, {} available ({} short)", gib(e.total.0), gib(e.capacity.0), gib(e.headroom_bytes.unsigned_abs()))
-    };
-    let max = format!("Up to {} concurrent requests of {} tokens fit on each GPU.", e.max_concurrency, s.context_len());
-    view! {
-        <section id="verdict" class=class data-fits=e.fits.to_string() aria-live="polite">
-            <h2>{headline}</h2>
-            <p id="max-concurrency" data-value=e.max_concurrency.to_string()>{max}</p>
-            {e.engine.message.clone().map(|m| view! { <p id="engine-message" class="engine-msg">{e.engine.name.clone()} " would say: " <q>{m}</q></p> })}
-        </section>
-    }
+    view! { <div class="part" inner_html=kv_markup::verdict(&e)></div> }
 }
 
-/// The stacked bar of the memory breakdown against the capacity.
+/// The stacked bar of the memory breakdown against the capacity (`kv_markup::breakdown`: it is in
+/// the page's first frame, where every distinct element-building function the browser meets is
+/// compiled on its first call, so it is one markup string set in one DOM call).
 #[component]
 fn Breakdown(e: Estimate) -> impl IntoView {
-    let parts = [
-        ("weights", e.weights.per_gpu.0, "weights"),
-        ("KV cache", e.kv_cache.bytes.0, "kv"),
-        ("activations", e.activation.bytes.0, "act"),
-        ("overhead", e.overhead.bytes.0, "over"),
-    ];
-    let free = e.headroom_bytes.max(0) as u64;
-    let scale = e.total.0.max(e.capacity.0).max(e.gpu_memory.0).max(1) as f64;
-    let w = 460.0;
-    let mut x = 0.0;
-    let mut rects = vec![];
-    for (label, b, class) in parts.iter().copied().chain(std::iter::once(("free", free, "free"))) {
-        let width = b as f64 / scale * w;
-        rects.push((x, width, label, b, class));
-        x += width;
-    }
-    let cap_x = e.capacity.0 as f64 / scale * w;
-    let mem_x = e.gpu_memory.0 as f64 / scale * w;
-    view! { <section id="breakdown" class="panel" aria-labelledby="h-breakdown" inner_html=breakdown_markup(&rects, cap_x, mem_x, e.capacity.0)></section> }
+    view! { <div class="part" inner_html=kv_markup::breakdown(&e)></div> }
 }
 
-/// The breakdown's heading, bar and legend as markup, set in one DOM call (it is in the page's
-/// first frame, where every distinct element-building function the browser meets is compiled on
-/// its first call; every text escaped).
-fn breakdown_markup(rects: &[(f64, f64, &str, u64, &str)], cap_x: f64, mem_x: f64, capacity: u64) -> String {
-    use chart::escape;
-    use std::fmt::Write;
-    let mut m = String::with_capacity(2048);
-    m.push_str(r#"<h2 id="h-breakdown">Where the memory goes (per GPU)</h2><svg viewBox="0 0 480 64" role="img" aria-label="memory breakdown against capacity" class="bar">"#);
-    for (x, width, label, b, class) in rects {
-        let _ = write!(m, r#"<rect x="{:.1}" y="8" width="{:.1}" height="30" class="seg {class}"><title>{}</title></rect>"#, 10.0 + x, width.max(0.0), escape(&format!("{label}: {}", gib(*b))));
-    }
-    let _ = write!(m, r#"<line x1="{c:.1}" x2="{c:.1}" y1="2" y2="44" class="cap"></line><line x1="{g:.1}" x2="{g:.1}" y1="2" y2="44" class="mem"></line>"#, c = 10.0 + cap_x, g = 10.0 + mem_x);
-    let _ = write!(m, r#"<text x="{:.1}" y="58" class="cap-label" text-anchor="middle">{}</text></svg><ul class="legend">"#, (10.0 + cap_x).min(440.0), escape(&format!("usable {}", gib(capacity))));
-    for (_, _, label, b, class) in rects {
-        let _ = write!(m, r#"<li><span class="sw {class}"></span>{} {}</li>"#, escape(label), escape(&gib(*b)));
-    }
-    m.push_str("</ul>");
-    m
-}
-
-/// One figure's table row as markup (set with the rest of the table body in one DOM call; every
-/// text escaped).
-fn figure_row(out: &mut String, id: &str, f: &Figure) {
-    use chart::escape;
-    use std::fmt::Write;
-    let b = f.bytes.0;
-    let word = basis_word(f.basis);
-    let tip = escape(tip(f.basis));
-    let _ = write!(
-        out,
-        r#"<tr id="{id}" data-bytes="{b}" data-basis="{word}"><th scope="row">{}</th><td class="num" title="{tip}">{}</td><td class="num">{b} B</td><td><span class="basis {word}" title="{tip}">{word}</span></td><td><details class="derivation"><summary>how</summary><p class="formula">{}</p><p class="subst">= {}</p>"#,
-        escape(&f.name),
-        escape(&gib(b)),
-        escape(&f.formula),
-        escape(&f.substituted)
-    );
-    for n in &f.notes {
-        let _ = write!(out, r#"<p class="note">{}</p>"#, escape(n));
-    }
-    out.push_str("</details></td></tr>");
-}
-
-/// The per-GPU table body: the four components, then total, usable and headroom.
-fn figure_rows(e: &Estimate) -> String {
-    use chart::escape;
-    use std::fmt::Write;
-    let mut m = String::with_capacity(4096);
-    figure_row(&mut m, "fig-weights", &e.weights.figure);
-    figure_row(&mut m, "fig-kv", &e.kv_cache);
-    figure_row(&mut m, "fig-activation", &e.activation);
-    figure_row(&mut m, "fig-overhead", &e.overhead);
-    let headroom = if e.headroom_bytes < 0 { format!("−{}", gib(e.headroom_bytes.unsigned_abs())) } else { gib(e.headroom_bytes as u64) };
-    let _ = write!(m, r#"<tr id="fig-total" data-bytes="{t}"><th scope="row">total</th><td class="num">{}</td><td class="num">{t} B</td><td></td><td></td></tr>"#, escape(&gib(e.total.0)), t = e.total.0);
-    let _ = write!(
-        m,
-        r#"<tr id="fig-capacity" data-bytes="{c}"><th scope="row">{}</th><td class="num">{}</td><td class="num">{c} B</td><td></td><td></td></tr>"#,
-        escape(&format!("usable ({} × {})", e.gpu_memory, e.engine.utilization)),
-        escape(&gib(e.capacity.0)),
-        c = e.capacity.0
-    );
-    let _ = write!(m, r#"<tr id="fig-headroom" data-bytes="{h}"><th scope="row">headroom</th><td class="num">{}</td><td class="num">{h} B</td><td></td><td></td></tr>"#, escape(&headroom), h = e.headroom_bytes);
-    m
-}
-
+/// The per-GPU figures (`kv_markup::figures`), then the checkpoint's size from the Hub when it
+/// was fetched for this model.
 #[component]
 fn Figures(e: Estimate, st: St) -> impl IntoView {
-    let s = &e.scenario;
     let checkpoint = move || {
         st.safetensors.get().and_then(|(id, r)| {
             let current = st.scenario.with(|s| s.model.clone());
@@ -303,22 +196,12 @@ fn Figures(e: Estimate, st: St) -> impl IntoView {
         })
     };
     view! {
-        <section id="figures" class="panel" aria-labelledby="h-figures">
-            <h2 id="h-figures">"Per GPU"</h2>
-            <p class="sub">{format!("{} × {} ({} each), tp={} pp={}, {} {}, weights {}, KV {}", e.gpus, e.gpu_label, e.gpu_memory, s.tp, s.pp, e.engine.name, e.engine.version, e.weights.plan.label, e.kv.kv_dtype)}</p>
-            <table>
-                <thead><tr><th>"component"</th><th>"GiB"</th><th>"bytes"</th><th>"basis"</th><th>"derivation"</th></tr></thead>
-                <tbody inner_html=figure_rows(&e)></tbody>
-            </table>
-            <p id="kv-per-token" data-bytes=e.kv.bytes_per_token.to_string() title=EXACT_TIP>
-                "KV per token: " <strong>{format!("{} B", e.kv.bytes_per_token)}</strong>
-                " (" {e.kv.groups.iter().map(|g| format!("{} × {}", g.layers, g.kind)).collect::<Vec<_>>().join(" + ")} "); per request: "
-                <strong>{e.kv_per_request.bytes.to_string()}</strong>
-                {(e.kv.state_bytes_per_request > 0).then(|| format!("; recurrent state {} per request", Bytes(e.kv.state_bytes_per_request)))}
-            </p>
-            <p class="sub">{format!("{} parameters", params(e.model.params_total))} {(e.model.params_active != e.model.params_total).then(|| format!(", {} active per token", params(e.model.params_active)))} {format!("; weights in all: {}", e.weights.total)}</p>
-            {checkpoint}
-        </section>
+        <div class="part">
+            <section id="figures" class="panel" aria-labelledby="h-figures">
+                <div class="part" inner_html=kv_markup::figures(&e)></div>
+                {checkpoint}
+            </section>
+        </div>
     }
 }
 

@@ -1,0 +1,267 @@
+//! `kv-markup`: the calculator page's first frame as HTML text.
+//!
+//! The verdict, the memory breakdown and the per-GPU figures are what a visitor waits for. The
+//! page (`kv-web`, wasm) sets them with this markup in one DOM call each, and `cargo xtask
+//! prerender` (a trunk post-build hook) writes the same markup for the page's default scenario into
+//! `index.html`, so a visitor sees the default estimate in the browser's first paint, before the
+//! wasm has loaded. Both call [`kv_estimator::estimate`] on the same config and scenario
+//! ([`default_estimate`]); nothing here computes a figure, it only lays the estimator's out, with
+//! units, the exact/modelled basis and the derivation. Every text is escaped ([`escape`]).
+//!
+//! Never: a formula, I/O, or markup the page renders differently (the browser tests compare the
+//! prerendered frame with the one the wasm renders).
+
+use kv_estimator::units::{fixed, Basis, Bytes, Figure};
+use kv_estimator::{Estimate, Scenario};
+use std::fmt::Write;
+
+/// The model shown when a link names none.
+pub const DEFAULT_MODEL: &str = "meta-llama/Llama-3.1-8B-Instruct";
+/// The default model's bundled config (the file itself, verbatim), compiled in: the page needs no
+/// fetch before its first estimate.
+pub const DEFAULT_CONFIG: &str = include_str!("../../../model-configs/meta-llama/Llama-3.1-8B-Instruct/config.json");
+
+/// Tooltip of an exact figure.
+pub const EXACT_TIP: &str = "exact arithmetic from config.json and the scenario";
+/// Tooltip of a modelled figure.
+pub const MODELLED_TIP: &str = "modelled: a documented estimate; see its derivation and docs/accuracy for how far off it has been";
+
+/// The scenario of a link without parameters: the default model, 32 requests of 4,096 + 1,024
+/// tokens, every other field the estimator's default.
+pub fn default_scenario() -> Scenario {
+    Scenario { model: DEFAULT_MODEL.into(), input_len: 4096, output_len: 1024, concurrency: 32, ..Scenario::default() }
+}
+
+/// The estimate of [`default_scenario`] on [`DEFAULT_CONFIG`].
+pub fn default_estimate() -> kv_estimator::Result<Estimate> {
+    let shape = kv_estimator::parse_config(DEFAULT_CONFIG)?;
+    kv_estimator::estimate(&shape, &default_scenario())
+}
+
+/// Text for SVG/HTML markup: `&`, `<`, `>`, `"` and `'` escaped, so a model id or a device name
+/// from an uploaded measurement is shown as text, never parsed as markup.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The tooltip of a basis.
+pub fn tip(b: Basis) -> &'static str {
+    match b {
+        Basis::Exact => EXACT_TIP,
+        Basis::Modelled => MODELLED_TIP,
+    }
+}
+
+/// `exact` or `modelled`.
+pub fn basis_word(b: Basis) -> &'static str {
+    match b {
+        Basis::Exact => "exact",
+        Basis::Modelled => "modelled",
+    }
+}
+
+/// Bytes as GiB with two decimals (the unit engines print).
+pub fn gib(b: u64) -> String {
+    Bytes(b).to_string()
+}
+
+/// `8.03B`, `541.3M`, `12.0K`: a parameter count at its magnitude.
+pub fn params(n: u64) -> String {
+    let x = n as f64;
+    if x >= 1e9 {
+        format!("{}B", fixed(x / 1e9, 2))
+    } else if x >= 1e6 {
+        format!("{}M", fixed(x / 1e6, 1))
+    } else {
+        format!("{}K", fixed(x / 1e3, 1))
+    }
+}
+
+/// The verdict: fits or not, with the headroom, and the most requests that fit.
+pub fn verdict(e: &Estimate) -> String {
+    let s = &e.scenario;
+    let class = if e.fits { "verdict fits" } else { "verdict nofit" };
+    let headline = if e.fits {
+        format!("Fits: {} requests of {} tokens use {} of {} ({} headroom)", s.concurrency, s.context_len(), gib(e.total.0), gib(e.capacity.0), gib(e.headroom_bytes.max(0) as u64))
+    } else if !e.engine.fits {
+        format!("Does not fit: {} would refuse to start", e.engine.name)
+    } else {
+        format!("Does not fit: {} needed, {} available ({} short)", gib(e.total.0), gib(e.capacity.0), gib(e.headroom_bytes.unsigned_abs()))
+    };
+    let mut m = String::with_capacity(512);
+    let _ = write!(
+        m,
+        r#"<section id="verdict" class="{class}" data-fits="{}" aria-live="polite"><h2 elementtiming="estimate">{}</h2><p id="max-concurrency" data-value="{}">Up to {} concurrent requests of {} tokens fit on each GPU.</p>"#,
+        e.fits,
+        escape(&headline),
+        e.max_concurrency,
+        e.max_concurrency,
+        s.context_len()
+    );
+    if let Some(msg) = &e.engine.message {
+        let _ = write!(m, r#"<p id="engine-message" class="engine-msg">{} would say: <q>{}</q></p>"#, escape(&e.engine.name), escape(msg));
+    }
+    m.push_str("</section>");
+    m
+}
+
+/// The stacked bar of the memory breakdown (weights, KV cache, activations, overhead, free)
+/// against the usable capacity and the GPU's memory, with its legend.
+pub fn breakdown(e: &Estimate) -> String {
+    let parts = [
+        ("weights", e.weights.per_gpu.0, "weights"),
+        ("KV cache", e.kv_cache.bytes.0, "kv"),
+        ("activations", e.activation.bytes.0, "act"),
+        ("overhead", e.overhead.bytes.0, "over"),
+        ("free", e.headroom_bytes.max(0) as u64, "free"),
+    ];
+    let scale = e.total.0.max(e.capacity.0).max(e.gpu_memory.0).max(1) as f64;
+    let w = 460.0;
+    let mut m = String::with_capacity(2048);
+    m.push_str(r#"<section id="breakdown" class="panel" aria-labelledby="h-breakdown"><h2 id="h-breakdown">Where the memory goes (per GPU)</h2><svg viewBox="0 0 480 64" role="img" aria-label="memory breakdown against capacity" class="bar">"#);
+    let mut x = 0.0;
+    for (label, b, class) in parts {
+        let width = b as f64 / scale * w;
+        let _ = write!(m, r#"<rect x="{:.1}" y="8" width="{:.1}" height="30" class="seg {class}"><title>{}</title></rect>"#, 10.0 + x, width.max(0.0), escape(&format!("{label}: {}", gib(b))));
+        x += width;
+    }
+    let cap_x = e.capacity.0 as f64 / scale * w;
+    let mem_x = e.gpu_memory.0 as f64 / scale * w;
+    let _ = write!(m, r#"<line x1="{c:.1}" x2="{c:.1}" y1="2" y2="44" class="cap"></line><line x1="{g:.1}" x2="{g:.1}" y1="2" y2="44" class="mem"></line>"#, c = 10.0 + cap_x, g = 10.0 + mem_x);
+    let _ = write!(m, r#"<text x="{:.1}" y="58" class="cap-label" text-anchor="middle">{}</text></svg><ul class="legend">"#, (10.0 + cap_x).min(440.0), escape(&format!("usable {}", gib(e.capacity.0))));
+    for (label, b, class) in parts {
+        let _ = write!(m, r#"<li><span class="sw {class}"></span>{} {}</li>"#, escape(label), escape(&gib(b)));
+    }
+    m.push_str("</ul></section>");
+    m
+}
+
+/// One figure's table row: GiB, bytes, basis (with its tooltip) and the derivation one click away.
+fn figure_row(out: &mut String, id: &str, f: &Figure) {
+    let b = f.bytes.0;
+    let word = basis_word(f.basis);
+    let tip = escape(tip(f.basis));
+    let _ = write!(
+        out,
+        r#"<tr id="{id}" data-bytes="{b}" data-basis="{word}"><th scope="row">{}</th><td class="num" title="{tip}">{}</td><td class="num">{b} B</td><td><span class="basis {word}" title="{tip}">{word}</span></td><td><details class="derivation"><summary>how</summary><p class="formula">{}</p><p class="subst">= {}</p>"#,
+        escape(&f.name),
+        escape(&gib(b)),
+        escape(&f.formula),
+        escape(&f.substituted)
+    );
+    for n in &f.notes {
+        let _ = write!(out, r#"<p class="note">{}</p>"#, escape(n));
+    }
+    out.push_str("</details></td></tr>");
+}
+
+/// The per-GPU figures (the inside of the `#figures` panel, which the page completes with the
+/// checkpoint size from the Hub when it has one): the scenario line, the four components, total,
+/// usable and headroom, the KV per token and per request, the parameter count.
+pub fn figures(e: &Estimate) -> String {
+    let s = &e.scenario;
+    let mut m = String::with_capacity(8192);
+    let _ = write!(
+        m,
+        r#"<h2 id="h-figures">Per GPU</h2><p class="sub">{}</p><table><thead><tr><th>component</th><th>GiB</th><th>bytes</th><th>basis</th><th>derivation</th></tr></thead><tbody>"#,
+        escape(&format!("{} × {} ({} each), tp={} pp={}, {} {}, weights {}, KV {}", e.gpus, e.gpu_label, e.gpu_memory, s.tp, s.pp, e.engine.name, e.engine.version, e.weights.plan.label, e.kv.kv_dtype))
+    );
+    figure_row(&mut m, "fig-weights", &e.weights.figure);
+    figure_row(&mut m, "fig-kv", &e.kv_cache);
+    figure_row(&mut m, "fig-activation", &e.activation);
+    figure_row(&mut m, "fig-overhead", &e.overhead);
+    let headroom = if e.headroom_bytes < 0 { format!("−{}", gib(e.headroom_bytes.unsigned_abs())) } else { gib(e.headroom_bytes as u64) };
+    let _ = write!(m, r#"<tr id="fig-total" data-bytes="{t}"><th scope="row">total</th><td class="num">{}</td><td class="num">{t} B</td><td></td><td></td></tr>"#, escape(&gib(e.total.0)), t = e.total.0);
+    let _ = write!(
+        m,
+        r#"<tr id="fig-capacity" data-bytes="{c}"><th scope="row">{}</th><td class="num">{}</td><td class="num">{c} B</td><td></td><td></td></tr>"#,
+        escape(&format!("usable ({} × {})", e.gpu_memory, e.engine.utilization)),
+        escape(&gib(e.capacity.0)),
+        c = e.capacity.0
+    );
+    let _ = write!(m, r#"<tr id="fig-headroom" data-bytes="{h}"><th scope="row">headroom</th><td class="num">{}</td><td class="num">{h} B</td><td></td><td></td></tr></tbody></table>"#, escape(&headroom), h = e.headroom_bytes);
+    let groups = e.kv.groups.iter().map(|g| format!("{} × {}", g.layers, g.kind)).collect::<Vec<_>>().join(" + ");
+    let _ = write!(
+        m,
+        r#"<p id="kv-per-token" data-bytes="{bpt}" title="{EXACT_TIP}">KV per token: <strong>{bpt} B</strong> ({}); per request: <strong>{}</strong>{}</p>"#,
+        escape(&groups),
+        escape(&e.kv_per_request.bytes.to_string()),
+        if e.kv.state_bytes_per_request > 0 { escape(&format!("; recurrent state {} per request", Bytes(e.kv.state_bytes_per_request))) } else { String::new() },
+        bpt = e.kv.bytes_per_token,
+    );
+    let active = if e.model.params_active != e.model.params_total { format!(", {} active per token", params(e.model.params_active)) } else { String::new() };
+    let _ = write!(m, r#"<p class="sub">{} parameters{}; weights in all: {}</p>"#, escape(&params(e.model.params_total)), escape(&active), escape(&e.weights.total.to_string()));
+    m
+}
+
+/// The permalink bar as the page first shows it (the page's own bar replaces it, with the copy
+/// button working).
+pub fn link_bar(query: &str) -> String {
+    format!(r#"<div class="linkbar"><code id="permalink" title="every input is in this link">?{}</code><button id="copy-link">Copy link</button><span id="copy-status" aria-live="polite"></span></div>"#, escape(query))
+}
+
+/// The page's first frame for `e`, as `index.html` carries it before the wasm runs: the layout
+/// with the (still empty) controls column, the link bar, the verdict, the breakdown and the
+/// per-GPU figures. `data-query` is the link it answers: a visit with another link never shows it.
+pub fn first_frame(e: &Estimate) -> String {
+    let query = e.scenario.to_query();
+    format!(
+        r#"<main class="layout" id="prerendered" data-query="{}"><div class="inputs"></div><div class="results">{}<div class="part">{}</div><div class="part">{}</div><div class="part"><section id="figures" class="panel" aria-labelledby="h-figures"><div class="part">{}</div></section></div></div></main>"#,
+        escape(&query),
+        link_bar(&query),
+        verdict(e),
+        breakdown(e),
+        figures(e)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_leaves_no_markup() {
+        assert_eq!(escape(r#"<a href="x">&'</a>"#), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;&lt;/a&gt;");
+    }
+
+    #[test]
+    fn the_default_frame_carries_the_estimators_figures() {
+        let e = default_estimate().expect("the default scenario estimates");
+        let f = first_frame(&e);
+        for (id, bytes) in [("fig-weights", e.weights.per_gpu.0), ("fig-kv", e.kv_cache.bytes.0), ("fig-activation", e.activation.bytes.0), ("fig-overhead", e.overhead.bytes.0), ("fig-total", e.total.0), ("fig-capacity", e.capacity.0)] {
+            assert!(f.contains(&format!(r#"<tr id="{id}" data-bytes="{bytes}""#)), "{id} with {bytes} B");
+        }
+        assert!(f.contains(&format!(r#"data-value="{}""#, e.max_concurrency)));
+        assert!(f.contains(&format!(r#"data-query="{}""#, escape(&e.scenario.to_query()))));
+        assert!(f.contains("meta-llama/Llama-3.1-8B-Instruct"));
+        // balanced: every opened section and table is closed
+        assert_eq!(f.matches("<section").count(), f.matches("</section>").count());
+        assert_eq!(f.matches("<div").count(), f.matches("</div>").count());
+    }
+
+    #[test]
+    fn a_refusal_names_the_engine_and_its_message() {
+        let shape = kv_estimator::parse_config(DEFAULT_CONFIG).unwrap();
+        let mut s = default_scenario();
+        s.set("gpu", "l4").unwrap();
+        s.set("ctx", "131072").unwrap();
+        s.set("e", "vllm").unwrap();
+        let e = kv_estimator::estimate(&shape, &s).unwrap();
+        // 16 GiB of KV for one 131,072-token request beside 15 GiB of weights on a 24 GB L4
+        assert!(!e.engine.fits && !e.fits);
+        let v = verdict(&e);
+        assert!(v.contains("Does not fit: vLLM would refuse to start") || v.contains("would refuse to start"), "{v}");
+        assert!(v.contains(r#"id="engine-message""#) && v.contains(r#"data-fits="false""#), "{v}");
+    }
+}
