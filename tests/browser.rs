@@ -409,7 +409,8 @@ async fn speed_budget_is_recorded() -> Result<()> {
 
 /// The frame index.html carries for a link without parameters (`cargo xtask prerender`) is what
 /// the page itself shows for it, figure for figure, and equals the CLI for the same link; a link
-/// to another scenario never shows it, the default's own link (a reload) does.
+/// to another scenario never shows it (and preloads its bundled config), the default's own link
+/// (a reload) does.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_prerendered_default_frame_equals_the_live_page_and_the_cli() -> Result<()> {
     let _one = one_browser_at_a_time();
@@ -455,5 +456,8 @@ async fn the_prerendered_default_frame_equals_the_live_page_and_the_cli() -> Res
     b.until("gemma estimate", "return (document.querySelector('#figures p.sub') || {}).textContent?.includes('L4')").await?;
     assert!(!b.c.execute("return !!(window.__kv || {}).prerendered_ms", vec![]).await?.as_bool().unwrap_or(true), "another link shows no prerendered frame");
     assert_eq!(b.c.execute("return document.querySelectorAll('#verdict').length", vec![]).await?.as_u64(), Some(1));
+    // its bundled config was preloaded while the wasm loaded, and the page's request used that
+    let fetched = b.c.execute("return performance.getEntriesByType('resource').filter(e => e.name.endsWith('google/gemma-2-9b/config.json')).map(e => e.initiatorType)", vec![]).await?;
+    assert_eq!(fetched, serde_json::json!(["link"]), "one request for the link's config, the preload");
     b.close().await
 }

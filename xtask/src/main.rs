@@ -78,7 +78,15 @@ fn prerender() -> Result<()> {
     }
     let e = kv_markup::default_estimate().map_err(|e| anyhow::anyhow!("estimating the page's default scenario: {e}"))?;
     let frame = kv_markup::first_frame(&e);
-    std::fs::write(&path, html.replacen(APP_SLOT, &format!(r#"<div id="app">{frame}</div>"#), 1))?;
+    // the bundled models whose config the page fetches (the default one is compiled in): a link
+    // to one preloads it while the wasm loads (index.html's inline script)
+    let index: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(root().join("model-configs/index.json"))?)?;
+    let bundled: Vec<&str> = index["models"]
+        .as_array()
+        .map(|a| a.iter().filter(|m| m["supported"].as_bool() == Some(true)).filter_map(|m| m["id"].as_str()).filter(|id| *id != kv_markup::DEFAULT_MODEL && !id.contains(' ')).collect())
+        .unwrap_or_default();
+    let app = format!(r#"<div id="app" data-bundled="{}">{frame}</div>"#, kv_markup::escape(&bundled.join(" ")));
+    std::fs::write(&path, html.replacen(APP_SLOT, &app, 1))?;
     eprintln!("prerendered the default estimate into {} ({} B)", path.display(), frame.len());
     Ok(())
 }
