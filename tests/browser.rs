@@ -89,7 +89,7 @@ async fn a_permalink_restores_every_field_and_reports_bad_parameters() -> Result
     let _one = one_browser_at_a_time();
     let h = host();
     let b = Browser::start().await?;
-    let q = "v=1&m=google/gemma-2-9b&gpu=a100-80gb&gpus=2&tp=2&pp=1&dt=bf16&q=none&kv=fp8&e=vllm-v0&ev=0.6.4&in=3000&out=700&n=12&ctx=8192&util=0.85&bs=32&mbt=4096";
+    let q = "v=1&m=google/gemma-2-9b&gpu=a100-80gb&gpus=2&tp=2&pp=1&dt=bf16&q=none&kv=fp8&e=vllm-v0&ev=0.6.4&in=3000&out=700&n=12&ctx=8192&util=0.85&bs=32&mbt=4096&fa=on";
     b.c.goto(&format!("{}?{q}", h.url)).await?;
     b.wait("#verdict").await?;
     // the controls render once the estimate is on screen
@@ -111,6 +111,7 @@ async fn a_permalink_restores_every_field_and_reports_bad_parameters() -> Result
         ("#in-util", "0.85"),
         ("#in-bs", "32"),
         ("#in-mbt", "4096"),
+        ("#in-fa", "on"),
     ] {
         assert_eq!(value(&b, css).await?, want, "{css}");
     }
@@ -264,7 +265,7 @@ async fn every_control_is_reachable_with_the_keyboard() -> Result<()> {
     b.wait("#verdict").await?;
     b.wait("#compare-add").await?;
     let want = [
-        "model-filter", "hub-id", "hub-fetch", "in-gpu", "in-gpus", "in-tp", "in-pp", "in-dt", "in-q", "in-kv", "in-e", "in-ev", "in-util", "in-ctx", "in-bs", "in-mbt", "preset-chat-agent", "preset-rag",
+        "model-filter", "hub-id", "hub-fetch", "in-gpu", "in-gpus", "in-tp", "in-pp", "in-dt", "in-q", "in-kv", "in-e", "in-ev", "in-util", "in-ctx", "in-bs", "in-mbt", "in-fa", "preset-chat-agent", "preset-rag",
         "preset-long-form", "preset-ci-micro", "in-in", "in-out", "in-n", "copy-link", "compare-id", "compare-add", "service-url", "service-reload",
     ];
     b.c.execute("document.activeElement && document.activeElement.blur(); window.focus();", vec![]).await?;

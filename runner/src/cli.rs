@@ -185,6 +185,9 @@ pub struct EstimateArgs {
     /// Max sequences the engine schedules at once.
     #[arg(long)]
     pub max_num_seqs: Option<u64>,
+    /// Flash attention, `on` or `off` (llama.cpp `-fa`; without it, the build's default: on from b6300).
+    #[arg(long, value_name = "on|off")]
+    pub flash_attn: Option<String>,
     /// Concurrent requests.
     #[arg(long, short = 'n')]
     pub concurrency: Option<u64>,

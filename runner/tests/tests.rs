@@ -119,6 +119,18 @@ fn permalink_and_flags_agree() {
     let (a, b): (serde_json::Value, serde_json::Value) = (serde_json::from_slice(&a.stdout).unwrap(), serde_json::from_slice(&b.stdout).unwrap());
     assert_eq!(a["total_bytes"], b["total_bytes"]);
     assert_eq!(a["engine"]["kv_tokens"], b["engine"]["kv_tokens"]);
+    // llama.cpp's -fa: the flag and the link's `fa` give the same compute buffer, smaller than
+    // without flash attention at a long context on a build before -fa auto
+    let link = "v=1&m=meta-llama/Llama-3.1-8B-Instruct&gpu=rtx-4090&e=llama.cpp&ev=b4800&ctx=65536";
+    let flag = runner(&["estimate", "--model", "meta-llama/Llama-3.1-8B-Instruct", "--gpu", "rtx-4090", "--engine", "llama.cpp", "--engine-version", "b4800", "--max-model-len", "65536", "--flash-attn", "on", "--json"]);
+    let on = runner(&["estimate", "--permalink", &format!("{link}&fa=on"), "--json"]);
+    let off = runner(&["estimate", "--permalink", link, "--json"]);
+    assert!(flag.status.success() && on.status.success() && off.status.success(), "{}", String::from_utf8_lossy(&flag.stderr));
+    let [flag, on, off]: [serde_json::Value; 3] = [flag, on, off].map(|o| serde_json::from_slice(&o.stdout).unwrap());
+    assert_eq!(flag["activation_bytes"], on["activation_bytes"]);
+    assert!(on["activation_bytes"].as_u64() < off["activation_bytes"].as_u64(), "{} vs {}", on["activation_bytes"], off["activation_bytes"]);
+    let bad = runner(&["estimate", "--model", "meta-llama/Llama-3.1-8B-Instruct", "--flash-attn", "maybe"]);
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("on or off"), "{}", String::from_utf8_lossy(&bad.stderr));
 }
 
 #[test]

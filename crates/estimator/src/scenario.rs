@@ -21,6 +21,7 @@
 //! | `bs` | KV block size | engine default |
 //! | `mbt` | max batched tokens | engine default |
 //! | `seqs` | max concurrent sequences the engine schedules | engine default |
+//! | `fa` | flash attention, `on` or `off` (llama.cpp's `-fa`: no KQ matrix in the compute buffer) | the build's default |
 //! | `dev` | `gpu` or `cpu` (a CPU run has no CUDA context; what `kv-runner measure` uses on CPU) | `gpu` |
 
 use crate::dtype::{KvDtype, QuantChoice, WeightDtype};
@@ -105,6 +106,9 @@ pub struct Scenario {
     pub block_size: Option<u64>,
     pub max_num_batched_tokens: Option<u64>,
     pub max_num_seqs: Option<u64>,
+    /// Flash attention on or off (llama.cpp `-fa`); `None`: the build's default.
+    #[serde(default)]
+    pub flash_attention: Option<bool>,
     /// Runs on the CPU (no CUDA context, host memory); default: a GPU.
     #[serde(default)]
     pub cpu: bool,
@@ -131,6 +135,7 @@ impl Default for Scenario {
             block_size: None,
             max_num_batched_tokens: None,
             max_num_seqs: None,
+            flash_attention: None,
             cpu: false,
         }
     }
@@ -275,6 +280,9 @@ impl Scenario {
         q.extend(opt("bs", self.block_size));
         q.extend(opt("mbt", self.max_num_batched_tokens));
         q.extend(opt("seqs", self.max_num_seqs));
+        if let Some(fa) = self.flash_attention {
+            q.push(("fa", if fa { "on" } else { "off" }.into()));
+        }
         if self.cpu {
             q.push(("dev", "cpu".into()));
         }
@@ -290,7 +298,7 @@ impl Scenario {
     /// Clears an optional parameter (back to the engine's or model's default).
     pub fn unset(&mut self, key: &str) -> Result<()> {
         match key {
-            "gpus" | "ev" | "ctx" | "util" | "bs" | "mbt" | "seqs" | "dev" => {
+            "gpus" | "ev" | "ctx" | "util" | "bs" | "mbt" | "seqs" | "fa" | "dev" => {
                 if key == "ev" {
                     self.engine_version = None;
                 } else if key == "dev" {
@@ -367,6 +375,7 @@ impl Scenario {
             "bs" => self.block_size = None,
             "mbt" => self.max_num_batched_tokens = None,
             "seqs" => self.max_num_seqs = None,
+            "fa" => self.flash_attention = None,
             _ => {}
         }
     }
@@ -414,6 +423,13 @@ impl Scenario {
             "bs" => self.block_size = Some(int("a block size in tokens")?),
             "mbt" => self.max_num_batched_tokens = Some(int("a number of tokens")?),
             "seqs" => self.max_num_seqs = Some(int("a number of sequences")?),
+            "fa" => {
+                self.flash_attention = Some(match v.trim().to_ascii_lowercase().as_str() {
+                    "on" | "1" | "true" => true,
+                    "off" | "0" | "false" => false,
+                    _ => return Err(Error::scenario("fa", v, "on or off (flash attention; leave it out for the build's default)")),
+                })
+            }
             "dev" => {
                 self.cpu = match v.trim().to_ascii_lowercase().as_str() {
                     "cpu" => true,
@@ -421,7 +437,7 @@ impl Scenario {
                     _ => return Err(Error::scenario("dev", v, "gpu or cpu")),
                 }
             }
-            other => return Err(Error::scenario(other, v, "a known parameter (v, m, gpu, mem, gpus, tp, pp, dt, q, kv, e, ev, in, out, n, ctx, util, bs, mbt, seqs, dev)")),
+            other => return Err(Error::scenario(other, v, "a known parameter (v, m, gpu, mem, gpus, tp, pp, dt, q, kv, e, ev, in, out, n, ctx, util, bs, mbt, seqs, fa, dev)")),
         }
         Ok(())
     }

@@ -375,6 +375,46 @@ fn setting_in(text: &str, name: &str) -> Option<u64> {
     None
 }
 
+/// Flash attention in a llama.cpp case: the `flash_attn` figure, the log's `flash_attn = 1` line, or
+/// the `-fa` / `--flash-attn` flag of its command (a bare flag is on, as in builds before `-fa
+/// on|off|auto`). `None` when the case does not say, or says `auto` (the build's default).
+fn flash_attention_in(case: &Case) -> Option<bool> {
+    let word = |w: &str| match w.trim_matches(['\'', '"', ',', ';', ')', '(']).to_ascii_lowercase().as_str() {
+        "1" | "on" | "true" | "enabled" => Some(Some(true)),
+        "0" | "off" | "false" | "disabled" => Some(Some(false)),
+        "auto" => Some(None),
+        _ => None,
+    };
+    match case.figures.get("flash_attn") {
+        Some(Value::Bool(b)) => return Some(*b),
+        Some(Value::Number(n)) => return n.as_u64().map(|n| n > 0),
+        Some(Value::String(t)) => return word(t).flatten(),
+        _ => {}
+    }
+    let text = format!("{} {}", case.notes.as_deref().unwrap_or(""), case.quote.as_deref().unwrap_or(""));
+    let tokens: Vec<&str> = text.split_whitespace().collect();
+    for (i, t) in tokens.iter().enumerate() {
+        // the log's own line: `flash_attn = 1`, `flash_attn    = auto -> enabled`
+        if *t == "flash_attn" && tokens.get(i + 1) == Some(&"=") {
+            let mut v = tokens.get(i + 2).copied().unwrap_or("");
+            if tokens.get(i + 3) == Some(&"->") {
+                v = tokens.get(i + 4).copied().unwrap_or("");
+            }
+            if let Some(fa) = word(v) {
+                return fa;
+            }
+        }
+        let (flag, inline) = t.split_once('=').map_or((*t, None), |(f, v)| (f, Some(v)));
+        if flag == "-fa" || flag == "--flash-attn" {
+            return match inline.or_else(|| tokens.get(i + 1).copied()).and_then(word) {
+                Some(fa) => fa,
+                None => Some(true),
+            };
+        }
+    }
+    None
+}
+
 /// A vLLM budget the log does not state, from the figures it does: `(weights + activation peak +
 /// non-torch + KV) / total`, to two decimals (how `gpu_memory_utilization` is given). Only for
 /// cases flagged `gmu_inferred`.
@@ -462,6 +502,12 @@ pub fn case_scenario(case: &Case, model_id: &str) -> std::result::Result<(Scenar
                 s.max_num_seqs = Some(r);
                 notes.push(format!("profiling batch {t} tokens x {r} sequences: V1's defaults for the {}", g.name));
             }
+        }
+    }
+    if engine == Engine::LlamaCpp {
+        if let Some(fa) = flash_attention_in(case) {
+            notes.push(format!("flash attention {}, as the case states (-fa)", if fa { "on" } else { "off" }));
+            s.flash_attention = Some(fa);
         }
     }
     s.input_len = 1;
@@ -962,6 +1008,23 @@ mod tests {
         assert_eq!(setting_in("non-default args: {'max_num_batched_tokens': 4096}", "max_num_batched_tokens"), Some(4096));
         assert_eq!(setting_in("profile_run uses max_num_batched_tokens = max_model_len", "max_num_batched_tokens"), None);
         assert_eq!(setting_in("max_num_seqs 2.5", "max_num_seqs"), None);
+    }
+
+    #[test]
+    fn flash_attention_is_read_from_figures_flags_and_log_lines() {
+        let case = |figures: &str, notes: &str, quote: &str| -> Case {
+            serde_json::from_value(serde_json::json!({"id": "t", "engine": "llama.cpp", "model": "m", "gpu": "RTX 4090", "figures": serde_json::from_str::<Value>(figures).unwrap(), "notes": notes, "quote": quote})).unwrap()
+        };
+        assert_eq!(flash_attention_in(&case(r#"{"flash_attn": 1}"#, "", "")), Some(true));
+        assert_eq!(flash_attention_in(&case(r#"{"flash_attn": false}"#, "-fa", "")), Some(false));
+        assert_eq!(flash_attention_in(&case("{}", "llama-server -m x.gguf -c 8192 -fa -ngl 99", "")), Some(true));
+        assert_eq!(flash_attention_in(&case("{}", "llama-server -fa off -c 8192", "")), Some(false));
+        assert_eq!(flash_attention_in(&case("{}", "--flash-attn=on", "")), Some(true));
+        assert_eq!(flash_attention_in(&case("{}", "-fa auto", "")), None);
+        assert_eq!(flash_attention_in(&case("{}", "", "llama_context: flash_attn    = 0")), Some(false));
+        assert_eq!(flash_attention_in(&case("{}", "", "llama_context: flash_attn    = auto -> enabled")), Some(true));
+        // not a flag: other words that contain it
+        assert_eq!(flash_attention_in(&case("{}", "-fast mode, no-fa", "")), None);
     }
 
     #[test]

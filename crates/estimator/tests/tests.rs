@@ -209,6 +209,32 @@ fn engines_reproduce_logged_pools() {
 }
 
 #[test]
+fn llamacpp_flash_attention_drops_the_kq_matrix_from_the_compute_buffer() {
+    // Llama-3.1-8B at n_ctx 131072 on build b4800 (before -fa auto): without -fa the KQ matrix
+    // 131072 x 512 x 32 heads x 4 B = 8 GiB; with -fa the logits 512 x 128256 x 4 B
+    let sh = shape("meta-llama/Llama-3.1-8B-Instruct");
+    let mut s = Scenario { engine: Engine::LlamaCpp, engine_version: Some("b4800".into()), max_model_len: Some(131_072), ..scenario("meta-llama/Llama-3.1-8B-Instruct") };
+    let off = estimate(&sh, &s).unwrap();
+    assert_eq!(off.activation.bytes.0, 8 << 30);
+    assert!(off.activation.substituted.contains("off by default before b6300"), "{}", off.activation.substituted);
+    s.set("fa", "on").unwrap();
+    let on = estimate(&sh, &s).unwrap();
+    assert_eq!(on.activation.bytes.0, 512 * 128_256 * 4);
+    assert!(on.activation.substituted.contains("-fa on"), "{}", on.activation.substituted);
+    // the KV buffer does not depend on it; more context fits with it
+    assert_eq!(on.engine.kv_pool_bytes, off.engine.kv_pool_bytes);
+    assert!(on.engine.max_len_that_fits > off.engine.max_len_that_fits);
+    // a newer build has it on by default, and -fa off turns it off
+    s.unset("fa").unwrap();
+    s.engine_version = Some("b6500".into());
+    assert_eq!(estimate(&sh, &s).unwrap().activation.bytes.0, 512 * 128_256 * 4);
+    s.set("fa", "off").unwrap();
+    assert_eq!(estimate(&sh, &s).unwrap().activation.bytes.0, 8 << 30);
+    assert!(s.to_query().ends_with("&fa=off"), "{}", s.to_query());
+    assert!(s.set("fa", "maybe").unwrap_err().to_string().contains("on or off"));
+}
+
+#[test]
 fn vllm_lays_mxfp4_experts_out_by_gpu() {
     // gpt-oss-20b on an A100 80GB (vLLM 0.19, Marlin pads hidden 2880 -> 3072, intermediate
     // 2880 -> 2944): "Model loading took 13.72 GiB", "Available KV cache memory: 36.56 GiB"
@@ -369,9 +395,10 @@ proptest! {
 
     #[test]
     fn permalink_round_trips(n in 1u64..100_000, input in 0u64..1_000_000, out in 1u64..100_000, tp in 1u32..9, util in 0.01f64..1.0,
-                             e in 0usize..6, dt in 0usize..7, kv in 0usize..8, model in "[A-Za-z0-9_.-]{1,12}/[A-Za-z0-9 _.&=%+-]{1,20}") {
+                             e in 0usize..6, dt in 0usize..7, kv in 0usize..8, model in "[A-Za-z0-9_.-]{1,12}/[A-Za-z0-9 _.&=%+-]{1,20}",
+                             fa in proptest::option::of(any::<bool>())) {
         let s = Scenario { model, concurrency: n, input_len: input, output_len: out, tp, gpu_memory_utilization: Some(util),
-            engine: Engine::ALL[e], dtype: WeightDtype::ALL[dt], kv_dtype: KvDtype::ALL[kv], max_model_len: Some(input + out), ..Scenario::default() };
+            engine: Engine::ALL[e], dtype: WeightDtype::ALL[dt], kv_dtype: KvDtype::ALL[kv], max_model_len: Some(input + out), flash_attention: fa, ..Scenario::default() };
         let back = Scenario::from_query(&s.to_query());
         prop_assert_eq!(back, Ok(s));
     }

@@ -6,7 +6,8 @@
 //! layers only `min(n_ctx, pad256(window x n_seq + n_ubatch))` cells; older builds size them at
 //! `n_ctx`. Layer split over GPUs (`-ts`) divides layers, hence KV, by layer. The compute buffer is
 //! modelled: without flash attention the KQ matrix `n_ctx x n_ubatch x n_head x 4 B` dominates,
-//! otherwise the logits `n_ubatch x vocab x 4 B`.
+//! otherwise the logits `n_ubatch x vocab x 4 B`. Flash attention is the scenario's `fa` (`-fa`),
+//! else the build's default (on from b6300, `-fa auto`).
 
 use super::{gib, Ctx, EngineReport};
 use crate::error::Result;
@@ -40,7 +41,14 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         };
         kv = kv.saturating_add(g.bytes_per_token.saturating_mul(cells));
     }
-    let flash = build >= FA_AUTO_BUILD;
+    // `-fa on|off` when the scenario says so, else the build's default (`-fa auto` from b6300)
+    let flash = s.flash_attention.unwrap_or(build >= FA_AUTO_BUILD);
+    let flash_source = match s.flash_attention {
+        Some(true) => "-fa on",
+        Some(false) => "-fa off",
+        None if flash => "on by default from b6300",
+        None => "off by default before b6300",
+    };
     let heads = cx.shape.num_attention_heads.max(1);
     let kq = n_ctx.saturating_mul(N_UBATCH).saturating_mul(heads).saturating_mul(4);
     let logits = N_UBATCH * cx.shape.vocab_size * 4;
@@ -48,8 +56,12 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let activation = Figure::modelled(
         "compute buffer",
         Bytes(compute),
-        if flash { "n_ubatch x vocab x 4 B (flash attention)" } else { "max(n_ctx x n_ubatch x n_head x 4 B, n_ubatch x vocab x 4 B)" },
-        format!("{}", gib(compute)),
+        if flash { "n_ubatch x vocab x 4 B (flash attention: no KQ matrix)" } else { "max(n_ctx x n_ubatch x n_head x 4 B, n_ubatch x vocab x 4 B) (no flash attention: the KQ matrix in f32)" },
+        if flash {
+            format!("{N_UBATCH} x {} x 4 B = {} (flash attention {flash_source})", cx.shape.vocab_size, gib(compute))
+        } else {
+            format!("max({n_ctx} x {N_UBATCH} x {heads} x 4 B, {N_UBATCH} x {} x 4 B) = {} (flash attention {flash_source})", cx.shape.vocab_size, gib(compute))
+        },
     );
     let overhead = Figure::modelled("runtime overhead", Bytes(300 << 20), "CUDA context and cuBLAS workspace, about 300 MiB", "300 MiB");
     let total = cx.weights_per_gpu.0.saturating_add(kv).saturating_add(compute).saturating_add(overhead.bytes.0);
