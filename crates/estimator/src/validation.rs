@@ -375,40 +375,66 @@ fn setting_in(text: &str, name: &str) -> Option<u64> {
     None
 }
 
-/// Flash attention in a llama.cpp case: the `flash_attn` figure, the log's `flash_attn = 1` line, or
-/// the `-fa` / `--flash-attn` flag of its command (a bare flag is on, as in builds before `-fa
-/// on|off|auto`). `None` when the case does not say, or says `auto` (the build's default).
-fn flash_attention_in(case: &Case) -> Option<bool> {
-    let word = |w: &str| match w.trim_matches(['\'', '"', ',', ';', ')', '(']).to_ascii_lowercase().as_str() {
+/// Flash attention in a llama.cpp case, and where the case says so: the `flash_attn` figure; else
+/// the log (the quote first, then the notes): its `flash_attn = 1` line, `flash_attn = auto ->
+/// enabled`, or "Flash Attention was auto, set to disabled"; else the `-fa` / `--flash-attn` flag
+/// of its command (a bare flag is on, as in builds before `-fa on|off|auto`; not after "without" or
+/// "no"). `None` when the case does not say, or says `auto` (the build's default).
+fn flash_attention_in(case: &Case) -> Option<(bool, &'static str)> {
+    let word = |w: &str| match w.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_ascii_lowercase().as_str() {
         "1" | "on" | "true" | "enabled" => Some(Some(true)),
         "0" | "off" | "false" | "disabled" => Some(Some(false)),
         "auto" => Some(None),
         _ => None,
     };
     match case.figures.get("flash_attn") {
-        Some(Value::Bool(b)) => return Some(*b),
-        Some(Value::Number(n)) => return n.as_u64().map(|n| n > 0),
-        Some(Value::String(t)) => return word(t).flatten(),
+        Some(Value::Bool(b)) => return Some((*b, "the case's flash_attn figure")),
+        Some(Value::Number(n)) => return n.as_u64().map(|n| (n > 0, "the case's flash_attn figure")),
+        Some(Value::String(t)) => return word(t).flatten().map(|b| (b, "the case's flash_attn figure")),
         _ => {}
     }
-    let text = format!("{} {}", case.notes.as_deref().unwrap_or(""), case.quote.as_deref().unwrap_or(""));
-    let tokens: Vec<&str> = text.split_whitespace().collect();
-    for (i, t) in tokens.iter().enumerate() {
-        // the log's own line: `flash_attn = 1`, `flash_attn    = auto -> enabled`
-        if *t == "flash_attn" && tokens.get(i + 1) == Some(&"=") {
-            let mut v = tokens.get(i + 2).copied().unwrap_or("");
-            if tokens.get(i + 3) == Some(&"->") {
-                v = tokens.get(i + 4).copied().unwrap_or("");
+    let texts = [case.quote.as_deref().unwrap_or(""), case.notes.as_deref().unwrap_or("")];
+    // `=` as a token of its own: `flash_attn=1`, `--flash-attn=on` read like their spaced forms
+    let tokenize = |t: &str| t.replace('=', " = ").split_whitespace().map(str::to_string).collect::<Vec<String>>();
+    for text in texts {
+        let tokens = tokenize(text);
+        for (i, t) in tokens.iter().enumerate() {
+            let at = |k: usize| tokens.get(i + k).map(String::as_str).unwrap_or("");
+            let key = t.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '_').to_ascii_lowercase();
+            if key == "flash_attn" && at(1) == "=" {
+                // `flash_attn = auto -> enabled`: the resolved value
+                let v = if at(3) == "->" { at(4) } else { at(2) };
+                // `auto` alone: the resolved value may follow on a later line
+                if let Some(Some(b)) = word(v) {
+                    return Some((b, "the log's flash_attn line"));
+                }
             }
-            if let Some(fa) = word(v) {
-                return fa;
+            // "Flash Attention was auto, set to disabled"
+            if t.eq_ignore_ascii_case("attention") && at(1) == "was" && at(3) == "set" && at(4) == "to" {
+                if let Some(Some(fa)) = word(at(5)) {
+                    return Some((fa, "the log's flash attention line"));
+                }
             }
         }
-        let (flag, inline) = t.split_once('=').map_or((*t, None), |(f, v)| (f, Some(v)));
-        if flag == "-fa" || flag == "--flash-attn" {
-            return match inline.or_else(|| tokens.get(i + 1).copied()).and_then(word) {
-                Some(fa) => fa,
-                None => Some(true),
+    }
+    for text in texts {
+        let tokens = tokenize(text);
+        for (i, t) in tokens.iter().enumerate() {
+            let flag = t.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '-');
+            if flag != "-fa" && flag != "--flash-attn" {
+                continue;
+            }
+            let before = i.checked_sub(1).map(|j| tokens[j].to_ascii_lowercase()).unwrap_or_default();
+            if before == "without" || before == "no" {
+                continue;
+            }
+            let mut v = tokens.get(i + 1).map(String::as_str).unwrap_or("");
+            if v == "=" {
+                v = tokens.get(i + 2).map(String::as_str).unwrap_or("");
+            }
+            return match word(v) {
+                Some(fa) => fa.map(|b| (b, "the case's -fa flag")),
+                None => Some((true, "the case's -fa flag")),
             };
         }
     }
@@ -505,8 +531,8 @@ pub fn case_scenario(case: &Case, model_id: &str) -> std::result::Result<(Scenar
         }
     }
     if engine == Engine::LlamaCpp {
-        if let Some(fa) = flash_attention_in(case) {
-            notes.push(format!("flash attention {}, as the case states (-fa)", if fa { "on" } else { "off" }));
+        if let Some((fa, source)) = flash_attention_in(case) {
+            notes.push(format!("flash attention {} ({source})", if fa { "on" } else { "off" }));
             s.flash_attention = Some(fa);
         }
     }
@@ -1015,16 +1041,23 @@ mod tests {
         let case = |figures: &str, notes: &str, quote: &str| -> Case {
             serde_json::from_value(serde_json::json!({"id": "t", "engine": "llama.cpp", "model": "m", "gpu": "RTX 4090", "figures": serde_json::from_str::<Value>(figures).unwrap(), "notes": notes, "quote": quote})).unwrap()
         };
-        assert_eq!(flash_attention_in(&case(r#"{"flash_attn": 1}"#, "", "")), Some(true));
-        assert_eq!(flash_attention_in(&case(r#"{"flash_attn": false}"#, "-fa", "")), Some(false));
-        assert_eq!(flash_attention_in(&case("{}", "llama-server -m x.gguf -c 8192 -fa -ngl 99", "")), Some(true));
-        assert_eq!(flash_attention_in(&case("{}", "llama-server -fa off -c 8192", "")), Some(false));
-        assert_eq!(flash_attention_in(&case("{}", "--flash-attn=on", "")), Some(true));
-        assert_eq!(flash_attention_in(&case("{}", "-fa auto", "")), None);
-        assert_eq!(flash_attention_in(&case("{}", "", "llama_context: flash_attn    = 0")), Some(false));
-        assert_eq!(flash_attention_in(&case("{}", "", "llama_context: flash_attn    = auto -> enabled")), Some(true));
-        // not a flag: other words that contain it
-        assert_eq!(flash_attention_in(&case("{}", "-fast mode, no-fa", "")), None);
+        let fa = |c: Case| flash_attention_in(&c).map(|(b, _)| b);
+        assert_eq!(fa(case(r#"{"flash_attn": 1}"#, "", "")), Some(true));
+        assert_eq!(fa(case(r#"{"flash_attn": false}"#, "-fa", "")), Some(false));
+        assert_eq!(fa(case("{}", "llama-server -m x.gguf -c 8192 -fa -ngl 99", "")), Some(true));
+        assert_eq!(fa(case("{}", "llama-server -fa off -c 8192", "")), Some(false));
+        assert_eq!(fa(case("{}", "--flash-attn=on", "")), Some(true));
+        assert_eq!(fa(case("{}", "run with (-fa), n_ctx 8192", "")), Some(true));
+        assert_eq!(fa(case("{}", "-fa auto", "")), None);
+        assert_eq!(fa(case("{}", "", "llama_context: flash_attn    = 0")), Some(false));
+        assert_eq!(fa(case("{}", "", "flash_attn=1")), Some(true));
+        assert_eq!(fa(case("{}", "", "llama_context: flash_attn    = auto -> enabled")), Some(true));
+        assert_eq!(fa(case("{}", "", "llama_context: flash_attn = auto\nFlash Attention was auto, set to disabled")), Some(false));
+        // the log beats the prose around it
+        assert_eq!(fa(case("{}", "the user passed -fa", "llama_context: flash_attn = 0")), Some(false));
+        // not a flag: other words that contain it, or a flag said not to be used
+        assert_eq!(fa(case("{}", "-fast mode, no-fa", "")), None);
+        assert_eq!(fa(case("{}", "built and run without -fa", "")), None);
     }
 
     #[test]

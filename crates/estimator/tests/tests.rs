@@ -232,6 +232,10 @@ fn llamacpp_flash_attention_drops_the_kq_matrix_from_the_compute_buffer() {
     assert_eq!(estimate(&sh, &s).unwrap().activation.bytes.0, 8 << 30);
     assert!(s.to_query().ends_with("&fa=off"), "{}", s.to_query());
     assert!(s.set("fa", "maybe").unwrap_err().to_string().contains("on or off"));
+    // another engine does not read it, and says so
+    s.engine = Engine::Vllm;
+    let v = estimate(&sh, &s).unwrap();
+    assert!(v.engine.notes.iter().any(|n| n.contains("fa=off is a llama.cpp setting")), "{:?}", v.engine.notes);
 }
 
 #[test]

@@ -4,8 +4,8 @@
 //! page (`kv-web`, wasm) sets them with this markup in one DOM call each, and `cargo xtask
 //! prerender` (a trunk post-build hook) writes the same markup for the page's default scenario into
 //! `index.html`, so a visitor sees the default estimate in the browser's first paint, before the
-//! wasm has loaded. Both call [`kv_estimator::estimate`] on the same config and scenario
-//! ([`default_estimate`]); nothing here computes a figure, it only lays the estimator's out, with
+//! wasm has loaded. Both estimate with [`kv_estimator::estimate`] from [`DEFAULT_CONFIG`] and
+//! [`default_scenario`] (the prerender through [`default_estimate`]); nothing here computes a figure, it only lays the estimator's out, with
 //! units, the exact/modelled basis and the derivation. Every text is escaped ([`escape`]).
 //!
 //! Never: a formula, I/O, or markup the page renders differently (the browser tests compare the

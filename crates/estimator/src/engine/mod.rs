@@ -87,13 +87,18 @@ pub(crate) fn load_extras(cx: &Ctx) -> LoadExtras {
 
 /// Runs the scenario's engine profile.
 pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
-    match cx.scenario.engine {
+    let mut report = match cx.scenario.engine {
         Engine::Vllm | Engine::VllmV0 => vllm::run(cx),
         Engine::Sglang => sglang::run(cx),
         Engine::LlamaCpp => llamacpp::run(cx),
         Engine::Transformers => hf::run(cx),
         Engine::Candle => candle::run(cx),
+    }?;
+    // `fa` is llama.cpp's switch; the other profiles model one attention path and do not read it
+    if let (Some(fa), false) = (cx.scenario.flash_attention, cx.scenario.engine == Engine::LlamaCpp) {
+        report.notes.push(format!("fa={} is a llama.cpp setting (-fa); the {} profile does not depend on it", if fa { "on" } else { "off" }, report.name));
     }
+    Ok(report)
 }
 
 /// The memory fraction an engine uses when none is given (vLLM `gpu_memory_utilization` 0.9;
