@@ -423,13 +423,7 @@ impl Scenario {
             "bs" => self.block_size = Some(int("a block size in tokens")?),
             "mbt" => self.max_num_batched_tokens = Some(int("a number of tokens")?),
             "seqs" => self.max_num_seqs = Some(int("a number of sequences")?),
-            "fa" => {
-                self.flash_attention = Some(match v.trim().to_ascii_lowercase().as_str() {
-                    "on" | "1" | "true" => true,
-                    "off" | "0" | "false" => false,
-                    _ => return Err(Error::scenario("fa", v, "on or off (flash attention; leave it out for the build's default)")),
-                })
-            }
+            "fa" => self.flash_attention = Some(on_off(v).ok_or_else(|| Error::scenario("fa", v, "on or off (flash attention; leave it out for the build's default)"))?),
             "dev" => {
                 self.cpu = match v.trim().to_ascii_lowercase().as_str() {
                     "cpu" => true,
@@ -440,6 +434,15 @@ impl Scenario {
             other => return Err(Error::scenario(other, v, "a known parameter (v, m, gpu, mem, gpus, tp, pp, dt, q, kv, e, ev, in, out, n, ctx, util, bs, mbt, seqs, fa, dev)")),
         }
         Ok(())
+    }
+}
+
+/// A switch as flags and links write it: `on`/`1`/`true`, `off`/`0`/`false` (any case).
+pub(crate) fn on_off(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "on" | "1" | "true" => Some(true),
+        "off" | "0" | "false" => Some(false),
+        _ => None,
     }
 }
 

@@ -381,11 +381,15 @@ fn setting_in(text: &str, name: &str) -> Option<u64> {
 /// of its command (a bare flag is on, as in builds before `-fa on|off|auto`; not after "without" or
 /// "no"). `None` when the case does not say, or says `auto` (the build's default).
 fn flash_attention_in(case: &Case) -> Option<(bool, &'static str)> {
-    let word = |w: &str| match w.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_ascii_lowercase().as_str() {
-        "1" | "on" | "true" | "enabled" => Some(Some(true)),
-        "0" | "off" | "false" | "disabled" => Some(Some(false)),
-        "auto" => Some(None),
-        _ => None,
+    // the link's on/off words, and the log's enabled/disabled/auto
+    let word = |w: &str| {
+        let w = w.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_ascii_lowercase();
+        match w.as_str() {
+            "enabled" => Some(Some(true)),
+            "disabled" => Some(Some(false)),
+            "auto" => Some(None),
+            other => crate::scenario::on_off(other).map(Some),
+        }
     };
     match case.figures.get("flash_attn") {
         Some(Value::Bool(b)) => return Some((*b, "the case's flash_attn figure")),
