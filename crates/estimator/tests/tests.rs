@@ -202,10 +202,46 @@ fn engines_reproduce_logged_pools() {
     let e = estimate(&shape("meta-llama/Meta-Llama-3-8B"), &s).unwrap();
     let t = e.engine.kv_tokens as f64;
     assert!((t - 405_784.0).abs() / 405_784.0 < 0.05, "{t}");
-    // llama.cpp: the KV buffer for n_ctx cells is exact
-    let s = Scenario { engine: Engine::LlamaCpp, max_model_len: Some(8000), ..scenario("meta-llama/Llama-3.1-70B-Instruct") };
+    // llama.cpp b4031 without -fa (issue 10176): the KV buffer for n_ctx cells is exact
+    let s = Scenario { engine: Engine::LlamaCpp, engine_version: Some("b4031".into()), max_model_len: Some(8000), ..scenario("meta-llama/Llama-3.1-70B-Instruct") };
     let e = estimate(&shape("meta-llama/Llama-3.1-70B-Instruct"), &s).unwrap();
     assert_eq!(e.engine.kv_pool_bytes.0, 2500 << 20);
+}
+
+#[test]
+fn llamacpp_pads_n_ctx_as_the_build_does() {
+    // Llama-3.1-8B: 32 layers x 8 kv heads x 128 x 2 (K, V) x 2 B = 128 KiB per cell
+    let sh = shape("meta-llama/Llama-3.1-8B-Instruct");
+    let run = |build: &str, fa: Option<bool>, n_ctx: u64, np: u64| {
+        let s = Scenario {
+            engine: Engine::LlamaCpp,
+            engine_version: Some(build.into()),
+            flash_attention: fa,
+            max_model_len: Some(n_ctx),
+            concurrency: np,
+            ..scenario("meta-llama/Llama-3.1-8B-Instruct")
+        };
+        let e = estimate(&sh, &s).unwrap();
+        assert_eq!(e.engine.kv_pool_bytes.0, e.engine.kv_tokens * (128 << 10), "{build} {fa:?} {n_ctx}");
+        (e.engine.kv_tokens, e.engine.notes.join("; "))
+    };
+    // before flash attention existed: n_ctx as given
+    assert_eq!(run("b1960", None, 10_000, 1).0, 10_000);
+    // with flash attention: 256 with -fa, 32 without
+    assert_eq!(run("b4031", Some(false), 10_000, 1).0, 10_016);
+    assert_eq!(run("b4031", Some(true), 10_000, 1).0, 10_240);
+    let (cells, notes) = run("b6500", None, 10_000, 1);
+    assert_eq!(cells, 10_240, "-fa auto is on");
+    assert!(notes.contains("n_ctx 10000 becomes 10240 cells"), "{notes}");
+    // from b7000 always 256, and -np 3 without --kv-unified gives 3 slots of pad256(10240 / 3)
+    assert_eq!(run("b7100", Some(false), 10_000, 1).0, 10_240);
+    let (cells, notes) = run("b7100", None, 10_000, 3);
+    assert_eq!(cells, 3 * 3584);
+    assert!(notes.contains("3 separate slots of 3584"), "{notes}");
+    // a multiple of 256 is unchanged everywhere
+    for b in ["b1960", "b4031", "b6500", "b7100"] {
+        assert_eq!(run(b, Some(false), 8192, 1).0, 8192);
+    }
 }
 
 #[test]

@@ -8,6 +8,11 @@
 //! modelled: without flash attention the KQ matrix `n_ctx x n_ubatch x n_head x 4 B` dominates,
 //! otherwise the logits `n_ubatch x vocab x 4 B`. Flash attention is the scenario's `fa` (`-fa`),
 //! else the build's default (on from b6300, `-fa auto`).
+//!
+//! `n_ctx` is padded before the cache is sized (`llama_context`): builds with flash attention
+//! (b2776 on) pad it to 256 cells with `-fa` and 32 without (`llama_kv_cache_get_padding`); from
+//! b7000 (the `n_ctx_seq` rework) always to 256, and slots that do not share one cache (`-np N`
+//! without `--kv-unified`) get `pad256(n_ctx / N)` cells each. Older builds use `n_ctx` as given.
 
 use super::{gib, Ctx, EngineReport};
 use crate::error::Result;
@@ -20,6 +25,28 @@ pub const N_UBATCH: u64 = 512;
 pub const ISWA_BUILD: u64 = 5000;
 /// First build with flash attention on by default (`-fa auto`).
 pub const FA_AUTO_BUILD: u64 = 6300;
+/// First build with flash attention (`-fa`), which brought the padding of `n_ctx`.
+pub const FA_BUILD: u64 = 2776;
+/// First build that pads `n_ctx` (and each slot's share) to 256 whatever `-fa` says.
+pub const PAD256_BUILD: u64 = 7000;
+
+/// Cells of one slot's cache and the number of such caches (streams): `n_ctx` as the build pads
+/// it, one stream shared by all slots, except from b7000 where `n_seq` separate slots each get
+/// `pad256(n_ctx / n_seq)`.
+pub fn cache_cells(n_ctx: u64, n_seq: u64, build: u64, flash: bool) -> (u64, u64) {
+    let pad = |x: u64, to: u64| x.div_ceil(to).saturating_mul(to);
+    if build >= PAD256_BUILD {
+        let n_ctx = pad(n_ctx, 256);
+        if n_seq > 1 {
+            return (pad(n_ctx / n_seq, 256).max(256), n_seq);
+        }
+        return (n_ctx, 1);
+    }
+    if build >= FA_BUILD {
+        return (pad(n_ctx, if flash { 256 } else { 32 }), 1);
+    }
+    (n_ctx, 1)
+}
 
 fn build_number(v: &str) -> Option<u64> {
     let digits: String = v.trim().trim_start_matches(['~', 'b', 'B']).chars().take_while(char::is_ascii_digit).collect();
@@ -30,9 +57,17 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let s = cx.scenario;
     let version = s.engine_version.clone().unwrap_or_else(|| "b6500".into());
     let build = build_number(&version).unwrap_or(u64::MAX);
-    let n_ctx = cx.max_model_len;
+    let requested = cx.max_model_len;
     let n_seq = s.concurrency.max(1);
-    let swa_cells = |w: u64| n_ctx.min((w * n_seq + N_UBATCH).div_ceil(256) * 256);
+    // `-fa on|off` when the scenario says so, else the build's default (`-fa auto` from b6300)
+    let flash = s.flash_attention.unwrap_or(build >= FA_AUTO_BUILD);
+    let (slot_cells, streams) = cache_cells(requested, n_seq, build, flash);
+    let n_ctx = slot_cells.saturating_mul(streams);
+    // a shared cache holds every slot's window; separate ones one window each
+    let swa_cells = |w: u64| {
+        let kept = if streams > 1 { w } else { w.saturating_mul(n_seq) };
+        slot_cells.min(kept.saturating_add(N_UBATCH).div_ceil(256).saturating_mul(256)).saturating_mul(streams)
+    };
     let mut kv = cx.kv.state_bytes_per_request.saturating_mul(n_seq);
     for g in &cx.kv.groups {
         let cells = match g.window {
@@ -41,8 +76,6 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         };
         kv = kv.saturating_add(g.bytes_per_token.saturating_mul(cells));
     }
-    // `-fa on|off` when the scenario says so, else the build's default (`-fa auto` from b6300)
-    let flash = s.flash_attention.unwrap_or(build >= FA_AUTO_BUILD);
     let flash_source = match s.flash_attention {
         Some(true) => "-fa on",
         Some(false) => "-fa off",
@@ -50,7 +83,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         None => "off by default before b6300",
     };
     let heads = cx.shape.num_attention_heads.max(1);
-    let kq = n_ctx.saturating_mul(N_UBATCH).saturating_mul(heads).saturating_mul(4);
+    let kq = slot_cells.saturating_mul(N_UBATCH).saturating_mul(heads).saturating_mul(4);
     let logits = N_UBATCH * cx.shape.vocab_size * 4;
     let compute = if flash { logits } else { kq.max(logits) };
     let activation = Figure::modelled(
@@ -60,7 +93,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         if flash {
             format!("{N_UBATCH} x {} x 4 B = {} (flash attention {flash_source})", cx.shape.vocab_size, gib(compute))
         } else {
-            format!("max({n_ctx} x {N_UBATCH} x {heads} x 4 B, {N_UBATCH} x {} x 4 B) = {} (flash attention {flash_source})", cx.shape.vocab_size, gib(compute))
+            format!("max({slot_cells} x {N_UBATCH} x {heads} x 4 B, {N_UBATCH} x {} x 4 B) = {} (flash attention {flash_source})", cx.shape.vocab_size, gib(compute))
         },
     );
     let overhead = Figure::modelled("runtime overhead", Bytes(300 << 20), "CUDA context and cuBLAS workspace, about 300 MiB", "300 MiB");
@@ -69,6 +102,20 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let message = (!fits).then(|| format!("ggml_backend_cuda_buffer_type_alloc_buffer: allocating {} failed: cudaMalloc failed: out of memory ({} on a {} GPU)", gib(kv), gib(total), gib(cx.memory.0)));
     let per_cell = cx.kv.bytes_per_token;
     let max_len = if per_cell == 0 { n_ctx } else { cx.memory.0.saturating_sub(cx.weights_per_gpu.0 + compute + overhead.bytes.0) / per_cell };
+    let mut notes = vec![];
+    if n_ctx != requested {
+        let rule = if build >= PAD256_BUILD {
+            "from b7000 n_ctx, and each separate slot's share, are padded to 256".to_string()
+        } else {
+            format!("n_ctx is padded to {} with flash attention {}", if flash { 256 } else { 32 }, if flash { "on" } else { "off" })
+        };
+        notes.push(format!("n_ctx {requested} becomes {n_ctx} cells ({rule})"));
+    }
+    if streams > 1 {
+        notes.push(format!("{n_ctx} cells in {streams} separate slots of {slot_cells} (-np {n_seq} without --kv-unified)"));
+    } else {
+        notes.push(format!("{n_ctx} cells shared by {n_seq} slot(s): {} tokens per slot", n_ctx / n_seq));
+    }
     Ok(EngineReport {
         name: "llama.cpp".into(),
         version,
@@ -87,7 +134,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         activation,
         overhead,
         kv_batch: None,
-        notes: vec![format!("{n_ctx} cells shared by {n_seq} slot(s): {} tokens per slot", n_ctx / n_seq)],
+        notes,
     })
 }
 
