@@ -456,11 +456,21 @@ fn inferred_utilization(case: &Case) -> Option<f64> {
     (u > 0.0 && u <= 1.0).then_some(u)
 }
 
+/// The memory a llama.cpp case whose GPU is unknown is estimated with (Metal, CPU, a GPU the log
+/// does not name): large enough that nothing is refused.
+pub const MEMORY_STAND_IN_GIB: f64 = 4096.0;
+
 /// The scenario a case describes, and notes on what was inferred.
 pub fn case_scenario(case: &Case, model_id: &str) -> std::result::Result<(Scenario, Vec<String>), String> {
     let engine = case.engine_kind().ok_or_else(|| format!("engine `{}` is not profiled", case.engine))?;
     let mut notes = vec![];
-    let (mem, mem_src) = case_memory_gib(case, engine).ok_or_else(|| format!("the GPU memory is unknown (`{}`)", case.gpu))?;
+    let (mem, mem_src) = match case_memory_gib(case, engine) {
+        Some(m) => m,
+        // llama.cpp sizes its KV and compute buffers from n_ctx alone: those figures are still
+        // compared, the start-up outcome is not
+        None if engine == Engine::LlamaCpp => (MEMORY_STAND_IN_GIB, format!("unknown (`{}`): llama.cpp sizes its buffers without it, so {MEMORY_STAND_IN_GIB} GiB stands in and the start-up outcome is not compared", case.gpu)),
+        None => return Err(format!("the GPU memory is unknown (`{}`)", case.gpu)),
+    };
     notes.push(format!("{} GiB per GPU ({mem_src})", fixed(mem, 2)));
     // a GPU known only by name is the catalog entry (engines pick defaults and kernels by it);
     // a logged total is kept as the custom memory it is
@@ -716,7 +726,10 @@ pub fn evaluate(case: &Case, shape: &ModelShape, config: ModelMatch) -> CaseResu
         }
     }
     let host = case.caveat_flags.iter().any(|f| f.starts_with("kv_on_host") || f.starts_with("kv_partly_on_host"));
-    let logged_start = if fails {
+    let unknown_memory = case_memory_gib(case, s.engine).is_none();
+    let logged_start = if unknown_memory {
+        None
+    } else if fails {
         Some(false)
     } else if host {
         notes.push("KV or layers kept in host memory: the start-up outcome is not compared".into());

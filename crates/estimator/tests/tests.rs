@@ -209,6 +209,23 @@ fn engines_reproduce_logged_pools() {
 }
 
 #[test]
+fn llamacpp_caches_mla_per_head_before_the_latent_cache() {
+    // DeepSeek-R1 at n_ctx 4096, q8_0: 61 layers; before b5150 each layer caches 128 heads x
+    // (192 K + 128 V) values (an IPEX-LLM log of this layout: 4096 x 61 x 40960 x 1 B = 9760 MiB),
+    // later builds the 576-value latent
+    let sh = shape("deepseek-ai/DeepSeek-R1");
+    let run = |build: &str| {
+        let s = Scenario { engine: Engine::LlamaCpp, engine_version: Some(build.into()), kv_dtype: KvDtype::Q8_0, max_model_len: Some(4096), ..scenario("deepseek-ai/DeepSeek-R1") };
+        estimate(&sh, &s).unwrap().engine
+    };
+    let old = run("b4600");
+    assert_eq!(old.kv_pool_bytes.0, 4096 * 61 * (24576 + 16384) * 34 / 32);
+    assert!(old.notes.iter().any(|n| n.contains("128 heads x (192 K + 128 V)")), "{:?}", old.notes);
+    let new = run("b5200");
+    assert_eq!(new.kv_pool_bytes.0, 4096 * 61 * 576 * 34 / 32);
+}
+
+#[test]
 fn llamacpp_pads_n_ctx_as_the_build_does() {
     // Llama-3.1-8B: 32 layers x 8 kv heads x 128 x 2 (K, V) x 2 B = 128 KiB per cell
     let sh = shape("meta-llama/Llama-3.1-8B-Instruct");
@@ -501,6 +518,30 @@ fn engine_profiles_hold_their_targets_on_strict_log_cases() {
     }
     assert!(strict_evaluated >= 13, "only {strict_evaluated} strict cases could be evaluated offline");
     assert!(checked >= 30, "only {checked} checks with a target");
+}
+
+/// A llama.cpp log from a machine the estimator has no memory figure for (Metal, CPU) still
+/// checks the KV buffer, which llama.cpp sizes from n_ctx alone; the start-up is not judged.
+#[test]
+fn llamacpp_cases_without_a_known_gpu_still_check_the_kv_buffer() {
+    use kv_estimator::validation::{self, Loaded};
+    let bundled: Vec<String> = all_ids();
+    let mut load = |id: &str, _bundled: bool| match std::fs::read_to_string(configs_dir().join(id).join("config.json")) {
+        Ok(t) => Loaded::Text(t, "bundled".into()),
+        Err(e) => Loaded::Missing(format!("not bundled: {e}")),
+    };
+    // Llama-3-8B, n_ctx 8192, f16: 8192 x 32 x 1024 x 2 B = 512 MiB for K, the same for V
+    let line = r#"{"id":"m","engine":"llama.cpp","engine_version":"b4000","model":"meta-llama/Meta-Llama-3-8B (GGUF Q4_K_M)","gpu":"Apple M2 Max (Metal, unified memory)","quantization":"gguf Q4_K_M","kv_cache_dtype":"f16","max_model_len":8192,"figures":{"llamacpp_kv_mib":1024.0,"llamacpp_k_mib":512.0}}"#;
+    let r = validation::evaluate_with(&validation::parse_cases(line).remove(0).unwrap(), &bundled, &mut load);
+    assert!(r.skipped.is_none(), "{:?}", r.skipped);
+    assert_eq!(r.starts, None);
+    let kv = r.checks.iter().find(|c| c.figure == "llamacpp_kv_mib").unwrap();
+    assert_eq!(kv.estimated, 1024.0);
+    assert!(r.notes[0].contains("stands in and the start-up outcome is not compared"), "{:?}", r.notes);
+    // vLLM needs the memory: the same machine is skipped with the reason
+    let line = line.replace("\"llama.cpp\"", "\"vllm\"");
+    let r = validation::evaluate_with(&validation::parse_cases(&line).remove(0).unwrap(), &bundled, &mut load);
+    assert!(r.skipped.as_deref().is_some_and(|w| w.contains("GPU memory is unknown")), "{:?}", r.skipped);
 }
 
 /// Cases as a larger log set writes them: a Qwen3 2507 release sized from its base config with

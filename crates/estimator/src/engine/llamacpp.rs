@@ -9,6 +9,10 @@
 //! otherwise the logits `n_ubatch x vocab x 4 B`. Flash attention is the scenario's `fa` (`-fa`),
 //! else the build's default (on from b6300, `-fa auto`).
 //!
+//! MLA models (DeepSeek V2/V3/R1): builds before b5150 (the MLA implementation, April 2025) cache
+//! K and V per head like any attention (`heads x (qk_nope + qk_rope)` and `heads x v_head_dim`
+//! values per layer, 24576 + 16384 for V3); later builds cache the 576-value latent.
+//!
 //! `n_ctx` is padded before the cache is sized (`llama_context`): builds with flash attention
 //! (b2776 on) pad it to 256 cells with `-fa` and 32 without (`llama_kv_cache_get_padding`); from
 //! b7000 (the `n_ctx_seq` rework) always to 256, and slots that do not share one cache (`-np N`
@@ -16,8 +20,8 @@
 
 use super::{gib, Ctx, EngineReport};
 use crate::error::Result;
-use crate::model::Window;
-use crate::units::{Bytes, Figure};
+use crate::model::{Mixer, Window};
+use crate::units::{mul_ratio_ceil, Bytes, Figure};
 
 /// Physical batch size (`-ub`), llama.cpp default.
 pub const N_UBATCH: u64 = 512;
@@ -27,6 +31,8 @@ pub const ISWA_BUILD: u64 = 5000;
 pub const FA_AUTO_BUILD: u64 = 6300;
 /// First build with flash attention (`-fa`), which brought the padding of `n_ctx`.
 pub const FA_BUILD: u64 = 2776;
+/// First build that caches the MLA latent instead of per-head K and V.
+pub const MLA_BUILD: u64 = 5150;
 /// First build that pads `n_ctx` (and each slot's share) to 256 whatever `-fa` says.
 pub const PAD256_BUILD: u64 = 7000;
 
@@ -69,12 +75,29 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         slot_cells.min(kept.saturating_add(N_UBATCH).div_ceil(256).saturating_mul(256)).saturating_mul(streams)
     };
     let mut kv = cx.kv.state_bytes_per_request.saturating_mul(n_seq);
+    let mut notes = vec![];
+    // (K, V) bytes per cell and layer of MLA layers in builds before the latent cache
+    let per_head_mla = cx.shape.layers.iter().find_map(|l| match l.mixer {
+        Mixer::Mla { heads, qk_rope_head_dim, qk_nope_head_dim, v_head_dim, .. } if build < MLA_BUILD => Some((heads, qk_nope_head_dim + qk_rope_head_dim, v_head_dim)),
+        _ => None,
+    });
+    let mut per_cell = 0u64;
     for g in &cx.kv.groups {
         let cells = match g.window {
             Window::Sliding(w) | Window::Chunked(w) if build >= ISWA_BUILD => swa_cells(w),
             _ => n_ctx,
         };
-        kv = kv.saturating_add(g.bytes_per_token.saturating_mul(cells));
+        let per_token = match per_head_mla {
+            Some((heads, k, v)) if g.mla => {
+                let (num, den) = cx.kv.kv_ratio;
+                let layer = mul_ratio_ceil(heads.saturating_mul(k), num, den, "KV row bytes")?.saturating_add(mul_ratio_ceil(heads.saturating_mul(v), num, den, "KV row bytes")?);
+                notes.push(format!("MLA cached per head before b{MLA_BUILD}: {heads} heads x ({k} K + {v} V) values per layer, not the latent"));
+                layer.saturating_mul(g.layers)
+            }
+            _ => g.bytes_per_token,
+        };
+        per_cell = per_cell.saturating_add(per_token);
+        kv = kv.saturating_add(per_token.saturating_mul(cells));
     }
     let flash_source = match s.flash_attention {
         Some(true) => "-fa on",
@@ -100,9 +123,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let total = cx.weights_per_gpu.0.saturating_add(kv).saturating_add(compute).saturating_add(overhead.bytes.0);
     let fits = total <= cx.memory.0;
     let message = (!fits).then(|| format!("ggml_backend_cuda_buffer_type_alloc_buffer: allocating {} failed: cudaMalloc failed: out of memory ({} on a {} GPU)", gib(kv), gib(total), gib(cx.memory.0)));
-    let per_cell = cx.kv.bytes_per_token;
     let max_len = if per_cell == 0 { n_ctx } else { cx.memory.0.saturating_sub(cx.weights_per_gpu.0 + compute + overhead.bytes.0) / per_cell };
-    let mut notes = vec![];
     if n_ctx != requested {
         let rule = if build >= PAD256_BUILD {
             "from b7000 n_ctx, and each separate slot's share, are padded to 256".to_string()
