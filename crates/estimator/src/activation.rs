@@ -11,7 +11,9 @@
 //! `R x vocab x 38 B`: bf16 logits (2), their fp32 copy (4), sorted values (4) and int64 indices (8)
 //! for top-p/top-k, softmax of the sorted values (4), their cumulative sum (4), the scattered mask
 //! (4), probabilities (4) and the exponential draw (4). On the development logs this model is within
-//! 4 % of vLLM's logged "activation peak" (see docs/accuracy).
+//! 4 % of vLLM's logged "activation peak" (see docs/accuracy). Engines that sample without
+//! sorting, or profile no top-k/top-p at all, keep fewer bytes per logit: the vLLM profile picks
+//! the figure its version and model runner imply.
 
 use crate::model::{ModelShape, Role, Split};
 
@@ -52,7 +54,13 @@ pub fn forward_peak(shape: &ModelShape, tokens: u64, act_bytes: u64, tp: u64) ->
     tokens.saturating_mul(per_token_width(shape, tp)).saturating_mul(act_bytes)
 }
 
-/// Sampler peak for `rows` requests, bytes (logits are gathered to the full vocabulary).
-pub fn sampler_peak(shape: &ModelShape, rows: u64) -> u64 {
-    rows.saturating_mul(shape.vocab_size).saturating_mul(SAMPLER_BYTES_PER_LOGIT)
+/// Bytes per logit of the sort-free top-k/top-p path (vLLM's Triton kernel from 0.17): the
+/// bf16 logits the caller holds (2), their fp32 copy filtered in place (4), the probabilities (4)
+/// and the exponential draw (4).
+pub const SORT_FREE_BYTES_PER_LOGIT: u64 = 14;
+
+/// Sampler peak for `rows` requests at `bytes_per_logit`, bytes (logits are gathered to the full
+/// vocabulary).
+pub fn sampler_peak(shape: &ModelShape, rows: u64, bytes_per_logit: u64) -> u64 {
+    rows.saturating_mul(shape.vocab_size).saturating_mul(bytes_per_logit)
 }

@@ -209,6 +209,43 @@ fn engines_reproduce_logged_pools() {
 }
 
 #[test]
+fn vllm_sampler_profile_follows_the_version_and_model_runner() {
+    // Llama-3.1-8B on a 24 GiB card: V1 profiles 2048 tokens and a sampler over 256 rows of the
+    // 128,256-token vocabulary; only the bytes kept per logit change with the version
+    let sh = shape("meta-llama/Llama-3.1-8B-Instruct");
+    let act = |engine: Engine, v: &str, q: kv_estimator::dtype::QuantChoice| {
+        let s = Scenario {
+            gpu: GpuChoice::Custom { memory_gib: 23.54 },
+            engine,
+            engine_version: Some(v.into()),
+            quantization: q,
+            max_model_len: Some(8192),
+            ..scenario("meta-llama/Llama-3.1-8B-Instruct")
+        };
+        let e = estimate(&sh, &s).unwrap();
+        (e.activation.bytes.0, e.activation.notes.join(" "))
+    };
+    let logits = 256 * 128_256;
+    let (sorted, why) = act(Engine::Vllm, "0.11.0", kv_estimator::dtype::QuantChoice::Auto);
+    assert_eq!(sorted, logits * 38, "{why}");
+    let (triton, why) = act(Engine::Vllm, "0.17.1", kv_estimator::dtype::QuantChoice::Auto);
+    assert_eq!(triton, logits * 14, "{why}");
+    assert!(why.contains("Triton"), "{why}");
+    // V1 0.7 runs no dummy sampler: bf16 logits over its 1024 rows
+    let (early, why) = act(Engine::Vllm, "0.7.3", kv_estimator::dtype::QuantChoice::Auto);
+    assert_eq!(early, 1024 * 128_256 * 2, "{why}");
+    // Llama runs on Model Runner V2 from 0.23 (unquantised), which profiles no top-k/top-p: its
+    // 6 B per logit fall under the 2048-token forward pass, 2048 x (3 x 4096 + 1.5 x 28672) x 2 B
+    let (v2, why) = act(Engine::Vllm, "0.23.0", kv_estimator::dtype::QuantChoice::Auto);
+    assert!(logits * 6 < 2048 * (3 * 4096 + 3 * 28_672 / 2) * 2);
+    assert_eq!(v2, 2048 * (3 * 4096 + 3 * 28_672 / 2) * 2, "{why}");
+    assert!(why.contains("Model Runner V2"), "{why}");
+    assert_eq!(act(Engine::Vllm, "0.23.0", kv_estimator::dtype::QuantChoice::Fp8).0, logits * 14, "quantised Llama stays on the old runner until 0.25");
+    // V0 always sorts
+    assert_eq!(act(Engine::VllmV0, "0.8.5", kv_estimator::dtype::QuantChoice::Auto).0, logits * 38);
+}
+
+#[test]
 fn llamacpp_caches_mla_per_head_before_the_latent_cache() {
     // DeepSeek-R1 at n_ctx 4096, q8_0: 61 layers; before b5150 each layer caches 128 heads x
     // (192 K + 128 V) values (an IPEX-LLM log of this layout: 4096 x 61 x 40960 x 1 B = 9760 MiB),

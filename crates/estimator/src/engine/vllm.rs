@@ -7,7 +7,8 @@
 //! "GPU KV cache size" = `num_blocks x block_size`, concurrency = tokens / `max_model_len`.
 //! The profiling batch: V1 runs `max_num_batched_tokens` tokens (API-server default 8192 on
 //! >= 70 GiB GPUs other than A100, else 2048, earlier versions differ: [`v1_batch_defaults`]) and
-//! a sampler over `max_num_seqs` rows (1024 / 256);
+//! a sampler over `max_num_seqs` rows (1024 / 256), whose bytes per logit follow the version and
+//! the model runner ([`sampler_path`]);
 //! V0 runs `max(max_model_len, 2048)` tokens (with chunked prefill, on by default above 32K,
 //! 2048, or 512 before 0.6.5)
 //! and a sampler over 256 rows. The peak is the larger of the two.
@@ -145,6 +146,52 @@ pub fn v1_batch_defaults(ver: (u64, u64, u64), memory_gib: f64, gpu: Option<&cra
     }
 }
 
+/// Whether vLLM runs the model on Model Runner V2, whose dummy sampler run sets no top-k/top-p
+/// (`config/vllm.py`): Qwen3 dense from 0.22, Llama and Mistral from 0.23 (unquantised), some MoE
+/// architectures from 0.24, every non-MoE non-recurrent model from 0.25, everything from 0.29.
+pub fn model_runner_v2(ver: (u64, u64, u64), shape: &ModelShape, quantised: bool) -> bool {
+    let t = shape.model_type.as_str();
+    let moe = shape.moe.is_some();
+    let listed_moe = matches!(t, "deepseek_v2" | "qwen2_moe" | "granitemoe");
+    if ver >= (0, 29, 0) {
+        true
+    } else if ver >= (0, 25, 0) {
+        (!moe && !shape.has_recurrent_state()) || listed_moe
+    } else if ver >= (0, 24, 0) && listed_moe {
+        true
+    } else if ver >= (0, 23, 0) && matches!(t, "llama" | "mistral") && !quantised {
+        true
+    } else {
+        ver >= (0, 22, 0) && t == "qwen3" && !quantised
+    }
+}
+
+/// Bytes per logit of vLLM's dummy sampler run, and why (`sampler.py`, `topk_topp_sampler.py`):
+/// V0 and V1 0.8 to 0.16 sort for top-k/top-p ([`crate::activation::SAMPLER_BYTES_PER_LOGIT`]);
+/// V1 0.7 computes the logits only; from 0.17 the Triton top-k/top-p filters without sorting for
+/// 8 rows or more ([`crate::activation::SORT_FREE_BYTES_PER_LOGIT`]; 0.21's second, seeded run
+/// takes the same path); Model Runner V2 profiles no top-k/top-p before 0.33: the logits and their
+/// fp32 copy, from 0.31 the logits alone.
+pub fn sampler_path(v0: bool, ver: (u64, u64, u64), shape: &ModelShape, quantised: bool, rows: u64, act_bytes: u64) -> (u64, &'static str) {
+    use crate::activation::{SAMPLER_BYTES_PER_LOGIT as SORT, SORT_FREE_BYTES_PER_LOGIT as SORT_FREE};
+    if v0 {
+        return (SORT, "V0 sorts the logits for top-k/top-p (bf16 logits, fp32 copy, sorted values and int64 indices, softmax, cumulative sum, mask, probabilities, exponential draw)");
+    }
+    if ver < (0, 8, 0) {
+        return (act_bytes, "V1 before 0.8 computes the logits but runs no dummy sampler");
+    }
+    if model_runner_v2(ver, shape, quantised) && ver < (0, 33, 0) {
+        if ver >= (0, 31, 0) {
+            return (act_bytes, "Model Runner V2 profiles no top-k/top-p and, from 0.31, no fp32 copy: the logits alone");
+        }
+        return (act_bytes + 4, "Model Runner V2 profiles no top-k/top-p: the logits and their fp32 copy");
+    }
+    if ver >= (0, 17, 0) && rows >= 8 {
+        return (SORT_FREE, "from 0.17 the Triton top-k/top-p filters without sorting: bf16 logits, fp32 copy, probabilities, exponential draw");
+    }
+    (SORT, "top-k/top-p by sort (bf16 logits, fp32 copy, sorted values and int64 indices, softmax, cumulative sum, mask, probabilities, exponential draw)")
+}
+
 pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let s = cx.scenario;
     let v0 = s.engine == Engine::VllmV0;
@@ -165,15 +212,18 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     };
     let act_bytes = cx.plan.activation.bytes();
     let fwd = forward_peak(cx.shape, tokens, act_bytes, tp);
-    let smp = sampler_peak(cx.shape, rows.min(tokens));
+    let sample_rows = rows.min(tokens);
+    let (per_logit, path) = sampler_path(v0, ver, cx.shape, cx.plan.quant.is_some(), sample_rows, act_bytes);
+    let smp = sampler_peak(cx.shape, sample_rows, per_logit);
     let act = fwd.max(smp);
     let activation = Figure::modelled(
         "activation peak",
         Bytes(act),
-        "max(profile tokens x per-token width x act bytes, sampler rows x vocab x 38 B)",
-        format!("max({tokens} tokens -> {}, {} rows x {} vocab x 38 B -> {})", gib(fwd), rows.min(tokens), cx.shape.vocab_size, gib(smp)),
+        "max(profile tokens x per-token width x act bytes, sampler rows x vocab x bytes per logit)",
+        format!("max({tokens} tokens -> {}, {sample_rows} rows x {} vocab x {per_logit} B -> {})", gib(fwd), cx.shape.vocab_size, gib(smp)),
     )
-    .note("vLLM profiles one dummy batch; V1 uses its chunked-prefill budget, V0 max_model_len without chunked prefill");
+    .note("vLLM profiles one dummy batch; V1 uses its chunked-prefill budget, V0 max_model_len without chunked prefill")
+    .note(format!("sampler: {path}"));
     let non_torch_tp = if tp > 1 { non_torch_tp_gib(s.gpu.catalog()) } else { 0.0 };
     let non_torch = if ver < (0, 7, 0) { NON_TORCH_SINGLE_GIB_V06 } else { NON_TORCH_SINGLE_GIB } + non_torch_tp;
     // `get_rope` builds one cos/sin cache of max_position x rotary_dim in the model dtype at load;
