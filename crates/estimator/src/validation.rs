@@ -672,7 +672,11 @@ pub fn evaluate(case: &Case, shape: &ModelShape, config: ModelMatch) -> CaseResu
     match s.engine {
         Engine::Vllm | Engine::VllmV0 => {
             add("model_weights_gib", "GiB", case.fig("model_weights_gib").or(case.fig("model_weights_gb")), gib(en.loaded_weights_bytes.0), weights_target);
-            add("kv_cache_gib", "GiB", case.fig("kv_cache_gib"), gib(en.kv_pool_bytes.0), Some(3.0));
+            // a start-up that fails for want of memory logs the budget's shortfall as a negative
+            // "Available KV cache memory": the estimate's budget less what it subtracts, signed
+            let signed_pool = gib(e.capacity.0) - gib(e.weights.per_gpu.0) - gib(e.overhead.bytes.0) - gib(e.activation.bytes.0);
+            let pool = if en.kv_pool_bytes.0 == 0 && case.fig("kv_cache_gib").is_some_and(|l| l < 0.0) { signed_pool } else { gib(en.kv_pool_bytes.0) };
+            add("kv_cache_gib", "GiB", case.fig("kv_cache_gib"), pool, Some(3.0));
             add("kv_cache_tokens", "tokens", case.fig("kv_cache_tokens"), en.kv_tokens as f64, Some(5.0));
             add("num_gpu_blocks", "blocks", case.fig("num_gpu_blocks"), en.num_blocks as f64, Some(5.0));
             if !fails {

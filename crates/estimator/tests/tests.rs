@@ -557,6 +557,30 @@ fn engine_profiles_hold_their_targets_on_strict_log_cases() {
     assert!(checked >= 30, "only {checked} checks with a target");
 }
 
+/// gpt-oss-120b on one H100 under vLLM 0.10.1 (issue 23278): Hopper had no Triton MXFP4 kernels
+/// in a plain install, so the experts took Marlin's padded layout (the log warns of the Marlin
+/// fallback) and the budget came out negative, which the log prints and the estimate matches.
+#[test]
+fn vllm_0_10_gpt_oss_on_hopper_loads_marlin_and_logs_a_negative_budget() {
+    use kv_estimator::validation::{self, Loaded};
+    let bundled: Vec<String> = all_ids();
+    let mut load = |id: &str, _bundled: bool| match std::fs::read_to_string(configs_dir().join(id).join("config.json")) {
+        Ok(t) => Loaded::Text(t, "bundled".into()),
+        Err(e) => Loaded::Missing(format!("not bundled: {e}")),
+    };
+    let line = r#"{"id":"vllm-i23278","engine":"vllm","engine_version":"~0.10.1 (V1)","model":"openai/gpt-oss-120b","gpu":"NVIDIA H100 (80GB)","tensor_parallel_size":1,"quantization":"mxfp4","kv_cache_dtype":"auto","max_model_len":131072,"gpu_memory_utilization":0.9,"block_size":16,"figures":{"model_weights_gib":65.9651,"kv_cache_gib":-2.14,"fits":false},"caveat_flags":["fails_to_start"]}"#;
+    let r = validation::evaluate_with(&validation::parse_cases(line).remove(0).unwrap(), &bundled, &mut load);
+    let check = |f: &str| r.checks.iter().find(|c| c.figure == f).unwrap_or_else(|| panic!("{f}: {:?}", r.checks));
+    assert!(check("model_weights_gib").error_pct.abs() < 1.0, "{:?}", check("model_weights_gib"));
+    let kv = check("kv_cache_gib");
+    assert!(kv.estimated < 0.0 && kv.error_pct.abs() < 10.0, "{kv:?}");
+    assert_eq!(r.starts, Some((false, false)));
+    // from 0.11 the same GPU takes the Triton layout, 1.7 GiB smaller
+    let r11 = validation::evaluate_with(&validation::parse_cases(&line.replace("~0.10.1", "0.11.0")).remove(0).unwrap(), &bundled, &mut load);
+    let w11 = r11.checks.iter().find(|c| c.figure == "model_weights_gib").unwrap().estimated;
+    assert!(check("model_weights_gib").estimated - w11 > 1.5, "{w11}");
+}
+
 /// A llama.cpp log from a machine the estimator has no memory figure for (Metal, CPU) still
 /// checks the KV buffer, which llama.cpp sizes from n_ctx alone; the start-up is not judged.
 #[test]

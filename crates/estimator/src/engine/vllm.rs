@@ -60,8 +60,9 @@ pub fn non_torch_tp_gib(gpu: Option<&crate::gpu::Gpu>) -> f64 {
 pub const CUDA_GRAPH_GIB: f64 = 0.5;
 
 /// The kernel family vLLM's MXFP4 MoE method picks (`quantization/mxfp4.py::get_mxfp4_backend`),
-/// by compute capability: Triton kernels on 9.x and 10.x without FlashInfer, FlashInfer on 10.x
-/// (bundled in vLLM's images), Marlin elsewhere (Ampere, Ada, consumer Blackwell).
+/// by compute capability: Triton kernels on 9.x (from 0.11, see [`mxfp4_backend`]) and 10.x without
+/// FlashInfer, FlashInfer on 10.x (bundled in vLLM's images), Marlin elsewhere (Ampere, Ada,
+/// consumer Blackwell, Hopper before 0.11).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mxfp4Backend {
     /// Marlin: per-rank intermediate size padded to 128, hidden size to 256.
@@ -73,11 +74,15 @@ enum Mxfp4Backend {
     FlashInferSm100,
 }
 
-fn mxfp4_backend(compute_capability: Option<u32>) -> Mxfp4Backend {
+/// Hopper takes the Triton kernels only when the `triton_kernels` package is there (0.10.1's
+/// `_should_use_marlin`), which vLLM's wheel bundles from 0.12; logs show Marlin's layout on an
+/// H100 under 0.10.1 (65.97 GiB for gpt-oss-120b) and Triton's from a 0.11 image on (64.38 GiB),
+/// so 0.11 is taken as the first version whose usual install has them.
+fn mxfp4_backend(compute_capability: Option<u32>, ver: (u64, u64, u64)) -> Mxfp4Backend {
     match compute_capability {
         Some(100..=109) => Mxfp4Backend::FlashInferSm100,
-        Some(90..=99) | None => Mxfp4Backend::Triton,
-        Some(_) => Mxfp4Backend::Marlin,
+        Some(90..=99) | None if ver >= (0, 11, 0) => Mxfp4Backend::Triton,
+        _ => Mxfp4Backend::Marlin,
     }
 }
 
@@ -232,7 +237,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let super::LoadExtras { rope, tails, .. } = super::load_extras(cx);
     let at_load = rope.saturating_add(tails);
     let cc = s.gpu.catalog().map(|g| g.compute_capability);
-    let relayout = mxfp4_relayout_extra(cx.shape, cx.plan, tp, mxfp4_backend(cc));
+    let relayout = mxfp4_relayout_extra(cx.shape, cx.plan, tp, mxfp4_backend(cc, ver));
     let graphs_in_budget = !v0 && ver >= (0, 21, 0);
     let graph_b = if graphs_in_budget { (CUDA_GRAPH_GIB * GIB as f64) as u64 } else { 0 };
     let non_torch_b = (non_torch * GIB as f64) as u64;
@@ -249,7 +254,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
                 crate::units::Bytes(tails)
             );
             if relayout > 0 {
-                d.push_str(&format!(" + {} (MXFP4 experts in vLLM's {:?} layout, exact)", crate::units::Bytes(relayout), mxfp4_backend(cc)));
+                d.push_str(&format!(" + {} (MXFP4 experts in vLLM's {:?} layout, exact)", crate::units::Bytes(relayout), mxfp4_backend(cc, ver)));
             }
             d
         },
