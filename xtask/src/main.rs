@@ -14,7 +14,8 @@
 //! - `cargo xtask prerender`: writes the page's first frame for its default link into the built
 //!   `index.html` (trunk's post-build hook runs it on the staging directory; else `dist/`).
 //! - `cargo xtask index`: regenerates `model-configs/index.json` and `measurements/index.json`.
-//! - `cargo xtask accuracy`: regenerates `docs/accuracy/engine-logs.md` (`kv-runner validate`).
+//! - `cargo xtask accuracy`: regenerates `docs/accuracy/engine-logs.md` and
+//!   `docs/accuracy/engine-logs-extra.md` (`kv-runner validate` on the two case sets).
 //! - `cargo xtask import-configs DIR`: lays out `shared/model-configs` copies as `<org>/<name>/config.json`.
 
 mod tools;
@@ -50,8 +51,10 @@ fn main() -> Result<()> {
             Ok(())
         }
         Some("accuracy") => {
-            std::fs::write(root().join(REPORT), accuracy_report(&[])?)?;
-            println!("wrote {REPORT}");
+            for (cases, report) in REPORTS {
+                std::fs::write(root().join(report), accuracy_report(cases)?)?;
+                println!("wrote {report}");
+            }
             Ok(())
         }
         Some("import-configs") => import(args.get(1).map(PathBuf::from).unwrap_or_else(|| root().join("../shared/model-configs"))),
@@ -223,14 +226,16 @@ fn measurement_index() -> Result<String> {
     Ok(serde_json::to_string_pretty(&serde_json::json!({ "generated_by": "cargo xtask index", "files": files }))? + "\n")
 }
 
-/// The engine-log cases and their committed report.
-const CASES: &str = "crates/estimator/tests/data/engine-logs-dev.jsonl";
-const REPORT: &str = "docs/accuracy/engine-logs.md";
+/// The engine-log case sets and their committed reports: the development set from
+/// `shared/validation`, and the extra set this project collected from other public logs.
+const REPORTS: [(&str, &str); 2] = [
+    ("crates/estimator/tests/data/engine-logs-dev.jsonl", "docs/accuracy/engine-logs.md"),
+    ("crates/estimator/tests/data/engine-logs-extra.jsonl", "docs/accuracy/engine-logs-extra.md"),
+];
 
-fn accuracy_report(args_extra: &[&str]) -> Result<String> {
+fn accuracy_report(cases: &str) -> Result<String> {
     let out = cargo()
-        .args(["run", "-q", "-p", "kv-runner", "--", "validate", "--offline", "--markdown", "--cases", CASES])
-        .args(args_extra)
+        .args(["run", "-q", "-p", "kv-runner", "--", "validate", "--offline", "--markdown", "--cases", cases])
         .current_dir(root())
         .output()
         .context("running kv-runner validate")?;
@@ -240,14 +245,16 @@ fn accuracy_report(args_extra: &[&str]) -> Result<String> {
     Ok(String::from_utf8(out.stdout)?)
 }
 
-/// `docs/accuracy/engine-logs.md` is what `kv-runner validate` prints today.
+/// Each `docs/accuracy/engine-logs*.md` is what `kv-runner validate` prints today.
 fn accuracy_report_is_current() -> Result<()> {
-    let want = accuracy_report(&[])?;
-    let have = std::fs::read_to_string(root().join(REPORT)).unwrap_or_default();
-    if want != have {
-        bail!("{REPORT} is out of date: run `cargo xtask accuracy`");
+    for (cases, report) in REPORTS {
+        let want = accuracy_report(cases)?;
+        let have = std::fs::read_to_string(root().join(report)).unwrap_or_default();
+        if want != have {
+            bail!("{report} is out of date: run `cargo xtask accuracy`");
+        }
+        eprintln!("tidy: {report} current");
     }
-    eprintln!("tidy: {REPORT} current");
     Ok(())
 }
 
