@@ -75,9 +75,11 @@ enum Mxfp4Backend {
 }
 
 /// Hopper takes the Triton kernels only when the `triton_kernels` package is there (0.10.1's
-/// `_should_use_marlin`), which vLLM's wheel bundles from 0.12; logs show Marlin's layout on an
-/// H100 under 0.10.1 (65.97 GiB for gpt-oss-120b) and Triton's from a 0.11 image on (64.38 GiB),
-/// so 0.11 is taken as the first version whose usual install has them.
+/// `_should_use_marlin`), which vLLM's wheel bundles from 0.12 (neither the wheels nor the
+/// Dockerfile of 0.10.1 to 0.11.0 install it). Logs of gpt-oss-120b on an H100: Marlin's layout
+/// under 0.10.1 (65.97 GiB) and a plain ~0.11 install (issue 27508), Triton's in the llm-d
+/// benchmark's ~0.11 runs (64.38 GiB) and 0.14.1. 0.11 is taken as the first version with them,
+/// which keeps the benchmark's runs and misses plain 0.11 installs by 1.7 GiB.
 fn mxfp4_backend(compute_capability: Option<u32>, ver: (u64, u64, u64)) -> Mxfp4Backend {
     match compute_capability {
         Some(100..=109) => Mxfp4Backend::FlashInferSm100,
