@@ -683,7 +683,7 @@ pub fn evaluate(case: &Case, shape: &ModelShape, config: ModelMatch) -> CaseResu
                 add("max_concurrency", "requests", case.fig("max_concurrency"), en.max_concurrency, None);
             }
             add("activation_peak_gib", "GiB", case.fig("activation_peak_gib"), gib(e.activation.bytes.0), None);
-            let graphs_in_budget = !e.engine.version.is_empty() && parse_semver(&e.engine.version).is_some_and(|v| v >= (0, 21, 0)) && s.engine == Engine::Vllm;
+            let graphs_in_budget = !e.engine.version.is_empty() && parse_semver(&e.engine.version).is_some_and(|v| v >= (0, 20, 0)) && s.engine == Engine::Vllm;
             if !graphs_in_budget {
                 // the overhead figure also carries what the engine adds to the weights at load
                 // (counted in "Model loading took"), which the log's non-torch figure does not

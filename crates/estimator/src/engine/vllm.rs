@@ -2,7 +2,8 @@
 //! `vllm/v1/core/kv_cache_utils.py`, `vllm/worker/worker.py` (V0), `vllm/engine/arg_utils.py`.
 //!
 //! `kv_pool = total x gpu_memory_utilization - weights - activation peak - non-torch memory`
-//! (from v0.21 also minus the estimated CUDA-graph memory; before, graphs are captured after the
+//! (from v0.20 also minus the estimated CUDA-graph memory, `VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS`
+//! on by default in the 0.20.0 wheel; before, graphs are captured after the
 //! KV cache, outside the budget). `num_blocks = floor(kv_pool / (block_size x bytes_per_token))`,
 //! "GPU KV cache size" = `num_blocks x block_size`, concurrency = tokens / `max_model_len`.
 //! The profiling batch: V1 runs `max_num_batched_tokens` tokens (API-server default 8192 on
@@ -240,13 +241,13 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let at_load = rope.saturating_add(tails);
     let cc = s.gpu.catalog().map(|g| g.compute_capability);
     let relayout = mxfp4_relayout_extra(cx.shape, cx.plan, tp, mxfp4_backend(cc, ver));
-    let graphs_in_budget = !v0 && ver >= (0, 21, 0);
+    let graphs_in_budget = !v0 && ver >= (0, 20, 0);
     let graph_b = if graphs_in_budget { (CUDA_GRAPH_GIB * GIB as f64) as u64 } else { 0 };
     let non_torch_b = (non_torch * GIB as f64) as u64;
     let overhead = Figure::modelled(
         "runtime overhead",
         Bytes(non_torch_b.saturating_add(graph_b).saturating_add(at_load).saturating_add(relayout)),
-        "non-torch memory (CUDA context, NCCL) + CUDA graphs when inside the budget (v0.21+) + rotary cos/sin cache + allocator tails of the weights + MXFP4 expert re-layout",
+        "non-torch memory (CUDA context, NCCL) + CUDA graphs when inside the budget (v0.20+) + rotary cos/sin cache + allocator tails of the weights + MXFP4 expert re-layout",
         {
             let mut d = format!(
                 "{} + {} + {} (max_position x rotary_dim x act bytes, exact) + {} (unsplit 2 MiB-segment tails PyTorch counts as allocated, exact)",
@@ -261,7 +262,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
             d
         },
     )
-    .note(if graphs_in_budget { "CUDA graphs are estimated and subtracted before the KV cache (v0.21+)" } else { "CUDA graphs (0.1-5 GiB) are captured after the KV cache, outside gpu_memory_utilization" });
+    .note(if graphs_in_budget { "CUDA graphs are estimated and subtracted before the KV cache (v0.20+)" } else { "CUDA graphs (0.1-5 GiB) are captured after the KV cache, outside gpu_memory_utilization" });
     let overhead = if tp > 1 {
         let fabric = match s.gpu.catalog() {
             Some(g) => format!("{:?} fabric of the {}", g.fabric, g.name),
