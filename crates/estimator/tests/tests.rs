@@ -246,6 +246,19 @@ fn vllm_sampler_profile_follows_the_version_and_model_runner() {
 }
 
 #[test]
+fn vllm_v0_chunks_long_prefills_except_for_multimodal_and_sliding_window_models() {
+    // V0 above 32K tokens profiles a 2048-token chunk, unless the model is multimodal (Gemma 3
+    // 27B) or has a sliding window: then the whole max_model_len
+    let tokens = |id: &str| {
+        let s = Scenario { gpu: GpuChoice::Catalog("h200".into()), engine: Engine::VllmV0, engine_version: Some("0.7.3".into()), max_model_len: Some(65_536), ..scenario(id) };
+        let e = estimate(&shape(id), &s).unwrap();
+        e.activation.substituted.split(" tokens").next().unwrap().trim_start_matches("max(").to_string()
+    };
+    assert_eq!(tokens("meta-llama/Llama-3.1-8B-Instruct"), "2048");
+    assert_eq!(tokens("google/gemma-3-27b-it"), "65536");
+}
+
+#[test]
 fn llamacpp_caches_mla_per_head_before_the_latent_cache() {
     // DeepSeek-R1 at n_ctx 4096, q8_0: 61 layers; before b5150 each layer caches 128 heads x
     // (192 K + 128 V) values (an IPEX-LLM log of this layout: 4096 x 61 x 40960 x 1 B = 9760 MiB),

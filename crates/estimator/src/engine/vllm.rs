@@ -10,8 +10,8 @@
 //! >= 70 GiB GPUs other than A100, else 2048, earlier versions differ: [`v1_batch_defaults`]) and
 //! a sampler over `max_num_seqs` rows (1024 / 256), whose bytes per logit follow the version and
 //! the model runner ([`sampler_path`]);
-//! V0 runs `max(max_model_len, 2048)` tokens (with chunked prefill, on by default above 32K,
-//! 2048, or 512 before 0.6.5)
+//! V0 runs `max(max_model_len, 2048)` tokens (with chunked prefill, on by default above 32K
+//! except for multimodal and sliding-window models, 2048, or 512 before 0.6.5)
 //! and a sampler over 256 rows. The peak is the larger of the two.
 //! V1 groups hybrid layers: sliding-window groups need `window + block_size` tokens per request,
 //! recurrent layers their state; V0 sizes every layer at full length.
@@ -210,8 +210,11 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let tp = u64::from(s.tp.max(1));
     let l = cx.max_model_len;
     let (tokens, rows) = if v0 {
-        // chunked prefill is switched on above 32K; its budget was 512 tokens before 0.6.5 (PR 10544)
-        let chunked = l > 32_768;
+        // chunked prefill is switched on above 32K, except for multimodal models and models with a
+        // sliding window (`arg_utils.py`); its budget was 512 tokens before 0.6.5 (PR 10544)
+        let multimodal = cx.shape.globals.iter().any(|t| t.role == Role::Encoder);
+        let sliding = cx.kv.groups.iter().any(|g| matches!(g.window, Window::Sliding(_)));
+        let chunked = l > 32_768 && !multimodal && !sliding;
         let chunk = if ver < (0, 6, 5) { 512 } else { 2048 };
         (s.max_num_batched_tokens.unwrap_or(if chunked { chunk } else { l.max(2048) }), s.max_num_seqs.unwrap_or(256))
     } else {
