@@ -474,9 +474,16 @@ pub fn case_scenario(case: &Case, model_id: &str) -> std::result::Result<(Scenar
     notes.push(format!("{} GiB per GPU ({mem_src})", fixed(mem, 2)));
     // a GPU known only by name is the catalog entry (engines pick defaults and kernels by it);
     // a logged total is kept as the custom memory it is
-    let gpu = match mem_src.strip_prefix("catalog ") {
-        Some(id) => GpuChoice::Catalog(id.to_string()),
-        None => GpuChoice::Custom { memory_gib: mem },
+    // a logged total that is the named board's catalog figure (to the log's two decimals) keeps
+    // the board, whose fabric and compute capability the engines read
+    let named_same = crate::gpu::match_name(&case.gpu).filter(|g| (g.memory_gib - mem).abs() < 0.006 && engine != Engine::Sglang);
+    let gpu = match (mem_src.strip_prefix("catalog "), named_same) {
+        (Some(id), _) => GpuChoice::Catalog(id.to_string()),
+        (None, Some(g)) => {
+            notes.push(format!("the {} of the catalog, whose memory the log prints", g.name));
+            GpuChoice::Catalog(g.id.to_string())
+        }
+        (None, None) => GpuChoice::Custom { memory_gib: mem },
     };
     let mut s = Scenario { model: model_id.to_string(), gpu, engine, ..Scenario::default() };
     s.engine_version = case.engine_version.as_deref().and_then(version_in);

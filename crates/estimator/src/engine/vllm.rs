@@ -281,25 +281,49 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
 
     // per-request bytes at length `len` as this engine allocates them
     let hybrid_v1 = !v0 && (cx.kv.groups.len() > 1 || cx.kv.state_bytes_per_request > 0) && cx.kv.groups.iter().any(|g| g.window != Window::Full);
+    // blocks one request holds in a layer of this kind (`kv_cache_interface.py`): a sliding window
+    // keeps its last `window - 1` tokens plus one scheduled chunk (`max_num_batched_tokens`), one
+    // block more as the window may start mid-block; a chunked-local layer its chunk plus the chunk
+    let blocks = |w: Window, len: u64| -> u64 {
+        match w {
+            Window::Sliding(win) if hybrid_v1 => len.min(win.saturating_sub(1).saturating_add(tokens)).div_ceil(bs).saturating_add(1),
+            Window::Chunked(c) if hybrid_v1 => len.min(c.saturating_add(tokens)).div_ceil(bs),
+            _ => len.div_ceil(bs),
+        }
+    };
+    // V1 hybrids of one page size (`_get_kv_cache_config_uniform_page_size`): each kind is cut into
+    // groups of `group_size` layers (the smallest kind's count, the last group padded), the pool
+    // into `group_size` tensors shared by one layer of every group; a block is one page of each
+    let per_layer = cx.kv.groups.first().map_or(0, |g| g.bytes_per_token_per_layer);
+    let uniform = hybrid_v1 && cx.kv.state_bytes_per_request == 0 && cx.kv.groups.iter().all(|g| g.bytes_per_token_per_layer == per_layer);
+    let group_size = cx.kv.groups.iter().map(|g| g.layers).min().unwrap_or(1).max(1);
+    let kv_groups: u64 = cx.kv.groups.iter().map(|g| g.layers.div_ceil(group_size)).sum();
     let per_request = |len: u64| -> u64 {
+        if uniform {
+            let page_all = per_layer.saturating_mul(bs).saturating_mul(group_size);
+            return cx.kv.groups.iter().map(|g| g.layers.div_ceil(group_size).saturating_mul(blocks(g.window, len))).sum::<u64>().saturating_mul(page_all);
+        }
         let mut b = cx.kv.state_bytes_per_request;
         for g in &cx.kv.groups {
-            let kept = match g.window {
-                Window::Full => len,
-                w if hybrid_v1 => len.min(w.limit().unwrap_or(len).saturating_add(bs)),
-                _ => len,
-            };
-            b = b.saturating_add(g.bytes_per_token.saturating_mul(kept.div_ceil(bs) * bs));
+            b = b.saturating_add(g.bytes_per_token.saturating_mul(blocks(g.window, len).saturating_mul(bs)));
         }
         b
     };
     let per_token_all = cx.kv.bytes_per_token.max(1);
-    let block_bytes = per_token_all.saturating_mul(bs);
+    let block_bytes = if uniform { per_layer.saturating_mul(bs).saturating_mul(group_size) } else { per_token_all.saturating_mul(bs) };
     let num_blocks = pool / block_bytes.max(1);
     let need = per_request(l);
     let (kv_tokens, max_conc) = if hybrid_v1 || cx.kv.state_bytes_per_request > 0 {
-        let c = if need == 0 { 0.0 } else { pool as f64 / need as f64 };
-        ((c * l as f64).floor() as u64, c)
+        // vLLM divides whole blocks by the blocks a request holds
+        let c = match (need, uniform) {
+            (0, _) => 0.0,
+            (_, true) => num_blocks as f64 / (need / block_bytes.max(1)).max(1) as f64,
+            _ => pool as f64 / need as f64,
+        };
+        // "GPU KV cache size": blocks per group x block size until 0.20.1, concurrency x
+        // max_model_len from 0.20.2 (`kv_cache_utils.py`)
+        let t = if uniform && ver < (0, 20, 2) { num_blocks / kv_groups.max(1) * bs } else { (c * l as f64).floor() as u64 };
+        (t, c)
     } else {
         let t = num_blocks * bs;
         (t, t as f64 / l.max(1) as f64)
