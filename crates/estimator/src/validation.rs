@@ -200,7 +200,15 @@ pub fn match_model(model: &str, bundled: &[String]) -> Option<ModelMatch> {
 
 /// The checkpoint quantisation a case states (its `quantization` field, else its id suffix).
 pub fn case_quant(case: &Case) -> Option<Quant> {
-    let q = case.quantization.as_deref().unwrap_or("").to_ascii_lowercase();
+    let mut q = case.quantization.as_deref().unwrap_or("").to_ascii_lowercase();
+    // "compressed-tensors" names the container, not the scheme: the case's text says which
+    if q.contains("compressed-tensors") || q.contains("compressed_tensors") {
+        let text = case.notes.as_deref().unwrap_or("").to_ascii_lowercase();
+        if let Some(scheme) = ["w4a16", "w8a8", "w8a16", "fp8"].into_iter().find(|k| text.contains(k)) {
+            q.push(' ');
+            q.push_str(scheme);
+        }
+    }
     let id = case.model.to_ascii_lowercase();
     let bits8 = q.contains("int8") || q.contains("8-bit") || q.contains("8bit") || id.contains("int8") || id.contains("8bit");
     let skip = vec![];
@@ -784,7 +792,10 @@ pub fn evaluate_with(case: &Case, bundled: &[String], load: &mut dyn FnMut(&str,
         Ok(s) => s,
         Err(e) => return CaseResult::skipped(case, Some(config), format!("config.json: {e}")),
     };
-    if config.derived {
+    // a scheme no engine applies at load (AWQ, GPTQ, W4A16, ...) means a quantised checkpoint,
+    // even when the case names the unquantised model it was made from
+    let checkpoint_scheme = case_quant(case).is_some_and(|q| !matches!(q, Quant::Fp8 { .. } | Quant::Bnb4 { .. } | Quant::Bnb8 { .. }));
+    if config.derived || checkpoint_scheme {
         derive_checkpoint(&mut shape, case);
     }
     evaluate(case, &shape, config)
@@ -1046,6 +1057,11 @@ mod tests {
         let c = Case { model: "unsloth/Llama-3.2-3B-Instruct-unsloth-bnb-4bit".into(), quantization: Some("bitsandbytes".into()), ..Case::default() };
         assert_eq!(case_quant(&c), Some(Quant::Bnb4 { double_quant: true, skip: vec![] }));
         assert_eq!(normalized_name(&c.model), "llama-3.2-3b");
+        // "compressed-tensors" is the container; the case's text names the scheme
+        let c = Case { model: "Qwen/Qwen3-32B (self-quantized, local dir)".into(), quantization: Some("compressed-tensors".into()), notes: Some("llm-compressor GPTQ W4A16, group 128".into()), ..Case::default() };
+        assert_eq!(case_quant(&c), Some(Quant::Gptq { bits: 4, group_size: Some(128), skip: vec![] }));
+        let c = Case { quantization: Some("compressed-tensors".into()), ..Case::default() };
+        assert_eq!(case_quant(&c), None);
         // `--quantization fp8` on an unquantised checkpoint is quantised by the engine at load
         let c = Case { quantization: Some("fp8".into()), ..Case::default() };
         assert_eq!(online_quant(&c), Some(QuantChoice::Fp8));
