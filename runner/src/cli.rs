@@ -179,7 +179,7 @@ pub struct EstimateArgs {
     /// KV block size in tokens.
     #[arg(long)]
     pub block_size: Option<u64>,
-    /// Max batched tokens (vLLM profiling batch, SGLang chunked prefill).
+    /// Max batched tokens (vLLM profiling batch, SGLang chunked prefill, llama.cpp `-ub`).
     #[arg(long)]
     pub max_num_batched_tokens: Option<u64>,
     /// Max sequences the engine schedules at once.

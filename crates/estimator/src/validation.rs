@@ -560,6 +560,12 @@ pub fn case_scenario(case: &Case, model_id: &str) -> std::result::Result<(Scenar
         }
     }
     if engine == Engine::LlamaCpp {
+        let text = format!("{} {}", case.quote.as_deref().unwrap_or(""), case.notes.as_deref().unwrap_or(""));
+        let ubatch = setting_in(&text, "n_ubatch").or_else(|| setting_in(&text, "ubatch_size")).or_else(|| setting_in(&text, "-ub"));
+        if let Some(n) = ubatch.filter(|n| *n != crate::engine::LLAMACPP_N_UBATCH) {
+            notes.push(format!("n_ubatch {n} from the case's text"));
+            s.max_num_batched_tokens = Some(n);
+        }
         if let Some((fa, source)) = flash_attention_in(case) {
             notes.push(format!("flash attention {} ({source})", if fa { "on" } else { "off" }));
             s.flash_attention = Some(fa);
@@ -721,10 +727,12 @@ pub fn evaluate(case: &Case, shape: &ModelShape, config: ModelMatch) -> CaseResu
         }
         Engine::LlamaCpp => {
             let kv = en.kv_pool_bytes.0;
-            add("llamacpp_kv_mib", "MiB", case.fig("llamacpp_kv_mib"), mib(kv), Some(0.0));
+            // llama.cpp prints MiB to two decimals: the estimate is rounded the same way
+            let printed = |m: f64| (m * 100.0).round() / 100.0;
+            add("llamacpp_kv_mib", "MiB", case.fig("llamacpp_kv_mib"), printed(mib(kv)), Some(0.0));
             if e.kv.kv_ratio.1 == 1 || case.fig("llamacpp_k_mib") == case.fig("llamacpp_v_mib") {
-                add("llamacpp_k_mib", "MiB", case.fig("llamacpp_k_mib"), mib(kv) / 2.0, Some(0.0));
-                add("llamacpp_v_mib", "MiB", case.fig("llamacpp_v_mib"), mib(kv) / 2.0, Some(0.0));
+                add("llamacpp_k_mib", "MiB", case.fig("llamacpp_k_mib"), printed(mib(kv) / 2.0), Some(0.0));
+                add("llamacpp_v_mib", "MiB", case.fig("llamacpp_v_mib"), printed(mib(kv) / 2.0), Some(0.0));
             }
             add("llamacpp_compute_buffer_mib", "MiB", case.fig("llamacpp_compute_buffer_mib"), mib(e.activation.bytes.0), None);
         }
@@ -1078,6 +1086,11 @@ mod tests {
         assert_eq!(setting_in("non-default args: {'max_num_batched_tokens': 4096}", "max_num_batched_tokens"), Some(4096));
         assert_eq!(setting_in("profile_run uses max_num_batched_tokens = max_model_len", "max_num_batched_tokens"), None);
         assert_eq!(setting_in("max_num_seqs 2.5", "max_num_seqs"), None);
+        // llama.cpp's physical batch, as logs and commands write it
+        assert_eq!(setting_in("printed n_batch/n_ubatch 256, flash_attn 0", "n_ubatch"), Some(256));
+        assert_eq!(setting_in("llama-server -m x.gguf --ubatch-size 128", "ubatch_size"), Some(128));
+        assert_eq!(setting_in("llama-server -m x.gguf --ubatch-size 128", "-ub"), None);
+        assert_eq!(setting_in("llama-cli -c 4096 -ub 64", "-ub"), Some(64));
     }
 
     #[test]

@@ -305,6 +305,28 @@ fn llamacpp_caches_mla_per_head_before_the_latent_cache() {
 }
 
 #[test]
+fn llamacpp_sliding_window_cache_follows_the_physical_batch() {
+    // gpt-oss-20b, q8_0, n_ctx 8192, b6900 (a Snapdragon developer-guide log: 105.19 MiB):
+    // 12 full layers keep 8192 cells, 12 sliding (128) layers pad256(128 + n_ubatch) cells, each
+    // cell 8 kv heads x 64 x 2 x 34/32 B = 1088 B; `-ub 128` gives 256 cells, the default 512 768
+    let sh = shape("openai/gpt-oss-20b");
+    let kv = |ub: Option<u64>| {
+        let s = Scenario {
+            engine: Engine::LlamaCpp,
+            engine_version: Some("b6900".into()),
+            kv_dtype: KvDtype::Q8_0,
+            max_model_len: Some(8192),
+            max_num_batched_tokens: ub,
+            flash_attention: Some(true),
+            ..scenario("openai/gpt-oss-20b")
+        };
+        estimate(&sh, &s).unwrap().engine.kv_pool_bytes.0
+    };
+    assert_eq!(kv(Some(128)), 12 * 1088 * (8192 + 256));
+    assert_eq!(kv(None), 12 * 1088 * (8192 + 768));
+}
+
+#[test]
 fn llamacpp_pads_n_ctx_as_the_build_does() {
     // Llama-3.1-8B: 32 layers x 8 kv heads x 128 x 2 (K, V) x 2 B = 128 KiB per cell
     let sh = shape("meta-llama/Llama-3.1-8B-Instruct");

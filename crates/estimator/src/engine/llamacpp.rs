@@ -23,7 +23,7 @@ use crate::error::Result;
 use crate::model::{Mixer, Window};
 use crate::units::{mul_ratio_ceil, Bytes, Figure};
 
-/// Physical batch size (`-ub`), llama.cpp default.
+/// Physical batch size (`-ub`), llama.cpp default; the scenario's `max_num_batched_tokens` sets it.
 pub const N_UBATCH: u64 = 512;
 /// First build with the sliding-window (iSWA) cache.
 pub const ISWA_BUILD: u64 = 5000;
@@ -64,6 +64,8 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let version = s.engine_version.clone().unwrap_or_else(|| "b6500".into());
     let build = build_number(&version).unwrap_or(u64::MAX);
     let requested = cx.max_model_len;
+    // `-ub`: the scenario's batch, else llama.cpp's default
+    let n_ubatch = s.max_num_batched_tokens.unwrap_or(N_UBATCH).max(1);
     let n_seq = s.concurrency.max(1);
     // `-fa on|off` when the scenario says so, else the build's default (`-fa auto` from b6300)
     let flash = s.flash_attention.unwrap_or(build >= FA_AUTO_BUILD);
@@ -72,7 +74,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     // a shared cache holds every slot's window; separate ones one window each
     let swa_cells = |w: u64| {
         let kept = if streams > 1 { w } else { w.saturating_mul(n_seq) };
-        slot_cells.min(kept.saturating_add(N_UBATCH).div_ceil(256).saturating_mul(256)).saturating_mul(streams)
+        slot_cells.min(kept.saturating_add(n_ubatch).div_ceil(256).saturating_mul(256)).saturating_mul(streams)
     };
     let mut kv = cx.kv.state_bytes_per_request.saturating_mul(n_seq);
     let mut notes = vec![];
@@ -106,17 +108,17 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         None => "off by default before b6300",
     };
     let heads = cx.shape.num_attention_heads.max(1);
-    let kq = slot_cells.saturating_mul(N_UBATCH).saturating_mul(heads).saturating_mul(4);
-    let logits = N_UBATCH * cx.shape.vocab_size * 4;
+    let kq = slot_cells.saturating_mul(n_ubatch).saturating_mul(heads).saturating_mul(4);
+    let logits = n_ubatch.saturating_mul(cx.shape.vocab_size).saturating_mul(4);
     let compute = if flash { logits } else { kq.max(logits) };
     let activation = Figure::modelled(
         "compute buffer",
         Bytes(compute),
         if flash { "n_ubatch x vocab x 4 B (flash attention: no KQ matrix)" } else { "max(n_ctx x n_ubatch x n_head x 4 B, n_ubatch x vocab x 4 B) (no flash attention: the KQ matrix in f32)" },
         if flash {
-            format!("{N_UBATCH} x {} x 4 B = {} (flash attention {flash_source})", cx.shape.vocab_size, gib(compute))
+            format!("{n_ubatch} x {} x 4 B = {} (flash attention {flash_source})", cx.shape.vocab_size, gib(compute))
         } else {
-            format!("max({slot_cells} x {N_UBATCH} x {heads} x 4 B, {N_UBATCH} x {} x 4 B) = {} (flash attention {flash_source})", cx.shape.vocab_size, gib(compute))
+            format!("max({slot_cells} x {n_ubatch} x {heads} x 4 B, {n_ubatch} x {} x 4 B) = {} (flash attention {flash_source})", cx.shape.vocab_size, gib(compute))
         },
     );
     let overhead = Figure::modelled("runtime overhead", Bytes(300 << 20), "CUDA context and cuBLAS workspace, about 300 MiB", "300 MiB");

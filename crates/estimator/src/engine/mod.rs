@@ -6,6 +6,7 @@ mod candle;
 pub use candle::PEAK_TOLERANCE_PCT as CANDLE_PEAK_TOLERANCE_PCT;
 mod hf;
 mod llamacpp;
+pub use llamacpp::N_UBATCH as LLAMACPP_N_UBATCH;
 pub mod sglang;
 pub mod vllm;
 
