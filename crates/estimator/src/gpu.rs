@@ -166,6 +166,9 @@ pub fn find(id: &str) -> Result<&'static Gpu> {
     })
 }
 
+/// The largest custom memory a scenario accepts, GiB.
+pub const MAX_CUSTOM_MEMORY_GIB: f64 = 4096.0;
+
 /// The GPU of a scenario: a catalog entry or a custom memory size.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -180,7 +183,7 @@ impl GpuChoice {
         match self {
             GpuChoice::Catalog(id) => Bytes::from_gib(find(id)?.memory_gib, "gpu"),
             GpuChoice::Custom { memory_gib } => {
-                if !(memory_gib.is_finite() && *memory_gib > 0.0 && *memory_gib <= 4096.0) {
+                if !(memory_gib.is_finite() && *memory_gib > 0.0 && *memory_gib <= MAX_CUSTOM_MEMORY_GIB) {
                     return Err(Error::scenario("gpu_memory_gib", memory_gib, "a number of GiB between 0 and 4096"));
                 }
                 Bytes::from_gib(*memory_gib, "gpu_memory_gib")

@@ -204,7 +204,8 @@ pub fn case_quant(case: &Case) -> Option<Quant> {
     // "compressed-tensors" names the container, not the scheme: the case's text says which
     if q.contains("compressed-tensors") || q.contains("compressed_tensors") {
         let text = case.notes.as_deref().unwrap_or("").to_ascii_lowercase();
-        if let Some(scheme) = ["w4a16", "w8a8", "w8a16", "fp8"].into_iter().find(|k| text.contains(k)) {
+        // the scheme the text names first
+        if let Some((_, scheme)) = ["w4a16", "w8a8", "fp8"].into_iter().filter_map(|k| text.find(k).map(|i| (i, k))).min() {
             q.push(' ');
             q.push_str(scheme);
         }
@@ -466,7 +467,7 @@ fn inferred_utilization(case: &Case) -> Option<f64> {
 
 /// The memory a llama.cpp case whose GPU is unknown is estimated with (Metal, CPU, a GPU the log
 /// does not name): large enough that nothing is refused.
-pub const MEMORY_STAND_IN_GIB: f64 = 4096.0;
+pub const MEMORY_STAND_IN_GIB: f64 = crate::gpu::MAX_CUSTOM_MEMORY_GIB;
 
 /// The scenario a case describes, and notes on what was inferred.
 pub fn case_scenario(case: &Case, model_id: &str) -> std::result::Result<(Scenario, Vec<String>), String> {
@@ -730,7 +731,8 @@ pub fn evaluate(case: &Case, shape: &ModelShape, config: ModelMatch) -> CaseResu
             // llama.cpp prints MiB to two decimals: the estimate is rounded the same way
             let printed = |m: f64| (m * 100.0).round() / 100.0;
             add("llamacpp_kv_mib", "MiB", case.fig("llamacpp_kv_mib"), printed(mib(kv)), Some(0.0));
-            if e.kv.kv_ratio.1 == 1 || case.fig("llamacpp_k_mib") == case.fig("llamacpp_v_mib") {
+            // K and V are equal halves, except for MLA (per head: 192 K and 128 V values)
+            if !shape.is_mla() && (e.kv.kv_ratio.1 == 1 || case.fig("llamacpp_k_mib") == case.fig("llamacpp_v_mib")) {
                 add("llamacpp_k_mib", "MiB", case.fig("llamacpp_k_mib"), printed(mib(kv) / 2.0), Some(0.0));
                 add("llamacpp_v_mib", "MiB", case.fig("llamacpp_v_mib"), printed(mib(kv) / 2.0), Some(0.0));
             }
@@ -803,8 +805,14 @@ pub fn evaluate_with(case: &Case, bundled: &[String], load: &mut dyn FnMut(&str,
     // a scheme no engine applies at load (AWQ, GPTQ, W4A16, ...) means a quantised checkpoint,
     // even when the case names the unquantised model it was made from
     let checkpoint_scheme = case_quant(case).is_some_and(|q| !matches!(q, Quant::Fp8 { .. } | Quant::Bnb4 { .. } | Quant::Bnb8 { .. }));
-    if config.derived || checkpoint_scheme {
+    if config.derived {
         derive_checkpoint(&mut shape, case);
+    } else if checkpoint_scheme && shape.quantization.is_none() {
+        // only the scheme: the config is the model's own
+        if let Some(q) = case_quant(case) {
+            shape.notes.push(format!("{QUANT_FROM_LOG}: {}", q.name()));
+            shape.quantization = Some(q);
+        }
     }
     evaluate(case, &shape, config)
 }

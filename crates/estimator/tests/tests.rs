@@ -243,6 +243,23 @@ fn vllm_sampler_profile_follows_the_version_and_model_runner() {
     assert_eq!(act(Engine::Vllm, "0.23.0", kv_estimator::dtype::QuantChoice::Fp8).0, logits * 14, "quantised Llama stays on the old runner until 0.25");
     // V0 always sorts
     assert_eq!(act(Engine::VllmV0, "0.8.5", kv_estimator::dtype::QuantChoice::Auto).0, logits * 38);
+    // with a 256-token batch the sampler is the peak: Model Runner V2 keeps the logits and their
+    // fp32 copy, from 0.31 the logits alone
+    let small = |v: &str| {
+        let s = Scenario {
+            gpu: GpuChoice::Custom { memory_gib: 23.54 },
+            engine: Engine::Vllm,
+            engine_version: Some(v.into()),
+            max_model_len: Some(8192),
+            max_num_batched_tokens: Some(256),
+            max_num_seqs: Some(256),
+            ..scenario("meta-llama/Llama-3.1-8B-Instruct")
+        };
+        estimate(&sh, &s).unwrap().activation.bytes.0
+    };
+    assert_eq!(small("0.23.0"), logits * 6);
+    assert_eq!(small("0.31.0"), logits * 2);
+    assert_eq!(small("0.33.0"), logits * 14);
 }
 
 #[test]
@@ -276,15 +293,22 @@ fn vllm_v1_sizes_hybrid_pools_in_shared_pages() {
 
 #[test]
 fn vllm_v0_chunks_long_prefills_except_for_multimodal_and_sliding_window_models() {
-    // V0 above 32K tokens profiles a 2048-token chunk, unless the model is multimodal (Gemma 3
-    // 27B) or has a sliding window: then the whole max_model_len
+    // V0 above 32K tokens profiles a 2048-token chunk, unless the model is multimodal, has one
+    // sliding window, or (0.7, 0.8) MLA: then the whole max_model_len
     let tokens = |id: &str| {
         let s = Scenario { gpu: GpuChoice::Catalog("h200".into()), engine: Engine::VllmV0, engine_version: Some("0.7.3".into()), max_model_len: Some(65_536), ..scenario(id) };
         let e = estimate(&shape(id), &s).unwrap();
         e.activation.substituted.split(" tokens").next().unwrap().trim_start_matches("max(").to_string()
     };
     assert_eq!(tokens("meta-llama/Llama-3.1-8B-Instruct"), "2048");
-    assert_eq!(tokens("google/gemma-3-27b-it"), "65536");
+    // multimodal
+    assert_eq!(tokens("meta-llama/Llama-3.2-90B-Vision-Instruct"), "65536");
+    // one sliding window on every layer
+    assert_eq!(tokens("mistralai/Mistral-7B-v0.1"), "65536");
+    // interleaved windows: V0 drops the window, chunked prefill stays on
+    assert_eq!(tokens("google/gemma-3-1b-it"), "2048");
+    // MLA in 0.7 and 0.8
+    assert_eq!(tokens("deepseek-ai/DeepSeek-V2.5"), "65536");
 }
 
 #[test]
@@ -310,20 +334,25 @@ fn llamacpp_sliding_window_cache_follows_the_physical_batch() {
     // 12 full layers keep 8192 cells, 12 sliding (128) layers pad256(128 + n_ubatch) cells, each
     // cell 8 kv heads x 64 x 2 x 34/32 B = 1088 B; `-ub 128` gives 256 cells, the default 512 768
     let sh = shape("openai/gpt-oss-20b");
-    let kv = |ub: Option<u64>| {
+    let kv_with = |ub: Option<u64>, fa: bool| {
         let s = Scenario {
             engine: Engine::LlamaCpp,
             engine_version: Some("b6900".into()),
             kv_dtype: KvDtype::Q8_0,
             max_model_len: Some(8192),
             max_num_batched_tokens: ub,
-            flash_attention: Some(true),
+            flash_attention: Some(fa),
             ..scenario("openai/gpt-oss-20b")
         };
         estimate(&sh, &s).unwrap().engine.kv_pool_bytes.0
     };
+    let kv = |ub: Option<u64>| kv_with(ub, true);
     assert_eq!(kv(Some(128)), 12 * 1088 * (8192 + 256));
     assert_eq!(kv(None), 12 * 1088 * (8192 + 768));
+    // without -fa this build pads to 32: 128 + 512 = 640 cells
+    assert_eq!(kv_with(None, false), 12 * 1088 * (8192 + 640));
+    // -ub is capped at n_batch (2048): 128 + 2048 -> 2304 cells, not 128 + 8192
+    assert_eq!(kv(Some(8192)), 12 * 1088 * (8192 + 2304));
 }
 
 #[test]
@@ -356,6 +385,9 @@ fn llamacpp_pads_n_ctx_as_the_build_does() {
     let (cells, notes) = run("b7100", None, 10_000, 3);
     assert_eq!(cells, 3 * 3584);
     assert!(notes.contains("3 separate slots of 3584"), "{notes}");
+    // each request has its slot's share
+    let s = Scenario { engine: Engine::LlamaCpp, engine_version: Some("b7100".into()), max_model_len: Some(10_000), concurrency: 3, ..scenario("meta-llama/Llama-3.1-8B-Instruct") };
+    assert_eq!(estimate(&sh, &s).unwrap().engine.max_model_len, 3584);
     // a multiple of 256 is unchanged everywhere
     for b in ["b1960", "b4031", "b6500", "b7100"] {
         assert_eq!(run(b, Some(false), 8192, 1).0, 8192);

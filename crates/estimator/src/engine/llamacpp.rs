@@ -3,7 +3,7 @@
 //! The whole cache is allocated up front: `n_ctx` cells x every layer, K and V each
 //! `n_head_kv x head_dim` values of the cache type (f16 by default, q8_0 = 34/32 and q4_0 = 18/32
 //! bytes per value), shared by all slots (`-np`). Builds from b5000 on (iSWA) give sliding-window
-//! layers only `min(n_ctx, pad256(window x n_seq + n_ubatch))` cells; older builds size them at
+//! layers only `min(n_ctx, pad(window x n_seq + n_ubatch))` cells (padded as `n_ctx` is); older builds size them at
 //! `n_ctx`. Layer split over GPUs (`-ts`) divides layers, hence KV, by layer. The compute buffer is
 //! modelled: without flash attention the KQ matrix `n_ctx x n_ubatch x n_head x 4 B` dominates,
 //! otherwise the logits `n_ubatch x vocab x 4 B`. Flash attention is the scenario's `fa` (`-fa`),
@@ -25,6 +25,8 @@ use crate::units::{mul_ratio_ceil, Bytes, Figure};
 
 /// Physical batch size (`-ub`), llama.cpp default; the scenario's `max_num_batched_tokens` sets it.
 pub const N_UBATCH: u64 = 512;
+/// Logical batch size (`-b`), llama.cpp default: the most `-ub` can be.
+pub const N_BATCH: u64 = 2048;
 /// First build with the sliding-window (iSWA) cache.
 pub const ISWA_BUILD: u64 = 5000;
 /// First build with flash attention on by default (`-fa auto`).
@@ -40,18 +42,31 @@ pub const PAD256_BUILD: u64 = 7000;
 /// it, one stream shared by all slots, except from b7000 where `n_seq` separate slots each get
 /// `pad256(n_ctx / n_seq)`.
 pub fn cache_cells(n_ctx: u64, n_seq: u64, build: u64, flash: bool) -> (u64, u64) {
-    let pad = |x: u64, to: u64| x.div_ceil(to).saturating_mul(to);
+    let to = cell_padding(build, flash);
     if build >= PAD256_BUILD {
-        let n_ctx = pad(n_ctx, 256);
+        let n_ctx = pad(n_ctx, to);
         if n_seq > 1 {
-            return (pad(n_ctx / n_seq, 256).max(256), n_seq);
+            return (pad(n_ctx / n_seq, to).max(to), n_seq);
         }
         return (n_ctx, 1);
     }
-    if build >= FA_BUILD {
-        return (pad(n_ctx, if flash { 256 } else { 32 }), 1);
+    (pad(n_ctx, to), 1)
+}
+
+/// The multiple a build rounds cache sizes to (`n_ctx`, the sliding-window cache): 256 from b7000,
+/// before that 256 with flash attention and 32 without (from b2776), 1 in older builds.
+pub fn cell_padding(build: u64, flash: bool) -> u64 {
+    if build >= PAD256_BUILD || (build >= FA_BUILD && flash) {
+        256
+    } else if build >= FA_BUILD {
+        32
+    } else {
+        1
     }
-    (n_ctx, 1)
+}
+
+fn pad(x: u64, to: u64) -> u64 {
+    x.div_ceil(to.max(1)).saturating_mul(to.max(1))
 }
 
 fn build_number(v: &str) -> Option<u64> {
@@ -64,8 +79,9 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let version = s.engine_version.clone().unwrap_or_else(|| "b6500".into());
     let build = build_number(&version).unwrap_or(u64::MAX);
     let requested = cx.max_model_len;
-    // `-ub`: the scenario's batch, else llama.cpp's default
-    let n_ubatch = s.max_num_batched_tokens.unwrap_or(N_UBATCH).max(1);
+    // `-ub`: the scenario's batch, else llama.cpp's default; llama.cpp caps it at `n_batch` (2048
+    // by default) and `n_batch` at `n_ctx`
+    let n_ubatch = s.max_num_batched_tokens.unwrap_or(N_UBATCH).min(N_BATCH).min(requested).max(1);
     let n_seq = s.concurrency.max(1);
     // `-fa on|off` when the scenario says so, else the build's default (`-fa auto` from b6300)
     let flash = s.flash_attention.unwrap_or(build >= FA_AUTO_BUILD);
@@ -74,7 +90,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     // a shared cache holds every slot's window; separate ones one window each
     let swa_cells = |w: u64| {
         let kept = if streams > 1 { w } else { w.saturating_mul(n_seq) };
-        slot_cells.min(kept.saturating_add(n_ubatch).div_ceil(256).saturating_mul(256)).saturating_mul(streams)
+        slot_cells.min(pad(kept.saturating_add(n_ubatch), cell_padding(build, flash))).saturating_mul(streams)
     };
     let mut kv = cx.kv.state_bytes_per_request.saturating_mul(n_seq);
     let mut notes = vec![];
@@ -143,7 +159,8 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         name: "llama.cpp".into(),
         version,
         utilization: 1.0,
-        max_model_len: n_ctx,
+        // a request's longest: the whole cache when slots share it, its slot's share otherwise
+        max_model_len: if streams > 1 { slot_cells } else { n_ctx },
         block_size: 1,
         kv_pool_bytes: Bytes(kv),
         kv_tokens: n_ctx,

@@ -7,7 +7,7 @@
 //! KV cache, outside the budget). `num_blocks = floor(kv_pool / (block_size x bytes_per_token))`,
 //! "GPU KV cache size" = `num_blocks x block_size`, concurrency = tokens / `max_model_len`.
 //! The profiling batch: V1 runs `max_num_batched_tokens` tokens (API-server default 8192 on
-//! >= 70 GiB GPUs other than A100, else 2048, earlier versions differ: [`v1_batch_defaults`]) and
+//! GPUs of at least 70 GiB other than A100, else 2048, earlier versions differ: [`v1_batch_defaults`]) and
 //! a sampler over `max_num_seqs` rows (1024 / 256), whose bytes per logit follow the version and
 //! the model runner ([`sampler_path`]);
 //! V0 runs `max(max_model_len, 2048)` tokens (with chunked prefill, on by default above 32K
@@ -81,7 +81,8 @@ enum Mxfp4Backend {
 /// Dockerfile of 0.10.1 to 0.11.0 install it). Logs of gpt-oss-120b on an H100: Marlin's layout
 /// under 0.10.1 (65.97 GiB) and a plain ~0.11 install (issue 27508), Triton's in the llm-d
 /// benchmark's ~0.11 runs (64.38 GiB) and 0.14.1. 0.11 is taken as the first version with them,
-/// which keeps the benchmark's runs and misses plain 0.11 installs by 1.7 GiB.
+/// which keeps the benchmark's runs and misses plain 0.11 installs by 1.7 GiB. A GPU of unknown
+/// compute capability (custom memory) is taken for Hopper.
 fn mxfp4_backend(compute_capability: Option<u32>, ver: (u64, u64, u64)) -> Mxfp4Backend {
     match compute_capability {
         Some(100..=109) => Mxfp4Backend::FlashInferSm100,
@@ -162,16 +163,12 @@ pub fn model_runner_v2(ver: (u64, u64, u64), shape: &ModelShape, quantised: bool
     let t = shape.model_type.as_str();
     let moe = shape.moe.is_some();
     let listed_moe = matches!(t, "deepseek_v2" | "qwen2_moe" | "granitemoe");
-    if ver >= (0, 29, 0) {
-        true
-    } else if ver >= (0, 25, 0) {
-        (!moe && !shape.has_recurrent_state()) || listed_moe
-    } else if ver >= (0, 24, 0) && listed_moe {
-        true
-    } else if ver >= (0, 23, 0) && matches!(t, "llama" | "mistral") && !quantised {
-        true
+    if ver >= (0, 25, 0) {
+        ver >= (0, 29, 0) || (!moe && !shape.has_recurrent_state()) || listed_moe
     } else {
-        ver >= (0, 22, 0) && t == "qwen3" && !quantised
+        (ver >= (0, 24, 0) && listed_moe)
+            || (ver >= (0, 23, 0) && matches!(t, "llama" | "mistral") && !quantised)
+            || (ver >= (0, 22, 0) && t == "qwen3" && !quantised)
     }
 }
 
@@ -211,11 +208,14 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let tp = u64::from(s.tp.max(1));
     let l = cx.max_model_len;
     let (tokens, rows) = if v0 {
-        // chunked prefill is switched on above 32K, except for multimodal models and models with a
-        // sliding window (`arg_utils.py`); its budget was 512 tokens before 0.6.5 (PR 10544)
+        // chunked prefill is switched on above 32K (`arg_utils.py`), except for multimodal models,
+        // models with one sliding window (V0 drops the window of interleaved ones such as Gemma 2,
+        // which keep it on) and, in 0.7 and 0.8, MLA; its budget was 512 tokens before 0.6.5
+        // (PR 10544)
         let multimodal = cx.shape.globals.iter().any(|t| t.role == Role::Encoder);
-        let sliding = cx.kv.groups.iter().any(|g| matches!(g.window, Window::Sliding(_)));
-        let chunked = l > 32_768 && !multimodal && !sliding;
+        let sliding = !cx.kv.groups.is_empty() && cx.kv.groups.iter().all(|g| matches!(g.window, Window::Sliding(_)));
+        let mla = cx.shape.is_mla() && ver >= (0, 7, 0) && ver < (0, 9, 0);
+        let chunked = l > 32_768 && !multimodal && !sliding && !mla;
         let chunk = if ver < (0, 6, 5) { 512 } else { 2048 };
         (s.max_num_batched_tokens.unwrap_or(if chunked { chunk } else { l.max(2048) }), s.max_num_seqs.unwrap_or(256))
     } else {
@@ -281,10 +281,13 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let pool = requested.saturating_sub(used);
 
     // per-request bytes at length `len` as this engine allocates them
-    let hybrid_v1 = !v0 && (cx.kv.groups.len() > 1 || cx.kv.state_bytes_per_request > 0) && cx.kv.groups.iter().any(|g| g.window != Window::Full);
+    // the hybrid KV cache manager arrived in 0.9.1; before, V1 sized sliding layers of a mixed model
+    // as full attention (`unify_hybrid_kv_cache_specs`)
+    let hybrid_v1 = !v0 && ver >= (0, 9, 1) && (cx.kv.groups.len() > 1 || cx.kv.state_bytes_per_request > 0) && cx.kv.groups.iter().any(|g| g.window != Window::Full);
     // blocks one request holds in a layer of this kind (`kv_cache_interface.py`): a sliding window
     // keeps its last `window - 1` tokens plus one scheduled chunk (`max_num_batched_tokens`), one
-    // block more as the window may start mid-block; a chunked-local layer its chunk plus the chunk
+    // block more as the window may start mid-block; a chunked-local layer its chunk plus
+    // `max_num_batched_tokens`
     let blocks = |w: Window, len: u64| -> u64 {
         match w {
             Window::Sliding(win) if hybrid_v1 => len.min(win.saturating_sub(1).saturating_add(tokens)).div_ceil(bs).saturating_add(1),
@@ -293,17 +296,17 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         }
     };
     // V1 hybrids of one page size (`_get_kv_cache_config_uniform_page_size`): each kind is cut into
-    // groups of `group_size` layers (the smallest kind's count, the last group padded), the pool
-    // into `group_size` tensors shared by one layer of every group; a block is one page of each
+    // groups of `group_size` layers (the smallest kind's count, the last group padded; later
+    // versions take the largest count when it is within 1.25x of the smallest, not modelled), the
+    // pool into `group_size` tensors shared by one layer of every group; a block is one page of
+    // each. Concurrency counts the padded groups; whether one request fits, and the longest that
+    // does, sum the layers themselves (`check_enough_kv_cache_memory`)
     let per_layer = cx.kv.groups.first().map_or(0, |g| g.bytes_per_token_per_layer);
     let uniform = hybrid_v1 && cx.kv.state_bytes_per_request == 0 && cx.kv.groups.iter().all(|g| g.bytes_per_token_per_layer == per_layer);
     let group_size = cx.kv.groups.iter().map(|g| g.layers).min().unwrap_or(1).max(1);
     let kv_groups: u64 = cx.kv.groups.iter().map(|g| g.layers.div_ceil(group_size)).sum();
+    let padded_blocks = |len: u64| -> u64 { cx.kv.groups.iter().map(|g| g.layers.div_ceil(group_size).saturating_mul(blocks(g.window, len))).sum() };
     let per_request = |len: u64| -> u64 {
-        if uniform {
-            let page_all = per_layer.saturating_mul(bs).saturating_mul(group_size);
-            return cx.kv.groups.iter().map(|g| g.layers.div_ceil(group_size).saturating_mul(blocks(g.window, len))).sum::<u64>().saturating_mul(page_all);
-        }
         let mut b = cx.kv.state_bytes_per_request;
         for g in &cx.kv.groups {
             b = b.saturating_add(g.bytes_per_token.saturating_mul(blocks(g.window, len).saturating_mul(bs)));
@@ -318,7 +321,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         // vLLM divides whole blocks by the blocks a request holds
         let c = match (need, uniform) {
             (0, _) => 0.0,
-            (_, true) => num_blocks as f64 / (need / block_bytes.max(1)).max(1) as f64,
+            (_, true) => num_blocks as f64 / padded_blocks(l).max(1) as f64,
             _ => pool as f64 / need as f64,
         };
         // "GPU KV cache size": blocks per group x block size until 0.20.1, concurrency x
@@ -353,7 +356,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     };
     let mut notes = vec![format!("budget {} = {} x {util}", gib(requested), gib(cx.memory.0))];
     if cx.kv.groups.iter().any(|g| matches!(g.window, Window::Sliding(_))) && !hybrid_v1 {
-        notes.push("sliding-window layers sized at full length (V0, or a uniform window vLLM does not exploit)".into());
+        notes.push("sliding-window layers sized at full length (V0, V1 before its hybrid manager in 0.9.1, or a uniform window vLLM does not exploit)".into());
     }
     Ok(EngineReport {
         name: s.engine.as_str().into(),
