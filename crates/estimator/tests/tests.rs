@@ -380,6 +380,11 @@ fn llamacpp_pads_n_ctx_as_the_build_does() {
     let (cells, notes) = run("b6500", None, 10_000, 1);
     assert_eq!(cells, 10_240, "-fa auto is on");
     assert!(notes.contains("n_ctx 10000 becomes 10240 cells"), "{notes}");
+    // from about b6100 -np 3 without --kv-unified gives 3 slots of pad(ceil(10000 / 3)): 3334 ->
+    // 3584 with -fa, 3360 without
+    assert_eq!(run("b6500", Some(true), 10_000, 3).0, 3 * 3584);
+    assert_eq!(run("b6500", Some(false), 10_000, 3).0, 3 * 3360);
+    assert_eq!(run("b6000", Some(false), 10_000, 3).0, 10_016, "one shared cache before");
     // from b7000 always 256, and -np 3 without --kv-unified gives 3 slots of pad256(10240 / 3)
     assert_eq!(run("b7100", Some(false), 10_000, 1).0, 10_240);
     let (cells, notes) = run("b7100", None, 10_000, 3);

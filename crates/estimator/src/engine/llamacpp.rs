@@ -15,8 +15,9 @@
 //!
 //! `n_ctx` is padded before the cache is sized (`llama_context`): builds with flash attention
 //! (b2776 on) pad it to 256 cells with `-fa` and 32 without (`llama_kv_cache_get_padding`); from
-//! b7000 (the `n_ctx_seq` rework) always to 256, and slots that do not share one cache (`-np N`
-//! without `--kv-unified`) get `pad256(n_ctx / N)` cells each. Older builds use `n_ctx` as given.
+//! b7000 (the `n_ctx_seq` rework) always to 256. Slots that do not share one cache (`-np N`
+//! without `--kv-unified`, about b6100 on) get `pad(ceil(n_ctx / N))` cells each, from b7000
+//! `pad256(n_ctx / N)`. Older builds use `n_ctx` as given.
 
 use super::{gib, Ctx, EngineReport};
 use crate::error::Result;
@@ -35,12 +36,16 @@ pub const FA_AUTO_BUILD: u64 = 6300;
 pub const FA_BUILD: u64 = 2776;
 /// First build that caches the MLA latent instead of per-head K and V.
 pub const MLA_BUILD: u64 = 5150;
+/// First build whose slots (`-np N` without `--kv-unified`) each get their own cache of
+/// `pad(ceil(n_ctx / N))` cells: the non-unified cache (July 2025) with `ggml_set_rows` on by
+/// default (`llama-model.cpp` as vendored in llama-cpp-python 0.3.16, August 2025; about b6100).
+pub const STREAMS_BUILD: u64 = 6100;
 /// First build that pads `n_ctx` (and each slot's share) to 256 whatever `-fa` says.
 pub const PAD256_BUILD: u64 = 7000;
 
 /// Cells of one slot's cache and the number of such caches (streams): `n_ctx` as the build pads
-/// it, one stream shared by all slots, except from b7000 where `n_seq` separate slots each get
-/// `pad256(n_ctx / n_seq)`.
+/// it, one stream shared by all slots; from about b6100 `n_seq` separate slots of
+/// `pad(ceil(n_ctx / n_seq))`, from b7000 of `pad256(pad256(n_ctx) / n_seq)`.
 pub fn cache_cells(n_ctx: u64, n_seq: u64, build: u64, flash: bool) -> (u64, u64) {
     let to = cell_padding(build, flash);
     if build >= PAD256_BUILD {
@@ -49,6 +54,9 @@ pub fn cache_cells(n_ctx: u64, n_seq: u64, build: u64, flash: bool) -> (u64, u64
             return (pad(n_ctx / n_seq, to).max(to), n_seq);
         }
         return (n_ctx, 1);
+    }
+    if build >= STREAMS_BUILD && n_seq > 1 {
+        return (pad(n_ctx.div_ceil(n_seq), to), n_seq);
     }
     (pad(n_ctx, to), 1)
 }
@@ -146,7 +154,8 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         let rule = if build >= PAD256_BUILD {
             "from b7000 n_ctx, and each separate slot's share, are padded to 256".to_string()
         } else {
-            format!("n_ctx is padded to {} with flash attention {}", if flash { 256 } else { 32 }, if flash { "on" } else { "off" })
+            let share = if streams > 1 { ", each separate slot's share of it" } else { "" };
+            format!("n_ctx{share} is padded to {} with flash attention {}", if flash { 256 } else { 32 }, if flash { "on" } else { "off" })
         };
         notes.push(format!("n_ctx {requested} becomes {n_ctx} cells ({rule})"));
     }
