@@ -267,18 +267,21 @@ fn online_quant(case: &Case) -> Option<QuantChoice> {
     }
 }
 
+/// Gives an unquantised config the quantisation the case states.
+fn apply_case_quant(shape: &mut ModelShape, case: &Case) {
+    if let Some(q) = case_quant(case).filter(|_| shape.quantization.is_none()) {
+        shape.notes.push(format!("{QUANT_FROM_LOG}: {}", q.name()));
+        shape.quantization = Some(q);
+    }
+}
+
 /// The note [`derive_checkpoint`] leaves when it applies the log's quantisation.
 const QUANT_FROM_LOG: &str = "quantisation taken from the log";
 
 /// Applies what a derived checkpoint differs in from the bundled config: the quantisation and
 /// the activation dtype the log states.
 pub fn derive_checkpoint(shape: &mut ModelShape, case: &Case) {
-    if let Some(q) = case_quant(case) {
-        if shape.quantization.is_none() {
-            shape.notes.push(format!("{QUANT_FROM_LOG}: {}", q.name()));
-            shape.quantization = Some(q);
-        }
-    }
+    apply_case_quant(shape, case);
     if let Some(d) = case_float(case) {
         shape.checkpoint_dtype = Some(d);
     }
@@ -485,7 +488,8 @@ pub fn case_scenario(case: &Case, model_id: &str) -> std::result::Result<(Scenar
     // a logged total is kept as the custom memory it is
     // a logged total that is the named board's catalog figure (to the log's two decimals) keeps
     // the board, whose fabric and compute capability the engines read
-    let named_same = crate::gpu::match_name(&case.gpu).filter(|g| (g.memory_gib - mem).abs() < 0.006 && engine != Engine::Sglang);
+    let board = crate::gpu::match_name(&case.gpu);
+    let named_same = board.filter(|g| (g.memory_gib - mem).abs() < 0.006 && engine != Engine::Sglang);
     let gpu = match (mem_src.strip_prefix("catalog "), named_same) {
         (Some(id), _) => GpuChoice::Catalog(id.to_string()),
         (None, Some(g)) => {
@@ -549,7 +553,7 @@ pub fn case_scenario(case: &Case, model_id: &str) -> std::result::Result<(Scenar
         }
         // a logged total keeps the memory exact but loses the board, whose name V1's defaults
         // follow (an A100 80GB gets the small profiling batch from 0.9): take them from the name
-        let named = crate::gpu::match_name(&case.gpu).filter(|_| s.gpu.catalog().is_none());
+        let named = board.filter(|_| s.gpu.catalog().is_none());
         if let (Engine::Vllm, Some(g)) = (engine, named) {
             let ver = s.engine_version.as_deref().and_then(parse_semver).unwrap_or((0, 21, 0));
             let (t, r) = crate::engine::vllm::v1_batch_defaults(ver, mem, Some(g));
@@ -695,9 +699,8 @@ pub fn evaluate(case: &Case, shape: &ModelShape, config: ModelMatch) -> CaseResu
         Engine::Vllm | Engine::VllmV0 => {
             add("model_weights_gib", "GiB", case.fig("model_weights_gib").or(case.fig("model_weights_gb")), gib(en.loaded_weights_bytes.0), weights_target);
             // a start-up that fails for want of memory logs the budget's shortfall as a negative
-            // "Available KV cache memory": the estimate's budget less what it subtracts, signed
-            let signed_pool = gib(e.capacity.0) - gib(e.weights.per_gpu.0) - gib(e.overhead.bytes.0) - gib(e.activation.bytes.0);
-            let pool = if en.kv_pool_bytes.0 == 0 && case.fig("kv_cache_gib").is_some_and(|l| l < 0.0) { signed_pool } else { gib(en.kv_pool_bytes.0) };
+            // "Available KV cache memory"
+            let pool = gib(en.kv_pool_bytes.0) - gib(en.budget_shortfall.0);
             add("kv_cache_gib", "GiB", case.fig("kv_cache_gib"), pool, Some(3.0));
             add("kv_cache_tokens", "tokens", case.fig("kv_cache_tokens"), en.kv_tokens as f64, Some(5.0));
             add("num_gpu_blocks", "blocks", case.fig("num_gpu_blocks"), en.num_blocks as f64, Some(5.0));
@@ -807,12 +810,9 @@ pub fn evaluate_with(case: &Case, bundled: &[String], load: &mut dyn FnMut(&str,
     let checkpoint_scheme = case_quant(case).is_some_and(|q| !matches!(q, Quant::Fp8 { .. } | Quant::Bnb4 { .. } | Quant::Bnb8 { .. }));
     if config.derived {
         derive_checkpoint(&mut shape, case);
-    } else if checkpoint_scheme && shape.quantization.is_none() {
+    } else if checkpoint_scheme {
         // only the scheme: the config is the model's own
-        if let Some(q) = case_quant(case) {
-            shape.notes.push(format!("{QUANT_FROM_LOG}: {}", q.name()));
-            shape.quantization = Some(q);
-        }
+        apply_case_quant(&mut shape, case);
     }
     evaluate(case, &shape, config)
 }

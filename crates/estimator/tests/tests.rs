@@ -612,73 +612,42 @@ proptest! {
     }
 }
 
-/// The same targets on the strict cases of the extra set this project collected
-/// (`engine-logs-extra.jsonl`): the checks that the version-dependent parts of the profiles
-/// (vLLM 0.17's sampler, llama.cpp's padding) hold beyond the development set.
-#[test]
-fn engine_profiles_hold_their_targets_on_strict_extra_cases() {
-    use kv_estimator::validation::{self, Loaded};
-    // (case, figure, error when recorded in %, why it misses)
-    const KNOWN_MISSES: &[(&str, &str, f64, &str)] = &[
-        ("vllm-buccaneer-qwen25-7b-rtx3090-gmu065", "kv_cache_gib", -3.93, "a 0.49 GiB pool: 0.02 GiB off"),
-        ("vllm-dennislee-gptoss120b-a100x4-tp4-gmu08", "kv_cache_gib", -3.61, "0.78 GiB outside the pool implies FlashInfer's sampler (on by default 0.9-0.11.0 when installed); most 0.9-0.11 logs show the sorting one, which is modelled"),
-        ("vllm-aiinfralab-qwen3-4b-fp8-rtx5090-len32768", "kv_cache_gib", 7.15, "vLLM 0.29 on an RTX 5090 kept 1.2 GiB more outside the pool than modelled (Model Runner V2's CUDA graphs are not measured apart)"),
-        ("vllm-aiinfralab-qwen3-4b-fp8-rtx5090-len32768", "kv_cache_tokens", 7.15, "as its kv_cache_gib"),
-    ];
-    let bundled: Vec<String> = all_ids();
-    let mut load = |id: &str, _bundled: bool| match std::fs::read_to_string(configs_dir().join(id).join("config.json")) {
+/// A case's config from the bundled files, as `kv-runner validate --offline` loads it.
+fn load_bundled(id: &str, _bundled: bool) -> kv_estimator::validation::Loaded {
+    use kv_estimator::validation::Loaded;
+    match std::fs::read_to_string(configs_dir().join(id).join("config.json")) {
         Ok(t) => Loaded::Text(t, "bundled".into()),
         Err(e) => Loaded::Missing(format!("not bundled: {e}")),
-    };
-    let mut checked = 0;
-    for case in validation::parse_cases(include_str!("data/engine-logs-extra.jsonl")) {
-        let case = case.unwrap();
-        let r = validation::evaluate_with(&case, &bundled, &mut load);
-        if !case.strict() || r.skipped.is_some() {
-            continue;
-        }
-        if let Some((logged, predicted)) = r.starts {
-            assert_eq!(logged, predicted, "{}: start-up outcome", case.id);
-        }
-        for c in r.checks.iter().filter(|c| c.target_pct.is_some()) {
-            checked += 1;
-            let target = c.target_pct.unwrap();
-            match KNOWN_MISSES.iter().find(|(id, f, _, _)| *id == case.id && *f == c.figure) {
-                Some((_, _, recorded, why)) => assert!(c.error_pct.abs() <= recorded.abs() + 1.0, "{} {}: {:+.2} % is worse than the recorded {recorded:+.2} % ({why})", case.id, c.figure, c.error_pct),
-                None => assert!(c.error_pct.abs() <= target + 1e-9, "{} {}: {:+.2} % (target ±{target} %)", case.id, c.figure, c.error_pct),
-            }
-        }
     }
-    assert!(checked >= 20, "only {checked} checks with a target");
 }
 
-/// The engine-log targets (issue #3) on the strict development cases: every check with a target
-/// meets it, except the misses listed here with their cause; those may not get worse.
-#[test]
-fn engine_profiles_hold_their_targets_on_strict_log_cases() {
-    use kv_estimator::validation::{self, Loaded};
-    // (case, figure, error when recorded in %, why it misses)
-    const KNOWN_MISSES: &[(&str, &str, f64, &str)] = &[
-        ("sglang-issue7495-qwen3-0.6b-fp8-h100", "sglang_weights_mem_usage_gb", -1.02, "0.01 GiB short on a 0.74 GiB figure the log rounds to 0.01 GiB"),
-        ("vllm-issue16141-qwen25-0.5b-awq-a6000-v0", "kv_cache_gib", -34.34, "the log shows no sampler peak (0.09 GiB) where 0.6.5/0.8.1 logs show 256 rows x vocab x 38 B"),
-        ("vllm-issue16141-qwen25-0.5b-awq-a6000-v0", "num_gpu_blocks", -34.33, "as above"),
-        ("vllm-issue16259-llama31-405b-awq-tp4-h100nvl", "kv_cache_tokens", 84.02, "vLLM V1 0.8.3 TP4 (Ray) used ~13 GiB more per GPU than weights + modelled peak; not explained (NVLink-bridged H100 NVL get the 0.1 GiB NCCL term of cards without a switch)"),
-    ];
-    let bundled: Vec<String> = all_ids();
-    let mut load = |id: &str, _bundled: bool| match std::fs::read_to_string(configs_dir().join(id).join("config.json")) {
-        Ok(t) => Loaded::Text(t, "bundled".into()),
-        Err(e) => Loaded::Missing(format!("not bundled: {e}")),
-    };
-    let mut strict_evaluated = 0;
-    let mut checked = 0;
-    for case in validation::parse_cases(include_str!("data/engine-logs-dev.jsonl")) {
+/// One engine-log case evaluated against the bundled configs.
+fn evaluate_case(case: &kv_estimator::validation::Case) -> kv_estimator::validation::CaseResult {
+    let mut load = load_bundled;
+    kv_estimator::validation::evaluate_with(case, &all_ids(), &mut load)
+}
+
+/// [`evaluate_case`] for one JSONL line.
+fn evaluate_line(line: &str) -> kv_estimator::validation::CaseResult {
+    evaluate_case(&kv_estimator::validation::parse_cases(line).remove(0).unwrap())
+}
+
+/// (case, figure, error when recorded in %, why it misses)
+type KnownMisses = [(&'static str, &'static str, f64, &'static str)];
+
+/// The engine-log targets on the strict cases of a case set: every check with a target meets it,
+/// except the listed misses, which may not get worse; `each` sees every evaluated case. Returns
+/// the strict cases evaluated and the checks with a target.
+fn hold_targets(cases: &str, known: &KnownMisses, mut each: impl FnMut(&kv_estimator::validation::Case, &kv_estimator::validation::CaseResult)) -> (usize, usize) {
+    let (mut strict_evaluated, mut checked) = (0, 0);
+    for case in kv_estimator::validation::parse_cases(cases) {
         let case = case.unwrap();
-        let r = validation::evaluate_with(&case, &bundled, &mut load);
-        if case.flag("fails_to_start") && r.skipped.is_none() {
-            assert_eq!(r.starts.map(|s| s.1), Some(false), "{}: predicted to start: {:?}", case.id, r.message);
-            assert!(r.message.as_deref().is_some_and(|m| m.contains(&case.max_model_len.unwrap_or(0).to_string())), "{}: {:?}", case.id, r.message);
+        let r = evaluate_case(&case);
+        if r.skipped.is_some() {
+            continue;
         }
-        if !case.strict() || r.skipped.is_some() {
+        each(&case, &r);
+        if !case.strict() {
             continue;
         }
         strict_evaluated += 1;
@@ -688,12 +657,46 @@ fn engine_profiles_hold_their_targets_on_strict_log_cases() {
         for c in &r.checks {
             let Some(target) = c.target_pct else { continue };
             checked += 1;
-            match KNOWN_MISSES.iter().find(|(id, f, _, _)| *id == case.id && *f == c.figure) {
+            match known.iter().find(|(id, f, _, _)| *id == case.id && *f == c.figure) {
                 Some((_, _, recorded, why)) => assert!(c.error_pct.abs() <= recorded.abs() + 1.0, "{} {}: {:+.2} % is worse than the recorded {recorded:+.2} % ({why})", case.id, c.figure, c.error_pct),
                 None => assert!(c.error_pct.abs() <= target + 1e-9, "{} {}: {:+.2} % (target ±{target} %): estimate {} vs logged {}", case.id, c.figure, c.error_pct, c.estimated, c.logged),
             }
         }
     }
+    (strict_evaluated, checked)
+}
+
+/// The same targets on the strict cases of the extra set this project collected
+/// (`engine-logs-extra.jsonl`): the checks that the version-dependent parts of the profiles
+/// (vLLM 0.17's sampler, llama.cpp's padding) hold beyond the development set.
+#[test]
+fn engine_profiles_hold_their_targets_on_strict_extra_cases() {
+    const KNOWN_MISSES: &KnownMisses = &[
+        ("vllm-buccaneer-qwen25-7b-rtx3090-gmu065", "kv_cache_gib", -3.93, "a 0.49 GiB pool: 0.02 GiB off"),
+        ("vllm-dennislee-gptoss120b-a100x4-tp4-gmu08", "kv_cache_gib", -3.61, "0.78 GiB outside the pool implies FlashInfer's sampler (on by default 0.9-0.11.0 when installed); most 0.9-0.11 logs show the sorting one, which is modelled"),
+        ("vllm-aiinfralab-qwen3-4b-fp8-rtx5090-len32768", "kv_cache_gib", 7.15, "vLLM 0.29 on an RTX 5090 kept 1.2 GiB more outside the pool than modelled (Model Runner V2's CUDA graphs are not measured apart)"),
+        ("vllm-aiinfralab-qwen3-4b-fp8-rtx5090-len32768", "kv_cache_tokens", 7.15, "as its kv_cache_gib"),
+    ];
+    let (_, checked) = hold_targets(include_str!("data/engine-logs-extra.jsonl"), KNOWN_MISSES, |_, _| {});
+    assert!(checked >= 20, "only {checked} checks with a target");
+}
+
+/// The engine-log targets (issue #3) on the strict development cases: every check with a target
+/// meets it, except the misses listed here with their cause; those may not get worse.
+#[test]
+fn engine_profiles_hold_their_targets_on_strict_log_cases() {
+    const KNOWN_MISSES: &KnownMisses = &[
+        ("sglang-issue7495-qwen3-0.6b-fp8-h100", "sglang_weights_mem_usage_gb", -1.02, "0.01 GiB short on a 0.74 GiB figure the log rounds to 0.01 GiB"),
+        ("vllm-issue16141-qwen25-0.5b-awq-a6000-v0", "kv_cache_gib", -34.34, "the log shows no sampler peak (0.09 GiB) where 0.6.5/0.8.1 logs show 256 rows x vocab x 38 B"),
+        ("vllm-issue16141-qwen25-0.5b-awq-a6000-v0", "num_gpu_blocks", -34.33, "as above"),
+        ("vllm-issue16259-llama31-405b-awq-tp4-h100nvl", "kv_cache_tokens", 84.02, "vLLM V1 0.8.3 TP4 (Ray) used ~13 GiB more per GPU than weights + modelled peak; not explained (NVLink-bridged H100 NVL get the 0.1 GiB NCCL term of cards without a switch)"),
+    ];
+    let (strict_evaluated, checked) = hold_targets(include_str!("data/engine-logs-dev.jsonl"), KNOWN_MISSES, |case, r| {
+        if case.flag("fails_to_start") {
+            assert_eq!(r.starts.map(|s| s.1), Some(false), "{}: predicted to start: {:?}", case.id, r.message);
+            assert!(r.message.as_deref().is_some_and(|m| m.contains(&case.max_model_len.unwrap_or(0).to_string())), "{}: {:?}", case.id, r.message);
+        }
+    });
     assert!(strict_evaluated >= 13, "only {strict_evaluated} strict cases could be evaluated offline");
     assert!(checked >= 30, "only {checked} checks with a target");
 }
@@ -703,21 +706,15 @@ fn engine_profiles_hold_their_targets_on_strict_log_cases() {
 /// fallback) and the budget came out negative, which the log prints and the estimate matches.
 #[test]
 fn vllm_0_10_gpt_oss_on_hopper_loads_marlin_and_logs_a_negative_budget() {
-    use kv_estimator::validation::{self, Loaded};
-    let bundled: Vec<String> = all_ids();
-    let mut load = |id: &str, _bundled: bool| match std::fs::read_to_string(configs_dir().join(id).join("config.json")) {
-        Ok(t) => Loaded::Text(t, "bundled".into()),
-        Err(e) => Loaded::Missing(format!("not bundled: {e}")),
-    };
     let line = r#"{"id":"vllm-i23278","engine":"vllm","engine_version":"~0.10.1 (V1)","model":"openai/gpt-oss-120b","gpu":"NVIDIA H100 (80GB)","tensor_parallel_size":1,"quantization":"mxfp4","kv_cache_dtype":"auto","max_model_len":131072,"gpu_memory_utilization":0.9,"block_size":16,"figures":{"model_weights_gib":65.9651,"kv_cache_gib":-2.14,"fits":false},"caveat_flags":["fails_to_start"]}"#;
-    let r = validation::evaluate_with(&validation::parse_cases(line).remove(0).unwrap(), &bundled, &mut load);
+    let r = evaluate_line(line);
     let check = |f: &str| r.checks.iter().find(|c| c.figure == f).unwrap_or_else(|| panic!("{f}: {:?}", r.checks));
     assert!(check("model_weights_gib").error_pct.abs() < 1.0, "{:?}", check("model_weights_gib"));
     let kv = check("kv_cache_gib");
     assert!(kv.estimated < 0.0 && kv.error_pct.abs() < 10.0, "{kv:?}");
     assert_eq!(r.starts, Some((false, false)));
     // from 0.11 the same GPU takes the Triton layout, 1.7 GiB smaller
-    let r11 = validation::evaluate_with(&validation::parse_cases(&line.replace("~0.10.1", "0.11.0")).remove(0).unwrap(), &bundled, &mut load);
+    let r11 = evaluate_line(&line.replace("~0.10.1", "0.11.0"));
     let w11 = r11.checks.iter().find(|c| c.figure == "model_weights_gib").unwrap().estimated;
     assert!(check("model_weights_gib").estimated - w11 > 1.5, "{w11}");
 }
@@ -726,15 +723,9 @@ fn vllm_0_10_gpt_oss_on_hopper_loads_marlin_and_logs_a_negative_budget() {
 /// checks the KV buffer, which llama.cpp sizes from n_ctx alone; the start-up is not judged.
 #[test]
 fn llamacpp_cases_without_a_known_gpu_still_check_the_kv_buffer() {
-    use kv_estimator::validation::{self, Loaded};
-    let bundled: Vec<String> = all_ids();
-    let mut load = |id: &str, _bundled: bool| match std::fs::read_to_string(configs_dir().join(id).join("config.json")) {
-        Ok(t) => Loaded::Text(t, "bundled".into()),
-        Err(e) => Loaded::Missing(format!("not bundled: {e}")),
-    };
     // Llama-3-8B, n_ctx 8192, f16: 8192 x 32 x 1024 x 2 B = 512 MiB for K, the same for V
     let line = r#"{"id":"m","engine":"llama.cpp","engine_version":"b4000","model":"meta-llama/Meta-Llama-3-8B (GGUF Q4_K_M)","gpu":"Apple M2 Max (Metal, unified memory)","quantization":"gguf Q4_K_M","kv_cache_dtype":"f16","max_model_len":8192,"figures":{"llamacpp_kv_mib":1024.0,"llamacpp_k_mib":512.0}}"#;
-    let r = validation::evaluate_with(&validation::parse_cases(line).remove(0).unwrap(), &bundled, &mut load);
+    let r = evaluate_line(line);
     assert!(r.skipped.is_none(), "{:?}", r.skipped);
     assert_eq!(r.starts, None);
     let kv = r.checks.iter().find(|c| c.figure == "llamacpp_kv_mib").unwrap();
@@ -742,7 +733,7 @@ fn llamacpp_cases_without_a_known_gpu_still_check_the_kv_buffer() {
     assert!(r.notes[0].contains("stands in and the start-up outcome is not compared"), "{:?}", r.notes);
     // vLLM needs the memory: the same machine is skipped with the reason
     let line = line.replace("\"llama.cpp\"", "\"vllm\"");
-    let r = validation::evaluate_with(&validation::parse_cases(&line).remove(0).unwrap(), &bundled, &mut load);
+    let r = evaluate_line(&line);
     assert!(r.skipped.as_deref().is_some_and(|w| w.contains("GPU memory is unknown")), "{:?}", r.skipped);
 }
 
@@ -750,17 +741,12 @@ fn llamacpp_cases_without_a_known_gpu_still_check_the_kv_buffer() {
 /// the release's longer context, `--quantization fp8` on a bf16 checkpoint, a GPU known by name.
 #[test]
 fn log_cases_derive_what_their_text_states() {
-    use kv_estimator::validation::{self, Loaded};
-    let bundled: Vec<String> = all_ids();
-    let mut load = |id: &str, _bundled: bool| match std::fs::read_to_string(configs_dir().join(id).join("config.json")) {
-        Ok(t) => Loaded::Text(t, "bundled".into()),
-        Err(e) => Loaded::Missing(format!("not bundled: {e}")),
-    };
+    use kv_estimator::validation;
     let case = |line: &str| validation::parse_cases(line).remove(0).unwrap();
     let permalink = |r: &validation::CaseResult| r.notes.iter().find(|n| n.starts_with("permalink")).cloned().unwrap_or_default();
 
     let c = case(r#"{"id":"a","engine":"vllm","engine_version":"v0.10.1.1","model":"Qwen/Qwen3-30B-A3B-Instruct-2507","gpu":"NVIDIA H800 80GB","tensor_parallel_size":1,"dtype":"bfloat16","quantization":"None","kv_cache_dtype":"auto","gpu_memory_utilization":0.9,"figures":{"kv_cache_tokens":100000}}"#);
-    let r = validation::evaluate_with(&c, &bundled, &mut load);
+    let r = evaluate_case(&c);
     assert!(r.skipped.is_none(), "{:?}", r.skipped);
     assert_eq!(r.config.as_ref().unwrap().config_id, "Qwen/Qwen3-30B-A3B");
     let p = permalink(&r);
@@ -776,8 +762,8 @@ fn log_cases_derive_what_their_text_states() {
     // online fp8 on the exact bf16 config: the weights are about half
     let bf16 = case(r#"{"id":"b","engine":"vllm","engine_version":"0.9.2","model":"meta-llama/Llama-3.1-8B-Instruct","gpu":"NVIDIA L40S","dtype":"bfloat16","quantization":"None","max_model_len":8192,"gpu_memory_utilization":0.9,"figures":{"model_weights_gib":14.99}}"#);
     let fp8 = case(r#"{"id":"b","engine":"vllm","engine_version":"0.9.2","model":"meta-llama/Llama-3.1-8B-Instruct","gpu":"NVIDIA L40S","dtype":"bfloat16","quantization":"fp8","max_model_len":8192,"gpu_memory_utilization":0.9,"figures":{"model_weights_gib":8.49}}"#);
-    let mut w = |c: &validation::Case| {
-        let r = validation::evaluate_with(c, &bundled, &mut load);
+    let w = |c: &validation::Case| {
+        let r = evaluate_case(c);
         r.checks.iter().find(|k| k.figure == "model_weights_gib").map(|k| k.estimated).unwrap()
     };
     let (a, b) = (w(&bf16), w(&fp8));

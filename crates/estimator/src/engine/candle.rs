@@ -193,6 +193,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         max_model_len: cx.max_model_len,
         block_size: 1,
         kv_pool_bytes: Bytes(budget),
+        budget_shortfall: Bytes(0),
         kv_tokens: budget / per_token,
         num_blocks: 0,
         max_concurrency: if need == 0 { 0.0 } else { budget as f64 / need as f64 },

@@ -172,6 +172,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         max_model_len: if streams > 1 { slot_cells } else { n_ctx },
         block_size: 1,
         kv_pool_bytes: Bytes(kv),
+        budget_shortfall: Bytes(0),
         kv_tokens: n_ctx,
         num_blocks: n_ctx,
         max_concurrency: n_seq as f64,

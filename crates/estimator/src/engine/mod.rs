@@ -30,6 +30,10 @@ pub struct EngineReport {
     pub block_size: u64,
     /// KV memory the engine allocates (vLLM "Available KV cache memory", SGLang token pool, llama.cpp KV buffer).
     pub kv_pool_bytes: Bytes,
+    /// What the engine's own use exceeds its budget by, when it does (vLLM logs it as a negative
+    /// "Available KV cache memory"); zero otherwise.
+    #[serde(default)]
+    pub budget_shortfall: Bytes,
     /// Tokens the pool holds (vLLM "GPU KV cache size", SGLang `max_total_num_tokens`, llama.cpp `n_ctx`).
     pub kv_tokens: u64,
     pub num_blocks: u64,

@@ -72,6 +72,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         max_model_len: l,
         block_size: 1,
         kv_pool_bytes: Bytes(pool),
+        budget_shortfall: Bytes(0),
         kv_tokens: tokens,
         num_blocks: tokens,
         max_concurrency: tokens as f64 / l.max(1) as f64,

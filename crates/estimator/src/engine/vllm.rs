@@ -365,6 +365,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         max_model_len: l,
         block_size: bs,
         kv_pool_bytes: Bytes(pool),
+        budget_shortfall: Bytes(used.saturating_sub(requested)),
         kv_tokens,
         num_blocks,
         max_concurrency: max_conc,
