@@ -154,6 +154,9 @@ pub enum Mixer {
     Recurrent { kind: String, conv_elems: u64, ssm_elems: u64, ssm_fp32: bool, heads: u64 },
     /// Cross-attention to encoder outputs (image tokens): no per-token cache of the text.
     CrossAttention { kv_heads: u64, head_dim: u64 },
+    /// Attention that reads the cache of an earlier layer (Gemma 4 `num_kv_shared_layers`): its
+    /// queries attend over that layer's keys and values, so it keeps no cache of its own.
+    SharedKv { heads: u64, window: Window },
     /// A block without a sequence mixer (an MLP-only block of a hybrid).
     None,
 }
@@ -190,6 +193,7 @@ pub enum Family {
     Gemma,
     Gemma2,
     Gemma3,
+    Gemma4,
     Phi,
     Phi3,
     Phi3Small,
@@ -234,6 +238,7 @@ impl Family {
             Family::Gemma => "gemma",
             Family::Gemma2 => "gemma2",
             Family::Gemma3 => "gemma3",
+            Family::Gemma4 => "gemma4",
             Family::Phi => "phi",
             Family::Phi3 => "phi3",
             Family::Phi3Small => "phi3-small",
@@ -355,15 +360,31 @@ impl ModelShape {
     pub fn kv_layers(&self) -> usize {
         self.runs_all().filter(|(l, _)| matches!(l.mixer, Mixer::Attention { .. } | Mixer::Mla { .. })).map(|(_, n)| n as usize).sum()
     }
-    /// Dimensions rotated by RoPE per head: the decoupled rope key of MLA, else the head size.
+    /// Width of the rotary cos/sin caches vLLM builds at load, per position: the decoupled rope
+    /// key of MLA, else one cache per distinct attention head size (Gemma 4's sliding and full
+    /// layers, 256 and 512, build two), else the head size.
     pub fn rotary_dim(&self) -> u64 {
-        self.layers
+        if let Some(d) = self.layers.iter().find_map(|l| match l.mixer {
+            Mixer::Mla { qk_rope_head_dim, .. } => Some(qk_rope_head_dim),
+            _ => None,
+        }) {
+            return d;
+        }
+        let mut dims: Vec<u64> = self
+            .layers
             .iter()
-            .find_map(|l| match l.mixer {
-                Mixer::Mla { qk_rope_head_dim, .. } => Some(qk_rope_head_dim),
+            .filter_map(|l| match l.mixer {
+                Mixer::Attention { k_dim, .. } => Some(k_dim),
                 _ => None,
             })
-            .unwrap_or(self.head_dim)
+            .collect();
+        dims.sort_unstable();
+        dims.dedup();
+        if dims.is_empty() {
+            self.head_dim
+        } else {
+            dims.iter().sum()
+        }
     }
     pub fn is_mla(&self) -> bool {
         self.layers.iter().any(|l| matches!(l.mixer, Mixer::Mla { .. }))

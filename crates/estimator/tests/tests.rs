@@ -3,6 +3,7 @@
 use kv_estimator::estimate::{fragmentation, solve};
 use kv_estimator::gpu::GpuChoice;
 use kv_estimator::kv::kv_layout;
+use kv_estimator::model::{Mixer, Window};
 use kv_estimator::weights::{weight_plan, weights};
 use kv_estimator::*;
 use proptest::prelude::*;
@@ -289,6 +290,80 @@ fn vllm_v1_sizes_hybrid_pools_in_shared_pages() {
     // from 0.20.2 the log reports concurrency x max_model_len instead
     let e = run("0.21.0");
     assert_eq!(e.kv_tokens, (e.max_concurrency * 16_384.0).floor() as u64);
+}
+
+#[test]
+fn gemma4_layers_take_their_own_shapes() {
+    // gemma-4-31B-it: 50 sliding layers of 16 KV heads x 256 and 10 full layers of 4 global KV
+    // heads x 512 whose key doubles as the value (attention_k_eq_v): no v_proj, but K and V cached
+    let sh = shape("google/gemma-4-31B-it");
+    assert_eq!(sh.family.as_str(), "gemma4");
+    let kv = kv_layout(&sh, KvDtype::Auto, FloatDtype::Bf16, 1, 1).unwrap();
+    let groups: Vec<(u64, u64, Window)> = kv.groups.iter().map(|g| (g.layers, g.bytes_per_token_per_layer, g.window)).collect();
+    assert_eq!(groups, vec![(50, 2 * 16 * 256 * 2, Window::Sliding(1024)), (10, 2 * 4 * 512 * 2, Window::Full)]);
+    let full = sh.layers.iter().find(|l| matches!(l.mixer, Mixer::Attention { window: Window::Full, .. })).unwrap();
+    assert!(full.tensors.iter().all(|t| t.name != "self_attn.v_proj"), "k_eq_v layers have no v_proj");
+    let k = full.tensors.iter().find(|t| t.name == "self_attn.k_proj").unwrap();
+    assert_eq!((k.rows, k.cols), (4 * 512, 5376));
+    // two cos/sin caches at load: 256 wide for sliding layers, 512 for full ones
+    assert_eq!(sh.rotary_dim(), 256 + 512);
+    // 26B-A4B: a routed-expert block (128 experts, top 8) beside the dense MLP of every layer
+    let moe = shape("google/gemma-4-26B-A4B-it");
+    assert_eq!(moe.moe, Some((128, 8)));
+    let active = moe.params_active() as f64 / 1e9;
+    assert!((3.5..4.2).contains(&active), "about 4B active, got {active}");
+    // num_kv_shared_layers: the last layers read earlier caches and keep none (E2B/E4B style)
+    let mut cfg: serde_json::Value = serde_json::from_str(&config("google/gemma-4-31B-it")).unwrap();
+    cfg["text_config"]["num_kv_shared_layers"] = serde_json::json!(20);
+    let shared = parse_config(&cfg.to_string()).unwrap();
+    let kv = kv_layout(&shared, KvDtype::Auto, FloatDtype::Bf16, 1, 1).unwrap();
+    let layers: Vec<u64> = kv.groups.iter().map(|g| g.layers).collect();
+    // the first 40 layers keep caches: six 5 + 1 patterns and 4 sliding layers
+    assert_eq!(layers, vec![6 * 5 + 4, 6]);
+    cfg["text_config"]["num_kv_shared_layers"] = serde_json::json!(60);
+    let e = parse_config(&cfg.to_string()).unwrap_err().to_string();
+    assert!(e.contains("num_kv_shared_layers") && e.contains("60"), "{e}");
+}
+
+#[test]
+fn vllm_unifies_unequal_pages_with_larger_blocks() {
+    // gemma-4-26B-A4B-it on an A100 under vLLM 0.19: sliding pages of 16 x 8 KV heads x 256 x 2 x
+    // 2 B; the full layers (2 x 512) hold half as much per token, so their blocks are 32 tokens
+    // (`unify_kv_cache_spec_page_size`). 25 sliding and 5 full layers form 6 groups of 5; a block
+    // is one page of 5 layers. A request of 131072 tokens holds 131072 / 32 full blocks and, in
+    // each sliding group, cdiv(1024 - 1 + 2048, 16) + 1 = 193
+    let sh = shape("google/gemma-4-26B-A4B-it");
+    let s = Scenario {
+        gpu: GpuChoice::Catalog("a100-80gb".into()),
+        engine: Engine::Vllm,
+        engine_version: Some("0.19.0".into()),
+        max_model_len: Some(131_072),
+        ..scenario("google/gemma-4-26B-A4B-it")
+    };
+    let e = estimate(&sh, &s).unwrap().engine;
+    let page = 16 * 2 * 8 * 256 * 2;
+    assert_eq!(e.num_blocks, e.kv_pool_bytes.0 / (page * 5));
+    assert!((e.max_concurrency - e.num_blocks as f64 / (4096.0 + 5.0 * 193.0)).abs() < 1e-9, "{}", e.max_concurrency);
+    assert_eq!(e.kv_tokens, e.num_blocks / 6 * 16);
+    // one request's need sums the layers: 5 x 131072 x 4 KiB + 25 x 193 x 16 x 8 KiB
+    assert_eq!(e.kv_needed_for_max_len.0, 5 * 131_072 * 4096 + 25 * 193 * 16 * 8192);
+}
+
+#[test]
+fn vllm_hybrid_group_size_follows_the_version() {
+    // gpt-oss-20b with 11 sliding and 13 full layers: groups of the smaller count (11: 1 + 2 = 3
+    // groups) until 0.11; from 0.12 the larger when within 1.25x (13: 2 groups)
+    let mut cfg: serde_json::Value = serde_json::from_str(&config("openai/gpt-oss-20b")).unwrap();
+    let types: Vec<&str> = (0..24).map(|i| if i < 11 { "sliding_attention" } else { "full_attention" }).collect();
+    cfg["layer_types"] = serde_json::json!(types);
+    let sh = parse_config(&cfg.to_string()).unwrap();
+    let groups = |v: &str| {
+        let s = Scenario { gpu: GpuChoice::Catalog("h100-80gb".into()), engine: Engine::Vllm, engine_version: Some(v.into()), max_model_len: Some(8192), ..scenario("openai/gpt-oss-20b") };
+        let e = estimate(&sh, &s).unwrap().engine;
+        e.num_blocks * 16 / e.kv_tokens.max(1)
+    };
+    assert_eq!(groups("0.11.0"), 3);
+    assert_eq!(groups("0.12.0"), 2);
 }
 
 #[test]

@@ -7,6 +7,7 @@
 mod deepseek;
 mod falcon;
 mod gemma;
+mod gemma4;
 mod generic;
 mod glm;
 mod gpt2;
@@ -31,7 +32,7 @@ use crate::config::RawConfig;
 use crate::dtype::{FloatDtype, Quant};
 use crate::error::{Error, Result};
 use crate::model::{DefaultUsed, Family, Layer, Mixer, ModelShape, Role, Split, Tensor, Window};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// Resolves a raw config by `model_type`; unknown types with the standard fields take the generic path.
 pub(crate) fn resolve(raw: &RawConfig) -> Result<ModelShape> {
@@ -47,6 +48,7 @@ pub(crate) fn resolve(raw: &RawConfig) -> Result<ModelShape> {
         "qwen2" | "qwen2_vl" | "qwen2_5_vl" | "qwen3" | "qwen2_moe" | "qwen3_moe" => qwen::resolve(&mut cx),
         "qwen3_next" => qwen3_next::resolve(&mut cx),
         "gemma" | "gemma2" | "gemma3" | "gemma3_text" => gemma::resolve(&mut cx),
+        "gemma4" | "gemma4_text" => gemma4::resolve(&mut cx),
         "phi" | "phi3" | "phi3small" | "phimoe" => phi::resolve(&mut cx),
         "gpt2" | "openai-gpt" | "gptj" | "gpt_bigcode" => gpt2::resolve(&mut cx),
         "opt" => opt::resolve(&mut cx),

@@ -89,7 +89,7 @@ pub fn request_bytes(shape: &ModelShape, len: u64, dtype_bytes: u64) -> u64 {
             // conv steps that are views of the in_proj output (2 x d_inner each): 24 x d_inner
             Mixer::Recurrent { kind, ssm_elems, heads, .. } if kind == "mamba" => heads.saturating_mul(24).max(*ssm_elems).saturating_mul(dtype_bytes),
             Mixer::Recurrent { conv_elems, ssm_elems, .. } => (conv_elems + ssm_elems).saturating_mul(dtype_bytes),
-            Mixer::CrossAttention { .. } | Mixer::None => 0,
+            Mixer::CrossAttention { .. } | Mixer::SharedKv { .. } | Mixer::None => 0,
         };
         total = total.saturating_add(per_layer.saturating_mul(n));
     }

@@ -284,37 +284,65 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     // the hybrid KV cache manager arrived in 0.9.1; before, V1 sized sliding layers of a mixed model
     // as full attention (`unify_hybrid_kv_cache_specs`)
     let hybrid_v1 = !v0 && ver >= (0, 9, 1) && (cx.kv.groups.len() > 1 || cx.kv.state_bytes_per_request > 0) && cx.kv.groups.iter().any(|g| g.window != Window::Full);
-    // blocks one request holds in a layer of this kind (`kv_cache_interface.py`): a sliding window
-    // keeps its last `window - 1` tokens plus one scheduled chunk (`max_num_batched_tokens`), one
-    // block more as the window may start mid-block; a chunked-local layer its chunk plus
-    // `max_num_batched_tokens`
-    let blocks = |w: Window, len: u64| -> u64 {
+    // blocks one request holds in a layer of this kind with blocks of `b` tokens
+    // (`kv_cache_interface.py`): a sliding window keeps its last `window - 1` tokens plus one
+    // scheduled chunk (`max_num_batched_tokens`), one block more as the window may start
+    // mid-block; a chunked-local layer its chunk plus `max_num_batched_tokens`
+    let blocks = |w: Window, len: u64, b: u64| -> u64 {
         match w {
-            Window::Sliding(win) if hybrid_v1 => len.min(win.saturating_sub(1).saturating_add(tokens)).div_ceil(bs).saturating_add(1),
-            Window::Chunked(c) if hybrid_v1 => len.min(c.saturating_add(tokens)).div_ceil(bs),
-            _ => len.div_ceil(bs),
+            Window::Sliding(win) if hybrid_v1 => len.min(win.saturating_sub(1).saturating_add(tokens)).div_ceil(b).saturating_add(1),
+            Window::Chunked(c) if hybrid_v1 => len.min(c.saturating_add(tokens)).div_ceil(b),
+            _ => len.div_ceil(b),
         }
     };
-    // V1 hybrids of one page size (`_get_kv_cache_config_uniform_page_size`): each kind is cut into
-    // groups of `group_size` layers (the smallest kind's count, the last group padded; later
-    // versions take the largest count when it is within 1.25x of the smallest, not modelled), the
-    // pool into `group_size` tensors shared by one layer of every group; a block is one page of
-    // each. Concurrency counts the padded groups; whether one request fits, and the longest that
-    // does, sum the layers themselves (`check_enough_kv_cache_memory`)
-    let per_layer = cx.kv.groups.first().map_or(0, |g| g.bytes_per_token_per_layer);
-    let uniform = hybrid_v1 && cx.kv.state_bytes_per_request == 0 && cx.kv.groups.iter().all(|g| g.bytes_per_token_per_layer == per_layer);
-    let group_size = cx.kv.groups.iter().map(|g| g.layers).min().unwrap_or(1).max(1);
-    let kv_groups: u64 = cx.kv.groups.iter().map(|g| g.layers.div_ceil(group_size)).sum();
-    let padded_blocks = |len: u64| -> u64 { cx.kv.groups.iter().map(|g| g.layers.div_ceil(group_size).saturating_mul(blocks(g.window, len))).sum() };
-    let per_request = |len: u64| -> u64 {
-        let mut b = cx.kv.state_bytes_per_request;
-        for g in &cx.kv.groups {
-            b = b.saturating_add(g.bytes_per_token.saturating_mul(blocks(g.window, len).saturating_mul(bs)));
+    // V1 hybrids share one page size (`_get_kv_cache_config_uniform_page_size`). From 0.12 layers
+    // of a smaller page take proportionally larger blocks (`unify_kv_cache_spec_page_size`: Gemma
+    // 4's full layers, half the bytes per token of its sliding ones, get blocks of 32); before,
+    // unequal pages were not supported and are sized as one pool. Each kind is cut into groups of
+    // `group_size` layers: the smallest kind's count, or from 0.12 the largest when it is within
+    // 1.25x of the smallest (1.5x from 0.18), the last group padded. The pool is cut into
+    // `group_size` tensors shared by one layer of every group; a block is one page of each.
+    // Concurrency counts the padded groups; whether one request fits, and the longest that does,
+    // sum the layers themselves (`check_enough_kv_cache_memory`)
+    let page = cx.kv.groups.iter().map(|g| g.bytes_per_token_per_layer.saturating_mul(bs)).max().unwrap_or(0);
+    let unify = ver >= (0, 12, 0);
+    let uniform = hybrid_v1
+        && cx.kv.state_bytes_per_request == 0
+        && page > 0
+        && cx.kv.groups.iter().all(|g| {
+            let own = g.bytes_per_token_per_layer.saturating_mul(bs);
+            own == page || (unify && own > 0 && page % own == 0)
+        });
+    // tokens per block of each group (the scenario's block size unless unified)
+    let group_bs: Vec<u64> = cx
+        .kv
+        .groups
+        .iter()
+        .map(|g| if uniform { (page / g.bytes_per_token_per_layer.max(1)).max(1) } else { bs })
+        .collect();
+    let group_size = {
+        let min = cx.kv.groups.iter().map(|g| g.layers).min().unwrap_or(1).max(1);
+        let max = cx.kv.groups.iter().map(|g| g.layers).max().unwrap_or(1).max(1);
+        let within = if ver >= (0, 18, 0) { max * 2 < min * 3 } else { max * 4 < min * 5 };
+        if unify && within {
+            max
+        } else {
+            min
         }
-        b
+    };
+    let kv_groups: u64 = cx.kv.groups.iter().map(|g| g.layers.div_ceil(group_size)).sum();
+    let padded_blocks = |len: u64| -> u64 {
+        cx.kv.groups.iter().zip(&group_bs).map(|(g, &b)| g.layers.div_ceil(group_size).saturating_mul(blocks(g.window, len, b))).sum()
+    };
+    let per_request = |len: u64| -> u64 {
+        let mut total = cx.kv.state_bytes_per_request;
+        for (g, &b) in cx.kv.groups.iter().zip(&group_bs) {
+            total = total.saturating_add(g.bytes_per_token.saturating_mul(blocks(g.window, len, b).saturating_mul(b)));
+        }
+        total
     };
     let per_token_all = cx.kv.bytes_per_token.max(1);
-    let block_bytes = if uniform { per_layer.saturating_mul(bs).saturating_mul(group_size) } else { per_token_all.saturating_mul(bs) };
+    let block_bytes = if uniform { page.saturating_mul(group_size) } else { per_token_all.saturating_mul(bs) };
     let num_blocks = pool / block_bytes.max(1);
     let need = per_request(l);
     let (kv_tokens, max_conc) = if hybrid_v1 || cx.kv.state_bytes_per_request > 0 {

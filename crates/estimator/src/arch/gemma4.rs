@@ -1,0 +1,180 @@
+//! Gemma 4 (`gemma4`, `gemma4_text`; source: transformers `configuration_gemma4.py` and
+//! `modeling_gemma4.py`, vLLM `models/gemma4.py`). Sliding-window and full-attention layers
+//! (`layer_types`, default 5 sliding : 1 full, the last layer always full) with **different
+//! shapes**: sliding layers use `head_dim` and `num_key_value_heads`; full layers use
+//! `global_head_dim` (default 512) and, when `attention_k_eq_v` is set, `num_global_key_value_heads`
+//! and no `v_proj` (the key projection is reused as the value, but engines still cache both K and V).
+//! The last `num_kv_shared_layers` layers read the cache of the last earlier layer of their kind
+//! and keep none of their own ([`Mixer::SharedKv`]). `enable_moe_block` adds a routed-expert block
+//! (`num_experts`, `top_k_experts`, `moe_intermediate_size`) beside the dense MLP of every layer.
+//! Small variants add per-layer embeddings (PLE, `hidden_size_per_layer_input`). The vision and
+//! audio towers of the multimodal checkpoints are modelled from their sub-configs.
+
+use super::*;
+use crate::config::FromJson;
+
+/// An optional integer outside the shared raw fields, type-checked; `null` reads as absent.
+fn opt_u64(cx: &Cx, key: &str) -> Result<Option<u64>> {
+    match cx.raw.json.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => u64::from_json(v, key).map(Some),
+    }
+}
+
+fn opt_bool(cx: &Cx, key: &str) -> Result<Option<bool>> {
+    match cx.raw.json.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => bool::from_json(v, key).map(Some),
+    }
+}
+
+pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
+    let c = cx.common()?;
+    let inter = cx.req(cx.raw.intermediate_size, "intermediate_size", "MLP weights")?;
+    let tied = cx.tied(true);
+    let window = cx.raw.sliding_window.and_then(|w| w.0).filter(|&w| w > 0);
+    let global_head_dim = match opt_u64(cx, "global_head_dim")? {
+        Some(d) => cx.req(Some(d), "global_head_dim", "full-attention shapes")?,
+        None => {
+            cx.default("global_head_dim", 512, "absent: Gemma4TextConfig default");
+            512
+        }
+    };
+    let k_eq_v = match opt_bool(cx, "attention_k_eq_v")? {
+        Some(b) => b,
+        None => cx.flag(None, "attention_k_eq_v", false, "absent: Gemma4TextConfig default (separate V projection)"),
+    };
+    let global_kv_heads = match (k_eq_v, opt_u64(cx, "num_global_key_value_heads")?) {
+        (true, Some(n)) => {
+            let n = cx.req(Some(n), "num_global_key_value_heads", "full-attention KV heads")?;
+            if n > c.heads || c.heads % n != 0 {
+                return Err(Error::invalid("num_global_key_value_heads", n, format!("a divisor of num_attention_heads ({})", c.heads)));
+            }
+            n
+        }
+        _ => c.kv_heads,
+    };
+    let shared = opt_u64(cx, "num_kv_shared_layers")?.unwrap_or(0);
+    if shared >= c.layers && shared > 0 {
+        return Err(Error::invalid("num_kv_shared_layers", shared, format!("fewer than num_hidden_layers ({})", c.layers)));
+    }
+    let first_shared = (c.layers - shared) as usize;
+    let double_wide = opt_bool(cx, "use_double_wide_mlp")?.unwrap_or(false);
+    let moe_block = opt_bool(cx, "enable_moe_block")?.unwrap_or(false);
+    let moe_dims = if moe_block {
+        let experts = cx.req(cx.raw.num_experts, "num_experts", "MoE weights")?;
+        let top_k = cx.req(opt_u64(cx, "top_k_experts")?.or(cx.raw.num_experts_per_tok), "top_k_experts", "active parameters")?;
+        let moe_inter = cx.req(cx.raw.moe_intermediate_size, "moe_intermediate_size", "expert weights")?;
+        Some((experts, top_k.min(experts), moe_inter))
+    } else {
+        None
+    };
+    let ple = opt_u64(cx, "hidden_size_per_layer_input")?.unwrap_or(0);
+    let ple_vocab = opt_u64(cx, "vocab_size_per_layer_input")?.unwrap_or(c.vocab);
+    if cx.raw.layer_types.is_none() {
+        cx.default("layer_types", "5 sliding : 1 full, last layer full", "absent: Gemma4TextConfig default (sliding_window_pattern 6)");
+    }
+    let last = c.layers as usize - 1;
+    let kinds: Vec<bool> = range(c.layers)
+        .map(|i| {
+            // the last layer is always full attention (Gemma4TextConfig.__post_init__)
+            let full = match cx.layer_type(i) {
+                Some(t) => t != "sliding_attention",
+                None => (i + 1) % 6 == 0,
+            };
+            full || i == last
+        })
+        .collect();
+    if window.is_none() && kinds.iter().any(|f| !f) {
+        cx.default("sliding_window", 512, "absent: Gemma4TextConfig default");
+    }
+    let window = window.unwrap_or(512);
+    let layers = range(c.layers)
+        .map(|i| {
+            let full = kinds[i];
+            let mut t = vec![];
+            let (d, kvh) = if full { (global_head_dim, global_kv_heads) } else { (c.head_dim, c.kv_heads) };
+            let alt = Common { head_dim: d, kv_heads: kvh, ..c };
+            let w = if full { Window::Full } else { Window::Sliding(window) };
+            let mut mixer = attention(&alt, AttnBias::default(), QkNorm::PerHead, w, &mut t);
+            if full && k_eq_v {
+                // no v_proj: the key projection serves as the value
+                t.retain(|x| x.name != "self_attn.v_proj");
+            }
+            if i >= first_shared {
+                // reads the cache of the last non-shared layer of its kind
+                mixer = Mixer::SharedKv { heads: c.heads, window: w };
+            }
+            let wide = if double_wide && i >= first_shared { 2 } else { 1 };
+            gated_mlp("mlp", Role::Mlp, c.hidden, inter * wide, false, &mut t);
+            let mut n_norms = 4;
+            if let Some((experts, top_k, moe_inter)) = moe_dims {
+                moe(c.hidden, experts, top_k, moe_inter, true, &mut t);
+                // router scale (hidden) and per-expert scale
+                t.push(Tensor::new("router.scales", Role::Router, c.hidden + experts, 1, Split::Replicated));
+                n_norms += 3;
+            }
+            if ple > 0 {
+                t.push(Tensor::new("per_layer_input_gate", Role::Mlp, ple, c.hidden, Split::Replicated));
+                t.push(Tensor::new("per_layer_projection", Role::Mlp, c.hidden, ple, Split::Replicated));
+                n_norms += 1;
+            }
+            norms("norms", n_norms, c.hidden, false, &mut t);
+            t.push(Tensor::new("layer_scalar", Role::Norm, 1, 1, Split::Replicated));
+            Layer { mixer, tensors: t }
+        })
+        .collect();
+    let mut g = embeddings(c.vocab, c.hidden, tied, false, false);
+    if ple > 0 {
+        let packed = c.layers * ple;
+        g.push(Tensor::new("embed_tokens_per_layer", Role::Embedding, ple_vocab, packed, Split::Column));
+        g.push(Tensor::new("per_layer_model_projection", Role::Mlp, packed, c.hidden, Split::Replicated));
+        norms("per_layer_projection_norm", 1, ple, false, &mut g);
+    }
+    add_towers(cx, c.hidden, &mut g);
+    if shared > 0 {
+        cx.note(format!("the last {shared} layers reuse the KV cache of earlier layers (num_kv_shared_layers): no cache of their own"));
+    }
+    if k_eq_v {
+        cx.note(format!("full-attention layers: {global_kv_heads} KV heads of {global_head_dim} with K reused as V (attention_k_eq_v); engines still cache K and V"));
+    }
+    let family = Family::Gemma4;
+    let mut shape = cx.finish(family, &c, inter, tied, g, layers)?;
+    if let Some((experts, top_k, _)) = moe_dims {
+        shape.moe = Some((experts, top_k));
+    }
+    Ok(shape)
+}
+
+/// The vision tower (a ViT with a gated MLP, a 2-D position table and a projection into the text
+/// width) and the audio tower (a conformer) of the multimodal checkpoints, from `vision_config`
+/// and `audio_config`: modelled parameter counts.
+fn add_towers(cx: &mut Cx, text_hidden: u64, g: &mut Vec<Tensor>) {
+    let sub = |key: &str| match cx.raw.json.get(key) {
+        Some(Value::Object(v)) => Some(v.clone()),
+        _ => None,
+    };
+    let get = |v: &Map<String, Value>, k: &str, d: u64| v.get(k).and_then(Value::as_u64).unwrap_or(d);
+    if let Some(v) = sub("vision_config") {
+        // Gemma4VisionConfig defaults
+        let (h, layers, inter) = (get(&v, "hidden_size", 768), get(&v, "num_hidden_layers", 16), get(&v, "intermediate_size", 3072));
+        let heads = get(&v, "num_attention_heads", 12);
+        let hd = get(&v, "head_dim", 64);
+        let patch = get(&v, "patch_size", 16);
+        let positions = get(&v, "position_embedding_size", 10_240);
+        let attn = heads * hd;
+        let per_layer = 4 * h * attn + 3 * h * inter + 4 * h + 2 * hd;
+        let params = layers * per_layer + 3 * patch * patch * h + 2 * positions * h + h * text_hidden;
+        g.push(Tensor::new("vision_tower", Role::Encoder, params, 1, Split::Replicated));
+        cx.note(format!("vision tower estimated from vision_config ({layers} layers x {h} wide, gated MLP {inter}): {:.2}B parameters, modelled", params as f64 / 1e9));
+    }
+    if let Some(a) = sub("audio_config") {
+        // Gemma4AudioConfig defaults; a conformer layer: attention (q, k, v, out, relative key)
+        // 5h^2, two feed-forward modules 16h^2, the convolution module 3h^2
+        let (h, layers) = (get(&a, "hidden_size", 1024), get(&a, "num_hidden_layers", 12));
+        let out = get(&a, "output_proj_dims", 1536);
+        let params = layers * (24 * h * h + 12 * h) + h * out + out + out * text_hidden;
+        g.push(Tensor::new("audio_tower", Role::Encoder, params, 1, Split::Replicated));
+        cx.note(format!("audio tower estimated from audio_config (conformer, {layers} layers x {h} wide): {:.2}B parameters, modelled", params as f64 / 1e9));
+    }
+}
