@@ -323,6 +323,11 @@ fn gemma4_layers_take_their_own_shapes() {
     cfg["text_config"]["num_kv_shared_layers"] = serde_json::json!(60);
     let e = parse_config(&cfg.to_string()).unwrap_err().to_string();
     assert!(e.contains("num_kv_shared_layers") && e.contains("60"), "{e}");
+    // a layer_types list that does not cover every layer is refused, not filled in
+    cfg["text_config"]["num_kv_shared_layers"] = serde_json::json!(0);
+    cfg["text_config"]["layer_types"] = serde_json::json!(["sliding_attention"]);
+    let e = parse_config(&cfg.to_string()).unwrap_err().to_string();
+    assert!(e.contains("layer_types") && e.contains("num_hidden_layers = 60"), "{e}");
 }
 
 #[test]

@@ -71,7 +71,11 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
     };
     let ple = opt_u64(cx, "hidden_size_per_layer_input")?.unwrap_or(0);
     let ple_vocab = opt_u64(cx, "vocab_size_per_layer_input")?.unwrap_or(c.vocab);
-    if cx.raw.layer_types.is_none() {
+    if let Some(types) = &cx.raw.layer_types {
+        if types.len() as u64 != c.layers {
+            return Err(Error::invalid("layer_types", format!("{} entries", types.len()), format!("one entry per layer (num_hidden_layers = {})", c.layers)));
+        }
+    } else {
         cx.default("layer_types", "5 sliding : 1 full, last layer full", "absent: Gemma4TextConfig default (sliding_window_pattern 6)");
     }
     let last = c.layers as usize - 1;
