@@ -372,6 +372,43 @@ fn vllm_hybrid_group_size_follows_the_version() {
 }
 
 #[test]
+fn sglang_pools_window_layers_apart_where_it_lists_the_model() {
+    // gpt-oss-20b: 12 full and 12 sliding layers of 8 KV heads x 64 x 2 x 2 B. SGLang 0.5.7 keeps
+    // one pool at full length; from 0.5.8 the window layers get 0.8 tokens per full-pool token, so
+    // the full pool (max_total_num_tokens) holds rest / (F + 0.8 S) tokens
+    let sh = shape("openai/gpt-oss-20b");
+    let run = |v: &str| {
+        let s = Scenario {
+            gpu: GpuChoice::Custom { memory_gib: 79.0 },
+            engine: Engine::Sglang,
+            engine_version: Some(v.into()),
+            gpu_memory_utilization: Some(0.85),
+            ..scenario("openai/gpt-oss-20b")
+        };
+        estimate(&sh, &s).unwrap().engine
+    };
+    let (f, sw) = (12 * 2048u64, 12 * 2048u64);
+    let one = run("0.5.7");
+    assert_eq!(one.kv_pool_bytes.0, one.kv_tokens * (f + sw));
+    let rest = one.kv_pool_bytes.0 as f64; // within one token's bytes of what is left
+    let split = run("0.5.11");
+    let full = (rest / (f as f64 + 0.8 * sw as f64)).floor() as u64;
+    assert!(split.kv_tokens.abs_diff(full) <= 2, "{} vs {full}", split.kv_tokens);
+    assert_eq!(split.kv_pool_bytes.0, split.kv_tokens * f + (split.kv_tokens as f64 * 0.8) as u64 * sw);
+    // Gemma 3 only in 0.4.10; Qwen3 never
+    let g3 = shape("google/gemma-3-27b-it");
+    let tokens = |sh: &ModelShape, v: &str| {
+        let s = Scenario { gpu: GpuChoice::Custom { memory_gib: 79.0 }, engine: Engine::Sglang, engine_version: Some(v.into()), ..scenario("x") };
+        estimate(sh, &s).unwrap().engine.kv_tokens
+    };
+    // before 0.5.9 the split is by layer counts: T x 62 / (0.8 x 52 + 10)
+    let (split, one) = (tokens(&g3, "0.4.10"), tokens(&g3, "0.5.2"));
+    assert_eq!(split, (one as f64 * 62.0 / (0.8 * 52.0 + 10.0)) as u64);
+    let q = shape("Qwen/Qwen3-8B");
+    assert_eq!(tokens(&q, "0.4.10"), tokens(&q, "0.5.11"));
+}
+
+#[test]
 fn vllm_v0_chunks_long_prefills_except_for_multimodal_and_sliding_window_models() {
     // V0 above 32K tokens profiles a 2048-token chunk, unless the model is multimodal, has one
     // sliding window, or (0.7, 0.8) MLA: then the whole max_model_len

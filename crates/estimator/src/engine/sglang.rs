@@ -6,14 +6,22 @@
 //! memory is the free memory at "Load weight begin"; a catalog GPU's total is reduced by the
 //! CUDA context first ([`CONTEXT_BEFORE_LOAD_GIB`]). What is left outside the
 //! fraction holds activations (chunked prefill) and CUDA graphs.
+//! Hybrid sliding-window pools (`SWAKVPool`): for the architectures SGLang lists (gpt-oss and
+//! Llama 4 from 0.5.8, Gemma 4 from 0.5.11; Gemma 2 and 3 only in 0.4.10, after which they are
+//! forced back to one pool) the window layers get their own pool of `swa_full_tokens_ratio` (0.8)
+//! times the full pool's tokens: `full = rest / (F + 0.8 x S)` with F and S the bytes per token of
+//! the full and the window layers (before 0.5.9 the split is by layer counts,
+//! `T x layers / (0.8 x n_swa + n_full)` with `T = rest / (F + S)`); `max_total_num_tokens` is the
+//! full pool's tokens. Other versions and models keep every layer at full length in one pool.
 //! SGLang measures the weights as the drop in free memory over the load ("mem usage"): the
 //! parameters as PyTorch's caching allocator holds them (each large tensor rounded up to 2 MiB,
 //! [`crate::allocator`]) plus the rotary cos/sin cache. Qwen2.5-32B at TP4: 15.26 GiB of tensors
 //! hold 15.48 GiB of segments, 15.51 GiB with the rotary cache; the log says 15.54 GiB.
 
-use super::{gib, Ctx, EngineReport};
+use super::{gib, parse_semver, Ctx, EngineReport};
 use crate::activation::forward_peak;
 use crate::error::Result;
+use crate::model::{Family, ModelShape, Window};
 use crate::units::{Bytes, Figure, GIB};
 
 /// GiB a catalog GPU's total exceeds SGLang's "avail mem" at "Load weight begin" (the CUDA
@@ -35,6 +43,23 @@ pub fn default_mem_fraction_static(tp: u64) -> f64 {
     }
 }
 
+/// `swa_full_tokens_ratio`: the window pool's tokens per full-pool token (`server_args.py`, 0.8 in
+/// every version that has it).
+pub const SWA_FULL_TOKENS_RATIO: f64 = 0.8;
+
+/// Whether this SGLang version gives the model's window layers a pool of their own
+/// (`is_hybrid_swa_model`; the allowlist from 0.5.8, the generic check of 0.4.9.post3-0.5.6 with
+/// its per-model opt-outs before that). Patch releases (`.postN`) are not told apart: 0.4.10 stands
+/// for its posts.
+pub fn hybrid_swa(ver: (u64, u64, u64), shape: &ModelShape) -> bool {
+    match shape.family {
+        Family::GptOss | Family::Llama4 => ver >= (0, 5, 8),
+        Family::Gemma4 => ver >= (0, 5, 11),
+        Family::Gemma2 | Family::Gemma3 => ver == (0, 4, 10),
+        _ => false,
+    }
+}
+
 pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let s = cx.scenario;
     let tp = u64::from(s.tp.max(1));
@@ -47,9 +72,33 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let loaded = cx.weights_per_gpu.0.saturating_add(rope).saturating_add(slack);
     let rest = static_b.saturating_sub(loaded);
     let per_token = cx.kv.bytes_per_token.max(1);
-    // recurrent state is pooled per request; reserve it for `max_running_requests` = tokens / len
-    let tokens = rest / per_token;
-    let pool = tokens * per_token;
+    let ver = s.engine_version.as_deref().and_then(parse_semver).unwrap_or((0, 5, 23));
+    // the window layers' and the full layers' bytes per token (and layer counts)
+    let (mut swa_b, mut full_b, mut n_swa, mut n_full) = (0u64, 0u64, 0u64, 0u64);
+    for g in &cx.kv.groups {
+        if matches!(g.window, Window::Sliding(_) | Window::Chunked(_)) {
+            swa_b += g.bytes_per_token;
+            n_swa += g.layers;
+        } else {
+            full_b += g.bytes_per_token;
+            n_full += g.layers;
+        }
+    }
+    let hybrid = swa_b > 0 && full_b > 0 && cx.kv.state_bytes_per_request == 0 && hybrid_swa(ver, cx.shape);
+    let r = SWA_FULL_TOKENS_RATIO;
+    let (tokens, pool) = if hybrid {
+        let full = if ver >= (0, 5, 9) {
+            (rest as f64 / (full_b as f64 + r * swa_b as f64)).floor() as u64
+        } else {
+            let t = rest / per_token;
+            (t as f64 * (n_swa + n_full) as f64 / (r * n_swa as f64 + n_full as f64)) as u64
+        };
+        let swa = (full as f64 * r) as u64;
+        (full, full.saturating_mul(full_b).saturating_add(swa.saturating_mul(swa_b)))
+    } else {
+        let t = rest / per_token;
+        (t, t * per_token)
+    };
     let chunk = s.max_num_batched_tokens.unwrap_or(if cx.memory.gib() >= 60.0 { 8192 } else { 2048 });
     let act = forward_peak(cx.shape, chunk, cx.plan.activation.bytes(), tp);
     let activation = Figure::modelled("activation peak", Bytes(act), "chunked_prefill_size x per-token width x act bytes", format!("{chunk} tokens -> {}", gib(act)))
@@ -84,11 +133,19 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         activation,
         overhead,
         kv_batch: None,
-        notes: vec![if catalog {
-            format!("static budget {} = {} free at load ({} total less {CONTEXT_BEFORE_LOAD_GIB} GiB of CUDA context, modelled) x {mfs}", gib(static_b), gib(free_at_load), gib(cx.memory.0))
-        } else {
-            format!("static budget {} = {} free at load x {mfs}", gib(static_b), gib(free_at_load))
-        }],
+        notes: {
+            let mut n = vec![if catalog {
+                format!("static budget {} = {} free at load ({} total less {CONTEXT_BEFORE_LOAD_GIB} GiB of CUDA context, modelled) x {mfs}", gib(static_b), gib(free_at_load), gib(cx.memory.0))
+            } else {
+                format!("static budget {} = {} free at load x {mfs}", gib(static_b), gib(free_at_load))
+            }];
+            if hybrid {
+                n.push(format!("sliding-window memory pool: {tokens} full-attention tokens and {} window tokens (swa_full_tokens_ratio {r}); max_total_num_tokens counts the full pool", (tokens as f64 * r) as u64));
+            } else if swa_b > 0 {
+                n.push("window layers sized at full length in one pool (no sliding-window pool for this model in this SGLang version)".into());
+            }
+            n
+        },
     })
 }
 
