@@ -43,6 +43,9 @@ pub fn default_mem_fraction_static(tp: u64) -> f64 {
     }
 }
 
+/// The SGLang behaviour modelled when no version is given: the newest release read (0.5.23).
+pub const DEFAULT_VERSION: (u64, u64, u64) = (0, 5, 23);
+
 /// `swa_full_tokens_ratio`: the window pool's tokens per full-pool token (`server_args.py`, 0.8 in
 /// every version that has it).
 pub const SWA_FULL_TOKENS_RATIO: f64 = 0.8;
@@ -72,7 +75,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let loaded = cx.weights_per_gpu.0.saturating_add(rope).saturating_add(slack);
     let rest = static_b.saturating_sub(loaded);
     let per_token = cx.kv.bytes_per_token.max(1);
-    let ver = s.engine_version.as_deref().and_then(parse_semver).unwrap_or((0, 5, 23));
+    let ver = s.engine_version.as_deref().and_then(parse_semver).unwrap_or(DEFAULT_VERSION);
     // the window layers' and the full layers' bytes per token (and layer counts)
     let (mut swa_b, mut full_b, mut n_swa, mut n_full) = (0u64, 0u64, 0u64, 0u64);
     for g in &cx.kv.groups {
@@ -116,7 +119,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let message = (!fits).then(|| format!("Not enough memory. Please try to increase --mem-fraction-static. ({} static, {} weights as loaded)", gib(static_b), gib(loaded)));
     Ok(EngineReport {
         name: "sglang".into(),
-        version: s.engine_version.clone().unwrap_or_else(|| "0.5".into()),
+        version: s.engine_version.clone().unwrap_or_else(|| format!("{}.{}.{}", DEFAULT_VERSION.0, DEFAULT_VERSION.1, DEFAULT_VERSION.2)),
         utilization: mfs,
         max_model_len: l,
         block_size: 1,
