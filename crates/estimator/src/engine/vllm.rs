@@ -13,9 +13,10 @@
 //! V0 runs `max(max_model_len, 2048)` tokens (with chunked prefill, on by default above 32K
 //! except for multimodal and sliding-window models, 2048, or 512 before 0.6.5)
 //! and a sampler over 256 rows. The peak is the larger of the two.
-//! V1 groups hybrid layers into pages shared by groups of equal layer count: a sliding-window
-//! layer holds `cdiv(min(window - 1 + max_num_batched_tokens, len), block) + 1` blocks per
-//! request, recurrent layers their state; V0 sizes every layer at full length.
+//! V1 groups hybrid layers into pages shared by groups of equal layer count (from 0.12 a layer
+//! kind with smaller pages takes proportionally larger blocks, so that every page is the same
+//! size): a sliding-window layer holds `cdiv(min(window - 1 + max_num_batched_tokens, len), block)
+//! + 1` blocks per request, recurrent layers their state; V0 sizes every layer at full length.
 //! "Model loading took" is the checkpoint's bytes plus what vLLM builds at load: the rotary
 //! cos/sin cache, and for MXFP4 MoE checkpoints the kernel layout of the experts, which follows
 //! the GPU (`mxfp4.py`: Marlin pads on Ampere/Ada, Triton on Hopper keeps a second copy of the
