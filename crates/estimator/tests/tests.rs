@@ -323,8 +323,15 @@ fn gemma4_layers_take_their_own_shapes() {
     cfg["text_config"]["num_kv_shared_layers"] = serde_json::json!(60);
     let e = parse_config(&cfg.to_string()).unwrap_err().to_string();
     assert!(e.contains("num_kv_shared_layers") && e.contains("60"), "{e}");
-    // a layer_types list that does not cover every layer is refused, not filled in
+    // absurd sizes are named, not multiplied into an overflow
     cfg["text_config"]["num_kv_shared_layers"] = serde_json::json!(0);
+    cfg["text_config"]["hidden_size_per_layer_input"] = serde_json::json!(1u64 << 62);
+    let e = parse_config(&cfg.to_string()).unwrap_err().to_string();
+    assert!(e.contains("hidden_size_per_layer_input"), "{e}");
+    cfg["text_config"]["hidden_size_per_layer_input"] = serde_json::json!(0);
+    cfg["vision_config"]["hidden_size"] = serde_json::json!(1u64 << 50);
+    assert!(parse_config(&cfg.to_string()).is_ok());
+    // a layer_types list that does not cover every layer is refused, not filled in
     cfg["text_config"]["layer_types"] = serde_json::json!(["sliding_attention"]);
     let e = parse_config(&cfg.to_string()).unwrap_err().to_string();
     assert!(e.contains("layer_types") && e.contains("num_hidden_layers = 60"), "{e}");
@@ -395,7 +402,7 @@ fn sglang_pools_window_layers_apart_where_it_lists_the_model() {
     let full = (rest / (f as f64 + 0.8 * sw as f64)).floor() as u64;
     assert!(split.kv_tokens.abs_diff(full) <= 2, "{} vs {full}", split.kv_tokens);
     assert_eq!(split.kv_pool_bytes.0, split.kv_tokens * f + (split.kv_tokens as f64 * 0.8) as u64 * sw);
-    // Gemma 3 only in 0.4.10; Qwen3 never
+    // Gemma 3 only in 0.4.10
     let g3 = shape("google/gemma-3-27b-it");
     let tokens = |sh: &ModelShape, v: &str| {
         let s = Scenario { gpu: GpuChoice::Custom { memory_gib: 79.0 }, engine: Engine::Sglang, engine_version: Some(v.into()), ..scenario("x") };
@@ -404,8 +411,7 @@ fn sglang_pools_window_layers_apart_where_it_lists_the_model() {
     // before 0.5.9 the split is by layer counts: T x 62 / (0.8 x 52 + 10)
     let (split, one) = (tokens(&g3, "0.4.10"), tokens(&g3, "0.5.2"));
     assert_eq!(split, (one as f64 * 62.0 / (0.8 * 52.0 + 10.0)) as u64);
-    let q = shape("Qwen/Qwen3-8B");
-    assert_eq!(tokens(&q, "0.4.10"), tokens(&q, "0.5.11"));
+    assert_eq!(tokens(&g3, "0.5.11"), one, "Gemma 3 is forced back to one pool after 0.4.10");
 }
 
 #[test]

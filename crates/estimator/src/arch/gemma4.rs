@@ -69,8 +69,14 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
     } else {
         None
     };
-    let ple = opt_u64(cx, "hidden_size_per_layer_input")?.unwrap_or(0);
-    let ple_vocab = opt_u64(cx, "vocab_size_per_layer_input")?.unwrap_or(c.vocab);
+    let ple = match opt_u64(cx, "hidden_size_per_layer_input")? {
+        Some(0) | None => 0,
+        Some(d) => cx.req(Some(d), "hidden_size_per_layer_input", "per-layer embeddings")?,
+    };
+    let ple_vocab = match opt_u64(cx, "vocab_size_per_layer_input")? {
+        Some(v) if ple > 0 => cx.req(Some(v), "vocab_size_per_layer_input", "per-layer embeddings")?,
+        _ => c.vocab,
+    };
     if let Some(types) = &cx.raw.layer_types {
         if types.len() as u64 != c.layers {
             return Err(Error::invalid("layer_types", format!("{} entries", types.len()), format!("one entry per layer (num_hidden_layers = {})", c.layers)));
@@ -130,7 +136,7 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
         .collect();
     let mut g = embeddings(c.vocab, c.hidden, tied, false, false);
     if ple > 0 {
-        let packed = c.layers * ple;
+        let packed = c.layers.saturating_mul(ple);
         g.push(Tensor::new("embed_tokens_per_layer", Role::Embedding, ple_vocab, packed, Split::Column));
         g.push(Tensor::new("per_layer_model_projection", Role::Mlp, packed, c.hidden, Split::Replicated));
         norms("per_layer_projection_norm", 1, ple, false, &mut g);
@@ -158,7 +164,8 @@ fn add_towers(cx: &mut Cx, text_hidden: u64, g: &mut Vec<Tensor>) {
         Some(Value::Object(v)) => Some(v.clone()),
         _ => None,
     };
-    let get = |v: &Map<String, Value>, k: &str, d: u64| v.get(k).and_then(Value::as_u64).unwrap_or(d);
+    // absurd sizes (above MAX_DIM) are not real towers: the default is used, as for a missing key
+    let get = |v: &Map<String, Value>, k: &str, d: u64| v.get(k).and_then(Value::as_u64).filter(|&x| x <= MAX_DIM).unwrap_or(d);
     if let Some(v) = sub("vision_config") {
         // Gemma4VisionConfig defaults
         let (h, layers, inter) = (get(&v, "hidden_size", 768), get(&v, "num_hidden_layers", 16), get(&v, "intermediate_size", 3072));
@@ -167,8 +174,9 @@ fn add_towers(cx: &mut Cx, text_hidden: u64, g: &mut Vec<Tensor>) {
         let patch = get(&v, "patch_size", 16);
         let positions = get(&v, "position_embedding_size", 10_240);
         let attn = heads * hd;
-        let per_layer = 4 * h * attn + 3 * h * inter + 4 * h + 2 * hd;
-        let params = layers * per_layer + 3 * patch * patch * h + 2 * positions * h + h * text_hidden;
+        let per_layer = (4 * h as u128 * attn as u128) + (3 * h as u128 * inter as u128) + 4 * h as u128 + 2 * hd as u128;
+        let params = layers as u128 * per_layer + 3 * (patch as u128).pow(2) * h as u128 + 2 * positions as u128 * h as u128 + h as u128 * text_hidden as u128;
+        let params = u64::try_from(params).unwrap_or(u64::MAX);
         g.push(Tensor::new("vision_tower", Role::Encoder, params, 1, Split::Replicated));
         cx.note(format!("vision tower estimated from vision_config ({layers} layers x {h} wide, gated MLP {inter}): {:.2}B parameters, modelled", params as f64 / 1e9));
     }
@@ -177,7 +185,8 @@ fn add_towers(cx: &mut Cx, text_hidden: u64, g: &mut Vec<Tensor>) {
         // 5h^2, two feed-forward modules 16h^2, the convolution module 3h^2
         let (h, layers) = (get(&a, "hidden_size", 1024), get(&a, "num_hidden_layers", 12));
         let out = get(&a, "output_proj_dims", 1536);
-        let params = layers * (24 * h * h + 12 * h) + h * out + out + out * text_hidden;
+        let params = layers as u128 * (24 * (h as u128).pow(2) + 12 * h as u128) + h as u128 * out as u128 + out as u128 + out as u128 * text_hidden as u128;
+        let params = u64::try_from(params).unwrap_or(u64::MAX);
         g.push(Tensor::new("audio_tower", Role::Encoder, params, 1, Split::Replicated));
         cx.note(format!("audio tower estimated from audio_config (conformer, {layers} layers x {h} wide): {:.2}B parameters, modelled", params as f64 / 1e9));
     }

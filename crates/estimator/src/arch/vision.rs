@@ -7,7 +7,7 @@ use super::*;
 
 pub(crate) fn add_encoder(cx: &mut Cx, text_hidden: u64, g: &mut Vec<Tensor>) {
     let Some(Value::Object(v)) = cx.raw.json.get("vision_config") else { return };
-    let get = |keys: &[&str]| keys.iter().find_map(|k| v.get(*k).and_then(Value::as_u64));
+    let get = |keys: &[&str]| keys.iter().find_map(|k| v.get(*k).and_then(Value::as_u64).filter(|&x| x <= MAX_DIM));
     let (Some(h), Some(layers)) = (get(&["hidden_size", "embed_dim", "width"]), get(&["num_hidden_layers", "depth", "num_layers"])) else {
         cx.note("vision_config without hidden_size/num_hidden_layers: vision tower not counted");
         return;
@@ -17,9 +17,13 @@ pub(crate) fn add_encoder(cx: &mut Cx, text_hidden: u64, g: &mut Vec<Tensor>) {
     let image = get(&["image_size"]).unwrap_or(336);
     let channels = get(&["num_channels", "in_channels"]).unwrap_or(3);
     let extra_layers = get(&["num_global_layers"]).unwrap_or(0);
+    // u128 and saturating: absurd sub-config values must not overflow
+    let (h, inter, layers, extra_layers, patch, image, channels) = (h as u128, inter as u128, layers as u128, extra_layers as u128, patch as u128, image as u128, channels as u128);
     let per_layer = 4 * h * h + 4 * h + 2 * h * inter + inter + h + 4 * h;
-    let positions = (image / patch.max(1)).pow(2) + 1;
-    let params = (layers + extra_layers) * per_layer + channels * patch * patch * h + positions * h + h * text_hidden + text_hidden;
+    let positions = (image / patch.max(1)).saturating_pow(2) + 1;
+    let params = (layers + extra_layers).saturating_mul(per_layer) + channels * patch * patch * h + positions.saturating_mul(h) + h * text_hidden as u128 + text_hidden as u128;
+    let params = u64::try_from(params).unwrap_or(u64::MAX);
+    let (h, layers, extra_layers) = (h as u64, layers as u64, extra_layers as u64);
     g.push(Tensor::new("vision_tower", Role::Encoder, params, 1, Split::Replicated));
     cx.note(format!("vision tower estimated from vision_config as a ViT ({} layers x {h} wide): {:.2}B parameters, modelled", layers + extra_layers, params as f64 / 1e9));
 }
