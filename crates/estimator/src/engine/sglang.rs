@@ -77,19 +77,14 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let per_token = cx.kv.bytes_per_token.max(1);
     let ver = s.engine_version.as_deref().and_then(parse_semver).unwrap_or(DEFAULT_VERSION);
     // the window layers' and the full layers' bytes per token (and layer counts)
-    let (mut swa_b, mut full_b, mut n_swa, mut n_full) = (0u64, 0u64, 0u64, 0u64);
-    for g in &cx.kv.groups {
-        if matches!(g.window, Window::Sliding(_) | Window::Chunked(_)) {
-            swa_b += g.bytes_per_token;
-            n_swa += g.layers;
-        } else {
-            full_b += g.bytes_per_token;
-            n_full += g.layers;
-        }
-    }
+    // the full layers' and the window layers' bytes per token, and their layer counts
+    let full_b = cx.kv.full_bytes_per_token();
+    let swa_b = cx.kv.bytes_per_token.saturating_sub(full_b);
+    let n_full: u64 = cx.kv.groups.iter().filter(|g| g.window == Window::Full).map(|g| g.layers).sum();
+    let n_swa: u64 = cx.kv.groups.iter().map(|g| g.layers).sum::<u64>() - n_full;
     let hybrid = swa_b > 0 && full_b > 0 && cx.kv.state_bytes_per_request == 0 && hybrid_swa(ver, cx.shape);
     let r = SWA_FULL_TOKENS_RATIO;
-    let (tokens, pool) = if hybrid {
+    let (tokens, swa_tokens, pool) = if hybrid {
         let full = if ver >= (0, 5, 9) {
             (rest as f64 / (full_b as f64 + r * swa_b as f64)).floor() as u64
         } else {
@@ -97,10 +92,10 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
             (t as f64 * (n_swa + n_full) as f64 / (r * n_swa as f64 + n_full as f64)) as u64
         };
         let swa = (full as f64 * r) as u64;
-        (full, full.saturating_mul(full_b).saturating_add(swa.saturating_mul(swa_b)))
+        (full, swa, full.saturating_mul(full_b).saturating_add(swa.saturating_mul(swa_b)))
     } else {
         let t = rest / per_token;
-        (t, t * per_token)
+        (t, 0, t * per_token)
     };
     let chunk = s.max_num_batched_tokens.unwrap_or(if cx.memory.gib() >= 60.0 { 8192 } else { 2048 });
     let act = forward_peak(cx.shape, chunk, cx.plan.activation.bytes(), tp);
@@ -143,7 +138,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
                 format!("static budget {} = {} free at load x {mfs}", gib(static_b), gib(free_at_load))
             }];
             if hybrid {
-                n.push(format!("sliding-window memory pool: {tokens} full-attention tokens and {} window tokens (swa_full_tokens_ratio {r}); max_total_num_tokens counts the full pool", (tokens as f64 * r) as u64));
+                n.push(format!("sliding-window memory pool: {tokens} full-attention tokens and {swa_tokens} window tokens (swa_full_tokens_ratio {r}); max_total_num_tokens counts the full pool"));
             } else if swa_b > 0 {
                 n.push("window layers sized at full length in one pool (no sliding-window pool for this model in this SGLang version)".into());
             }
