@@ -362,6 +362,39 @@ fn vllm_unifies_unequal_pages_with_larger_blocks() {
 }
 
 #[test]
+fn vllm_refuses_pages_it_cannot_unify() {
+    // vLLM 0.12+ gives a layer kind with smaller pages larger blocks only when its page divides the
+    // largest; before 0.12 unequal pages raise NotImplementedError. Gemma 4 31B: sliding pages of
+    // 16 x 16 KV heads x 256 x 2 x 2 B = 256 KiB, full pages (4 KV heads x 512) 128 KiB divide them;
+    // with a 384-wide global head the full page is 96 KiB, which does not
+    let mut cfg: serde_json::Value = serde_json::from_str(&config("google/gemma-4-31B-it")).unwrap();
+    let run = |cfg: &serde_json::Value, v: &str| {
+        let sh = parse_config(&cfg.to_string()).unwrap();
+        let s = Scenario {
+            gpu: GpuChoice::Catalog("h100-80gb".into()),
+            engine: Engine::Vllm,
+            engine_version: Some(v.into()),
+            max_model_len: Some(8192),
+            quantization: kv_estimator::dtype::QuantChoice::Fp8,
+            ..scenario("google/gemma-4-31B-it")
+        };
+        estimate(&sh, &s).unwrap().engine
+    };
+    let ok = run(&cfg, "0.19.0");
+    assert!(ok.fits, "{:?}", ok.message);
+    let old = run(&cfg, "0.11.0");
+    assert!(!old.fits);
+    assert!(old.message.as_deref().unwrap().contains("NotImplementedError"), "{:?}", old.message);
+    cfg["text_config"]["global_head_dim"] = serde_json::json!(384);
+    let odd = run(&cfg, "0.19.0");
+    assert!(!odd.fits);
+    let msg = odd.message.unwrap();
+    assert!(msg.contains("not divisible by the maximum page size") && msg.contains("262144 B") && msg.contains("98304 B"), "{msg}");
+    // the memory figures are still computed
+    assert!(odd.kv_pool_bytes.0 > 0);
+}
+
+#[test]
 fn vllm_hybrid_group_size_follows_the_version() {
     // gpt-oss-20b with 11 sliding and 13 full layers: groups of the smaller count (11: 1 + 2 = 3
     // groups) until 0.11; from 0.12 the larger when within 1.25x (13: 2 groups)

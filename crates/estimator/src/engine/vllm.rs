@@ -374,12 +374,27 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         }
         lo / bs * bs
     };
+    // layer kinds of unequal pages that vLLM cannot put in one page size: before 0.12 any unequal
+    // pages (`get_kv_cache_config` raises a bare NotImplementedError), from 0.12 a page that does not
+    // divide the largest (`unify_kv_cache_spec_page_size`). Layers that all hold the same tokens
+    // (one window kind) are one group of per-layer sizes instead and never get here
+    // (`UniformTypeKVCacheSpecs`); recurrent hybrids align their pages another way
+    let one_kind = cx.kv.groups.windows(2).all(|w| w[0].window == w[1].window);
+    let unpageable = hybrid_v1 && cx.kv.state_bytes_per_request == 0 && page > 0 && !uniform && !one_kind;
     let (fits, message) = if pool == 0 {
         (false, Some(format!("No available memory for the cache blocks: {} requested, {} used by weights, activations and overhead. Try increasing `gpu_memory_utilization` when initializing the engine.", gib(requested), gib(used))))
     } else if v0 && kv_tokens < l {
         (false, Some(format!("The model's max seq len ({l}) is larger than the maximum number of tokens that can be stored in KV cache ({kv_tokens}). Try increasing `gpu_memory_utilization` or decreasing `max_model_len` when initializing the engine.")))
     } else if !v0 && need > pool {
         (false, Some(format!("To serve at least one request with the models's max seq len ({l}), ({}) KV cache is needed, which is larger than the available KV cache memory ({}). Based on the available memory, the estimated maximum model length is {max_len}. Try increasing `gpu_memory_utilization` or decreasing `max_model_len` when initializing the engine.", gib(need), gib(pool))))
+    } else if unpageable {
+        let pages: Vec<String> = cx.kv.groups.iter().map(|g| format!("{} B", g.bytes_per_token_per_layer.saturating_mul(bs))).collect();
+        let why = if unify {
+            "The page size of the layer is not divisible by the maximum page size. Cannot unify by adjusting block_size."
+        } else {
+            "NotImplementedError: hybrid layer kinds of unequal page sizes are supported from vLLM 0.12."
+        };
+        (false, Some(format!("{why} (pages of {} tokens per layer kind: {})", bs, pages.join(", "))))
     } else {
         (true, None)
     };
