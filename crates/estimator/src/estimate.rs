@@ -228,7 +228,7 @@ fn roofline(shape: &ModelShape, s: &Scenario, w: &WeightReport, kv_batch: u64) -
     let n = s.concurrency.max(1) as f64;
     let decode = if step_s > 0.0 { n / step_s } else { 0.0 };
     let gpus = (s.tp.max(1) * s.pp.max(1)) as f64;
-    let attn = 2.0 * shape.kv_layers() as f64 * (shape.num_attention_heads * shape.head_dim) as f64 * s.input_len as f64;
+    let attn = shape.attention_flops_per_token(s.input_len);
     let flops_per_token = 2.0 * w.params_active as f64 + attn;
     let prefill = if flops_per_token > 0.0 { tflops * s.tp.max(1) as f64 / flops_per_token } else { 0.0 };
     Throughput {

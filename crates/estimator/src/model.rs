@@ -156,7 +156,7 @@ pub enum Mixer {
     CrossAttention { kv_heads: u64, head_dim: u64 },
     /// Attention that reads the cache of an earlier layer (Gemma 4 `num_kv_shared_layers`): its
     /// queries attend over that layer's keys and values, so it keeps no cache of its own.
-    SharedKv { heads: u64, window: Window },
+    SharedKv { heads: u64, k_dim: u64, v_dim: u64, window: Window },
     /// A block without a sequence mixer (an MLP-only block of a hybrid).
     None,
 }
@@ -355,6 +355,32 @@ impl ModelShape {
     /// Number of decoder layers (blocks).
     pub fn num_layers(&self) -> u64 {
         self.layers.len() as u64
+    }
+    /// Attention FLOPs per token of a prefill of `n` tokens, summed over the layers: QK^T and AV at
+    /// 2 FLOPs per multiply-add, each query over the tokens it attends to, averaged causally (n / 2
+    /// under full attention; a window `w` past its length averages `w - w^2 / 2n`, a chunk `c`
+    /// about `c / 2`). Recurrent and cross-attention layers are left out: theirs does not grow
+    /// with the prompt.
+    pub fn attention_flops_per_token(&self, n: u64) -> f64 {
+        let n = n as f64;
+        let attended = |w: Window| -> f64 {
+            match w {
+                Window::Full => n / 2.0,
+                Window::Sliding(w) if (w as f64) < n => w as f64 - (w as f64).powi(2) / (2.0 * n),
+                Window::Chunked(c) if (c as f64) < n => c as f64 / 2.0,
+                _ => n / 2.0,
+            }
+        };
+        self.runs_all()
+            .map(|(l, copies)| {
+                let (heads, qk, v, w) = match l.mixer {
+                    Mixer::Attention { heads, k_dim, v_dim, window, .. } | Mixer::SharedKv { heads, k_dim, v_dim, window } => (heads, k_dim, v_dim, window),
+                    Mixer::Mla { heads, qk_rope_head_dim, qk_nope_head_dim, v_head_dim, .. } => (heads, qk_rope_head_dim + qk_nope_head_dim, v_head_dim, Window::Full),
+                    _ => return 0.0,
+                };
+                2.0 * heads as f64 * (qk + v) as f64 * attended(w) * copies as f64
+            })
+            .sum()
     }
     /// Layers whose cache grows with the number of tokens.
     pub fn kv_layers(&self) -> usize {

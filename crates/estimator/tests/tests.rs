@@ -320,6 +320,18 @@ fn gemma4_layers_take_their_own_shapes() {
     let layers: Vec<u64> = kv.groups.iter().map(|g| g.layers).collect();
     // the first 40 layers keep caches: six 5 + 1 patterns and 4 sliding layers
     assert_eq!(layers, vec![6 * 5 + 4, 6]);
+    // prefill attention FLOPs per token still count the shared layers, each at its own width:
+    // 32 heads x (256 + 256) over a 1024 window (sliding) or 512 + 512 over n / 2 (full)
+    let n = 8192.0;
+    let sliding = 2.0 * 32.0 * 512.0 * (1024.0 - 1024.0 * 1024.0 / (2.0 * n));
+    let full = 2.0 * 32.0 * 1024.0 * n / 2.0;
+    for s in [&sh, &shared] {
+        let f = s.attention_flops_per_token(8192);
+        assert!((f - (50.0 * sliding + 10.0 * full)).abs() < 1.0, "{f}");
+    }
+    // a model of one kind keeps the textbook 2 x layers x heads x head_dim x n
+    let llama = shape("meta-llama/Llama-3.1-8B-Instruct");
+    assert_eq!(llama.attention_flops_per_token(4096), 2.0 * 32.0 * 32.0 * 128.0 * 4096.0);
     cfg["text_config"]["num_kv_shared_layers"] = serde_json::json!(60);
     let e = parse_config(&cfg.to_string()).unwrap_err().to_string();
     assert!(e.contains("num_kv_shared_layers") && e.contains("60"), "{e}");
