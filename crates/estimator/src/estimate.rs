@@ -137,7 +137,9 @@ pub fn estimate(shape: &ModelShape, scenario: &Scenario) -> Result<Estimate> {
     let kv = kv_layout(shape, kv_dtype, plan.activation, tp, pp)?;
     let ctx_len = scenario.context_len();
     let max_model_len = scenario.max_model_len.or(shape.max_position_embeddings).unwrap_or(ctx_len).max(1);
-    let eng = engine::run(&engine::Ctx { shape, scenario, plan: &plan, weights_per_gpu: w.per_gpu, kv: &kv, memory, max_model_len })?;
+    // SGLang gives every layer of `num_hidden_layers` a buffer, KV-shared ones included
+    let sglang_kv = if scenario.engine == Engine::Sglang && shape.shared_kv_layers() > 0 { Some(crate::kv::kv_layout_with_shared(shape, kv_dtype, plan.activation, tp, pp)?) } else { None };
+    let eng = engine::run(&engine::Ctx { shape, scenario, plan: &plan, weights_per_gpu: w.per_gpu, kv: sglang_kv.as_ref().unwrap_or(&kv), memory, max_model_len })?;
 
     let per_req = kv.request_bytes(ctx_len)?;
     let batch = kv.batch_bytes(ctx_len, scenario.concurrency)?;

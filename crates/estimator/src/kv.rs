@@ -72,14 +72,15 @@ impl KvLayout {
 
 /// Per-token bytes of one layer on one rank; `None` for layers without a per-token cache.
 pub fn layer_bytes_per_token(mixer: &Mixer, ratio: (u64, u64), tp: u64) -> Result<Option<(String, Window, u64)>> {
-    Ok(cache_kind(mixer, ratio, tp)?.map(|(mla, w, b)| (kind_label(mla, w), w, b)))
+    Ok(cache_kind(mixer, ratio, tp, false)?.map(|(mla, w, b)| (kind_label(mla, w), w, b)))
 }
 
 /// `(is MLA, window, bytes per token)` of one layer on one rank, without building a label.
-fn cache_kind(mixer: &Mixer, ratio: (u64, u64), tp: u64) -> Result<Option<(bool, Window, u64)>> {
+/// KV-shared layers count only when `shared` (an engine that gives them buffers anyway).
+fn cache_kind(mixer: &Mixer, ratio: (u64, u64), tp: u64, shared: bool) -> Result<Option<(bool, Window, u64)>> {
     let row = |n: u64| mul_ratio_ceil(n, ratio.0, ratio.1, "KV row bytes");
     Ok(match mixer {
-        Mixer::Attention { kv_heads, k_dim, v_dim, window, .. } => {
+        Mixer::Attention { kv_heads, k_dim, v_dim, window, .. } | Mixer::SharedKv { kv_heads, k_dim, v_dim, window, .. } if shared || matches!(mixer, Mixer::Attention { .. }) => {
             let kvh = kv_heads.div_ceil(tp.max(1));
             let b = row(kvh * k_dim)? + row(kvh * v_dim)?;
             Some((false, *window, b))
@@ -100,6 +101,16 @@ fn kind_label(mla: bool, window: Window) -> String {
 
 /// Builds the KV layout for the most loaded GPU under `tp` x `pp`.
 pub fn kv_layout(shape: &ModelShape, kv: KvDtype, activation: FloatDtype, tp: u64, pp: u64) -> Result<KvLayout> {
+    layout(shape, kv, activation, tp, pp, false)
+}
+
+/// [`kv_layout`] with KV-shared layers ([`Mixer::SharedKv`]) given buffers of their own, as an
+/// engine that sizes its pool by `num_hidden_layers` does (SGLang).
+pub fn kv_layout_with_shared(shape: &ModelShape, kv: KvDtype, activation: FloatDtype, tp: u64, pp: u64) -> Result<KvLayout> {
+    layout(shape, kv, activation, tp, pp, true)
+}
+
+fn layout(shape: &ModelShape, kv: KvDtype, activation: FloatDtype, tp: u64, pp: u64, shared: bool) -> Result<KvLayout> {
     let ratio = kv.ratio(activation);
     let tp = tp.max(1);
     let parts = pp_partition(shape.num_layers(), pp.max(1));
@@ -112,7 +123,7 @@ pub fn kv_layout(shape: &ModelShape, kv: KvDtype, activation: FloatDtype, tp: u6
         let mut state = 0u64;
         let mut recurrent = 0u64;
         for (l, copies) in shape.runs_in(lo, hi) {
-            if let Some((key, window, b)) = cache_kind(&l.mixer, ratio, tp)? {
+            if let Some((key, window, b)) = cache_kind(&l.mixer, ratio, tp, shared)? {
                 let bytes = mul(b, copies, "KV bytes per token")?;
                 match groups.iter_mut().find(|g| g.window == window && g.bytes_per_token_per_layer == b && g.mla == key) {
                     Some(g) => {

@@ -156,7 +156,7 @@ pub enum Mixer {
     CrossAttention { kv_heads: u64, head_dim: u64 },
     /// Attention that reads the cache of an earlier layer (Gemma 4 `num_kv_shared_layers`): its
     /// queries attend over that layer's keys and values, so it keeps no cache of its own.
-    SharedKv { heads: u64, k_dim: u64, v_dim: u64, window: Window },
+    SharedKv { heads: u64, kv_heads: u64, k_dim: u64, v_dim: u64, window: Window },
     /// A block without a sequence mixer (an MLP-only block of a hybrid).
     None,
 }
@@ -374,7 +374,7 @@ impl ModelShape {
         self.runs_all()
             .map(|(l, copies)| {
                 let (heads, qk, v, w) = match l.mixer {
-                    Mixer::Attention { heads, k_dim, v_dim, window, .. } | Mixer::SharedKv { heads, k_dim, v_dim, window } => (heads, k_dim, v_dim, window),
+                    Mixer::Attention { heads, k_dim, v_dim, window, .. } | Mixer::SharedKv { heads, k_dim, v_dim, window, .. } => (heads, k_dim, v_dim, window),
                     Mixer::Mla { heads, qk_rope_head_dim, qk_nope_head_dim, v_head_dim, .. } => (heads, qk_rope_head_dim + qk_nope_head_dim, v_head_dim, Window::Full),
                     _ => return 0.0,
                 };
@@ -414,6 +414,10 @@ impl ModelShape {
     }
     pub fn is_mla(&self) -> bool {
         self.layers.iter().any(|l| matches!(l.mixer, Mixer::Mla { .. }))
+    }
+    /// Layers that read an earlier layer's cache ([`Mixer::SharedKv`]).
+    pub fn shared_kv_layers(&self) -> u64 {
+        self.runs_all().filter(|(l, _)| matches!(l.mixer, Mixer::SharedKv { .. })).map(|(_, n)| n).sum()
     }
     pub fn has_recurrent_state(&self) -> bool {
         self.layers.iter().any(|l| matches!(l.mixer, Mixer::Recurrent { .. }))

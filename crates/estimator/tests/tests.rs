@@ -320,6 +320,21 @@ fn gemma4_layers_take_their_own_shapes() {
     let layers: Vec<u64> = kv.groups.iter().map(|g| g.layers).collect();
     // the first 40 layers keep caches: six 5 + 1 patterns and 4 sliding layers
     assert_eq!(layers, vec![6 * 5 + 4, 6]);
+    // SGLang still gives the 20 shared layers buffers (its pool counts num_hidden_layers): its
+    // bytes per token are the 60-layer model's, so it holds the same tokens with or without sharing
+    let sgl = |sh: &ModelShape| {
+        let s = Scenario { gpu: GpuChoice::Custom { memory_gib: 79.0 }, engine: Engine::Sglang, engine_version: Some("0.5.10".into()), ..scenario("google/gemma-4-31B-it") };
+        estimate(sh, &s).unwrap().engine
+    };
+    let (own, with_shared) = (sgl(&sh), sgl(&shared));
+    assert_eq!(with_shared.kv_tokens, own.kv_tokens);
+    assert!(with_shared.notes.iter().any(|n| n.contains("20 KV-shared layers")), "{:?}", with_shared.notes);
+    // vLLM does not: 40 layers' pages, more tokens
+    let vllm = |sh: &ModelShape| {
+        let s = Scenario { gpu: GpuChoice::Custom { memory_gib: 79.0 }, engine: Engine::Vllm, max_model_len: Some(8192), ..scenario("google/gemma-4-31B-it") };
+        estimate(sh, &s).unwrap().engine.kv_tokens
+    };
+    assert!(vllm(&shared) > vllm(&sh) * 14 / 10, "{} vs {}", vllm(&shared), vllm(&sh));
     // prefill attention FLOPs per token still count the shared layers, each at its own width:
     // 32 heads x (256 + 256) over a 1024 window (sliding) or 512 + 512 over n / 2 (full)
     let n = 8192.0;

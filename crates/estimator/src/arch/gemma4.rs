@@ -113,7 +113,7 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
             }
             if i >= first_shared {
                 // reads the cache of the last non-shared layer of its kind
-                mixer = Mixer::SharedKv { heads: c.heads, k_dim: d, v_dim: d, window: w };
+                mixer = Mixer::SharedKv { heads: c.heads, kv_heads: kvh, k_dim: d, v_dim: d, window: w };
             }
             let wide = if double_wide && i >= first_shared { 2 } else { 1 };
             gated_mlp("mlp", Role::Mlp, c.hidden, inter * wide, false, &mut t);

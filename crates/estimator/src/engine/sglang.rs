@@ -137,6 +137,9 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
             } else {
                 format!("static budget {} = {} free at load x {mfs}", gib(static_b), gib(free_at_load))
             }];
+            if cx.shape.shared_kv_layers() > 0 {
+                n.push(format!("the {} KV-shared layers get pool buffers like every layer (SGLang sizes its pool by num_hidden_layers), though they read an earlier layer's cache", cx.shape.shared_kv_layers()));
+            }
             if hybrid {
                 n.push(format!("sliding-window memory pool: {tokens} full-attention tokens and {swa_tokens} window tokens (swa_full_tokens_ratio {r}); max_total_num_tokens counts the full pool"));
             } else if swa_b > 0 {
