@@ -15,7 +15,7 @@ use crate::engine::parse_semver;
 use crate::error::{Error, Result};
 use crate::estimate::{estimate, Estimate};
 use crate::gpu::GpuChoice;
-use crate::model::ModelShape;
+use crate::model::{ModelShape, Window};
 use crate::scenario::{Engine, Scenario};
 use crate::units::{fixed, GIB, MIB};
 use serde::{Deserialize, Serialize};
@@ -644,7 +644,7 @@ impl CaseResult {
     /// The figure the case is judged by: the KV capacity the engine reports, in the order
     /// tokens, blocks, pool bytes, then weights.
     pub fn headline(&self) -> Option<&Check> {
-        const ORDER: &[&str] = &["kv_cache_tokens", "sglang_max_total_tokens", "num_gpu_blocks", "kv_cache_gib", "llamacpp_kv_mib", "kv_cache_gib_available", "model_weights_gib", "sglang_weights_mem_usage_gb"];
+        const ORDER: &[&str] = &["kv_cache_tokens", "sglang_max_total_tokens", "num_gpu_blocks", "kv_cache_gib", "llamacpp_kv_mib", "llamacpp_kv_mib_full_layers", "kv_cache_gib_available", "model_weights_gib", "sglang_weights_mem_usage_gb"];
         ORDER.iter().find_map(|k| self.checks.iter().find(|c| c.figure == *k))
     }
 }
@@ -738,6 +738,20 @@ pub fn evaluate(case: &Case, shape: &ModelShape, config: ModelMatch) -> CaseResu
             if !shape.is_mla() && (e.kv.kv_ratio.1 == 1 || case.fig("llamacpp_k_mib") == case.fig("llamacpp_v_mib")) {
                 add("llamacpp_k_mib", "MiB", case.fig("llamacpp_k_mib"), printed(mib(kv) / 2.0), Some(0.0));
                 add("llamacpp_v_mib", "MiB", case.fig("llamacpp_v_mib"), printed(mib(kv) / 2.0), Some(0.0));
+            }
+            // iSWA builds log the full-attention and the window caches apart
+            for (swa, name) in [(false, "full"), (true, "swa")] {
+                let parts: Vec<_> = en.kv_parts.iter().filter(|p| (p.window != Window::Full) == swa).collect();
+                if parts.is_empty() {
+                    continue;
+                }
+                let bytes: u64 = parts.iter().map(|p| p.bytes.0).sum();
+                let layers: u64 = parts.iter().map(|p| p.layers).sum();
+                add(&format!("llamacpp_kv_mib_{name}_layers"), "MiB", case.fig(&format!("llamacpp_kv_mib_{name}_layers")), printed(mib(bytes)), Some(0.0));
+                add(&format!("llamacpp_kv_{name}_layers"), "layers", case.fig(&format!("llamacpp_kv_{name}_layers")), layers as f64, Some(0.0));
+                if let [one] = parts.as_slice() {
+                    add(&format!("llamacpp_kv_cells_{name}_layers"), "cells", case.fig(&format!("llamacpp_kv_cells_{name}_layers")), one.cells as f64, Some(0.0));
+                }
             }
             add("llamacpp_compute_buffer_mib", "MiB", case.fig("llamacpp_compute_buffer_mib"), mib(e.activation.bytes.0), None);
         }

@@ -548,6 +548,15 @@ fn llamacpp_sliding_window_cache_follows_the_physical_batch() {
     assert_eq!(kv_with(None, false), 12 * 1088 * (8192 + 640));
     // -ub is capped at n_batch (2048): 128 + 2048 -> 2304 cells, not 128 + 8192
     assert_eq!(kv(Some(8192)), 12 * 1088 * (8192 + 2304));
+    // the two caches are reported apart, as llama.cpp logs them; before iSWA (b5000) one cache
+    let parts = |build: &str| {
+        let s = Scenario { engine: Engine::LlamaCpp, engine_version: Some(build.into()), kv_dtype: KvDtype::Q8_0, max_model_len: Some(8192), flash_attention: Some(true), ..scenario("openai/gpt-oss-20b") };
+        estimate(&sh, &s).unwrap().engine.kv_parts.iter().map(|p| (p.window == Window::Full, p.layers, p.cells, p.bytes.0)).collect::<Vec<_>>()
+    };
+    let mut got = parts("b6900");
+    got.sort();
+    assert_eq!(got, vec![(false, 12, 768, 12 * 1088 * 768), (true, 12, 8192, 12 * 1088 * 8192)]);
+    assert!(parts("b4000").is_empty());
 }
 
 #[test]

@@ -205,6 +205,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         activation,
         overhead,
         kv_batch: Some(kv),
+        kv_parts: vec![],
         notes,
     })
 }

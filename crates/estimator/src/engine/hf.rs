@@ -46,6 +46,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         activation,
         overhead,
         kv_batch: None,
+        kv_parts: vec![],
         notes: vec!["memory grows with the sequence; nothing is reserved up front".into()],
     })
 }

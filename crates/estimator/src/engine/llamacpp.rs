@@ -108,10 +108,11 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         _ => None,
     });
     let mut per_cell = 0u64;
+    let mut parts: Vec<super::KvPart> = vec![];
     for g in &cx.kv.groups {
-        let cells = match g.window {
-            Window::Sliding(w) | Window::Chunked(w) if build >= ISWA_BUILD => swa_cells(w),
-            _ => n_ctx,
+        let (swa, cells) = match g.window {
+            Window::Sliding(w) | Window::Chunked(w) if build >= ISWA_BUILD => (true, swa_cells(w)),
+            _ => (false, n_ctx),
         };
         let per_token = match per_head_mla {
             Some((heads, k, v)) if g.mla => {
@@ -123,7 +124,22 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
             _ => g.bytes_per_token,
         };
         per_cell = per_cell.saturating_add(per_token);
-        kv = kv.saturating_add(per_token.saturating_mul(cells));
+        let bytes = per_token.saturating_mul(cells);
+        kv = kv.saturating_add(bytes);
+        // iSWA builds log the full-attention cache and the window cache apart
+        match parts.iter_mut().find(|p| p.cells == cells && (p.window != Window::Full) == swa) {
+            Some(p) => {
+                p.layers += g.layers;
+                p.bytes = Bytes(p.bytes.0.saturating_add(bytes));
+            }
+            None => parts.push(super::KvPart { kind: if swa { g.kind.clone() } else { "full attention".into() }, window: if swa { g.window } else { Window::Full }, layers: g.layers, cells, bytes: Bytes(bytes) }),
+        }
+    }
+    if parts.len() < 2 {
+        parts.clear();
+    }
+    for p in &parts {
+        notes.push(format!("{} cache: {} cells x {} layers = {:.2} MiB", p.kind, p.cells, p.layers, p.bytes.0 as f64 / crate::units::MIB as f64));
     }
     let flash_source = match s.flash_attention {
         Some(true) => "-fa on",
@@ -184,6 +200,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         activation,
         overhead,
         kv_batch: None,
+        kv_parts: parts,
         notes,
     })
 }

@@ -57,7 +57,23 @@ pub struct EngineReport {
     /// (candle's per-family cache types); `None`: the generic layout's figure holds.
     #[serde(default)]
     pub kv_batch: Option<Figure>,
+    /// The pool's parts where the engine sizes layer kinds apart and logs each (llama.cpp's
+    /// full-attention and sliding-window caches); empty where it logs one pool.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kv_parts: Vec<KvPart>,
     pub notes: Vec<String>,
+}
+
+/// One separately sized part of an engine's KV pool.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KvPart {
+    /// `full attention`, `sliding window 512`, ...
+    pub kind: String,
+    pub window: crate::model::Window,
+    pub layers: u64,
+    /// Tokens (cells) each layer of the part holds.
+    pub cells: u64,
+    pub bytes: Bytes,
 }
 
 /// Inputs shared by every profile.

@@ -131,6 +131,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         activation,
         overhead,
         kv_batch: None,
+        kv_parts: vec![],
         notes: {
             let mut n = vec![if catalog {
                 format!("static budget {} = {} free at load ({} total less {CONTEXT_BEFORE_LOAD_GIB} GiB of CUDA context, modelled) x {mfs}", gib(static_b), gib(free_at_load), gib(cx.memory.0))

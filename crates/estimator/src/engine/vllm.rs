@@ -421,6 +421,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         activation,
         overhead,
         kv_batch: None,
+        kv_parts: vec![],
         notes,
     })
 }
