@@ -8,11 +8,14 @@ use super::*;
 pub(crate) fn add_encoder(cx: &mut Cx, text_hidden: u64, g: &mut Vec<Tensor>) {
     let Some(Value::Object(v)) = cx.raw.json.get("vision_config") else { return };
     let get = |keys: &[&str]| keys.iter().find_map(|k| v.get(*k).and_then(Value::as_u64).filter(|&x| x <= MAX_DIM));
-    let (Some(h), Some(layers)) = (get(&["hidden_size", "embed_dim", "width"]), get(&["num_hidden_layers", "depth", "num_layers"])) else {
+    // Qwen2-VL names the tower's width `embed_dim` and its output (the text width) `hidden_size`
+    let (Some(h), Some(layers)) = (get(&["embed_dim", "hidden_size", "width"]), get(&["num_hidden_layers", "depth", "num_layers"])) else {
         cx.note("vision_config without hidden_size/num_hidden_layers: vision tower not counted");
         return;
     };
-    let inter = get(&["intermediate_size", "mlp_dim"]).unwrap_or(4 * h);
+    let inter = get(&["intermediate_size", "mlp_dim"]).unwrap_or(get(&["mlp_ratio"]).unwrap_or(4).saturating_mul(h));
+    // Qwen2-VL / 2.5-VL merge `spatial_merge_size^2` patches before a 2-layer MLP to the text width
+    let merge = get(&["spatial_merge_size"]).unwrap_or(1) as u128;
     let patch = get(&["patch_size"]).unwrap_or(14);
     let image = get(&["image_size"]).unwrap_or(336);
     let channels = get(&["num_channels", "in_channels"]).unwrap_or(3);
@@ -21,7 +24,13 @@ pub(crate) fn add_encoder(cx: &mut Cx, text_hidden: u64, g: &mut Vec<Tensor>) {
     let (h, inter, layers, extra_layers, patch, image, channels) = (h as u128, inter as u128, layers as u128, extra_layers as u128, patch as u128, image as u128, channels as u128);
     let per_layer = 4 * h * h + 4 * h + 2 * h * inter + inter + h + 4 * h;
     let positions = (image / patch.max(1)).saturating_pow(2) + 1;
-    let params = (layers + extra_layers).saturating_mul(per_layer) + channels * patch * patch * h + positions.saturating_mul(h) + h * text_hidden as u128 + text_hidden as u128;
+    let projector = if merge > 1 {
+        let m = (h * merge * merge).min(1 << 40);
+        h + m * m + m + m * text_hidden as u128 + text_hidden as u128
+    } else {
+        h * text_hidden as u128 + text_hidden as u128
+    };
+    let params = (layers + extra_layers).saturating_mul(per_layer) + channels * patch * patch * h + positions.saturating_mul(h) + projector;
     let params = u64::try_from(params).unwrap_or(u64::MAX);
     let (h, layers, extra_layers) = (h as u64, layers as u64, extra_layers as u64);
     g.push(Tensor::new("vision_tower", Role::Encoder, params, 1, Split::Replicated));
