@@ -146,7 +146,7 @@ pub struct EstimateArgs {
     /// Custom GPU memory in GiB (for SGLang: the free memory at "Load weight begin").
     #[arg(long)]
     pub gpu_memory_gib: Option<f64>,
-    /// Number of GPUs (default tp x pp).
+    /// Number of GPUs (default tp x pp x dp).
     #[arg(long)]
     pub num_gpus: Option<u32>,
     /// Tensor-parallel size.
@@ -155,6 +155,13 @@ pub struct EstimateArgs {
     /// Pipeline-parallel size.
     #[arg(long)]
     pub pp: Option<u32>,
+    /// Data-parallel replicas (vLLM `--data-parallel-size`, SGLang `--dp`); each has its own KV pool.
+    #[arg(long)]
+    pub dp: Option<u32>,
+    /// Expert parallelism (vLLM `--enable-expert-parallel`): the routed experts are spread whole over
+    /// the tp x dp GPUs.
+    #[arg(long)]
+    pub enable_expert_parallel: bool,
     /// Weight dtype: auto, fp32, bf16, fp16, fp8, int8, int4.
     #[arg(long)]
     pub dtype: Option<String>,

@@ -32,6 +32,8 @@ pub fn scenario(args: &EstimateArgs) -> Result<Scenario> {
     set("gpus", args.num_gpus.map(|v| v.to_string()))?;
     set("tp", args.tp.map(|v| v.to_string()))?;
     set("pp", args.pp.map(|v| v.to_string()))?;
+    set("dp", args.dp.map(|v| v.to_string()))?;
+    set("ep", args.enable_expert_parallel.then(|| "on".to_string()))?;
     set("dt", args.dtype.clone())?;
     set("q", args.quantization.clone())?;
     set("kv", args.kv_dtype.clone())?;

@@ -241,9 +241,11 @@ pub fn ScenarioInputs(st: St) -> impl IntoView {
                     </select>
                 </div>
                 <Show when=custom>{field(st, "mem", "GiB per GPU", "e.g. 79.19", "the memory the driver reports (nvidia-smi total / 1024); for SGLang the free memory at load")}</Show>
-                {field(st, "gpus", "GPUs", "tp x pp", "number of GPUs; default tp x pp")}
+                {field(st, "gpus", "GPUs", "tp x pp x dp", "number of GPUs; default tp x pp x dp")}
                 {field(st, "tp", "Tensor parallel", "1", "must divide the attention heads; KV heads replicate when fewer than TP")}
                 {field(st, "pp", "Pipeline parallel", "1", "layers split in stages")}
+                {field(st, "dp", "Data parallel", "1", "replicas, each with its own KV pool (vLLM --data-parallel-size, SGLang --dp)")}
+                {choice(st, "ep", "Expert parallel", vec![(String::new(), "off".into()), ("on".into(), "on (experts over tp x dp GPUs)".into())], "MoE: each of the tp x dp GPUs holds whole routed experts, 1 / (tp x dp) of them (vLLM --enable-expert-parallel)")}
             </div>
         </section>
         <section class="panel" aria-labelledby="h-prec">

@@ -9,7 +9,7 @@ use crate::kv::{kv_layout, KvLayout};
 use crate::model::{DefaultUsed, ModelShape};
 use crate::scenario::{Engine, Scenario};
 use crate::units::{fixed, Bytes, Figure};
-use crate::weights::{weight_plan, weights, WeightReport};
+use crate::weights::{weight_plan, weights_ep, WeightReport};
 use serde::{Deserialize, Serialize};
 
 /// The model as the answer describes it.
@@ -132,7 +132,7 @@ pub fn estimate(shape: &ModelShape, scenario: &Scenario) -> Result<Estimate> {
     check_tp(shape, tp)?;
     let memory = scenario.gpu.memory()?;
     let plan = weight_plan(shape, scenario.dtype, scenario.quantization)?;
-    let w = weights(shape, &plan, tp, pp)?;
+    let w = weights_ep(shape, &plan, tp, pp, scenario.ep_size())?;
     let kv_dtype = effective_kv(scenario.engine, scenario.kv_dtype);
     let kv = kv_layout(shape, kv_dtype, plan.activation, tp, pp)?;
     let ctx_len = scenario.context_len();
@@ -366,7 +366,7 @@ pub mod solve {
                 if pp as u64 > shape.num_layers() {
                     continue;
                 }
-                let t = Scenario { tp, pp, num_gpus: None, ..s.clone() };
+                let t = Scenario { tp, pp, dp: 1, num_gpus: None, ..s.clone() };
                 if fits(shape, &t) {
                     return Some((tp, pp));
                 }

@@ -93,6 +93,15 @@ pub struct Scenario {
     pub num_gpus: Option<u32>,
     pub tp: u32,
     pub pp: u32,
+    /// Data-parallel replicas (`--data-parallel-size`, SGLang `--dp`): each holds its own KV
+    /// pool; with `expert_parallel` they share the routed experts. Default 1.
+    #[serde(default = "one")]
+    pub dp: u32,
+    /// Expert parallelism (vLLM `--enable-expert-parallel`, SGLang `--ep-size` = tp x dp): each of
+    /// the `tp x dp` GPUs holds whole routed experts, `1 / (tp x dp)` of them, instead of a TP
+    /// slice of every expert.
+    #[serde(default)]
+    pub expert_parallel: bool,
     pub dtype: WeightDtype,
     pub quantization: QuantChoice,
     pub kv_dtype: KvDtype,
@@ -114,6 +123,10 @@ pub struct Scenario {
     pub cpu: bool,
 }
 
+fn one() -> u32 {
+    1
+}
+
 impl Default for Scenario {
     fn default() -> Self {
         Scenario {
@@ -122,6 +135,8 @@ impl Default for Scenario {
             num_gpus: None,
             tp: 1,
             pp: 1,
+            dp: 1,
+            expert_parallel: false,
             dtype: WeightDtype::Auto,
             quantization: QuantChoice::Auto,
             kv_dtype: KvDtype::Auto,
@@ -183,9 +198,17 @@ impl Scenario {
     pub fn context_len(&self) -> u64 {
         self.input_len.saturating_add(self.output_len)
     }
-    /// GPUs in use: `num_gpus`, or `tp x pp`.
+    /// GPUs in use: `num_gpus`, or `tp x pp x dp`.
     pub fn gpus(&self) -> u64 {
-        self.num_gpus.map_or(self.tp as u64 * self.pp as u64, u64::from)
+        self.num_gpus.map_or(self.tp as u64 * self.pp as u64 * self.dp.max(1) as u64, u64::from)
+    }
+    /// Ranks the routed experts are spread over: `tp x dp` with expert parallelism, else 1.
+    pub fn ep_size(&self) -> u64 {
+        if self.expert_parallel {
+            self.tp.max(1) as u64 * self.dp.max(1) as u64
+        } else {
+            1
+        }
     }
 
     /// Checks every field; returns all problems, each naming its parameter.
@@ -197,14 +220,15 @@ impl Scenario {
         if let Err(e) = self.gpu.memory() {
             errs.push(e);
         }
-        for (name, v) in [("tp", self.tp), ("pp", self.pp)] {
+        for (name, v) in [("tp", self.tp), ("pp", self.pp), ("dp", self.dp)] {
             if v == 0 || v > 1024 {
                 errs.push(Error::scenario(name, v, "an integer from 1 to 1024"));
             }
         }
         if let Some(g) = self.num_gpus {
-            if g == 0 || (g as u64) < self.tp as u64 * self.pp as u64 {
-                errs.push(Error::scenario("gpus", g, format!("at least tp x pp = {}", self.tp as u64 * self.pp as u64)));
+            let need = self.tp as u64 * self.pp as u64 * self.dp.max(1) as u64;
+            if g == 0 || (g as u64) < need {
+                errs.push(Error::scenario("gpus", g, format!("at least tp x pp x dp = {need}")));
             }
         }
         for (name, v) in [("in", self.input_len), ("out", self.output_len)] {
@@ -262,6 +286,12 @@ impl Scenario {
         }
         q.push(("tp", self.tp.to_string()));
         q.push(("pp", self.pp.to_string()));
+        if self.dp != 1 {
+            q.push(("dp", self.dp.to_string()));
+        }
+        if self.expert_parallel {
+            q.push(("ep", "on".into()));
+        }
         q.push(("dt", self.dtype.to_string()));
         q.push(("q", self.quantization.to_string()));
         q.push(("kv", self.kv_dtype.to_string()));
@@ -298,7 +328,7 @@ impl Scenario {
     /// Clears an optional parameter (back to the engine's or model's default).
     pub fn unset(&mut self, key: &str) -> Result<()> {
         match key {
-            "gpus" | "ev" | "ctx" | "util" | "bs" | "mbt" | "seqs" | "fa" | "dev" => {
+            "gpus" | "ev" | "ctx" | "util" | "bs" | "mbt" | "seqs" | "fa" | "dev" | "dp" | "ep" => {
                 if key == "ev" {
                     self.engine_version = None;
                 } else if key == "dev" {
@@ -367,6 +397,8 @@ impl Scenario {
             "gpus" => self.num_gpus = None,
             "tp" => self.tp = 1,
             "pp" => self.pp = 1,
+            "dp" => self.dp = 1,
+            "ep" => self.expert_parallel = false,
             "in" => self.input_len = d.input_len,
             "out" => self.output_len = d.output_len,
             "n" => self.concurrency = 1,
@@ -402,6 +434,8 @@ impl Scenario {
             "gpus" => self.num_gpus = Some(u32::try_from(int("a number of GPUs")?).map_err(|_| Error::scenario(key, v, "a number of GPUs"))?),
             "tp" => self.tp = u32::try_from(int("an integer from 1 to 1024")?).map_err(|_| Error::scenario(key, v, "an integer from 1 to 1024"))?,
             "pp" => self.pp = u32::try_from(int("an integer from 1 to 1024")?).map_err(|_| Error::scenario(key, v, "an integer from 1 to 1024"))?,
+            "dp" => self.dp = u32::try_from(int("an integer from 1 to 1024")?).map_err(|_| Error::scenario(key, v, "an integer from 1 to 1024"))?,
+            "ep" => self.expert_parallel = on_off(v).ok_or_else(|| Error::scenario("ep", v, "on or off (expert parallelism)"))?,
             "dt" => self.dtype = v.parse()?,
             "q" => self.quantization = v.parse()?,
             "kv" => self.kv_dtype = v.parse()?,
@@ -431,7 +465,7 @@ impl Scenario {
                     _ => return Err(Error::scenario("dev", v, "gpu or cpu")),
                 }
             }
-            other => return Err(Error::scenario(other, v, "a known parameter (v, m, gpu, mem, gpus, tp, pp, dt, q, kv, e, ev, in, out, n, ctx, util, bs, mbt, seqs, fa, dev)")),
+            other => return Err(Error::scenario(other, v, "a known parameter (v, m, gpu, mem, gpus, tp, pp, dp, ep, dt, q, kv, e, ev, in, out, n, ctx, util, bs, mbt, seqs, fa, dev)")),
         }
         Ok(())
     }

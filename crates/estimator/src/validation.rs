@@ -139,6 +139,7 @@ pub const SAME_SHAPE: &[(&str, &str, &str)] = &[
     ("deepseek-ai/DeepSeek-R1-Distill-Qwen-32B", "Qwen/Qwen2.5-32B", "distilled into the Qwen2.5-32B architecture"),
     ("deepseek-ai/DeepSeek-V3.1", "deepseek-ai/DeepSeek-V3", "the DeepSeek-V3 architecture, retrained"),
     ("Qwen/Qwen3-Coder-30B-A3B-Instruct", "Qwen/Qwen3-30B-A3B", "the Qwen3-30B-A3B layers and experts with a 262,144-token context"),
+    ("THUDM/GLM-Z1-9B-0414", "THUDM/GLM-4-9B-0414", "GLM-Z1-9B-0414 is GLM-4-9B-0414 tuned for reasoning (same layers, llama.cpp logs the same shape)"),
 ];
 
 /// Releases whose config is their base model's but for a longer native context
@@ -196,6 +197,19 @@ pub fn match_model(model: &str, bundled: &[String]) -> Option<ModelMatch> {
     let mut hits: Vec<&String> = bundled.iter().filter(|b| normalized_name(b) == norm).collect();
     hits.sort_by_key(|b| (!b.to_ascii_lowercase().starts_with(&format!("{org}/")), b.len()));
     hits.first().map(|b| ModelMatch { config_id: (*b).clone(), how: format!("derived: {model} is a quantised or fine-tuned upload of {b}"), derived: true })
+}
+
+/// The integer after the first of `flags` in a command line (`-dp=8`, `--data-parallel-size 8`).
+fn arg_value(text: &str, flags: &[&str]) -> Option<u64> {
+    flags.iter().find_map(|f| {
+        text.match_indices(f).find_map(|(i, _)| {
+            let rest = &text[i + f.len()..];
+            // the flag must end here (`-dp` is not `-dpx`)
+            let rest = rest.strip_prefix('=').or_else(|| rest.strip_prefix(' '))?;
+            let digits: String = rest.trim_start().chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().ok()
+        })
+    })
 }
 
 /// The checkpoint quantisation a case states (its `quantization` field, else its id suffix).
@@ -510,6 +524,15 @@ pub fn case_scenario(case: &Case, model_id: &str) -> std::result::Result<(Scenar
     } else {
         s.tp = u32::try_from(tp).map_err(|_| "tensor_parallel_size too large".to_string())?;
         s.pp = u32::try_from(pp).map_err(|_| "pipeline_parallel_size too large".to_string())?;
+        // data parallel and expert parallel: the case's figures, else the command it quotes
+        let text = format!("{} {}", case.quote.as_deref().unwrap_or(""), case.notes.as_deref().unwrap_or(""));
+        let dp = case.fig("data_parallel_size").map(|d| d as u64).or_else(|| arg_value(&text, &["--data-parallel-size", "-dp", "--dp-size", "--dp"])).unwrap_or(1).max(1);
+        s.dp = u32::try_from(dp).map_err(|_| "data_parallel_size too large".to_string())?;
+        s.expert_parallel = case.figures.get("expert_parallel").and_then(Value::as_bool).unwrap_or(false)
+            || ["--enable-expert-parallel", "enable_expert_parallel=True", "--ep-size", "--expert-parallel-size"].iter().any(|f| text.contains(f));
+        if s.dp > 1 || s.expert_parallel {
+            notes.push(format!("data parallel {} x tensor parallel {tp}{}", s.dp, if s.expert_parallel { format!(", experts spread over {} ranks", s.ep_size()) } else { String::new() }));
+        }
     }
     // a quantised checkpoint keeps its scheme; only an unquantised one takes the dtype as a choice
     let unquantised = case_quant(case).is_none() && case.quantization.as_deref().map_or(true, |q| q.trim().is_empty() || q == "none");

@@ -1015,3 +1015,32 @@ fn fragmentation_table_follows_the_scenario() {
     assert!(t[0].contiguous_waste_pct > 80.0 && t[0].paged_waste_pct < t[1].paged_waste_pct);
     assert_eq!(t[0].used.0, lengths.iter().map(|l| l * e.kv.bytes_per_token).sum::<u64>());
 }
+
+#[test]
+fn expert_parallel_spreads_whole_experts_over_tp_x_dp() {
+    // Qwen3-30B-A3B in bf16: with --data-parallel-size 4 --enable-expert-parallel each GPU holds
+    // every non-expert weight (tp 1) and 32 of the 128 routed experts of each layer, whole
+    let sh = shape("Qwen/Qwen3-30B-A3B");
+    let expert_bytes: u64 = sh.runs_all().map(|(l, n)| l.tensors.iter().filter(|t| t.role == kv_estimator::model::Role::Expert).map(|t| t.rows * t.cols * t.count * 2).sum::<u64>() * n).sum();
+    let run = |q: &str| {
+        let s = Scenario::from_query(&format!("m=Qwen/Qwen3-30B-A3B&gpu=h100-80gb&dt=bf16&e=vllm&ctx=8192&{q}")).unwrap();
+        estimate(&sh, &s).unwrap()
+    };
+    let one = run("tp=1");
+    let dp = run("tp=1&dp=4&ep=on");
+    assert_eq!(one.weights.per_gpu.0 - dp.weights.per_gpu.0, expert_bytes - expert_bytes / 4);
+    // data parallel alone replicates the whole model
+    assert_eq!(run("tp=1&dp=4").weights.per_gpu.0, one.weights.per_gpu.0);
+    // every replica keeps its own KV pool of all KV heads: the same bytes per token
+    assert_eq!(dp.kv.bytes_per_token, one.kv.bytes_per_token);
+    // tp 2 with EP: 64 whole experts per GPU, about what a TP slice of all 128 weighs
+    let (tp, tp_ep) = (run("tp=2").weights.per_gpu.0, run("tp=2&ep=on").weights.per_gpu.0);
+    assert!(tp.abs_diff(tp_ep) < tp / 1000, "{tp} vs {tp_ep}");
+    // the link keeps both, the GPU count follows, and too few GPUs are named
+    let s = Scenario::from_query("m=x&tp=2&dp=4&ep=on").unwrap();
+    assert!(s.to_query().contains("&dp=4&ep=on&"), "{}", s.to_query());
+    assert_eq!((s.gpus(), s.ep_size()), (8, 8));
+    let e = Scenario::from_query("m=x&tp=2&dp=4&gpus=4").unwrap_err();
+    assert!(e.iter().any(|e| e.to_string().contains("tp x pp x dp = 8")), "{e:?}");
+    assert!(Scenario::from_query("m=x&ep=maybe").is_err());
+}

@@ -237,7 +237,8 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     )
     .note("vLLM profiles one dummy batch; V1 uses its chunked-prefill budget, V0 max_model_len without chunked prefill")
     .note(format!("sampler: {path}"));
-    let non_torch_tp = if tp > 1 { non_torch_tp_gib(s.gpu.catalog()) } else { 0.0 };
+    // communicators between GPUs: tensor parallel, or the expert-parallel group of dp x tp
+    let non_torch_tp = if tp > 1 || s.ep_size() > 1 { non_torch_tp_gib(s.gpu.catalog()) } else { 0.0 };
     let non_torch = if ver < (0, 7, 0) { NON_TORCH_SINGLE_GIB_V06 } else { NON_TORCH_SINGLE_GIB } + non_torch_tp;
     // `get_rope` builds one cos/sin cache of max_position x rotary_dim in the model dtype at load;
     // "Model loading took" counts it (Llama-3.1-8B: 16,060,522,496 B + 32 MiB = 14.9888 GiB) and the
