@@ -524,9 +524,12 @@ pub fn case_scenario(case: &Case, model_id: &str) -> std::result::Result<(Scenar
     } else {
         s.tp = u32::try_from(tp).map_err(|_| "tensor_parallel_size too large".to_string())?;
         s.pp = u32::try_from(pp).map_err(|_| "pipeline_parallel_size too large".to_string())?;
-        // data parallel and expert parallel: the case's figures, else the command it quotes
+        // data parallel and expert parallel: the case's figures, else the command it quotes. Only
+        // vLLM's flags are read for data parallelism: SGLang's `--dp` with `--enable-dp-attention`
+        // splits its `--tp` GPUs instead of adding replicas
         let text = format!("{} {}", case.quote.as_deref().unwrap_or(""), case.notes.as_deref().unwrap_or(""));
-        let dp = case.fig("data_parallel_size").map(|d| d as u64).or_else(|| arg_value(&text, &["--data-parallel-size", "-dp", "--dp-size", "--dp"])).unwrap_or(1).max(1);
+        let dp_flags: &[&str] = if engine == Engine::Sglang { &[] } else { &["--data-parallel-size", "-dp"] };
+        let dp = case.fig("data_parallel_size").map(|d| d as u64).or_else(|| arg_value(&text, dp_flags)).unwrap_or(1).max(1);
         s.dp = u32::try_from(dp).map_err(|_| "data_parallel_size too large".to_string())?;
         s.expert_parallel = case.figures.get("expert_parallel").and_then(Value::as_bool).unwrap_or(false)
             || ["--enable-expert-parallel", "enable_expert_parallel=True", "--ep-size", "--expert-parallel-size"].iter().any(|f| text.contains(f));
@@ -1049,6 +1052,14 @@ pub fn markdown(title: &str, source: &str, results: &[CaseResult]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn data_parallel_is_read_from_the_quoted_command() {
+        let flags = ["--data-parallel-size", "-dp"];
+        assert_eq!(super::arg_value("vllm serve m -dp=8  --enable-expert-parallel", &flags), Some(8));
+        assert_eq!(super::arg_value("vllm serve m --data-parallel-size 4", &flags), Some(4));
+        assert_eq!(super::arg_value("vllm serve m -dpx 3 --dp-size 2", &flags), None);
+    }
 
     #[test]
     fn versions_are_found_in_free_text() {
