@@ -282,7 +282,15 @@ pub fn parse_config(text: &str) -> Result<ModelShape> {
     if had_nonstandard {
         notes.push("config contains Infinity/NaN (Python JSON); read as null".to_string());
     }
-    let merged = overlay_text_config(top, &mut notes);
+    let mut merged = overlay_text_config(top, &mut notes);
+    // Gemma 3n may give one MLP width per layer: its resolver reads the list, every other
+    // architecture still gets a type error naming the field
+    let gemma3n = ["model_type", "text_model_type"].iter().any(|k| merged.get(*k).and_then(Value::as_str).is_some_and(|t| t.starts_with("gemma3n")));
+    if gemma3n && merged.get("intermediate_size").is_some_and(Value::is_array) {
+        if let Some(list) = merged.remove("intermediate_size") {
+            merged.insert("intermediate_sizes".into(), list);
+        }
+    }
     let raw = RawConfig::from_map(merged)?;
     let model_type = raw.model_type.clone().unwrap_or_default();
     if let Some((_, reason)) = ENCODER_TYPES.iter().find(|(t, _)| *t == model_type) {

@@ -1044,3 +1044,36 @@ fn expert_parallel_spreads_whole_experts_over_tp_x_dp() {
     assert!(e.iter().any(|e| e.to_string().contains("tp x pp x dp = 8")), "{e:?}");
     assert!(Scenario::from_query("m=x&ep=maybe").is_err());
 }
+
+#[test]
+fn gemma3n_keeps_caches_only_for_layers_before_the_shared_ones() {
+    // gemma-3n-E4B: 35 layers (4 sliding : 1 full), the last 15 read earlier caches: 16 sliding
+    // and 4 full layers keep 2 KV heads x 256, as llama.cpp's log of it shows (16 x 1024 and
+    // 4 x 32768 cells)
+    let sh = shape("google/gemma-3n-E4B-it");
+    assert_eq!(sh.family.as_str(), "gemma3n");
+    assert_eq!(sh.shared_kv_layers(), 15);
+    let kv = kv_layout(&sh, KvDtype::Auto, FloatDtype::Bf16, 1, 1).unwrap();
+    let groups: Vec<(u64, u64, Window)> = kv.groups.iter().map(|g| (g.layers, g.bytes_per_token_per_layer, g.window)).collect();
+    assert_eq!(groups, vec![(16, 2 * 2 * 256 * 2, Window::Sliding(512)), (4, 2 * 2 * 256 * 2, Window::Full)]);
+    // shared layers have no k_proj / v_proj
+    let last = sh.layers.last().unwrap();
+    assert!(matches!(last.mixer, Mixer::SharedKv { .. }) && last.tensors.iter().all(|t| t.role != kv_estimator::model::Role::AttnKv));
+    // one MLP width per layer is read as such; a list of the wrong length is named
+    let mut cfg: serde_json::Value = serde_json::from_str(&config("google/gemma-3n-E4B-it")).unwrap();
+    let widths: Vec<u64> = (0..35).map(|i| if i < 10 { 8192 } else { 16384 }).collect();
+    cfg["text_config"]["intermediate_size"] = serde_json::json!(widths);
+    let narrow = parse_config(&cfg.to_string()).unwrap();
+    assert_eq!(sh.params_total() - narrow.params_total(), 10 * 3 * 2048 * 8192);
+    cfg["text_config"]["intermediate_size"] = serde_json::json!([16384, 16384]);
+    let e = parse_config(&cfg.to_string()).unwrap_err().to_string();
+    assert!(e.contains("intermediate_size") && e.contains("num_hidden_layers = 35"), "{e}");
+    // a list stays a type error for other architectures
+    let mut llama: serde_json::Value = serde_json::from_str(&config("meta-llama/Llama-3.1-8B-Instruct")).unwrap();
+    llama["intermediate_size"] = serde_json::json!([14336]);
+    assert!(parse_config(&llama.to_string()).unwrap_err().to_string().contains("intermediate_size"));
+    // SGLang gives all 35 layers buffers
+    let s = Scenario { gpu: GpuChoice::Custom { memory_gib: 20.0 }, engine: Engine::Sglang, ..scenario("google/gemma-3n-E4B-it") };
+    let e = estimate(&sh, &s).unwrap();
+    assert_eq!(e.engine.kv_pool_bytes.0 / e.engine.kv_tokens, 35 * 2 * 2 * 256 * 2);
+}

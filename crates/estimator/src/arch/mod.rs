@@ -7,6 +7,7 @@
 mod deepseek;
 mod falcon;
 mod gemma;
+mod gemma3n;
 mod gemma4;
 mod generic;
 mod glm;
@@ -49,6 +50,7 @@ pub(crate) fn resolve(raw: &RawConfig) -> Result<ModelShape> {
         "qwen3_next" => qwen3_next::resolve(&mut cx),
         "gemma" | "gemma2" | "gemma3" | "gemma3_text" => gemma::resolve(&mut cx),
         "gemma4" | "gemma4_text" => gemma4::resolve(&mut cx),
+        "gemma3n" | "gemma3n_text" => gemma3n::resolve(&mut cx),
         "phi" | "phi3" | "phi3small" | "phimoe" => phi::resolve(&mut cx),
         "gpt2" | "openai-gpt" | "gptj" | "gpt_bigcode" => gpt2::resolve(&mut cx),
         "opt" => opt::resolve(&mut cx),
