@@ -123,6 +123,23 @@ async fn a_permalink_restores_every_field_and_reports_bad_parameters() -> Result
     assert_eq!(page_bytes(&b, "fig-total").await?, cli["total_bytes"].as_u64().unwrap());
     b.close().await?;
 
+    // data and expert parallelism travel in the link too, and the page's weights are the CLI's
+    let b = Browser::start().await?;
+    let q = "v=1&m=Qwen/Qwen3-30B-A3B&gpu=h100-80gb&tp=1&pp=1&dp=4&ep=on&dt=bf16&q=auto&kv=auto&e=vllm&in=1024&out=256&n=8";
+    b.c.goto(&format!("{}?{q}", h.url)).await?;
+    b.wait("#verdict").await?;
+    b.wait("#in-ep").await?;
+    assert_eq!(value(&b, "#in-dp").await?, "4");
+    assert_eq!(value(&b, "#in-ep").await?, "on");
+    assert_eq!(query_of(&b.text("#permalink").await?), q);
+    let out = runner(&["estimate", "--permalink", q, "--json"]);
+    let cli: Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(page_bytes(&b, "fig-weights").await?, cli["weights_bytes"].as_u64().unwrap());
+    let whole = runner(&["estimate", "--permalink", &q.replace("&dp=4&ep=on", ""), "--json"]);
+    let whole: Value = serde_json::from_slice(&whole.stdout)?;
+    assert!(cli["weights_bytes"].as_u64().unwrap() < whole["weights_bytes"].as_u64().unwrap() / 2, "experts spread over 4 GPUs");
+    b.close().await?;
+
     // bad parameters: a notice names each, the fields fall back, the rest applies
     let b = Browser::start().await?;
     b.c.goto(&format!("{}?v=1&m=meta-llama/Llama-3.1-8B-Instruct&n=abc&gpu=h999&tp=2&util=1.5&zz=1", h.url)).await?;
