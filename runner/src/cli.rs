@@ -155,11 +155,12 @@ pub struct EstimateArgs {
     /// Pipeline-parallel size.
     #[arg(long)]
     pub pp: Option<u32>,
-    /// Data-parallel replicas (vLLM `--data-parallel-size`, SGLang `--dp`); each has its own KV pool.
+    /// Data-parallel replicas (vLLM `--data-parallel-size`); each has its own KV pool, and vLLM spreads
+    /// a MoE model's experts over the tp x dp GPUs.
     #[arg(long)]
     pub dp: Option<u32>,
-    /// Expert parallelism (vLLM `--enable-expert-parallel`): the routed experts are spread whole over
-    /// the tp x dp GPUs.
+    /// Expert parallelism (vLLM `--enable-expert-parallel`, SGLang `--ep-size`): whole routed experts
+    /// per GPU of the expert group (vLLM tp x dp, SGLang tp) instead of slices; MoE models only.
     #[arg(long)]
     pub enable_expert_parallel: bool,
     /// Weight dtype: auto, fp32, bf16, fp16, fp8, int8, int4.

@@ -160,7 +160,7 @@ fn print_human(e: &Estimate, source: &str, explain: bool) {
         s.pp,
         match (s.dp, s.expert_parallel) {
             (1, false) => String::new(),
-            (dp, ep) => format!(" dp={dp}{} (figures per replica)", if ep { format!(", experts over {} GPUs", s.ep_size()) } else { String::new() }),
+            (dp, ep) => format!(" dp={dp}{} (figures per GPU of one replica)", if ep { ", expert parallel" } else { "" }),
         },
         e.engine.name, e.engine.version, s.concurrency, s.input_len, s.output_len, e.weights.plan.label, e.kv.kv_dtype
     );

@@ -244,8 +244,8 @@ pub fn ScenarioInputs(st: St) -> impl IntoView {
                 {field(st, "gpus", "GPUs", "tp x pp x dp", "number of GPUs; default tp x pp x dp")}
                 {field(st, "tp", "Tensor parallel", "1", "must divide the attention heads; KV heads replicate when fewer than TP")}
                 {field(st, "pp", "Pipeline parallel", "1", "layers split in stages")}
-                {field(st, "dp", "Data parallel", "1", "replicas, each with its own KV pool (vLLM --data-parallel-size, SGLang --dp)")}
-                {choice(st, "ep", "Expert parallel", vec![(String::new(), "off".into()), ("on".into(), "on (experts over tp x dp GPUs)".into())], "MoE: each of the tp x dp GPUs holds whole routed experts, 1 / (tp x dp) of them (vLLM --enable-expert-parallel)")}
+                {field(st, "dp", "Data parallel", "1", "replicas, each with its own KV pool (vLLM --data-parallel-size); vLLM spreads a MoE model's experts over tp x dp GPUs")}
+                {choice(st, "ep", "Expert parallel", vec![(String::new(), "off".into()), ("on".into(), "on (whole experts per GPU)".into())], "MoE: whole routed experts per GPU of the expert group (vLLM tp x dp, --enable-expert-parallel; SGLang tp, --ep-size) instead of slices")}
             </div>
         </section>
         <section class="panel" aria-labelledby="h-prec">

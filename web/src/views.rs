@@ -410,7 +410,7 @@ pub fn Solve(st: St) -> impl IntoView {
                 <dt>{format!("Most requests of {} tokens", s.context_len())}</dt>
                 <dd id="solve-requests">{or(most.map(|n| format!("{n} requests")), "not even one")}</dd>
                 <dt>"Fewest GPUs"</dt>
-                <dd id="solve-gpus">{or(gpus.map(|(tp, pp)| format!("{} GPUs (tp={tp}, pp={pp})", tp * pp)), "more than 64")}</dd>
+                <dd id="solve-gpus">{or(gpus.map(|(tp, pp)| format!("{} GPUs (tp={tp}, pp={pp}){}", tp * pp, if s.dp > 1 || s.expert_parallel { ", one replica without data parallelism" } else { "" })), "more than 64")}</dd>
                 <dt>"Widest dtype that fits"</dt>
                 <dd id="solve-dtype">{or(dtype.map(|(d, k)| format!("weights {}, KV {}", if d == WeightDtype::Auto { "as the checkpoint".to_string() } else { d.to_string() }, k)), "none of bf16/fp8/int8/int4 with auto/fp8 KV")}</dd>
                 <dt>"Memory fraction needed"</dt>

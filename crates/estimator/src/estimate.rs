@@ -132,14 +132,15 @@ pub fn estimate(shape: &ModelShape, scenario: &Scenario) -> Result<Estimate> {
     check_tp(shape, tp)?;
     let memory = scenario.gpu.memory()?;
     let plan = weight_plan(shape, scenario.dtype, scenario.quantization)?;
-    let w = weights_ep(shape, &plan, tp, pp, scenario.ep_size())?;
+    let w = weights_ep(shape, &plan, tp, pp, scenario.expert_split(shape.moe.is_some()))?;
     let kv_dtype = effective_kv(scenario.engine, scenario.kv_dtype);
     let kv = kv_layout(shape, kv_dtype, plan.activation, tp, pp)?;
     let ctx_len = scenario.context_len();
     let max_model_len = scenario.max_model_len.or(shape.max_position_embeddings).unwrap_or(ctx_len).max(1);
     // SGLang gives every layer of `num_hidden_layers` a buffer, KV-shared ones included
-    let sglang_kv = if scenario.engine == Engine::Sglang && shape.shared_kv_layers() > 0 { Some(crate::kv::kv_layout_with_shared(shape, kv_dtype, plan.activation, tp, pp)?) } else { None };
-    let eng = engine::run(&engine::Ctx { shape, scenario, plan: &plan, weights_per_gpu: w.per_gpu, kv: sglang_kv.as_ref().unwrap_or(&kv), memory, max_model_len })?;
+    // (what a request holds there, so every figure below uses it)
+    let kv = if scenario.engine == Engine::Sglang && shape.shared_kv_layers() > 0 { crate::kv::kv_layout_with_shared(shape, kv_dtype, plan.activation, tp, pp)? } else { kv };
+    let eng = engine::run(&engine::Ctx { shape, scenario, plan: &plan, weights_per_gpu: w.per_gpu, kv: &kv, memory, max_model_len })?;
 
     let per_req = kv.request_bytes(ctx_len)?;
     let batch = kv.batch_bytes(ctx_len, scenario.concurrency)?;

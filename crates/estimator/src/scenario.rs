@@ -93,13 +93,13 @@ pub struct Scenario {
     pub num_gpus: Option<u32>,
     pub tp: u32,
     pub pp: u32,
-    /// Data-parallel replicas (`--data-parallel-size`, SGLang `--dp`): each holds its own KV
-    /// pool; with `expert_parallel` they share the routed experts. Default 1.
+    /// Data-parallel replicas (vLLM `--data-parallel-size`): each holds its own KV pool; under vLLM
+    /// the replicas of a MoE model share its routed experts. Default 1.
     #[serde(default = "one")]
     pub dp: u32,
-    /// Expert parallelism (vLLM `--enable-expert-parallel`, SGLang `--ep-size` = tp x dp): each of
-    /// the `tp x dp` GPUs holds whole routed experts, `1 / (tp x dp)` of them, instead of a TP
-    /// slice of every expert.
+    /// Expert parallelism (vLLM `--enable-expert-parallel`, SGLang `--ep-size`): each GPU of the
+    /// expert group holds whole routed experts instead of a slice of every expert
+    /// ([`Scenario::expert_split`]); ignored for dense models and engines without it.
     #[serde(default)]
     pub expert_parallel: bool,
     pub dtype: WeightDtype,
@@ -202,13 +202,18 @@ impl Scenario {
     pub fn gpus(&self) -> u64 {
         self.num_gpus.map_or(self.tp as u64 * self.pp as u64 * self.dp.max(1) as u64, u64::from)
     }
-    /// Ranks the routed experts are spread over: `tp x dp` with expert parallelism, else 1.
-    pub fn ep_size(&self) -> u64 {
-        if self.expert_parallel {
-            self.tp.max(1) as u64 * self.dp.max(1) as u64
-        } else {
-            1
-        }
+    /// How one GPU holds the routed experts of a MoE model under this engine. vLLM: the experts
+    /// of `dp` replicas form one group of `tp x dp` GPUs, sliced (tensor parallel) or, with
+    /// `expert_parallel`, whole experts each. SGLang: replicas are independent; `--ep-size` (at most
+    /// tp) gives whole experts over the `tp` GPUs. Other engines: sliced over `tp`.
+    pub fn expert_split(&self, moe: bool) -> crate::weights::ExpertSplit {
+        let (tp, dp) = (self.tp.max(1) as u64, self.dp.max(1) as u64);
+        let ranks = match self.engine {
+            Engine::Vllm | Engine::VllmV0 if moe => tp * dp,
+            _ => tp,
+        };
+        let whole = moe && self.expert_parallel && matches!(self.engine, Engine::Vllm | Engine::VllmV0 | Engine::Sglang);
+        crate::weights::ExpertSplit { ranks, whole }
     }
 
     /// Checks every field; returns all problems, each naming its parameter.

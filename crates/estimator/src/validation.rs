@@ -534,7 +534,7 @@ pub fn case_scenario(case: &Case, model_id: &str) -> std::result::Result<(Scenar
         s.expert_parallel = case.figures.get("expert_parallel").and_then(Value::as_bool).unwrap_or(false)
             || ["--enable-expert-parallel", "enable_expert_parallel=True", "--ep-size", "--expert-parallel-size"].iter().any(|f| text.contains(f));
         if s.dp > 1 || s.expert_parallel {
-            notes.push(format!("data parallel {} x tensor parallel {tp}{}", s.dp, if s.expert_parallel { format!(", experts spread over {} ranks", s.ep_size()) } else { String::new() }));
+            notes.push(format!("data parallel {} x tensor parallel {tp}{}", s.dp, if s.expert_parallel { ", expert parallelism" } else { "" }));
         }
     }
     // a quantised checkpoint keeps its scheme; only an unquantised one takes the dtype as a choice
@@ -771,8 +771,8 @@ pub fn evaluate(case: &Case, shape: &ModelShape, config: ModelMatch) -> CaseResu
                 if parts.is_empty() {
                     continue;
                 }
-                let bytes: u64 = parts.iter().map(|p| p.bytes.0).sum();
-                let layers: u64 = parts.iter().map(|p| p.layers).sum();
+                let bytes = parts.iter().fold(0u64, |a, p| a.saturating_add(p.bytes.0));
+                let layers = parts.iter().fold(0u64, |a, p| a.saturating_add(p.layers));
                 add(&format!("llamacpp_kv_mib_{name}_layers"), "MiB", case.fig(&format!("llamacpp_kv_mib_{name}_layers")), printed(mib(bytes)), Some(0.0));
                 add(&format!("llamacpp_kv_{name}_layers"), "layers", case.fig(&format!("llamacpp_kv_{name}_layers")), layers as f64, Some(0.0));
                 if let [one] = parts.as_slice() {

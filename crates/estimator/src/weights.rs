@@ -94,24 +94,55 @@ fn skipped(q: &Quant, role: Role) -> bool {
     })
 }
 
-/// Exact bytes of one tensor group on one of `tp` ranks (routed experts: one of `ep` ranks).
-pub fn tensor_bytes(t: &Tensor, tp: u64, ep: u64, plan: &WeightPlan) -> u128 {
-    let (values, rest) = tensor_parts(t, tp, ep, plan);
+/// How one GPU holds the routed experts (and their per-expert biases): a slice of every expert
+/// over `ranks` GPUs (tensor parallelism, `ranks` = tp unless the engine widens the expert group),
+/// or, `whole`, `ceil(experts / ranks)` whole experts (expert parallelism).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExpertSplit {
+    pub ranks: u64,
+    pub whole: bool,
+}
+
+impl ExpertSplit {
+    /// Experts sliced like every other weight over `tp` ranks.
+    pub fn tp(tp: u64) -> Self {
+        ExpertSplit { ranks: tp.max(1), whole: false }
+    }
+    /// `(rows, cols, copies)` of a routed tensor on one GPU.
+    pub fn shard(self, t: &Tensor) -> (u64, u64, u64) {
+        if self.whole && self.ranks > 1 {
+            (t.rows, t.cols, t.count.div_ceil(self.ranks))
+        } else {
+            let (r, c) = t.shard(self.ranks);
+            (r, c, t.count)
+        }
+    }
+}
+
+/// Routed experts and their per-expert biases (one copy per expert).
+pub fn is_routed(t: &Tensor) -> bool {
+    t.role == Role::Expert || (t.role == Role::Bias && t.count > 1)
+}
+
+/// Exact bytes of one tensor group on one of `tp` ranks (routed experts as `ex` places them).
+pub fn tensor_bytes(t: &Tensor, tp: u64, ex: ExpertSplit, plan: &WeightPlan) -> u128 {
+    let (values, rest) = tensor_parts(t, tp, ex, plan);
     values + rest
 }
 
 /// Bytes of one tensor group on one of `tp` ranks as `(values, scales and zeros)`: a quantised
 /// linear stores its packed values and, in tensors of their own, its scales, zeros and indices.
-/// With expert parallelism (`ep > 1`) a rank holds `ceil(count / ep)` whole routed experts
-/// instead of a `tp` slice of every expert (vLLM `--enable-expert-parallel`, SGLang `--ep`).
-pub fn tensor_parts(t: &Tensor, tp: u64, ep: u64, plan: &WeightPlan) -> (u128, u128) {
-    let experts = ep > 1 && t.role == Role::Expert;
-    let (rows, cols) = if experts { (t.rows, t.cols) } else { t.shard(tp) };
+/// Routed experts follow `ex` ([`ExpertSplit`]) instead of `tp`.
+pub fn tensor_parts(t: &Tensor, tp: u64, ex: ExpertSplit, plan: &WeightPlan) -> (u128, u128) {
+    let (rows, cols, count) = if is_routed(t) { ex.shard(t) } else {
+        let (r, c) = t.shard(tp);
+        (r, c, t.count)
+    };
     let quantised = match &plan.quant {
         Some(q) if t.role.is_quantisable_linear() && cols > 1 && !skipped(q, t.role) => Some(q),
         _ => None,
     };
-    let n = if experts { t.count.div_ceil(ep) } else { t.count } as u128;
+    let n = count as u128;
     match quantised {
         Some(q) => {
             let all = q.matrix_bytes(rows, cols);
@@ -147,7 +178,7 @@ fn stage_globals(shape: &ModelShape, stage: usize, last: usize, pp: u64) -> (Vec
 /// its scales and zeros. Each allocation says whether its layout is the checkpoint's (`true`) or
 /// a quantised linear's, which vLLM repacks after loading (Marlin) into tensors whose blocks the
 /// estimate does not follow.
-fn layer_allocations(tensors: &[Tensor], tp: u64, ep: u64, plan: &WeightPlan, out: &mut Vec<(u64, bool)>) {
+fn layer_allocations(tensors: &[Tensor], tp: u64, ex: ExpertSplit, plan: &WeightPlan, out: &mut Vec<(u64, bool)>) {
     let fusable = |t: &Tensor, bias: bool| matches!(t.split, crate::model::Split::Heads { .. }) && if bias { t.role == Role::Bias } else { matches!(t.role, Role::AttnQ | Role::AttnKv) };
     let mut push = |(v, r): (u128, u128)| {
         // a quantised linear has bytes besides its values
@@ -164,7 +195,7 @@ fn layer_allocations(tensors: &[Tensor], tp: u64, ep: u64, plan: &WeightPlan, ou
                 j += 1;
             }
         }
-        push(tensors[i..j].iter().map(|t| tensor_parts(t, tp, ep, plan)).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1)));
+        push(tensors[i..j].iter().map(|t| tensor_parts(t, tp, ex, plan)).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1)));
         i = j;
     }
 }
@@ -201,13 +232,12 @@ pub struct LoadedMemory {
 
 /// See [`LoadedMemory`].
 pub fn loaded_memory(shape: &ModelShape, plan: &WeightPlan, tp: u64, pp: u64, extra_allocs: &[u64]) -> LoadedMemory {
-    loaded_memory_ep(shape, plan, tp, pp, 1, extra_allocs)
+    loaded_memory_ep(shape, plan, tp, pp, ExpertSplit::tp(tp), extra_allocs)
 }
 
-/// [`loaded_memory`] with routed experts spread over `ep` expert-parallel ranks.
-pub fn loaded_memory_ep(shape: &ModelShape, plan: &WeightPlan, tp: u64, pp: u64, ep: u64, extra_allocs: &[u64]) -> LoadedMemory {
+/// [`loaded_memory`] with the routed experts placed as `ex` says.
+pub fn loaded_memory_ep(shape: &ModelShape, plan: &WeightPlan, tp: u64, pp: u64, ex: ExpertSplit, extra_allocs: &[u64]) -> LoadedMemory {
     let tp = tp.max(1);
-    let ep = ep.max(1);
     let pp = pp.max(1);
     let parts = pp_partition(shape.num_layers(), pp);
     let last = parts.len().saturating_sub(1);
@@ -219,12 +249,12 @@ pub fn loaded_memory_ep(shape: &ModelShape, plan: &WeightPlan, tp: u64, pp: u64,
         let (mut extra, mut extra_alloc): (u128, u128) = (0, 0);
         let mut allocs = vec![];
         for t in before {
-            layer_allocations(std::slice::from_ref(t), tp, ep, plan, &mut allocs);
+            layer_allocations(std::slice::from_ref(t), tp, ex, plan, &mut allocs);
         }
         allocs.extend(extra_allocs.iter().map(|&a| (a, true)));
         allocs.drain(..).for_each(|(a, plain)| seg.alloc_counting(a, plain));
         for (l, copies) in shape.runs_in(start, start + n as usize) {
-            layer_allocations(&l.tensors, tp, ep, plan, &mut allocs);
+            layer_allocations(&l.tensors, tp, ex, plan, &mut allocs);
             let (r, a) = serve_copies(&mut seg, &allocs, copies);
             extra += r;
             extra_alloc += a;
@@ -232,7 +262,7 @@ pub fn loaded_memory_ep(shape: &ModelShape, plan: &WeightPlan, tp: u64, pp: u64,
         }
         start += n as usize;
         for t in after {
-            layer_allocations(std::slice::from_ref(t), tp, ep, plan, &mut allocs);
+            layer_allocations(std::slice::from_ref(t), tp, ex, plan, &mut allocs);
         }
         allocs.drain(..).for_each(|(a, plain)| seg.alloc_counting(a, plain));
         let stage = LoadedMemory {
@@ -292,14 +322,13 @@ fn component(role: Role) -> &'static str {
 
 /// Weight bytes per GPU under `tp` x `pp`.
 pub fn weights(shape: &ModelShape, plan: &WeightPlan, tp: u64, pp: u64) -> Result<WeightReport> {
-    weights_ep(shape, plan, tp, pp, 1)
+    weights_ep(shape, plan, tp, pp, ExpertSplit::tp(tp))
 }
 
-/// [`weights`] with routed experts spread over `ep` expert-parallel ranks (whole experts per
-/// rank; attention and shared weights still split by `tp`, replicated across data-parallel ranks).
-pub fn weights_ep(shape: &ModelShape, plan: &WeightPlan, tp: u64, pp: u64, ep: u64) -> Result<WeightReport> {
+/// [`weights`] with the routed experts placed as `ex` says (attention and shared weights still
+/// split by `tp`, replicated across data-parallel replicas).
+pub fn weights_ep(shape: &ModelShape, plan: &WeightPlan, tp: u64, pp: u64, ex: ExpertSplit) -> Result<WeightReport> {
     let tp = tp.max(1);
-    let ep = ep.max(1);
     let pp = pp.max(1);
     if pp > shape.num_layers().max(1) {
         return Err(Error::scenario("pp", pp, format!("at most the number of layers ({})", shape.num_layers())));
@@ -307,7 +336,7 @@ pub fn weights_ep(shape: &ModelShape, plan: &WeightPlan, tp: u64, pp: u64, ep: u
     let mut by: Vec<(&'static str, u128)> = vec![];
     let mut total: u128 = 0;
     let mut add = |t: &Tensor, copies: u64| {
-        let b = tensor_bytes(t, 1, 1, plan) * copies as u128;
+        let b = tensor_bytes(t, 1, ExpertSplit::tp(1), plan) * copies as u128;
         total += b;
         let name = component(t.role);
         match by.iter_mut().find(|(n, _)| std::ptr::eq(*n, name)) {
@@ -327,11 +356,11 @@ pub fn weights_ep(shape: &ModelShape, plan: &WeightPlan, tp: u64, pp: u64, ep: u
     for (s, &n) in parts.iter().enumerate() {
         let mut stage: u128 = shape
             .runs_in(start, start + n as usize)
-            .map(|(l, copies)| l.tensors.iter().map(|t| tensor_bytes(t, tp, ep, plan)).sum::<u128>() * copies as u128)
+            .map(|(l, copies)| l.tensors.iter().map(|t| tensor_bytes(t, tp, ex, plan)).sum::<u128>() * copies as u128)
             .sum();
         start += n as usize;
         let (before, after) = stage_globals(shape, s, last, pp);
-        stage += before.iter().chain(after.iter()).map(|t| tensor_bytes(t, tp, ep, plan)).sum::<u128>();
+        stage += before.iter().chain(after.iter()).map(|t| tensor_bytes(t, tp, ex, plan)).sum::<u128>();
         per_gpu = per_gpu.max(stage);
     }
     let to = |b: u128, what: &str| u64::try_from(b).map(Bytes).map_err(|_| Error::overflow(what));
@@ -347,7 +376,11 @@ pub fn weights_ep(shape: &ModelShape, plan: &WeightPlan, tp: u64, pp: u64, ep: u
             crate::units::fixed(p_total as f64 / 1e9, 3),
             plan.label,
             total_b,
-            if ep > 1 { format!(", experts over ep={ep}") } else { String::new() },
+            match (ex.whole, ex.ranks) {
+                (true, r) if r > 1 => format!(", experts whole over {r} GPUs"),
+                (false, r) if r != tp => format!(", experts sliced over {r} GPUs"),
+                _ => String::new(),
+            },
             per_gpu_b
         ),
     );

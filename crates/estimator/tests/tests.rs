@@ -1029,8 +1029,37 @@ fn expert_parallel_spreads_whole_experts_over_tp_x_dp() {
     let one = run("tp=1");
     let dp = run("tp=1&dp=4&ep=on");
     assert_eq!(one.weights.per_gpu.0 - dp.weights.per_gpu.0, expert_bytes - expert_bytes / 4);
-    // data parallel alone replicates the whole model
-    assert_eq!(run("tp=1&dp=4").weights.per_gpu.0, one.weights.per_gpu.0);
+    // without the flag vLLM still spreads the experts over the tp x dp group, as slices
+    let sliced = run("tp=1&dp=4").weights.per_gpu.0;
+    assert!(sliced.abs_diff(dp.weights.per_gpu.0) < sliced / 1000, "{sliced} vs {}", dp.weights.per_gpu.0);
+    // SGLang's replicas are independent: its experts spread over tp only; a dense model and
+    // llama.cpp ignore the flag
+    let sgl = |q: &str| {
+        let s = Scenario::from_query(&format!("m=Qwen/Qwen3-30B-A3B&gpu=h100-80gb&dt=bf16&e=sglang&{q}")).unwrap();
+        estimate(&sh, &s).unwrap().weights.per_gpu.0
+    };
+    assert_eq!(sgl("tp=1&dp=2&ep=on"), sgl("tp=1"));
+    let llama = shape("meta-llama/Llama-3.1-8B-Instruct");
+    let dense = |q: &str| {
+        let s = Scenario::from_query(&format!("m=meta-llama/Llama-3.1-8B-Instruct&gpu=h100-80gb&e=vllm&ctx=8192&{q}")).unwrap();
+        let e = estimate(&llama, &s).unwrap();
+        (e.weights.per_gpu.0, e.overhead.bytes.0)
+    };
+    assert_eq!(dense("dp=2&ep=on"), dense("dp=1"));
+    let lc = |q: &str| {
+        let s = Scenario::from_query(&format!("m=Qwen/Qwen3-30B-A3B&gpu=h100-80gb&dt=bf16&e=llama.cpp&ctx=8192&{q}")).unwrap();
+        estimate(&sh, &s).unwrap().weights.per_gpu.0
+    };
+    assert_eq!(lc("dp=2&ep=on"), lc("dp=1"));
+    // vLLM's MXFP4 re-layout of gpt-oss follows the experts a GPU holds: 16 of 128 with dp 8
+    let oss = shape("openai/gpt-oss-120b");
+    let extra = |q: &str| {
+        let s = Scenario::from_query(&format!("m=openai/gpt-oss-120b&gpu=h100-80gb&e=vllm&ev=0.11.0&ctx=8192&{q}")).unwrap();
+        let e = estimate(&oss, &s).unwrap();
+        e.engine.loaded_weights_bytes.0 - e.weights.per_gpu.0
+    };
+    let (all, eighth) = (extra("tp=1"), extra("tp=1&dp=8&ep=on"));
+    assert!(eighth < all / 4, "{eighth} vs {all}");
     // every replica keeps its own KV pool of all KV heads: the same bytes per token
     assert_eq!(dp.kv.bytes_per_token, one.kv.bytes_per_token);
     // tp 2 with EP: 64 whole experts per GPU, about what a TP slice of all 128 weighs
@@ -1039,7 +1068,8 @@ fn expert_parallel_spreads_whole_experts_over_tp_x_dp() {
     // the link keeps both, the GPU count follows, and too few GPUs are named
     let s = Scenario::from_query("m=x&tp=2&dp=4&ep=on").unwrap();
     assert!(s.to_query().contains("&dp=4&ep=on&"), "{}", s.to_query());
-    assert_eq!((s.gpus(), s.ep_size()), (8, 8));
+    assert_eq!(s.gpus(), 8);
+    assert_eq!(s.expert_split(true), kv_estimator::weights::ExpertSplit { ranks: 8, whole: true });
     let e = Scenario::from_query("m=x&tp=2&dp=4&gpus=4").unwrap_err();
     assert!(e.iter().any(|e| e.to_string().contains("tp x pp x dp = 8")), "{e:?}");
     assert!(Scenario::from_query("m=x&ep=maybe").is_err());
@@ -1056,9 +1086,13 @@ fn gemma3n_keeps_caches_only_for_layers_before_the_shared_ones() {
     let kv = kv_layout(&sh, KvDtype::Auto, FloatDtype::Bf16, 1, 1).unwrap();
     let groups: Vec<(u64, u64, Window)> = kv.groups.iter().map(|g| (g.layers, g.bytes_per_token_per_layer, g.window)).collect();
     assert_eq!(groups, vec![(16, 2 * 2 * 256 * 2, Window::Sliding(512)), (4, 2 * 2 * 256 * 2, Window::Full)]);
-    // shared layers have no k_proj / v_proj
+    // shared layers keep no cache but their checkpoint projections
     let last = sh.layers.last().unwrap();
-    assert!(matches!(last.mixer, Mixer::SharedKv { .. }) && last.tensors.iter().all(|t| t.role != kv_estimator::model::Role::AttnKv));
+    assert!(matches!(last.mixer, Mixer::SharedKv { .. }) && last.tensors.iter().any(|t| t.role == kv_estimator::model::Role::AttnKv));
+    // absurd AltUp widths are named, not multiplied into an overflow
+    let mut odd: serde_json::Value = serde_json::from_str(&config("google/gemma-3n-E4B-it")).unwrap();
+    odd["text_config"]["altup_num_inputs"] = serde_json::json!(4_194_304u64);
+    assert!(parse_config(&odd.to_string()).unwrap_err().to_string().contains("altup_num_inputs"));
     // one MLP width per layer is read as such; a list of the wrong length is named
     let mut cfg: serde_json::Value = serde_json::from_str(&config("google/gemma-3n-E4B-it")).unwrap();
     let widths: Vec<u64> = (0..35).map(|i| if i < 10 { 8192 } else { 16384 }).collect();
@@ -1076,4 +1110,6 @@ fn gemma3n_keeps_caches_only_for_layers_before_the_shared_ones() {
     let s = Scenario { gpu: GpuChoice::Custom { memory_gib: 20.0 }, engine: Engine::Sglang, ..scenario("google/gemma-3n-E4B-it") };
     let e = estimate(&sh, &s).unwrap();
     assert_eq!(e.engine.kv_pool_bytes.0 / e.engine.kv_tokens, 35 * 2 * 2 * 256 * 2);
+    // and the requests that fit are counted at those bytes too
+    assert_eq!(e.kv.bytes_per_token, 35 * 2 * 2 * 256 * 2);
 }

@@ -102,12 +102,13 @@ pub fn verdict(e: &Estimate) -> String {
     let mut m = String::with_capacity(512);
     let _ = write!(
         m,
-        r#"<section id="verdict" class="{class}" data-fits="{}" aria-live="polite"><h2 elementtiming="estimate">{}</h2><p id="max-concurrency" data-value="{}">Up to {} concurrent requests of {} tokens fit on each GPU.</p>"#,
+        r#"<section id="verdict" class="{class}" data-fits="{}" aria-live="polite"><h2 elementtiming="estimate">{}</h2><p id="max-concurrency" data-value="{}">Up to {} concurrent requests of {} tokens fit on {}.</p>"#,
         e.fits,
         escape(&headline),
         e.max_concurrency,
         e.max_concurrency,
-        s.context_len()
+        s.context_len(),
+        if s.dp > 1 { format!("each of the {} data-parallel replicas", s.dp) } else { "each GPU".to_string() }
     );
     if let Some(msg) = &e.engine.message {
         let _ = write!(m, r#"<p id="engine-message" class="engine-msg">{} would say: <q>{}</q></p>"#, escape(&e.engine.name), escape(msg));
@@ -175,7 +176,22 @@ pub fn figures(e: &Estimate) -> String {
     let _ = write!(
         m,
         r#"<h2 id="h-figures">Per GPU</h2><p class="sub">{}</p><table><thead><tr><th>component</th><th>GiB</th><th>bytes</th><th>basis</th><th>derivation</th></tr></thead><tbody>"#,
-        escape(&format!("{} × {} ({} each), tp={} pp={}, {} {}, weights {}, KV {}", e.gpus, e.gpu_label, e.gpu_memory, s.tp, s.pp, e.engine.name, e.engine.version, e.weights.plan.label, e.kv.kv_dtype))
+        escape(&format!(
+            "{} × {} ({} each), tp={} pp={}{}, {} {}, weights {}, KV {}",
+            e.gpus,
+            e.gpu_label,
+            e.gpu_memory,
+            s.tp,
+            s.pp,
+            match (s.dp, s.expert_parallel) {
+                (1, false) => String::new(),
+                (dp, ep) => format!(" dp={dp}{}", if ep { " expert-parallel" } else { "" }),
+            },
+            e.engine.name,
+            e.engine.version,
+            e.weights.plan.label,
+            e.kv.kv_dtype
+        ))
     );
     figure_row(&mut m, "fig-weights", &e.weights.figure);
     figure_row(&mut m, "fig-kv", &e.kv_cache);

@@ -1,8 +1,8 @@
 //! Gemma 3n (`gemma3n`, `gemma3n_text`; source: transformers `configuration_gemma3n.py` and
 //! `modeling_gemma3n.py`). Sliding-window and full-attention layers of one shape (`layer_types`,
 //! default 4 sliding : 1 full). The last `num_kv_shared_layers` layers read the cache of the last
-//! earlier layer of their kind, keep none of their own ([`Mixer::SharedKv`]) and have no `k_proj`
-//! or `v_proj`. Every layer adds AltUp (`altup_num_inputs` streams), a LAuReL low-rank block
+//! earlier layer of their kind and keep none of their own ([`Mixer::SharedKv`]); their `k_proj` and
+//! `v_proj` stay in the checkpoint. Every layer adds AltUp (`altup_num_inputs` streams), a LAuReL low-rank block
 //! (`laurel_rank`) and a per-layer embedding input (PLE, `hidden_size_per_layer_input`, from a
 //! table of `vocab_size_per_layer_input` rows). `intermediate_size` is one width or one per layer.
 //! The multimodal checkpoints carry a MobileNetV5 vision tower (its size by name) and a conformer
@@ -62,6 +62,9 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
         }
     };
     let altup = dims(cx, "altup_num_inputs", 4)?.max(1);
+    if altup > 64 {
+        return Err(Error::invalid("altup_num_inputs", altup, "at most 64 AltUp streams (Gemma 3n uses 4)"));
+    }
     let laurel = dims(cx, "laurel_rank", 64)?;
     let ple = dims(cx, "hidden_size_per_layer_input", 256)?;
     let ple_vocab = dims(cx, "vocab_size_per_layer_input", 262_144)?;
@@ -94,8 +97,8 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
             let mut t = vec![];
             let mut mixer = attention(&c, AttnBias::default(), QkNorm::PerHead, w, &mut t);
             if i >= first_shared {
-                // no k_proj, v_proj or their norms: the keys and values are an earlier layer's
-                t.retain(|x| x.role != Role::AttnKv);
+                // the keys and values are an earlier layer's; the released checkpoints still carry
+                // this layer's k_proj and v_proj (transformers 4.x built them in every layer)
                 mixer = Mixer::SharedKv { heads: c.heads, kv_heads: c.kv_heads, k_dim: c.head_dim, v_dim: c.head_dim, window: w };
             }
             gated_mlp("mlp", Role::Mlp, c.hidden, widths[i], false, &mut t);
@@ -126,11 +129,11 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
     }
     if altup > 1 {
         // altup_projections and altup_unembed_projections
-        g.push(Tensor::new("altup_projections", Role::Mlp, c.hidden, c.hidden, Split::Replicated).experts(2 * (altup - 1), 2 * (altup - 1)));
+        g.push(Tensor::new("altup_projections", Role::Mlp, 2 * (altup - 1) * c.hidden, c.hidden, Split::Replicated));
     }
     add_towers(cx, c.hidden, &mut g);
     if shared > 0 {
-        cx.note(format!("the last {shared} layers reuse the KV cache of earlier layers (num_kv_shared_layers): no cache of their own, no k_proj or v_proj"));
+        cx.note(format!("the last {shared} layers reuse the KV cache of earlier layers (num_kv_shared_layers): no cache of their own"));
     }
     let inter = widths.iter().copied().max().unwrap_or(0);
     cx.finish(Family::Gemma3n, &c, inter, tied, g, layers)

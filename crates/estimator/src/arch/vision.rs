@@ -23,14 +23,16 @@ pub(crate) fn add_encoder(cx: &mut Cx, text_hidden: u64, g: &mut Vec<Tensor>) {
     // u128 and saturating: absurd sub-config values must not overflow
     let (h, inter, layers, extra_layers, patch, image, channels) = (h as u128, inter as u128, layers as u128, extra_layers as u128, patch as u128, image as u128, channels as u128);
     let per_layer = 4 * h * h + 4 * h + 2 * h * inter + inter + h + 4 * h;
-    let positions = (image / patch.max(1)).saturating_pow(2) + 1;
+    // Qwen2-VL's patches span `temporal_patch_size` frames and take rotary positions (no table)
+    let temporal = get(&["temporal_patch_size"]).unwrap_or(1).max(1) as u128;
+    let positions = if merge > 1 { 0 } else { (image / patch.max(1)).saturating_pow(2) + 1 };
     let projector = if merge > 1 {
         let m = (h * merge * merge).min(1 << 40);
-        h + m * m + m + m * text_hidden as u128 + text_hidden as u128
+        2 * h + m * m + m + m * text_hidden as u128 + text_hidden as u128
     } else {
         h * text_hidden as u128 + text_hidden as u128
     };
-    let params = (layers + extra_layers).saturating_mul(per_layer) + channels * patch * patch * h + positions.saturating_mul(h) + projector;
+    let params = (layers + extra_layers).saturating_mul(per_layer) + channels * temporal * patch * patch * h + positions.saturating_mul(h) + projector;
     let params = u64::try_from(params).unwrap_or(u64::MAX);
     let (h, layers, extra_layers) = (h as u64, layers as u64, extra_layers as u64);
     g.push(Tensor::new("vision_tower", Role::Encoder, params, 1, Split::Replicated));

@@ -101,7 +101,7 @@ pub(crate) struct LoadExtras {
 /// The weights and rotary cache served by PyTorch's caching allocator ([`crate::allocator`]).
 pub(crate) fn load_extras(cx: &Ctx) -> LoadExtras {
     let rope = cx.shape.max_position_embeddings.unwrap_or(0).saturating_mul(cx.shape.rotary_dim()).saturating_mul(cx.plan.activation.bytes());
-    let m = crate::weights::loaded_memory_ep(cx.shape, cx.plan, u64::from(cx.scenario.tp.max(1)), u64::from(cx.scenario.pp.max(1)), cx.scenario.ep_size(), &[rope]);
+    let m = crate::weights::loaded_memory_ep(cx.shape, cx.plan, u64::from(cx.scenario.tp.max(1)), u64::from(cx.scenario.pp.max(1)), cx.scenario.expert_split(cx.shape.moe.is_some()), &[rope]);
     let base = cx.weights_per_gpu.0.saturating_add(rope);
     LoadExtras { rope, tails: m.allocated.saturating_sub(base), slack: m.reserved.saturating_sub(base) }
 }

@@ -95,7 +95,7 @@ fn mxfp4_backend(compute_capability: Option<u32>, ver: (u64, u64, u64)) -> Mxfp4
 /// Bytes per GPU that vLLM's MXFP4 MoE layout adds to the checkpoint's expert tensors
 /// (exact for a given backend; the backend follows the GPU, Hopper when the GPU is custom).
 /// Marlin on an A100 turns gpt-oss-20b's 12.8 GiB into vLLM's logged 13.7 GiB.
-fn mxfp4_relayout_extra(shape: &ModelShape, plan: &WeightPlan, tp: u64, backend: Mxfp4Backend) -> u64 {
+fn mxfp4_relayout_extra(shape: &ModelShape, plan: &WeightPlan, ex: crate::weights::ExpertSplit, backend: Mxfp4Backend) -> u64 {
     let Some(q @ Quant::Mxfp4 { .. }) = &plan.quant else { return 0 };
     let (pad_i, pad_h) = match backend {
         Mxfp4Backend::Marlin => (128, 256),
@@ -107,8 +107,8 @@ fn mxfp4_relayout_extra(shape: &ModelShape, plan: &WeightPlan, tp: u64, backend:
     for (layer, n) in shape.runs_all() {
         let mut per_layer: u128 = 0;
         for t in &layer.tensors {
-            let (rows, cols) = t.shard(tp);
-            let count = t.count as u128;
+            let (rows, cols, count) = ex.shard(t);
+            let count = count as u128;
             match t.role {
                 Role::Expert => {
                     // fused gate/up (column split): rows = 2 x intermediate per rank, cols = hidden;
@@ -238,7 +238,8 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     .note("vLLM profiles one dummy batch; V1 uses its chunked-prefill budget, V0 max_model_len without chunked prefill")
     .note(format!("sampler: {path}"));
     // communicators between GPUs: tensor parallel, or the expert-parallel group of dp x tp
-    let non_torch_tp = if tp > 1 || s.ep_size() > 1 { non_torch_tp_gib(s.gpu.catalog()) } else { 0.0 };
+    let experts = s.expert_split(cx.shape.moe.is_some());
+    let non_torch_tp = if tp > 1 || experts.ranks > 1 { non_torch_tp_gib(s.gpu.catalog()) } else { 0.0 };
     let non_torch = if ver < (0, 7, 0) { NON_TORCH_SINGLE_GIB_V06 } else { NON_TORCH_SINGLE_GIB } + non_torch_tp;
     // `get_rope` builds one cos/sin cache of max_position x rotary_dim in the model dtype at load;
     // "Model loading took" counts it (Llama-3.1-8B: 16,060,522,496 B + 32 MiB = 14.9888 GiB) and the
@@ -246,7 +247,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let super::LoadExtras { rope, tails, .. } = super::load_extras(cx);
     let at_load = rope.saturating_add(tails);
     let cc = s.gpu.catalog().map(|g| g.compute_capability);
-    let relayout = mxfp4_relayout_extra(cx.shape, cx.plan, tp, mxfp4_backend(cc, ver));
+    let relayout = mxfp4_relayout_extra(cx.shape, cx.plan, experts, mxfp4_backend(cc, ver));
     let graphs_in_budget = !v0 && ver >= (0, 20, 0);
     let graph_b = if graphs_in_budget { (CUDA_GRAPH_GIB * GIB as f64) as u64 } else { 0 };
     let non_torch_b = (non_torch * GIB as f64) as u64;
