@@ -152,16 +152,12 @@ fn print_human(e: &Estimate, source: &str, explain: bool) {
         if e.model.params_active != e.model.params_total { format!(", {:.2}B active", e.model.params_active as f64 / 1e9) } else { String::new() }
     );
     println!(
-        "{} x {} ({}), tp={} pp={}{}, engine {} {}, {} requests x ({} in + {} out) tokens, weights {}, KV {}",
+        "{} x {} ({}), {}{}, engine {} {}, {} requests x ({} in + {} out) tokens, weights {}, KV {}",
         e.gpus,
         e.gpu_label,
         e.gpu_memory,
-        s.tp,
-        s.pp,
-        match (s.dp, s.expert_parallel) {
-            (1, false) => String::new(),
-            (dp, ep) => format!(" dp={dp}{} (figures per GPU of one replica)", if ep { ", expert parallel" } else { "" }),
-        },
+        s.parallelism(),
+        if s.dp > 1 { " (figures per GPU of one replica)" } else { "" },
         e.engine.name, e.engine.version, s.concurrency, s.input_len, s.output_len, e.weights.plan.label, e.kv.kv_dtype
     );
     let mut t = Table::new();

@@ -202,6 +202,18 @@ impl Scenario {
     pub fn gpus(&self) -> u64 {
         self.num_gpus.map_or(self.tp as u64 * self.pp as u64 * self.dp.max(1) as u64, u64::from)
     }
+    /// The parallel layout as the answer prints it: `tp=2 pp=1`, with `dp=8` and `expert-parallel`
+    /// when set.
+    pub fn parallelism(&self) -> String {
+        let mut p = format!("tp={} pp={}", self.tp, self.pp);
+        if self.dp != 1 {
+            p.push_str(&format!(" dp={}", self.dp));
+        }
+        if self.expert_parallel {
+            p.push_str(" expert-parallel");
+        }
+        p
+    }
     /// How one GPU holds the routed experts of a MoE model under this engine. vLLM: the experts
     /// of `dp` replicas form one group of `tp x dp` GPUs, sliced (tensor parallel) or, with
     /// `expert_parallel`, whole experts each. SGLang: replicas are independent; `--ep-size` (at most

@@ -425,29 +425,22 @@ fn vllm_refuses_pages_it_cannot_unify() {
 fn vllm_hybrid_group_size_follows_the_version() {
     // gpt-oss-20b with 11 sliding and 13 full layers: groups of the smaller count (11: 1 + 2 = 3
     // groups) until 0.11; from 0.12 the larger when within 1.25x (13: 2 groups)
-    let mut cfg: serde_json::Value = serde_json::from_str(&config("openai/gpt-oss-20b")).unwrap();
-    let types: Vec<&str> = (0..24).map(|i| if i < 11 { "sliding_attention" } else { "full_attention" }).collect();
-    cfg["layer_types"] = serde_json::json!(types);
-    let sh = parse_config(&cfg.to_string()).unwrap();
-    let groups = |v: &str| {
+    // (the group count read back as blocks x block size / "GPU KV cache size")
+    let groups = |sliding: usize, v: &str| {
+        let mut cfg: serde_json::Value = serde_json::from_str(&config("openai/gpt-oss-20b")).unwrap();
+        let types: Vec<&str> = (0..24).map(|i| if i < sliding { "sliding_attention" } else { "full_attention" }).collect();
+        cfg["layer_types"] = serde_json::json!(types);
+        let sh = parse_config(&cfg.to_string()).unwrap();
         let s = Scenario { gpu: GpuChoice::Catalog("h100-80gb".into()), engine: Engine::Vllm, engine_version: Some(v.into()), max_model_len: Some(8192), ..scenario("openai/gpt-oss-20b") };
         let e = estimate(&sh, &s).unwrap().engine;
         e.num_blocks * 16 / e.kv_tokens.max(1)
     };
-    assert_eq!(groups("0.11.0"), 3);
-    assert_eq!(groups("0.12.0"), 2);
+    assert_eq!(groups(11, "0.11.0"), 3);
+    assert_eq!(groups(11, "0.12.0"), 2);
     // 10 sliding and 14 full layers: 1.4x is beyond 1.25x until 0.17 (groups of 10: 1 + 2 = 3) and
     // within the 1.5x of 0.18 (groups of 14: 1 + 1 = 2)
-    let types: Vec<&str> = (0..24).map(|i| if i < 10 { "sliding_attention" } else { "full_attention" }).collect();
-    cfg["layer_types"] = serde_json::json!(types);
-    let sh = parse_config(&cfg.to_string()).unwrap();
-    let groups = |v: &str| {
-        let s = Scenario { gpu: GpuChoice::Catalog("h100-80gb".into()), engine: Engine::Vllm, engine_version: Some(v.into()), max_model_len: Some(8192), ..scenario("openai/gpt-oss-20b") };
-        let e = estimate(&sh, &s).unwrap().engine;
-        e.num_blocks * 16 / e.kv_tokens.max(1)
-    };
-    assert_eq!(groups("0.17.0"), 3);
-    assert_eq!(groups("0.18.0"), 2);
+    assert_eq!(groups(10, "0.17.0"), 3);
+    assert_eq!(groups(10, "0.18.0"), 2);
 }
 
 #[test]

@@ -176,22 +176,7 @@ pub fn figures(e: &Estimate) -> String {
     let _ = write!(
         m,
         r#"<h2 id="h-figures">Per GPU</h2><p class="sub">{}</p><table><thead><tr><th>component</th><th>GiB</th><th>bytes</th><th>basis</th><th>derivation</th></tr></thead><tbody>"#,
-        escape(&format!(
-            "{} × {} ({} each), tp={} pp={}{}, {} {}, weights {}, KV {}",
-            e.gpus,
-            e.gpu_label,
-            e.gpu_memory,
-            s.tp,
-            s.pp,
-            match (s.dp, s.expert_parallel) {
-                (1, false) => String::new(),
-                (dp, ep) => format!(" dp={dp}{}", if ep { " expert-parallel" } else { "" }),
-            },
-            e.engine.name,
-            e.engine.version,
-            e.weights.plan.label,
-            e.kv.kv_dtype
-        ))
+        escape(&format!("{} × {} ({} each), {}, {} {}, weights {}, KV {}", e.gpus, e.gpu_label, e.gpu_memory, s.parallelism(), e.engine.name, e.engine.version, e.weights.plan.label, e.kv.kv_dtype))
     );
     figure_row(&mut m, "fig-weights", &e.weights.figure);
     figure_row(&mut m, "fig-kv", &e.kv_cache);

@@ -15,12 +15,6 @@ use crate::config::FromJson;
 /// "300m" as its name says (the architecture is not in `config.json`); modelled.
 pub const MOBILENET_V5_300M_PARAMS: u64 = 300_000_000;
 
-fn opt_u64(cx: &Cx, key: &str) -> Result<Option<u64>> {
-    match cx.raw.json.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => u64::from_json(v, key).map(Some),
-    }
-}
 
 pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
     let c = cx.common()?;
@@ -40,7 +34,7 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
         }
     };
     let window = cx.raw.sliding_window.and_then(|w| w.0).filter(|&w| w > 0);
-    let shared = match opt_u64(cx, "num_kv_shared_layers")? {
+    let shared = match cx.opt_u64("num_kv_shared_layers")? {
         Some(n) => n,
         None => {
             cx.default("num_kv_shared_layers", 15, "absent: Gemma3nTextConfig default");
@@ -52,7 +46,7 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
     }
     let first_shared = (c.layers - shared) as usize;
     let dims = |cx: &mut Cx, key: &str, default: u64| -> Result<u64> {
-        match opt_u64(cx, key)? {
+        match cx.opt_u64(key)? {
             Some(0) => Ok(0),
             Some(d) => cx.req(Some(d), key, "Gemma 3n layer weights"),
             None => {
@@ -142,26 +136,21 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
 /// The MobileNetV5 vision tower (size by its timm name) and the conformer audio tower of the
 /// multimodal checkpoints, each with its embedder into the text width: modelled parameter counts.
 fn add_towers(cx: &mut Cx, text_hidden: u64, g: &mut Vec<Tensor>) {
-    let sub = |key: &str| match cx.raw.json.get(key) {
-        Some(Value::Object(v)) => Some(v.clone()),
-        _ => None,
-    };
-    let get = |v: &Map<String, Value>, k: &str, d: u64| v.get(k).and_then(Value::as_u64).filter(|&x| x <= MAX_DIM).unwrap_or(d);
     let th = text_hidden as u128;
-    if let Some(v) = sub("vision_config") {
+    if let Some(v) = cx.sub_config("vision_config") {
         let arch = v.get("architecture").and_then(Value::as_str).unwrap_or("mobilenetv5_300m_enc").to_string();
         // embedder: a soft-token table, two norms and a projection into the text width
-        let (h, vocab) = (get(&v, "hidden_size", 2048) as u128, get(&v, "vocab_size", 128) as u128);
+        let (h, vocab) = (sub_u64(&v, "hidden_size", 2048) as u128, sub_u64(&v, "vocab_size", 128) as u128);
         let embedder = vocab * h + 2 * h + h * th;
         let params = u64::try_from(MOBILENET_V5_300M_PARAMS as u128 + embedder).unwrap_or(u64::MAX);
         g.push(Tensor::new("vision_tower", Role::Encoder, params, 1, Split::Replicated));
         cx.note(format!("vision tower {arch}: about 300M parameters by its name, plus its embedder ({:.2}B in all), modelled", params as f64 / 1e9));
     }
-    if let Some(a) = sub("audio_config") {
+    if let Some(a) = cx.sub_config("audio_config") {
         // Gemma3nAudioConfig defaults. A conformer block: two feed-forward modules (8h^2 each),
         // attention (q, k, v, relative position, output: 5h^2), the light convolution module (3h^2)
-        let (h, layers, feat) = (get(&a, "hidden_size", 1536) as u128, get(&a, "conf_num_hidden_layers", 12) as u128, get(&a, "input_feat_size", 128) as u128);
-        let vocab = get(&a, "vocab_size", 128) as u128;
+        let (h, layers, feat) = (sub_u64(&a, "hidden_size", 1536) as u128, sub_u64(&a, "conf_num_hidden_layers", 12) as u128, sub_u64(&a, "input_feat_size", 128) as u128);
+        let vocab = sub_u64(&a, "vocab_size", 128) as u128;
         // sub-sampling: two 3x3 convolutions (1 -> 128 -> 32 channels) over features halved twice
         let sscp = 9 * 128 + 9 * 128 * 32 + 32 * (feat / 4) * h;
         let params = layers * (24 * h * h + 16 * h) + sscp + vocab * h + 2 * h + h * th;

@@ -11,40 +11,26 @@
 //! audio towers of the multimodal checkpoints are modelled from their sub-configs.
 
 use super::*;
-use crate::config::FromJson;
 
-/// An optional integer outside the shared raw fields, type-checked; `null` reads as absent.
-fn opt_u64(cx: &Cx, key: &str) -> Result<Option<u64>> {
-    match cx.raw.json.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => u64::from_json(v, key).map(Some),
-    }
-}
 
-fn opt_bool(cx: &Cx, key: &str) -> Result<Option<bool>> {
-    match cx.raw.json.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => bool::from_json(v, key).map(Some),
-    }
-}
 
 pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
     let c = cx.common()?;
     let inter = cx.req(cx.raw.intermediate_size, "intermediate_size", "MLP weights")?;
     let tied = cx.tied(true);
     let window = cx.raw.sliding_window.and_then(|w| w.0).filter(|&w| w > 0);
-    let global_head_dim = match opt_u64(cx, "global_head_dim")? {
+    let global_head_dim = match cx.opt_u64("global_head_dim")? {
         Some(d) => cx.req(Some(d), "global_head_dim", "full-attention shapes")?,
         None => {
             cx.default("global_head_dim", 512, "absent: Gemma4TextConfig default");
             512
         }
     };
-    let k_eq_v = match opt_bool(cx, "attention_k_eq_v")? {
+    let k_eq_v = match cx.opt_bool("attention_k_eq_v")? {
         Some(b) => b,
         None => cx.flag(None, "attention_k_eq_v", false, "absent: Gemma4TextConfig default (separate V projection)"),
     };
-    let global_kv_heads = match (k_eq_v, opt_u64(cx, "num_global_key_value_heads")?) {
+    let global_kv_heads = match (k_eq_v, cx.opt_u64("num_global_key_value_heads")?) {
         (true, Some(n)) => {
             let n = cx.req(Some(n), "num_global_key_value_heads", "full-attention KV heads")?;
             if n > c.heads || c.heads % n != 0 {
@@ -54,26 +40,26 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
         }
         _ => c.kv_heads,
     };
-    let shared = opt_u64(cx, "num_kv_shared_layers")?.unwrap_or(0);
+    let shared = cx.opt_u64("num_kv_shared_layers")?.unwrap_or(0);
     if shared >= c.layers && shared > 0 {
         return Err(Error::invalid("num_kv_shared_layers", shared, format!("fewer than num_hidden_layers ({})", c.layers)));
     }
     let first_shared = (c.layers - shared) as usize;
-    let double_wide = opt_bool(cx, "use_double_wide_mlp")?.unwrap_or(false);
-    let moe_block = opt_bool(cx, "enable_moe_block")?.unwrap_or(false);
+    let double_wide = cx.opt_bool("use_double_wide_mlp")?.unwrap_or(false);
+    let moe_block = cx.opt_bool("enable_moe_block")?.unwrap_or(false);
     let moe_dims = if moe_block {
         let experts = cx.req(cx.raw.num_experts, "num_experts", "MoE weights")?;
-        let top_k = cx.req(opt_u64(cx, "top_k_experts")?.or(cx.raw.num_experts_per_tok), "top_k_experts", "active parameters")?;
+        let top_k = cx.req(cx.opt_u64("top_k_experts")?.or(cx.raw.num_experts_per_tok), "top_k_experts", "active parameters")?;
         let moe_inter = cx.req(cx.raw.moe_intermediate_size, "moe_intermediate_size", "expert weights")?;
         Some((experts, top_k.min(experts), moe_inter))
     } else {
         None
     };
-    let ple = match opt_u64(cx, "hidden_size_per_layer_input")? {
+    let ple = match cx.opt_u64("hidden_size_per_layer_input")? {
         Some(0) | None => 0,
         Some(d) => cx.req(Some(d), "hidden_size_per_layer_input", "per-layer embeddings")?,
     };
-    let ple_vocab = match opt_u64(cx, "vocab_size_per_layer_input")? {
+    let ple_vocab = match cx.opt_u64("vocab_size_per_layer_input")? {
         Some(v) if ple > 0 => cx.req(Some(v), "vocab_size_per_layer_input", "per-layer embeddings")?,
         _ => c.vocab,
     };
@@ -160,19 +146,13 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
 /// width) and the audio tower (a conformer) of the multimodal checkpoints, from `vision_config`
 /// and `audio_config`: modelled parameter counts.
 fn add_towers(cx: &mut Cx, text_hidden: u64, g: &mut Vec<Tensor>) {
-    let sub = |key: &str| match cx.raw.json.get(key) {
-        Some(Value::Object(v)) => Some(v.clone()),
-        _ => None,
-    };
-    // absurd sizes (above MAX_DIM) are not real towers: the default is used, as for a missing key
-    let get = |v: &Map<String, Value>, k: &str, d: u64| v.get(k).and_then(Value::as_u64).filter(|&x| x <= MAX_DIM).unwrap_or(d);
-    if let Some(v) = sub("vision_config") {
+    if let Some(v) = cx.sub_config("vision_config") {
         // Gemma4VisionConfig defaults
-        let (h, layers, inter) = (get(&v, "hidden_size", 768), get(&v, "num_hidden_layers", 16), get(&v, "intermediate_size", 3072));
-        let heads = get(&v, "num_attention_heads", 12);
-        let hd = get(&v, "head_dim", 64);
-        let patch = get(&v, "patch_size", 16);
-        let positions = get(&v, "position_embedding_size", 10_240);
+        let (h, layers, inter) = (sub_u64(&v, "hidden_size", 768), sub_u64(&v, "num_hidden_layers", 16), sub_u64(&v, "intermediate_size", 3072));
+        let heads = sub_u64(&v, "num_attention_heads", 12);
+        let hd = sub_u64(&v, "head_dim", 64);
+        let patch = sub_u64(&v, "patch_size", 16);
+        let positions = sub_u64(&v, "position_embedding_size", 10_240);
         let attn = heads * hd;
         let per_layer = (4 * h as u128 * attn as u128) + (3 * h as u128 * inter as u128) + 4 * h as u128 + 2 * hd as u128;
         let params = layers as u128 * per_layer + 3 * (patch as u128).pow(2) * h as u128 + 2 * positions as u128 * h as u128 + h as u128 * text_hidden as u128;
@@ -180,11 +160,11 @@ fn add_towers(cx: &mut Cx, text_hidden: u64, g: &mut Vec<Tensor>) {
         g.push(Tensor::new("vision_tower", Role::Encoder, params, 1, Split::Replicated));
         cx.note(format!("vision tower estimated from vision_config ({layers} layers x {h} wide, gated MLP {inter}): {:.2}B parameters, modelled", params as f64 / 1e9));
     }
-    if let Some(a) = sub("audio_config") {
+    if let Some(a) = cx.sub_config("audio_config") {
         // Gemma4AudioConfig defaults; a conformer layer: attention (q, k, v, out, relative key)
         // 5h^2, two feed-forward modules 16h^2, the convolution module 3h^2
-        let (h, layers) = (get(&a, "hidden_size", 1024), get(&a, "num_hidden_layers", 12));
-        let out = get(&a, "output_proj_dims", 1536);
+        let (h, layers) = (sub_u64(&a, "hidden_size", 1024), sub_u64(&a, "num_hidden_layers", 12));
+        let out = sub_u64(&a, "output_proj_dims", 1536);
         let params = layers as u128 * (24 * (h as u128).pow(2) + 12 * h as u128) + h as u128 * out as u128 + out as u128 + out as u128 * text_hidden as u128;
         let params = u64::try_from(params).unwrap_or(u64::MAX);
         g.push(Tensor::new("audio_tower", Role::Encoder, params, 1, Split::Replicated));

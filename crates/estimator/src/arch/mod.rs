@@ -70,6 +70,12 @@ pub(crate) fn resolve(raw: &RawConfig) -> Result<ModelShape> {
     }
 }
 
+/// A size in a tower's sub-config, or `default` when absent or absurd (above [`MAX_DIM`]): towers
+/// are modelled, so an impossible value falls back as a missing one does.
+pub(crate) fn sub_u64(v: &Map<String, Value>, key: &str, default: u64) -> u64 {
+    v.get(key).and_then(Value::as_u64).filter(|&x| x <= MAX_DIM).unwrap_or(default)
+}
+
 /// Resolution context: the raw config plus the defaults and notes collected on the way.
 pub(crate) struct Cx<'a> {
     pub raw: &'a RawConfig,
@@ -81,6 +87,30 @@ pub(crate) struct Cx<'a> {
 impl<'a> Cx<'a> {
     fn new(raw: &'a RawConfig, model_type: &str) -> Self {
         Cx { raw, model_type: model_type.to_string(), defaults: vec![], notes: vec![] }
+    }
+
+    /// An optional integer outside the shared raw fields, type-checked; `null` reads as absent.
+    pub fn opt_u64(&self, key: &str) -> Result<Option<u64>> {
+        match self.raw.json.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => <u64 as crate::config::FromJson>::from_json(v, key).map(Some),
+        }
+    }
+
+    /// An optional switch outside the shared raw fields, type-checked; `null` reads as absent.
+    pub fn opt_bool(&self, key: &str) -> Result<Option<bool>> {
+        match self.raw.json.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => <bool as crate::config::FromJson>::from_json(v, key).map(Some),
+        }
+    }
+
+    /// A nested sub-config object (`vision_config`, `audio_config`), when present.
+    pub fn sub_config(&self, key: &str) -> Option<Map<String, Value>> {
+        match self.raw.json.get(key) {
+            Some(Value::Object(v)) => Some(v.clone()),
+            _ => None,
+        }
     }
 
     /// A required positive integer.
