@@ -133,6 +133,9 @@ pub const SAME_SHAPE: &[(&str, &str, &str)] = &[
     ("mistralai/Mistral-7B-Instruct-v0.1", "mistralai/Mistral-7B-v0.1", "instruct fine-tune of the same config (4096-token sliding window)"),
     ("mistralai/Mixtral-8x7B-Instruct-v0.1", "mistralai/Mixtral-8x7B-v0.1", "instruct fine-tune of the same config"),
     ("mistralai/Mixtral-8x22B-Instruct-v0.1", "mistralai/Mixtral-8x22B-v0.1", "same layers and experts (vocabulary 32768 vs 32000, +0.01 % weights)"),
+    ("Qwen/Qwen2.5-Coder-0.5B-Instruct", "Qwen/Qwen2.5-0.5B", "Qwen2.5-Coder-0.5B has the Qwen2.5-0.5B config shape"),
+    ("Qwen/Qwen2.5-Coder-1.5B-Instruct", "Qwen/Qwen2.5-1.5B", "Qwen2.5-Coder-1.5B has the Qwen2.5-1.5B config shape"),
+    ("Qwen/Qwen2.5-Coder-3B-Instruct", "Qwen/Qwen2.5-3B", "Qwen2.5-Coder-3B has the Qwen2.5-3B config shape"),
     ("Qwen/Qwen2.5-Coder-7B-Instruct", "Qwen/Qwen2.5-7B", "Qwen2.5-Coder-7B has the Qwen2.5-7B config shape"),
     ("Qwen/Qwen2.5-Coder-14B-Instruct", "Qwen/Qwen2.5-14B", "Qwen2.5-Coder-14B has the Qwen2.5-14B config shape"),
     ("deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", "Qwen/Qwen2.5-7B", "distilled into the Qwen2.5(-Math)-7B architecture"),
@@ -196,7 +199,24 @@ pub fn match_model(model: &str, bundled: &[String]) -> Option<ModelMatch> {
     let org = model.split('/').next().unwrap_or("").to_ascii_lowercase();
     let mut hits: Vec<&String> = bundled.iter().filter(|b| normalized_name(b) == norm).collect();
     hits.sort_by_key(|b| (!b.to_ascii_lowercase().starts_with(&format!("{org}/")), b.len()));
-    hits.first().map(|b| ModelMatch { config_id: (*b).clone(), how: format!("derived: {model} is a quantised or fine-tuned upload of {b}"), derived: true })
+    if let Some(b) = hits.first() {
+        return Some(ModelMatch { config_id: (*b).clone(), how: format!("derived: {model} is a quantised or fine-tuned upload of {b}"), derived: true });
+    }
+    // a fine-tune named after its base (`Hermes-3-Llama-3.1-8B`): the longest bundled name, with
+    // its size, found whole in this one
+    bundled
+        .iter()
+        .map(|b| (b, normalized_name(b)))
+        .filter(|(_, n)| n.len() >= 5 && n.contains(|c: char| c.is_ascii_digit()) && contains_whole(&norm, n))
+        .max_by_key(|(b, n)| (n.len(), std::cmp::Reverse(b.len())))
+        .map(|(b, n)| ModelMatch { config_id: b.clone(), how: format!("derived: {model} is named after {b} ({n}), taken as a fine-tune of it"), derived: true })
+}
+
+/// `part` occurs in `name` between word boundaries (start, end, `-` or `_`): `llama-3.1-8b` is in
+/// `hermes-3-llama-3.1-8b`, not in `llama-3.1-8b.2` or `codellama-3.1-8b`.
+fn contains_whole(name: &str, part: &str) -> bool {
+    let edge = |c: Option<char>| c.is_none_or(|c| c == '-' || c == '_');
+    name.match_indices(part).any(|(i, _)| edge(name[..i].chars().next_back()) && edge(name[i + part.len()..].chars().next()))
 }
 
 /// The integer after the first of `flags` in a command line (`-dp=8`, `--data-parallel-size 8`).
@@ -1097,6 +1117,16 @@ mod tests {
         assert!(q.how.starts_with("same shape") && q.derived, "{q:?}");
         assert!(match_model("deepseek-ai/DeepSeek-V2-Lite", &bundled).is_none());
         assert_eq!(match_model("mistralai/Mistral-7B-Instruct-v0.2 (GGUF)", &["mistralai/Mistral-7B-Instruct-v0.3".to_string()]).unwrap().config_id, "mistralai/Mistral-7B-Instruct-v0.3");
+        // a fine-tune named after its base, at word boundaries only, the longest base winning
+        let bundled: Vec<String> = ["meta-llama/Llama-3.1-8B", "meta-llama/Llama-3.1-8B-Instruct", "Qwen/Qwen2.5-7B", "microsoft/phi-2", "openai-community/openai-gpt"].iter().map(|s| s.to_string()).collect();
+        let h = match_model("NousResearch/Hermes-3-Llama-3.1-8B", &bundled).unwrap();
+        assert_eq!(h.config_id, "meta-llama/Llama-3.1-8B");
+        assert!(h.derived && h.how.contains("named after"), "{h:?}");
+        assert_eq!(match_model("cognitivecomputations/dolphin-2.6-phi-2", &bundled).unwrap().config_id, "microsoft/phi-2");
+        assert!(match_model("someone/codellama-3.1-8b", &bundled).is_none());
+        assert!(match_model("someone/Llama-3.1-8B.2-merge", &bundled).is_none());
+        assert!(match_model("someone/my-openai-gpt-tune", &bundled).is_none(), "a base name without a size is too vague");
+        assert!(match_model("Qwen/Qwen2.5-72B-Instruct", &bundled).is_none());
     }
 
     #[test]
