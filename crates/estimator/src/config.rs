@@ -184,7 +184,7 @@ raw_config! {
     qk_rope_head_dim: u64 = ["qk_rope_head_dim"],
     qk_nope_head_dim: u64 = ["qk_nope_head_dim"],
     v_head_dim: u64 = ["v_head_dim"],
-    num_nextn_predict_layers: u64 = ["num_nextn_predict_layers"],
+    num_nextn_predict_layers: u64 = ["num_nextn_predict_layers", "mtp_num_hidden_layers"],
     // recurrent state (Mamba 1/2, gated DeltaNet, lightning attention)
     state_size: u64 = ["state_size", "ssm_state_size", "mamba_d_state"],
     conv_kernel: u64 = ["conv_kernel", "mamba_d_conv", "conv_kernel_size"],

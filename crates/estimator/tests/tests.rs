@@ -1106,3 +1106,69 @@ fn gemma3n_keeps_caches_only_for_layers_before_the_shared_ones() {
     // and the requests that fit are counted at those bytes too
     assert_eq!(e.kv.bytes_per_token, 35 * 2 * 2 * 256 * 2);
 }
+
+#[test]
+fn qwen3_5_follows_layer_types_and_has_dense_and_moe_models() {
+    // Qwen3.5-397B-A17B: 60 layers, every 4th gated softmax attention (2 KV heads x 256), the
+    // others gated DeltaNet; 512 experts; published as 397B parameters, 17B active
+    let sh = shape("Qwen/Qwen3.5-397B-A17B");
+    assert_eq!(sh.family.as_str(), "qwen3.5");
+    let kv = kv_layout(&sh, KvDtype::Auto, FloatDtype::Bf16, 1, 1).unwrap();
+    let groups: Vec<(u64, u64)> = kv.groups.iter().map(|g| (g.layers, g.bytes_per_token_per_layer)).collect();
+    assert_eq!(groups, vec![(15, 2 * 2 * 256 * 2)]);
+    // 45 DeltaNet states: conv (2 x 16 x 128 + 64 x 128) x 3 and 64 x 128 x 128, 2 B each
+    assert_eq!(kv.state_bytes_per_request, 45 * ((2 * 16 * 128 + 64 * 128) * 3 + 64 * 128 * 128) * 2);
+    let b = sh.params_total() as f64 / 1e9;
+    assert!((396.0..398.0).contains(&b), "{b}");
+    assert!(sh.notes.iter().any(|n| n.contains("multi-token-prediction")), "{:?}", sh.notes);
+    let cfg: serde_json::Value = serde_json::from_str(&config("Qwen/Qwen3.5-397B-A17B")).unwrap();
+    // `layer_types` decides, not the interval: a fifth full layer is one more KV layer
+    let mut five = cfg.clone();
+    five["text_config"]["layer_types"][0] = serde_json::json!("full_attention");
+    let kv5 = kv_layout(&parse_config(&five.to_string()).unwrap(), KvDtype::Auto, FloatDtype::Bf16, 1, 1).unwrap();
+    assert_eq!(kv5.groups[0].layers, 16);
+    // a wrong count or an unknown kind is named
+    let mut short = cfg.clone();
+    short["text_config"]["layer_types"].as_array_mut().unwrap().pop();
+    let e = parse_config(&short.to_string()).unwrap_err().to_string();
+    assert!(e.contains("layer_types") && e.contains("num_hidden_layers = 60"), "{e}");
+    let mut odd = cfg.clone();
+    odd["text_config"]["layer_types"][1] = serde_json::json!("sliding_attention");
+    assert!(parse_config(&odd.to_string()).unwrap_err().to_string().contains("sliding_attention"));
+    // the dense models (`qwen3_5`) have a gated MLP of intermediate_size in every layer
+    let mut dense = cfg.clone();
+    let t = dense["text_config"].as_object_mut().unwrap();
+    for k in ["num_experts", "num_experts_per_tok", "moe_intermediate_size", "shared_expert_intermediate_size"] {
+        t.remove(k);
+    }
+    t.insert("model_type".into(), serde_json::json!("qwen3_5_text"));
+    t.insert("intermediate_size".into(), serde_json::json!(17408));
+    dense["model_type"] = serde_json::json!("qwen3_5");
+    let d = parse_config(&dense.to_string()).unwrap();
+    assert!(d.moe.is_none());
+    dense["text_config"]["intermediate_size"] = serde_json::json!(17409);
+    assert_eq!(parse_config(&dense.to_string()).unwrap().params_total() - d.params_total(), 60 * 3 * 4096);
+    dense["text_config"].as_object_mut().unwrap().remove("intermediate_size");
+    assert!(parse_config(&dense.to_string()).unwrap_err().to_string().contains("intermediate_size"));
+}
+
+#[test]
+fn qwen_vision_towers_match_published_totals() {
+    // Qwen2.5-VL's tower has gated MLPs with biases and RMS norms: 8.29B in all, as published
+    assert_eq!(shape("Qwen/Qwen2.5-VL-7B-Instruct").params_total(), 8_292_166_656);
+    assert_eq!(shape("Qwen/Qwen2-VL-7B-Instruct").params_total(), 8_291_375_616);
+    // Qwen3-VL's text model reads as Qwen3-MoE; its tower adds a position table and deepstack mergers
+    let mut vl: serde_json::Value = serde_json::from_str(&config("Qwen/Qwen3-30B-A3B")).unwrap();
+    vl["model_type"] = serde_json::json!("qwen3_vl_moe_text");
+    let text_only = parse_config(&vl.to_string()).unwrap();
+    assert_eq!(text_only.params_total(), shape("Qwen/Qwen3-30B-A3B").params_total());
+    let tower = serde_json::json!({"depth": 27, "hidden_size": 1152, "intermediate_size": 4304, "num_heads": 16, "patch_size": 16, "spatial_merge_size": 2, "temporal_patch_size": 2, "num_position_embeddings": 2304, "out_hidden_size": 2048, "deepstack_visual_indexes": []});
+    vl["vision_config"] = tower.clone();
+    let plain = parse_config(&vl.to_string()).unwrap().params_total() - text_only.params_total();
+    vl["vision_config"]["deepstack_visual_indexes"] = serde_json::json!([8, 16, 24]);
+    let deep = parse_config(&vl.to_string()).unwrap().params_total() - text_only.params_total();
+    let m = 1152 * 4;
+    assert_eq!(deep - plain, 3 * (2 * m + m * m + m + m * 2048 + 2048));
+    vl["vision_config"]["num_position_embeddings"] = serde_json::json!(2305);
+    assert_eq!(parse_config(&vl.to_string()).unwrap().params_total() - text_only.params_total() - deep, 1152);
+}

@@ -1,6 +1,6 @@
 //! Qwen2/2.5 (`qwen2`: bias on q/k/v, sliding window only with `use_sliding_window` and only from
 //! `max_window_layers` on), Qwen2-VL's language model, Qwen3 (`qwen3`: per-head q/k RMS norms, no
-//! bias), and their MoE variants: Qwen2-MoE (`qwen2_moe`: routed experts plus a gated shared
+//! bias; Qwen3-VL's language model is the same), and their MoE variants: Qwen2-MoE (`qwen2_moe`: routed experts plus a gated shared
 //! expert) and Qwen3-MoE (`qwen3_moe`: routed experts only). A layer is MoE when it is not in
 //! `mlp_only_layers` and `(i + 1) % decoder_sparse_step == 0`.
 
@@ -8,7 +8,8 @@ use super::*;
 
 pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
     let c = cx.common()?;
-    let mt = cx.model_type.clone();
+    // Qwen3-VL nests `qwen3_vl_text` / `qwen3_vl_moe_text`: the same layers as Qwen3 / Qwen3-MoE
+    let mt = cx.model_type.trim_end_matches("_text").to_string();
     let qwen3 = mt.starts_with("qwen3");
     let is_moe = mt.ends_with("_moe");
     let inter = cx.req(cx.raw.intermediate_size, "intermediate_size", "MLP weights")?;

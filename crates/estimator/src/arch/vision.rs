@@ -1,6 +1,6 @@
-//! Vision towers of multimodal checkpoints (Gemma 3 SigLIP, Llama 3.2/4 vision, Qwen2-VL). Their
-//! weights are loaded with the language model, so they count toward weight memory; their shapes
-//! are estimated from `vision_config` as a ViT (attention + MLP + norms per layer, patch and
+//! Vision towers of multimodal checkpoints (Gemma 3 SigLIP, Llama 3.2/4 vision, Qwen2-VL, Qwen3-VL
+//! and Qwen3.5). Their weights are loaded with the language model, so they count toward weight
+//! memory; their shapes are estimated from `vision_config` as a ViT (attention + MLP + norms per layer, patch and
 //! position embeddings, a projector to the text width). This part is modelled, not exact.
 
 use super::*;
@@ -18,17 +18,31 @@ pub(crate) fn add_encoder(cx: &mut Cx, text_hidden: u64, g: &mut Vec<Tensor>) {
     let merge = get(&["spatial_merge_size"]).unwrap_or(1) as u128;
     let patch = get(&["patch_size"]).unwrap_or(14);
     let image = get(&["image_size"]).unwrap_or(336);
-    let channels = get(&["num_channels", "in_channels"]).unwrap_or(3);
+    let channels = get(&["num_channels", "in_channels", "in_chans"]).unwrap_or(3);
+    // Qwen2.5-VL (the tower with window attention and `fullatt_block_indexes`): a gated MLP with
+    // biases and RMS norms (no bias) where the others have a plain MLP and LayerNorms
+    let gated = v.contains_key("fullatt_block_indexes");
     let extra_layers = get(&["num_global_layers"]).unwrap_or(0);
     // u128 and saturating: absurd sub-config values must not overflow
     let (h, inter, layers, extra_layers, patch, image, channels) = (h as u128, inter as u128, layers as u128, extra_layers as u128, patch as u128, image as u128, channels as u128);
-    let per_layer = 4 * h * h + 4 * h + 2 * h * inter + inter + h + 4 * h;
-    // Qwen2-VL's patches span `temporal_patch_size` frames and take rotary positions (no table)
+    // MLP parameters, and those of one norm over the width
+    let (mlp, norm) = if gated { (3 * h * inter + 2 * inter + h, h) } else { (2 * h * inter + inter + h, 2 * h) };
+    let per_layer = 4 * h * h + 4 * h + mlp + 2 * norm;
+    // Qwen2-VL's patches span `temporal_patch_size` frames and take rotary positions (no table);
+    // Qwen3-VL / 3.5 add a learned table of `num_position_embeddings`
     let temporal = get(&["temporal_patch_size"]).unwrap_or(1).max(1) as u128;
-    let positions = if merge > 1 { 0 } else { (image / patch.max(1)).saturating_pow(2) + 1 };
+    let positions = match get(&["num_position_embeddings"]) {
+        Some(n) => n as u128,
+        None if merge > 1 => 0,
+        None => (image / patch.max(1)).saturating_pow(2) + 1,
+    };
     let projector = if merge > 1 {
         let m = (h * merge * merge).min(1 << 40);
-        2 * h + m * m + m + m * text_hidden as u128 + text_hidden as u128
+        // a norm's parameters, then two linear layers with biases
+        let merger = |norm: u128| norm + m * m + m + m * text_hidden as u128 + text_hidden as u128;
+        // Qwen3-VL: one more merger per deepstack layer, a LayerNorm over the merged width
+        let deepstack = v.get("deepstack_visual_indexes").and_then(Value::as_array).map_or(0, |a| a.len().min(1024)) as u128;
+        merger(norm) + deepstack * merger(2 * m)
     } else {
         h * text_hidden as u128 + text_hidden as u128
     };
