@@ -102,14 +102,24 @@ pub fn hub_cache(id: &str) -> Option<PathBuf> {
 
 fn suggestions(model: &str) -> String {
     let all = bundled();
-    let key = model.rsplit('/').next().unwrap_or(model).to_ascii_lowercase();
-    let stem: String = key.chars().take(5).collect();
-    let mut close: Vec<&str> = all.iter().map(|(id, _, _)| id.as_str()).filter(|id| id.to_ascii_lowercase().contains(&stem)).collect();
-    if close.is_empty() {
-        close = all.iter().map(|(id, _, _)| id.as_str()).take(8).collect();
+    let name = |id: &str| id.rsplit('/').next().unwrap_or(id).to_ascii_lowercase();
+    let key = name(model);
+    let tokens: Vec<&str> = key.split(['-', '_']).collect();
+    // nearest first: the longest common prefix of the names, then the most shared `-` words
+    let score = |id: &str| {
+        let n = name(id);
+        let prefix = n.chars().zip(key.chars()).take_while(|(a, b)| a == b).count();
+        let shared = n.split(['-', '_']).filter(|t| tokens.contains(t)).count();
+        (prefix, shared)
+    };
+    let mut close: Vec<((usize, usize), &str)> = all.iter().map(|(id, _, _)| (score(id), id.as_str())).filter(|((p, _), _)| *p >= 3).collect();
+    close.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
+    let mut ids: Vec<&str> = close.into_iter().map(|(_, id)| id).collect();
+    if ids.is_empty() {
+        ids = all.iter().map(|(id, _, _)| id.as_str()).collect();
     }
-    close.truncate(8);
-    close.join(", ")
+    ids.truncate(8);
+    ids.join(", ")
 }
 
 pub fn fetch_hub(id: &str) -> Result<(String, String, String)> {

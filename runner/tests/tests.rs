@@ -105,10 +105,17 @@ fn malformed_config_is_one_line_exit_2() {
 
 #[test]
 fn unreachable_hub_names_bundled_alternatives() {
-    let out = runner(&["estimate", "--model", "Qwen/Qwen2.5-7B-Instruct-Nope"]);
+    // no bundled model is named in it: the error lists the bundled ids nearest to it first
+    let out = runner(&["estimate", "--model", "Qwen/Qwen2.6-7B-Instruct"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2));
-    assert!(err.contains("unreachable") && err.contains("Qwen/Qwen2.5-7B-Instruct"), "{err}");
+    assert!(err.contains("unreachable") && err.contains("instead: Qwen/Qwen2.5-7B-Instruct, "), "{err}");
+    // a fine-tune named after a bundled release is sized from it, with a warning that says so
+    let out = runner(&["estimate", "--model", "someone/Qwen2.5-7B-Instruct-my-tune"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("unreachable") && err.contains("named after Qwen/Qwen2.5-7B-Instruct"), "{err}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("model-configs/Qwen/Qwen2.5-7B-Instruct/config.json"));
 }
 
 #[test]

@@ -203,12 +203,19 @@ pub fn match_model(model: &str, bundled: &[String]) -> Option<ModelMatch> {
         return Some(ModelMatch { config_id: (*b).clone(), how: format!("derived: {model} is a quantised or fine-tuned upload of {b}"), derived: true });
     }
     // a fine-tune named after its base (`Hermes-3-Llama-3.1-8B`): the longest bundled name, with
-    // its size, found whole in this one
+    // its size, found whole in this one; of the same name, the longest release named whole in it
+    // (`...-Qwen2.5-7B-Instruct-...` takes the Instruct config, whose context may differ), else
+    // the shortest id
+    let full = model.rsplit('/').next().unwrap_or(model).to_ascii_lowercase();
     bundled
         .iter()
         .map(|b| (b, normalized_name(b)))
         .filter(|(_, n)| n.len() >= 5 && n.contains(|c: char| c.is_ascii_digit()) && contains_whole(&norm, n))
-        .max_by_key(|(b, n)| (n.len(), std::cmp::Reverse(b.len())))
+        .max_by_key(|(b, n)| {
+            let release = b.rsplit('/').next().unwrap_or(b).to_ascii_lowercase();
+            let named = if contains_whole(&full, &release) { release.len() } else { 0 };
+            (n.len(), named, std::cmp::Reverse(b.len()))
+        })
         .map(|(b, n)| ModelMatch { config_id: b.clone(), how: format!("derived: {model} is named after {b} ({n}), taken as a fine-tune of it"), derived: true })
 }
 
@@ -1127,6 +1134,9 @@ mod tests {
         assert!(match_model("someone/Llama-3.1-8B.2-merge", &bundled).is_none());
         assert!(match_model("someone/my-openai-gpt-tune", &bundled).is_none(), "a base name without a size is too vague");
         assert!(match_model("Qwen/Qwen2.5-72B-Instruct", &bundled).is_none());
+        // of the same base, the release the name gives whole
+        assert_eq!(match_model("someone/Llama-3.1-8B-Instruct-abliterated", &bundled).unwrap().config_id, "meta-llama/Llama-3.1-8B-Instruct");
+        assert_eq!(match_model("someone/Llama-3.1-8B-lora-merged", &bundled).unwrap().config_id, "meta-llama/Llama-3.1-8B");
     }
 
     #[test]
