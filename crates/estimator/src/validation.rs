@@ -142,13 +142,17 @@ pub const SAME_SHAPE: &[(&str, &str, &str)] = &[
     ("deepseek-ai/DeepSeek-R1-Distill-Qwen-32B", "Qwen/Qwen2.5-32B", "distilled into the Qwen2.5-32B architecture"),
     ("deepseek-ai/DeepSeek-V3.1", "deepseek-ai/DeepSeek-V3", "the DeepSeek-V3 architecture, retrained"),
     ("Qwen/Qwen3-Coder-30B-A3B-Instruct", "Qwen/Qwen3-30B-A3B", "the Qwen3-30B-A3B layers and experts with a 262,144-token context"),
+    ("mistralai/Mistral-Nemo-Instruct-2407", "mistralai/Mistral-Nemo-Base-2407", "the instruct release of the same layers (its config gives 1,024,000 positions)"),
     ("THUDM/GLM-Z1-9B-0414", "THUDM/GLM-4-9B-0414", "GLM-Z1-9B-0414 is GLM-4-9B-0414 tuned for reasoning (same layers, llama.cpp logs the same shape)"),
 ];
 
 /// Releases whose config is their base model's but for a longer native context
-/// (`max_position_embeddings`): the Qwen3 2507 updates and Qwen3-Coder.
+/// (`max_position_embeddings`): the Qwen3 2507 updates and Qwen3-Coder, Mistral-Nemo-Instruct.
 fn native_context(model: &str) -> Option<u64> {
     let m = model.to_ascii_lowercase();
+    if m.contains("mistral-nemo-instruct") {
+        return Some(1_024_000);
+    }
     (m.contains("qwen3") && (m.contains("-2507") || m.contains("qwen3-coder"))).then_some(262_144)
 }
 
@@ -1134,6 +1138,9 @@ mod tests {
         assert!(match_model("someone/Llama-3.1-8B.2-merge", &bundled).is_none());
         assert!(match_model("someone/my-openai-gpt-tune", &bundled).is_none(), "a base name without a size is too vague");
         assert!(match_model("Qwen/Qwen2.5-72B-Instruct", &bundled).is_none());
+        let nemo = match_model("mistralai/Mistral-Nemo-Instruct-2407", &["mistralai/Mistral-Nemo-Base-2407".to_string()]).unwrap();
+        assert!(nemo.how.starts_with("same shape") && nemo.config_id == "mistralai/Mistral-Nemo-Base-2407", "{nemo:?}");
+        assert_eq!(native_context("mistralai/Mistral-Nemo-Instruct-2407"), Some(1_024_000));
         // of the same base, the release the name gives whole
         assert_eq!(match_model("someone/Llama-3.1-8B-Instruct-abliterated", &bundled).unwrap().config_id, "meta-llama/Llama-3.1-8B-Instruct");
         assert_eq!(match_model("someone/Llama-3.1-8B-lora-merged", &bundled).unwrap().config_id, "meta-llama/Llama-3.1-8B");
