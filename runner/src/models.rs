@@ -105,14 +105,15 @@ fn suggestions(model: &str) -> String {
     let name = |id: &str| id.rsplit('/').next().unwrap_or(id).to_ascii_lowercase();
     let key = name(model);
     let tokens: Vec<&str> = key.split(['-', '_']).collect();
-    // nearest first: the longest common prefix of the names, then the most shared `-` words
+    // nearest first: the longest common prefix of the names, then the most shared `-` words; ids
+    // sharing neither are not listed (all of them, alphabetically, when none is near)
     let score = |id: &str| {
         let n = name(id);
         let prefix = n.chars().zip(key.chars()).take_while(|(a, b)| a == b).count();
         let shared = n.split(['-', '_']).filter(|t| tokens.contains(t)).count();
         (prefix, shared)
     };
-    let mut close: Vec<((usize, usize), &str)> = all.iter().map(|(id, _, _)| (score(id), id.as_str())).filter(|((p, _), _)| *p >= 3).collect();
+    let mut close: Vec<((usize, usize), &str)> = all.iter().map(|(id, _, _)| (score(id), id.as_str())).filter(|((p, w), _)| *p >= 3 || *w > 0).collect();
     close.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
     let mut ids: Vec<&str> = close.into_iter().map(|(_, id)| id).collect();
     if ids.is_empty() {

@@ -206,21 +206,58 @@ pub fn match_model(model: &str, bundled: &[String]) -> Option<ModelMatch> {
     if let Some(b) = hits.first() {
         return Some(ModelMatch { config_id: (*b).clone(), how: format!("derived: {model} is a quantised or fine-tuned upload of {b}"), derived: true });
     }
-    // a fine-tune named after its base (`Hermes-3-Llama-3.1-8B`): the longest bundled name, with
-    // its size, found whole in this one; of the same name, the longest release named whole in it
-    // (`...-Qwen2.5-7B-Instruct-...` takes the Instruct config, whose context may differ), else
-    // the shortest id
+    // a fine-tune named after its base (`Hermes-3-Llama-3.1-8B`): the longest bundled name (or
+    // same-shape name) found whole in this one, with a size, and every size this one names; of the
+    // same name, the longest release named whole in it (`...-Qwen2.5-7B-Instruct-...` takes the
+    // Instruct config, whose context may differ), else the shortest id. A name that says it is a
+    // different model of that base (distilled, pruned, a draft head, another modality, another
+    // context or precision) is not taken for it.
     let full = model.rsplit('/').next().unwrap_or(model).to_ascii_lowercase();
-    bundled
-        .iter()
-        .map(|b| (b, normalized_name(b)))
-        .filter(|(_, n)| n.len() >= 5 && n.contains(|c: char| c.is_ascii_digit()) && contains_whole(&norm, n))
-        .max_by_key(|(b, n)| {
-            let release = b.rsplit('/').next().unwrap_or(b).to_ascii_lowercase();
-            let named = if contains_whole(&full, &release) { release.len() } else { 0 };
-            (n.len(), named, std::cmp::Reverse(b.len()))
+    let sizes = size_words(&norm);
+    let release = |id: &str| id.rsplit('/').next().unwrap_or(id).to_ascii_lowercase();
+    let candidates = bundled.iter().map(|b| (b.clone(), b.clone())).chain(
+        SAME_SHAPE.iter().filter(|(_, to, _)| bundled.iter().any(|b| b == to)).map(|(from, to, _)| (from.to_string(), to.to_string())),
+    );
+    candidates
+        .map(|(named, b)| (normalized_name(&named), named, b))
+        .filter(|(n, named, _)| {
+            let own = size_words(n);
+            !own.is_empty()
+                && sizes.iter().all(|w| own.contains(w))
+                && contains_whole(&norm, n)
+                && !OTHER_MODEL_WORDS.iter().any(|w| contains_whole_word(&full, w) && !contains_whole_word(&release(named), w))
         })
-        .map(|(b, n)| ModelMatch { config_id: b.clone(), how: format!("derived: {model} is named after {b} ({n}), taken as a fine-tune of it"), derived: true })
+        .max_by_key(|(n, named, b)| {
+            let r = release(named);
+            let whole = if contains_whole(&full, &r) { r.len() } else { 0 };
+            (n.len(), whole, std::cmp::Reverse(b.len()))
+        })
+        .map(|(n, named, b)| {
+            let via = if named == b { String::new() } else { format!(", which has the shape of {b}") };
+            ModelMatch { config_id: b.clone(), how: format!("derived: {model} is named after {named} ({n}{via}), taken as a fine-tune of it"), derived: true }
+        })
+}
+
+/// Words in a name that make it a different model than the base it is named after.
+const OTHER_MODEL_WORDS: &[&str] = &[
+    "distill", "reap", "pruned", "prune", "eagle", "eagle3", "speculator", "draft", "medusa", "multimodal", "vision", "vl", "omni", "audio", "flash", "fp4", "nvfp4", "bf16", "fp16", "fp32", "mlx", "1m", "16k", "32k", "64k", "128k", "200k", "256k",
+];
+
+/// The size words of a normalised name: `8b`, `1.5b`, `125m`, `8x7b`, `a3b`, `e4b`, `17b-16e`'s `16e`.
+fn size_words(name: &str) -> Vec<&str> {
+    name.split(['-', '_'])
+        .filter(|w| {
+            let w = w.strip_prefix(['a', 'e']).filter(|r| r.starts_with(|c: char| c.is_ascii_digit())).unwrap_or(w);
+            let Some(num) = w.strip_suffix(['b', 'm', 'e']) else { return false };
+            let num = num.split_once('x').map_or(num, |(n, m)| if n.chars().all(|c| c.is_ascii_digit()) && !n.is_empty() { m } else { "" });
+            !num.is_empty() && num.chars().all(|c| c.is_ascii_digit() || c == '.') && num.starts_with(|c: char| c.is_ascii_digit())
+        })
+        .collect()
+}
+
+/// `word` is one of `name`'s words (split at `-`, `_` and `.`).
+fn contains_whole_word(name: &str, word: &str) -> bool {
+    name.split(['-', '_', '.']).any(|w| w == word)
 }
 
 /// `part` occurs in `name` between word boundaries (start, end, `-` or `_`): `llama-3.1-8b` is in
@@ -1133,7 +1170,7 @@ mod tests {
         let h = match_model("NousResearch/Hermes-3-Llama-3.1-8B", &bundled).unwrap();
         assert_eq!(h.config_id, "meta-llama/Llama-3.1-8B");
         assert!(h.derived && h.how.contains("named after"), "{h:?}");
-        assert_eq!(match_model("cognitivecomputations/dolphin-2.6-phi-2", &bundled).unwrap().config_id, "microsoft/phi-2");
+        assert!(match_model("cognitivecomputations/dolphin-2.6-phi-2", &bundled).is_none(), "a base named by its version alone is too vague");
         assert!(match_model("someone/codellama-3.1-8b", &bundled).is_none());
         assert!(match_model("someone/Llama-3.1-8B.2-merge", &bundled).is_none());
         assert!(match_model("someone/my-openai-gpt-tune", &bundled).is_none(), "a base name without a size is too vague");
@@ -1141,6 +1178,33 @@ mod tests {
         let nemo = match_model("mistralai/Mistral-Nemo-Instruct-2407", &["mistralai/Mistral-Nemo-Base-2407".to_string()]).unwrap();
         assert!(nemo.how.starts_with("same shape") && nemo.config_id == "mistralai/Mistral-Nemo-Base-2407", "{nemo:?}");
         assert_eq!(native_context("mistralai/Mistral-Nemo-Instruct-2407"), Some(1_024_000));
+        // not a fine-tune of the base it names: distilled, pruned, a draft head, another precision,
+        // another context, a merge of two sizes, a name without a size
+        let bundled: Vec<String> = ["meta-llama/Llama-3.1-8B-Instruct", "Qwen/Qwen3-8B", "Qwen/Qwen2.5-7B", "Qwen/Qwen2.5-32B", "deepseek-ai/DeepSeek-R1", "openai/gpt-oss-20b", "zai-org/GLM-4.5-Air", "moonshotai/Kimi-K2-Instruct"].iter().map(|s| s.to_string()).collect();
+        for id in [
+            "RedHatAI/Llama-3.1-8B-Instruct-speculator.eagle3",
+            "AngelSlim/Qwen3-8B_eagle3",
+            "unsloth/gpt-oss-20b-BF16",
+            "nvidia/Llama-3.1-8B-Instruct-FP4",
+            "cerebras/GLM-4.5-Air-REAP-82B-A12B",
+            "Qwen/Qwen2.5-7B-Instruct-1M",
+            "someone/Llama-3.1-8B-x-Qwen2.5-7B",
+            "moonshotai/Kimi-K2-Instruct-0905",
+            "unsloth/DeepSeek-R1-BF16",
+        ] {
+            assert_eq!(match_model(id, &bundled), None, "{id}");
+        }
+        // DeepSeek's R1 distill into Qwen3-8B is named after both: the sized one is its shape
+        assert_eq!(match_model("deepseek-ai/DeepSeek-R1-0528-Qwen3-8B", &bundled).unwrap().config_id, "Qwen/Qwen3-8B");
+        // a same-shape name found whole leads to its shape
+        let d = match_model("huihui-ai/DeepSeek-R1-Distill-Qwen-32B-abliterated", &bundled).unwrap();
+        assert_eq!(d.config_id, "Qwen/Qwen2.5-32B", "{d:?}");
+        assert!(d.how.contains("which has the shape of Qwen/Qwen2.5-32B"), "{d:?}");
+        assert_eq!(size_words("qwen3-30b-a3b"), ["30b", "a3b"]);
+        assert_eq!(size_words("mixtral-8x7b"), ["8x7b"]);
+        assert_eq!(size_words("llama-4-scout-17b-16e"), ["17b", "16e"]);
+        assert!(size_words("deepseek-r1").is_empty() && size_words("phi-4").is_empty() && size_words("glm-4.5-air").is_empty());
+        let bundled: Vec<String> = ["meta-llama/Llama-3.1-8B", "meta-llama/Llama-3.1-8B-Instruct"].iter().map(|s| s.to_string()).collect();
         // of the same base, the release the name gives whole
         assert_eq!(match_model("someone/Llama-3.1-8B-Instruct-abliterated", &bundled).unwrap().config_id, "meta-llama/Llama-3.1-8B-Instruct");
         assert_eq!(match_model("someone/Llama-3.1-8B-lora-merged", &bundled).unwrap().config_id, "meta-llama/Llama-3.1-8B");

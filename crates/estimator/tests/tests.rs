@@ -1150,6 +1150,28 @@ fn qwen3_5_follows_layer_types_and_has_dense_and_moe_models() {
     assert_eq!(parse_config(&dense.to_string()).unwrap().params_total() - d.params_total(), 60 * 3 * 4096);
     dense["text_config"].as_object_mut().unwrap().remove("intermediate_size");
     assert!(parse_config(&dense.to_string()).unwrap_err().to_string().contains("intermediate_size"));
+    // a MoE model without its experts is told which field is missing
+    let mut moe = cfg.clone();
+    moe["text_config"].as_object_mut().unwrap().remove("num_experts");
+    assert!(parse_config(&moe.to_string()).unwrap_err().to_string().contains("num_experts"));
+    // absent head_dim and shared-expert width take the config class's defaults, recorded
+    let mut bare = cfg.clone();
+    let t = bare["text_config"].as_object_mut().unwrap();
+    t.remove("head_dim");
+    t.remove("shared_expert_intermediate_size");
+    let b = parse_config(&bare.to_string()).unwrap();
+    assert_eq!(b.params_total(), sh.params_total() - 60 * 3 * 4096 * (1024 - 512));
+    assert!(b.defaults.iter().any(|d| d.field == "head_dim" && d.value == "256"), "{:?}", b.defaults);
+    // attention biases are counted when the config asks for them
+    let mut biased = cfg.clone();
+    biased["text_config"]["attention_bias"] = serde_json::json!(true);
+    assert!(parse_config(&biased.to_string()).unwrap().params_total() > sh.params_total());
+    // DeltaNet dimensions whose state could not exist are named, not multiplied into an overflow
+    let mut huge = cfg.clone();
+    for k in ["linear_num_value_heads", "linear_key_head_dim", "linear_value_head_dim"] {
+        huge["text_config"][k] = serde_json::json!(1u64 << 24);
+    }
+    assert!(parse_config(&huge.to_string()).unwrap_err().to_string().contains("linear_num_value_heads"));
 }
 
 #[test]

@@ -159,15 +159,24 @@ impl<'a> Cx<'a> {
     /// The standard fields of a decoder: hidden, layers, heads, kv heads (default: heads, i.e.
     /// multi-head attention), head dim (default: hidden / heads), vocabulary.
     pub fn common(&mut self) -> Result<Common> {
+        self.common_with_head_dim(None)
+    }
+
+    /// [`Cx::common`] for a family whose config class gives `head_dim` a default of its own.
+    pub fn common_with_head_dim(&mut self, head_dim_default: Option<(u64, &str)>) -> Result<Common> {
         let r = self.raw;
         let hidden = self.req(r.hidden_size, "hidden_size", "every weight shape")?;
         let layers = self.req(r.num_hidden_layers, "num_hidden_layers", "weights and KV cache")?;
         let heads = self.req(r.num_attention_heads, "num_attention_heads", "attention shapes")?;
         let vocab = self.req(r.vocab_size, "vocab_size", "embedding and LM head")?;
         let kv_heads = self.or(r.num_key_value_heads, "num_key_value_heads", heads, "absent: multi-head attention, one KV head per query head")?;
-        let head_dim = match r.head_dim {
-            Some(d) => self.req(Some(d), "head_dim", "attention shapes")?,
-            None => {
+        let head_dim = match (r.head_dim, head_dim_default) {
+            (Some(d), _) => self.req(Some(d), "head_dim", "attention shapes")?,
+            (None, Some((d, why))) => {
+                self.default("head_dim", d, why);
+                d
+            }
+            (None, None) => {
                 if hidden % heads != 0 {
                     return Err(Error::invalid("num_attention_heads", heads, format!("a divisor of hidden_size {hidden} (no head_dim given)")));
                 }

@@ -14,7 +14,7 @@ use super::*;
 
 pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
     let qwen35 = cx.model_type.starts_with("qwen3_5");
-    let c = cx.common()?;
+    let c = cx.common_with_head_dim(Some((256, "absent: Qwen3NextConfig / Qwen3_5TextConfig default")))?;
     let h = c.hidden;
     let interval = cx.or(cx.raw.full_attention_interval, "full_attention_interval", 4, "absent: Qwen3NextConfig default")?;
     // `layer_types` when written (Qwen3.5 always writes it), else every interval-th layer full
@@ -35,17 +35,23 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
     let kd = cx.req(cx.raw.linear_key_head_dim, "linear_key_head_dim", "the DeltaNet state")?;
     let vd = cx.req(cx.raw.linear_value_head_dim, "linear_value_head_dim", "the DeltaNet state")?;
     let conv = cx.or(cx.raw.linear_conv_kernel_dim, "linear_conv_kernel_dim", 4, "absent: Qwen3NextConfig default")?;
-    // Qwen3.5's dense models (`qwen3_5`) have no experts: a gated MLP in every layer
-    let ffn = if qwen35 && cx.raw.num_experts.is_none() {
+    // Qwen3.5's dense models (`qwen3_5`, not `qwen3_5_moe`) have no experts: a gated MLP in every layer
+    let ffn = if qwen35 && !cx.model_type.starts_with("qwen3_5_moe") {
         Ffn::Dense(cx.req(cx.raw.intermediate_size, "intermediate_size", "MLP weights")?)
     } else {
         Ffn::Moe {
             experts: cx.req(cx.raw.num_experts, "num_experts", "MoE weights")?,
             top_k: cx.req(cx.raw.num_experts_per_tok, "num_experts_per_tok", "active parameters")?,
             inter: cx.req(cx.raw.moe_intermediate_size, "moe_intermediate_size", "expert weights")?,
-            shared: cx.raw.shared_expert_intermediate_size.unwrap_or(0),
+            shared: cx.or(cx.raw.shared_expert_intermediate_size, "shared_expert_intermediate_size", 512, "absent: Qwen3NextConfig / Qwen3_5MoeTextConfig default")?,
         }
     };
+    // the DeltaNet state per layer, in elements: refused by name before it could overflow
+    let state = |a: u64, b: u64, c: u64| a.checked_mul(b).and_then(|x| x.checked_mul(c)).filter(|&x| x <= 1 << 40);
+    let ssm_elems = state(vh, kd, vd).ok_or_else(|| Error::invalid("linear_num_value_heads", vh, format!("a DeltaNet state that fits in memory (value heads x key dim {kd} x value dim {vd})")))?;
+    let conv_dim = 2 * kh * kd + vh * vd;
+    let conv_elems = state(conv_dim, conv.saturating_sub(1), 1).ok_or_else(|| Error::invalid("linear_conv_kernel_dim", conv, format!("a convolution window that fits in memory ({conv_dim} channels)")))?;
+    let bias = cx.raw.attention_bias.unwrap_or(false);
     let inter = match ffn {
         Ffn::Dense(i) => i,
         Ffn::Moe { inter, .. } => cx.raw.intermediate_size.unwrap_or(inter),
@@ -63,20 +69,19 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
         .map(|i| {
             let mut t = vec![];
             let mixer = if full[i] {
-                let m = attention(&c, AttnBias::default(), QkNorm::PerHead, Window::Full, &mut t);
+                let m = attention(&c, AttnBias { qkv: bias, o: bias }, QkNorm::PerHead, Window::Full, &mut t);
                 if gate {
                     t.push(Tensor::new("self_attn.q_gate", Role::AttnQ, c.heads * c.head_dim, h, Split::Heads { heads: c.heads }));
                 }
                 m
             } else {
-                let conv_dim = 2 * kh * kd + vh * vd;
                 t.push(Tensor::new("linear_attn.in_proj_qkvz", Role::RecurrentLinear, 2 * kh * kd + 2 * vh * vd, h, Split::Column));
                 t.push(Tensor::new("linear_attn.in_proj_ba", Role::RecurrentLinear, 2 * vh, h, Split::Column));
                 t.push(Tensor::new("linear_attn.conv1d", Role::RecurrentParam, conv_dim, conv, Split::Column));
                 t.push(Tensor::new("linear_attn.dt_bias_A_log", Role::RecurrentParam, 2 * vh, 1, Split::Column));
                 t.push(Tensor::new("linear_attn.norm", Role::Norm, vd, 1, Split::Replicated));
                 t.push(Tensor::new("linear_attn.out_proj", Role::RecurrentLinear, h, vh * vd, Split::Row));
-                Mixer::Recurrent { kind: "gated_deltanet".into(), conv_elems: conv_dim * (conv - 1), ssm_elems: vh * kd * vd, ssm_fp32: false, heads: vh }
+                Mixer::Recurrent { kind: "gated_deltanet".into(), conv_elems, ssm_elems, ssm_fp32: false, heads: vh }
             };
             match ffn {
                 Ffn::Dense(inter) => gated_mlp("mlp", Role::Mlp, h, inter, false, &mut t),

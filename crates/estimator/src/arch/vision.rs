@@ -21,7 +21,9 @@ pub(crate) fn add_encoder(cx: &mut Cx, text_hidden: u64, g: &mut Vec<Tensor>) {
     let channels = get(&["num_channels", "in_channels", "in_chans"]).unwrap_or(3);
     // Qwen2.5-VL (the tower with window attention and `fullatt_block_indexes`): a gated MLP with
     // biases and RMS norms (no bias) where the others have a plain MLP and LayerNorms
-    let gated = v.contains_key("fullatt_block_indexes");
+    let gated = v.contains_key("fullatt_block_indexes") || cx.model_type.starts_with("qwen2_5_vl");
+    // Qwen2-VL and later project to `out_hidden_size` (the text width in every release)
+    let out = get(&["out_hidden_size"]).unwrap_or(text_hidden) as u128;
     let extra_layers = get(&["num_global_layers"]).unwrap_or(0);
     // u128 and saturating: absurd sub-config values must not overflow
     let (h, inter, layers, extra_layers, patch, image, channels) = (h as u128, inter as u128, layers as u128, extra_layers as u128, patch as u128, image as u128, channels as u128);
@@ -39,14 +41,16 @@ pub(crate) fn add_encoder(cx: &mut Cx, text_hidden: u64, g: &mut Vec<Tensor>) {
     let projector = if merge > 1 {
         let m = (h * merge * merge).min(1 << 40);
         // a norm's parameters, then two linear layers with biases
-        let merger = |norm: u128| norm + m * m + m + m * text_hidden as u128 + text_hidden as u128;
+        let merger = |norm: u128| norm + m * m + m + m * out + out;
         // Qwen3-VL: one more merger per deepstack layer, a LayerNorm over the merged width
         let deepstack = v.get("deepstack_visual_indexes").and_then(Value::as_array).map_or(0, |a| a.len().min(1024)) as u128;
         merger(norm) + deepstack * merger(2 * m)
     } else {
         h * text_hidden as u128 + text_hidden as u128
     };
-    let params = (layers + extra_layers).saturating_mul(per_layer) + channels * temporal * patch * patch * h + positions.saturating_mul(h) + projector;
+    // Qwen3-VL / 3.5 (the towers with a position table) put a bias on the patch embedding
+    let patch_bias = if v.contains_key("num_position_embeddings") { h } else { 0 };
+    let params = (layers + extra_layers).saturating_mul(per_layer) + channels * temporal * patch * patch * h + patch_bias + positions.saturating_mul(h) + projector;
     let params = u64::try_from(params).unwrap_or(u64::MAX);
     let (h, layers, extra_layers) = (h as u64, layers as u64, extra_layers as u64);
     g.push(Tensor::new("vision_tower", Role::Encoder, params, 1, Split::Replicated));
