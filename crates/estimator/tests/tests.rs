@@ -1015,10 +1015,9 @@ fn expert_parallel_spreads_whole_experts_over_tp_x_dp() {
     // every non-expert weight (tp 1) and 32 of the 128 routed experts of each layer, whole
     let sh = shape("Qwen/Qwen3-30B-A3B");
     let expert_bytes: u64 = sh.runs_all().map(|(l, n)| l.tensors.iter().filter(|t| t.role == kv_estimator::model::Role::Expert).map(|t| t.rows * t.cols * t.count * 2).sum::<u64>() * n).sum();
-    let run = |q: &str| {
-        let s = Scenario::from_query(&format!("m=Qwen/Qwen3-30B-A3B&gpu=h100-80gb&dt=bf16&e=vllm&ctx=8192&{q}")).unwrap();
-        estimate(&sh, &s).unwrap()
-    };
+    // the estimate for a permalink query
+    let at = |sh: &ModelShape, q: String| estimate(sh, &Scenario::from_query(&q).unwrap()).unwrap();
+    let run = |q: &str| at(&sh, format!("m=Qwen/Qwen3-30B-A3B&gpu=h100-80gb&dt=bf16&e=vllm&ctx=8192&{q}"));
     let one = run("tp=1");
     let dp = run("tp=1&dp=4&ep=on");
     assert_eq!(one.weights.per_gpu.0 - dp.weights.per_gpu.0, expert_bytes - expert_bytes / 4);
@@ -1027,28 +1026,20 @@ fn expert_parallel_spreads_whole_experts_over_tp_x_dp() {
     assert!(sliced.abs_diff(dp.weights.per_gpu.0) < sliced / 1000, "{sliced} vs {}", dp.weights.per_gpu.0);
     // SGLang's replicas are independent: its experts spread over tp only; a dense model and
     // llama.cpp ignore the flag
-    let sgl = |q: &str| {
-        let s = Scenario::from_query(&format!("m=Qwen/Qwen3-30B-A3B&gpu=h100-80gb&dt=bf16&e=sglang&{q}")).unwrap();
-        estimate(&sh, &s).unwrap().weights.per_gpu.0
-    };
+    let sgl = |q: &str| at(&sh, format!("m=Qwen/Qwen3-30B-A3B&gpu=h100-80gb&dt=bf16&e=sglang&{q}")).weights.per_gpu.0;
     assert_eq!(sgl("tp=1&dp=2&ep=on"), sgl("tp=1"));
     let llama = shape("meta-llama/Llama-3.1-8B-Instruct");
     let dense = |q: &str| {
-        let s = Scenario::from_query(&format!("m=meta-llama/Llama-3.1-8B-Instruct&gpu=h100-80gb&e=vllm&ctx=8192&{q}")).unwrap();
-        let e = estimate(&llama, &s).unwrap();
+        let e = at(&llama, format!("m=meta-llama/Llama-3.1-8B-Instruct&gpu=h100-80gb&e=vllm&ctx=8192&{q}"));
         (e.weights.per_gpu.0, e.overhead.bytes.0)
     };
     assert_eq!(dense("dp=2&ep=on"), dense("dp=1"));
-    let lc = |q: &str| {
-        let s = Scenario::from_query(&format!("m=Qwen/Qwen3-30B-A3B&gpu=h100-80gb&dt=bf16&e=llama.cpp&ctx=8192&{q}")).unwrap();
-        estimate(&sh, &s).unwrap().weights.per_gpu.0
-    };
+    let lc = |q: &str| at(&sh, format!("m=Qwen/Qwen3-30B-A3B&gpu=h100-80gb&dt=bf16&e=llama.cpp&ctx=8192&{q}")).weights.per_gpu.0;
     assert_eq!(lc("dp=2&ep=on"), lc("dp=1"));
     // vLLM's MXFP4 re-layout of gpt-oss follows the experts a GPU holds: 16 of 128 with dp 8
     let oss = shape("openai/gpt-oss-120b");
     let extra = |q: &str| {
-        let s = Scenario::from_query(&format!("m=openai/gpt-oss-120b&gpu=h100-80gb&e=vllm&ev=0.11.0&ctx=8192&{q}")).unwrap();
-        let e = estimate(&oss, &s).unwrap();
+        let e = at(&oss, format!("m=openai/gpt-oss-120b&gpu=h100-80gb&e=vllm&ev=0.11.0&ctx=8192&{q}"));
         e.engine.loaded_weights_bytes.0 - e.weights.per_gpu.0
     };
     let (all, eighth) = (extra("tp=1"), extra("tp=1&dp=8&ep=on"));

@@ -107,20 +107,12 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
             t.push(Tensor::new("altup.coefs", Role::Router, altup * altup + altup * altup * altup + c.hidden, 1, Split::Replicated));
             t.push(Tensor::new("altup.modality_router", Role::Router, altup, c.hidden, Split::Replicated));
             norms("altup.router_norm", 1, c.hidden, false, &mut t);
-            if ple > 0 {
-                t.push(Tensor::new("per_layer_input_gate", Role::Mlp, ple, c.hidden, Split::Replicated));
-                t.push(Tensor::new("per_layer_projection", Role::Mlp, c.hidden, ple, Split::Replicated));
-            }
+            per_layer_input(c.hidden, ple, &mut t);
             Layer { mixer, tensors: t }
         })
         .collect();
     let mut g = embeddings(c.vocab, c.hidden, tied, false, false);
-    if ple > 0 {
-        let packed = c.layers.saturating_mul(ple);
-        g.push(Tensor::new("embed_tokens_per_layer", Role::Embedding, ple_vocab, packed, Split::Column));
-        g.push(Tensor::new("per_layer_model_projection", Role::Mlp, packed, c.hidden, Split::Replicated));
-        norms("per_layer_projection_norm", 1, ple, false, &mut g);
-    }
+    per_layer_embeddings(c.layers, c.hidden, ple, ple_vocab, &mut g);
     if altup > 1 {
         // altup_projections and altup_unembed_projections
         g.push(Tensor::new("altup_projections", Role::Mlp, 2 * (altup - 1) * c.hidden, c.hidden, Split::Replicated));

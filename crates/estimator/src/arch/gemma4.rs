@@ -110,9 +110,8 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
                 t.push(Tensor::new("router.scales", Role::Router, c.hidden + experts, 1, Split::Replicated));
                 n_norms += 3;
             }
+            per_layer_input(c.hidden, ple, &mut t);
             if ple > 0 {
-                t.push(Tensor::new("per_layer_input_gate", Role::Mlp, ple, c.hidden, Split::Replicated));
-                t.push(Tensor::new("per_layer_projection", Role::Mlp, c.hidden, ple, Split::Replicated));
                 n_norms += 1;
             }
             norms("norms", n_norms, c.hidden, false, &mut t);
@@ -121,12 +120,7 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
         })
         .collect();
     let mut g = embeddings(c.vocab, c.hidden, tied, false, false);
-    if ple > 0 {
-        let packed = c.layers.saturating_mul(ple);
-        g.push(Tensor::new("embed_tokens_per_layer", Role::Embedding, ple_vocab, packed, Split::Column));
-        g.push(Tensor::new("per_layer_model_projection", Role::Mlp, packed, c.hidden, Split::Replicated));
-        norms("per_layer_projection_norm", 1, ple, false, &mut g);
-    }
+    per_layer_embeddings(c.layers, c.hidden, ple, ple_vocab, &mut g);
     add_towers(cx, c.hidden, &mut g);
     if shared > 0 {
         cx.note(format!("the last {shared} layers reuse the KV cache of earlier layers (num_kv_shared_layers): no cache of their own"));

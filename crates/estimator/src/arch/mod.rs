@@ -330,6 +330,26 @@ pub(crate) fn norms(name: &str, n: u64, w: u64, bias: bool, t: &mut Vec<Tensor>)
     t.push(Tensor::new(name, Role::Norm, n * per, 1, Split::Replicated));
 }
 
+/// Gemma's per-layer inputs (Gemma 3n, the small Gemma 4 models), in one layer: a gate from the
+/// hidden state to `width` and a projection back. Nothing when `width` is 0.
+pub(crate) fn per_layer_input(hidden: u64, width: u64, t: &mut Vec<Tensor>) {
+    if width > 0 {
+        t.push(Tensor::new("per_layer_input_gate", Role::Mlp, width, hidden, Split::Replicated));
+        t.push(Tensor::new("per_layer_projection", Role::Mlp, hidden, width, Split::Replicated));
+    }
+}
+
+/// Gemma's per-layer inputs, once per model: the table of `width` per layer for each of `vocab`
+/// tokens, its projection from the hidden state and that projection's norm.
+pub(crate) fn per_layer_embeddings(layers: u64, hidden: u64, width: u64, vocab: u64, g: &mut Vec<Tensor>) {
+    if width > 0 {
+        let packed = layers.saturating_mul(width);
+        g.push(Tensor::new("embed_tokens_per_layer", Role::Embedding, vocab, packed, Split::Column));
+        g.push(Tensor::new("per_layer_model_projection", Role::Mlp, packed, hidden, Split::Replicated));
+        norms("per_layer_projection_norm", 1, width, false, g);
+    }
+}
+
 /// Token embedding, final norm and LM head (absent when tied).
 pub(crate) fn embeddings(vocab: u64, hidden: u64, tied: bool, final_norm_bias: bool, head_bias: bool) -> Vec<Tensor> {
     let mut g = vec![Tensor::new("embed_tokens", Role::Embedding, vocab, hidden, Split::Column)];
