@@ -136,7 +136,12 @@ pub fn estimate(shape: &ModelShape, scenario: &Scenario) -> Result<Estimate> {
     let kv_dtype = effective_kv(scenario.engine, scenario.kv_dtype);
     let kv = kv_layout(shape, kv_dtype, plan.activation, tp, pp)?;
     let ctx_len = scenario.context_len();
-    let max_model_len = scenario.max_model_len.or(shape.max_position_embeddings).unwrap_or(ctx_len).max(1);
+    let max_model_len = scenario
+        .max_model_len
+        .or_else(|| engine::default_max_model_len(shape, scenario).map(|d| d.0))
+        .or(shape.max_position_embeddings)
+        .unwrap_or(ctx_len)
+        .max(1);
     // SGLang gives every layer of `num_hidden_layers` a buffer, KV-shared ones included
     // (what a request holds there, so every figure below uses it)
     let kv = if scenario.engine == Engine::Sglang && shape.shared_kv_layers() > 0 { crate::kv::kv_layout_with_shared(shape, kv_dtype, plan.activation, tp, pp)? } else { kv };

@@ -213,6 +213,7 @@ pub enum Family {
     Glm,
     Olmo,
     Olmo2,
+    Olmoe,
     StableLm,
     Granite,
     GraniteMoe,
@@ -221,6 +222,7 @@ pub enum Family {
     NemotronH,
     GraniteMoeHybrid,
     MiniMax,
+    MiniMaxM2,
     Generic,
 }
 
@@ -260,6 +262,7 @@ impl Family {
             Family::Glm => "glm",
             Family::Olmo => "olmo",
             Family::Olmo2 => "olmo2",
+            Family::Olmoe => "olmoe",
             Family::StableLm => "stablelm",
             Family::Granite => "granite",
             Family::GraniteMoe => "granite-moe",
@@ -268,9 +271,19 @@ impl Family {
             Family::NemotronH => "nemotron-h",
             Family::GraniteMoeHybrid => "granite-moe-hybrid",
             Family::MiniMax => "minimax",
+            Family::MiniMaxM2 => "minimax-m2",
             Family::Generic => "generic",
         }
     }
+}
+
+/// One RoPE scaling entry of a config: its type (`linear`, `dynamic`, `yarn`, `llama3`,
+/// `longrope`, `default`, ...), its `factor` and its `original_max_position_embeddings`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RopeScaling {
+    pub rope_type: String,
+    pub factor: Option<f64>,
+    pub original_max_position_embeddings: Option<u64>,
 }
 
 /// The resolved model.
@@ -288,6 +301,14 @@ pub struct ModelShape {
     pub head_dim: u64,
     pub intermediate_size: u64,
     pub max_position_embeddings: Option<u64>,
+    /// The RoPE scaling the config declares (`rope_scaling`, or transformers v5's
+    /// `rope_parameters`, one entry per layer kind when nested), and the top-level
+    /// `original_max_position_embeddings` (LongRoPE): vLLM derives its default `max_model_len`
+    /// from them.
+    #[serde(default)]
+    pub rope_scaling: Vec<RopeScaling>,
+    #[serde(default)]
+    pub original_max_position_embeddings: Option<u64>,
     pub tied_embeddings: bool,
     /// MoE: (routed experts, experts per token).
     pub moe: Option<(u64, u64)>,

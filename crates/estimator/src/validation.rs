@@ -138,20 +138,32 @@ pub const SAME_SHAPE: &[(&str, &str, &str)] = &[
     ("Qwen/Qwen2.5-Coder-3B-Instruct", "Qwen/Qwen2.5-3B", "Qwen2.5-Coder-3B has the Qwen2.5-3B config shape"),
     ("Qwen/Qwen2.5-Coder-7B-Instruct", "Qwen/Qwen2.5-7B", "Qwen2.5-Coder-7B has the Qwen2.5-7B config shape"),
     ("Qwen/Qwen2.5-Coder-14B-Instruct", "Qwen/Qwen2.5-14B", "Qwen2.5-Coder-14B has the Qwen2.5-14B config shape"),
-    ("deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", "Qwen/Qwen2.5-7B", "distilled into the Qwen2.5(-Math)-7B architecture"),
     ("deepseek-ai/DeepSeek-R1-Distill-Qwen-32B", "Qwen/Qwen2.5-32B", "distilled into the Qwen2.5-32B architecture"),
     ("deepseek-ai/DeepSeek-V3.1", "deepseek-ai/DeepSeek-V3", "the DeepSeek-V3 architecture, retrained"),
     ("Qwen/Qwen3-Coder-30B-A3B-Instruct", "Qwen/Qwen3-30B-A3B", "the Qwen3-30B-A3B layers and experts with a 262,144-token context"),
     ("mistralai/Mistral-Nemo-Instruct-2407", "mistralai/Mistral-Nemo-Base-2407", "the instruct release of the same layers (its config gives 1,024,000 positions)"),
     ("THUDM/GLM-Z1-9B-0414", "THUDM/GLM-4-9B-0414", "GLM-Z1-9B-0414 is GLM-4-9B-0414 tuned for reasoning (same layers, llama.cpp logs the same shape)"),
+    ("nvidia/Llama-3.1-Nemotron-70B-Instruct-HF", "meta-llama/Llama-3.1-70B-Instruct", "a Llama-3.1-70B-Instruct fine-tune (RLHF) with the same config"),
+    ("lmsys/vicuna-7b-v1.5", "meta-llama/Llama-2-7b-hf", "a Llama-2-7B fine-tune with the same config (4096 positions, vocabulary 32000)"),
+    ("lmsys/vicuna-13b-v1.5", "meta-llama/Llama-2-13b-hf", "a Llama-2-13B fine-tune with the same config (4096 positions, vocabulary 32000)"),
+    ("moonshotai/Kimi-K2-Instruct-0905", "moonshotai/Kimi-K2-Instruct", "the September update of the same layers and experts with a 262,144-token context"),
+    ("microsoft/Phi-4-reasoning", "microsoft/phi-4", "phi-4 tuned for reasoning: the same layers with a 32,768-token context"),
+    ("microsoft/Phi-4-reasoning-plus", "microsoft/phi-4", "phi-4 tuned for reasoning: the same layers with a 32,768-token context"),
 ];
 
 /// Releases whose config is their base model's but for a longer native context
-/// (`max_position_embeddings`): the Qwen3 2507 updates and Qwen3-Coder, Mistral-Nemo-Instruct.
+/// (`max_position_embeddings`): the Qwen3 2507 updates and Qwen3-Coder, Mistral-Nemo-Instruct,
+/// Kimi-K2-Instruct-0905, Phi-4-reasoning.
 fn native_context(model: &str) -> Option<u64> {
     let m = model.to_ascii_lowercase();
     if m.contains("mistral-nemo-instruct") {
         return Some(1_024_000);
+    }
+    if m.contains("kimi-k2-instruct-0905") {
+        return Some(262_144);
+    }
+    if m.contains("phi-4-reasoning") {
+        return Some(32_768);
     }
     (m.contains("qwen3") && (m.contains("-2507") || m.contains("qwen3-coder"))).then_some(262_144)
 }
@@ -1178,6 +1190,12 @@ mod tests {
         let nemo = match_model("mistralai/Mistral-Nemo-Instruct-2407", &["mistralai/Mistral-Nemo-Base-2407".to_string()]).unwrap();
         assert!(nemo.how.starts_with("same shape") && nemo.config_id == "mistralai/Mistral-Nemo-Base-2407", "{nemo:?}");
         assert_eq!(native_context("mistralai/Mistral-Nemo-Instruct-2407"), Some(1_024_000));
+        // updates of a bundled release with a longer context keep its layers and take their own context
+        let k2 = match_model("moonshotai/Kimi-K2-Instruct-0905", &["moonshotai/Kimi-K2-Instruct".to_string()]).unwrap();
+        assert_eq!((k2.config_id.as_str(), native_context("moonshotai/Kimi-K2-Instruct-0905")), ("moonshotai/Kimi-K2-Instruct", Some(262_144)));
+        let r = match_model("microsoft/Phi-4-reasoning-plus", &["microsoft/phi-4".to_string()]).unwrap();
+        assert_eq!((r.config_id.as_str(), native_context("microsoft/Phi-4-reasoning-plus")), ("microsoft/phi-4", Some(32_768)));
+        assert_eq!(native_context("microsoft/phi-4"), None);
         // not a fine-tune of the base it names: distilled, pruned, a draft head, another precision,
         // another context, a merge of two sizes, a name without a size
         let bundled: Vec<String> = ["meta-llama/Llama-3.1-8B-Instruct", "Qwen/Qwen3-8B", "Qwen/Qwen2.5-7B", "Qwen/Qwen2.5-32B", "deepseek-ai/DeepSeek-R1", "openai/gpt-oss-20b", "zai-org/GLM-4.5-Air", "moonshotai/Kimi-K2-Instruct"].iter().map(|s| s.to_string()).collect();
@@ -1189,7 +1207,7 @@ mod tests {
             "cerebras/GLM-4.5-Air-REAP-82B-A12B",
             "Qwen/Qwen2.5-7B-Instruct-1M",
             "someone/Llama-3.1-8B-x-Qwen2.5-7B",
-            "moonshotai/Kimi-K2-Instruct-0905",
+            "moonshotai/Kimi-K2-Instruct-1234",
             "unsloth/DeepSeek-R1-BF16",
         ] {
             assert_eq!(match_model(id, &bundled), None, "{id}");

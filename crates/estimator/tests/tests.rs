@@ -499,6 +499,108 @@ fn vllm_v0_chunks_long_prefills_except_for_multimodal_and_sliding_window_models(
     assert_eq!(tokens("deepseek-ai/DeepSeek-V2.5"), "65536");
 }
 
+/// vLLM's default `max_model_len` (none given) is the config's length times a RoPE scaling factor
+/// (`_get_and_verify_max_len`): deepseek-coder-6.7b's linear x4 makes 16,384 positions 65,536,
+/// which V0 before 0.5.3 (no automatic chunked prefill) profiles in one batch. The public 0.4.3
+/// log on two T4 (issue 5248: 507 blocks) is far from the 1,411 blocks a 16,384-token default gives.
+#[test]
+fn vllm_default_max_model_len_follows_rope_scaling() {
+    let run = |id: &str, engine: Engine, version: &str, len: Option<u64>| {
+        let s = Scenario { gpu: GpuChoice::Catalog("t4".into()), tp: 2, engine, engine_version: Some(version.into()), max_model_len: len, ..scenario(id) };
+        estimate(&shape(id), &s).unwrap()
+    };
+    let coder = "deepseek-ai/deepseek-coder-6.7b-instruct";
+    assert_eq!(shape(coder).max_position_embeddings, Some(16_384));
+    let old = run(coder, Engine::VllmV0, "0.4.3", None);
+    assert_eq!(old.engine.max_model_len, 65_536);
+    assert!(old.engine.notes.iter().any(|n| n.contains("16384 x linear RoPE factor 4")), "{:?}", old.engine.notes);
+    assert!(old.activation.substituted.starts_with("max(65536 tokens"), "{}", old.activation.substituted);
+    // from 0.5.3 a length above 32K switches chunked prefill on: a 512-token profile
+    let chunked = run(coder, Engine::VllmV0, "0.5.3", None);
+    assert!(chunked.activation.substituted.starts_with("max(512 tokens"), "{}", chunked.activation.substituted);
+    assert!(old.engine.num_blocks < chunked.engine.num_blocks);
+    // a length the user gives is kept, and no derivation is noted
+    let given = run(coder, Engine::VllmV0, "0.4.3", Some(16_384));
+    assert_eq!(given.engine.max_model_len, 16_384);
+    assert!(!given.engine.notes.iter().any(|n| n.contains("RoPE factor")));
+    // other engines keep the config's length
+    assert_eq!(run(coder, Engine::LlamaCpp, "b6500", None).engine.max_model_len, 16_384);
+
+    let default_len = |id: &str, version: &str| {
+        let s = Scenario { gpu: GpuChoice::Catalog("h200".into()), engine: Engine::Vllm, engine_version: Some(version.into()), ..scenario(id) };
+        estimate(&shape(id), &s).unwrap().engine.max_model_len
+    };
+    // dynamic x2 (InternLM2.5); YaRN from original_max_position_embeddings (4096 x 40, the config's own length)
+    assert_eq!(default_len("internlm/internlm2_5-7b-chat", "0.11.0"), 65_536);
+    assert_eq!(default_len("deepseek-ai/DeepSeek-V2-Lite-Chat", "0.11.0"), 163_840);
+    // llama3 scaling is not applied again, nor Gemma 3's linear factor (its length is already scaled)
+    assert_eq!(default_len("meta-llama/Llama-3.1-8B-Instruct", "0.11.0"), 131_072);
+    assert_eq!(default_len("google/gemma-3-12b-it", "0.11.0"), shape("google/gemma-3-12b-it").max_position_embeddings.unwrap());
+    // LongRoPE: the full 131,072 until 0.11.0, original_max_position_embeddings (4096) from 0.11.1
+    assert_eq!(default_len("microsoft/Phi-3.5-mini-instruct", "0.11.0"), 131_072);
+    assert_eq!(default_len("microsoft/Phi-3.5-mini-instruct", "0.11.1"), 4_096);
+    // a factor that is not a positive number is named and not applied
+    let mut bad: serde_json::Value = serde_json::from_str(&config(coder)).unwrap();
+    bad["rope_scaling"]["factor"] = serde_json::json!("four");
+    let b = parse_config(&bad.to_string()).unwrap();
+    assert!(b.notes.iter().any(|n| n.contains("rope_scaling.factor")), "{:?}", b.notes);
+    let s = Scenario { gpu: GpuChoice::Catalog("t4".into()), tp: 2, engine: Engine::VllmV0, engine_version: Some("0.4.3".into()), ..scenario(coder) };
+    assert_eq!(estimate(&b, &s).unwrap().engine.max_model_len, 16_384);
+}
+
+/// Mistral 3 (`mistral3`: Mistral Small 3.1) is a Mistral text model with a Pixtral tower: a
+/// RoPE-2D ViT without biases, gated MLPs and RMS norms, and a projector of an RMS norm, a 2x2
+/// patch merger and two linears, as transformers builds them. Every part is arithmetic on the
+/// config: 24 x (4 x 1024^2 + 3 x 1024 x 4096 + 2 x 1024) + 3 x 14^2 x 1024 + 1024 for the tower,
+/// 1024 + 4 x 1024^2 + 1024 x 5120 + 5120^2 for the projector.
+#[test]
+fn mistral3_counts_its_pixtral_tower_and_projector() {
+    let id = "mistralai/Mistral-Small-3.1-24B-Instruct-2503";
+    let full = shape(id);
+    assert_eq!(full.family, Family::Mistral);
+    let tower = 24 * (4 * 1024 * 1024 + 3 * 1024 * 4096 + 2 * 1024) + 3 * 14 * 14 * 1024 + 1024;
+    let projector = 1024 + 4 * 1024 * 1024 + 1024 * 5120 + 5120 * 5120;
+    let mut text: serde_json::Value = serde_json::from_str(&config(id)).unwrap();
+    text["text_config"]["tie_word_embeddings"] = serde_json::json!(false);
+    let text_only = parse_config(&text["text_config"].to_string()).unwrap();
+    assert_eq!(full.params_total() - text_only.params_total(), tower + projector);
+    assert_eq!(full.params_total(), 24_011_361_280);
+    // the same tower behind LLaVA (Pixtral-12B): two linears with biases, no norm or merger
+    let mut llava = text.clone();
+    llava["model_type"] = serde_json::json!("llava");
+    llava.as_object_mut().unwrap().remove("multimodal_projector_bias");
+    let l = parse_config(&llava.to_string()).unwrap();
+    assert_eq!(l.params_total() - text_only.params_total(), tower + 1024 * 5120 + 5120 + 5120 * 5120 + 5120);
+}
+
+/// OLMoE and MiniMax-M2 against their published totals: OLMoE-1B-7B-0924 has 6,919,161,856
+/// parameters (64 experts of 1024, top 8, RMS norms on the whole q and k); MiniMax-M2 229B
+/// (256 experts of 1536, top 8, a routing bias per expert, q/k norms), its MTP modules not counted.
+/// The configs are their released values (the MiniMax one as a public copy of M2.5, the same
+/// architecture, quotes it).
+#[test]
+fn olmoe_and_minimax_m2_match_published_totals() {
+    let olmoe = r#"{"architectures":["OlmoeForCausalLM"],"model_type":"olmoe","hidden_size":2048,"intermediate_size":1024,"num_hidden_layers":16,"num_attention_heads":16,"num_key_value_heads":16,"num_experts":64,"num_experts_per_tok":8,"vocab_size":50304,"max_position_embeddings":4096,"rope_theta":10000.0,"rms_norm_eps":1e-05,"tie_word_embeddings":false,"torch_dtype":"bfloat16"}"#;
+    let o = parse_config(olmoe).unwrap();
+    assert_eq!((o.family, o.params_total(), o.moe), (Family::Olmoe, 6_919_161_856, Some((64, 8))));
+    // 1.3B active: attention, 8 of 64 experts, embeddings
+    assert_eq!(o.params_active(), 1_282_017_280);
+    let layers = vec![1; 62];
+    let m2 = serde_json::json!({"architectures":["MiniMaxM2ForCausalLM"],"attn_type_list":layers,"head_dim":128,"hidden_act":"silu","hidden_size":3072,"intermediate_size":1536,"max_position_embeddings":196608,"model_type":"minimax_m2","mtp_transformer_layers":1,"num_attention_heads":48,"num_experts_per_tok":8,"num_hidden_layers":62,"num_key_value_heads":8,"num_local_experts":256,"num_mtp_modules":3,"qk_norm_type":"per_layer","rms_norm_eps":1e-06,"rope_theta":5000000,"rotary_dim":64,"scoring_func":"sigmoid","shared_intermediate_size":0,"tie_word_embeddings":false,"use_cache":true,"use_mtp":true,"use_qk_norm":true,"use_routing_bias":true,"vocab_size":200064,"torch_dtype":"bfloat16"});
+    let m = parse_config(&m2.to_string()).unwrap();
+    assert_eq!(m.family, Family::MiniMaxM2);
+    let total = m.params_total() as f64 / 1e9;
+    assert!((228.0..230.0).contains(&total), "{total}");
+    assert!(m.notes.iter().any(|n| n.contains("MTP")), "{:?}", m.notes);
+    // 62 layers x 8 KV heads x 128 x (K + V) x 2 B
+    let kv = kv_layout(&m, KvDtype::Auto, FloatDtype::Bf16, 1, 1).unwrap();
+    assert_eq!(kv.bytes_per_token, 62 * 8 * 128 * 2 * 2);
+    // without the routing bias: 256 fewer parameters per layer
+    let mut nb = m2.clone();
+    nb["use_routing_bias"] = serde_json::json!(false);
+    assert_eq!(m.params_total() - parse_config(&nb.to_string()).unwrap().params_total(), 62 * 256);
+}
+
 #[test]
 fn llamacpp_caches_mla_per_head_before_the_latent_cache() {
     // DeepSeek-R1 at n_ctx 4096, q8_0: 61 layers; before b5150 each layer caches 128 heads x

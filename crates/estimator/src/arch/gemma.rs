@@ -3,8 +3,8 @@
 //! sliding-window (even layers) and global attention; Gemma 3 adds per-head q/k norms and a
 //! pattern of 5 sliding layers to 1 global (`sliding_window_pattern`, or `layer_types`). Gemma 3
 //! multimodal checkpoints nest the text model in `text_config`, which may omit head counts: the
-//! `Gemma3TextConfig` defaults then apply (8 heads, 4 KV heads, head_dim 256, vocab 262208) and are
-//! reported.
+//! `Gemma3TextConfig` defaults then apply (8 heads, 4 KV heads, head_dim 256, vocab 262208, 131072
+//! positions) and are reported.
 
 use super::*;
 
@@ -21,6 +21,10 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
         let kv_heads = cx.or(r.num_key_value_heads, "num_key_value_heads", 4, why)?;
         let head_dim = cx.or(r.head_dim, "head_dim", 256, why)?;
         let vocab = cx.or(r.vocab_size, "vocab_size", 262_208, why)?;
+        if r.max_position_embeddings.is_none() {
+            cx.default("max_position_embeddings", 131_072, why);
+            cx.max_positions = Some(131_072);
+        }
         Common { hidden, layers, heads, kv_heads, head_dim, vocab }
     } else {
         cx.common()?

@@ -3,7 +3,8 @@
 //! InternLM2, Cohere, EXAONE); Llama 4 (`llama4`: nested `text_config`, MoE every
 //! `interleave_moe_layer_step` layers with a shared expert, chunked attention on RoPE layers and
 //! full attention on the NoPE layers); Llama 3.2 Vision (`mllama`: cross-attention layers that keep
-//! no per-token text cache). GQA: `num_key_value_heads` < `num_attention_heads`.
+//! no per-token text cache); Mistral 3 and LLaVA (`mistral3`, `llava`: a Mistral or Llama text
+//! model with a vision tower, see `vision.rs`). GQA: `num_key_value_heads` < `num_attention_heads`.
 
 use super::*;
 
@@ -13,7 +14,10 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
     let tied = cx.tied(false);
     let bias = cx.raw.attention_bias.unwrap_or(false);
     let mlp_bias = cx.raw.mlp_bias.unwrap_or(false);
-    let family = if cx.model_type == "mistral" { Family::Mistral } else { Family::Llama };
+    // Mistral 3 (`mistral3`: Mistral Small 3.1/3.2, Devstral, Magistral) and LLaVA nest a Mistral
+    // or Llama text model beside a vision tower
+    let text_type = cx.raw.json.get("text_model_type").and_then(Value::as_str).unwrap_or("");
+    let family = if cx.model_type == "mistral" || text_type == "mistral" { Family::Mistral } else { Family::Llama };
     let layers = range(c.layers)
         .map(|i| {
             let mut t = vec![];
@@ -23,7 +27,8 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
             Layer { mixer, tensors: t }
         })
         .collect();
-    let g = embeddings(c.vocab, c.hidden, tied, false, false);
+    let mut g = embeddings(c.vocab, c.hidden, tied, false, false);
+    vision::add_encoder(cx, c.hidden, &mut g);
     cx.finish(family, &c, inter, tied, g, layers)
 }
 

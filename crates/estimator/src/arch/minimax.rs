@@ -1,7 +1,10 @@
 //! MiniMax-Text-01 / MiniMax-M1 (`minimax_m1`, `minimax_text_01`): `attn_type_list` marks each layer
 //! as lightning (linear) attention (0) or softmax GQA attention (1, every 8th layer). A lightning
 //! layer keeps a per-request fp32 state of `heads x head_dim x head_dim`; every layer has a MoE
-//! block (32 experts, top-2).
+//! block (32 experts, top-2). MiniMax-M2 (`minimax_m2`): softmax GQA attention in every layer with
+//! RMS norms on the whole q and k projections, and a sigmoid-routed MoE block (256 experts, top-8,
+//! a routing bias per expert when `use_routing_bias`); its MTP modules are not counted (vLLM loads
+//! them only for speculative decoding).
 
 use super::*;
 
@@ -41,4 +44,31 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
         .collect();
     let g = embeddings(c.vocab, h, tied, false, false);
     cx.finish(Family::MiniMax, &c, inter, tied, g, layers)
+}
+
+pub(crate) fn resolve_m2(cx: &mut Cx) -> Result<ModelShape> {
+    let c = cx.common()?;
+    let h = c.hidden;
+    let inter = cx.req(cx.raw.intermediate_size, "intermediate_size", "expert weights")?;
+    let experts = cx.req(cx.raw.num_experts, "num_local_experts", "MoE weights")?;
+    let top_k = cx.or(cx.raw.num_experts_per_tok, "num_experts_per_tok", 8, "absent: MiniMaxM2Config default")?;
+    let routing_bias = cx.opt_bool("use_routing_bias")?.unwrap_or(true);
+    if cx.opt_u64("num_mtp_modules")?.is_some_and(|n| n > 0) {
+        cx.note("MTP modules (`num_mtp_modules`) not counted: vLLM loads them only for speculative decoding");
+    }
+    let tied = cx.tied(false);
+    let layers = range(c.layers)
+        .map(|_| {
+            let mut t = vec![];
+            let mixer = attention(&c, AttnBias::default(), QkNorm::Full, Window::Full, &mut t);
+            moe(h, experts, top_k, inter, true, &mut t);
+            if routing_bias {
+                t.push(Tensor::new("block_sparse_moe.e_score_correction_bias", Role::Router, experts, 1, Split::Replicated));
+            }
+            norms("norms", 2, h, false, &mut t);
+            Layer { mixer, tensors: t }
+        })
+        .collect();
+    let g = embeddings(c.vocab, h, tied, false, false);
+    cx.finish(Family::MiniMaxM2, &c, inter, tied, g, layers)
 }

@@ -32,7 +32,7 @@ mod vision;
 use crate::config::RawConfig;
 use crate::dtype::{FloatDtype, Quant};
 use crate::error::{Error, Result};
-use crate::model::{DefaultUsed, Family, Layer, Mixer, ModelShape, Role, Split, Tensor, Window};
+use crate::model::{DefaultUsed, Family, Layer, Mixer, ModelShape, Role, RopeScaling, Split, Tensor, Window};
 use serde_json::{Map, Value};
 
 /// Resolves a raw config by `model_type`; unknown types with the standard fields take the generic path.
@@ -42,7 +42,8 @@ pub(crate) fn resolve(raw: &RawConfig) -> Result<ModelShape> {
     let mut cx = Cx::new(raw, &model_type);
     let key = if model_type.is_empty() { text_type.as_str() } else { model_type.as_str() };
     match key {
-        "llama" | "mistral" | "internlm2" | "yi" | "cohere" | "exaone" | "smollm3" => llama::resolve(&mut cx),
+        "llama" | "mistral" | "internlm2" | "yi" | "cohere" | "exaone" | "smollm3" | "mistral3" => llama::resolve(&mut cx),
+        "llava" | "llava_next" if matches!(text_type.as_str(), "llama" | "mistral" | "") => llama::resolve(&mut cx),
         "llama4" | "llama4_text" => llama::resolve_llama4(&mut cx),
         "mllama" | "mllama_text_model" => llama::resolve_mllama(&mut cx),
         "mixtral" => mixtral::resolve(&mut cx),
@@ -62,10 +63,12 @@ pub(crate) fn resolve(raw: &RawConfig) -> Result<ModelShape> {
         "gpt_oss" => gpt_oss::resolve(&mut cx),
         "glm" | "glm4" | "glm4_moe" | "chatglm" => glm::resolve(&mut cx),
         "olmo" | "olmo2" => olmo::resolve(&mut cx),
+        "olmoe" => olmo::resolve_olmoe(&mut cx),
         "granite" | "granitemoe" | "granitemoeshared" => granite::resolve(&mut cx),
         "mamba" | "falcon_mamba" | "mamba2" => mamba::resolve(&mut cx),
         "jamba" | "nemotron_h" | "granitemoehybrid" => hybrid::resolve(&mut cx),
         "minimax_m1" | "minimax_text_01" | "minimax" => minimax::resolve(&mut cx),
+        "minimax_m2" => minimax::resolve_m2(&mut cx),
         _ => generic::resolve(&mut cx),
     }
 }
@@ -82,11 +85,13 @@ pub(crate) struct Cx<'a> {
     pub model_type: String,
     pub defaults: Vec<DefaultUsed>,
     pub notes: Vec<String>,
+    /// The context length when the family's config class defaults it (the config leaves it out).
+    pub max_positions: Option<u64>,
 }
 
 impl<'a> Cx<'a> {
     fn new(raw: &'a RawConfig, model_type: &str) -> Self {
-        Cx { raw, model_type: model_type.to_string(), defaults: vec![], notes: vec![] }
+        Cx { raw, model_type: model_type.to_string(), defaults: vec![], notes: vec![], max_positions: None }
     }
 
     /// An optional integer outside the shared raw fields, type-checked; `null` reads as absent.
@@ -224,7 +229,9 @@ impl<'a> Cx<'a> {
             num_kv_heads: c.kv_heads,
             head_dim: c.head_dim,
             intermediate_size: intermediate,
-            max_position_embeddings: self.raw.max_position_embeddings,
+            max_position_embeddings: self.raw.max_position_embeddings.or(self.max_positions),
+            rope_scaling: rope_scaling(&self.raw.json, &mut notes),
+            original_max_position_embeddings: self.raw.json.get("original_max_position_embeddings").and_then(Value::as_u64).filter(|&n| n > 0 && n <= MAX_DIM * 64),
             tied_embeddings: tied,
             moe,
             checkpoint_dtype,
@@ -238,6 +245,36 @@ impl<'a> Cx<'a> {
         shape.index_runs();
         Ok(shape)
     }
+}
+
+/// The config's RoPE scaling entries: `rope_scaling` (or `rope_parameters`), a single entry or
+/// one per layer kind. `type` is read as `rope_type` (older configs) and `su` as `longrope`, as
+/// vLLM patches them; an entry whose factor is not a positive number is kept without it and named.
+fn rope_scaling(json: &Map<String, Value>, notes: &mut Vec<String>) -> Vec<RopeScaling> {
+    let Some((key, Value::Object(rs))) = ["rope_scaling", "rope_parameters"].iter().find_map(|k| json.get(*k).filter(|v| v.is_object()).map(|v| (*k, v))) else {
+        return vec![];
+    };
+    let one = |m: &Map<String, Value>, notes: &mut Vec<String>| -> Option<RopeScaling> {
+        let kind = m.get("rope_type").or_else(|| m.get("type")).and_then(Value::as_str)?;
+        let kind = if kind == "su" { "longrope" } else { kind };
+        let factor = match m.get("factor") {
+            None | Some(Value::Null) => None,
+            Some(v) => match v.as_f64().filter(|f| f.is_finite() && *f > 0.0 && *f <= 1e6) {
+                Some(f) => Some(f),
+                None => {
+                    notes.push(format!("{key}.factor `{v}` is not a positive number: not applied to the default context"));
+                    None
+                }
+            },
+        };
+        let original = m.get("original_max_position_embeddings").and_then(Value::as_u64).filter(|&n| n > 0 && n <= MAX_DIM * 64);
+        Some(RopeScaling { rope_type: kind.to_string(), factor, original_max_position_embeddings: original })
+    };
+    if rs.contains_key("rope_type") || rs.contains_key("type") {
+        return one(rs, notes).into_iter().collect();
+    }
+    // nested: one entry per layer kind (`full_attention`, `sliding_attention`)
+    rs.values().filter_map(|v| v.as_object()).filter_map(|m| one(m, notes)).collect()
 }
 
 /// Dimensions above this are not real models and would only overflow.

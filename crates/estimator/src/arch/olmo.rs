@@ -1,5 +1,7 @@
 //! OLMo (`olmo`: LayerNorm without parameters, no biases) and OLMo 2 (`olmo2`: RMS norms on the
-//! whole q and k projections, norms after attention and after the MLP instead of before).
+//! whole q and k projections, norms after attention and after the MLP instead of before); OLMoE
+//! (`olmoe`: OLMo's attention with RMS norms on the whole q and k projections, pre-norms, and
+//! `num_experts` routed experts, top `num_experts_per_tok`, in every layer).
 
 use super::*;
 
@@ -28,4 +30,24 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
         g.push(Tensor::new("lm_head", Role::LmHead, c.vocab, c.hidden, Split::Column));
     }
     cx.finish(if v2 { Family::Olmo2 } else { Family::Olmo }, &c, inter, tied, g, layers)
+}
+
+pub(crate) fn resolve_olmoe(cx: &mut Cx) -> Result<ModelShape> {
+    let c = cx.common()?;
+    let inter = cx.req(cx.raw.intermediate_size, "intermediate_size", "expert weights")?;
+    let experts = cx.or(cx.raw.num_experts, "num_experts", 64, "absent: OlmoeConfig default")?;
+    let top_k = cx.or(cx.raw.num_experts_per_tok, "num_experts_per_tok", 8, "absent: OlmoeConfig default")?;
+    let tied = cx.tied(false);
+    let bias = cx.raw.attention_bias.unwrap_or(false);
+    let layers = range(c.layers)
+        .map(|_| {
+            let mut t = vec![];
+            let mixer = attention(&c, AttnBias { qkv: bias, o: bias }, QkNorm::Full, Window::Full, &mut t);
+            moe(c.hidden, experts, top_k, inter, true, &mut t);
+            norms("norms", 2, c.hidden, false, &mut t);
+            Layer { mixer, tensors: t }
+        })
+        .collect();
+    let g = embeddings(c.vocab, c.hidden, tied, false, false);
+    cx.finish(Family::Olmoe, &c, inter, tied, g, layers)
 }

@@ -1,5 +1,5 @@
-//! Vision towers of multimodal checkpoints (Gemma 3 SigLIP, Llama 3.2/4 vision, Qwen2-VL, Qwen3-VL
-//! and Qwen3.5). Their weights are loaded with the language model, so they count toward weight
+//! Vision towers of multimodal checkpoints (Gemma 3 SigLIP, Llama 3.2/4 vision, Qwen2-VL, Qwen3-VL,
+//! Qwen3.5, and Pixtral in Mistral 3 and LLaVA). Their weights are loaded with the language model, so they count toward weight
 //! memory; their shapes are estimated from `vision_config` as a ViT (attention + MLP + norms per layer, patch and
 //! position embeddings, a projector to the text width). This part is modelled, not exact.
 
@@ -7,6 +7,9 @@ use super::*;
 
 pub(crate) fn add_encoder(cx: &mut Cx, text_hidden: u64, g: &mut Vec<Tensor>) {
     let Some(Value::Object(v)) = cx.raw.json.get("vision_config") else { return };
+    if v.get("model_type").and_then(Value::as_str) == Some("pixtral") {
+        return pixtral(cx, v, text_hidden, g);
+    }
     let get = |keys: &[&str]| keys.iter().find_map(|k| v.get(*k).and_then(Value::as_u64).filter(|&x| x <= MAX_DIM));
     // Qwen2-VL names the tower's width `embed_dim` and its output (the text width) `hidden_size`
     let (Some(h), Some(layers)) = (get(&["embed_dim", "hidden_size", "width"]), get(&["num_hidden_layers", "depth", "num_layers"])) else {
@@ -55,4 +58,32 @@ pub(crate) fn add_encoder(cx: &mut Cx, text_hidden: u64, g: &mut Vec<Tensor>) {
     let (h, layers, extra_layers) = (h as u64, layers as u64, extra_layers as u64);
     g.push(Tensor::new("vision_tower", Role::Encoder, params, 1, Split::Replicated));
     cx.note(format!("vision tower estimated from vision_config as a ViT ({} layers x {h} wide): {:.2}B parameters, modelled", layers + extra_layers, params as f64 / 1e9));
+}
+
+/// Pixtral (`vision_config.model_type = "pixtral"`): a ViT with 2-D rotary positions (no table), no
+/// biases, gated MLPs and RMS norms, as transformers' `PixtralVisionModel` builds it. Mistral 3
+/// (Mistral Small 3.1/3.2) projects through an RMS norm, a patch merger of `spatial_merge_size^2`
+/// patches (top level, default 2) and two linears without bias; LLaVA (Pixtral-12B) through two
+/// linears with bias (`multimodal_projector_bias`, default false for Mistral 3 and true for LLaVA).
+fn pixtral(cx: &mut Cx, v: &Map<String, Value>, text_hidden: u64, g: &mut Vec<Tensor>) {
+    let h = sub_u64(v, "hidden_size", 1024) as u128;
+    let layers = sub_u64(v, "num_hidden_layers", 24) as u128;
+    let inter = sub_u64(v, "intermediate_size", 4096) as u128;
+    let patch = sub_u64(v, "patch_size", 16) as u128;
+    let channels = sub_u64(v, "num_channels", 3) as u128;
+    let text = text_hidden as u128;
+    let top = &cx.raw.json;
+    // one linear input per vision feature layer (an integer names one, a list several)
+    let features = top.get("vision_feature_layer").and_then(Value::as_array).map_or(1, |a| a.len().clamp(1, 1024)) as u128;
+    let mistral3 = cx.model_type == "mistral3";
+    let bias = top.get("multimodal_projector_bias").and_then(Value::as_bool).unwrap_or(!mistral3);
+    let bias = if bias { 1 } else { 0 };
+    let merge = if mistral3 { top.get("spatial_merge_size").and_then(Value::as_u64).filter(|&x| x <= 64).unwrap_or(2) as u128 } else { 0 };
+    let per_layer = 4 * h * h + 3 * h * inter + 2 * h;
+    let tower = layers.saturating_mul(per_layer) + channels * patch * patch * h + h;
+    let merger = if mistral3 { h + merge * merge * h * h } else { 0 };
+    let projector = merger + h * features * text + bias * text + text * text + bias * text;
+    let params = u64::try_from(tower + projector).unwrap_or(u64::MAX);
+    g.push(Tensor::new("vision_tower", Role::Encoder, params, 1, Split::Replicated));
+    cx.note(format!("vision tower: Pixtral ({layers} layers x {h} wide) and its projector: {:.2}B parameters, from vision_config (modelled)", params as f64 / 1e9));
 }

@@ -133,6 +133,15 @@ pub fn default_utilization(engine: Engine) -> f64 {
     }
 }
 
+/// The engine's own default `max_model_len` where it differs from `max_position_embeddings`
+/// (vLLM scales it by the RoPE factor), with its derivation.
+pub fn default_max_model_len(shape: &ModelShape, scenario: &Scenario) -> Option<(u64, String)> {
+    match scenario.engine {
+        Engine::Vllm | Engine::VllmV0 => vllm::default_max_model_len(shape, vllm::version_of(scenario).1),
+        _ => None,
+    }
+}
+
 /// Parses `0.11.0`, `v0.8.3`, `~0.6.4 (V0)` into `(major, minor, patch)`.
 pub fn parse_semver(v: &str) -> Option<(u64, u64, u64)> {
     let s: String = v.trim().trim_start_matches(['~', 'v']).chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();

@@ -10,8 +10,8 @@
 //! GPUs of at least 70 GiB other than A100, else 2048, earlier versions differ: [`v1_batch_defaults`]) and
 //! a sampler over `max_num_seqs` rows (1024 / 256), whose bytes per logit follow the version and
 //! the model runner ([`sampler_path`]);
-//! V0 runs `max(max_model_len, 2048)` tokens (with chunked prefill, on by default above 32K
-//! except for multimodal and sliding-window models, 2048, or 512 before 0.6.5)
+//! V0 runs `max(max_model_len, 2048)` tokens (with chunked prefill, on by default above 32K from
+//! 0.5.3 except for multimodal and sliding-window models, 2048, or 512 before 0.6.5)
 //! and a sampler over 256 rows. The peak is the larger of the two.
 //! V1 groups hybrid layers into pages shared by groups of equal layer count (from 0.12 a layer
 //! kind with smaller pages takes proportionally larger blocks, so that every page is the same
@@ -199,24 +199,60 @@ pub fn sampler_path(v0: bool, ver: (u64, u64, u64), shape: &ModelShape, quantise
     (SORT, "top-k/top-p by sort (bf16 logits, fp32 copy, sorted values and int64 indices, softmax, cumulative sum, mask, probabilities, exponential draw)")
 }
 
+/// The vLLM version a scenario models (default: the newest V1, or 0.8.5 for V0) and its parts.
+pub(crate) fn version_of(s: &crate::scenario::Scenario) -> (String, (u64, u64, u64)) {
+    let version = s.engine_version.clone().unwrap_or_else(|| if s.engine == Engine::VllmV0 { "0.8.5".into() } else { "0.21.0".into() });
+    let ver = parse_semver(&version).unwrap_or((0, 21, 0));
+    (version, ver)
+}
+
+/// The `max_model_len` vLLM takes when none is given (`_get_and_verify_max_len`), when it is not
+/// the config's `max_position_embeddings`, with how it was derived: a RoPE scaling other than
+/// `llama3` and LongRoPE multiplies the length by its `factor` (YaRN its
+/// `original_max_position_embeddings`), except for Gemma 3, whose length is already scaled; from
+/// 0.11.1 a LongRoPE model defaults to its `original_max_position_embeddings`.
+pub(crate) fn default_max_model_len(shape: &ModelShape, ver: (u64, u64, u64)) -> Option<(u64, String)> {
+    let base = shape.max_position_embeddings?;
+    let rope = &shape.rope_scaling;
+    if ver >= (0, 11, 1) && rope.iter().any(|r| r.rope_type == "longrope") {
+        let orig = shape.original_max_position_embeddings?;
+        return (orig != base).then(|| (orig, format!("vLLM's default for a LongRoPE model (from 0.11.1): original_max_position_embeddings {orig}, not max_position_embeddings {base}")));
+    }
+    if shape.model_type.contains("gemma3") {
+        return None;
+    }
+    let scaled: Vec<_> = rope.iter().filter(|r| !matches!(r.rope_type.as_str(), "longrope" | "llama3")).collect();
+    let last = scaled.last()?;
+    let factor = scaled.iter().rev().find_map(|r| r.factor).unwrap_or(1.0);
+    let (from, what) = match (last.rope_type.as_str(), last.original_max_position_embeddings) {
+        ("yarn", Some(o)) => (o, "original_max_position_embeddings"),
+        _ => (base, "max_position_embeddings"),
+    };
+    let len = (from as f64 * factor).floor();
+    if !(1.0..=(1u64 << 40) as f64).contains(&len) || len as u64 == base {
+        return None;
+    }
+    let len = len as u64;
+    Some((len, format!("vLLM's default max_model_len: {what} {from} x {} RoPE factor {factor}", last.rope_type)))
+}
+
 pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let s = cx.scenario;
     let v0 = s.engine == Engine::VllmV0;
-    let version = s.engine_version.clone().unwrap_or_else(|| if v0 { "0.8.5".into() } else { "0.21.0".into() });
-    let ver = parse_semver(&version).unwrap_or((0, 21, 0));
+    let (version, ver) = version_of(s);
     let util = s.gpu_memory_utilization.unwrap_or_else(|| super::default_utilization(s.engine));
     let bs = s.block_size.unwrap_or(16).max(1);
     let tp = u64::from(s.tp.max(1));
     let l = cx.max_model_len;
     let (tokens, rows) = if v0 {
-        // chunked prefill is switched on above 32K (`arg_utils.py`), except for multimodal models,
+        // chunked prefill is switched on above 32K (`arg_utils.py`, from 0.5.3), except for multimodal models,
         // models with one sliding window (V0 drops the window of interleaved ones such as Gemma 2,
         // which keep it on) and, in 0.7 and 0.8, MLA; its budget was 512 tokens before 0.6.5
         // (PR 10544)
         let multimodal = cx.shape.globals.iter().any(|t| t.role == Role::Encoder);
         let sliding = !cx.kv.groups.is_empty() && cx.kv.groups.iter().all(|g| matches!(g.window, Window::Sliding(_)));
         let mla = cx.shape.is_mla() && ver >= (0, 7, 0) && ver < (0, 9, 0);
-        let chunked = l > 32_768 && !multimodal && !sliding && !mla;
+        let chunked = ver >= (0, 5, 3) && l > 32_768 && !multimodal && !sliding && !mla;
         let chunk = if ver < (0, 6, 5) { 512 } else { 2048 };
         (s.max_num_batched_tokens.unwrap_or(if chunked { chunk } else { l.max(2048) }), s.max_num_seqs.unwrap_or(256))
     } else {
@@ -401,6 +437,11 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         (true, None)
     };
     let mut notes = vec![format!("budget {} = {} x {util}", gib(requested), gib(cx.memory.0))];
+    if s.max_model_len.is_none() {
+        if let Some((len, why)) = default_max_model_len(cx.shape, ver) {
+            notes.push(format!("max_model_len {len}: {why}"));
+        }
+    }
     if cx.kv.groups.iter().any(|g| matches!(g.window, Window::Sliding(_))) && !hybrid_v1 {
         notes.push("sliding-window layers sized at full length (V0, V1 before its hybrid manager in 0.9.1, or a uniform window vLLM does not exploit)".into());
     }
