@@ -382,6 +382,12 @@ pub fn derive_checkpoint(shape: &mut ModelShape, case: &Case) {
     if let Some(n) = native_context(&case.model).filter(|n| shape.max_position_embeddings != Some(*n)) {
         shape.notes.push(format!("max_position_embeddings {n}: {} is a longer-context release of this config", case.model));
         shape.max_position_embeddings = Some(n);
+        // a YaRN scaling reaches the longer context with a larger factor (Kimi-K2-Instruct-0905: 4096 x 64)
+        for r in shape.rope_scaling.iter_mut().filter(|r| r.rope_type == "yarn") {
+            if let Some(o) = r.original_max_position_embeddings {
+                r.factor = Some(n as f64 / o as f64);
+            }
+        }
     }
 }
 

@@ -539,6 +539,20 @@ fn vllm_default_max_model_len_follows_rope_scaling() {
     // LongRoPE: the full 131,072 until 0.11.0, original_max_position_embeddings (4096) from 0.11.1
     assert_eq!(default_len("microsoft/Phi-3.5-mini-instruct", "0.11.0"), 131_072);
     assert_eq!(default_len("microsoft/Phi-3.5-mini-instruct", "0.11.1"), 4_096);
+    // nested rope_parameters (one entry per layer kind): any YaRN entry starts from its original length
+    let mut nested: serde_json::Value = serde_json::from_str(&config("meta-llama/Llama-3.1-8B-Instruct")).unwrap();
+    nested.as_object_mut().unwrap().remove("rope_scaling");
+    nested["rope_parameters"] = serde_json::json!({"full_attention": {"rope_type": "yarn", "factor": 8.0, "original_max_position_embeddings": 8192}, "sliding_attention": {"rope_type": "default"}});
+    let s = Scenario { gpu: GpuChoice::Catalog("h200".into()), engine: Engine::Vllm, engine_version: Some("0.21.0".into()), ..scenario("x") };
+    assert_eq!(estimate(&parse_config(&nested.to_string()).unwrap(), &s).unwrap().engine.max_model_len, 65_536);
+    // a same-shape release with a longer context (Kimi-K2-Instruct-0905: 262,144 positions) keeps it
+    // as vLLM's default: the bundled YaRN factor is rescaled to reach it (4096 x 64), not applied again
+    let case = kv_estimator::validation::parse_cases(r#"{"id":"k","engine":"vllm","engine_version":"0.11.0","model":"moonshotai/Kimi-K2-Instruct-0905","tensor_parallel_size":8}"#).remove(0).unwrap();
+    let mut k2 = shape("moonshotai/Kimi-K2-Instruct");
+    assert_eq!(k2.max_position_embeddings, Some(131_072));
+    kv_estimator::validation::derive_checkpoint(&mut k2, &case);
+    let s = Scenario { gpu: GpuChoice::Catalog("h200".into()), tp: 8, engine: Engine::Vllm, engine_version: Some("0.11.0".into()), ..scenario("k") };
+    assert_eq!(estimate(&k2, &s).unwrap().engine.max_model_len, 262_144);
     // a factor that is not a positive number is named and not applied
     let mut bad: serde_json::Value = serde_json::from_str(&config(coder)).unwrap();
     bad["rope_scaling"]["factor"] = serde_json::json!("four");
@@ -571,6 +585,19 @@ fn mistral3_counts_its_pixtral_tower_and_projector() {
     llava.as_object_mut().unwrap().remove("multimodal_projector_bias");
     let l = parse_config(&llava.to_string()).unwrap();
     assert_eq!(l.params_total() - text_only.params_total(), tower + 1024 * 5120 + 5120 + 5120 * 5120 + 5120);
+    // a Mistral 3 wrapper around another text model (Mistral 4's MLA) is not read as a Llama
+    let mut other = text.clone();
+    other["text_config"]["model_type"] = serde_json::json!("mistral4");
+    assert!(parse_config(&other.to_string()).unwrap().generic);
+    // llava-1.5-7b-hf's text_config gives only its vocabulary and length: LlamaConfig's defaults
+    // (recorded) make it Llama-2-7B; with the CLIP ViT-L/14-336 tower and the two-linear projector,
+    // 7.06B as published
+    let llava = r#"{"architectures":["LlavaForConditionalGeneration"],"image_token_index":32000,"model_type":"llava","pad_token_id":32001,"projector_hidden_act":"gelu","text_config":{"_name_or_path":"lmsys/vicuna-7b-v1.5","architectures":["LlamaForCausalLM"],"max_position_embeddings":4096,"model_type":"llama","rms_norm_eps":1e-05,"torch_dtype":"float16","vocab_size":32064},"tie_word_embeddings":false,"torch_dtype":"float16","vision_config":{"hidden_size":1024,"image_size":336,"intermediate_size":4096,"model_type":"clip_vision_model","num_attention_heads":16,"num_hidden_layers":24,"patch_size":14,"projection_dim":768,"vocab_size":32000},"vision_feature_layer":-2,"vision_feature_select_strategy":"default","vocab_size":32064}"#;
+    let l = parse_config(llava).unwrap();
+    assert_eq!((l.hidden_size, l.num_kv_heads, l.intermediate_size, l.max_position_embeddings), (4096, 32, 11008, Some(4096)));
+    assert!(l.defaults.iter().any(|d| d.field == "hidden_size" && d.why.contains("LlamaConfig")), "{:?}", l.defaults);
+    let total = l.params_total() as f64 / 1e9;
+    assert!((7.05..7.07).contains(&total), "{total}");
 }
 
 /// OLMoE and MiniMax-M2 against their published totals: OLMoE-1B-7B-0924 has 6,919,161,856

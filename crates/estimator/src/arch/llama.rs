@@ -9,15 +9,19 @@
 use super::*;
 
 pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
-    let c = cx.common()?;
-    let inter = cx.req(cx.raw.intermediate_size, "intermediate_size", "MLP weights")?;
+    // Mistral 3 (`mistral3`: Mistral Small 3.1/3.2, Devstral, Magistral) and LLaVA nest a Mistral
+    // or Llama text model beside a vision tower
+    let text_type = cx.raw.json.get("text_model_type").and_then(Value::as_str).unwrap_or("").to_string();
+    let mistral = cx.model_type == "mistral" || text_type == "mistral";
+    let (c, inter) = if cx.model_type.starts_with("llava") {
+        llava_text(cx, mistral)?
+    } else {
+        (cx.common()?, cx.req(cx.raw.intermediate_size, "intermediate_size", "MLP weights")?)
+    };
     let tied = cx.tied(false);
     let bias = cx.raw.attention_bias.unwrap_or(false);
     let mlp_bias = cx.raw.mlp_bias.unwrap_or(false);
-    // Mistral 3 (`mistral3`: Mistral Small 3.1/3.2, Devstral, Magistral) and LLaVA nest a Mistral
-    // or Llama text model beside a vision tower
-    let text_type = cx.raw.json.get("text_model_type").and_then(Value::as_str).unwrap_or("");
-    let family = if cx.model_type == "mistral" || text_type == "mistral" { Family::Mistral } else { Family::Llama };
+    let family = if mistral { Family::Mistral } else { Family::Llama };
     let layers = range(c.layers)
         .map(|i| {
             let mut t = vec![];
@@ -30,6 +34,35 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
     let mut g = embeddings(c.vocab, c.hidden, tied, false, false);
     vision::add_encoder(cx, c.hidden, &mut g);
     cx.finish(family, &c, inter, tied, g, layers)
+}
+
+/// LLaVA builds its text model from `text_config` with the Llama (or Mistral) config class, whose
+/// defaults fill what the file leaves out (llava-1.5-7b-hf gives only its vocabulary and length):
+/// 4096 wide, 32 layers of 32 heads, an MLP of 11008 (Mistral: 14336 and 8 KV heads), vocabulary
+/// 32000, 2048 positions (Mistral: 131072). Each default used is recorded.
+fn llava_text(cx: &mut Cx, mistral: bool) -> Result<(Common, u64)> {
+    let r = cx.raw;
+    let why = if mistral { "absent in text_config: MistralConfig default" } else { "absent in text_config: LlamaConfig default" };
+    let hidden = cx.or(r.hidden_size, "hidden_size", 4096, why)?;
+    let layers = cx.or(r.num_hidden_layers, "num_hidden_layers", 32, why)?;
+    let heads = cx.or(r.num_attention_heads, "num_attention_heads", 32, why)?;
+    let kv_heads = cx.or(r.num_key_value_heads, "num_key_value_heads", if mistral { 8 } else { heads }, why)?;
+    let vocab = cx.or(r.vocab_size, "vocab_size", 32_000, why)?;
+    let inter = cx.or(r.intermediate_size, "intermediate_size", if mistral { 14_336 } else { 11_008 }, why)?;
+    let head_dim = match r.head_dim {
+        Some(d) => cx.req(Some(d), "head_dim", "attention shapes")?,
+        None if hidden % heads == 0 => hidden / heads,
+        None => return Err(Error::invalid("num_attention_heads", heads, format!("a divisor of hidden_size {hidden} (no head_dim given)"))),
+    };
+    if kv_heads > heads || heads % kv_heads != 0 {
+        return Err(Error::invalid("num_key_value_heads", kv_heads, format!("a divisor of num_attention_heads ({heads})")));
+    }
+    if r.max_position_embeddings.is_none() {
+        let n = if mistral { 131_072 } else { 2048 };
+        cx.default("max_position_embeddings", n, why);
+        cx.max_positions = Some(n);
+    }
+    Ok((Common { hidden, layers, heads, kv_heads, head_dim, vocab }, inter))
 }
 
 pub(crate) fn resolve_llama4(cx: &mut Cx) -> Result<ModelShape> {

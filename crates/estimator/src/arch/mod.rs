@@ -42,8 +42,10 @@ pub(crate) fn resolve(raw: &RawConfig) -> Result<ModelShape> {
     let mut cx = Cx::new(raw, &model_type);
     let key = if model_type.is_empty() { text_type.as_str() } else { model_type.as_str() };
     match key {
-        "llama" | "mistral" | "internlm2" | "yi" | "cohere" | "exaone" | "smollm3" | "mistral3" => llama::resolve(&mut cx),
-        "llava" | "llava_next" if matches!(text_type.as_str(), "llama" | "mistral" | "") => llama::resolve(&mut cx),
+        "llama" | "mistral" | "ministral" | "internlm2" | "yi" | "cohere" | "exaone" | "smollm3" => llama::resolve(&mut cx),
+        // multimodal wrappers of a Llama-shaped text model; another text model (Mistral 4's MLA)
+        // takes the generic path, which says so
+        "mistral3" | "llava" | "llava_next" if matches!(text_type.as_str(), "llama" | "mistral" | "ministral" | "ministral3" | "") => llama::resolve(&mut cx),
         "llama4" | "llama4_text" => llama::resolve_llama4(&mut cx),
         "mllama" | "mllama_text_model" => llama::resolve_mllama(&mut cx),
         "mixtral" => mixtral::resolve(&mut cx),

@@ -48,6 +48,11 @@ pub(crate) fn add_encoder(cx: &mut Cx, text_hidden: u64, g: &mut Vec<Tensor>) {
         // Qwen3-VL: one more merger per deepstack layer, a LayerNorm over the merged width
         let deepstack = v.get("deepstack_visual_indexes").and_then(Value::as_array).map_or(0, |a| a.len().min(1024)) as u128;
         merger(norm) + deepstack * merger(2 * m)
+    } else if cx.model_type.starts_with("llava") {
+        // LlavaMultiModalProjector: two linears with biases (LLaVA-NeXT adds an image-newline vector)
+        let t = text_hidden as u128;
+        let newline = if cx.model_type == "llava_next" { t } else { 0 };
+        h * t + t + t * t + t + newline
     } else {
         h * text_hidden as u128 + text_hidden as u128
     };

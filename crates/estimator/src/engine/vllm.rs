@@ -215,7 +215,8 @@ pub(crate) fn default_max_model_len(shape: &ModelShape, ver: (u64, u64, u64)) ->
     let base = shape.max_position_embeddings?;
     let rope = &shape.rope_scaling;
     if ver >= (0, 11, 1) && rope.iter().any(|r| r.rope_type == "longrope") {
-        let orig = shape.original_max_position_embeddings?;
+        // `getattr(hf_text_config, "original_max_position_embeddings", ...)`: Phi3Config defaults it to 4096
+        let orig = shape.original_max_position_embeddings.or(shape.model_type.starts_with("phi3").then_some(4096))?;
         return (orig != base).then(|| (orig, format!("vLLM's default for a LongRoPE model (from 0.11.1): original_max_position_embeddings {orig}, not max_position_embeddings {base}")));
     }
     if shape.model_type.contains("gemma3") {
@@ -224,16 +225,18 @@ pub(crate) fn default_max_model_len(shape: &ModelShape, ver: (u64, u64, u64)) ->
     let scaled: Vec<_> = rope.iter().filter(|r| !matches!(r.rope_type.as_str(), "longrope" | "llama3")).collect();
     let last = scaled.last()?;
     let factor = scaled.iter().rev().find_map(|r| r.factor).unwrap_or(1.0);
-    let (from, what) = match (last.rope_type.as_str(), last.original_max_position_embeddings) {
-        ("yarn", Some(o)) => (o, "original_max_position_embeddings"),
-        _ => (base, "max_position_embeddings"),
+    // any YaRN entry (one per layer kind when nested) starts from its original length
+    let yarn = scaled.iter().rev().find(|r| r.rope_type == "yarn");
+    let (from, what, kind) = match yarn.and_then(|r| r.original_max_position_embeddings) {
+        Some(o) => (o, "original_max_position_embeddings", "yarn"),
+        None => (base, "max_position_embeddings", last.rope_type.as_str()),
     };
     let len = (from as f64 * factor).floor();
     if !(1.0..=(1u64 << 40) as f64).contains(&len) || len as u64 == base {
         return None;
     }
     let len = len as u64;
-    Some((len, format!("vLLM's default max_model_len: {what} {from} x {} RoPE factor {factor}", last.rope_type)))
+    Some((len, format!("vLLM's default max_model_len: {what} {from} x {kind} RoPE factor {factor}")))
 }
 
 pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
