@@ -136,16 +136,18 @@ pub fn estimate(shape: &ModelShape, scenario: &Scenario) -> Result<Estimate> {
     let kv_dtype = effective_kv(scenario.engine, scenario.kv_dtype);
     let kv = kv_layout(shape, kv_dtype, plan.activation, tp, pp)?;
     let ctx_len = scenario.context_len();
+    let derived = if scenario.max_model_len.is_none() { engine::default_max_model_len(shape, scenario) } else { None };
     let max_model_len = scenario
         .max_model_len
-        .or_else(|| engine::default_max_model_len(shape, scenario).map(|d| d.0))
+        .or(derived.as_ref().map(|d| d.0))
         .or(shape.max_position_embeddings)
         .unwrap_or(ctx_len)
         .max(1);
+    let max_model_len_why = derived.map(|(len, why)| format!("max_model_len {len}: {why}"));
     // SGLang gives every layer of `num_hidden_layers` a buffer, KV-shared ones included
     // (what a request holds there, so every figure below uses it)
     let kv = if scenario.engine == Engine::Sglang && shape.shared_kv_layers() > 0 { crate::kv::kv_layout_with_shared(shape, kv_dtype, plan.activation, tp, pp)? } else { kv };
-    let eng = engine::run(&engine::Ctx { shape, scenario, plan: &plan, weights_per_gpu: w.per_gpu, kv: &kv, memory, max_model_len })?;
+    let eng = engine::run(&engine::Ctx { shape, scenario, plan: &plan, weights_per_gpu: w.per_gpu, kv: &kv, memory, max_model_len, max_model_len_why })?;
 
     let per_req = kv.request_bytes(ctx_len)?;
     let batch = kv.batch_bytes(ctx_len, scenario.concurrency)?;

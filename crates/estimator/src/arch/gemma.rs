@@ -21,10 +21,7 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
         let kv_heads = cx.or(r.num_key_value_heads, "num_key_value_heads", 4, why)?;
         let head_dim = cx.or(r.head_dim, "head_dim", 256, why)?;
         let vocab = cx.or(r.vocab_size, "vocab_size", 262_208, why)?;
-        if r.max_position_embeddings.is_none() {
-            cx.default("max_position_embeddings", 131_072, why);
-            cx.max_positions = Some(131_072);
-        }
+        cx.positions_default(131_072, why);
         Common { hidden, layers, heads, kv_heads, head_dim, vocab }
     } else {
         cx.common()?

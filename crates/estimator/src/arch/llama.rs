@@ -49,19 +49,8 @@ fn llava_text(cx: &mut Cx, mistral: bool) -> Result<(Common, u64)> {
     let kv_heads = cx.or(r.num_key_value_heads, "num_key_value_heads", if mistral { 8 } else { heads }, why)?;
     let vocab = cx.or(r.vocab_size, "vocab_size", 32_000, why)?;
     let inter = cx.or(r.intermediate_size, "intermediate_size", if mistral { 14_336 } else { 11_008 }, why)?;
-    let head_dim = match r.head_dim {
-        Some(d) => cx.req(Some(d), "head_dim", "attention shapes")?,
-        None if hidden % heads == 0 => hidden / heads,
-        None => return Err(Error::invalid("num_attention_heads", heads, format!("a divisor of hidden_size {hidden} (no head_dim given)"))),
-    };
-    if kv_heads > heads || heads % kv_heads != 0 {
-        return Err(Error::invalid("num_key_value_heads", kv_heads, format!("a divisor of num_attention_heads ({heads})")));
-    }
-    if r.max_position_embeddings.is_none() {
-        let n = if mistral { 131_072 } else { 2048 };
-        cx.default("max_position_embeddings", n, why);
-        cx.max_positions = Some(n);
-    }
+    let head_dim = cx.head_dim(hidden, heads, kv_heads, None)?;
+    cx.positions_default(if mistral { 131_072 } else { 2048 }, why);
     Ok((Common { hidden, layers, heads, kv_heads, head_dim, vocab }, inter))
 }
 

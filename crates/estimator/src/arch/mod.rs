@@ -177,7 +177,14 @@ impl<'a> Cx<'a> {
         let heads = self.req(r.num_attention_heads, "num_attention_heads", "attention shapes")?;
         let vocab = self.req(r.vocab_size, "vocab_size", "embedding and LM head")?;
         let kv_heads = self.or(r.num_key_value_heads, "num_key_value_heads", heads, "absent: multi-head attention, one KV head per query head")?;
-        let head_dim = match (r.head_dim, head_dim_default) {
+        let head_dim = self.head_dim(hidden, heads, kv_heads, head_dim_default)?;
+        Ok(Common { hidden, layers, heads, kv_heads, head_dim, vocab })
+    }
+
+    /// `head_dim` (given, the family's default, or hidden / heads, recorded) once the head counts
+    /// are known, and the check that the KV heads divide the query heads.
+    pub fn head_dim(&mut self, hidden: u64, heads: u64, kv_heads: u64, head_dim_default: Option<(u64, &str)>) -> Result<u64> {
+        let head_dim = match (self.raw.head_dim, head_dim_default) {
             (Some(d), _) => self.req(Some(d), "head_dim", "attention shapes")?,
             (None, Some((d, why))) => {
                 self.default("head_dim", d, why);
@@ -194,7 +201,16 @@ impl<'a> Cx<'a> {
         if kv_heads > heads || heads % kv_heads != 0 {
             return Err(Error::invalid("num_key_value_heads", kv_heads, format!("a divisor of num_attention_heads ({heads})")));
         }
-        Ok(Common { hidden, layers, heads, kv_heads, head_dim, vocab })
+        Ok(head_dim)
+    }
+
+    /// The context length a config class gives when the file leaves `max_position_embeddings`
+    /// out (recorded); the file's own value otherwise.
+    pub fn positions_default(&mut self, n: u64, why: &str) {
+        if self.raw.max_position_embeddings.is_none() {
+            self.default("max_position_embeddings", n, why);
+            self.max_positions = Some(n);
+        }
     }
 
     /// `tie_word_embeddings` with the family's default.
@@ -233,7 +249,7 @@ impl<'a> Cx<'a> {
             intermediate_size: intermediate,
             max_position_embeddings: self.raw.max_position_embeddings.or(self.max_positions),
             rope_scaling: rope_scaling(&self.raw.json, &mut notes),
-            original_max_position_embeddings: self.raw.json.get("original_max_position_embeddings").and_then(Value::as_u64).filter(|&n| n > 0 && n <= MAX_DIM * 64),
+            original_max_position_embeddings: positions(self.raw.json.get("original_max_position_embeddings")),
             tied_embeddings: tied,
             moe,
             checkpoint_dtype,
@@ -269,7 +285,7 @@ fn rope_scaling(json: &Map<String, Value>, notes: &mut Vec<String>) -> Vec<RopeS
                 }
             },
         };
-        let original = m.get("original_max_position_embeddings").and_then(Value::as_u64).filter(|&n| n > 0 && n <= MAX_DIM * 64);
+        let original = positions(m.get("original_max_position_embeddings"));
         Some(RopeScaling { rope_type: kind.to_string(), factor, original_max_position_embeddings: original })
     };
     if rs.contains_key("rope_type") || rs.contains_key("type") {
@@ -277,6 +293,11 @@ fn rope_scaling(json: &Map<String, Value>, notes: &mut Vec<String>) -> Vec<RopeS
     }
     // nested: one entry per layer kind (`full_attention`, `sliding_attention`)
     rs.values().filter_map(|v| v.as_object()).filter_map(|m| one(m, notes)).collect()
+}
+
+/// A position count (`original_max_position_embeddings`): positive and at most 2^30, else absent.
+fn positions(v: Option<&Value>) -> Option<u64> {
+    v.and_then(Value::as_u64).filter(|&n| n > 0 && n <= MAX_DIM * 64)
 }
 
 /// Dimensions above this are not real models and would only overflow.

@@ -85,6 +85,9 @@ pub(crate) struct Ctx<'a> {
     pub kv: &'a KvLayout,
     pub memory: Bytes,
     pub max_model_len: u64,
+    /// How the engine derived `max_model_len` when the scenario gave none and it is not the
+    /// config's length ([`default_max_model_len`]).
+    pub max_model_len_why: Option<String>,
 }
 
 /// What vLLM-style loaders (vLLM, SGLang) hold on a GPU beyond the checkpoint's weights (exact).

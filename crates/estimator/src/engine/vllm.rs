@@ -236,7 +236,7 @@ pub(crate) fn default_max_model_len(shape: &ModelShape, ver: (u64, u64, u64)) ->
         return None;
     }
     let len = len as u64;
-    Some((len, format!("vLLM's default max_model_len: {what} {from} x {kind} RoPE factor {factor}")))
+    Some((len, format!("vLLM's default, {what} {from} x {kind} RoPE factor {factor}")))
 }
 
 pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
@@ -440,11 +440,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         (true, None)
     };
     let mut notes = vec![format!("budget {} = {} x {util}", gib(requested), gib(cx.memory.0))];
-    if s.max_model_len.is_none() {
-        if let Some((len, why)) = default_max_model_len(cx.shape, ver) {
-            notes.push(format!("max_model_len {len}: {why}"));
-        }
-    }
+    notes.extend(cx.max_model_len_why.clone());
     if cx.kv.groups.iter().any(|g| matches!(g.window, Window::Sliding(_))) && !hybrid_v1 {
         notes.push("sliding-window layers sized at full length (V0, V1 before its hybrid manager in 0.9.1, or a uniform window vLLM does not exploit)".into());
     }
