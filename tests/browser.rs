@@ -140,6 +140,23 @@ async fn a_permalink_restores_every_field_and_reports_bad_parameters() -> Result
     assert!(cli["weights_bytes"].as_u64().unwrap() < whole["weights_bytes"].as_u64().unwrap() / 2, "experts spread over 4 GPUs");
     b.close().await?;
 
+    // CPU offload travels in the link, and the page keeps on the GPU what the CLI does
+    let b = Browser::start().await?;
+    let q = "v=1&m=meta-llama/Llama-3.1-8B-Instruct&gpu=rtx-3090&tp=1&pp=1&dt=auto&q=auto&kv=auto&e=vllm&ev=0.17.1&in=1024&out=256&n=4&ctx=8192&util=0.86&offload=12";
+    b.c.goto(&format!("{}?{q}", h.url)).await?;
+    b.wait("#verdict").await?;
+    b.wait("#in-offload").await?;
+    assert_eq!(value(&b, "#in-offload").await?, "12");
+    assert_eq!(query_of(&b.text("#permalink").await?), q);
+    let out = runner(&["estimate", "--permalink", q, "--json"]);
+    let cli: Value = serde_json::from_slice(&out.stdout)?;
+    let kept = cli["weights_bytes"].as_u64().unwrap();
+    assert_eq!(page_bytes(&b, "fig-weights").await?, kept);
+    let whole = runner(&["estimate", "--permalink", &q.replace("&offload=12", ""), "--json"]);
+    let whole: Value = serde_json::from_slice(&whole.stdout)?;
+    assert!(kept + (12 << 30) <= whole["weights_bytes"].as_u64().unwrap(), "12 GiB stays in host memory");
+    b.close().await?;
+
     // bad parameters: a notice names each, the fields fall back, the rest applies
     let b = Browser::start().await?;
     b.c.goto(&format!("{}?v=1&m=meta-llama/Llama-3.1-8B-Instruct&n=abc&gpu=h999&tp=2&util=1.5&zz=1", h.url)).await?;
@@ -282,7 +299,7 @@ async fn every_control_is_reachable_with_the_keyboard() -> Result<()> {
     b.wait("#verdict").await?;
     b.wait("#compare-add").await?;
     let want = [
-        "model-filter", "hub-id", "hub-fetch", "in-gpu", "in-gpus", "in-tp", "in-pp", "in-dt", "in-q", "in-kv", "in-e", "in-ev", "in-util", "in-ctx", "in-bs", "in-mbt", "in-fa", "preset-chat-agent", "preset-rag",
+        "model-filter", "hub-id", "hub-fetch", "in-gpu", "in-gpus", "in-tp", "in-pp", "in-dt", "in-q", "in-kv", "in-e", "in-ev", "in-util", "in-ctx", "in-bs", "in-mbt", "in-offload", "in-fa", "preset-chat-agent", "preset-rag",
         "preset-long-form", "preset-ci-micro", "in-in", "in-out", "in-n", "copy-link", "compare-id", "compare-add", "service-url", "service-reload",
     ];
     b.c.execute("document.activeElement && document.activeElement.blur(); window.focus();", vec![]).await?;

@@ -193,6 +193,9 @@ pub struct EstimateArgs {
     /// Max sequences the engine schedules at once.
     #[arg(long)]
     pub max_num_seqs: Option<u64>,
+    /// GiB of weights per GPU kept in host memory (vLLM and SGLang `--cpu-offload-gb`).
+    #[arg(long, value_name = "GIB")]
+    pub cpu_offload_gb: Option<f64>,
     /// Flash attention, `on` or `off` (llama.cpp `-fa`; without it, the build's default: on from b6300).
     #[arg(long, value_name = "on|off")]
     pub flash_attn: Option<String>,

@@ -133,6 +133,7 @@ pub fn estimate(shape: &ModelShape, scenario: &Scenario) -> Result<Estimate> {
     let memory = scenario.gpu.memory()?;
     let plan = weight_plan(shape, scenario.dtype, scenario.quantization)?;
     let w = weights_ep(shape, &plan, tp, pp, scenario.expert_split(shape.moe.is_some()))?;
+    let (w, offloaded) = cpu_offloaded(shape, scenario, w)?;
     let kv_dtype = effective_kv(scenario.engine, scenario.kv_dtype);
     let kv = kv_layout(shape, kv_dtype, plan.activation, tp, pp)?;
     let ctx_len = scenario.context_len();
@@ -147,7 +148,7 @@ pub fn estimate(shape: &ModelShape, scenario: &Scenario) -> Result<Estimate> {
     // SGLang gives every layer of `num_hidden_layers` a buffer, KV-shared ones included
     // (what a request holds there, so every figure below uses it)
     let kv = if scenario.engine == Engine::Sglang && shape.shared_kv_layers() > 0 { crate::kv::kv_layout_with_shared(shape, kv_dtype, plan.activation, tp, pp)? } else { kv };
-    let eng = engine::run(&engine::Ctx { shape, scenario, plan: &plan, weights_per_gpu: w.per_gpu, kv: &kv, memory, max_model_len, max_model_len_why })?;
+    let eng = engine::run(&engine::Ctx { shape, scenario, plan: &plan, weights_per_gpu: w.per_gpu, offload: offloaded, kv: &kv, memory, max_model_len, max_model_len_why })?;
 
     let per_req = kv.request_bytes(ctx_len)?;
     let batch = kv.batch_bytes(ctx_len, scenario.concurrency)?;
@@ -184,7 +185,7 @@ pub fn estimate(shape: &ModelShape, scenario: &Scenario) -> Result<Estimate> {
         .iter()
         .map(|&c| Ok(ContextRow { context: c, kv_bytes_per_request: Bytes(kv.request_bytes(c)?), max_concurrency: max_conc(c)? }))
         .collect::<Result<Vec<_>>>()?;
-    let throughput = roofline(shape, scenario, &w, batch);
+    let throughput = roofline(shape, scenario, &w, Bytes(offloaded.bytes), batch);
     let model = ModelSummary {
         id: scenario.model.clone(),
         family: shape.family.as_str().into(),
@@ -226,14 +227,37 @@ pub fn estimate(shape: &ModelShape, scenario: &Scenario) -> Result<Estimate> {
     })
 }
 
-fn roofline(shape: &ModelShape, s: &Scenario, w: &WeightReport, kv_batch: u64) -> Throughput {
+/// The weights left on each GPU under `--cpu-offload-gb` ([`crate::weights::cpu_offload`]), and
+/// what moved to host memory.
+fn cpu_offloaded(shape: &ModelShape, s: &Scenario, mut w: WeightReport) -> Result<(WeightReport, crate::weights::Offload)> {
+    let Some(gib) = s.cpu_offload_gib.filter(|g| *g > 0.0) else { return Ok((w, crate::weights::Offload::default())) };
+    // vLLM: `cpu_offload_gb * 1024**3` bytes
+    let limit = (gib * crate::units::GIB as f64).min(u64::MAX as f64) as u64;
+    let off = crate::weights::cpu_offload(shape, &w.plan, u64::from(s.tp.max(1)), u64::from(s.pp.max(1)), s.expert_split(shape.moe.is_some()), limit);
+    let before = w.per_gpu;
+    w.per_gpu = Bytes(off.per_gpu);
+    w.figure.bytes = w.per_gpu;
+    w.figure.substituted = format!("{} - {} kept in host memory = {}", before, Bytes(off.bytes), w.per_gpu);
+    w.figure = w.figure.note(format!(
+        "--cpu-offload-gb {gib}: {} of decoder-layer parameters per GPU live in host memory ({} whole layers, then parameters until {gib} GiB is reached, the one crossing it included; embeddings and LM head stay), exact",
+        Bytes(off.bytes),
+        off.whole_layers
+    ));
+    if off.bytes < limit {
+        w.figure = w.figure.note(format!("the decoder layers hold only {}: less than the {gib} GiB asked for moves", Bytes(off.bytes)));
+    }
+    Ok((w, off))
+}
+
+fn roofline(shape: &ModelShape, s: &Scenario, w: &WeightReport, offloaded: Bytes, kv_batch: u64) -> Throughput {
     let (bw, tflops) = s.gpu.catalog().map_or((0.0, 0.0), |g| (g.bandwidth_gbs * 1e9, g.bf16_tflops * 1e12));
     if bw == 0.0 {
         return Throughput { decode_tokens_per_s: 0.0, decode_tokens_per_s_per_request: 0.0, prefill_tokens_per_s: 0.0, derivation: "custom GPU: bandwidth and FLOP/s unknown, no bound".into() };
     }
     let active_frac = if w.params_total == 0 { 1.0 } else { w.params_active as f64 / w.params_total as f64 };
     // bytes read per decode step on one GPU: the active weights and the batch's KV
-    let step_bytes = w.per_gpu.0 as f64 * active_frac.max(1.0 / s.concurrency.max(1) as f64).min(1.0) + kv_batch as f64;
+    // offloaded weights are read too, over the host link (a bound that ignores it is optimistic)
+    let step_bytes = w.per_gpu.0.saturating_add(offloaded.0) as f64 * active_frac.max(1.0 / s.concurrency.max(1) as f64).min(1.0) + kv_batch as f64;
     let step_s = step_bytes / bw;
     let n = s.concurrency.max(1) as f64;
     let decode = if step_s > 0.0 { n / step_s } else { 0.0 };
@@ -241,6 +265,7 @@ fn roofline(shape: &ModelShape, s: &Scenario, w: &WeightReport, kv_batch: u64) -
     let attn = shape.attention_flops_per_token(s.input_len);
     let flops_per_token = 2.0 * w.params_active as f64 + attn;
     let prefill = if flops_per_token > 0.0 { tflops * s.tp.max(1) as f64 / flops_per_token } else { 0.0 };
+    let host = if offloaded.0 > 0 { format!("; {} of weights in host memory cross the PCIe link every step, which this bound counts at GPU memory speed: expect decode several times slower", offloaded) } else { String::new() };
     Throughput {
         decode_tokens_per_s: decode,
         decode_tokens_per_s_per_request: decode / n,
@@ -251,7 +276,7 @@ fn roofline(shape: &ModelShape, s: &Scenario, w: &WeightReport, kv_batch: u64) -
             fixed(bw / 1e9, 0),
             fixed(tflops / 1e12, 0),
             fixed(flops_per_token / 1e9, 2)
-        ),
+        ) + &host,
     }
 }
 

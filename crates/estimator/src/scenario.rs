@@ -121,6 +121,9 @@ pub struct Scenario {
     /// Runs on the CPU (no CUDA context, host memory); default: a GPU.
     #[serde(default)]
     pub cpu: bool,
+    /// GiB of weights per GPU kept in host memory (vLLM and SGLang `--cpu-offload-gb`); `None`: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_offload_gib: Option<f64>,
 }
 
 fn one() -> u32 {
@@ -152,6 +155,7 @@ impl Default for Scenario {
             max_num_seqs: None,
             flash_attention: None,
             cpu: false,
+            cpu_offload_gib: None,
         }
     }
 }
@@ -192,6 +196,8 @@ impl Scenario {
 pub const MAX_TOKENS: u64 = 1 << 26;
 /// Largest request count accepted.
 pub const MAX_CONCURRENCY: u64 = 1 << 20;
+/// Largest `--cpu-offload-gb` accepted, GiB per GPU.
+pub const MAX_OFFLOAD_GIB: f64 = 1_048_576.0;
 
 impl Scenario {
     /// Tokens per request: input plus output.
@@ -284,6 +290,13 @@ impl Scenario {
                 errs.push(Error::scenario("seqs", s, format!("an integer from 1 to {MAX_CONCURRENCY}")));
             }
         }
+        if let Some(g) = self.cpu_offload_gib {
+            if !(g.is_finite() && (0.0..=MAX_OFFLOAD_GIB).contains(&g)) {
+                errs.push(Error::scenario("offload", g, format!("GiB per GPU from 0 to {MAX_OFFLOAD_GIB}")));
+            } else if g > 0.0 && !matches!(self.engine, Engine::Vllm | Engine::VllmV0 | Engine::Sglang) {
+                errs.push(Error::scenario("offload", g, "0 for this engine: --cpu-offload-gb is a vLLM and SGLang setting (llama.cpp offloads whole layers with -ngl)"));
+            }
+        }
         if errs.is_empty() {
             Ok(())
         } else {
@@ -333,6 +346,9 @@ impl Scenario {
         if self.cpu {
             q.push(("dev", "cpu".into()));
         }
+        if let Some(g) = self.cpu_offload_gib {
+            q.push(("offload", g.to_string()));
+        }
         q
     }
 
@@ -345,7 +361,7 @@ impl Scenario {
     /// Clears an optional parameter (back to the engine's or model's default).
     pub fn unset(&mut self, key: &str) -> Result<()> {
         match key {
-            "gpus" | "ev" | "ctx" | "util" | "bs" | "mbt" | "seqs" | "fa" | "dev" | "dp" | "ep" => {
+            "gpus" | "ev" | "ctx" | "util" | "bs" | "mbt" | "seqs" | "fa" | "dev" | "dp" | "ep" | "offload" => {
                 if key == "ev" {
                     self.engine_version = None;
                 } else if key == "dev" {
@@ -425,6 +441,7 @@ impl Scenario {
             "mbt" => self.max_num_batched_tokens = None,
             "seqs" => self.max_num_seqs = None,
             "fa" => self.flash_attention = None,
+            "offload" => self.cpu_offload_gib = None,
             _ => {}
         }
     }
@@ -475,6 +492,10 @@ impl Scenario {
             "mbt" => self.max_num_batched_tokens = Some(int("a number of tokens")?),
             "seqs" => self.max_num_seqs = Some(int("a number of sequences")?),
             "fa" => self.flash_attention = Some(on_off(v).ok_or_else(|| Error::scenario("fa", v, "on or off (flash attention; leave it out for the build's default)"))?),
+            "offload" => {
+                let f = v.trim().parse::<f64>().map_err(|_| Error::scenario("offload", v, "GiB per GPU kept in host memory (--cpu-offload-gb), a number"))?;
+                self.cpu_offload_gib = Some(f);
+            }
             "dev" => {
                 self.cpu = match v.trim().to_ascii_lowercase().as_str() {
                     "cpu" => true,
@@ -482,7 +503,7 @@ impl Scenario {
                     _ => return Err(Error::scenario("dev", v, "gpu or cpu")),
                 }
             }
-            other => return Err(Error::scenario(other, v, "a known parameter (v, m, gpu, mem, gpus, tp, pp, dp, ep, dt, q, kv, e, ev, in, out, n, ctx, util, bs, mbt, seqs, fa, dev)")),
+            other => return Err(Error::scenario(other, v, "a known parameter (v, m, gpu, mem, gpus, tp, pp, dp, ep, dt, q, kv, e, ev, in, out, n, ctx, util, bs, mbt, seqs, fa, dev, offload)")),
         }
         Ok(())
     }

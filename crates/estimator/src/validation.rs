@@ -469,18 +469,36 @@ fn total_in_text(text: &str) -> Option<f64> {
 /// `--max-num-seqs 8`, `--max-num-seqs=8`, `max_num_seqs=8`, `'max_num_seqs': 8`. A setting
 /// given as something other than a number (`max_num_batched_tokens = max_model_len`) is not one.
 fn setting_in(text: &str, name: &str) -> Option<u64> {
+    setting_number_in(text, name, false).and_then(|n| n.parse::<u64>().ok()).filter(|&n| n > 0)
+}
+
+/// [`setting_in`] for a setting that may be fractional (`--cpu-offload-gb 12.5`).
+fn setting_f64_in(text: &str, name: &str) -> Option<f64> {
+    setting_number_in(text, name, true).and_then(|n| n.parse::<f64>().ok()).filter(|n| n.is_finite() && *n > 0.0)
+}
+
+/// The number after a setting's flag or key, as written (`fraction`: a decimal point allowed).
+fn setting_number_in(text: &str, name: &str, fraction: bool) -> Option<String> {
     let flag = format!("--{}", name.replace('_', "-"));
     for key in [flag.as_str(), name] {
         for (i, _) in text.match_indices(key) {
             let rest = text[i + key.len()..].trim_start_matches(['\'', '"']);
             let rest = rest.trim_start();
             let rest = rest.strip_prefix(['=', ':']).unwrap_or(rest).trim_start();
-            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            let mut dot = !fraction;
+            let digits: String = rest
+                .chars()
+                .take_while(|&c| {
+                    let ok = c.is_ascii_digit() || (c == '.' && !dot);
+                    dot |= c == '.';
+                    ok
+                })
+                .collect();
+            let digits = digits.trim_end_matches('.').to_string();
             let after = rest[digits.len()..].chars().next();
-            if !digits.is_empty() && after.is_none_or(|c| !c.is_ascii_alphanumeric() && c != '.') {
-                if let Ok(n) = digits.parse::<u64>() {
-                    return (n > 0).then_some(n);
-                }
+            let ends = after.is_none_or(|c| !c.is_ascii_alphanumeric() && (c != '.' || fraction));
+            if !digits.is_empty() && ends {
+                return Some(digits);
             }
         }
     }
@@ -662,6 +680,10 @@ pub fn case_scenario(case: &Case, model_id: &str) -> std::result::Result<(Scenar
         if let Some(n) = setting_in(&text, "max_num_batched_tokens") {
             notes.push(format!("max_num_batched_tokens {n} from the case's arguments"));
             s.max_num_batched_tokens = Some(n);
+        }
+        if let Some(g) = setting_f64_in(&text, "cpu_offload_gb") {
+            notes.push(format!("cpu_offload_gb {g} from the case's arguments"));
+            s.cpu_offload_gib = Some(g);
         }
         // a logged total keeps the memory exact but loses the board, whose name V1's defaults
         // follow (an A100 80GB gets the small profiling batch from 0.9): take them from the name
@@ -1282,6 +1304,12 @@ mod tests {
         assert_eq!(setting_in("llama-server -m x.gguf --ubatch-size 128", "ubatch_size"), Some(128));
         assert_eq!(setting_in("llama-server -m x.gguf --ubatch-size 128", "-ub"), None);
         assert_eq!(setting_in("llama-cli -c 4096 -ub 64", "-ub"), Some(64));
+        // fractional settings: a decimal point, a sentence's full stop, no number
+        assert_eq!(setting_f64_in("Also --cpu-offload-gb 12 (logged)", "cpu_offload_gb"), Some(12.0));
+        assert_eq!(setting_f64_in("cpu_offload_gb=12.5, swap_space=4", "cpu_offload_gb"), Some(12.5));
+        assert_eq!(setting_f64_in("with --cpu-offload-gb 8.", "cpu_offload_gb"), Some(8.0));
+        assert_eq!(setting_f64_in("--cpu-offload-gb N GiB", "cpu_offload_gb"), None);
+        assert_eq!(setting_in("--cpu-offload-gb 12.5", "cpu_offload_gb"), None);
     }
 
     #[test]

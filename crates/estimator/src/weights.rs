@@ -276,6 +276,79 @@ pub fn loaded_memory_ep(shape: &ModelShape, plan: &WeightPlan, tp: u64, pp: u64,
     most
 }
 
+/// What `--cpu-offload-gb` moves to host memory (vLLM, and SGLang, which copies its loader).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Offload {
+    /// Bytes moved to host memory on the GPU that holds the most after offloading.
+    pub bytes: u64,
+    /// Weights left on that GPU.
+    pub per_gpu: u64,
+    /// That GPU's decoder layers whose parameters all moved.
+    pub whole_layers: u64,
+    /// The most bytes moved from one layer (what vLLM V0 copies back for that layer's forward).
+    pub largest_layer: u64,
+}
+
+/// vLLM's `maybe_offload_to_cpu`, which `make_layers` applies to each decoder layer as it is
+/// built: the layer's parameters move to host memory one at a time, in order, while fewer than
+/// `limit` bytes have moved, so the parameter that crosses the limit moves too. Embeddings, the
+/// final norm and the LM head stay. The count is per process, so per GPU: every pipeline stage
+/// offloads its own first layers, every TP rank its own shards. Parameters are those of
+/// [`layer_allocations`] (fused qkv and gate/up, a quantised linear's values apart from its
+/// scales).
+pub fn cpu_offload(shape: &ModelShape, plan: &WeightPlan, tp: u64, pp: u64, ex: ExpertSplit, limit: u64) -> Offload {
+    let (tp, pp) = (tp.max(1), pp.max(1));
+    let parts = pp_partition(shape.num_layers(), pp);
+    let last = parts.len().saturating_sub(1);
+    let mut start = 0usize;
+    let mut worst = Offload::default();
+    let mut allocs = vec![];
+    for (s, &n) in parts.iter().enumerate() {
+        let (before, after) = stage_globals(shape, s, last, pp);
+        let mut kept: u128 = before.iter().chain(after.iter()).map(|t| tensor_bytes(t, tp, ex, plan)).sum();
+        let (mut moved, mut whole, mut largest): (u128, u64, u128) = (0, 0, 0);
+        for (l, copies) in shape.runs_in(start, start + n as usize) {
+            allocs.clear();
+            layer_allocations(&l.tensors, tp, ex, plan, &mut allocs);
+            let layer: u128 = allocs.iter().map(|&(a, _)| a as u128).sum();
+            // whole layers at once while the limit is not reached before their end
+            let room = (limit as u128).saturating_sub(moved);
+            let full = room.checked_div(layer).map_or(0, |f| f.min(copies as u128) as u64);
+            moved += layer * full as u128;
+            if full > 0 {
+                largest = largest.max(layer);
+            }
+            whole += full;
+            let mut rest = copies - full;
+            if rest > 0 && moved < limit as u128 {
+                // the layer where the limit falls: parameters until it is reached
+                let mut part: u128 = 0;
+                for &(a, _) in allocs.iter().filter(|a| a.0 > 0) {
+                    if moved + part >= limit as u128 {
+                        break;
+                    }
+                    part += a as u128;
+                }
+                moved += part;
+                largest = largest.max(part);
+                kept += layer - part;
+                if part == layer {
+                    whole += 1;
+                }
+                rest -= 1;
+            }
+            kept += layer * rest as u128;
+        }
+        start += n as usize;
+        let to = |b: u128| u64::try_from(b).unwrap_or(u64::MAX);
+        let stage = Offload { bytes: to(moved), per_gpu: to(kept), whole_layers: whole, largest_layer: to(largest) };
+        if s == 0 || stage.per_gpu > worst.per_gpu {
+            worst = stage;
+        }
+    }
+    worst
+}
+
 /// Weight figures for a scenario.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WeightReport {

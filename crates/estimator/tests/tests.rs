@@ -210,6 +210,85 @@ fn engines_reproduce_logged_pools() {
 }
 
 #[test]
+fn cpu_offload_moves_the_first_layers_parameter_by_parameter() {
+    const GIB: f64 = (1u64 << 30) as f64;
+    let id = "meta-llama/Llama-3.1-8B-Instruct";
+    let m = shape(id);
+    // vLLM's `maybe_offload_to_cpu` on Llama-3.1-8B in bf16: each decoder layer's parameters in
+    // order (qkv 4096 x 6144, o 4096 x 4096, gate_up 4096 x 28672, down 14336 x 4096, two norms),
+    // each moved while fewer than 12 GiB have moved
+    let layer = [4096u64 * 6144 * 2, 4096 * 4096 * 2, 4096 * 28_672 * 2, 14_336 * 4096 * 2, 8192, 8192];
+    let limit = 12u64 << 30;
+    let mut moved = 0u64;
+    'layers: for _ in 0..32 {
+        for p in layer {
+            if moved >= limit {
+                break 'layers;
+            }
+            moved += p;
+        }
+    }
+    // 29 whole layers, then qkv, o and the gate_up that crosses 12 GiB
+    assert_eq!(moved, 29 * 436_224_000 + 50_331_648 + 33_554_432 + 234_881_024);
+    // the log of TheBuccaneer/vllm-offload-profiles (vLLM 0.17.1, RTX 3090 of 23.54 GiB,
+    // --gpu-memory-utilization 0.86 --max-model-len 8192 --cpu-offload-gb 12): "Model loading
+    // took 2.91 GiB", 137,552 tokens of KV cache
+    let s = Scenario {
+        gpu: GpuChoice::Custom { memory_gib: 23.54 },
+        engine: Engine::Vllm,
+        engine_version: Some("0.17.1".into()),
+        max_model_len: Some(8192),
+        gpu_memory_utilization: Some(0.86),
+        cpu_offload_gib: Some(12.0),
+        ..scenario(id)
+    };
+    let plain = estimate(&m, &Scenario { cpu_offload_gib: None, ..s.clone() }).unwrap();
+    let e = estimate(&m, &s).unwrap();
+    assert_eq!(plain.weights.per_gpu.0 - e.weights.per_gpu.0, moved);
+    let loaded = e.engine.loaded_weights_bytes.0 as f64 / GIB;
+    assert!((loaded - 2.91).abs() < 0.01, "{loaded} GiB loaded");
+    let tokens = e.engine.kv_tokens as f64;
+    assert!((tokens - 137_552.0).abs() / 137_552.0 < 0.01, "{tokens} tokens");
+    assert!(e.weights.figure.notes.iter().any(|n| n.contains("--cpu-offload-gb 12") && n.contains("29 whole layers")));
+    // the decode bound still reads every weight, and says the offloaded ones cross PCIe
+    let board = |off| estimate(&m, &Scenario { gpu: GpuChoice::Catalog("rtx-3090".into()), cpu_offload_gib: off, ..s.clone() }).unwrap().throughput;
+    let (on, off) = (board(Some(12.0)), board(None));
+    assert!(on.decode_tokens_per_s > 0.0 && on.decode_tokens_per_s == off.decode_tokens_per_s);
+    assert!(on.derivation.contains("PCIe") && !off.derivation.contains("PCIe"));
+    // V1 reads offloaded weights in place (UVA); V0 copies one layer's back for its forward,
+    // a whole layer here (with one sequence the forward, not the sampler, sets the peak)
+    assert_eq!(e.activation.bytes, plain.activation.bytes);
+    let v0 = |off| estimate(&m, &Scenario { engine: Engine::VllmV0, engine_version: Some("0.8.5".into()), max_num_seqs: Some(1), cpu_offload_gib: off, ..s.clone() }).unwrap().activation.bytes.0;
+    assert_eq!(v0(Some(12.0)) - v0(None), 436_224_000);
+    // the permalink carries it
+    assert!(s.to_query().contains("offload=12"));
+    assert_eq!(Scenario::from_query(&s.to_query()).unwrap(), s);
+    // two pipeline stages: each process offloads its own first 12 GiB, here all of stage 1's
+    // 16 layers but its last down_proj and norms (16 x 436,224,000 B is 6.5 GiB)
+    let pp = estimate(&m, &Scenario { pp: 2, cpu_offload_gib: Some(6.0), ..s.clone() }).unwrap();
+    let pp_plain = estimate(&m, &Scenario { pp: 2, cpu_offload_gib: None, ..s.clone() }).unwrap();
+    let mut moved = 0u64;
+    'stage: for _ in 0..16 {
+        for p in layer {
+            if moved >= 6 << 30 {
+                break 'stage;
+            }
+            moved += p;
+        }
+    }
+    assert_eq!(pp_plain.weights.per_gpu.0 - pp.weights.per_gpu.0, moved);
+    // more than the layers hold: all of them move, and the figure says so
+    let all = estimate(&m, &Scenario { cpu_offload_gib: Some(100.0), ..s.clone() }).unwrap();
+    assert_eq!(plain.weights.per_gpu.0 - all.weights.per_gpu.0, 32 * 436_224_000);
+    assert!(all.weights.figure.notes.iter().any(|n| n.contains("less than the 100 GiB")));
+    // engines without the setting refuse it by name
+    let err = estimate(&m, &Scenario { engine: Engine::LlamaCpp, ..s.clone() }).unwrap_err().to_string();
+    assert!(err.contains("offload") && err.contains("-ngl"), "{err}");
+    let (_, errs) = Scenario::from_query_lenient("v=1&m=x&offload=-3");
+    assert!(errs.iter().any(|e| e.to_string().contains("offload")));
+}
+
+#[test]
 fn vllm_sampler_profile_follows_the_version_and_model_runner() {
     // Llama-3.1-8B on a 24 GiB card: V1 profiles 2048 tokens and a sampler over 256 rows of the
     // 128,256-token vocabulary; only the bytes kept per logit change with the version

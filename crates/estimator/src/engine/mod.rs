@@ -82,6 +82,8 @@ pub(crate) struct Ctx<'a> {
     pub scenario: &'a Scenario,
     pub plan: &'a WeightPlan,
     pub weights_per_gpu: Bytes,
+    /// What `--cpu-offload-gb` keeps in host memory on that GPU (not in `weights_per_gpu`).
+    pub offload: crate::weights::Offload,
     pub kv: &'a KvLayout,
     pub memory: Bytes,
     pub max_model_len: u64,
@@ -105,8 +107,13 @@ pub(crate) struct LoadExtras {
 pub(crate) fn load_extras(cx: &Ctx) -> LoadExtras {
     let rope = cx.shape.max_position_embeddings.unwrap_or(0).saturating_mul(cx.shape.rotary_dim()).saturating_mul(cx.plan.activation.bytes());
     let m = crate::weights::loaded_memory_ep(cx.shape, cx.plan, u64::from(cx.scenario.tp.max(1)), u64::from(cx.scenario.pp.max(1)), cx.scenario.expert_split(cx.shape.moe.is_some()), &[rope]);
-    let base = cx.weights_per_gpu.0.saturating_add(rope);
-    LoadExtras { rope, tails: m.allocated.saturating_sub(base), slack: m.reserved.saturating_sub(base) }
+    let on_gpu = cx.weights_per_gpu.0;
+    let moved = cx.offload.bytes;
+    let base = on_gpu.saturating_add(moved).saturating_add(rope);
+    let (tails, slack) = (m.allocated.saturating_sub(base), m.reserved.saturating_sub(base));
+    // offloaded parameters leave their segments: the tails of what stays, pro rata
+    let keep = |b: u64| if moved == 0 { b } else { (b as u128 * on_gpu as u128 / (on_gpu as u128 + moved as u128).max(1)) as u64 };
+    LoadExtras { rope, tails: keep(tails), slack: keep(slack) }
 }
 
 /// Runs the scenario's engine profile.

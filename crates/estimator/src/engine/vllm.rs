@@ -263,7 +263,10 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         (s.max_num_batched_tokens.unwrap_or(t), s.max_num_seqs.unwrap_or(r))
     };
     let act_bytes = cx.plan.activation.bytes();
-    let fwd = forward_peak(cx.shape, tokens, act_bytes, tp);
+    // V0's CPU offload copies a layer's offloaded parameters to the GPU for its forward
+    // (`functional_call` in `maybe_offload_to_cpu`); V1 reads them in place through UVA
+    let offload_copy = if v0 { cx.offload.largest_layer } else { 0 };
+    let fwd = forward_peak(cx.shape, tokens, act_bytes, tp).saturating_add(offload_copy);
     let sample_rows = rows.min(tokens);
     let (per_logit, path) = sampler_path(v0, ver, cx.shape, cx.plan.quant.is_some(), sample_rows, act_bytes);
     let smp = sampler_peak(cx.shape, sample_rows, per_logit);
@@ -276,6 +279,11 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     )
     .note("vLLM profiles one dummy batch; V1 uses its chunked-prefill budget, V0 max_model_len without chunked prefill")
     .note(format!("sampler: {path}"));
+    let activation = if offload_copy > 0 {
+        activation.note(format!("the forward includes {} of one offloaded layer, which V0 copies to the GPU for its forward (V1 reads host memory in place)", gib(offload_copy)))
+    } else {
+        activation
+    };
     // communicators between GPUs: tensor parallel, or the expert-parallel group of dp x tp
     let experts = s.expert_split(cx.shape.moe.is_some());
     let non_torch_tp = if tp > 1 || experts.ranks > 1 { non_torch_tp_gib(s.gpu.catalog()) } else { 0.0 };
