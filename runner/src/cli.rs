@@ -196,6 +196,9 @@ pub struct EstimateArgs {
     /// GiB of weights per GPU kept in host memory (vLLM and SGLang `--cpu-offload-gb`).
     #[arg(long, value_name = "GIB")]
     pub cpu_offload_gb: Option<f64>,
+    /// No CUDA graphs (vLLM `--enforce-eager`; from vLLM 0.20 nothing is set aside for them).
+    #[arg(long)]
+    pub enforce_eager: bool,
     /// Flash attention, `on` or `off` (llama.cpp `-fa`; without it, the build's default: on from b6300).
     #[arg(long, value_name = "on|off")]
     pub flash_attn: Option<String>,

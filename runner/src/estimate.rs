@@ -45,6 +45,7 @@ pub fn scenario(args: &EstimateArgs) -> Result<Scenario> {
     set("mbt", args.max_num_batched_tokens.map(|v| v.to_string()))?;
     set("seqs", args.max_num_seqs.map(|v| v.to_string()))?;
     set("offload", args.cpu_offload_gb.map(|v| v.to_string()))?;
+    set("eager", args.enforce_eager.then(|| "on".to_string()))?;
     set("fa", args.flash_attn.clone())?;
     set("n", args.concurrency.map(|v| v.to_string()))?;
     set("in", args.input_len.map(|v| v.to_string()))?;

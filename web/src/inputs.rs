@@ -266,6 +266,7 @@ pub fn ScenarioInputs(st: St) -> impl IntoView {
                 {field(st, "ctx", "Max model length", "model's", "vLLM max_model_len, llama.cpp n_ctx; empty = the model's max_position_embeddings")}
                 {field(st, "bs", "Block size", "16", "KV block size in tokens (vLLM)")}
                 {field(st, "mbt", "Max batched tokens", "engine default", "profiling batch / chunked-prefill size / llama.cpp -ub")}
+                {choice(st, "eager", "CUDA graphs", vec![(String::new(), "captured".into()), ("on".into(), "none (--enforce-eager)".into())], "vLLM --enforce-eager: no CUDA graphs; from vLLM 0.20 their estimate is no longer subtracted before the KV cache")}
                 {field(st, "offload", "CPU offload (GiB)", "0", "vLLM/SGLang --cpu-offload-gb: GiB of weights per GPU kept in host memory (the first decoder layers), read over PCIe every step")}
                 {choice(st, "fa", "Flash attention", vec![(String::new(), "build default".into()), ("on".into(), "on (-fa on)".into()), ("off".into(), "off (-fa off)".into())], "llama.cpp -fa: without it the compute buffer holds the n_ctx x n_ubatch x heads KQ matrix in f32; on by default from b6300")}
             </div>

@@ -124,6 +124,9 @@ pub struct Scenario {
     /// GiB of weights per GPU kept in host memory (vLLM and SGLang `--cpu-offload-gb`); `None`: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_offload_gib: Option<f64>,
+    /// No CUDA graphs (vLLM `--enforce-eager`): from vLLM 0.20 nothing is set aside for them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub enforce_eager: bool,
 }
 
 fn one() -> u32 {
@@ -156,6 +159,7 @@ impl Default for Scenario {
             flash_attention: None,
             cpu: false,
             cpu_offload_gib: None,
+            enforce_eager: false,
         }
     }
 }
@@ -349,6 +353,9 @@ impl Scenario {
         if let Some(g) = self.cpu_offload_gib {
             q.push(("offload", g.to_string()));
         }
+        if self.enforce_eager {
+            q.push(("eager", "on".into()));
+        }
         q
     }
 
@@ -361,7 +368,7 @@ impl Scenario {
     /// Clears an optional parameter (back to the engine's or model's default).
     pub fn unset(&mut self, key: &str) -> Result<()> {
         match key {
-            "gpus" | "ev" | "ctx" | "util" | "bs" | "mbt" | "seqs" | "fa" | "dev" | "dp" | "ep" | "offload" => {
+            "gpus" | "ev" | "ctx" | "util" | "bs" | "mbt" | "seqs" | "fa" | "dev" | "dp" | "ep" | "offload" | "eager" => {
                 if key == "ev" {
                     self.engine_version = None;
                 } else if key == "dev" {
@@ -442,6 +449,7 @@ impl Scenario {
             "seqs" => self.max_num_seqs = None,
             "fa" => self.flash_attention = None,
             "offload" => self.cpu_offload_gib = None,
+            "eager" => self.enforce_eager = false,
             _ => {}
         }
     }
@@ -492,6 +500,7 @@ impl Scenario {
             "mbt" => self.max_num_batched_tokens = Some(int("a number of tokens")?),
             "seqs" => self.max_num_seqs = Some(int("a number of sequences")?),
             "fa" => self.flash_attention = Some(on_off(v).ok_or_else(|| Error::scenario("fa", v, "on or off (flash attention; leave it out for the build's default)"))?),
+            "eager" => self.enforce_eager = on_off(v).ok_or_else(|| Error::scenario("eager", v, "on or off (--enforce-eager: no CUDA graphs)"))?,
             "offload" => {
                 let f = v.trim().parse::<f64>().map_err(|_| Error::scenario("offload", v, "GiB per GPU kept in host memory (--cpu-offload-gb), a number"))?;
                 self.cpu_offload_gib = Some(f);
@@ -503,7 +512,7 @@ impl Scenario {
                     _ => return Err(Error::scenario("dev", v, "gpu or cpu")),
                 }
             }
-            other => return Err(Error::scenario(other, v, "a known parameter (v, m, gpu, mem, gpus, tp, pp, dp, ep, dt, q, kv, e, ev, in, out, n, ctx, util, bs, mbt, seqs, fa, dev, offload)")),
+            other => return Err(Error::scenario(other, v, "a known parameter (v, m, gpu, mem, gpus, tp, pp, dp, ep, dt, q, kv, e, ev, in, out, n, ctx, util, bs, mbt, seqs, fa, dev, offload, eager)")),
         }
         Ok(())
     }

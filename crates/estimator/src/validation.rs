@@ -39,6 +39,9 @@ pub struct Case {
     pub max_model_len: Option<u64>,
     pub gpu_memory_utilization: Option<f64>,
     pub block_size: Option<u64>,
+    /// vLLM `--enforce-eager`.
+    #[serde(default)]
+    pub enforce_eager: Option<bool>,
     pub figures: Map<String, Value>,
     pub family: Option<String>,
     pub caveat_flags: Vec<String>,
@@ -681,6 +684,7 @@ pub fn case_scenario(case: &Case, model_id: &str) -> std::result::Result<(Scenar
             notes.push(format!("max_num_batched_tokens {n} from the case's arguments"));
             s.max_num_batched_tokens = Some(n);
         }
+        s.enforce_eager = case.enforce_eager.unwrap_or(false);
         if let Some(g) = setting_f64_in(&text, "cpu_offload_gb") {
             notes.push(format!("cpu_offload_gb {g} from the case's arguments"));
             s.cpu_offload_gib = Some(g);

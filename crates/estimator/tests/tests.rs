@@ -210,6 +210,30 @@ fn engines_reproduce_logged_pools() {
 }
 
 #[test]
+fn enforce_eager_sets_nothing_aside_for_cuda_graphs_from_vllm_0_20() {
+    let id = "Qwen/Qwen3-32B";
+    let m = shape(id);
+    let run = |ev: &str, eager: bool| estimate(&m, &Scenario { engine_version: Some(ev.into()), max_model_len: Some(8192), enforce_eager: eager, ..scenario(id) }).unwrap();
+    // 0.20 subtracts its CUDA-graph estimate before the KV pool; --enforce-eager captures none
+    // (`cudagraph_mode` NONE), so the pool gains exactly what the overhead loses
+    let (graphs, eager) = (run("0.21.0", false), run("0.21.0", true));
+    let freed = graphs.overhead.bytes.0 - eager.overhead.bytes.0;
+    assert!(freed > 0);
+    assert_eq!(eager.engine.kv_pool_bytes.0 - graphs.engine.kv_pool_bytes.0, freed);
+    assert!(eager.overhead.notes.iter().any(|n| n.contains("--enforce-eager")));
+    // before 0.20 graphs come after the KV cache, outside the budget: no change
+    assert_eq!(run("0.19.0", true).engine.kv_pool_bytes, run("0.19.0", false).engine.kv_pool_bytes);
+    // the link carries it; other engines say they do not read it
+    let s = Scenario { enforce_eager: true, ..scenario(id) };
+    assert!(s.to_query().ends_with("&eager=on"));
+    assert_eq!(Scenario::from_query(&s.to_query()).unwrap(), s);
+    let sg = estimate(&m, &Scenario { engine: Engine::Sglang, ..s.clone() }).unwrap();
+    assert!(sg.engine.notes.iter().any(|n| n.contains("--enforce-eager")));
+    let (_, errs) = Scenario::from_query_lenient("v=1&m=x&eager=maybe");
+    assert!(errs.iter().any(|e| e.to_string().contains("eager")));
+}
+
+#[test]
 fn cpu_offload_moves_the_first_layers_parameter_by_parameter() {
     const GIB: f64 = (1u64 << 30) as f64;
     let id = "meta-llama/Llama-3.1-8B-Instruct";

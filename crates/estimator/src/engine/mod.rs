@@ -129,6 +129,9 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     if let (Some(fa), false) = (cx.scenario.flash_attention, cx.scenario.engine == Engine::LlamaCpp) {
         report.notes.push(format!("fa={} is a llama.cpp setting (-fa); the {} profile does not depend on it", if fa { "on" } else { "off" }, report.name));
     }
+    if cx.scenario.enforce_eager && !matches!(cx.scenario.engine, Engine::Vllm | Engine::VllmV0) {
+        report.notes.push(format!("eager=on is a vLLM setting (--enforce-eager); the {} profile does not depend on it", report.name));
+    }
     Ok(report)
 }
 

@@ -295,7 +295,8 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let at_load = rope.saturating_add(tails);
     let cc = s.gpu.catalog().map(|g| g.compute_capability);
     let relayout = mxfp4_relayout_extra(cx.shape, cx.plan, experts, mxfp4_backend(cc, ver));
-    let graphs_in_budget = !v0 && ver >= (0, 20, 0);
+    // `cudagraph_memory_estimate` is 0 when `cudagraph_mode` is NONE (`--enforce-eager`)
+    let graphs_in_budget = !v0 && ver >= (0, 20, 0) && !s.enforce_eager;
     let graph_b = if graphs_in_budget { (CUDA_GRAPH_GIB * GIB as f64) as u64 } else { 0 };
     let non_torch_b = (non_torch * GIB as f64) as u64;
     let overhead = Figure::modelled(
@@ -316,7 +317,13 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
             d
         },
     )
-    .note(if graphs_in_budget { "CUDA graphs are estimated and subtracted before the KV cache (v0.20+)" } else { "CUDA graphs (0.1-5 GiB) are captured after the KV cache, outside gpu_memory_utilization" });
+    .note(if graphs_in_budget {
+        "CUDA graphs are estimated and subtracted before the KV cache (v0.20+)"
+    } else if s.enforce_eager {
+        "--enforce-eager: no CUDA graphs are captured"
+    } else {
+        "CUDA graphs (0.1-5 GiB) are captured after the KV cache, outside gpu_memory_utilization"
+    });
     let overhead = if tp > 1 {
         let fabric = match s.gpu.catalog() {
             Some(g) => format!("{:?} fabric of the {}", g.fabric, g.name),
