@@ -80,6 +80,22 @@ async fn shown_figures_equal_the_cli_after_picking_a_model_and_changing_inputs()
 }
 
 /// The current value of a form control.
+/// The CLI's `--json` answer for a permalink query.
+fn cli_json(q: &str) -> Result<Value> {
+    Ok(serde_json::from_slice(&runner(&["estimate", "--permalink", q, "--json"]).stdout)?)
+}
+
+/// Opens the page at a permalink, waits for its estimate and `control`, checks that the page keeps
+/// the link it was opened with, and returns the browser and the CLI's answer for that link.
+async fn open_link(url: &str, q: &str, control: &str) -> Result<(Browser, Value)> {
+    let b = Browser::start().await?;
+    b.c.goto(&format!("{url}?{q}")).await?;
+    b.wait("#verdict").await?;
+    b.wait(control).await?;
+    assert_eq!(query_of(&b.text("#permalink").await?), q);
+    Ok((b, cli_json(q)?))
+}
+
 async fn value(b: &Browser, css: &str) -> Result<String> {
     Ok(b.c.execute("return document.querySelector(arguments[0]).value", vec![css.into()]).await?.as_str().unwrap_or("").to_string())
 }
@@ -124,36 +140,22 @@ async fn a_permalink_restores_every_field_and_reports_bad_parameters() -> Result
     b.close().await?;
 
     // data and expert parallelism travel in the link too, and the page's weights are the CLI's
-    let b = Browser::start().await?;
     let q = "v=1&m=Qwen/Qwen3-30B-A3B&gpu=h100-80gb&tp=1&pp=1&dp=4&ep=on&dt=bf16&q=auto&kv=auto&e=vllm&in=1024&out=256&n=8";
-    b.c.goto(&format!("{}?{q}", h.url)).await?;
-    b.wait("#verdict").await?;
-    b.wait("#in-ep").await?;
+    let (b, cli) = open_link(&h.url, q, "#in-ep").await?;
     assert_eq!(value(&b, "#in-dp").await?, "4");
     assert_eq!(value(&b, "#in-ep").await?, "on");
-    assert_eq!(query_of(&b.text("#permalink").await?), q);
-    let out = runner(&["estimate", "--permalink", q, "--json"]);
-    let cli: Value = serde_json::from_slice(&out.stdout)?;
     assert_eq!(page_bytes(&b, "fig-weights").await?, cli["weights_bytes"].as_u64().unwrap());
-    let whole = runner(&["estimate", "--permalink", &q.replace("&dp=4&ep=on", ""), "--json"]);
-    let whole: Value = serde_json::from_slice(&whole.stdout)?;
+    let whole = cli_json(&q.replace("&dp=4&ep=on", ""))?;
     assert!(cli["weights_bytes"].as_u64().unwrap() < whole["weights_bytes"].as_u64().unwrap() / 2, "experts spread over 4 GPUs");
     b.close().await?;
 
     // CPU offload travels in the link, and the page keeps on the GPU what the CLI does
-    let b = Browser::start().await?;
     let q = "v=1&m=meta-llama/Llama-3.1-8B-Instruct&gpu=rtx-3090&tp=1&pp=1&dt=auto&q=auto&kv=auto&e=vllm&ev=0.17.1&in=1024&out=256&n=4&ctx=8192&util=0.86&offload=12";
-    b.c.goto(&format!("{}?{q}", h.url)).await?;
-    b.wait("#verdict").await?;
-    b.wait("#in-offload").await?;
+    let (b, cli) = open_link(&h.url, q, "#in-offload").await?;
     assert_eq!(value(&b, "#in-offload").await?, "12");
-    assert_eq!(query_of(&b.text("#permalink").await?), q);
-    let out = runner(&["estimate", "--permalink", q, "--json"]);
-    let cli: Value = serde_json::from_slice(&out.stdout)?;
     let kept = cli["weights_bytes"].as_u64().unwrap();
     assert_eq!(page_bytes(&b, "fig-weights").await?, kept);
-    let whole = runner(&["estimate", "--permalink", &q.replace("&offload=12", ""), "--json"]);
-    let whole: Value = serde_json::from_slice(&whole.stdout)?;
+    let whole = cli_json(&q.replace("&offload=12", ""))?;
     assert!(kept + (12 << 30) <= whole["weights_bytes"].as_u64().unwrap(), "12 GiB stays in host memory");
     b.close().await?;
 

@@ -276,6 +276,25 @@ pub fn loaded_memory_ep(shape: &ModelShape, plan: &WeightPlan, tp: u64, pp: u64,
     most
 }
 
+/// Weight bytes on one GPU of each pipeline stage: its layers and the globals it holds.
+fn stage_bytes(shape: &ModelShape, plan: &WeightPlan, tp: u64, pp: u64, ex: ExpertSplit) -> Vec<u128> {
+    let parts = pp_partition(shape.num_layers(), pp);
+    let last = parts.len().saturating_sub(1);
+    let mut start = 0usize;
+    let mut out = Vec::with_capacity(parts.len());
+    for (s, &n) in parts.iter().enumerate() {
+        let mut stage: u128 = shape
+            .runs_in(start, start + n as usize)
+            .map(|(l, copies)| l.tensors.iter().map(|t| tensor_bytes(t, tp, ex, plan)).sum::<u128>() * copies as u128)
+            .sum();
+        start += n as usize;
+        let (before, after) = stage_globals(shape, s, last, pp);
+        stage += before.iter().chain(after.iter()).map(|t| tensor_bytes(t, tp, ex, plan)).sum::<u128>();
+        out.push(stage);
+    }
+    out
+}
+
 /// What `--cpu-offload-gb` moves to host memory (vLLM, and SGLang, which copies its loader).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Offload {
@@ -299,13 +318,11 @@ pub struct Offload {
 pub fn cpu_offload(shape: &ModelShape, plan: &WeightPlan, tp: u64, pp: u64, ex: ExpertSplit, limit: u64) -> Offload {
     let (tp, pp) = (tp.max(1), pp.max(1));
     let parts = pp_partition(shape.num_layers(), pp);
-    let last = parts.len().saturating_sub(1);
+    let totals = stage_bytes(shape, plan, tp, pp, ex);
     let mut start = 0usize;
     let mut worst = Offload::default();
     let mut allocs = vec![];
-    for (s, &n) in parts.iter().enumerate() {
-        let (before, after) = stage_globals(shape, s, last, pp);
-        let mut kept: u128 = before.iter().chain(after.iter()).map(|t| tensor_bytes(t, tp, ex, plan)).sum();
+    for (s, (&n, &total)) in parts.iter().zip(&totals).enumerate() {
         let (mut moved, mut whole, mut largest): (u128, u64, u128) = (0, 0, 0);
         for (l, copies) in shape.runs_in(start, start + n as usize) {
             allocs.clear();
@@ -319,8 +336,7 @@ pub fn cpu_offload(shape: &ModelShape, plan: &WeightPlan, tp: u64, pp: u64, ex: 
                 largest = largest.max(layer);
             }
             whole += full;
-            let mut rest = copies - full;
-            if rest > 0 && moved < limit as u128 {
+            if full < copies && moved < limit as u128 {
                 // the layer where the limit falls: parameters until it is reached
                 let mut part: u128 = 0;
                 for &(a, _) in allocs.iter().filter(|a| a.0 > 0) {
@@ -331,17 +347,14 @@ pub fn cpu_offload(shape: &ModelShape, plan: &WeightPlan, tp: u64, pp: u64, ex: 
                 }
                 moved += part;
                 largest = largest.max(part);
-                kept += layer - part;
                 if part == layer {
                     whole += 1;
                 }
-                rest -= 1;
             }
-            kept += layer * rest as u128;
         }
         start += n as usize;
         let to = |b: u128| u64::try_from(b).unwrap_or(u64::MAX);
-        let stage = Offload { bytes: to(moved), per_gpu: to(kept), whole_layers: whole, largest_layer: to(largest) };
+        let stage = Offload { bytes: to(moved), per_gpu: to(total.saturating_sub(moved)), whole_layers: whole, largest_layer: to(largest) };
         if s == 0 || stage.per_gpu > worst.per_gpu {
             worst = stage;
         }
@@ -421,21 +434,7 @@ pub fn weights_ep(shape: &ModelShape, plan: &WeightPlan, tp: u64, pp: u64, ex: E
     for (l, n) in shape.runs_all() {
         l.tensors.iter().for_each(|t| add(t, n));
     }
-    // per stage
-    let parts = pp_partition(shape.num_layers(), pp);
-    let mut start = 0usize;
-    let mut per_gpu: u128 = 0;
-    let last = parts.len() - 1;
-    for (s, &n) in parts.iter().enumerate() {
-        let mut stage: u128 = shape
-            .runs_in(start, start + n as usize)
-            .map(|(l, copies)| l.tensors.iter().map(|t| tensor_bytes(t, tp, ex, plan)).sum::<u128>() * copies as u128)
-            .sum();
-        start += n as usize;
-        let (before, after) = stage_globals(shape, s, last, pp);
-        stage += before.iter().chain(after.iter()).map(|t| tensor_bytes(t, tp, ex, plan)).sum::<u128>();
-        per_gpu = per_gpu.max(stage);
-    }
+    let per_gpu = stage_bytes(shape, plan, tp, pp, ex).into_iter().max().unwrap_or(0);
     let to = |b: u128, what: &str| u64::try_from(b).map(Bytes).map_err(|_| Error::overflow(what));
     let total_b = to(total, "weight bytes")?;
     let per_gpu_b = to(per_gpu, "weight bytes per GPU")?;
