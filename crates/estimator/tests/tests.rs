@@ -234,6 +234,36 @@ fn enforce_eager_sets_nothing_aside_for_cuda_graphs_from_vllm_0_20() {
 }
 
 #[test]
+fn cuda_graph_estimate_grows_with_the_layers_on_a_gpu_and_follows_the_model_runner() {
+    const MIB: u64 = 1 << 20;
+    let run = |id: &str, ev: &str, pp: u32, eager: bool| {
+        let s = Scenario { engine_version: Some(ev.into()), max_model_len: Some(8192), tp: 4, pp, enforce_eager: eager, ..scenario(id) };
+        estimate(&shape(id), &s).unwrap()
+    };
+    // what the graphs take is what --enforce-eager gives back to the KV pool
+    let graphs = |id: &str, ev: &str, pp: u32| {
+        let (g, e) = (run(id, ev, pp, false), run(id, ev, pp, true));
+        assert!(g.engine.kv_pool_bytes.0 > 0);
+        e.engine.kv_pool_bytes.0 - g.engine.kv_pool_bytes.0
+    };
+    // Llama-3.1-70B over tp 4: 80 decoder layers x 18.5 MiB; with pp 2 each GPU captures its 40 layers
+    let id = "meta-llama/Llama-3.1-70B-Instruct";
+    assert_eq!(graphs(id, "0.21.0", 1), 80 * 37 * MIB / 2);
+    assert_eq!(graphs(id, "0.21.0", 2), 40 * 37 * MIB / 2);
+    assert!(run(id, "0.21.0", 1, false).overhead.substituted.contains("80 layers x 18.5 MiB"));
+    // Qwen3 dense runs on Model Runner V2 from 0.22, whose profile_cudagraph_memory returns 0
+    // until 0.29: nothing is set aside, and the overhead says why
+    let q = "Qwen/Qwen3-32B";
+    assert_eq!(graphs(q, "0.21.0", 1), 64 * 37 * MIB / 2);
+    assert_eq!(graphs(q, "0.26.0", 1), 0);
+    assert!(run(q, "0.26.0", 1, false).overhead.notes.iter().any(|n| n.contains("Model Runner V2")));
+    assert_eq!(graphs(q, "0.29.0", 1), 64 * 37 * MIB / 2);
+    // Llama stays on the V1 runner in 0.22 (Model Runner V2 from 0.23)
+    assert_eq!(graphs(id, "0.22.0", 1), 80 * 37 * MIB / 2);
+    assert_eq!(graphs(id, "0.23.0", 1), 0);
+}
+
+#[test]
 fn cpu_offload_moves_the_first_layers_parameter_by_parameter() {
     const GIB: f64 = (1u64 << 30) as f64;
     let id = "meta-llama/Llama-3.1-8B-Instruct";
@@ -1103,8 +1133,9 @@ fn engine_profiles_hold_their_targets_on_strict_extra_cases() {
     const KNOWN_MISSES: &KnownMisses = &[
         ("vllm-buccaneer-qwen25-7b-rtx3090-gmu065", "kv_cache_gib", -3.93, "a 0.49 GiB pool: 0.02 GiB off"),
         ("vllm-dennislee-gptoss120b-a100x4-tp4-gmu08", "kv_cache_gib", -3.61, "0.78 GiB outside the pool implies FlashInfer's sampler (on by default 0.9-0.11.0 when installed); most 0.9-0.11 logs show the sorting one, which is modelled"),
-        ("vllm-aiinfralab-qwen3-4b-fp8-rtx5090-len32768", "kv_cache_gib", 7.15, "vLLM 0.29 on an RTX 5090 kept 1.2 GiB more outside the pool than modelled (Model Runner V2's CUDA graphs are not measured apart)"),
-        ("vllm-aiinfralab-qwen3-4b-fp8-rtx5090-len32768", "kv_cache_tokens", 7.15, "as its kv_cache_gib"),
+        ("vllm-aiinfralab-qwen3-4b-fp8-rtx5090-len32768", "kv_cache_gib", 6.47, "vLLM 0.29 on an RTX 5090 kept 1.1 GiB more outside the pool than modelled (Model Runner V2's activation and CUDA graphs are not logged apart)"),
+        ("vllm-aiinfralab-qwen3-4b-fp8-rtx5090-len32768", "kv_cache_tokens", 6.48, "as its kv_cache_gib"),
+        ("vllm-gnosia93-qwen25-72b-tp4-l40s-v0190", "kv_cache_gib", 3.47, "TP4 over PCIe L40S with custom all-reduce off: 0.18 GiB per GPU more outside the pool than modelled, on a 5.11 GiB pool; the log gives no total memory"),
     ];
     let (_, checked) = hold_targets(include_str!("data/engine-logs-extra.jsonl"), KNOWN_MISSES, |_, _| {});
     assert!(checked >= 20, "only {checked} checks with a target");
