@@ -65,11 +65,11 @@ pub fn non_torch_tp_gib(gpu: Option<&crate::gpu::Gpu>) -> f64 {
 /// capturing ... took` of 0.11 to 0.26: Qwen3-0.6B to Qwen2.5-72B, 28 to 80 layers, 0.10 to 2.73
 /// GiB) is 18.5 MiB per layer; half the logs lie within a factor 1.5 of it, the extremes at 0.2x and
 /// 3.6x (Qwen3-8B on an A100: 2.35 GiB). Mean absolute error 0.41 GiB, against 0.55 GiB for the
-/// flat 0.5 GiB it replaces. The logs: the `cuda_graph_gib` of seven validation cases (tokenkaki
-/// Qwen3-8B 0.19.1, gnosia93 Qwen2.5-72B TP4, llm-d Qwen3-0.6B and gpt-oss-120b, demoenvl4
-/// Llama-3.1-8B, kagaho Llama-3-70B AWQ TP2, kvcachelab Qwen2.5-7B AWQ) and five public logs found
-/// by their text (Qwen2.5-VL-7B 0.23, Qwen2.5-Omni-7B 0.21, Qwen3-0.6B W4A16 0.19.1 twice, Gemma 4
-/// 31B 0.26).
+/// flat 0.5 GiB it replaces. The logs: seven estimates (the validation cases tokenkaki Qwen3-8B
+/// 0.19.1 and gnosia93 Qwen2.5-72B TP4, and Qwen2.5-VL-7B 0.23, Qwen2.5-Omni-7B 0.21, Qwen3-0.6B
+/// W4A16 0.19.1 twice and Gemma 4 31B 0.26, public logs found by their text) and five captures (the
+/// `cuda_graph_gib` of the llm-d Qwen3-0.6B and gpt-oss-120b, demoenvl4 Llama-3.1-8B, kagaho
+/// Llama-3-70B AWQ TP2 and kvcachelab Qwen2.5-7B AWQ cases).
 pub const CUDA_GRAPH_MIB_PER_LAYER: f64 = 18.5;
 
 /// The kernel family vLLM's MXFP4 MoE method picks (`quantization/mxfp4.py::get_mxfp4_backend`),
