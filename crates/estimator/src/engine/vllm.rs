@@ -289,7 +289,8 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     )
     .note("vLLM profiles one dummy batch; V1 uses its chunked-prefill budget, V0 max_model_len without chunked prefill")
     .note(format!("sampler: {path}"));
-    let activation = if !v0 && model_runner_v2(ver, cx.shape, cx.plan.quant.is_some()) {
+    let mrv2 = !v0 && model_runner_v2(ver, cx.shape, cx.plan.quant.is_some());
+    let activation = if mrv2 {
         activation.note("Model Runner V2: its one logged profile peak (0.26, Qwen2.5-7B AWQ on an RTX 4080 under WSL2) is 1.04 GiB where this model gives 0.26 GiB, not explained by its source")
     } else {
         activation
@@ -312,7 +313,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let relayout = mxfp4_relayout_extra(cx.shape, cx.plan, experts, mxfp4_backend(cc, ver));
     // `cudagraph_memory_estimate` is 0 when `cudagraph_mode` is NONE (`--enforce-eager`), and
     // Model Runner V2's `profile_cudagraph_memory` returns 0 from 0.22 to 0.28 (0.29 captures)
-    let mrv2_unestimated = !v0 && ver < (0, 29, 0) && model_runner_v2(ver, cx.shape, cx.plan.quant.is_some());
+    let mrv2_unestimated = mrv2 && ver < (0, 29, 0);
     let graphs_in_budget = !v0 && ver >= (0, 20, 0) && !s.enforce_eager && !mrv2_unestimated;
     let stage_layers = crate::weights::pp_partition(cx.shape.num_layers(), u64::from(s.pp.max(1))).into_iter().max().unwrap_or(0);
     let graph_b = if graphs_in_budget { (stage_layers as f64 * CUDA_GRAPH_MIB_PER_LAYER * (1u64 << 20) as f64) as u64 } else { 0 };
