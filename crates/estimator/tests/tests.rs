@@ -861,15 +861,19 @@ fn llamacpp_pads_n_ctx_as_the_build_does() {
 #[test]
 fn llamacpp_flash_attention_drops_the_kq_matrix_from_the_compute_buffer() {
     // Llama-3.1-8B at n_ctx 131072 on build b4800 (before -fa auto): without -fa the KQ matrix
-    // 131072 x 512 x 32 heads x 4 B = 8 GiB; with -fa the logits 512 x 128256 x 4 B
+    // 131072 x 512 x 32 heads x 4 B = 8 GiB, its f32 mask 131072 x 512 x 4 B = 256 MiB and four
+    // hidden states of 512 x 4096 x 4 B = 8 MiB; with -fa the logits 512 x 128256 x 4 B and one
+    // hidden state (the f16 mask, 128 MiB, is freed before them)
     let sh = shape("meta-llama/Llama-3.1-8B-Instruct");
     let mut s = Scenario { engine: Engine::LlamaCpp, engine_version: Some("b4800".into()), max_model_len: Some(131_072), ..scenario("meta-llama/Llama-3.1-8B-Instruct") };
     let off = estimate(&sh, &s).unwrap();
-    assert_eq!(off.activation.bytes.0, 8 << 30);
+    let kq_moment = (8 << 30) + (256 << 20) + 4 * (8 << 20);
+    assert_eq!(off.activation.bytes.0, kq_moment);
     assert!(off.activation.substituted.contains("off by default before b6300"), "{}", off.activation.substituted);
     s.set("fa", "on").unwrap();
     let on = estimate(&sh, &s).unwrap();
-    assert_eq!(on.activation.bytes.0, 512 * 128_256 * 4);
+    let logits_moment = 512 * 128_256 * 4 + (8 << 20);
+    assert_eq!(on.activation.bytes.0, logits_moment);
     assert!(on.activation.substituted.contains("-fa on"), "{}", on.activation.substituted);
     // the KV buffer does not depend on it; more context fits with it
     assert_eq!(on.engine.kv_pool_bytes, off.engine.kv_pool_bytes);
@@ -877,9 +881,9 @@ fn llamacpp_flash_attention_drops_the_kq_matrix_from_the_compute_buffer() {
     // a newer build has it on by default, and -fa off turns it off
     s.unset("fa").unwrap();
     s.engine_version = Some("b6500".into());
-    assert_eq!(estimate(&sh, &s).unwrap().activation.bytes.0, 512 * 128_256 * 4);
+    assert_eq!(estimate(&sh, &s).unwrap().activation.bytes.0, logits_moment);
     s.set("fa", "off").unwrap();
-    assert_eq!(estimate(&sh, &s).unwrap().activation.bytes.0, 8 << 30);
+    assert_eq!(estimate(&sh, &s).unwrap().activation.bytes.0, kq_moment);
     assert!(s.to_query().ends_with("&fa=off"), "{}", s.to_query());
     assert!(s.set("fa", "maybe").unwrap_err().to_string().contains("on or off"));
     // another engine does not read it, and says so
@@ -1159,6 +1163,39 @@ fn engine_profiles_hold_their_targets_on_strict_log_cases() {
     });
     assert!(strict_evaluated >= 13, "only {strict_evaluated} strict cases could be evaluated offline");
     assert!(checked >= 30, "only {checked} checks with a target");
+}
+
+/// llama.cpp's compute buffer, modelled on ggml's graph allocator (the KQ moment and the logits
+/// moment), against every logged buffer of a GPU that holds all layers and their KV: the six
+/// printed to 0.01 MiB match to the print, Gemma 3n (per-layer embeddings, AltUp) within 1 %.
+#[test]
+fn llamacpp_compute_buffers_match_the_logs_when_the_gpu_holds_everything() {
+    let cases: String = [include_str!("data/engine-logs-dev.jsonl"), include_str!("data/engine-logs-extra.jsonl")].concat();
+    let want = [
+        ("llamacpp-issue7450-mistral7b-v02-4090-ctx32000", 0.0),
+        ("llamacpp-issue9013-gemma2-2b-q4km-3060ti-ctx8192", 0.0),
+        ("llamacpp-llamasharp1099-qwen25-3b-rtx4080s", 0.0),
+        ("llamacpp-pmks2-llama2-7b-a770-vulkan-b3600", 0.0),
+        ("llamacpp-pmks2-llama2-7b-a770-sycl-b3038", 0.0),
+        ("llamacpp-issue14448-gemma3n-e4b-q4km-890m-iswa", 1.0),
+    ];
+    let mut seen = 0;
+    for case in kv_estimator::validation::parse_cases(&cases) {
+        let case = case.unwrap();
+        let Some((_, pct)) = want.iter().find(|(id, _)| *id == case.id) else { continue };
+        let r = evaluate_case(&case);
+        let c = r.checks.iter().find(|c| c.figure == "llamacpp_compute_buffer_mib").unwrap_or_else(|| panic!("{}: {:?}", case.id, r.checks));
+        assert!((c.estimated - c.logged).abs() <= 0.005 + c.logged * pct / 100.0, "{}: estimate {} MiB, logged {} MiB", case.id, c.estimated, c.logged);
+        seen += 1;
+    }
+    assert_eq!(seen, want.len());
+    // the row-split Llama-3.1-70B on three P40s logs its main GPU's buffer: 8000 cells x 512 x 64
+    // heads x 4 B + the mask 8000 x 512 x 4 B + 4 x 512 x 8192 x 4 B = 1079.63 MiB
+    let sh = shape("meta-llama/Llama-3.1-70B-Instruct");
+    let s = Scenario { engine: Engine::LlamaCpp, engine_version: Some("b4031".into()), max_model_len: Some(8000), ..scenario("meta-llama/Llama-3.1-70B-Instruct") };
+    let e = estimate(&sh, &s).unwrap();
+    assert_eq!(e.activation.bytes.0, 8000 * 512 * 64 * 4 + 8000 * 512 * 4 + 4 * 512 * 8192 * 4);
+    assert!(e.activation.substituted.contains("KQ 8000 x 512 x 64 heads"), "{}", e.activation.substituted);
 }
 
 /// gpt-oss-120b on one H100 under vLLM 0.10.1 (issue 23278): Hopper had no Triton MXFP4 kernels
