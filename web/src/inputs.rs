@@ -252,7 +252,7 @@ pub fn ScenarioInputs(st: St) -> impl IntoView {
             <h2 id="h-prec">"Precision"</h2>
             <div class="grid">
                 {choice(st, "dt", "Weights", dtypes, "weight dtype; auto = the checkpoint's")}
-                {choice(st, "q", "Quantisation", quants, "auto = the config's quantization_config")}
+                {choice(st, "q", "Quantisation", quants, "auto = the config's quantization_config; q8_0 to q4_0 are llama.cpp GGUF presets (llama-quantize's per-tensor mix), for engine llama.cpp")}
                 {choice(st, "kv", "KV cache", kvs, "KV-cache element type")}
             </div>
         </section>

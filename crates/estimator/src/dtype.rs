@@ -180,6 +180,8 @@ pub enum Quant {
     Bnb4 { double_quant: bool, skip: Vec<String> },
     /// bitsandbytes LLM.int8(): int8 values with an fp32 scale per output row.
     Bnb8 { skip: Vec<String> },
+    /// A llama.cpp GGUF preset: a per-tensor mix of ggml types ([`crate::gguf`]).
+    Gguf { ftype: crate::gguf::GgufType },
 }
 
 impl Quant {
@@ -193,6 +195,7 @@ impl Quant {
             Quant::Mxfp4 { .. } => "mxfp4".into(),
             Quant::Bnb4 { double_quant, .. } => format!("bitsandbytes 4-bit{}", if *double_quant { " (double quant)" } else { "" }),
             Quant::Bnb8 { .. } => "bitsandbytes 8-bit".into(),
+            Quant::Gguf { ftype } => format!("gguf {}", ftype.as_str().to_ascii_uppercase()),
         }
     }
     /// Module-name patterns the checkpoint leaves unquantised (`modules_to_not_convert`, `ignore`).
@@ -205,6 +208,7 @@ impl Quant {
             | Quant::Mxfp4 { skip }
             | Quant::Bnb4 { skip, .. }
             | Quant::Bnb8 { skip } => skip,
+            Quant::Gguf { .. } => &[],
         }
     }
 
@@ -221,6 +225,7 @@ impl Quant {
             Quant::Awq { bits, .. } | Quant::Gptq { bits, .. } => (elems * *bits as u128).div_ceil(8),
             Quant::Fp8 { .. } | Quant::Int8PerChannel { .. } | Quant::Bnb8 { .. } => elems,
             Quant::Mxfp4 { .. } | Quant::Bnb4 { .. } => elems.div_ceil(2),
+            Quant::Gguf { .. } => return self.matrix_bytes(rows, cols),
         };
         u64::try_from(b).unwrap_or(u64::MAX)
     }
@@ -262,6 +267,8 @@ impl Quant {
                 }
             }
             Quant::Bnb8 { .. } => elems + rows as u128 * 4,
+            // the preset's base type; the per-tensor rules need the tensor's place ([`crate::gguf::place`])
+            Quant::Gguf { ftype } => ftype.base().row_bytes(cols) * rows as u128,
         };
         u64::try_from(b).unwrap_or(u64::MAX)
     }
@@ -280,10 +287,25 @@ pub enum QuantChoice {
     Mxfp4,
     Bnb4,
     Bnb8,
+    /// llama.cpp GGUF presets.
+    #[serde(rename = "q8_0")]
+    Q8_0,
+    #[serde(rename = "q6_k")]
+    Q6K,
+    #[serde(rename = "q5_k_m")]
+    Q5KM,
+    #[serde(rename = "q5_k_s")]
+    Q5KS,
+    #[serde(rename = "q4_k_m")]
+    Q4KM,
+    #[serde(rename = "q4_k_s")]
+    Q4KS,
+    #[serde(rename = "q4_0")]
+    Q4_0,
 }
 
 impl QuantChoice {
-    pub const ALL: [QuantChoice; 8] = [
+    pub const ALL: [QuantChoice; 15] = [
         QuantChoice::Auto,
         QuantChoice::None,
         QuantChoice::Awq,
@@ -292,7 +314,28 @@ impl QuantChoice {
         QuantChoice::Mxfp4,
         QuantChoice::Bnb4,
         QuantChoice::Bnb8,
+        QuantChoice::Q8_0,
+        QuantChoice::Q6K,
+        QuantChoice::Q5KM,
+        QuantChoice::Q5KS,
+        QuantChoice::Q4KM,
+        QuantChoice::Q4KS,
+        QuantChoice::Q4_0,
     ];
+    /// The GGUF preset this choice names, if it is one.
+    pub fn gguf(self) -> Option<crate::gguf::GgufType> {
+        use crate::gguf::GgufType as G;
+        Some(match self {
+            QuantChoice::Q8_0 => G::Q8_0,
+            QuantChoice::Q6K => G::Q6K,
+            QuantChoice::Q5KM => G::Q5KM,
+            QuantChoice::Q5KS => G::Q5KS,
+            QuantChoice::Q4KM => G::Q4KM,
+            QuantChoice::Q4KS => G::Q4KS,
+            QuantChoice::Q4_0 => G::Q4_0,
+            _ => return None,
+        })
+    }
     pub fn as_str(self) -> &'static str {
         match self {
             QuantChoice::Auto => "auto",
@@ -303,6 +346,7 @@ impl QuantChoice {
             QuantChoice::Mxfp4 => "mxfp4",
             QuantChoice::Bnb4 => "bnb4",
             QuantChoice::Bnb8 => "bnb8",
+            other => other.gguf().map_or("auto", crate::gguf::GgufType::as_str),
         }
     }
     /// The scheme this choice stands for when the checkpoint does not say more (AWQ/GPTQ: 4 bit,
@@ -316,6 +360,7 @@ impl QuantChoice {
             QuantChoice::Mxfp4 => Some(Quant::Mxfp4 { skip: vec![] }),
             QuantChoice::Bnb4 => Some(Quant::Bnb4 { double_quant: false, skip: vec![] }),
             QuantChoice::Bnb8 => Some(Quant::Bnb8 { skip: vec![] }),
+            other => other.gguf().map(|ftype| Quant::Gguf { ftype }),
         }
     }
 }
@@ -332,7 +377,10 @@ impl FromStr for QuantChoice {
             "mxfp4" => QuantChoice::Mxfp4,
             "bnb4" | "bitsandbytes" | "bnb-4bit" | "nf4" => QuantChoice::Bnb4,
             "bnb8" | "bnb-8bit" | "llm.int8" => QuantChoice::Bnb8,
-            _ => return Err(Error::scenario("quantization", s, "auto, none, awq, gptq, fp8, mxfp4, bnb4 or bnb8")),
+            other => match crate::gguf::GgufType::parse(other) {
+                Some(t) => *QuantChoice::ALL.iter().find(|c| c.gguf() == Some(t)).unwrap_or(&QuantChoice::Auto),
+                None => return Err(Error::scenario("quantization", s, "auto, none, awq, gptq, fp8, mxfp4, bnb4, bnb8, or a llama.cpp GGUF preset: q8_0, q6_k, q5_k_m, q5_k_s, q4_k_m, q4_k_s, q4_0")),
+            },
         })
     }
 }

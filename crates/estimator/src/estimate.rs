@@ -131,7 +131,16 @@ pub fn estimate(shape: &ModelShape, scenario: &Scenario) -> Result<Estimate> {
     let pp = u64::from(scenario.pp);
     check_tp(shape, tp)?;
     let memory = scenario.gpu.memory()?;
-    let plan = weight_plan(shape, scenario.dtype, scenario.quantization)?;
+    let mut plan = weight_plan(shape, scenario.dtype, scenario.quantization)?;
+    if let (Some(crate::dtype::Quant::Gguf { ftype }), false) = (&plan.quant, scenario.engine == Engine::LlamaCpp) {
+        return Err(Error::scenario(
+            "quantization",
+            ftype.as_str(),
+            format!("engine llama.cpp for a GGUF preset (the engine is {}, whose GGUF loader is not modelled), or another quantisation: awq, gptq, fp8, bnb4, bnb8", scenario.engine),
+        ));
+    }
+    // llama.cpp keeps the token embeddings in host memory (its input layer)
+    plan.host_embedding = scenario.engine == Engine::LlamaCpp;
     let w = weights_ep(shape, &plan, tp, pp, scenario.expert_split(shape.moe.is_some()))?;
     let (w, offloaded) = cpu_offloaded(shape, scenario, w)?;
     let kv_dtype = effective_kv(scenario.engine, scenario.kv_dtype);

@@ -11,6 +11,7 @@ pub mod arch;
 pub mod config;
 pub mod dtype;
 pub mod error;
+pub mod gguf;
 pub mod model;
 pub mod units;
 

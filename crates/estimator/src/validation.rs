@@ -310,8 +310,10 @@ pub fn case_quant(case: &Case) -> Option<Quant> {
     let id = case.model.to_ascii_lowercase();
     let bits8 = q.contains("int8") || q.contains("8-bit") || q.contains("8bit") || id.contains("int8") || id.contains("8bit");
     let skip = vec![];
-    if q.contains("gguf") {
-        return None;
+    if q.contains("gguf") || q.starts_with('q') {
+        // a llama-quantize preset the estimator sizes (`gguf Q4_K_M`, `i1-Q4_K_M`); others unknown
+        let presets = crate::gguf::GgufType::ALL;
+        return presets.into_iter().find(|t| q.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).any(|w| w == t.as_str())).map(|ftype| Quant::Gguf { ftype });
     }
     if q.contains("awq") || id.contains("-awq") {
         Some(Quant::Awq { bits: if bits8 { 8 } else { 4 }, group_size: Some(128), skip })
@@ -831,7 +833,8 @@ pub fn evaluate(case: &Case, shape: &ModelShape, config: ModelMatch) -> CaseResu
         }
     };
     let weights_target = Some(if quantised { 3.0 } else { 1.0 });
-    let gguf = case.quantization.as_deref().is_some_and(|q| q.to_ascii_lowercase().contains("gguf"));
+    // GGUF weights the estimator cannot size (a preset it does not follow, or none named)
+    let gguf = case.quantization.as_deref().is_some_and(|q| q.to_ascii_lowercase().contains("gguf")) && !matches!(e.weights.plan.quant, Some(Quant::Gguf { .. }));
     let fails = case.flag("fails_to_start");
     match s.engine {
         Engine::Vllm | Engine::VllmV0 => {
@@ -892,6 +895,12 @@ pub fn evaluate(case: &Case, shape: &ModelShape, config: ModelMatch) -> CaseResu
                 }
             }
             add("llamacpp_compute_buffer_mib", "MiB", case.fig("llamacpp_compute_buffer_mib"), mib(e.activation.bytes.0), None);
+            // a GGUF preset's weights, when the log says every layer went to the one GPU
+            let all_layers = case.figures.get("layers_offloaded").and_then(Value::as_str).and_then(|l| l.split_once('/')).is_some_and(|(a, b)| a.trim() == b.trim());
+            if matches!(e.weights.plan.quant, Some(Quant::Gguf { .. })) && all_layers && s.tp <= 1 && s.pp <= 1 {
+                add("llamacpp_model_buffer_mib", "MiB", case.fig("llamacpp_model_buffer_mib"), printed(mib(e.weights.per_gpu.0)), Some(0.0));
+                add("llamacpp_cpu_mapped_model_buffer_mib", "MiB", case.fig("llamacpp_cpu_mapped_model_buffer_mib"), printed(mib(crate::weights::host_embedding_bytes(shape, &e.weights.plan))), Some(0.0));
+            }
         }
         _ => {}
     }

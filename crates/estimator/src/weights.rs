@@ -26,6 +26,10 @@ pub struct WeightPlan {
     /// Short label, e.g. `bf16` or `awq w4 g128 + bf16`.
     pub label: String,
     pub notes: Vec<String>,
+    /// The token embeddings stay in host memory and a tied head is copied to the GPU that holds
+    /// the output (llama.cpp's input layer, whatever `-ngl` says).
+    #[serde(default)]
+    pub host_embedding: bool,
 }
 
 /// Resolves the user's dtype and quantisation choices against the checkpoint.
@@ -81,10 +85,11 @@ pub fn weight_plan(shape: &ModelShape, dtype: WeightDtype, quant: QuantChoice) -
         }
     };
     let label = match &q {
+        Some(q @ Quant::Gguf { .. }) => format!("{} (llama.cpp's per-tensor mix, norms f32)", q.name()),
         Some(q) => format!("{} + {}", q.name(), activation.as_str()),
         None => activation.as_str().to_string(),
     };
-    Ok(WeightPlan { activation, quant: q, label, notes })
+    Ok(WeightPlan { activation, quant: q, label, notes, host_embedding: false })
 }
 
 fn skipped(q: &Quant, role: Role) -> bool {
@@ -156,16 +161,19 @@ pub fn tensor_parts(t: &Tensor, tp: u64, ex: ExpertSplit, plan: &WeightPlan) -> 
 /// The globals a pipeline stage holds: the embedding (and position embedding, encoder) on the
 /// first, the rest (final norm, head) on the last, and a tied head's copy of the embedding on
 /// the last when `pp > 1`. `(before the layers, after them)`.
-fn stage_globals(shape: &ModelShape, stage: usize, last: usize, pp: u64) -> (Vec<&Tensor>, Vec<&Tensor>) {
+/// With `host_embedding` (llama.cpp) the token embeddings stay off the GPUs and a tied head's
+/// copy goes to the last stage even without pipeline parallelism.
+fn stage_globals(shape: &ModelShape, stage: usize, last: usize, pp: u64, host_embedding: bool) -> (Vec<&Tensor>, Vec<&Tensor>) {
     let (mut before, mut after) = (vec![], vec![]);
     for t in &shape.globals {
         let first = matches!(t.role, Role::Embedding | Role::PositionEmbedding | Role::Encoder);
-        if first && stage == 0 {
+        if first && stage == 0 && !(host_embedding && t.role == Role::Embedding) {
             before.push(t);
         } else if !first && stage == last {
             after.push(t);
         }
-        if t.role == Role::Embedding && shape.tied_embeddings && pp > 1 && stage == last {
+        let tied_head = t.role == Role::Embedding && t.name == "embed_tokens" && shape.tied_embeddings;
+        if tied_head && (pp > 1 || host_embedding) && stage == last {
             after.push(t);
         }
     }
@@ -244,7 +252,7 @@ pub fn loaded_memory_ep(shape: &ModelShape, plan: &WeightPlan, tp: u64, pp: u64,
     let mut start = 0usize;
     let mut most = LoadedMemory::default();
     for (s, &n) in parts.iter().enumerate() {
-        let (before, after) = stage_globals(shape, s, last, pp);
+        let (before, after) = stage_globals(shape, s, last, pp, plan.host_embedding);
         let mut seg = crate::allocator::Segments::default();
         let (mut extra, mut extra_alloc): (u128, u128) = (0, 0);
         let mut allocs = vec![];
@@ -278,6 +286,9 @@ pub fn loaded_memory_ep(shape: &ModelShape, plan: &WeightPlan, tp: u64, pp: u64,
 
 /// Weight bytes on one GPU of each pipeline stage: its layers and the globals it holds.
 fn stage_bytes(shape: &ModelShape, plan: &WeightPlan, tp: u64, pp: u64, ex: ExpertSplit) -> Vec<u128> {
+    if let Some(Quant::Gguf { ftype }) = plan.quant {
+        return gguf_stage_bytes(shape, plan, ftype, tp, pp);
+    }
     let parts = pp_partition(shape.num_layers(), pp);
     let last = parts.len().saturating_sub(1);
     let mut start = 0usize;
@@ -288,11 +299,54 @@ fn stage_bytes(shape: &ModelShape, plan: &WeightPlan, tp: u64, pp: u64, ex: Expe
             .map(|(l, copies)| l.tensors.iter().map(|t| tensor_bytes(t, tp, ex, plan)).sum::<u128>() * copies as u128)
             .sum();
         start += n as usize;
-        let (before, after) = stage_globals(shape, s, last, pp);
+        let (before, after) = stage_globals(shape, s, last, pp, plan.host_embedding);
         stage += before.iter().chain(after.iter()).map(|t| tensor_bytes(t, tp, ex, plan)).sum::<u128>();
         out.push(stage);
     }
     out
+}
+
+/// A GGUF share of one of `tp` GPUs: llama.cpp's row split divides a matrix's rows, so every
+/// tensor but the replicated ones takes `ceil(bytes / tp)` (rows are not cut mid-block).
+fn gguf_share(p: &crate::gguf::Placed, tp: u64) -> u128 {
+    if tp > 1 && p.tensor.split != crate::model::Split::Replicated {
+        p.bytes.div_ceil(tp as u128)
+    } else {
+        p.bytes
+    }
+}
+
+/// [`stage_bytes`] for a GGUF preset, whose types depend on each tensor's place in the model.
+fn gguf_stage_bytes(shape: &ModelShape, plan: &WeightPlan, ftype: crate::gguf::GgufType, tp: u64, pp: u64) -> Vec<u128> {
+    let placed = crate::gguf::place(shape, ftype);
+    let parts = pp_partition(shape.num_layers(), pp);
+    let last = parts.len().saturating_sub(1);
+    let mut start = 0usize;
+    let mut out = Vec::with_capacity(parts.len());
+    for (s, &n) in parts.iter().enumerate() {
+        let end = start + n as usize;
+        let mut stage: u128 = placed.iter().filter(|p| p.layer.is_some_and(|l| l >= start && l < end)).map(|p| gguf_share(p, tp)).sum();
+        let (before, after) = stage_globals(shape, s, last, pp, plan.host_embedding);
+        for t in before.iter().chain(after.iter()) {
+            stage += placed.iter().filter(|p| p.layer.is_none() && std::ptr::eq(p.tensor, *t)).map(|p| gguf_share(p, tp)).sum::<u128>();
+        }
+        start = end;
+        out.push(stage);
+    }
+    out
+}
+
+/// Bytes of the token embeddings, which llama.cpp keeps in host memory (`CPU_Mapped model
+/// buffer` when every layer is on the GPU); 0 unless the plan says so.
+pub fn host_embedding_bytes(shape: &ModelShape, plan: &WeightPlan) -> u64 {
+    if !plan.host_embedding {
+        return 0;
+    }
+    let b: u128 = match plan.quant {
+        Some(Quant::Gguf { ftype }) => crate::gguf::place(shape, ftype).iter().filter(|p| p.layer.is_none() && p.tensor.role == Role::Embedding).map(|p| p.bytes).sum(),
+        _ => shape.globals.iter().filter(|t| t.role == Role::Embedding).map(|t| tensor_bytes(t, 1, ExpertSplit::tp(1), plan)).sum(),
+    };
+    u64::try_from(b).unwrap_or(u64::MAX)
 }
 
 /// What `--cpu-offload-gb` moves to host memory (vLLM, and SGLang, which copies its loader).
@@ -430,9 +484,20 @@ pub fn weights_ep(shape: &ModelShape, plan: &WeightPlan, tp: u64, pp: u64, ex: E
             None => by.push((name, b)),
         }
     };
-    shape.globals.iter().for_each(|t| add(t, 1));
-    for (l, n) in shape.runs_all() {
-        l.tensors.iter().for_each(|t| add(t, n));
+    if let Some(Quant::Gguf { ftype }) = plan.quant {
+        for p in crate::gguf::place(shape, ftype) {
+            total += p.bytes;
+            let name = component(p.tensor.role);
+            match by.iter_mut().find(|(n, _)| std::ptr::eq(*n, name)) {
+                Some(e) => e.1 += p.bytes,
+                None => by.push((name, p.bytes)),
+            }
+        }
+    } else {
+        shape.globals.iter().for_each(|t| add(t, 1));
+        for (l, n) in shape.runs_all() {
+            l.tensors.iter().for_each(|t| add(t, n));
+        }
     }
     let per_gpu = stage_bytes(shape, plan, tp, pp, ex).into_iter().max().unwrap_or(0);
     let to = |b: u128, what: &str| u64::try_from(b).map(Bytes).map_err(|_| Error::overflow(what));
@@ -459,7 +524,30 @@ pub fn weights_ep(shape: &ModelShape, plan: &WeightPlan, tp: u64, pp: u64, ex: E
     for n in &plan.notes {
         figure = figure.note(n.clone());
     }
-    if shape.globals.iter().any(|t| t.role == Role::Encoder) {
+    if let Some(Quant::Gguf { ftype }) = plan.quant {
+        // bytes by ggml type, largest first
+        let mut by_type: Vec<(&'static str, u128)> = vec![];
+        for p in crate::gguf::place(shape, ftype).iter().filter(|p| p.bytes > 0) {
+            match by_type.iter_mut().find(|(n, _)| *n == p.ty.name()) {
+                Some(e) => e.1 += p.bytes,
+                None => by_type.push((p.ty.name(), p.bytes)),
+            }
+        }
+        by_type.sort_by(|a, b| b.1.cmp(&a.1));
+        let parts: Vec<String> = by_type.iter().map(|(n, b)| format!("{n} {}", Bytes(u64::try_from(*b).unwrap_or(u64::MAX)))).collect();
+        figure = figure.note(format!("{} as llama-quantize lays it out: {}", ftype.as_str().to_ascii_uppercase(), parts.join(", ")));
+        if shape.globals.iter().any(|t| t.role == Role::Encoder) {
+            figure = figure.note("the vision/audio tower is in a separate mmproj file, not counted");
+        }
+    }
+    if plan.host_embedding {
+        figure = figure.note(format!(
+            "token embeddings ({}) stay in host memory (llama.cpp's input layer){}",
+            Bytes(host_embedding_bytes(shape, plan)),
+            if shape.tied_embeddings { "; the tied output head is copied to the GPU" } else { "" }
+        ));
+    }
+    if shape.globals.iter().any(|t| t.role == Role::Encoder) && !matches!(plan.quant, Some(Quant::Gguf { .. })) {
         figure = figure.note("includes a vision tower estimated from vision_config (modelled, about +-5 % of that part)");
     }
     Ok(WeightReport {

@@ -1198,6 +1198,56 @@ fn llamacpp_compute_buffers_match_the_logs_when_the_gpu_holds_everything() {
     assert!(e.activation.substituted.contains("KQ 8000 x 512 x 64 heads"), "{}", e.activation.substituted);
 }
 
+/// llama.cpp GGUF presets follow llama-quantize's per-tensor rules. Llama-3.1-8B Q4_K_M: the
+/// file's tensors are 4685.30 MiB (the `CPU_Mapped` buffer of llama.cpp issue 12213, which maps
+/// the whole file) and its last ten layers 1263.13 MiB (that log's `CUDA0 model buffer` at -ngl
+/// 10): attn_v and ffn_down in Q6_K on the 16 layers `use_more_bits` picks, the head in Q6_K.
+#[test]
+fn gguf_presets_follow_llama_quantize() {
+    use kv_estimator::gguf::{place, total_bytes, GgmlType, GgufType};
+    let sh = shape("meta-llama/Llama-3.1-8B-Instruct");
+    assert_eq!(total_bytes(&sh, GgufType::Q4KM), 4_912_898_048);
+    let placed = place(&sh, GgufType::Q4KM);
+    let last_ten: u128 = placed.iter().filter(|p| p.layer.is_some_and(|l| l >= 22)).map(|p| p.bytes).sum();
+    assert_eq!(last_ten, 1_324_482_560);
+    // 1263.125 MiB, which the log prints as 1263.13
+    let v: Vec<usize> = placed.iter().filter(|p| p.tensor.name.ends_with("v_proj") && p.ty == GgmlType::Q6K).filter_map(|p| p.layer).collect();
+    assert_eq!(v, vec![0, 1, 2, 3, 6, 9, 12, 15, 18, 21, 24, 27, 28, 29, 30, 31]);
+    assert!(placed.iter().any(|p| p.tensor.role == kv_estimator::model::Role::LmHead && p.ty == GgmlType::Q6K));
+    // Q8_0 keeps the head in Q8_0; every preset is smaller than the next larger one
+    let sizes: Vec<u128> = GgufType::ALL.iter().map(|&t| total_bytes(&sh, t)).collect();
+    assert!(sizes.windows(2).all(|w| w[0] >= w[1]), "{sizes:?}");
+    assert!(place(&sh, GgufType::Q8_0).iter().filter(|p| p.tensor.cols > 1).all(|p| p.ty == GgmlType::Q8_0));
+
+    // through a scenario: llama.cpp keeps the token embedding (Q4_K, 281.8 MiB) in host memory
+    let mut s = Scenario { engine: Engine::LlamaCpp, max_model_len: Some(8192), ..scenario("meta-llama/Llama-3.1-8B-Instruct") };
+    s.set("q", "q4_k_m").unwrap();
+    let e = estimate(&sh, &s).unwrap();
+    assert_eq!(e.weights.total.0, 4_912_898_048);
+    assert_eq!(e.weights.per_gpu.0, 4_912_898_048 - 128_256 * 4096 / 256 * 144);
+    assert!(e.weights.figure.notes.iter().any(|n| n.contains("Q4_K_M as llama-quantize lays it out: Q4_K")), "{:?}", e.weights.figure.notes);
+    assert!(s.to_query().contains("q=q4_k_m"), "{}", s.to_query());
+    assert_eq!(Scenario::from_query(&s.to_query()).unwrap(), s);
+    // another engine is told what to choose
+    s.engine = Engine::Vllm;
+    let err = estimate(&sh, &s).unwrap_err().to_string();
+    assert!(err.contains("quantization") && err.contains("q4_k_m") && err.contains("engine llama.cpp"), "{err}");
+    assert!(s.set("q", "q3_k_m").unwrap_err().to_string().contains("q4_k_m"));
+}
+
+/// GLM-4-9B-0414 Q5_K_M (GLM-Z1-9B, llama.cpp issue 12946): ffn_down's 13696 columns are not
+/// whole 256-value blocks, so its Q6_K layers fall back to Q8_0 and the others to Q5_1; the log's
+/// GPU buffer (every layer and the head) and host buffer (the token embedding) match to the print.
+#[test]
+fn gguf_weights_match_the_logged_buffers_of_a_fallback_model() {
+    let line = include_str!("data/engine-logs-dev.jsonl").lines().find(|l| l.contains("llamacpp-issue12946-glm-z1-9b")).unwrap();
+    let r = evaluate_line(line);
+    for f in ["llamacpp_model_buffer_mib", "llamacpp_cpu_mapped_model_buffer_mib"] {
+        let c = r.checks.iter().find(|c| c.figure == f).unwrap_or_else(|| panic!("{f}: {:?}", r.checks));
+        assert_eq!(c.estimated, c.logged, "{f}");
+    }
+}
+
 /// gpt-oss-120b on one H100 under vLLM 0.10.1 (issue 23278): Hopper had no Triton MXFP4 kernels
 /// in a plain install, so the experts took Marlin's padded layout (the log warns of the Marlin
 /// fallback) and the budget came out negative, which the log prints and the estimate matches.
