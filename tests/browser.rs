@@ -159,6 +159,19 @@ async fn a_permalink_restores_every_field_and_reports_bad_parameters() -> Result
     assert!(kept + (12 << 30) <= whole["weights_bytes"].as_u64().unwrap(), "12 GiB stays in host memory");
     b.close().await?;
 
+    // a llama.cpp GGUF preset travels in the link; the page's weights on the GPU are the CLI's
+    // (the Q4_K_M mix without the token embedding, which llama.cpp keeps in host memory)
+    let q = "v=1&m=meta-llama/Llama-3.1-8B-Instruct&gpu=rtx-4090&tp=1&pp=1&dt=auto&q=q4_k_m&kv=auto&e=llama.cpp&in=1024&out=256&n=1&ctx=8192";
+    let (b, cli) = open_link(&h.url, q, "#in-q").await?;
+    assert_eq!(value(&b, "#in-q").await?, "q4_k_m");
+    assert_eq!(page_bytes(&b, "fig-weights").await?, cli["weights_bytes"].as_u64().unwrap());
+    assert_eq!(cli["weights_bytes"].as_u64().unwrap(), 4_617_396_224);
+    // the derivation (collapsed under "how") names the mix
+    let how = b.c.execute("return document.querySelector('#fig-weights').textContent", vec![]).await?;
+    assert!(how.as_str().unwrap_or("").contains("Q4_K_M as llama-quantize lays it out: Q4_K"), "{how}");
+    assert!(b.text("#figures").await?.contains("weights gguf Q4_K_M"));
+    b.close().await?;
+
     // bad parameters: a notice names each, the fields fall back, the rest applies
     let b = Browser::start().await?;
     b.c.goto(&format!("{}?v=1&m=meta-llama/Llama-3.1-8B-Instruct&n=abc&gpu=h999&tp=2&util=1.5&zz=1", h.url)).await?;
