@@ -180,6 +180,8 @@ async fn a_permalink_restores_every_field_and_reports_bad_parameters() -> Result
         assert!(notices.contains(bad), "{bad} not reported: {notices}");
     }
     b.wait("#verdict").await?;
+    // the controls render once the estimate is on screen
+    b.wait("#in-tp").await?;
     assert_eq!(value(&b, "#in-tp").await?, "2");
     assert_eq!(value(&b, "#in-n").await?, "1");
     assert_eq!(value(&b, "#in-gpu").await?, "h100-80gb");
