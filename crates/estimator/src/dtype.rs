@@ -111,6 +111,11 @@ pub enum KvDtype {
     Q4_0,
 }
 
+/// `(values, bytes)` per block as `(bytes, values)`.
+fn swap((values, bytes): (u64, u64)) -> (u64, u64) {
+    (bytes, values)
+}
+
 impl KvDtype {
     pub const ALL: [KvDtype; 8] =
         [KvDtype::Auto, KvDtype::Fp32, KvDtype::Fp16, KvDtype::Bf16, KvDtype::Fp8, KvDtype::Int8, KvDtype::Q8_0, KvDtype::Q4_0];
@@ -121,8 +126,9 @@ impl KvDtype {
             KvDtype::Fp32 => (4, 1),
             KvDtype::Fp16 | KvDtype::Bf16 => (2, 1),
             KvDtype::Fp8 | KvDtype::Int8 => (1, 1),
-            KvDtype::Q8_0 => (34, 32),
-            KvDtype::Q4_0 => (18, 32),
+            // ggml's blocks, as the weights use them
+            KvDtype::Q8_0 => swap(crate::gguf::GgmlType::Q8_0.block()),
+            KvDtype::Q4_0 => swap(crate::gguf::GgmlType::Q4_0.block()),
         }
     }
     pub fn as_str(self) -> &'static str {

@@ -310,10 +310,14 @@ pub fn case_quant(case: &Case) -> Option<Quant> {
     let id = case.model.to_ascii_lowercase();
     let bits8 = q.contains("int8") || q.contains("8-bit") || q.contains("8bit") || id.contains("int8") || id.contains("8bit");
     let skip = vec![];
-    if q.contains("gguf") || q.starts_with('q') {
-        // a llama-quantize preset the estimator sizes (`gguf Q4_K_M`, `i1-Q4_K_M`); others unknown
-        let presets = crate::gguf::GgufType::ALL;
-        return presets.into_iter().find(|t| q.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).any(|w| w == t.as_str())).map(|ftype| Quant::Gguf { ftype });
+    // a llama-quantize preset the estimator sizes (`gguf Q4_K_M`, `i1-Q4_K_M`, `Q8_0`)
+    let preset = crate::gguf::GgufType::ALL.into_iter().find(|t| q.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).any(|w| w == t.as_str()));
+    if let Some(ftype) = preset {
+        return Some(Quant::Gguf { ftype });
+    }
+    if q.contains("gguf") {
+        // a GGUF preset it does not follow, or none named
+        return None;
     }
     if q.contains("awq") || id.contains("-awq") {
         Some(Quant::Awq { bits: if bits8 { 8 } else { 4 }, group_size: Some(128), skip })

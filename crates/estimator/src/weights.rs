@@ -475,28 +475,21 @@ pub fn weights_ep(shape: &ModelShape, plan: &WeightPlan, tp: u64, pp: u64, ex: E
     }
     let mut by: Vec<(&'static str, u128)> = vec![];
     let mut total: u128 = 0;
-    let mut add = |t: &Tensor, copies: u64| {
-        let b = tensor_bytes(t, 1, ExpertSplit::tp(1), plan) * copies as u128;
+    let mut add = |role: Role, b: u128| {
         total += b;
-        let name = component(t.role);
+        let name = component(role);
         match by.iter_mut().find(|(n, _)| std::ptr::eq(*n, name)) {
             Some(e) => e.1 += b,
             None => by.push((name, b)),
         }
     };
     if let Some(Quant::Gguf { ftype }) = plan.quant {
-        for p in crate::gguf::place(shape, ftype) {
-            total += p.bytes;
-            let name = component(p.tensor.role);
-            match by.iter_mut().find(|(n, _)| std::ptr::eq(*n, name)) {
-                Some(e) => e.1 += p.bytes,
-                None => by.push((name, p.bytes)),
-            }
-        }
+        crate::gguf::place(shape, ftype).iter().for_each(|p| add(p.tensor.role, p.bytes));
     } else {
-        shape.globals.iter().for_each(|t| add(t, 1));
+        let one = |t: &Tensor| tensor_bytes(t, 1, ExpertSplit::tp(1), plan);
+        shape.globals.iter().for_each(|t| add(t.role, one(t)));
         for (l, n) in shape.runs_all() {
-            l.tensors.iter().for_each(|t| add(t, n));
+            l.tensors.iter().for_each(|t| add(t.role, one(t) * n as u128));
         }
     }
     let per_gpu = stage_bytes(shape, plan, tp, pp, ex).into_iter().max().unwrap_or(0);
