@@ -172,6 +172,23 @@ async fn a_permalink_restores_every_field_and_reports_bad_parameters() -> Result
     assert!(b.text("#figures").await?.contains("weights gguf Q4_K_M"));
     b.close().await?;
 
+    // a board with the memory its driver reports keeps the board (TP over its NVSwitch), as the
+    // CLI does; "Custom size…" keeps the size on no known board
+    let q = "v=1&m=Qwen/Qwen3-8B&gpu=h100-80gb&mem=79&tp=2&pp=1&dt=auto&q=auto&kv=auto&e=vllm&in=1024&out=256&n=8";
+    let (b, cli) = open_link(&h.url, q, "#in-mem").await?;
+    assert_eq!(value(&b, "#in-gpu").await?, "h100-80gb");
+    assert_eq!(value(&b, "#in-mem").await?, "79");
+    assert_eq!(page_bytes(&b, "fig-overhead").await?, cli["overhead_bytes"].as_u64().unwrap());
+    let how = b.c.execute("return document.querySelector('#fig-overhead').textContent", vec![]).await?;
+    assert!(how.as_str().unwrap_or("").contains("NvSwitch fabric of the NVIDIA H100"), "{how}");
+    b.wait("#in-gpu").await?.select_by_value("custom").await?;
+    b.until("the board dropped from the link", "return !document.querySelector('#permalink').textContent.includes('gpu=h100')").await?;
+    let custom = query_of(&b.text("#permalink").await?);
+    assert!(custom.contains("mem=79"), "{custom}");
+    assert_eq!(page_bytes(&b, "fig-overhead").await?, cli_json(&custom)?["overhead_bytes"].as_u64().unwrap());
+    assert!(cli_json(&custom)?["overhead_bytes"].as_u64().unwrap() < cli["overhead_bytes"].as_u64().unwrap(), "no NVSwitch buffers on an unknown board");
+    b.close().await?;
+
     // bad parameters: a notice names each, the fields fall back, the rest applies
     let b = Browser::start().await?;
     b.c.goto(&format!("{}?v=1&m=meta-llama/Llama-3.1-8B-Instruct&n=abc&gpu=h999&tp=2&util=1.5&zz=1", h.url)).await?;

@@ -143,7 +143,9 @@ pub struct EstimateArgs {
     /// prints it ("NVIDIA A100-SXM4-40GB").
     #[arg(long)]
     pub gpu: Option<String>,
-    /// Custom GPU memory in GiB (for SGLang: the free memory at "Load weight begin").
+    /// GPU memory in GiB the engine sees (for SGLang: the free memory at "Load weight begin").
+    /// With `--gpu` it overrides that board's size and keeps its fabric, compute capability and
+    /// bandwidth; alone, it is a GPU the catalog does not know.
     #[arg(long)]
     pub gpu_memory_gib: Option<f64>,
     /// Number of GPUs (default tp x pp x dp).

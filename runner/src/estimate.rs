@@ -29,6 +29,12 @@ pub fn scenario(args: &EstimateArgs) -> Result<Scenario> {
     });
     set("gpu", gpu)?;
     set("mem", args.gpu_memory_gib.map(|f| f.to_string()))?;
+    // `--gpu-memory-gib` overrides the board `--gpu` or the permalink names; alone, it is a GPU the
+    // catalog does not know (not the default board)
+    let board_named = args.gpu.is_some() || args.permalink.as_deref().is_some_and(|q| q.trim_start_matches('?').split('&').any(|p| p.starts_with("gpu=")));
+    if args.gpu_memory_gib.is_some() && !board_named {
+        set("gpu", Some(kv_estimator::gpu::CUSTOM.to_string()))?;
+    }
     set("gpus", args.num_gpus.map(|v| v.to_string()))?;
     set("tp", args.tp.map(|v| v.to_string()))?;
     set("pp", args.pp.map(|v| v.to_string()))?;

@@ -211,8 +211,9 @@ pub fn ScenarioInputs(st: St) -> impl IntoView {
     let mut gpus: Vec<(String, String)> = CATALOG.iter().map(|g| (g.id.to_string(), format!("{} ({} GiB)", g.name, g.memory_gib))).collect();
     gpus.push(("custom".into(), "Custom size…".into()));
     let custom = move || st.scenario.with(|s| s.get("mem").is_some());
-    // the select shows "custom" whenever a memory size overrides the catalog
-    let gpu_choice = |s: &Scenario| if s.get("mem").is_some() { "custom".to_string() } else { s.get("gpu").unwrap_or_default() };
+    // the select shows the board (with or without a memory override), or "custom" for a size on
+    // no known board
+    let gpu_choice = |s: &Scenario| s.get("gpu").unwrap_or_else(|| "custom".to_string());
     let gpu_value = move || st.scenario.with(gpu_choice);
     let initial_gpu = st.scenario.with_untracked(gpu_choice);
     let dtypes: Vec<(String, String)> = WeightDtype::ALL.iter().map(|d| (d.to_string(), if *d == WeightDtype::Auto { "auto (checkpoint)".into() } else { d.to_string() })).collect();
@@ -227,12 +228,8 @@ pub fn ScenarioInputs(st: St) -> impl IntoView {
                     <label for="in-gpu">"GPU"</label>
                     <select id="in-gpu" prop:value=gpu_value on:change=move |ev| {
                         let v = event_target_value(&ev);
-                        if v == "custom" {
-                            let gib = st.scenario.with_untracked(|s| s.gpu.memory().map(|b| b.gib()).unwrap_or(80.0));
-                            st.change("mem", &format!("{:.2}", gib));
-                        } else {
-                            st.change("gpu", &v);
-                        }
+                        // "custom" keeps the size and drops the board; a board brings its catalog size
+                        st.change("gpu", &v);
                     }>
                         {gpus.into_iter().map(|(v, t)| {
                             let selected = v == initial_gpu;
@@ -240,7 +237,7 @@ pub fn ScenarioInputs(st: St) -> impl IntoView {
                         }).collect_view()}
                     </select>
                 </div>
-                <Show when=custom>{field(st, "mem", "GiB per GPU", "e.g. 79.19", "the memory the driver reports (nvidia-smi total / 1024); for SGLang the free memory at load")}</Show>
+                <Show when=custom>{field(st, "mem", "GiB per GPU", "e.g. 79.19", "the memory the driver reports (nvidia-smi total / 1024); for SGLang the free memory at load. With a board selected it overrides the board's size; empty goes back to it")}</Show>
                 {field(st, "gpus", "GPUs", "tp x pp x dp", "number of GPUs; default tp x pp x dp")}
                 {field(st, "tp", "Tensor parallel", "1", "must divide the attention heads; KV heads replicate when fewer than TP")}
                 {field(st, "pp", "Pipeline parallel", "1", "layers split in stages")}

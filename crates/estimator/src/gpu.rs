@@ -166,23 +166,40 @@ pub fn find(id: &str) -> Result<&'static Gpu> {
     })
 }
 
+/// The `gpu` value of a memory size on no catalog board.
+pub const CUSTOM: &str = "custom";
+
 /// The largest custom memory a scenario accepts, GiB.
 pub const MAX_CUSTOM_MEMORY_GIB: f64 = 4096.0;
 
-/// The GPU of a scenario: a catalog entry or a custom memory size.
+/// The GPU of a scenario: a catalog entry, or a memory size the engine sees, optionally on a
+/// catalog board (whose fabric, compute capability, bandwidth and engine defaults still apply).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GpuChoice {
     Catalog(String),
-    Custom { memory_gib: f64 },
+    Custom {
+        memory_gib: f64,
+        /// The catalog board whose memory this overrides (`gpu=h100-80gb&mem=79.0`); `None` for a
+        /// GPU the catalog does not know (fabric, bandwidth and FLOP/s unknown).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        board: Option<String>,
+    },
 }
 
 impl GpuChoice {
+    /// A memory size on no known board.
+    pub fn custom(memory_gib: f64) -> GpuChoice {
+        GpuChoice::Custom { memory_gib, board: None }
+    }
     /// Memory per GPU in bytes.
     pub fn memory(&self) -> Result<Bytes> {
         match self {
             GpuChoice::Catalog(id) => Bytes::from_gib(find(id)?.memory_gib, "gpu"),
-            GpuChoice::Custom { memory_gib } => {
+            GpuChoice::Custom { memory_gib, board } => {
+                if let Some(b) = board {
+                    find(b)?;
+                }
                 if !(memory_gib.is_finite() && *memory_gib > 0.0 && *memory_gib <= MAX_CUSTOM_MEMORY_GIB) {
                     return Err(Error::scenario("gpu_memory_gib", memory_gib, "a number of GiB between 0 and 4096"));
                 }
@@ -190,16 +207,25 @@ impl GpuChoice {
             }
         }
     }
+    /// The catalog board: the entry itself, or the board a memory size overrides.
     pub fn catalog(&self) -> Option<&'static Gpu> {
         match self {
-            GpuChoice::Catalog(id) => find(id).ok(),
-            GpuChoice::Custom { .. } => None,
+            GpuChoice::Catalog(id) | GpuChoice::Custom { board: Some(id), .. } => find(id).ok(),
+            GpuChoice::Custom { board: None, .. } => None,
         }
+    }
+    /// Whether the memory is given rather than the catalog's (SGLang reads a given size as the
+    /// free memory at load).
+    pub fn memory_is_given(&self) -> bool {
+        matches!(self, GpuChoice::Custom { .. })
     }
     pub fn label(&self) -> String {
         match self {
             GpuChoice::Catalog(id) => find(id).map_or_else(|_| id.clone(), |g| g.name.to_string()),
-            GpuChoice::Custom { memory_gib } => format!("custom {memory_gib} GiB"),
+            GpuChoice::Custom { memory_gib, board: None } => format!("custom {memory_gib} GiB"),
+            GpuChoice::Custom { memory_gib, board: Some(id) } => {
+                format!("{} with {memory_gib} GiB", find(id).map_or_else(|_| id.clone(), |g| g.name.to_string()))
+            }
         }
     }
 }
@@ -212,7 +238,12 @@ mod tests {
         let b = GpuChoice::Catalog("H100-80GB".into()).memory().unwrap();
         assert!((b.gib() - 79.19).abs() < 1e-6);
         assert!(find("h101").unwrap_err().to_string().contains("h100-80gb"));
-        assert!(GpuChoice::Custom { memory_gib: f64::NAN }.memory().is_err());
+        assert!(GpuChoice::custom(f64::NAN).memory().is_err());
+        let board = GpuChoice::Custom { memory_gib: 139.8, board: Some("h20-141gb".into()) };
+        assert_eq!(board.catalog().map(|g| g.id), Some("h20-141gb"));
+        assert!((board.memory().unwrap().gib() - 139.8).abs() < 1e-9);
+        assert_eq!(board.label(), "NVIDIA H20 141GB with 139.8 GiB");
+        assert!(GpuChoice::Custom { memory_gib: 80.0, board: Some("h999".into()) }.memory().is_err());
     }
 
     #[test]

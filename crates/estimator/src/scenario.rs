@@ -7,7 +7,7 @@
 //! |---|---|---|
 //! | `v` | encoding version | 1 |
 //! | `m` | model id | required |
-//! | `gpu` / `mem` | catalog id / custom GiB per GPU | `h100-80gb` |
+//! | `gpu` / `mem` | catalog id (`custom`: none) / GiB per GPU the engine sees (with `gpu`: that board's memory overridden) | `h100-80gb` |
 //! | `gpus` | number of GPUs | `tp x pp` |
 //! | `tp`, `pp` | tensor / pipeline parallel size | 1, 1 |
 //! | `dt` | weight dtype | `auto` |
@@ -313,7 +313,12 @@ impl Scenario {
         let mut q: Vec<(&'static str, String)> = vec![("v", ENCODING_VERSION.to_string()), ("m", self.model.clone())];
         match &self.gpu {
             GpuChoice::Catalog(id) => q.push(("gpu", id.clone())),
-            GpuChoice::Custom { memory_gib } => q.push(("mem", memory_gib.to_string())),
+            GpuChoice::Custom { memory_gib, board } => {
+                if let Some(b) = board {
+                    q.push(("gpu", b.clone()));
+                }
+                q.push(("mem", memory_gib.to_string()))
+            }
         }
         if let Some(g) = self.num_gpus {
             q.push(("gpus", g.to_string()));
@@ -368,6 +373,15 @@ impl Scenario {
     /// Clears an optional parameter (back to the engine's or model's default).
     pub fn unset(&mut self, key: &str) -> Result<()> {
         match key {
+            // an override of a board's memory goes back to the board's catalog size
+            "mem" => match &self.gpu {
+                GpuChoice::Custom { board: Some(b), .. } => {
+                    self.gpu = GpuChoice::Catalog(b.clone());
+                    Ok(())
+                }
+                GpuChoice::Catalog(_) => Ok(()),
+                GpuChoice::Custom { board: None, .. } => Err(Error::scenario("mem", "", "GiB per GPU (a custom GPU needs its memory size)")),
+            },
             "gpus" | "ev" | "ctx" | "util" | "bs" | "mbt" | "seqs" | "fa" | "dev" | "dp" | "ep" | "offload" | "eager" => {
                 if key == "ev" {
                     self.engine_version = None;
@@ -393,7 +407,12 @@ impl Scenario {
         let mut s = Scenario::default();
         let mut errs = vec![];
         let query = query.trim_start_matches('?');
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
+        // the board before the memory size that overrides it, whatever their order in the link
+        let mut pairs: Vec<&str> = query.split('&').filter(|p| !p.is_empty()).collect();
+        pairs.sort_by_key(|p| !p.starts_with("gpu="));
+        // a size with no board named in the link is on no known board (not the default's)
+        let board_named = pairs.first().is_some_and(|p| p.starts_with("gpu="));
+        for pair in pairs {
             let (k, raw) = pair.split_once('=').unwrap_or((pair, ""));
             let v = match decode(raw) {
                 Ok(v) => v,
@@ -404,6 +423,11 @@ impl Scenario {
             };
             if let Err(e) = s.set(k, &v) {
                 errs.push(e);
+            }
+        }
+        if let GpuChoice::Custom { board, .. } = &mut s.gpu {
+            if !board_named {
+                *board = None;
             }
         }
         if let Err(v) = s.validate() {
@@ -464,13 +488,29 @@ impl Scenario {
                 }
             }
             "m" => self.model = v.to_string(),
+            // a board replaces any memory size; `custom` keeps the size and drops the board
+            "gpu" if v.trim().eq_ignore_ascii_case(gpu::CUSTOM) => {
+                let gib = match &self.gpu {
+                    GpuChoice::Catalog(id) => gpu::find(id)?.memory_gib,
+                    GpuChoice::Custom { memory_gib, .. } => *memory_gib,
+                };
+                self.gpu = GpuChoice::custom(gib);
+            }
             "gpu" => {
-                gpu::find(v)?;
+                gpu::find(v).map_err(|_| {
+                    let ids: Vec<&str> = gpu::CATALOG.iter().map(|g| g.id).collect();
+                    Error::scenario("gpu", v, format!("one of {}, or custom", ids.join(", ")))
+                })?;
                 self.gpu = GpuChoice::Catalog(v.trim().to_ascii_lowercase());
             }
+            // a memory size keeps the board it overrides
             "mem" => {
                 let f = v.trim().parse::<f64>().map_err(|_| Error::scenario("mem", v, "GiB per GPU, a number"))?;
-                self.gpu = GpuChoice::Custom { memory_gib: f };
+                let board = match &self.gpu {
+                    GpuChoice::Catalog(id) => Some(id.clone()),
+                    GpuChoice::Custom { board, .. } => board.clone(),
+                };
+                self.gpu = GpuChoice::Custom { memory_gib: f, board };
                 self.gpu.memory()?;
             }
             "gpus" => self.num_gpus = Some(u32::try_from(int("a number of GPUs")?).map_err(|_| Error::scenario(key, v, "a number of GPUs"))?),
@@ -597,6 +637,36 @@ mod tests {
         s.unset("ctx").unwrap();
         assert_eq!(s.get("ctx"), None);
         assert!(s.unset("n").is_err());
+    }
+
+    #[test]
+    fn a_memory_size_keeps_the_board_it_overrides() {
+        // in either order, gpu + mem is the board with the memory the engine sees
+        for q in ["m=a/b&gpu=h20-141gb&mem=139.8", "m=a/b&mem=139.8&gpu=h20-141gb"] {
+            let s = Scenario::from_query(q).unwrap();
+            assert_eq!(s.gpu, GpuChoice::Custom { memory_gib: 139.8, board: Some("h20-141gb".into()) }, "{q}");
+            assert_eq!(s.gpu.catalog().map(|g| g.fabric), Some(gpu::Fabric::NvSwitch));
+            assert_eq!(Scenario::from_query(&s.to_query()).unwrap(), s);
+            assert_eq!(s.get("gpu").as_deref(), Some("h20-141gb"));
+        }
+        // a size alone is on no known board
+        let mut s = Scenario::from_query("m=a/b&mem=40").unwrap();
+        assert_eq!(s.gpu.catalog(), None);
+        assert_eq!(s.get("gpu"), None);
+        assert!(s.unset("mem").unwrap_err().to_string().contains("`mem`"));
+        // picking a board brings its catalog size; clearing an override goes back to it
+        s.set("gpu", "a100-80gb").unwrap();
+        assert_eq!(s.gpu, GpuChoice::Catalog("a100-80gb".into()));
+        s.set("mem", "79.5").unwrap();
+        s.unset("mem").unwrap();
+        assert_eq!(s.gpu, GpuChoice::Catalog("a100-80gb".into()));
+        // `custom` keeps the size and drops the board
+        s.set("gpu", "custom").unwrap();
+        assert_eq!(s.gpu, GpuChoice::custom(79.15));
+        let s = Scenario::from_query("m=a/b&gpu=custom&mem=21.52").unwrap();
+        assert_eq!(s.gpu, GpuChoice::custom(21.52));
+        let e = Scenario::default().set("gpu", "h999").unwrap_err().to_string();
+        assert!(e.contains("h100-80gb") && e.contains("or custom"), "{e}");
     }
 
     #[test]

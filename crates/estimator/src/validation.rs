@@ -612,9 +612,9 @@ pub fn case_scenario(case: &Case, model_id: &str) -> std::result::Result<(Scenar
     };
     notes.push(format!("{} GiB per GPU ({mem_src})", fixed(mem, 2)));
     // a GPU known only by name is the catalog entry (engines pick defaults and kernels by it);
-    // a logged total is kept as the custom memory it is
-    // a logged total that is the named board's catalog figure (to the log's two decimals) keeps
-    // the board, whose fabric and compute capability the engines read
+    // a logged total is kept as the memory it is, on the board the GPU's name matches (whose
+    // fabric and compute capability the engines read); one that is the board's catalog figure (to
+    // the log's two decimals) is the catalog entry itself
     let board = crate::gpu::match_name(&case.gpu);
     let named_same = board.filter(|g| (g.memory_gib - mem).abs() < 0.006 && engine != Engine::Sglang);
     let gpu = match (mem_src.strip_prefix("catalog "), named_same) {
@@ -623,7 +623,13 @@ pub fn case_scenario(case: &Case, model_id: &str) -> std::result::Result<(Scenar
             notes.push(format!("the {} of the catalog, whose memory the log prints", g.name));
             GpuChoice::Catalog(g.id.to_string())
         }
-        (None, None) => GpuChoice::Custom { memory_gib: mem },
+        (None, None) => {
+            // the memory the log shows, on the board its name matches (fabric, compute capability)
+            if let Some(g) = board {
+                notes.push(format!("on the {} of the catalog (its fabric and compute capability), with the memory above", g.name));
+            }
+            GpuChoice::Custom { memory_gib: mem, board: board.map(|g| g.id.to_string()) }
+        }
     };
     let mut s = Scenario { model: model_id.to_string(), gpu, engine, ..Scenario::default() };
     s.engine_version = case.engine_version.as_deref().and_then(version_in);

@@ -184,7 +184,7 @@ fn bad_values_are_named() {
 fn engines_reproduce_logged_pools() {
     // vLLM V0 0.6.4, RTX 3090, Llama-3.1-8B, max_model_len 20000: 1952 blocks, 3.81 GiB
     let s = Scenario {
-        gpu: GpuChoice::Custom { memory_gib: 23.58 },
+        gpu: GpuChoice::custom(23.58),
         engine: Engine::VllmV0,
         engine_version: Some("0.6.4".into()),
         max_model_len: Some(20_000),
@@ -199,7 +199,7 @@ fn engines_reproduce_logged_pools() {
     assert!(!e.engine.fits);
     assert!(e.engine.message.as_deref().unwrap().contains("29000"));
     // SGLang TP4 A10G Llama-3-8B: 405,784 tokens from 21.52 GiB free x 0.75
-    let s = Scenario { gpu: GpuChoice::Custom { memory_gib: 21.52 }, engine: Engine::Sglang, tp: 4, gpu_memory_utilization: Some(0.75), ..scenario("meta-llama/Meta-Llama-3-8B") };
+    let s = Scenario { gpu: GpuChoice::custom(21.52), engine: Engine::Sglang, tp: 4, gpu_memory_utilization: Some(0.75), ..scenario("meta-llama/Meta-Llama-3-8B") };
     let e = estimate(&shape("meta-llama/Meta-Llama-3-8B"), &s).unwrap();
     let t = e.engine.kv_tokens as f64;
     assert!((t - 405_784.0).abs() / 405_784.0 < 0.05, "{t}");
@@ -288,7 +288,7 @@ fn cpu_offload_moves_the_first_layers_parameter_by_parameter() {
     // --gpu-memory-utilization 0.86 --max-model-len 8192 --cpu-offload-gb 12): "Model loading
     // took 2.91 GiB", 137,552 tokens of KV cache
     let s = Scenario {
-        gpu: GpuChoice::Custom { memory_gib: 23.54 },
+        gpu: GpuChoice::custom(23.54),
         engine: Engine::Vllm,
         engine_version: Some("0.17.1".into()),
         max_model_len: Some(8192),
@@ -349,7 +349,7 @@ fn vllm_sampler_profile_follows_the_version_and_model_runner() {
     let sh = shape("meta-llama/Llama-3.1-8B-Instruct");
     let act = |engine: Engine, v: &str, q: kv_estimator::dtype::QuantChoice| {
         let s = Scenario {
-            gpu: GpuChoice::Custom { memory_gib: 23.54 },
+            gpu: GpuChoice::custom(23.54),
             engine,
             engine_version: Some(v.into()),
             quantization: q,
@@ -381,7 +381,7 @@ fn vllm_sampler_profile_follows_the_version_and_model_runner() {
     // fp32 copy, from 0.31 the logits alone
     let small = |v: &str| {
         let s = Scenario {
-            gpu: GpuChoice::Custom { memory_gib: 23.54 },
+            gpu: GpuChoice::custom(23.54),
             engine: Engine::Vllm,
             engine_version: Some(v.into()),
             max_model_len: Some(8192),
@@ -456,7 +456,7 @@ fn gemma4_layers_take_their_own_shapes() {
     // SGLang still gives the 20 shared layers buffers (its pool counts num_hidden_layers): its
     // bytes per token are the 60-layer model's, so it holds the same tokens with or without sharing
     let sgl = |sh: &ModelShape| {
-        let s = Scenario { gpu: GpuChoice::Custom { memory_gib: 79.0 }, engine: Engine::Sglang, engine_version: Some("0.5.10".into()), ..scenario("google/gemma-4-31B-it") };
+        let s = Scenario { gpu: GpuChoice::custom(79.0), engine: Engine::Sglang, engine_version: Some("0.5.10".into()), ..scenario("google/gemma-4-31B-it") };
         estimate(sh, &s).unwrap().engine
     };
     let (own, with_shared) = (sgl(&sh), sgl(&shared));
@@ -464,7 +464,7 @@ fn gemma4_layers_take_their_own_shapes() {
     assert!(with_shared.notes.iter().any(|n| n.contains("20 KV-shared layers")), "{:?}", with_shared.notes);
     // vLLM does not: 40 layers' pages, more tokens
     let vllm = |sh: &ModelShape| {
-        let s = Scenario { gpu: GpuChoice::Custom { memory_gib: 79.0 }, engine: Engine::Vllm, max_model_len: Some(8192), ..scenario("google/gemma-4-31B-it") };
+        let s = Scenario { gpu: GpuChoice::custom(79.0), engine: Engine::Vllm, max_model_len: Some(8192), ..scenario("google/gemma-4-31B-it") };
         estimate(sh, &s).unwrap().engine.kv_tokens
     };
     assert!(vllm(&shared) > vllm(&sh) * 14 / 10, "{} vs {}", vllm(&shared), vllm(&sh));
@@ -584,7 +584,7 @@ fn sglang_pools_window_layers_apart_where_it_lists_the_model() {
     let sh = shape("openai/gpt-oss-20b");
     let run = |v: &str| {
         let s = Scenario {
-            gpu: GpuChoice::Custom { memory_gib: 79.0 },
+            gpu: GpuChoice::custom(79.0),
             engine: Engine::Sglang,
             engine_version: Some(v.into()),
             gpu_memory_utilization: Some(0.85),
@@ -603,7 +603,7 @@ fn sglang_pools_window_layers_apart_where_it_lists_the_model() {
     // Gemma 3 only in 0.4.10
     let g3 = shape("google/gemma-3-27b-it");
     let tokens = |sh: &ModelShape, v: &str| {
-        let s = Scenario { gpu: GpuChoice::Custom { memory_gib: 79.0 }, engine: Engine::Sglang, engine_version: Some(v.into()), ..scenario("x") };
+        let s = Scenario { gpu: GpuChoice::custom(79.0), engine: Engine::Sglang, engine_version: Some(v.into()), ..scenario("x") };
         estimate(sh, &s).unwrap().engine.kv_tokens
     };
     // before 0.5.9 the split is by layer counts: T x 62 / (0.8 x 52 + 10)
@@ -940,14 +940,14 @@ fn loaded_weights_hold_allocator_segments() {
     let q = slack("Qwen/Qwen2.5-32B", 4);
     assert!((225 * MIB..228 * MIB).contains(&q), "{} MiB", q as f64 / MIB as f64);
     // SGLang's pool is what the static fraction leaves after those segments (and the rotary cache)
-    let s = Scenario { gpu: GpuChoice::Custom { memory_gib: 21.63 }, tp: 4, engine: Engine::Sglang, gpu_memory_utilization: Some(0.85), max_model_len: Some(131_072), ..scenario("Qwen/Qwen2.5-32B") };
+    let s = Scenario { gpu: GpuChoice::custom(21.63), tp: 4, engine: Engine::Sglang, gpu_memory_utilization: Some(0.85), max_model_len: Some(131_072), ..scenario("Qwen/Qwen2.5-32B") };
     let e = estimate(&shape("Qwen/Qwen2.5-32B"), &s).unwrap();
     let loaded = e.engine.loaded_weights_bytes.0 - e.weights.per_gpu.0;
     assert_eq!(loaded, q + 131_072 * 128 * 2, "segments' slack + the rotary cache");
     // vLLM's "Model loading took" counts allocated blocks, unsplit tails included: Qwen2.5-7B's
     // qkv (31.5 MiB), gate_up (259 MiB) and down (129.5 MiB) keep 0.5 + 1 + 0.5 MiB tails per layer,
     // embedding and head 0.5 MiB each; with the 8 MiB rotary cache: "took 14.2487 GiB"
-    let v = Scenario { gpu: GpuChoice::Custom { memory_gib: 21.99 }, engine: Engine::VllmV0, engine_version: Some("0.8.1".into()), dtype: WeightDtype::Bf16, max_model_len: Some(6600), ..scenario("Qwen/Qwen2.5-7B-Instruct") };
+    let v = Scenario { gpu: GpuChoice::custom(21.99), engine: Engine::VllmV0, engine_version: Some("0.8.1".into()), dtype: WeightDtype::Bf16, max_model_len: Some(6600), ..scenario("Qwen/Qwen2.5-7B-Instruct") };
     let e7 = estimate(&shape("Qwen/Qwen2.5-7B-Instruct"), &v).unwrap();
     assert_eq!(e7.engine.loaded_weights_bytes.0 - e7.weights.per_gpu.0, (28 * 2 + 1) * MIB + 32_768 * 128 * 2);
     assert!((e7.engine.loaded_weights_bytes.gib() - 14.2487).abs() < 0.001, "{}", e7.engine.loaded_weights_bytes.gib());
@@ -1044,7 +1044,7 @@ proptest! {
     #[test]
     fn no_scenario_panics_or_gives_nan(n in 0u64..5_000_000, input in 0u64..200_000_000, tp in 0u32..20, util in -1.0f64..2.0, mem in -10.0f64..5000.0, e in 0usize..6) {
         let sh = shape("Qwen/Qwen3-30B-A3B");
-        let s = Scenario { concurrency: n, input_len: input, tp, gpu_memory_utilization: Some(util), gpu: GpuChoice::Custom { memory_gib: mem }, engine: Engine::ALL[e], ..scenario("q") };
+        let s = Scenario { concurrency: n, input_len: input, tp, gpu_memory_utilization: Some(util), gpu: GpuChoice::custom(mem), engine: Engine::ALL[e], ..scenario("q") };
         if let Ok(est) = estimate(&sh, &s) {
             prop_assert!(est.engine.max_concurrency.is_finite());
             prop_assert!(est.throughput.decode_tokens_per_s.is_finite());
@@ -1326,7 +1326,7 @@ fn sglang_on_a_catalog_gpu_starts_from_the_free_memory_at_load() {
     let base = Scenario { engine: Engine::Sglang, max_model_len: Some(8192), ..scenario("Qwen/Qwen2.5-7B-Instruct") };
     let cat = estimate(&sh, &Scenario { gpu: GpuChoice::Catalog("l4".into()), ..base.clone() }).unwrap();
     let free = 22.03 - kv_estimator::engine::sglang::CONTEXT_BEFORE_LOAD_GIB;
-    let custom = estimate(&sh, &Scenario { gpu: GpuChoice::Custom { memory_gib: free }, ..base }).unwrap();
+    let custom = estimate(&sh, &Scenario { gpu: GpuChoice::custom(free), ..base }).unwrap();
     let diff = cat.engine.kv_tokens.abs_diff(custom.engine.kv_tokens);
     assert!(diff <= 1, "{} vs {} tokens", cat.engine.kv_tokens, custom.engine.kv_tokens);
     assert!(cat.engine.notes[0].contains("CUDA context"), "{:?}", cat.engine.notes);
@@ -1441,7 +1441,7 @@ fn gemma3n_keeps_caches_only_for_layers_before_the_shared_ones() {
     llama["intermediate_size"] = serde_json::json!([14336]);
     assert!(parse_config(&llama.to_string()).unwrap_err().to_string().contains("intermediate_size"));
     // SGLang gives all 35 layers buffers
-    let s = Scenario { gpu: GpuChoice::Custom { memory_gib: 20.0 }, engine: Engine::Sglang, ..scenario("google/gemma-3n-E4B-it") };
+    let s = Scenario { gpu: GpuChoice::custom(20.0), engine: Engine::Sglang, ..scenario("google/gemma-3n-E4B-it") };
     let e = estimate(&sh, &s).unwrap();
     assert_eq!(e.engine.kv_pool_bytes.0 / e.engine.kv_tokens, 35 * 2 * 2 * 256 * 2);
     // and the requests that fit are counted at those bytes too

@@ -102,7 +102,7 @@ fn is_oom(e: &candle_core::Error) -> bool {
 fn predict(shape: &kv_estimator::ModelShape, model: &str, wdt: WeightDtype, total: u64, cpu: bool, p: &Plan) -> Result<kv_estimator::Estimate> {
     let s = Scenario {
         model: model.to_string(),
-        gpu: GpuChoice::Custom { memory_gib: (total as f64 / (1u64 << 30) as f64).max(0.001) },
+        gpu: GpuChoice::custom((total as f64 / (1u64 << 30) as f64).max(0.001)),
         engine: Engine::Candle,
         dtype: wdt,
         concurrency: p.concurrency,

@@ -68,8 +68,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let tp = u64::from(s.tp.max(1));
     let mfs = s.gpu_memory_utilization.unwrap_or_else(|| default_mem_fraction_static(tp));
     let l = cx.max_model_len;
-    let catalog = s.gpu.catalog().is_some();
-    let free_at_load = if catalog { cx.memory.0.saturating_sub((CONTEXT_BEFORE_LOAD_GIB * GIB as f64) as u64) } else { cx.memory.0 };
+    let free_at_load = if !s.gpu.memory_is_given() { cx.memory.0.saturating_sub((CONTEXT_BEFORE_LOAD_GIB * GIB as f64) as u64) } else { cx.memory.0 };
     let static_b = (free_at_load as f64 * mfs) as u64;
     let super::LoadExtras { rope, slack, .. } = super::load_extras(cx);
     let loaded = cx.weights_per_gpu.0.saturating_add(rope).saturating_add(slack);
@@ -133,7 +132,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         kv_batch: None,
         kv_parts: vec![],
         notes: {
-            let mut n = vec![if catalog {
+            let mut n = vec![if !s.gpu.memory_is_given() {
                 format!("static budget {} = {} free at load ({} total less {CONTEXT_BEFORE_LOAD_GIB} GiB of CUDA context, modelled) x {mfs}", gib(static_b), gib(free_at_load), gib(cx.memory.0))
             } else {
                 format!("static budget {} = {} free at load x {mfs}", gib(static_b), gib(free_at_load))
