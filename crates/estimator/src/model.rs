@@ -321,6 +321,10 @@ pub struct ModelShape {
     pub layers: Vec<Layer>,
     pub defaults: Vec<DefaultUsed>,
     pub notes: Vec<String>,
+    /// Multimodal tokens of the largest prompt (one item per modality) vLLM profiles, where the
+    /// vision tower's rule is known; V0 fits `max_num_batched_tokens / this` dummy sequences.
+    #[serde(default)]
+    pub mm_tokens_per_prompt: Option<u64>,
     /// Runs of consecutive identical layers, `(first index, count)`, indexed once by
     /// [`ModelShape::index_runs`]: every per-layer sum walks runs, so a 32-layer dense model costs
     /// one layer's arithmetic, not 32. Not serialised; an empty or stale index falls back to

@@ -1535,3 +1535,25 @@ fn qwen_vision_towers_match_published_totals() {
     vl["vision_config"]["num_position_embeddings"] = serde_json::json!(2305);
     assert_eq!(parse_config(&vl.to_string()).unwrap().params_total() - text_only.params_total() - deep, 1152);
 }
+
+#[test]
+fn vllm_v0_profiles_as_many_multimodal_prompts_as_fit_the_batch() {
+    // Qwen2-VL-7B, vLLM 0.6.5 (issue 11899): 4096 batched tokens // (16384 image + 16384 video
+    // tokens) rounds to 0, so V0 profiles one sequence, not 256 sampler rows
+    let vl = shape("Qwen/Qwen2-VL-7B-Instruct");
+    assert_eq!(vl.mm_tokens_per_prompt, Some(32_768));
+    let s = Scenario { gpu: GpuChoice::custom(21.95), engine: Engine::VllmV0, engine_version: Some("0.6.5".into()), max_model_len: Some(4096), gpu_memory_utilization: Some(0.8), ..scenario("Qwen/Qwen2-VL-7B-Instruct") };
+    let e = estimate(&vl, &s).unwrap();
+    assert!(e.activation.substituted.contains("1 rows x 152064 vocab"), "{}", e.activation.substituted);
+    assert!(e.activation.notes.iter().any(|n| n.contains("min(256, 4096 // 32768") && n.contains("= 1 sequences")), "{:?}", e.activation.notes);
+    // the forward of 4096 tokens is the peak: 4096 x (3 x 3584 + 1.5 x 2 x 18944) x 2 B
+    assert_eq!(e.activation.bytes.0, 4096 * (3 * 3584 + 3 * 18944) * 2);
+    // the same language model without a vision tower keeps 256 rows
+    let text = estimate(&shape("Qwen/Qwen2-7B-Instruct"), &Scenario { model: "Qwen/Qwen2-7B-Instruct".into(), ..s.clone() }).unwrap();
+    assert!(text.activation.substituted.contains("256 rows"), "{}", text.activation.substituted);
+    // Gemma 3 fits 4096 // 256 = 16 prompts of one image
+    let g3 = shape("google/gemma-3-12b-it");
+    assert_eq!(g3.mm_tokens_per_prompt, Some(256));
+    let e = estimate(&g3, &Scenario { model: "google/gemma-3-12b-it".into(), engine_version: Some("0.8.5".into()), ..s }).unwrap();
+    assert!(e.activation.substituted.contains("16 rows"), "{}", e.activation.substituted);
+}

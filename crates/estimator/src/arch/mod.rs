@@ -89,11 +89,13 @@ pub(crate) struct Cx<'a> {
     pub notes: Vec<String>,
     /// The context length when the family's config class defaults it (the config leaves it out).
     pub max_positions: Option<u64>,
+    /// Multimodal tokens of the largest prompt an engine profiles (set by the vision tower).
+    pub mm_tokens: Option<u64>,
 }
 
 impl<'a> Cx<'a> {
     fn new(raw: &'a RawConfig, model_type: &str) -> Self {
-        Cx { raw, model_type: model_type.to_string(), defaults: vec![], notes: vec![], max_positions: None }
+        Cx { raw, model_type: model_type.to_string(), defaults: vec![], notes: vec![], max_positions: None, mm_tokens: None }
     }
 
     /// An optional integer outside the shared raw fields, type-checked; `null` reads as absent.
@@ -258,6 +260,7 @@ impl<'a> Cx<'a> {
             layers,
             defaults: std::mem::take(&mut self.defaults),
             notes,
+            mm_tokens_per_prompt: self.mm_tokens,
             runs: Vec::new(),
         };
         shape.index_runs();

@@ -257,6 +257,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let bs = s.block_size.unwrap_or(16).max(1);
     let tp = u64::from(s.tp.max(1));
     let l = cx.max_model_len;
+    let mut mm_note = None;
     let (tokens, rows) = if v0 {
         // chunked prefill is switched on above 32K (`arg_utils.py`, from 0.5.3), except for multimodal models,
         // models with one sliding window (V0 drops the window of interleaved ones such as Gemma 2,
@@ -267,7 +268,19 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         let mla = cx.shape.is_mla() && ver >= (0, 7, 0) && ver < (0, 9, 0);
         let chunked = ver >= (0, 5, 3) && l > 32_768 && !multimodal && !sliding && !mla;
         let chunk = if ver < (0, 6, 5) { 512 } else { 2048 };
-        (s.max_num_batched_tokens.unwrap_or(if chunked { chunk } else { l.max(2048) }), s.max_num_seqs.unwrap_or(256))
+        let tokens = s.max_num_batched_tokens.unwrap_or(if chunked { chunk } else { l.max(2048) });
+        let seqs = s.max_num_seqs.unwrap_or(256);
+        // a multimodal model's dummy batch holds as many sequences as prompts of the largest
+        // multimodal items fit in it, at least one (`profile_run`, 0.5 to V0's end)
+        let seqs = match cx.shape.mm_tokens_per_prompt.filter(|_| multimodal) {
+            Some(mm) => {
+                let fit = seqs.min(tokens / mm.max(1)).max(1);
+                mm_note = Some(format!("multimodal: V0 profiles min({seqs}, {tokens} // {mm} multimodal tokens of the largest prompt) = {fit} sequences, at least 1 (the vision tower's own activations are not modelled)"));
+                fit
+            }
+            None => seqs,
+        };
+        (tokens, seqs)
     } else {
         let (t, r) = v1_batch_defaults(ver, cx.memory.gib(), s.gpu.catalog());
         (s.max_num_batched_tokens.unwrap_or(t), s.max_num_seqs.unwrap_or(r))
@@ -289,6 +302,10 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     )
     .note("vLLM profiles one dummy batch; V1 uses its chunked-prefill budget, V0 max_model_len without chunked prefill")
     .note(format!("sampler: {path}"));
+    let activation = match mm_note {
+        Some(n) => activation.note(n),
+        None => activation,
+    };
     let mrv2 = !v0 && model_runner_v2(ver, cx.shape, cx.plan.quant.is_some());
     let activation = if mrv2 {
         activation.note("Model Runner V2: its one logged profile peak (0.26, Qwen2.5-7B AWQ on an RTX 4080 under WSL2) is 1.04 GiB where this model gives 0.26 GiB, not explained by its source")
