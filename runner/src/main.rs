@@ -16,7 +16,21 @@ use std::process::ExitCode;
 #[global_allocator]
 static ALLOC: measure::alloc::Counting = measure::alloc::Counting;
 
+/// Restores the default SIGPIPE disposition (Rust's runtime ignores it, so writing to a closed pipe
+/// such as `kv-runner estimate | head` made `println!` panic): the process ends quietly instead.
+#[cfg(unix)]
+fn reset_sigpipe() {
+    // SAFETY: `signal` with SIG_DFL installs no handler code; it runs first in `main`, before any
+    // thread exists that could race on the disposition
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
+    #[cfg(unix)]
+    reset_sigpipe();
     let cli = cli::Cli::parse();
     let result = match cli.command {
         cli::Command::Estimate(args) => estimate::run(args),

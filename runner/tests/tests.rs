@@ -608,3 +608,30 @@ fn env_describes_the_machine() {
     let out = runner(&["env"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("candle:"));
 }
+
+/// `kv-runner validate ... | head -1`: the reader goes away after one line of a report larger than
+/// a pipe's buffer (75 KB); the runner ends as a Unix filter does (SIGPIPE), without a panic.
+#[cfg(unix)]
+#[test]
+fn a_closed_pipe_ends_the_output_quietly() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kv-runner"))
+        .args(["validate", "--offline", "--cases", &repo_path("crates/estimator/tests/data/engine-logs-extra.jsonl")])
+        .env("KV_MODEL_CONFIGS", repo_path("model-configs"))
+        .env("HF_ENDPOINT", "http://127.0.0.1:9")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    assert!(first.starts_with('┌'), "{first}");
+    // the reader is dropped here: the rest of the output meets a closed pipe
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    // 13 = SIGPIPE
+    assert!(out.status.success() || out.status.signal() == Some(13), "{:?}", out.status);
+}
