@@ -172,6 +172,22 @@ async fn a_permalink_restores_every_field_and_reports_bad_parameters() -> Result
     assert!(b.text("#figures").await?.contains("weights gguf Q4_K_M"));
     b.close().await?;
 
+    // llama.cpp with 10 layers on the GPU (issue 12213's setting): the page's weights and total on
+    // the GPU are the CLI's, the last ten layers of the Q4_K_M file (1263.13 MiB)
+    let q = "v=1&m=meta-llama/Llama-3.1-8B-Instruct&gpu=rtx-3060&tp=1&pp=1&dt=auto&q=q4_k_m&kv=auto&e=llama.cpp&ev=b4800&in=1024&out=256&n=1&ctx=131072&fa=on&ngl=10";
+    let (b, cli) = open_link(&h.url, q, "#in-ngl").await?;
+    assert_eq!(value(&b, "#in-ngl").await?, "10");
+    assert_eq!(page_bytes(&b, "fig-weights").await?, 1_324_482_560);
+    assert_eq!(cli["weights_bytes"].as_u64().unwrap(), 1_324_482_560);
+    assert_eq!(page_bytes(&b, "fig-total").await?, cli["total_bytes"].as_u64().unwrap());
+    // the KV in host memory: none of it on the GPU
+    b.wait("#in-nkvo").await?.select_by_value("on").await?;
+    b.until("nkvo in the link", "return document.querySelector('#permalink').textContent.includes('nkvo=on')").await?;
+    let host = query_of(&b.text("#permalink").await?);
+    assert_eq!(page_bytes(&b, "fig-kv").await?, 0);
+    assert_eq!(page_bytes(&b, "fig-total").await?, cli_json(&host)?["total_bytes"].as_u64().unwrap());
+    b.close().await?;
+
     // a board with the memory its driver reports keeps the board (TP over its NVSwitch), as the
     // CLI does; "Custom size…" keeps the size on no known board
     let q = "v=1&m=Qwen/Qwen3-8B&gpu=h100-80gb&mem=79&tp=2&pp=1&dt=auto&q=auto&kv=auto&e=vllm&in=1024&out=256&n=8";
@@ -333,7 +349,7 @@ async fn every_control_is_reachable_with_the_keyboard() -> Result<()> {
     b.wait("#verdict").await?;
     b.wait("#compare-add").await?;
     let want = [
-        "model-filter", "hub-id", "hub-fetch", "in-gpu", "in-gpus", "in-tp", "in-pp", "in-dt", "in-q", "in-kv", "in-e", "in-ev", "in-util", "in-ctx", "in-bs", "in-mbt", "in-eager", "in-offload", "in-fa", "preset-chat-agent", "preset-rag",
+        "model-filter", "hub-id", "hub-fetch", "in-gpu", "in-gpus", "in-tp", "in-pp", "in-dt", "in-q", "in-kv", "in-e", "in-ev", "in-util", "in-ctx", "in-bs", "in-mbt", "in-eager", "in-offload", "in-fa", "in-ngl", "in-nkvo", "preset-chat-agent", "preset-rag",
         "preset-long-form", "preset-ci-micro", "in-in", "in-out", "in-n", "copy-link", "compare-id", "compare-add", "service-url", "service-reload",
     ];
     b.c.execute("document.activeElement && document.activeElement.blur(); window.focus();", vec![]).await?;

@@ -205,6 +205,13 @@ pub struct EstimateArgs {
     /// Flash attention, `on` or `off` (llama.cpp `-fa`; without it, the build's default: on from b6300).
     #[arg(long, value_name = "on|off")]
     pub flash_attn: Option<String>,
+    /// Layers llama.cpp puts on the GPU (`-ngl`): the last N decoder layers, and the output layer
+    /// when N exceeds the layer count; the rest, and their KV, stay in host memory. Default: all.
+    #[arg(long, visible_alias = "ngl", value_name = "N")]
+    pub n_gpu_layers: Option<u64>,
+    /// llama.cpp `-nkvo`: the KV cache (and the attention over it) in host memory.
+    #[arg(long, visible_alias = "nkvo")]
+    pub no_kv_offload: bool,
     /// Concurrent requests.
     #[arg(long, short = 'n')]
     pub concurrency: Option<u64>,

@@ -53,6 +53,8 @@ pub fn scenario(args: &EstimateArgs) -> Result<Scenario> {
     set("offload", args.cpu_offload_gb.map(|v| v.to_string()))?;
     set("eager", args.enforce_eager.then(|| "on".to_string()))?;
     set("fa", args.flash_attn.clone())?;
+    set("ngl", args.n_gpu_layers.map(|v| v.to_string()))?;
+    set("nkvo", args.no_kv_offload.then(|| "on".to_string()))?;
     set("n", args.concurrency.map(|v| v.to_string()))?;
     set("in", args.input_len.map(|v| v.to_string()))?;
     set("out", args.output_len.map(|v| v.to_string()))?;
@@ -84,6 +86,7 @@ pub fn to_json(e: &Estimate) -> serde_json::Value {
             "name": e.engine.name,
             "version": e.engine.version,
             "kv_pool_bytes": e.engine.kv_pool_bytes.0,
+            "kv_in_host_memory_bytes": e.engine.kv_in_host_memory.0,
             "kv_tokens": e.engine.kv_tokens,
             "num_blocks": e.engine.num_blocks,
             "max_concurrency": e.engine.max_concurrency,
@@ -180,7 +183,7 @@ fn print_human(e: &Estimate, source: &str, explain: bool) {
     println!(
         "KV per token: {} B ({}); per request: {}; verdict: {}",
         e.kv.bytes_per_token,
-        e.kv.groups.iter().map(|g| format!("{} x {}", g.layers, g.kind)).collect::<Vec<_>>().join(" + "),
+        if e.kv.groups.is_empty() && e.engine.kv_in_host_memory.0 > 0 { "on the GPU; the cache is in host memory".to_string() } else { e.kv.groups.iter().map(|g| format!("{} x {}", g.layers, g.kind)).collect::<Vec<_>>().join(" + ") },
         e.kv_per_request.bytes,
         if e.fits { format!("FITS, up to {} concurrent requests of {} tokens", e.max_concurrency, s.context_len()) } else { "DOES NOT FIT".into() }
     );

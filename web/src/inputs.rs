@@ -266,6 +266,8 @@ pub fn ScenarioInputs(st: St) -> impl IntoView {
                 {choice(st, "eager", "CUDA graphs", vec![(String::new(), "captured".into()), ("on".into(), "none (--enforce-eager)".into())], "vLLM --enforce-eager: no CUDA graphs; from vLLM 0.20 their estimate is no longer subtracted before the KV cache")}
                 {field(st, "offload", "CPU offload (GiB)", "0", "vLLM/SGLang --cpu-offload-gb: GiB of weights per GPU kept in host memory (the first decoder layers), read over PCIe every step")}
                 {choice(st, "fa", "Flash attention", vec![(String::new(), "build default".into()), ("on".into(), "on (-fa on)".into()), ("off".into(), "off (-fa off)".into())], "llama.cpp -fa: without it the compute buffer holds the n_ctx x n_ubatch x heads KQ matrix in f32; on by default from b6300")}
+                {field(st, "ngl", "GPU layers (-ngl)", "all", "llama.cpp -ngl: the last N decoder layers on the GPU (above the layer count the output layer too); the rest and their KV in host memory. Empty = all")}
+                {choice(st, "nkvo", "KV in host (-nkvo)", vec![(String::new(), "no: KV on the GPU".into()), ("on".into(), "yes (-nkvo)".into())], "llama.cpp -nkvo: the KV cache and the attention over it stay in host memory")}
             </div>
         </section>
         <section class="panel" aria-labelledby="h-work">

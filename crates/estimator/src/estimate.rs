@@ -9,7 +9,7 @@ use crate::kv::{kv_layout, KvLayout};
 use crate::model::{DefaultUsed, ModelShape};
 use crate::scenario::{Engine, Scenario};
 use crate::units::{fixed, Bytes, Figure};
-use crate::weights::{weight_plan, weights_ep, WeightReport};
+use crate::weights::{weight_plan, weights_ep, LayerSplit, WeightReport};
 use serde::{Deserialize, Serialize};
 
 /// The model as the answer describes it.
@@ -143,8 +143,18 @@ pub fn estimate(shape: &ModelShape, scenario: &Scenario) -> Result<Estimate> {
     plan.host_embedding = scenario.engine == Engine::LlamaCpp;
     let w = weights_ep(shape, &plan, tp, pp, scenario.expert_split(shape.moe.is_some()))?;
     let (w, offloaded) = cpu_offloaded(shape, scenario, w)?;
+    let (w, offloaded, split) = llamacpp_gpu_layers(shape, scenario, w, offloaded)?;
     let kv_dtype = effective_kv(scenario.engine, scenario.kv_dtype);
     let kv = kv_layout(shape, kv_dtype, plan.activation, tp, pp)?;
+    // llama.cpp keeps the cache of the layers it offloads on the GPU, none with -nkvo
+    let n_layer = shape.layers.len();
+    let host_layers = if scenario.engine == Engine::LlamaCpp && (split.is_some() || scenario.kv_on_host) {
+        let split = split.unwrap_or(LayerSplit { gpu_layers: n_layer as u64, output_on_gpu: true, gpu: w.per_gpu.0, host: crate::weights::host_embedding_bytes(shape, &plan), head: 0 });
+        let first = if scenario.kv_on_host { n_layer } else { n_layer - split.gpu_layers as usize };
+        Some((split, crate::kv::kv_layout_of_layers(shape, kv_dtype, plan.activation, first, n_layer)?))
+    } else {
+        None
+    };
     let ctx_len = scenario.context_len();
     let derived = if scenario.max_model_len.is_none() { engine::default_max_model_len(shape, scenario) } else { None };
     let max_model_len = scenario
@@ -157,7 +167,23 @@ pub fn estimate(shape: &ModelShape, scenario: &Scenario) -> Result<Estimate> {
     // SGLang gives every layer of `num_hidden_layers` a buffer, KV-shared ones included
     // (what a request holds there, so every figure below uses it)
     let kv = if scenario.engine == Engine::Sglang && shape.shared_kv_layers() > 0 { crate::kv::kv_layout_with_shared(shape, kv_dtype, plan.activation, tp, pp)? } else { kv };
-    let eng = engine::run(&engine::Ctx { shape, scenario, plan: &plan, weights_per_gpu: w.per_gpu, offload: offloaded, kv: &kv, memory, max_model_len, max_model_len_why })?;
+    let eng = engine::run(&engine::Ctx {
+        shape,
+        scenario,
+        plan: &plan,
+        weights_per_gpu: w.per_gpu,
+        offload: offloaded,
+        kv: &kv,
+        host_layers: host_layers.as_ref().map(|(s, k)| (*s, k)),
+        memory,
+        max_model_len,
+        max_model_len_why,
+    })?;
+    // the figures per GPU count the cache on the GPU
+    let kv = match host_layers {
+        Some((_, on_gpu)) => on_gpu,
+        None => kv,
+    };
 
     let per_req = kv.request_bytes(ctx_len)?;
     let batch = kv.batch_bytes(ctx_len, scenario.concurrency)?;
@@ -185,9 +211,11 @@ pub fn estimate(shape: &ModelShape, scenario: &Scenario) -> Result<Estimate> {
     let headroom = capacity.0 as i128 - total.0 as i128;
     let headroom_bytes = headroom.clamp(i64::MIN as i128, i64::MAX as i128) as i64;
     let free_for_kv = capacity.saturating_sub(fixed).0;
+    // no cache on the GPU (llama.cpp -nkvo, -ngl 0): the n_ctx cells bound the requests
+    let on_host = scenario.engine == Engine::LlamaCpp && kv.groups.is_empty() && kv.state_bytes_per_request == 0;
     let max_conc = |len: u64| -> Result<u64> {
         let r = kv.request_bytes(len)?;
-        Ok(if r == 0 { 0 } else { free_for_kv / r })
+        Ok(if on_host { eng.kv_tokens / len.max(1) } else if r == 0 { 0 } else { free_for_kv / r })
     };
     let max_concurrency = max_conc(ctx_len)?;
     let context_table = TABLE_CONTEXTS
@@ -236,6 +264,32 @@ pub fn estimate(shape: &ModelShape, scenario: &Scenario) -> Result<Estimate> {
     })
 }
 
+/// llama.cpp's `-ngl n` below every layer and the output ([`LayerSplit`]): the weights on the GPU
+/// are the last `n` layers' (and the output layer's when `n` exceeds the layer count); modelled on
+/// one GPU.
+fn llamacpp_gpu_layers(shape: &ModelShape, s: &Scenario, mut w: WeightReport, off: crate::weights::Offload) -> Result<(WeightReport, crate::weights::Offload, Option<LayerSplit>)> {
+    let n_layer = shape.num_layers() as u64;
+    let Some(ngl) = s.gpu_layers.filter(|&n| s.engine == Engine::LlamaCpp && n <= n_layer) else { return Ok((w, off, None)) };
+    let gpus = u64::from(s.tp.max(1)) * u64::from(s.pp.max(1));
+    if gpus > 1 {
+        return Err(Error::scenario("ngl", ngl, format!("more than the {n_layer} layers when splitting over {gpus} GPUs (every layer and the output on the GPUs): fewer layers on the GPU are modelled on one GPU")));
+    }
+    let split = crate::weights::llamacpp_layer_split(shape, &w.plan, ngl);
+    let before = w.per_gpu;
+    w.per_gpu = Bytes(split.gpu);
+    w.figure.bytes = w.per_gpu;
+    w.figure.substituted = format!("{before} with every layer and the output on the GPU; with -ngl {ngl}: {}", w.per_gpu);
+    w.figure = w.figure.note(format!(
+        "-ngl {ngl}: the last {} of {n_layer} decoder layers on the GPU, the output layer {}; {} of weights in host memory (token embeddings included), exact",
+        split.gpu_layers,
+        if split.output_on_gpu { "too" } else { "in host memory (it needs -ngl above the layer count)" },
+        Bytes(split.host)
+    ));
+    let embeddings = crate::weights::host_embedding_bytes(shape, &w.plan);
+    let off = crate::weights::Offload { bytes: split.host.saturating_sub(embeddings), per_gpu: split.gpu, whole_layers: n_layer - split.gpu_layers, largest_layer: 0 };
+    Ok((w, off, Some(split)))
+}
+
 /// The weights left on each GPU under `--cpu-offload-gb` ([`crate::weights::cpu_offload`]), and
 /// what moved to host memory.
 fn cpu_offloaded(shape: &ModelShape, s: &Scenario, mut w: WeightReport) -> Result<(WeightReport, crate::weights::Offload)> {
@@ -274,7 +328,11 @@ fn roofline(shape: &ModelShape, s: &Scenario, w: &WeightReport, offloaded: Bytes
     let attn = shape.attention_flops_per_token(s.input_len);
     let flops_per_token = 2.0 * w.params_active as f64 + attn;
     let prefill = if flops_per_token > 0.0 { tflops * s.tp.max(1) as f64 / flops_per_token } else { 0.0 };
-    let host = if offloaded.0 > 0 { format!("; {} of weights in host memory cross the PCIe link every step, which this bound counts at GPU memory speed: expect decode several times slower", offloaded) } else { String::new() };
+    let host = match (offloaded.0 > 0, s.engine) {
+        (true, Engine::LlamaCpp) => format!("; {} of weights in layers left in host memory are read by the CPU every step, which this bound counts at GPU memory speed: expect decode several times slower", offloaded),
+        (true, _) => format!("; {} of weights in host memory cross the PCIe link every step, which this bound counts at GPU memory speed: expect decode several times slower", offloaded),
+        _ => String::new(),
+    };
     Throughput {
         decode_tokens_per_s: decode,
         decode_tokens_per_s_per_request: decode / n,

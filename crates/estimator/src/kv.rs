@@ -110,6 +110,12 @@ pub fn kv_layout_with_shared(shape: &ModelShape, kv: KvDtype, activation: FloatD
     layout(shape, kv, activation, tp, pp, true)
 }
 
+/// The KV layout of decoder layers `lo..hi` on one GPU (llama.cpp's `-ngl`: the layers it
+/// offloads keep their cache on the GPU).
+pub fn kv_layout_of_layers(shape: &ModelShape, kv: KvDtype, activation: FloatDtype, lo: usize, hi: usize) -> Result<KvLayout> {
+    range_layout(shape, kv, kv.ratio(activation), activation, 1, false, lo, hi.min(shape.layers.len()))
+}
+
 fn layout(shape: &ModelShape, kv: KvDtype, activation: FloatDtype, tp: u64, pp: u64, shared: bool) -> Result<KvLayout> {
     let ratio = kv.ratio(activation);
     let tp = tp.max(1);
@@ -119,34 +125,7 @@ fn layout(shape: &ModelShape, kv: KvDtype, activation: FloatDtype, tp: u64, pp: 
     for n in parts {
         let (lo, hi) = (start, start + n as usize);
         start += n as usize;
-        let mut groups: Vec<KvGroup> = vec![];
-        let mut state = 0u64;
-        let mut recurrent = 0u64;
-        for (l, copies) in shape.runs_in(lo, hi) {
-            if let Some((key, window, b)) = cache_kind(&l.mixer, ratio, tp, shared)? {
-                let bytes = mul(b, copies, "KV bytes per token")?;
-                match groups.iter_mut().find(|g| g.window == window && g.bytes_per_token_per_layer == b && g.mla == key) {
-                    Some(g) => {
-                        g.layers += copies;
-                        g.bytes_per_token += bytes;
-                    }
-                    None => groups.push(KvGroup { kind: kind_label(key, window), window, layers: copies, bytes_per_token: bytes, bytes_per_token_per_layer: b, mla: key }),
-                }
-            }
-            if let Mixer::Recurrent { conv_elems, ssm_elems, ssm_fp32, heads, .. } = &l.mixer {
-                let a = activation.bytes();
-                let ssm_b = if *ssm_fp32 { 4 } else { a };
-                let heads = (*heads).max(1);
-                let share = heads.div_ceil(tp);
-                let conv = mul_ratio_ceil(*conv_elems, share, heads, "recurrent state")? * a;
-                let ssm = mul_ratio_ceil(*ssm_elems, share, heads, "recurrent state")? * ssm_b;
-                let one = conv.checked_add(ssm).ok_or_else(|| Error::overflow("recurrent state"))?;
-                state = state.checked_add(mul(one, copies, "recurrent state")?).ok_or_else(|| Error::overflow("recurrent state"))?;
-                recurrent += copies;
-            }
-        }
-        let per_token = groups.iter().map(|g| g.bytes_per_token).sum();
-        let layout = KvLayout { groups, bytes_per_token: per_token, state_bytes_per_request: state, recurrent_layers: recurrent, kv_ratio: ratio, kv_dtype: kv };
+        let layout = range_layout(shape, kv, ratio, activation, tp, shared, lo, hi)?;
         let better = match &best {
             None => true,
             Some(b) => (layout.bytes_per_token, layout.state_bytes_per_request) > (b.bytes_per_token, b.state_bytes_per_request),
@@ -156,4 +135,36 @@ fn layout(shape: &ModelShape, kv: KvDtype, activation: FloatDtype, tp: u64, pp: 
         }
     }
     best.ok_or_else(|| Error::scenario("pp", pp, "at least one layer per pipeline stage"))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn range_layout(shape: &ModelShape, kv: KvDtype, ratio: (u64, u64), activation: FloatDtype, tp: u64, shared: bool, lo: usize, hi: usize) -> Result<KvLayout> {
+    let mut groups: Vec<KvGroup> = vec![];
+    let mut state = 0u64;
+    let mut recurrent = 0u64;
+    for (l, copies) in shape.runs_in(lo, hi) {
+        if let Some((key, window, b)) = cache_kind(&l.mixer, ratio, tp, shared)? {
+            let bytes = mul(b, copies, "KV bytes per token")?;
+            match groups.iter_mut().find(|g| g.window == window && g.bytes_per_token_per_layer == b && g.mla == key) {
+                Some(g) => {
+                    g.layers += copies;
+                    g.bytes_per_token += bytes;
+                }
+                None => groups.push(KvGroup { kind: kind_label(key, window), window, layers: copies, bytes_per_token: bytes, bytes_per_token_per_layer: b, mla: key }),
+            }
+        }
+        if let Mixer::Recurrent { conv_elems, ssm_elems, ssm_fp32, heads, .. } = &l.mixer {
+            let a = activation.bytes();
+            let ssm_b = if *ssm_fp32 { 4 } else { a };
+            let heads = (*heads).max(1);
+            let share = heads.div_ceil(tp);
+            let conv = mul_ratio_ceil(*conv_elems, share, heads, "recurrent state")? * a;
+            let ssm = mul_ratio_ceil(*ssm_elems, share, heads, "recurrent state")? * ssm_b;
+            let one = conv.checked_add(ssm).ok_or_else(|| Error::overflow("recurrent state"))?;
+            state = state.checked_add(mul(one, copies, "recurrent state")?).ok_or_else(|| Error::overflow("recurrent state"))?;
+            recurrent += copies;
+        }
+    }
+    let per_token = groups.iter().map(|g| g.bytes_per_token).sum();
+    Ok(KvLayout { groups, bytes_per_token: per_token, state_bytes_per_request: state, recurrent_layers: recurrent, kv_ratio: ratio, kv_dtype: kv })
 }

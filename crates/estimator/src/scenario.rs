@@ -10,6 +10,7 @@
 //! | `gpu` / `mem` | catalog id (`custom`: none) / GiB per GPU the engine sees (with `gpu`: that board's memory overridden) | `h100-80gb` |
 //! | `gpus` | number of GPUs | `tp x pp` |
 //! | `tp`, `pp` | tensor / pipeline parallel size | 1, 1 |
+//! | `dp`, `ep` | data-parallel replicas, expert parallelism (`on`) | 1, off |
 //! | `dt` | weight dtype | `auto` |
 //! | `q` | quantisation: `auto`, `none`, `awq`, `gptq`, `fp8`, `mxfp4`, `bnb4`, `bnb8`, or a llama.cpp GGUF preset (`q8_0`, `q6_k`, `q5_k_m`, `q5_k_s`, `q4_k_m`, `q4_k_s`, `q4_0`) | `auto` |
 //! | `kv` | KV-cache dtype | `auto` |
@@ -23,6 +24,10 @@
 //! | `seqs` | max concurrent sequences the engine schedules | engine default |
 //! | `fa` | flash attention, `on` or `off` (llama.cpp's `-fa`: no KQ matrix in the compute buffer) | the build's default |
 //! | `dev` | `gpu` or `cpu` (a CPU run has no CUDA context; what `kv-runner measure` uses on CPU) | `gpu` |
+//! | `offload` | GiB per GPU of weights in host memory (vLLM, SGLang `--cpu-offload-gb`) | none |
+//! | `eager` | `on`: no CUDA graphs (vLLM `--enforce-eager`) | off |
+//! | `ngl` | layers llama.cpp puts on the GPU (`-ngl`: the last N; above the layer count the output layer too) | all and the output |
+//! | `nkvo` | `on`: llama.cpp keeps the KV cache in host memory (`-nkvo`) | off |
 
 use crate::dtype::{KvDtype, QuantChoice, WeightDtype};
 use crate::error::{Error, Result};
@@ -127,6 +132,13 @@ pub struct Scenario {
     /// No CUDA graphs (vLLM `--enforce-eager`): from vLLM 0.20 nothing is set aside for them.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub enforce_eager: bool,
+    /// Layers llama.cpp puts on the GPU (`-ngl`): the last `n` decoder layers, and the output
+    /// layer when `n` exceeds the layer count; `None`: all of them and the output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_layers: Option<u64>,
+    /// llama.cpp `-nkvo`: the KV cache (and the attention over it) stays in host memory.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub kv_on_host: bool,
 }
 
 fn one() -> u32 {
@@ -160,6 +172,8 @@ impl Default for Scenario {
             cpu: false,
             cpu_offload_gib: None,
             enforce_eager: false,
+            gpu_layers: None,
+            kv_on_host: false,
         }
     }
 }
@@ -200,6 +214,9 @@ impl Scenario {
 pub const MAX_TOKENS: u64 = 1 << 26;
 /// Largest request count accepted.
 pub const MAX_CONCURRENCY: u64 = 1 << 20;
+/// Largest `-ngl` accepted (llama.cpp users pass 99 or 999 for "all").
+pub const MAX_GPU_LAYERS: u64 = 100_000;
+
 /// Largest `--cpu-offload-gb` accepted, GiB per GPU.
 pub const MAX_OFFLOAD_GIB: f64 = 1_048_576.0;
 
@@ -301,6 +318,16 @@ impl Scenario {
                 errs.push(Error::scenario("offload", g, "0 for this engine: --cpu-offload-gb is a vLLM and SGLang setting (llama.cpp offloads whole layers with -ngl)"));
             }
         }
+        if let Some(n) = self.gpu_layers {
+            if n > MAX_GPU_LAYERS {
+                errs.push(Error::scenario("ngl", n, format!("a number of layers from 0 to {MAX_GPU_LAYERS}")));
+            } else if self.engine != Engine::LlamaCpp {
+                errs.push(Error::scenario("ngl", n, "no value for this engine: -ngl is a llama.cpp setting (vLLM and SGLang keep weights in host memory with --cpu-offload-gb)"));
+            }
+        }
+        if self.kv_on_host && self.engine != Engine::LlamaCpp {
+            errs.push(Error::scenario("nkvo", "on", "off for this engine: -nkvo is a llama.cpp setting"));
+        }
         if errs.is_empty() {
             Ok(())
         } else {
@@ -361,6 +388,10 @@ impl Scenario {
         if self.enforce_eager {
             q.push(("eager", "on".into()));
         }
+        q.extend(opt("ngl", self.gpu_layers));
+        if self.kv_on_host {
+            q.push(("nkvo", "on".into()));
+        }
         q
     }
 
@@ -382,7 +413,7 @@ impl Scenario {
                 GpuChoice::Catalog(_) => Ok(()),
                 GpuChoice::Custom { board: None, .. } => Err(Error::scenario("mem", "", "GiB per GPU (a custom GPU needs its memory size)")),
             },
-            "gpus" | "ev" | "ctx" | "util" | "bs" | "mbt" | "seqs" | "fa" | "dev" | "dp" | "ep" | "offload" | "eager" => {
+            "gpus" | "ev" | "ctx" | "util" | "bs" | "mbt" | "seqs" | "fa" | "dev" | "dp" | "ep" | "offload" | "eager" | "ngl" | "nkvo" => {
                 if key == "ev" {
                     self.engine_version = None;
                 } else if key == "dev" {
@@ -474,6 +505,8 @@ impl Scenario {
             "fa" => self.flash_attention = None,
             "offload" => self.cpu_offload_gib = None,
             "eager" => self.enforce_eager = false,
+            "ngl" => self.gpu_layers = None,
+            "nkvo" => self.kv_on_host = false,
             _ => {}
         }
     }
@@ -541,6 +574,8 @@ impl Scenario {
             "seqs" => self.max_num_seqs = Some(int("a number of sequences")?),
             "fa" => self.flash_attention = Some(on_off(v).ok_or_else(|| Error::scenario("fa", v, "on or off (flash attention; leave it out for the build's default)"))?),
             "eager" => self.enforce_eager = on_off(v).ok_or_else(|| Error::scenario("eager", v, "on or off (--enforce-eager: no CUDA graphs)"))?,
+            "ngl" => self.gpu_layers = Some(int("a number of layers on the GPU (llama.cpp -ngl)")?),
+            "nkvo" => self.kv_on_host = on_off(v).ok_or_else(|| Error::scenario("nkvo", v, "on or off (llama.cpp -nkvo: KV cache in host memory)"))?,
             "offload" => {
                 let f = v.trim().parse::<f64>().map_err(|_| Error::scenario("offload", v, "GiB per GPU kept in host memory (--cpu-offload-gb), a number"))?;
                 self.cpu_offload_gib = Some(f);
@@ -552,7 +587,7 @@ impl Scenario {
                     _ => return Err(Error::scenario("dev", v, "gpu or cpu")),
                 }
             }
-            other => return Err(Error::scenario(other, v, "a known parameter (v, m, gpu, mem, gpus, tp, pp, dp, ep, dt, q, kv, e, ev, in, out, n, ctx, util, bs, mbt, seqs, fa, dev, offload, eager)")),
+            other => return Err(Error::scenario(other, v, "a known parameter (v, m, gpu, mem, gpus, tp, pp, dp, ep, dt, q, kv, e, ev, in, out, n, ctx, util, bs, mbt, seqs, fa, dev, offload, eager, ngl, nkvo)")),
         }
         Ok(())
     }
@@ -637,6 +672,18 @@ mod tests {
         s.unset("ctx").unwrap();
         assert_eq!(s.get("ctx"), None);
         assert!(s.unset("n").is_err());
+    }
+
+    #[test]
+    fn llamacpp_layer_settings_travel_in_the_link() {
+        let s = Scenario::from_query("m=a/b&e=llama.cpp&ngl=10&nkvo=on").unwrap();
+        assert_eq!((s.gpu_layers, s.kv_on_host), (Some(10), true));
+        assert_eq!(Scenario::from_query(&s.to_query()).unwrap(), s);
+        assert!(s.to_query().ends_with("&ngl=10&nkvo=on"), "{}", s.to_query());
+        let (_, errs) = Scenario::from_query_lenient("m=a/b&e=vllm&ngl=10&nkvo=on");
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(errs.iter().all(|e| e.to_string().contains("llama.cpp setting")), "{errs:?}");
+        assert!(Scenario::from_query("m=a/b&e=llama.cpp&ngl=x").unwrap_err()[0].to_string().contains("`ngl` = `x`"));
     }
 
     #[test]

@@ -725,11 +725,37 @@ pub fn case_scenario(case: &Case, model_id: &str) -> std::result::Result<(Scenar
             notes.push(format!("flash attention {} ({source})", if fa { "on" } else { "off" }));
             s.flash_attention = Some(fa);
         }
+        // `offloaded 10/33 layers to GPU`: the output layer counts as one, so fewer than all is -ngl
+        if let Some((on, all)) = layers_offloaded(case).filter(|(on, all)| on < all) {
+            notes.push(format!("-ngl {on}: {on} of {all} layers offloaded (the output layer is the last)"));
+            s.gpu_layers = Some(on);
+        }
+        // `-nkvo`: the case's figure, or the cache's `offload = 0`
+        let nkvo = case.figures.get("kv_on_host").and_then(Value::as_bool).unwrap_or(false) || text.contains("offload = 0") || text.contains("-nkvo");
+        if nkvo {
+            notes.push("-nkvo: the KV cache in host memory".into());
+            s.kv_on_host = true;
+        }
     }
     s.input_len = 1;
     s.output_len = 0;
     s.validate().map_err(|e| e.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))?;
     Ok((s, notes))
+}
+
+/// `(offloaded, total)` layers of a llama.cpp case: its `layers_offloaded` figure (`"10/33"`), else the
+/// log's `offloaded 10/33 layers to GPU` line. The total counts the output layer.
+fn layers_offloaded(case: &Case) -> Option<(u64, u64)> {
+    let pair = |t: &str| -> Option<(u64, u64)> {
+        let (a, b) = t.trim().split_once('/')?;
+        Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
+    };
+    if let Some(t) = case.figures.get("layers_offloaded").and_then(Value::as_str) {
+        return pair(t);
+    }
+    let quote = case.quote.as_deref().unwrap_or("");
+    let at = quote.find("offloaded ")?;
+    pair(quote[at + "offloaded ".len()..].split_whitespace().next()?)
 }
 
 /// One logged figure beside the estimate.
@@ -904,12 +930,20 @@ pub fn evaluate(case: &Case, shape: &ModelShape, config: ModelMatch) -> CaseResu
                     add(&format!("llamacpp_kv_cells_{name}_layers"), "cells", case.fig(&format!("llamacpp_kv_cells_{name}_layers")), one.cells as f64, Some(0.0));
                 }
             }
+            // with layers (-ngl) or the cache (-nkvo) in host memory, its two buffers
+            let host_kv = en.kv_in_host_memory.0;
+            add("llamacpp_kv_gpu_mib", "MiB", case.fig("llamacpp_kv_gpu_mib"), printed(mib(kv - host_kv)), Some(0.0));
+            add("llamacpp_kv_cpu_mib", "MiB", case.fig("llamacpp_kv_cpu_mib"), printed(mib(host_kv)), Some(0.0));
             add("llamacpp_compute_buffer_mib", "MiB", case.fig("llamacpp_compute_buffer_mib"), mib(e.activation.bytes.0), None);
-            // a GGUF preset's weights, when the log says every layer went to the one GPU
-            let all_layers = case.figures.get("layers_offloaded").and_then(Value::as_str).and_then(|l| l.split_once('/')).is_some_and(|(a, b)| a.trim() == b.trim());
-            if matches!(e.weights.plan.quant, Some(Quant::Gguf { .. })) && all_layers && s.tp <= 1 && s.pp <= 1 {
+            // a GGUF preset's weights on one GPU: the layers offloaded; in host memory the token
+            // embeddings when every layer is offloaded (with fewer, the mapped buffer spans the
+            // file range of the host tensors, not their sum)
+            let layers = layers_offloaded(case);
+            if matches!(e.weights.plan.quant, Some(Quant::Gguf { .. })) && layers.is_some() && s.tp <= 1 && s.pp <= 1 {
                 add("llamacpp_model_buffer_mib", "MiB", case.fig("llamacpp_model_buffer_mib"), printed(mib(e.weights.per_gpu.0)), Some(0.0));
-                add("llamacpp_cpu_mapped_model_buffer_mib", "MiB", case.fig("llamacpp_cpu_mapped_model_buffer_mib"), printed(mib(crate::weights::host_embedding_bytes(shape, &e.weights.plan))), Some(0.0));
+                if layers.is_some_and(|(on, all)| on == all) {
+                    add("llamacpp_cpu_mapped_model_buffer_mib", "MiB", case.fig("llamacpp_cpu_mapped_model_buffer_mib"), printed(mib(crate::weights::host_embedding_bytes(shape, &e.weights.plan))), Some(0.0));
+                }
             }
         }
         _ => {}

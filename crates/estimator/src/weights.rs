@@ -161,13 +161,13 @@ pub fn tensor_parts(t: &Tensor, tp: u64, ex: ExpertSplit, plan: &WeightPlan) -> 
 /// The globals a pipeline stage holds: the embedding (and position embedding, encoder) on the
 /// first, the rest (final norm, head) on the last, and a tied head's copy of the embedding on
 /// the last when `pp > 1`. `(before the layers, after them)`.
-/// With `host_embedding` (llama.cpp) the token embeddings stay off the GPUs and a tied head's
+/// With `host_embedding` (llama.cpp) the token (and position) embeddings stay off the GPUs and a tied head's
 /// copy goes to the last stage even without pipeline parallelism.
 fn stage_globals(shape: &ModelShape, stage: usize, last: usize, pp: u64, host_embedding: bool) -> (Vec<&Tensor>, Vec<&Tensor>) {
     let (mut before, mut after) = (vec![], vec![]);
     for t in &shape.globals {
         let first = matches!(t.role, Role::Embedding | Role::PositionEmbedding | Role::Encoder);
-        if first && stage == 0 && !(host_embedding && t.role == Role::Embedding) {
+        if first && stage == 0 && !(host_embedding && matches!(t.role, Role::Embedding | Role::PositionEmbedding)) {
             before.push(t);
         } else if !first && stage == last {
             after.push(t);
@@ -336,17 +336,109 @@ fn gguf_stage_bytes(shape: &ModelShape, plan: &WeightPlan, ftype: crate::gguf::G
     out
 }
 
-/// Bytes of the token embeddings, which llama.cpp keeps in host memory (`CPU_Mapped model
+/// Bytes of the token (and learned position) embeddings, which llama.cpp keeps in host memory (`CPU_Mapped model
 /// buffer` when every layer is on the GPU); 0 unless the plan says so.
 pub fn host_embedding_bytes(shape: &ModelShape, plan: &WeightPlan) -> u64 {
     if !plan.host_embedding {
         return 0;
     }
     let b: u128 = match plan.quant {
-        Some(Quant::Gguf { ftype }) => crate::gguf::place(shape, ftype).iter().filter(|p| p.layer.is_none() && p.tensor.role == Role::Embedding).map(|p| p.bytes).sum(),
-        _ => shape.globals.iter().filter(|t| t.role == Role::Embedding).map(|t| tensor_bytes(t, 1, ExpertSplit::tp(1), plan)).sum(),
+        Some(Quant::Gguf { ftype }) => crate::gguf::place(shape, ftype).iter().filter(|p| p.layer.is_none() && matches!(p.tensor.role, Role::Embedding | Role::PositionEmbedding)).map(|p| p.bytes).sum(),
+        _ => shape.globals.iter().filter(|t| matches!(t.role, Role::Embedding | Role::PositionEmbedding)).map(|t| tensor_bytes(t, 1, ExpertSplit::tp(1), plan)).sum(),
     };
     u64::try_from(b).unwrap_or(u64::MAX)
+}
+
+/// llama.cpp's `-ngl n` on one GPU: the last `n` decoder layers go to the GPU, the output layer
+/// (final norm, head, a tied head's copy) too when `n` exceeds the layer count, and the input
+/// layer (token embeddings) stays in host memory (`llama_model::load_tensors`: `i_gpu_start =
+/// n_layer - n`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct LayerSplit {
+    /// Decoder layers on the GPU.
+    pub gpu_layers: u64,
+    /// Whether the output layer is on the GPU.
+    pub output_on_gpu: bool,
+    /// Weight bytes on the GPU (`CUDA0 model buffer`).
+    pub gpu: u64,
+    /// Weight bytes in host memory, token embeddings included (`CPU_Mapped model buffer`).
+    pub host: u64,
+    /// Bytes of the output head's weight (the LM head, or the token embedding it is tied to), which
+    /// the scheduler copies to the GPU for a large batch when the output layer is on the host.
+    pub head: u64,
+}
+
+/// See [`LayerSplit`]. Under a GGUF preset every tensor has its preset type; otherwise the plan's.
+pub fn llamacpp_layer_split(shape: &ModelShape, plan: &WeightPlan, ngl: u64) -> LayerSplit {
+    let n_layer = shape.num_layers() as u64;
+    let gpu_layers = ngl.min(n_layer);
+    let output_on_gpu = ngl > n_layer;
+    let first_gpu = (n_layer - gpu_layers) as usize;
+    let one = |t: &Tensor| tensor_bytes(t, 1, ExpertSplit::tp(1), plan);
+    let placed = match plan.quant {
+        Some(Quant::Gguf { ftype }) => Some(crate::gguf::place(shape, ftype)),
+        _ => None,
+    };
+    // bytes of the decoder layers on the GPU and of all of them
+    let (mut gpu, mut layers): (u128, u128) = (0, 0);
+    match &placed {
+        Some(placed) => {
+            for p in placed {
+                if let Some(l) = p.layer {
+                    layers += p.bytes;
+                    if l >= first_gpu {
+                        gpu += p.bytes;
+                    }
+                }
+            }
+        }
+        None => {
+            for (l, n) in shape.runs_all() {
+                layers += l.tensors.iter().map(one).sum::<u128>() * n as u128;
+            }
+            for (l, n) in shape.runs_in(first_gpu, n_layer as usize) {
+                gpu += l.tensors.iter().map(one).sum::<u128>() * n as u128;
+            }
+        }
+    }
+    let global = |t: &Tensor| -> u128 {
+        match &placed {
+            Some(placed) => placed.iter().filter(|p| p.layer.is_none() && std::ptr::eq(p.tensor, t)).map(|p| p.bytes).sum(),
+            None => one(t),
+        }
+    };
+    let (mut host, mut head) = (layers - gpu, 0u128);
+    let has_head = shape.globals.iter().any(|t| t.role == Role::LmHead);
+    for t in &shape.globals {
+        let b = global(t);
+        match t.role {
+            // the input layer: token (and learned position) embeddings
+            Role::Embedding | Role::PositionEmbedding => {
+                host += b;
+                if t.name == "embed_tokens" && shape.tied_embeddings && !has_head {
+                    head = b;
+                    // the tied head's copy on the GPU
+                    if output_on_gpu {
+                        gpu += b;
+                    }
+                }
+            }
+            // the vision tower: its own mmproj file, which llama.cpp's mtmd puts on the GPU
+            Role::Encoder => gpu += b,
+            _ => {
+                if t.role == Role::LmHead {
+                    head = b;
+                }
+                if output_on_gpu {
+                    gpu += b;
+                } else {
+                    host += b;
+                }
+            }
+        }
+    }
+    let to = |b: u128| u64::try_from(b).unwrap_or(u64::MAX);
+    LayerSplit { gpu_layers, output_on_gpu, gpu: to(gpu), host: to(host), head: to(head) }
 }
 
 /// What `--cpu-offload-gb` moves to host memory (vLLM, and SGLang, which copies its loader).

@@ -1557,3 +1557,64 @@ fn vllm_v0_profiles_as_many_multimodal_prompts_as_fit_the_batch() {
     let e = estimate(&g3, &Scenario { model: "google/gemma-3-12b-it".into(), engine_version: Some("0.8.5".into()), ..s }).unwrap();
     assert!(e.activation.substituted.contains("16 rows"), "{}", e.activation.substituted);
 }
+
+#[test]
+fn llamacpp_layers_and_kv_in_host_memory_follow_ngl_and_nkvo() {
+    const MIB: u64 = 1 << 20;
+    let llama = |ngl: Option<u64>| Scenario {
+        gpu: GpuChoice::Catalog("rtx-3060".into()),
+        engine: Engine::LlamaCpp,
+        engine_version: Some("b4800".into()),
+        quantization: QuantChoice::Q4KM,
+        max_model_len: Some(131_072),
+        flash_attention: Some(true),
+        gpu_layers: ngl,
+        ..scenario("meta-llama/Llama-3.1-8B-Instruct")
+    };
+    let sh = shape("meta-llama/Llama-3.1-8B-Instruct");
+    // issue 12213: "offloaded 10/33 layers", CUDA0 model buffer 1263.13 MiB (the last ten layers),
+    // CUDA0 KV 5120 MiB and CPU KV 11264 MiB of the 16384 MiB cache
+    let e = estimate(&sh, &llama(Some(10))).unwrap();
+    assert_eq!(e.weights.per_gpu.0, 1_324_482_560);
+    assert_eq!(e.engine.kv_pool_bytes.0, 16_384 * MIB);
+    assert_eq!(e.engine.kv_in_host_memory.0, 11_264 * MIB);
+    assert_eq!(e.kv.bytes_per_token, 10 * 4096, "the ten layers' cache per token on the GPU");
+    // the output layer in host memory: the scheduler copies its Q6_K head in for the logits
+    let head = 128_256 * 4096 / 256 * 210;
+    assert!(e.activation.substituted.contains("the head's weight copied from host memory"), "{}", e.activation.substituted);
+    assert_eq!(e.activation.bytes.0, head + 512 * 128_256 * 4 + 512 * 4096 * 4);
+    // 33 layers (32 and the output) is every layer: the default
+    let all = estimate(&sh, &llama(None)).unwrap();
+    assert_eq!(estimate(&sh, &llama(Some(33))).unwrap().total, all.total);
+    assert_eq!(all.engine.kv_in_host_memory.0, 0);
+    // 32: every decoder layer, the output in host memory (and its head copied in)
+    let no_output = estimate(&sh, &llama(Some(32))).unwrap();
+    assert_eq!(no_output.weights.per_gpu.0 + head + 4096 * 4, all.weights.per_gpu.0, "the head and the f32 output norm");
+    assert_eq!(no_output.engine.kv_in_host_memory.0, 0);
+
+    // Gemma-2-27B Q8_0 with -ngl 0 (issue 9587): the CUDA0 compute buffer of 1704.31 MiB is the
+    // tied head in Q8_0 (1195.31 MiB), the logits (500 MiB) and one hidden state
+    let g = Scenario { gpu: GpuChoice::Catalog("rtx-3060".into()), engine: Engine::LlamaCpp, engine_version: Some("b3800".into()), quantization: QuantChoice::Q8_0, max_model_len: Some(8192), gpu_layers: Some(0), ..scenario("google/gemma-2-27b-it") };
+    let e = estimate(&shape("google/gemma-2-27b-it"), &g).unwrap();
+    assert_eq!(e.weights.per_gpu.0, 0);
+    assert_eq!(e.activation.bytes.0, 256_000 * 4608 / 32 * 34 + 512 * 256_000 * 4 + 512 * 4608 * 4);
+    assert_eq!((e.activation.bytes.0 as f64 / MIB as f64 * 100.0).round() / 100.0, 1704.31);
+    assert_eq!(e.engine.kv_in_host_memory.0, 2944 * MIB);
+    // no cache on the GPU: the 8192 cells bound the requests, 6 of 1280 tokens
+    assert_eq!(e.kv.bytes_per_token, 0);
+    assert_eq!(e.max_concurrency, 6);
+
+    // GLM-4-9B Q5_K_M with -nkvo (issue 12946): weights on the GPU, the 1250 MiB cache on the host
+    let glm = Scenario { gpu: GpuChoice::Catalog("rtx-3080".into()), engine: Engine::LlamaCpp, engine_version: Some("b5121".into()), quantization: QuantChoice::Q5KM, max_model_len: Some(32_000), flash_attention: Some(false), kv_on_host: true, ..scenario("THUDM/GLM-4-9B-0414") };
+    let e = estimate(&shape("THUDM/GLM-4-9B-0414"), &glm).unwrap();
+    assert_eq!((e.weights.per_gpu.0 as f64 / MIB as f64 * 100.0).round() / 100.0, 6308.38);
+    assert_eq!(e.engine.kv_in_host_memory.0, 1250 * MIB);
+    assert_eq!(e.kv_cache.bytes.0, 0);
+
+    // the settings are llama.cpp's; fewer layers than all are modelled on one GPU
+    let err = estimate(&sh, &Scenario { engine: Engine::Vllm, quantization: QuantChoice::Auto, ..llama(Some(10)) }).unwrap_err().to_string();
+    assert!(err.contains("`ngl`") && err.contains("llama.cpp setting"), "{err}");
+    let err = estimate(&sh, &Scenario { pp: 2, ..llama(Some(10)) }).unwrap_err().to_string();
+    assert!(err.contains("`ngl`") && err.contains("one GPU"), "{err}");
+    assert!(estimate(&sh, &Scenario { pp: 2, ..llama(Some(33)) }).is_ok());
+}

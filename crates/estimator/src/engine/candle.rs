@@ -193,6 +193,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         max_model_len: cx.max_model_len,
         block_size: 1,
         kv_pool_bytes: Bytes(budget),
+        kv_in_host_memory: Bytes(0),
         budget_shortfall: Bytes(0),
         kv_tokens: budget / per_token,
         num_blocks: 0,

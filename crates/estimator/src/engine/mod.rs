@@ -30,6 +30,9 @@ pub struct EngineReport {
     pub block_size: u64,
     /// KV memory the engine allocates (vLLM "Available KV cache memory", SGLang token pool, llama.cpp KV buffer).
     pub kv_pool_bytes: Bytes,
+    /// The part of the pool in host memory (llama.cpp `-ngl`, `-nkvo`); 0 for the others.
+    #[serde(default)]
+    pub kv_in_host_memory: Bytes,
     /// What the engine's own use exceeds its budget by, when it does (vLLM logs it as a negative
     /// "Available KV cache memory"); zero otherwise.
     #[serde(default)]
@@ -85,6 +88,9 @@ pub(crate) struct Ctx<'a> {
     /// What `--cpu-offload-gb` keeps in host memory on that GPU (not in `weights_per_gpu`).
     pub offload: crate::weights::Offload,
     pub kv: &'a KvLayout,
+    /// llama.cpp with layers (`-ngl`) or the KV (`-nkvo`) in host memory: the layers on the GPU
+    /// and the cache they keep there (`kv` stays the whole cache, which llama.cpp logs).
+    pub host_layers: Option<(crate::weights::LayerSplit, &'a KvLayout)>,
     pub memory: Bytes,
     pub max_model_len: u64,
     /// How the engine derived `max_model_len` when the scenario gave none and it is not the

@@ -118,6 +118,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         max_model_len: l,
         block_size: 1,
         kv_pool_bytes: Bytes(pool),
+        kv_in_host_memory: Bytes(0),
         budget_shortfall: Bytes(0),
         kv_tokens: tokens,
         num_blocks: tokens,

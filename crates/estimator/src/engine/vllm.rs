@@ -504,6 +504,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         max_model_len: l,
         block_size: bs,
         kv_pool_bytes: Bytes(pool),
+        kv_in_host_memory: Bytes(0),
         budget_shortfall: Bytes(used.saturating_sub(requested)),
         kv_tokens,
         num_blocks,
