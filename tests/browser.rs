@@ -180,6 +180,12 @@ async fn a_permalink_restores_every_field_and_reports_bad_parameters() -> Result
     assert_eq!(page_bytes(&b, "fig-weights").await?, 1_324_482_560);
     assert_eq!(cli["weights_bytes"].as_u64().unwrap(), 1_324_482_560);
     assert_eq!(page_bytes(&b, "fig-total").await?, cli["total_bytes"].as_u64().unwrap());
+    // the reverse solver says how many layers fit, as the CLI does
+    b.wait("#solve summary").await?.click().await?;
+    let most = runner(&["estimate", "--permalink", q, "--json", "--solve"]);
+    let most: Value = serde_json::from_slice(&most.stdout)?;
+    let ngl = most["solve"]["most_gpu_layers_llamacpp_ngl"].as_u64().unwrap();
+    assert!(b.text("#solve-ngl").await?.contains(&format!("(-ngl {ngl})")), "{ngl}");
     // the KV in host memory: none of it on the GPU
     b.wait("#in-nkvo").await?.select_by_value("on").await?;
     b.until("nkvo in the link", "return document.querySelector('#permalink').textContent.includes('nkvo=on')").await?;

@@ -150,6 +150,7 @@ fn solve_json(shape: &kv_estimator::ModelShape, s: &Scenario) -> serde_json::Val
         "fewest_gpus_tp_pp": solve::fewest_gpus(shape, s),
         "smallest_dtype_weights_kv": solve::smallest_dtype(shape, s).map(|(d, k)| (d.to_string(), k.to_string())),
         "gpu_memory_utilization_needed": solve::utilization_needed(shape, s),
+        "most_gpu_layers_llamacpp_ngl": solve::most_gpu_layers(shape, s),
     })
 }
 

@@ -9,7 +9,7 @@ use kv_estimator::engine::EngineReport;
 use kv_estimator::estimate::{fragmentation_table, solve, ContextRow, Estimate};
 use kv_estimator::model::DefaultUsed;
 use kv_estimator::units::fixed;
-use kv_estimator::{Scenario, WeightDtype};
+use kv_estimator::{Engine, Scenario, WeightDtype};
 use leptos::prelude::*;
 
 use kv_markup::{gib, params, MODELLED_TIP};
@@ -402,6 +402,8 @@ pub fn Solve(st: St) -> impl IntoView {
         let gpus = solve::fewest_gpus(&shape, &s);
         let dtype = solve::smallest_dtype(&shape, &s);
         let util = solve::utilization_needed(&shape, &s);
+        let ngl = solve::most_gpu_layers(&shape, &s);
+        let layers = shape.num_layers();
         let or = |o: Option<String>, none: &str| o.unwrap_or_else(|| none.to_string());
         view! {
             <dl class="kv" id="solve-answers">
@@ -415,6 +417,10 @@ pub fn Solve(st: St) -> impl IntoView {
                 <dd id="solve-dtype">{or(dtype.map(|(d, k)| format!("weights {}, KV {}", if d == WeightDtype::Auto { "as the checkpoint".to_string() } else { d.to_string() }, k)), "none of bf16/fp8/int8/int4 with auto/fp8 KV")}</dd>
                 <dt>"Memory fraction needed"</dt>
                 <dd id="solve-util">{or(util.map(|u| format!("{u:.3}")), "more than the whole GPU")}</dd>
+                {(s.engine == Engine::LlamaCpp && s.tp * s.pp <= 1).then(|| view! {
+                    <dt>"Most layers on the GPU (llama.cpp -ngl)"</dt>
+                    <dd id="solve-ngl">{or(ngl.map(|n| if n > layers { format!("all {layers} layers and the output (-ngl {n})") } else { format!("{n} of {layers} layers (-ngl {n}), the rest in host memory") }), "not even -ngl 0")}</dd>
+                })}
             </dl>
         }
         .into_any()

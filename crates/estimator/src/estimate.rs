@@ -488,6 +488,16 @@ pub mod solve {
         None
     }
 
+    /// llama.cpp: the most layers `-ngl` can put on one GPU for the scenario's requests, the
+    /// output layer counting as the last (`layers + 1` is every layer); `None` for other engines,
+    /// on several GPUs, or when not even `-ngl 0` fits.
+    pub fn most_gpu_layers(shape: &ModelShape, s: &Scenario) -> Option<u64> {
+        if s.engine != Engine::LlamaCpp || s.tp.max(1) * s.pp.max(1) > 1 {
+            return None;
+        }
+        largest(0, shape.num_layers() + 1, |n| fits(shape, &Scenario { gpu_layers: Some(n), ..s.clone() }))
+    }
+
     /// The `gpu_memory_utilization` needed for the scenario's requests (None above 1.0).
     pub fn utilization_needed(shape: &ModelShape, s: &Scenario) -> Option<f64> {
         let ok = |pm: u64| fits(shape, &Scenario { gpu_memory_utilization: Some(pm as f64 / 1000.0), ..s.clone() });

@@ -1618,3 +1618,20 @@ fn llamacpp_layers_and_kv_in_host_memory_follow_ngl_and_nkvo() {
     assert!(err.contains("`ngl`") && err.contains("one GPU"), "{err}");
     assert!(estimate(&sh, &Scenario { pp: 2, ..llama(Some(33)) }).is_ok());
 }
+
+#[test]
+fn the_solver_finds_the_most_layers_llama_cpp_can_put_on_the_gpu() {
+    use kv_estimator::estimate::solve;
+    let sh = shape("meta-llama/Llama-3.1-70B-Instruct");
+    let s = Scenario { gpu: GpuChoice::Catalog("rtx-4090".into()), engine: Engine::LlamaCpp, quantization: QuantChoice::Q4KM, max_model_len: Some(8192), ..scenario("meta-llama/Llama-3.1-70B-Instruct") };
+    assert!(!estimate(&sh, &s).unwrap().fits, "the whole 70B does not fit a 24 GB card");
+    let n = solve::most_gpu_layers(&sh, &s).unwrap();
+    assert!((30..80).contains(&n), "{n}");
+    let at = |n: u64| estimate(&sh, &Scenario { gpu_layers: Some(n), ..s.clone() }).unwrap();
+    assert!(at(n).fits && !at(n + 1).fits, "{n} fits, {} does not", n + 1);
+    // a model that fits whole gets every layer and the output
+    let small = Scenario { model: "meta-llama/Llama-3.1-8B-Instruct".into(), ..s.clone() };
+    assert_eq!(solve::most_gpu_layers(&shape("meta-llama/Llama-3.1-8B-Instruct"), &small), Some(33));
+    // other engines have no -ngl
+    assert_eq!(solve::most_gpu_layers(&sh, &Scenario { engine: Engine::Vllm, quantization: QuantChoice::Auto, ..s }), None);
+}
