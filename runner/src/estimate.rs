@@ -184,7 +184,7 @@ fn print_human(e: &Estimate, source: &str, explain: bool) {
     println!(
         "KV per token: {} B ({}); per request: {}; verdict: {}",
         e.kv.bytes_per_token,
-        if e.kv.groups.is_empty() && e.engine.kv_in_host_memory.0 > 0 { "on the GPU; the cache is in host memory".to_string() } else { e.kv.groups.iter().map(|g| format!("{} x {}", g.layers, g.kind)).collect::<Vec<_>>().join(" + ") },
+        e.kv_groups_label("x"),
         e.kv_per_request.bytes,
         if e.fits { format!("FITS, up to {} concurrent requests of {} tokens", e.max_concurrency, s.context_len()) } else { "DOES NOT FIT".into() }
     );

@@ -20,8 +20,8 @@ static ALLOC: measure::alloc::Counting = measure::alloc::Counting;
 /// such as `kv-runner estimate | head` made `println!` panic): the process ends quietly instead.
 #[cfg(unix)]
 fn reset_sigpipe() {
-    // SAFETY: `signal` with SIG_DFL installs no handler code; it runs first in `main`, before any
-    // thread exists that could race on the disposition
+    // SAFETY: `signal` with SIG_DFL installs no handler code; it runs at the start of `main`, before
+    // any thread exists that could race on the disposition
     #[allow(unsafe_code)]
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
@@ -29,9 +29,12 @@ fn reset_sigpipe() {
 }
 
 fn main() -> ExitCode {
-    #[cfg(unix)]
-    reset_sigpipe();
     let cli = cli::Cli::parse();
+    // a long `measure` sweep keeps its Ctrl-C save path whatever happens to its output
+    #[cfg(unix)]
+    if !matches!(cli.command, cli::Command::Measure(_)) {
+        reset_sigpipe();
+    }
     let result = match cli.command {
         cli::Command::Estimate(args) => estimate::run(args),
         cli::Command::Models(args) => models::run_list(args),

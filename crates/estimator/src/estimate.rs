@@ -83,6 +83,14 @@ pub struct Estimate {
 }
 
 impl Estimate {
+    /// The layer groups behind "KV per token" (`32 x full attention`, joined by ` + `; `times` is
+    /// the multiplication sign), or where the cache is when the GPU holds none of it.
+    pub fn kv_groups_label(&self, times: &str) -> String {
+        if self.kv.groups.is_empty() && self.engine.kv_in_host_memory.0 > 0 {
+            return "none on the GPU: the cache is in host memory".into();
+        }
+        self.kv.groups.iter().map(|g| format!("{} {times} {}", g.layers, g.kind)).collect::<Vec<_>>().join(" + ")
+    }
     /// The prediction stored beside a measured point: the weights as the engine loads them (with
     /// any copy or buffer it adds at load), the KV, the activations, and the overhead without what
     /// the loaded figure already counts; the parts sum to `total`.
@@ -215,7 +223,17 @@ pub fn estimate(shape: &ModelShape, scenario: &Scenario) -> Result<Estimate> {
     let on_host = scenario.engine == Engine::LlamaCpp && kv.groups.is_empty() && kv.state_bytes_per_request == 0;
     let max_conc = |len: u64| -> Result<u64> {
         let r = kv.request_bytes(len)?;
-        Ok(if on_host { eng.kv_tokens / len.max(1) } else if r == 0 { 0 } else { free_for_kv / r })
+        Ok(if on_host {
+            if fixed.0 > capacity.0 {
+                0
+            } else {
+                eng.kv_tokens / len.max(1)
+            }
+        } else if r == 0 {
+            0
+        } else {
+            free_for_kv / r
+        })
     };
     let max_concurrency = max_conc(ctx_len)?;
     let context_table = TABLE_CONTEXTS
@@ -268,7 +286,7 @@ pub fn estimate(shape: &ModelShape, scenario: &Scenario) -> Result<Estimate> {
 /// are the last `n` layers' (and the output layer's when `n` exceeds the layer count); modelled on
 /// one GPU.
 fn llamacpp_gpu_layers(shape: &ModelShape, s: &Scenario, mut w: WeightReport, off: crate::weights::Offload) -> Result<(WeightReport, crate::weights::Offload, Option<LayerSplit>)> {
-    let n_layer = shape.num_layers() as u64;
+    let n_layer = shape.num_layers();
     let Some(ngl) = s.gpu_layers.filter(|&n| s.engine == Engine::LlamaCpp && n <= n_layer) else { return Ok((w, off, None)) };
     let gpus = u64::from(s.tp.max(1)) * u64::from(s.pp.max(1));
     if gpus > 1 {
@@ -439,8 +457,19 @@ pub mod solve {
         Some(lo)
     }
 
+    /// Whether the GPU holds no cache (llama.cpp `-nkvo`, `-ngl 0`): then `n_ctx` bounds the
+    /// requests, not the GPU's memory.
+    fn cache_on_host(shape: &ModelShape, s: &Scenario) -> Option<Estimate> {
+        let e = estimate(shape, s).ok()?;
+        (s.engine == Engine::LlamaCpp && e.kv.groups.is_empty() && e.kv.state_bytes_per_request == 0).then_some(e)
+    }
+
     /// The longest context (`input_len`, output fixed) at which `concurrency` requests fit.
+    /// With the cache in host memory: the scenario's context, if it fits (the GPU does not bound it).
     pub fn longest_context(shape: &ModelShape, s: &Scenario) -> Option<u64> {
+        if let Some(e) = cache_on_host(shape, s) {
+            return e.fits.then(|| s.context_len());
+        }
         largest(1, crate::scenario::MAX_TOKENS, |l| {
             let mut t = s.clone();
             t.input_len = l.saturating_sub(s.output_len).max(1);
@@ -450,8 +479,12 @@ pub mod solve {
         })
     }
 
-    /// The most concurrent requests at the scenario's context.
+    /// The most concurrent requests at the scenario's context (with the cache in host memory:
+    /// as many as `n_ctx` cells hold).
     pub fn most_requests(shape: &ModelShape, s: &Scenario) -> Option<u64> {
+        if let Some(e) = cache_on_host(shape, s) {
+            return (e.fits && e.max_concurrency > 0).then_some(e.max_concurrency);
+        }
         largest(1, crate::scenario::MAX_CONCURRENCY, |n| fits(shape, &Scenario { concurrency: n, ..s.clone() }))
     }
 
@@ -492,7 +525,7 @@ pub mod solve {
     /// output layer counting as the last (`layers + 1` is every layer); `None` for other engines,
     /// on several GPUs, or when not even `-ngl 0` fits.
     pub fn most_gpu_layers(shape: &ModelShape, s: &Scenario) -> Option<u64> {
-        if s.engine != Engine::LlamaCpp || s.tp.max(1) * s.pp.max(1) > 1 {
+        if s.engine != Engine::LlamaCpp || u64::from(s.tp.max(1)) * u64::from(s.pp.max(1)) > 1 {
             return None;
         }
         largest(0, shape.num_layers() + 1, |n| fits(shape, &Scenario { gpu_layers: Some(n), ..s.clone() }))

@@ -272,7 +272,7 @@ pub fn place(shape: &ModelShape, ft: GgufType) -> Vec<Placed<'_>> {
     let mut out = vec![];
     for t in &shape.globals {
         let mut k = kind(t, fused);
-        if k == Kind::TokenEmbd && !c.has_output && t.name == "embed_tokens" {
+        if k == Kind::TokenEmbd && !c.has_output && t.is_token_embedding() {
             // a tied head: the token embedding is the output tensor and gets its type
             k = Kind::Output;
         }

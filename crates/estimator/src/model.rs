@@ -94,6 +94,11 @@ impl Tensor {
         self.active = active.min(count);
         self
     }
+    /// The token embedding (`embed_tokens`, GPT-2's `wte`), which a tied head reuses; not Gemma
+    /// 3n's per-layer embeddings.
+    pub fn is_token_embedding(&self) -> bool {
+        self.role == Role::Embedding && matches!(self.name.as_str(), "embed_tokens" | "wte")
+    }
     /// Elements of all copies (saturating: absurd configs are rejected elsewhere).
     pub fn elements(&self) -> u128 {
         self.rows as u128 * self.cols as u128 * self.count as u128

@@ -441,8 +441,8 @@ impl Scenario {
         // the board before the memory size that overrides it, whatever their order in the link
         let mut pairs: Vec<&str> = query.split('&').filter(|p| !p.is_empty()).collect();
         pairs.sort_by_key(|p| !p.starts_with("gpu="));
-        // a size with no board named in the link is on no known board (not the default's)
-        let board_named = pairs.first().is_some_and(|p| p.starts_with("gpu="));
+        // a size with no (valid) board named in the link is on no known board (not the default's)
+        let mut board_named = false;
         for pair in pairs {
             let (k, raw) = pair.split_once('=').unwrap_or((pair, ""));
             let v = match decode(raw) {
@@ -452,8 +452,9 @@ impl Scenario {
                     continue;
                 }
             };
-            if let Err(e) = s.set(k, &v) {
-                errs.push(e);
+            match s.set(k, &v) {
+                Ok(()) => board_named |= k == "gpu",
+                Err(e) => errs.push(e),
             }
         }
         if let GpuChoice::Custom { board, .. } = &mut s.gpu {
@@ -488,7 +489,14 @@ impl Scenario {
     fn reset(&mut self, param: &str) {
         let d = Scenario::default();
         match param {
-            "gpu" | "mem" | "gpu_memory_gib" => self.gpu = d.gpu,
+            // a bad size on a board goes back to the board's catalog size
+            "mem" | "gpu_memory_gib" => {
+                self.gpu = match &self.gpu {
+                    GpuChoice::Custom { board: Some(b), .. } if gpu::find(b).is_ok() => GpuChoice::Catalog(b.clone()),
+                    _ => d.gpu,
+                }
+            }
+            "gpu" => self.gpu = d.gpu,
             "gpus" => self.num_gpus = None,
             "tp" => self.tp = 1,
             "pp" => self.pp = 1,
@@ -543,8 +551,9 @@ impl Scenario {
                     GpuChoice::Catalog(id) => Some(id.clone()),
                     GpuChoice::Custom { board, .. } => board.clone(),
                 };
-                self.gpu = GpuChoice::Custom { memory_gib: f, board };
-                self.gpu.memory()?;
+                let next = GpuChoice::Custom { memory_gib: f, board };
+                next.memory()?;
+                self.gpu = next;
             }
             "gpus" => self.num_gpus = Some(u32::try_from(int("a number of GPUs")?).map_err(|_| Error::scenario(key, v, "a number of GPUs"))?),
             "tp" => self.tp = u32::try_from(int("an integer from 1 to 1024")?).map_err(|_| Error::scenario(key, v, "an integer from 1 to 1024"))?,
@@ -712,6 +721,11 @@ mod tests {
         assert_eq!(s.gpu, GpuChoice::custom(79.15));
         let s = Scenario::from_query("m=a/b&gpu=custom&mem=21.52").unwrap();
         assert_eq!(s.gpu, GpuChoice::custom(21.52));
+        // a bad board leaves the size on no board; a bad size on a board keeps the board's own
+        let (s, errs) = Scenario::from_query_lenient("m=a/b&gpu=h999&mem=40");
+        assert_eq!((s.gpu, errs.len()), (GpuChoice::custom(40.0), 1));
+        let (s, errs) = Scenario::from_query_lenient("m=a/b&gpu=a100-80gb&mem=5000");
+        assert_eq!((s.gpu, errs.len()), (GpuChoice::Catalog("a100-80gb".into()), 1));
         let e = Scenario::default().set("gpu", "h999").unwrap_err().to_string();
         assert!(e.contains("h100-80gb") && e.contains("or custom"), "{e}");
     }

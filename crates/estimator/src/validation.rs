@@ -727,11 +727,20 @@ pub fn case_scenario(case: &Case, model_id: &str) -> std::result::Result<(Scenar
         }
         // `offloaded 10/33 layers to GPU`: the output layer counts as one, so fewer than all is -ngl
         if let Some((on, all)) = layers_offloaded(case).filter(|(on, all)| on < all) {
-            notes.push(format!("-ngl {on}: {on} of {all} layers offloaded (the output layer is the last)"));
-            s.gpu_layers = Some(on);
+            let gpus = case.num_gpus.unwrap_or(1).max(case.tensor_parallel_size.unwrap_or(1) * case.pipeline_parallel_size.unwrap_or(1));
+            if gpus > 1 {
+                notes.push(format!("{on} of {all} layers offloaded over {gpus} GPUs: fewer layers than all are modelled on one GPU, so every layer is taken as offloaded"));
+            } else {
+                notes.push(format!("-ngl {on}: {on} of {all} layers offloaded (the output layer is the last)"));
+                s.gpu_layers = Some(on);
+            }
         }
-        // `-nkvo`: the case's figure, or the cache's `offload = 0`
-        let nkvo = case.figures.get("kv_on_host").and_then(Value::as_bool).unwrap_or(false) || text.contains("offload = 0") || text.contains("-nkvo");
+        // `-nkvo`: the case's figure, else the log's cache line (`offload = 0`) or command
+        let quote = case.quote.as_deref().unwrap_or("");
+        let nkvo = match case.figures.get("kv_on_host").and_then(Value::as_bool) {
+            Some(b) => b,
+            None => quote.contains("offload = 0") || quote.split_whitespace().any(|w| w == "-nkvo" || w == "--no-kv-offload"),
+        };
         if nkvo {
             notes.push("-nkvo: the KV cache in host memory".into());
             s.kv_on_host = true;

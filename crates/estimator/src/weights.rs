@@ -172,7 +172,7 @@ fn stage_globals(shape: &ModelShape, stage: usize, last: usize, pp: u64, host_em
         } else if !first && stage == last {
             after.push(t);
         }
-        let tied_head = t.role == Role::Embedding && t.name == "embed_tokens" && shape.tied_embeddings;
+        let tied_head = t.is_token_embedding() && shape.tied_embeddings;
         if tied_head && (pp > 1 || host_embedding) && stage == last {
             after.push(t);
         }
@@ -370,7 +370,7 @@ pub struct LayerSplit {
 
 /// See [`LayerSplit`]. Under a GGUF preset every tensor has its preset type; otherwise the plan's.
 pub fn llamacpp_layer_split(shape: &ModelShape, plan: &WeightPlan, ngl: u64) -> LayerSplit {
-    let n_layer = shape.num_layers() as u64;
+    let n_layer = shape.num_layers();
     let gpu_layers = ngl.min(n_layer);
     let output_on_gpu = ngl > n_layer;
     let first_gpu = (n_layer - gpu_layers) as usize;
@@ -415,7 +415,7 @@ pub fn llamacpp_layer_split(shape: &ModelShape, plan: &WeightPlan, ngl: u64) -> 
             // the input layer: token (and learned position) embeddings
             Role::Embedding | Role::PositionEmbedding => {
                 host += b;
-                if t.name == "embed_tokens" && shape.tied_embeddings && !has_head {
+                if t.is_token_embedding() && shape.tied_embeddings && !has_head {
                     head = b;
                     // the tied head's copy on the GPU
                     if output_on_gpu {

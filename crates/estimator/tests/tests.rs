@@ -1611,6 +1611,19 @@ fn llamacpp_layers_and_kv_in_host_memory_follow_ngl_and_nkvo() {
     assert_eq!(e.engine.kv_in_host_memory.0, 1250 * MIB);
     assert_eq!(e.kv_cache.bytes.0, 0);
 
+    // with no cache on the GPU, a GPU too small for the rest holds no request, and says which
+    // buffer fails; the solver's answers are bounded by the cells, not by search limits
+    let tiny = Scenario { gpu: GpuChoice::custom(0.5), gpu_layers: Some(0), concurrency: 4, ..llama(None) };
+    let e = estimate(&sh, &tiny).unwrap();
+    assert!(!e.fits);
+    assert_eq!((e.max_concurrency, e.engine.max_len_that_fits), (0, 0));
+    assert!(e.context_table.iter().all(|r| r.max_concurrency == 0));
+    assert!(e.engine.message.as_deref().unwrap_or("").contains("allocating 0.6"), "{:?}", e.engine.message);
+    let roomy = Scenario { gpu_layers: Some(0), ..llama(None) };
+    assert_eq!(kv_estimator::estimate::solve::most_requests(&sh, &roomy), Some(131_072 / 1280));
+    assert_eq!(kv_estimator::estimate::solve::longest_context(&sh, &roomy), Some(1280));
+    assert_eq!(kv_estimator::estimate::solve::most_requests(&sh, &tiny), None);
+
     // the settings are llama.cpp's; fewer layers than all are modelled on one GPU
     let err = estimate(&sh, &Scenario { engine: Engine::Vllm, quantization: QuantChoice::Auto, ..llama(Some(10)) }).unwrap_err().to_string();
     assert!(err.contains("`ngl`") && err.contains("llama.cpp setting"), "{err}");

@@ -192,7 +192,7 @@ pub fn figures(e: &Estimate) -> String {
         c = e.capacity.0
     );
     let _ = write!(m, r#"<tr id="fig-headroom" data-bytes="{h}"><th scope="row">headroom</th><td class="num">{}</td><td class="num">{h} B</td><td></td><td></td></tr></tbody></table>"#, escape(&headroom), h = e.headroom_bytes);
-    let groups = e.kv.groups.iter().map(|g| format!("{} × {}", g.layers, g.kind)).collect::<Vec<_>>().join(" + ");
+    let groups = e.kv_groups_label("×");
     let _ = write!(
         m,
         r#"<p id="kv-per-token" data-bytes="{bpt}" title="{EXACT_TIP}">KV per token: <strong>{bpt} B</strong> ({}); per request: <strong>{}</strong>{}</p>"#,

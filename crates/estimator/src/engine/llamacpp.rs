@@ -273,11 +273,18 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let overhead = Figure::modelled("runtime overhead", Bytes(300 << 20), "CUDA context and cuBLAS workspace, about 300 MiB", "300 MiB");
     let total = cx.weights_per_gpu.0.saturating_add(gpu_kv).saturating_add(compute.bytes()).saturating_add(overhead.bytes.0);
     let fits = total <= cx.memory.0;
-    let message = (!fits).then(|| format!("ggml_backend_cuda_buffer_type_alloc_buffer: allocating {} failed: cudaMalloc failed: out of memory ({} on a {} GPU)", gib(gpu_kv), gib(total), gib(cx.memory.0)));
+    // the buffer llama.cpp fails to allocate: the KV cache, or with none on the GPU the compute buffer
+    let failing = if gpu_kv > 0 { gpu_kv } else { compute.bytes() };
+    let message = (!fits).then(|| format!("ggml_backend_cuda_buffer_type_alloc_buffer: allocating {} failed: cudaMalloc failed: out of memory ({} on a {} GPU)", gib(failing), gib(total), gib(cx.memory.0)));
     // the largest n_ctx that fits: the KV, and the KQ matrix and mask of the attention moment, grow
     // with the cells; the output moment does not
     let max_len = if gpu_per_cell == 0 {
-        n_ctx
+        // the cells cost the GPU nothing: any n_ctx, if the rest fits
+        if fits {
+            n_ctx
+        } else {
+            0
+        }
     } else {
         let avail = cx.memory.0.saturating_sub(cx.weights_per_gpu.0.saturating_add(overhead.bytes.0));
         let attention_per_cell = compute.kq.saturating_add(compute.mask).checked_div(n_ctx).unwrap_or(0);
