@@ -19,6 +19,11 @@
 //! b7000 (the `n_ctx_seq` rework) always to 256. Slots that do not share one cache (`-np N`
 //! without `--kv-unified`, about b6100 on) get `pad(ceil(n_ctx / N))` cells each, from b7000
 //! `pad256(n_ctx / N)`. Older builds use `n_ctx` as given.
+//!
+//! `-ngl N` below every layer (one GPU): the last N layers and their cache are on the GPU, the rest
+//! and the output layer (unless N exceeds the layer count) in host memory; `-nkvo` keeps the whole
+//! cache there. The pool reported is still the whole cache (what "KV self size" logs), with
+//! `kv_in_host_memory` saying how much of it the GPU does not hold.
 
 use super::{gib, Ctx, EngineReport};
 use crate::error::Result;
