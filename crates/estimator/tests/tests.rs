@@ -1042,9 +1042,11 @@ proptest! {
     }
 
     #[test]
-    fn no_scenario_panics_or_gives_nan(n in 0u64..5_000_000, input in 0u64..200_000_000, tp in 0u32..20, util in -1.0f64..2.0, mem in -10.0f64..5000.0, e in 0usize..6) {
+    fn no_scenario_panics_or_gives_nan(n in 0u64..5_000_000, input in 0u64..200_000_000, tp in 0u32..20, util in -1.0f64..2.0, mem in -10.0f64..5000.0, e in 0usize..6,
+                                       ngl in proptest::option::of(0u64..200_000), nkvo in any::<bool>(), board in proptest::option::of(prop::sample::select(vec!["h100-80gb", "rtx-3060", "h999"]))) {
         let sh = shape("Qwen/Qwen3-30B-A3B");
-        let s = Scenario { concurrency: n, input_len: input, tp, gpu_memory_utilization: Some(util), gpu: GpuChoice::custom(mem), engine: Engine::ALL[e], ..scenario("q") };
+        let gpu = GpuChoice::Custom { memory_gib: mem, board: board.map(str::to_string) };
+        let s = Scenario { concurrency: n, input_len: input, tp, gpu_memory_utilization: Some(util), gpu, engine: Engine::ALL[e], gpu_layers: ngl, kv_on_host: nkvo, quantization: QuantChoice::Auto, ..scenario("q") };
         if let Ok(est) = estimate(&sh, &s) {
             prop_assert!(est.engine.max_concurrency.is_finite());
             prop_assert!(est.throughput.decode_tokens_per_s.is_finite());
@@ -1054,9 +1056,18 @@ proptest! {
     #[test]
     fn permalink_round_trips(n in 1u64..100_000, input in 0u64..1_000_000, out in 1u64..100_000, tp in 1u32..9, util in 0.01f64..1.0,
                              e in 0usize..6, dt in 0usize..7, kv in 0usize..8, model in "[A-Za-z0-9_.-]{1,12}/[A-Za-z0-9 _.&=%+-]{1,20}",
-                             fa in proptest::option::of(any::<bool>())) {
-        let s = Scenario { model, concurrency: n, input_len: input, output_len: out, tp, gpu_memory_utilization: Some(util),
-            engine: Engine::ALL[e], dtype: WeightDtype::ALL[dt], kv_dtype: KvDtype::ALL[kv], max_model_len: Some(input + out), flash_attention: fa, ..Scenario::default() };
+                             fa in proptest::option::of(any::<bool>()), ngl in proptest::option::of(0u64..100_000), nkvo in any::<bool>(),
+                             mem in proptest::option::of(0.5f64..4096.0), board in prop::sample::select(vec!["h100-80gb", "rtx-3060", "custom"])) {
+        // ngl and nkvo are llama.cpp's: other engines leave them out
+        let llama = Engine::ALL[e] == Engine::LlamaCpp;
+        let gpu = match (mem, board) {
+            (None, "custom") => GpuChoice::custom(40.0),
+            (None, b) => GpuChoice::Catalog(b.into()),
+            (Some(m), b) => GpuChoice::Custom { memory_gib: m, board: (b != "custom").then(|| b.to_string()) },
+        };
+        let s = Scenario { model, concurrency: n, input_len: input, output_len: out, tp, gpu_memory_utilization: Some(util), gpu,
+            engine: Engine::ALL[e], dtype: WeightDtype::ALL[dt], kv_dtype: KvDtype::ALL[kv], max_model_len: Some(input + out), flash_attention: fa,
+            gpu_layers: ngl.filter(|_| llama), kv_on_host: nkvo && llama, ..Scenario::default() };
         let back = Scenario::from_query(&s.to_query());
         prop_assert_eq!(back, Ok(s));
     }
