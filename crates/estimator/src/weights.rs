@@ -284,54 +284,64 @@ pub fn loaded_memory_ep(shape: &ModelShape, plan: &WeightPlan, tp: u64, pp: u64,
     most
 }
 
+/// Bytes of tensors on one of `tp` GPUs as the plan stores them: a GGUF preset's per-tensor types
+/// (which depend on each tensor's place in the model; llama.cpp's row split gives every split
+/// tensor `ceil(bytes / tp)`, rows are not cut mid-block), or the plan's dtype and quantisation.
+struct Sizer<'a> {
+    shape: &'a ModelShape,
+    plan: &'a WeightPlan,
+    tp: u64,
+    ex: ExpertSplit,
+    placed: Option<Vec<crate::gguf::Placed<'a>>>,
+}
+
+impl<'a> Sizer<'a> {
+    fn new(shape: &'a ModelShape, plan: &'a WeightPlan, tp: u64, ex: ExpertSplit) -> Self {
+        let placed = match plan.quant {
+            Some(Quant::Gguf { ftype }) => Some(crate::gguf::place(shape, ftype)),
+            _ => None,
+        };
+        Sizer { shape, plan, tp, ex, placed }
+    }
+    fn share(&self, p: &crate::gguf::Placed) -> u128 {
+        if self.tp > 1 && p.tensor.split != crate::model::Split::Replicated {
+            p.bytes.div_ceil(self.tp as u128)
+        } else {
+            p.bytes
+        }
+    }
+    /// Decoder layers `lo..hi`.
+    fn layers(&self, lo: usize, hi: usize) -> u128 {
+        match &self.placed {
+            Some(placed) => placed.iter().filter(|p| p.layer.is_some_and(|l| l >= lo && l < hi)).map(|p| self.share(p)).sum(),
+            None => self.shape.runs_in(lo, hi).map(|(l, copies)| l.tensors.iter().map(|t| tensor_bytes(t, self.tp, self.ex, self.plan)).sum::<u128>() * copies as u128).sum(),
+        }
+    }
+    /// The input layer llama.cpp keeps in host memory: token (and learned position) embeddings.
+    fn input_layer(&self) -> u128 {
+        self.shape.globals.iter().filter(|t| matches!(t.role, Role::Embedding | Role::PositionEmbedding)).map(|t| self.global(t)).sum()
+    }
+    /// One tensor outside the layers.
+    fn global(&self, t: &Tensor) -> u128 {
+        match &self.placed {
+            Some(placed) => placed.iter().filter(|p| p.layer.is_none() && std::ptr::eq(p.tensor, t)).map(|p| self.share(p)).sum(),
+            None => tensor_bytes(t, self.tp, self.ex, self.plan),
+        }
+    }
+}
+
 /// Weight bytes on one GPU of each pipeline stage: its layers and the globals it holds.
 fn stage_bytes(shape: &ModelShape, plan: &WeightPlan, tp: u64, pp: u64, ex: ExpertSplit) -> Vec<u128> {
-    if let Some(Quant::Gguf { ftype }) = plan.quant {
-        return gguf_stage_bytes(shape, plan, ftype, tp, pp);
-    }
-    let parts = pp_partition(shape.num_layers(), pp);
-    let last = parts.len().saturating_sub(1);
-    let mut start = 0usize;
-    let mut out = Vec::with_capacity(parts.len());
-    for (s, &n) in parts.iter().enumerate() {
-        let mut stage: u128 = shape
-            .runs_in(start, start + n as usize)
-            .map(|(l, copies)| l.tensors.iter().map(|t| tensor_bytes(t, tp, ex, plan)).sum::<u128>() * copies as u128)
-            .sum();
-        start += n as usize;
-        let (before, after) = stage_globals(shape, s, last, pp, plan.host_embedding);
-        stage += before.iter().chain(after.iter()).map(|t| tensor_bytes(t, tp, ex, plan)).sum::<u128>();
-        out.push(stage);
-    }
-    out
-}
-
-/// A GGUF share of one of `tp` GPUs: llama.cpp's row split divides a matrix's rows, so every
-/// tensor but the replicated ones takes `ceil(bytes / tp)` (rows are not cut mid-block).
-fn gguf_share(p: &crate::gguf::Placed, tp: u64) -> u128 {
-    if tp > 1 && p.tensor.split != crate::model::Split::Replicated {
-        p.bytes.div_ceil(tp as u128)
-    } else {
-        p.bytes
-    }
-}
-
-/// [`stage_bytes`] for a GGUF preset, whose types depend on each tensor's place in the model.
-fn gguf_stage_bytes(shape: &ModelShape, plan: &WeightPlan, ftype: crate::gguf::GgufType, tp: u64, pp: u64) -> Vec<u128> {
-    let placed = crate::gguf::place(shape, ftype);
+    let sizer = Sizer::new(shape, plan, tp, ex);
     let parts = pp_partition(shape.num_layers(), pp);
     let last = parts.len().saturating_sub(1);
     let mut start = 0usize;
     let mut out = Vec::with_capacity(parts.len());
     for (s, &n) in parts.iter().enumerate() {
         let end = start + n as usize;
-        let mut stage: u128 = placed.iter().filter(|p| p.layer.is_some_and(|l| l >= start && l < end)).map(|p| gguf_share(p, tp)).sum();
         let (before, after) = stage_globals(shape, s, last, pp, plan.host_embedding);
-        for t in before.iter().chain(after.iter()) {
-            stage += placed.iter().filter(|p| p.layer.is_none() && std::ptr::eq(p.tensor, *t)).map(|p| gguf_share(p, tp)).sum::<u128>();
-        }
+        out.push(sizer.layers(start, end) + before.iter().chain(after.iter()).map(|t| sizer.global(t)).sum::<u128>());
         start = end;
-        out.push(stage);
     }
     out
 }
@@ -342,11 +352,7 @@ pub fn host_embedding_bytes(shape: &ModelShape, plan: &WeightPlan) -> u64 {
     if !plan.host_embedding {
         return 0;
     }
-    let b: u128 = match plan.quant {
-        Some(Quant::Gguf { ftype }) => crate::gguf::place(shape, ftype).iter().filter(|p| p.layer.is_none() && matches!(p.tensor.role, Role::Embedding | Role::PositionEmbedding)).map(|p| p.bytes).sum(),
-        _ => shape.globals.iter().filter(|t| matches!(t.role, Role::Embedding | Role::PositionEmbedding)).map(|t| tensor_bytes(t, 1, ExpertSplit::tp(1), plan)).sum(),
-    };
-    u64::try_from(b).unwrap_or(u64::MAX)
+    u64::try_from(Sizer::new(shape, plan, 1, ExpertSplit::tp(1)).input_layer()).unwrap_or(u64::MAX)
 }
 
 /// llama.cpp's `-ngl n` on one GPU: the last `n` decoder layers go to the GPU, the output layer
@@ -374,69 +380,19 @@ pub fn llamacpp_layer_split(shape: &ModelShape, plan: &WeightPlan, ngl: u64) -> 
     let gpu_layers = ngl.min(n_layer);
     let output_on_gpu = ngl > n_layer;
     let first_gpu = (n_layer - gpu_layers) as usize;
-    let one = |t: &Tensor| tensor_bytes(t, 1, ExpertSplit::tp(1), plan);
-    let placed = match plan.quant {
-        Some(Quant::Gguf { ftype }) => Some(crate::gguf::place(shape, ftype)),
-        _ => None,
-    };
-    // bytes of the decoder layers on the GPU and of all of them
-    let (mut gpu, mut layers): (u128, u128) = (0, 0);
-    match &placed {
-        Some(placed) => {
-            for p in placed {
-                if let Some(l) = p.layer {
-                    layers += p.bytes;
-                    if l >= first_gpu {
-                        gpu += p.bytes;
-                    }
-                }
-            }
-        }
-        None => {
-            for (l, n) in shape.runs_all() {
-                layers += l.tensors.iter().map(one).sum::<u128>() * n as u128;
-            }
-            for (l, n) in shape.runs_in(first_gpu, n_layer as usize) {
-                gpu += l.tensors.iter().map(one).sum::<u128>() * n as u128;
-            }
-        }
-    }
-    let global = |t: &Tensor| -> u128 {
-        match &placed {
-            Some(placed) => placed.iter().filter(|p| p.layer.is_none() && std::ptr::eq(p.tensor, t)).map(|p| p.bytes).sum(),
-            None => one(t),
-        }
-    };
-    let (mut host, mut head) = (layers - gpu, 0u128);
-    let has_head = shape.globals.iter().any(|t| t.role == Role::LmHead);
-    for t in &shape.globals {
-        let b = global(t);
-        match t.role {
-            // the input layer: token (and learned position) embeddings
-            Role::Embedding | Role::PositionEmbedding => {
-                host += b;
-                if t.is_token_embedding() && shape.tied_embeddings && !has_head {
-                    head = b;
-                    // the tied head's copy on the GPU
-                    if output_on_gpu {
-                        gpu += b;
-                    }
-                }
-            }
-            // the vision tower: its own mmproj file, which llama.cpp's mtmd puts on the GPU
-            Role::Encoder => gpu += b,
-            _ => {
-                if t.role == Role::LmHead {
-                    head = b;
-                }
-                if output_on_gpu {
-                    gpu += b;
-                } else {
-                    host += b;
-                }
-            }
-        }
-    }
+    let sizer = Sizer::new(shape, plan, 1, ExpertSplit::tp(1));
+    let on_gpu = sizer.layers(first_gpu, n_layer as usize);
+    let on_host = sizer.layers(0, first_gpu);
+    // one GPU's globals with the input layer on the host: the vision tower (its own mmproj file,
+    // which llama.cpp's mtmd puts on the GPU) before the layers; the output layer after them (final
+    // norm, head, or the copy of the token embedding a tied head uses)
+    let (before, after) = stage_globals(shape, 0, 0, 1, true);
+    let bytes = |ts: &[&Tensor]| -> u128 { ts.iter().map(|t| sizer.global(t)).sum() };
+    let head: u128 = after.iter().filter(|t| matches!(t.role, Role::LmHead | Role::Embedding)).map(|t| sizer.global(t)).sum();
+    let tied_copy: u128 = after.iter().filter(|t| t.role == Role::Embedding).map(|t| sizer.global(t)).sum();
+    let output = bytes(&after);
+    let (gpu, host) = if output_on_gpu { (on_gpu + bytes(&before) + output, on_host) } else { (on_gpu + bytes(&before), on_host + output - tied_copy) };
+    let host = host + sizer.input_layer();
     let to = |b: u128| u64::try_from(b).unwrap_or(u64::MAX);
     LayerSplit { gpu_layers, output_on_gpu, gpu: to(gpu), host: to(host), head: to(head) }
 }
