@@ -264,6 +264,38 @@ fn cuda_graph_estimate_grows_with_the_layers_on_a_gpu_and_follows_the_model_runn
 }
 
 #[test]
+fn vllm_0_27_counts_model_runner_v2_sampler_state_and_0_28_gives_big_boards_a_larger_batch() {
+    // Qwen3-8B (vocabulary 151,936) runs on Model Runner V2 from 0.22. From 0.27 the profiler
+    // takes the drop in free memory since start-up, which includes the sampler's penalty counts
+    // (max_num_seqs x vocab int32) and prompt mask (max_num_seqs x ceil(vocab / 32) int32)
+    let id = "Qwen/Qwen3-8B";
+    let m = shape(id);
+    let run = |gpu: &str, ev: &str| estimate(&m, &Scenario { gpu: GpuChoice::Catalog(gpu.into()), engine_version: Some(ev.into()), max_model_len: Some(8192), ..scenario(id) }).unwrap();
+    let vocab = m.vocab_size;
+    assert_eq!(vocab, 151_936);
+    let per_request = vocab * 4 + vocab.div_ceil(32) * 4;
+    // an L4 (256 sequences by default) and an H100 (1024)
+    for (gpu, seqs) in [("l4", 256u64), ("h100-80gb", 1024)] {
+        let (before, after) = (run(gpu, "0.26.0"), run(gpu, "0.27.0"));
+        assert_eq!(after.overhead.bytes.0 - before.overhead.bytes.0, seqs * per_request, "{gpu}");
+        assert_eq!(before.activation.bytes, after.activation.bytes, "{gpu}");
+        assert!(before.engine.kv_pool_bytes.0 > after.engine.kv_pool_bytes.0);
+        assert!(after.overhead.substituted.contains(&format!("{seqs} requests x {vocab} vocab")), "{}", after.overhead.substituted);
+    }
+    // the V1 runner keeps no such state: Qwen3's MoE stays on it until 0.29
+    let moe = "Qwen/Qwen3-30B-A3B";
+    let mm = shape(moe);
+    let run_moe = |ev: &str| estimate(&mm, &Scenario { engine_version: Some(ev.into()), max_model_len: Some(8192), ..scenario(moe) }).unwrap();
+    assert_eq!(run_moe("0.26.0").overhead.bytes, run_moe("0.28.0").overhead.bytes);
+    assert!(run_moe("0.29.0").overhead.bytes.0 > run_moe("0.28.0").overhead.bytes.0);
+    // 0.28 profiles a B200 (178 GiB) with 16384 tokens, not 8192: a larger forward peak
+    let (b27, b28) = (run("b200", "0.27.0"), run("b200", "0.28.0"));
+    assert!(b28.activation.substituted.contains("16384 tokens"), "{}", b28.activation.substituted);
+    assert!(b27.activation.substituted.contains("8192 tokens"), "{}", b27.activation.substituted);
+    assert!(b28.activation.bytes.0 > b27.activation.bytes.0);
+}
+
+#[test]
 fn cpu_offload_moves_the_first_layers_parameter_by_parameter() {
     const GIB: f64 = (1u64 << 30) as f64;
     let id = "meta-llama/Llama-3.1-8B-Instruct";

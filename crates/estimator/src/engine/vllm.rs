@@ -7,7 +7,8 @@
 //! KV cache, outside the budget). `num_blocks = floor(kv_pool / (block_size x bytes_per_token))`,
 //! "GPU KV cache size" = `num_blocks x block_size`, concurrency = tokens / `max_model_len`.
 //! The profiling batch: V1 runs `max_num_batched_tokens` tokens (API-server default 8192 on
-//! GPUs of at least 70 GiB other than A100, else 2048, earlier versions differ: [`v1_batch_defaults`]) and
+//! GPUs of at least 70 GiB other than A100, from 0.28 16384 on those of 160 GiB, else 2048,
+//! earlier versions differ: [`v1_batch_defaults`]) and
 //! a sampler over `max_num_seqs` rows (1024 / 256), whose bytes per logit follow the version and
 //! the model runner ([`sampler_path`]);
 //! V0 runs `max(max_model_len, 2048)` tokens (with chunked prefill, on by default above 32K from
@@ -147,13 +148,19 @@ fn mxfp4_relayout_extra(shape: &ModelShape, plan: &WeightPlan, ex: crate::weight
 /// - 0.7.1 (PR 12369): 8192 tokens on H100/H200 (by device name), 2048 elsewhere; 1024 sequences;
 /// - 0.8.4 (PR 16158): 256 sequences except on H100/H200;
 /// - 0.8.5 (PR 17073): 8192 tokens and 1024 sequences on every GPU of 70 GiB or more;
-/// - 0.9.0 (PR 17885): ... except the A100.
+/// - 0.9.0 (PR 17885): ... except the A100;
+/// - 0.28.0: 16384 tokens and 1024 sequences on every GPU of 160 GiB or more (B200, MI300X),
+///   A100 or not. (0.33 also keeps the GB10 of a DGX Spark on the small tier; the catalog has no
+///   GB10, and a custom size of its 119 GiB counts as an H100-class board.)
 ///
 /// A custom GPU has no name: 70 GiB or more counts as an H100-class board.
 pub fn v1_batch_defaults(ver: (u64, u64, u64), memory_gib: f64, gpu: Option<&crate::gpu::Gpu>) -> (u64, u64) {
     let big = memory_gib >= 70.0;
     let hopper_name = gpu.map_or(big, |g| g.id.starts_with("h100") || g.id == "h200");
     let a100 = gpu.is_some_and(|g| g.id.starts_with("a100"));
+    if ver >= (0, 28, 0) && memory_gib >= 160.0 {
+        return (16384, 1024);
+    }
     if ver < (0, 7, 1) {
         (2048, 1024)
     } else if ver < (0, 8, 4) {
@@ -181,6 +188,20 @@ pub fn model_runner_v2(ver: (u64, u64, u64), shape: &ModelShape, quantised: bool
             || (ver >= (0, 23, 0) && matches!(t, "llama" | "mistral") && !quantised)
             || (ver >= (0, 22, 0) && t == "qwen3" && !quantised)
     }
+}
+
+/// Model Runner V2's persistent sampler state on each GPU, as the profiler counts it: from 0.27
+/// `memory_profiling` takes the drop in free memory since start-up (`total_consumed`), which
+/// includes the buffers the sampler allocates after the weights load (`sample/penalties.py`:
+/// `output_bin_counts`, `max_num_seqs x vocab` int32, and `prompt_bin_mask`, `max_num_seqs x
+/// ceil(vocab / 32)` int32); before, only the profile run's peak above its start counted. The
+/// other per-request buffers (logit bias, stop and bad-word ids, under 20 KiB a request) are left out.
+pub fn mrv2_sampler_state_bytes(ver: (u64, u64, u64), max_num_seqs: u64, vocab: u64) -> u64 {
+    if ver < (0, 27, 0) {
+        return 0;
+    }
+    let per_request = vocab.saturating_mul(4).saturating_add(vocab.div_ceil(32).saturating_mul(4));
+    max_num_seqs.saturating_mul(per_request)
 }
 
 /// Bytes per logit of vLLM's dummy sampler run, and why (`sampler.py`, `topk_topp_sampler.py`):
@@ -335,10 +356,11 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let stage_layers = crate::weights::pp_partition(cx.shape.num_layers(), u64::from(s.pp.max(1))).into_iter().max().unwrap_or(0);
     let graph_b = if graphs_in_budget { (stage_layers as f64 * CUDA_GRAPH_MIB_PER_LAYER * (1u64 << 20) as f64) as u64 } else { 0 };
     let non_torch_b = (non_torch * GIB as f64) as u64;
+    let state_b = if mrv2 { mrv2_sampler_state_bytes(ver, rows, cx.shape.vocab_size) } else { 0 };
     let overhead = Figure::modelled(
         "runtime overhead",
-        Bytes(non_torch_b.saturating_add(graph_b).saturating_add(at_load).saturating_add(relayout)),
-        "non-torch memory (CUDA context, NCCL) + CUDA graphs when inside the budget (v0.20+) + rotary cos/sin cache + allocator tails of the weights + MXFP4 expert re-layout",
+        Bytes(non_torch_b.saturating_add(graph_b).saturating_add(at_load).saturating_add(relayout).saturating_add(state_b)),
+        "non-torch memory (CUDA context, NCCL) + CUDA graphs when inside the budget (v0.20+) + rotary cos/sin cache + allocator tails of the weights + MXFP4 expert re-layout + Model Runner V2's sampler state (v0.27+)",
         {
             let mut d = format!(
                 "{} + {} + {} (max_position x rotary_dim x act bytes, exact) + {} (unsplit 2 MiB-segment tails PyTorch counts as allocated, exact)",
@@ -349,6 +371,9 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
             );
             if relayout > 0 {
                 d.push_str(&format!(" + {} (MXFP4 experts in vLLM's {:?} layout, exact)", crate::units::Bytes(relayout), mxfp4_backend(cc, ver)));
+            }
+            if state_b > 0 {
+                d.push_str(&format!(" + {} ({rows} requests x {} vocab: penalty counts and prompt mask, exact)", crate::units::Bytes(state_b), cx.shape.vocab_size));
             }
             d
         },
@@ -372,7 +397,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         overhead
     };
     let requested = (cx.memory.0 as f64 * util) as u64;
-    let used = cx.weights_per_gpu.0.saturating_add(at_load).saturating_add(relayout).saturating_add(act).saturating_add(non_torch_b).saturating_add(graph_b);
+    let used = cx.weights_per_gpu.0.saturating_add(at_load).saturating_add(relayout).saturating_add(act).saturating_add(non_torch_b).saturating_add(graph_b).saturating_add(state_b);
     let pool = requested.saturating_sub(used);
 
     // per-request bytes at length `len` as this engine allocates them
@@ -536,6 +561,12 @@ mod tests {
         assert_eq!(v1_batch_defaults((0, 8, 4), 79.15, a100), (2048, 256));
         assert_eq!(v1_batch_defaults((0, 8, 5), 79.15, a100), (8192, 1024));
         assert_eq!(v1_batch_defaults((0, 9, 0), 79.15, a100), (2048, 256));
+        // from 0.28 a board of 160 GiB or more takes 16384 tokens
+        let b200 = Some(find("b200").unwrap());
+        assert_eq!(v1_batch_defaults((0, 27, 1), 178.35, b200), (8192, 1024));
+        assert_eq!(v1_batch_defaults((0, 28, 0), 178.35, b200), (16384, 1024));
+        assert_eq!(v1_batch_defaults((0, 28, 0), 191.98, Some(find("mi300x").unwrap())), (16384, 1024));
+        assert_eq!(v1_batch_defaults((0, 33, 0), 139.72, Some(find("h200").unwrap())), (8192, 1024));
         assert_eq!(v1_batch_defaults((0, 11, 0), 79.19, h100), (8192, 1024));
         assert_eq!(v1_batch_defaults((0, 11, 0), 139.8, None), (8192, 1024));
         assert_eq!(v1_batch_defaults((0, 11, 0), 44.0, None), (2048, 256));
