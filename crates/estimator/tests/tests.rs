@@ -264,6 +264,25 @@ fn cuda_graph_estimate_grows_with_the_layers_on_a_gpu_and_follows_the_model_runn
 }
 
 #[test]
+fn vllm_takes_its_default_utilisation_by_version() {
+    // `CacheConfig.gpu_memory_utilization` is 0.92 from 0.20.0, 0.9 before (and on V0)
+    let id = "meta-llama/Llama-3.1-8B-Instruct";
+    let m = shape(id);
+    let budget = |e: Engine, ev: &str, util: Option<f64>| {
+        let s = Scenario { engine: e, engine_version: Some(ev.into()), gpu_memory_utilization: util, max_model_len: Some(8192), ..scenario(id) };
+        let est = estimate(&m, &s).unwrap();
+        (est.engine.kv_pool_bytes.0, est.engine.notes.join("; "))
+    };
+    for (e, ev, util) in [(Engine::Vllm, "0.19.0", 0.9), (Engine::Vllm, "0.20.0", 0.92), (Engine::Vllm, "0.33.0", 0.92), (Engine::VllmV0, "0.8.5", 0.9)] {
+        let (default, notes) = budget(e, ev, None);
+        assert_eq!(default, budget(e, ev, Some(util)).0, "{ev}");
+        assert!(notes.contains(&format!("gpu_memory_utilization {util}: vLLM's default for {ev}")), "{notes}");
+        // a given value is used as given, without the note
+        assert!(!budget(e, ev, Some(0.8)).1.contains("vLLM's default"));
+    }
+}
+
+#[test]
 fn vllm_0_27_counts_model_runner_v2_sampler_state_and_0_28_gives_big_boards_a_larger_batch() {
     // Qwen3-8B (vocabulary 151,936) runs on Model Runner V2 from 0.22. From 0.27 the profiler
     // takes the drop in free memory since start-up, which includes the sampler's penalty counts
@@ -410,7 +429,7 @@ fn vllm_sampler_profile_follows_the_version_and_model_runner() {
     // V0 always sorts
     assert_eq!(act(Engine::VllmV0, "0.8.5", kv_estimator::dtype::QuantChoice::Auto).0, logits * 38);
     // with a 256-token batch the sampler is the peak: Model Runner V2 keeps the logits and their
-    // fp32 copy, from 0.31 the logits alone
+    // fp32 copy until 0.25, from 0.26 the logits alone; 0.33 warms up top-k/top-p
     let small = |v: &str| {
         let s = Scenario {
             gpu: GpuChoice::custom(23.54),
@@ -424,6 +443,8 @@ fn vllm_sampler_profile_follows_the_version_and_model_runner() {
         estimate(&sh, &s).unwrap().activation.bytes.0
     };
     assert_eq!(small("0.23.0"), logits * 6);
+    assert_eq!(small("0.25.0"), logits * 6);
+    assert_eq!(small("0.26.0"), logits * 2);
     assert_eq!(small("0.31.0"), logits * 2);
     assert_eq!(small("0.33.0"), logits * 14);
 }

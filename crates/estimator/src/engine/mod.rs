@@ -141,10 +141,12 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     Ok(report)
 }
 
-/// The memory fraction an engine uses when none is given (vLLM `gpu_memory_utilization` 0.9;
-/// SGLang `mem_fraction_static`, which SGLang picks by GPU size, typically 0.88; others all memory).
-pub fn default_utilization(engine: Engine) -> f64 {
-    match engine {
+/// The memory fraction an engine uses when none is given: vLLM's `gpu_memory_utilization`, 0.92
+/// from 0.20.0 (`CacheConfig`; 0.9 before, and on V0); SGLang's `mem_fraction_static`, which
+/// SGLang picks by GPU size, typically 0.88; other engines all memory.
+pub fn default_utilization(scenario: &Scenario) -> f64 {
+    match scenario.engine {
+        Engine::Vllm if vllm::version_of(scenario).1 >= (0, 20, 0) => 0.92,
         Engine::Vllm | Engine::VllmV0 => 0.9,
         // at TP 1; `sglang::default_mem_fraction_static` by TP size
         Engine::Sglang => 0.88,

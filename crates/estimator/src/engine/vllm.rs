@@ -208,8 +208,12 @@ pub fn mrv2_sampler_state_bytes(ver: (u64, u64, u64), max_num_seqs: u64, vocab: 
 /// V0 and V1 0.8 to 0.16 sort for top-k/top-p ([`crate::activation::SAMPLER_BYTES_PER_LOGIT`]);
 /// V1 0.7 computes the logits only; from 0.17 the Triton top-k/top-p filters without sorting for
 /// 8 rows or more ([`crate::activation::SORT_FREE_BYTES_PER_LOGIT`]; 0.21's second, seeded run
-/// takes the same path); Model Runner V2 profiles no top-k/top-p before 0.33: the logits and their
-/// fp32 copy, from 0.31 the logits alone.
+/// takes the same path). Model Runner V2 (`worker/gpu/sample/sampler.py`) profiles no
+/// top-k/top-p before 0.33: 0.22 to 0.25 copy the logits to fp32 for every batch; 0.26 works in
+/// place, and from 0.27 the copy is made only for requests that need processing, which the dummy
+/// ones do not: the logits alone. 0.33 adds a warm-up pass with top-k, top-p and penalties for
+/// every row, through FlashInfer's sampler by default on CUDA (bf16 logits, fp32 copy, masked
+/// logits, probabilities: 14 B, as the Triton path's count).
 pub fn sampler_path(v0: bool, ver: (u64, u64, u64), shape: &ModelShape, quantised: bool, rows: u64, act_bytes: u64) -> (u64, &'static str) {
     use crate::activation::{SAMPLER_BYTES_PER_LOGIT as SORT, SORT_FREE_BYTES_PER_LOGIT as SORT_FREE};
     if v0 {
@@ -218,11 +222,14 @@ pub fn sampler_path(v0: bool, ver: (u64, u64, u64), shape: &ModelShape, quantise
     if ver < (0, 8, 0) {
         return (act_bytes, "V1 before 0.8 computes the logits but runs no dummy sampler");
     }
-    if model_runner_v2(ver, shape, quantised) && ver < (0, 33, 0) {
-        if ver >= (0, 31, 0) {
-            return (act_bytes, "Model Runner V2 profiles no top-k/top-p and, from 0.31, no fp32 copy: the logits alone");
+    if model_runner_v2(ver, shape, quantised) {
+        if ver >= (0, 33, 0) {
+            return (SORT_FREE, "Model Runner V2 from 0.33 warms the sampler up with top-k/top-p on every row (FlashInfer: bf16 logits, fp32 copy, masked logits, probabilities)");
         }
-        return (act_bytes + 4, "Model Runner V2 profiles no top-k/top-p: the logits and their fp32 copy");
+        if ver >= (0, 26, 0) {
+            return (act_bytes, "Model Runner V2 profiles no top-k/top-p and, from 0.26, makes no fp32 copy for the dummy requests: the logits alone");
+        }
+        return (act_bytes + 4, "Model Runner V2 before 0.26 profiles no top-k/top-p: the logits and their fp32 copy");
     }
     if ver >= (0, 17, 0) && rows >= 8 {
         return (SORT_FREE, "from 0.17 the Triton top-k/top-p filters without sorting: bf16 logits, fp32 copy, probabilities, exponential draw");
@@ -274,7 +281,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let s = cx.scenario;
     let v0 = s.engine == Engine::VllmV0;
     let (version, ver) = version_of(s);
-    let util = s.gpu_memory_utilization.unwrap_or_else(|| super::default_utilization(s.engine));
+    let util = s.gpu_memory_utilization.unwrap_or_else(|| super::default_utilization(s));
     let bs = s.block_size.unwrap_or(16).max(1);
     let tp = u64::from(s.tp.max(1));
     let l = cx.max_model_len;
@@ -518,6 +525,9 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         (true, None)
     };
     let mut notes = vec![format!("budget {} = {} x {util}", gib(requested), gib(cx.memory.0))];
+    if s.gpu_memory_utilization.is_none() {
+        notes.push(format!("gpu_memory_utilization {util}: vLLM's default for {version} (0.92 from 0.20.0, 0.9 before)"));
+    }
     notes.extend(cx.max_model_len_why.clone());
     if cx.kv.groups.iter().any(|g| matches!(g.window, Window::Sliding(_))) && !hybrid_v1 {
         notes.push("sliding-window layers sized at full length (V0, V1 before its hybrid manager in 0.9.1, or a uniform window vLLM does not exploit)".into());
