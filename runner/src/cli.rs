@@ -178,7 +178,7 @@ pub struct EstimateArgs {
     /// Engine: vllm, vllm-v0, sglang, llama.cpp, transformers, candle.
     #[arg(long)]
     pub engine: Option<String>,
-    /// Engine version whose behaviour to model (default: newest).
+    /// Engine version whose behaviour to model (default: the newest modelled; the output names it).
     #[arg(long)]
     pub engine_version: Option<String>,
     /// Max model length (llama.cpp: n_ctx); default: the model's max_position_embeddings.

@@ -705,7 +705,7 @@ pub fn case_scenario(case: &Case, model_id: &str) -> std::result::Result<(Scenar
         // follow (an A100 80GB gets the small profiling batch from 0.9): take them from the name
         let named = board.filter(|_| s.gpu.catalog().is_none());
         if let (Engine::Vllm, Some(g)) = (engine, named) {
-            let ver = s.engine_version.as_deref().and_then(parse_semver).unwrap_or((0, 21, 0));
+            let ver = crate::engine::vllm::version_of(&s).1;
             let (t, r) = crate::engine::vllm::v1_batch_defaults(ver, mem, Some(g));
             if s.max_num_batched_tokens.is_none() && s.max_num_seqs.is_none() {
                 s.max_num_batched_tokens = Some(t);

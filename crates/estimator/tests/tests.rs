@@ -280,6 +280,13 @@ fn vllm_takes_its_default_utilisation_by_version() {
         // a given value is used as given, without the note
         assert!(!budget(e, ev, Some(0.8)).1.contains("vLLM's default"));
     }
+    // no version: the newest modelled release, and its default
+    let s = Scenario { engine: Engine::Vllm, engine_version: None, max_model_len: Some(8192), ..scenario(id) };
+    let newest = estimate(&m, &s).unwrap();
+    assert_eq!(newest.engine.version, engine::vllm::NEWEST_VLLM);
+    assert_eq!(newest.engine.kv_pool_bytes.0, budget(Engine::Vllm, engine::vllm::NEWEST_VLLM, Some(0.92)).0);
+    let v0 = estimate(&m, &Scenario { engine: Engine::VllmV0, ..s }).unwrap();
+    assert_eq!(v0.engine.version, engine::vllm::NEWEST_VLLM_V0);
 }
 
 #[test]
@@ -719,6 +726,8 @@ fn vllm_default_max_model_len_follows_rope_scaling() {
     // dynamic x2 (InternLM2.5); YaRN from original_max_position_embeddings (4096 x 40, the config's own length)
     assert_eq!(default_len("internlm/internlm2_5-7b-chat", "0.11.0"), 65_536);
     assert_eq!(default_len("deepseek-ai/DeepSeek-V2-Lite-Chat", "0.11.0"), 163_840);
+    // dynamic scaling still applies in 0.33 (YaRN no longer does: below)
+    assert_eq!(default_len("internlm/internlm2_5-7b-chat", "0.33.0"), 65_536);
     // llama3 scaling is not applied again, nor Gemma 3's linear factor (its length is already scaled)
     assert_eq!(default_len("meta-llama/Llama-3.1-8B-Instruct", "0.11.0"), 131_072);
     assert_eq!(default_len("google/gemma-3-12b-it", "0.11.0"), shape("google/gemma-3-12b-it").max_position_embeddings.unwrap());
@@ -730,7 +739,13 @@ fn vllm_default_max_model_len_follows_rope_scaling() {
     nested.as_object_mut().unwrap().remove("rope_scaling");
     nested["rope_parameters"] = serde_json::json!({"full_attention": {"rope_type": "yarn", "factor": 8.0, "original_max_position_embeddings": 8192}, "sliding_attention": {"rope_type": "default"}});
     let s = Scenario { gpu: GpuChoice::Catalog("h200".into()), engine: Engine::Vllm, engine_version: Some("0.21.0".into()), ..scenario("x") };
-    assert_eq!(estimate(&parse_config(&nested.to_string()).unwrap(), &s).unwrap().engine.max_model_len, 65_536);
+    let nested = parse_config(&nested.to_string()).unwrap();
+    assert_eq!(estimate(&nested, &s).unwrap().engine.max_model_len, 65_536);
+    // from 0.30 YaRN takes max_position_embeddings as already scaled
+    for v in ["0.30.0", "0.33.0"] {
+        let s = Scenario { engine_version: Some(v.into()), ..s.clone() };
+        assert_eq!(estimate(&nested, &s).unwrap().engine.max_model_len, 131_072, "{v}");
+    }
     // a same-shape release with a longer context (Kimi-K2-Instruct-0905: 262,144 positions) keeps it
     // as vLLM's default: the bundled YaRN factor is rescaled to reach it (4096 x 64), not applied again
     let case = kv_estimator::validation::parse_cases(r#"{"id":"k","engine":"vllm","engine_version":"0.11.0","model":"moonshotai/Kimi-K2-Instruct-0905","tensor_parallel_size":8}"#).remove(0).unwrap();

@@ -237,10 +237,19 @@ pub fn sampler_path(v0: bool, ver: (u64, u64, u64), shape: &ModelShape, quantise
     (SORT, "top-k/top-p by sort (bf16 logits, fp32 copy, sorted values and int64 indices, softmax, cumulative sum, mask, probabilities, exponential draw)")
 }
 
-/// The vLLM version a scenario models (default: the newest V1, or 0.8.5 for V0) and its parts.
+/// The newest vLLM release whose start-up this profile follows, the default version (release
+/// notes and wheel sources read up to it: batch defaults, utilisation, Model Runner V2, sampler,
+/// memory accounting, default context).
+pub const NEWEST_VLLM: &str = "0.33.0";
+/// The newest vLLM release with the V0 engine the V0 profile follows (V0 was removed in 0.11).
+pub const NEWEST_VLLM_V0: &str = "0.8.5";
+
+/// The vLLM version a scenario models (default: [`NEWEST_VLLM`], or [`NEWEST_VLLM_V0`] for V0)
+/// and its parts; a version that does not parse is taken as the default.
 pub(crate) fn version_of(s: &crate::scenario::Scenario) -> (String, (u64, u64, u64)) {
-    let version = s.engine_version.clone().unwrap_or_else(|| if s.engine == Engine::VllmV0 { "0.8.5".into() } else { "0.21.0".into() });
-    let ver = parse_semver(&version).unwrap_or((0, 21, 0));
+    let newest = if s.engine == Engine::VllmV0 { NEWEST_VLLM_V0 } else { NEWEST_VLLM };
+    let version = s.engine_version.clone().unwrap_or_else(|| newest.into());
+    let ver = parse_semver(&version).or_else(|| parse_semver(newest)).unwrap_or_default();
     (version, ver)
 }
 
@@ -248,7 +257,9 @@ pub(crate) fn version_of(s: &crate::scenario::Scenario) -> (String, (u64, u64, u
 /// the config's `max_position_embeddings`, with how it was derived: a RoPE scaling other than
 /// `llama3` and LongRoPE multiplies the length by its `factor` (YaRN its
 /// `original_max_position_embeddings`), except for Gemma 3, whose length is already scaled; from
-/// 0.11.1 a LongRoPE model defaults to its `original_max_position_embeddings`.
+/// 0.11.1 a LongRoPE model defaults to its `original_max_position_embeddings`; from 0.30 YaRN
+/// (and DeepSeek's YaRN variants) no longer scales it: `max_position_embeddings` is taken as
+/// already scaled (`config/model.py::_get_and_verify_max_len`).
 pub(crate) fn default_max_model_len(shape: &ModelShape, ver: (u64, u64, u64)) -> Option<(u64, String)> {
     let base = shape.max_position_embeddings?;
     let rope = &shape.rope_scaling;
@@ -260,7 +271,12 @@ pub(crate) fn default_max_model_len(shape: &ModelShape, ver: (u64, u64, u64)) ->
     if shape.model_type.contains("gemma3") {
         return None;
     }
-    let scaled: Vec<_> = rope.iter().filter(|r| !matches!(r.rope_type.as_str(), "longrope" | "llama3")).collect();
+    let yarn_unscaled = ver >= (0, 30, 0);
+    let scaled: Vec<_> = rope
+        .iter()
+        .filter(|r| !matches!(r.rope_type.as_str(), "su" | "longrope" | "llama3"))
+        .filter(|r| !(yarn_unscaled && matches!(r.rope_type.as_str(), "yarn" | "deepseek_yarn" | "deepseek_llama_scaling")))
+        .collect();
     let last = scaled.last()?;
     let factor = scaled.iter().rev().find_map(|r| r.factor).unwrap_or(1.0);
     // any YaRN entry (one per layer kind when nested) starts from its original length
