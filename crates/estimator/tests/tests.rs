@@ -454,6 +454,20 @@ fn vllm_sampler_profile_follows_the_version_and_model_runner() {
     assert_eq!(small("0.26.0"), logits * 2);
     assert_eq!(small("0.31.0"), logits * 2);
     assert_eq!(small("0.33.0"), logits * 14);
+    // 0.33 on a board without FlashInfer's sampler (a T4, compute capability 7.5): the Triton
+    // top-k/top-p filters the fp32 copy in place
+    let t4 = Scenario {
+        gpu: GpuChoice::Catalog("t4".into()),
+        engine: Engine::Vllm,
+        engine_version: Some("0.33.0".into()),
+        max_model_len: Some(4096),
+        max_num_batched_tokens: Some(256),
+        max_num_seqs: Some(256),
+        ..scenario("meta-llama/Llama-3.1-8B-Instruct")
+    };
+    let a = estimate(&sh, &t4).unwrap().activation;
+    assert_eq!(a.bytes.0, logits * 6);
+    assert!(a.notes.iter().any(|n| n.contains("without FlashInfer")), "{:?}", a.notes);
 }
 
 #[test]

@@ -212,9 +212,12 @@ pub fn mrv2_sampler_state_bytes(ver: (u64, u64, u64), max_num_seqs: u64, vocab: 
 /// top-k/top-p before 0.33: 0.22 to 0.25 copy the logits to fp32 for every batch; 0.26 works in
 /// place, and from 0.27 the copy is made only for requests that need processing, which the dummy
 /// ones do not: the logits alone. 0.33 adds a warm-up pass with top-k, top-p and penalties for
-/// every row, through FlashInfer's sampler by default on CUDA (bf16 logits, fp32 copy, masked
-/// logits, probabilities: 14 B, as the Triton path's count).
-pub fn sampler_path(v0: bool, ver: (u64, u64, u64), shape: &ModelShape, quantised: bool, rows: u64, act_bytes: u64) -> (u64, &'static str) {
+/// every row, through FlashInfer's sampler by default on CUDA GPUs of compute capability 8.0 to
+/// 12.1 (bf16 logits, fp32 copy, masked logits, probabilities: 14 B, as the Triton path's count);
+/// elsewhere (Turing, Volta, ROCm) the Triton top-k/top-p filters the fp32 copy in place (6 B).
+/// `cc` is the board's compute capability x 10 (0 on ROCm); `None` for a size on no known board,
+/// taken as a FlashInfer GPU.
+pub fn sampler_path(v0: bool, ver: (u64, u64, u64), shape: &ModelShape, quantised: bool, rows: u64, act_bytes: u64, cc: Option<u32>) -> (u64, &'static str) {
     use crate::activation::{SAMPLER_BYTES_PER_LOGIT as SORT, SORT_FREE_BYTES_PER_LOGIT as SORT_FREE};
     if v0 {
         return (SORT, "V0 sorts the logits for top-k/top-p (bf16 logits, fp32 copy, sorted values and int64 indices, softmax, cumulative sum, mask, probabilities, exponential draw)");
@@ -224,6 +227,9 @@ pub fn sampler_path(v0: bool, ver: (u64, u64, u64), shape: &ModelShape, quantise
     }
     if model_runner_v2(ver, shape, quantised) {
         if ver >= (0, 33, 0) {
+            if cc.is_some_and(|c| !(80..=121).contains(&c)) {
+                return (act_bytes + 4, "Model Runner V2 from 0.33 warms the sampler up with top-k/top-p on every row; without FlashInfer's sampler (compute capability below 8.0, or ROCm) the Triton top-k/top-p filters the fp32 copy in place: bf16 logits and their fp32 copy");
+            }
             return (SORT_FREE, "Model Runner V2 from 0.33 warms the sampler up with top-k/top-p on every row (FlashInfer: bf16 logits, fp32 copy, masked logits, probabilities)");
         }
         if ver >= (0, 26, 0) {
@@ -335,7 +341,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let offload_copy = if v0 { cx.offload.largest_layer } else { 0 };
     let fwd = forward_peak(cx.shape, tokens, act_bytes, tp).saturating_add(offload_copy);
     let sample_rows = rows.min(tokens);
-    let (per_logit, path) = sampler_path(v0, ver, cx.shape, cx.plan.quant.is_some(), sample_rows, act_bytes);
+    let (per_logit, path) = sampler_path(v0, ver, cx.shape, cx.plan.quant.is_some(), sample_rows, act_bytes, s.gpu.catalog().map(|g| g.compute_capability));
     let smp = sampler_peak(cx.shape, sample_rows, per_logit);
     let act = fwd.max(smp);
     let activation = Figure::modelled(
