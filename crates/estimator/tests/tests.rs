@@ -934,6 +934,10 @@ fn llamacpp_pads_n_ctx_as_the_build_does() {
     // each request has its slot's share
     let s = Scenario { engine: Engine::LlamaCpp, engine_version: Some("b7100".into()), max_model_len: Some(10_000), concurrency: 3, ..scenario("meta-llama/Llama-3.1-8B-Instruct") };
     assert_eq!(estimate(&sh, &s).unwrap().engine.max_model_len, 3584);
+    // no version: the newest behaviour (256 without -fa too)
+    let s = Scenario { engine_version: None, flash_attention: Some(false), concurrency: 1, ..s };
+    let e = estimate(&sh, &s).unwrap();
+    assert_eq!((e.engine.version.as_str(), e.engine.kv_tokens), (engine::LLAMACPP_NEWEST_BUILD, 10_240));
     // a multiple of 256 is unchanged everywhere
     for b in ["b1960", "b4031", "b6500", "b7100"] {
         assert_eq!(run(b, Some(false), 8192, 1).0, 8192);

@@ -83,6 +83,11 @@ fn pad(x: u64, to: u64) -> u64 {
     x.div_ceil(to.max(1)).saturating_mul(to.max(1))
 }
 
+/// The build a scenario without a version models: the newest behaviour this profile follows
+/// (from b7000 `n_ctx` and each slot's share are padded to 256; later builds are taken to size
+/// their caches the same way).
+pub const NEWEST_BUILD: &str = "b7000";
+
 fn build_number(v: &str) -> Option<u64> {
     let digits: String = v.trim().trim_start_matches(['~', 'b', 'B']).chars().take_while(char::is_ascii_digit).collect();
     digits.parse().ok()
@@ -208,7 +213,7 @@ fn cache_bytes(layout: &crate::kv::KvLayout, n_ctx: u64, n_seq: u64, per_head_ml
 
 pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let s = cx.scenario;
-    let version = s.engine_version.clone().unwrap_or_else(|| "b6500".into());
+    let version = s.engine_version.clone().unwrap_or_else(|| NEWEST_BUILD.into());
     let build = build_number(&version).unwrap_or(u64::MAX);
     let requested = cx.max_model_len;
     // `-ub`: the scenario's batch, else llama.cpp's default; llama.cpp caps it at `n_batch` (2048

@@ -7,6 +7,7 @@ pub use candle::PEAK_TOLERANCE_PCT as CANDLE_PEAK_TOLERANCE_PCT;
 mod hf;
 mod llamacpp;
 pub use llamacpp::N_UBATCH as LLAMACPP_N_UBATCH;
+pub use llamacpp::NEWEST_BUILD as LLAMACPP_NEWEST_BUILD;
 pub mod sglang;
 pub mod vllm;
 
