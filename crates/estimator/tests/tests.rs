@@ -285,8 +285,12 @@ fn vllm_takes_its_default_utilisation_by_version() {
     let newest = estimate(&m, &s).unwrap();
     assert_eq!(newest.engine.version, engine::vllm::NEWEST_VLLM);
     assert_eq!(newest.engine.kv_pool_bytes.0, budget(Engine::Vllm, engine::vllm::NEWEST_VLLM, Some(0.92)).0);
-    let v0 = estimate(&m, &Scenario { engine: Engine::VllmV0, ..s }).unwrap();
+    let v0 = estimate(&m, &Scenario { engine: Engine::VllmV0, ..s.clone() }).unwrap();
     assert_eq!(v0.engine.version, engine::vllm::NEWEST_VLLM_V0);
+    // a version that is not a release number is modelled as the newest, and says so
+    let odd = estimate(&m, &Scenario { engine_version: Some("main".into()), ..s }).unwrap();
+    assert_eq!(odd.engine.kv_pool_bytes, newest.engine.kv_pool_bytes);
+    assert!(odd.engine.notes.iter().any(|n| n.contains("`main` is not a release number: modelled as the newest, 0.33.0")), "{:?}", odd.engine.notes);
 }
 
 #[test]
@@ -308,6 +312,11 @@ fn vllm_0_27_counts_model_runner_v2_sampler_state_and_0_28_gives_big_boards_a_la
         assert!(before.engine.kv_pool_bytes.0 > after.engine.kv_pool_bytes.0);
         assert!(after.overhead.substituted.contains(&format!("{seqs} requests x {vocab} vocab")), "{}", after.overhead.substituted);
     }
+    // the state is sized by max_num_seqs, not by the sampler's rows (min(seqs, tokens))
+    let narrow = |ev: &str| estimate(&m, &Scenario { engine_version: Some(ev.into()), max_model_len: Some(8192), max_num_batched_tokens: Some(256), max_num_seqs: Some(1024), ..scenario(id) }).unwrap();
+    let (before, after) = (narrow("0.26.0"), narrow("0.27.0"));
+    assert_eq!(after.overhead.bytes.0 - before.overhead.bytes.0, 1024 * per_request);
+    assert!(after.overhead.substituted.contains("1024 requests x"), "{}", after.overhead.substituted);
     // the V1 runner keeps no such state: Qwen3's MoE stays on it until 0.29
     let moe = "Qwen/Qwen3-30B-A3B";
     let mm = shape(moe);

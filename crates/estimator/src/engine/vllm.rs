@@ -4,7 +4,8 @@
 //! `kv_pool = total x gpu_memory_utilization - weights - activation peak - non-torch memory`
 //! (from v0.20 also minus the estimated CUDA-graph memory, `VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS`
 //! on by default in the 0.20.0 wheel; before, graphs are captured after the
-//! KV cache, outside the budget). `num_blocks = floor(kv_pool / (block_size x bytes_per_token))`,
+//! KV cache, outside the budget; from v0.27, on Model Runner V2, also minus the sampler's
+//! per-request state, [`mrv2_sampler_state_bytes`]). `num_blocks = floor(kv_pool / (block_size x bytes_per_token))`,
 //! "GPU KV cache size" = `num_blocks x block_size`, concurrency = tokens / `max_model_len`.
 //! The profiling batch: V1 runs `max_num_batched_tokens` tokens (API-server default 8192 on
 //! GPUs of at least 70 GiB other than A100, from 0.28 16384 on those of 160 GiB, else 2048,
@@ -175,7 +176,7 @@ pub fn v1_batch_defaults(ver: (u64, u64, u64), memory_gib: f64, gpu: Option<&cra
 }
 
 /// Whether vLLM runs the model on Model Runner V2, whose dummy sampler run sets no top-k/top-p
-/// (`config/vllm.py`): Qwen3 dense from 0.22, Llama and Mistral from 0.23 (unquantised), some MoE
+/// before 0.33 ([`sampler_path`]) (`config/vllm.py`): Qwen3 dense from 0.22, Llama and Mistral from 0.23 (unquantised), some MoE
 /// architectures from 0.24, every non-MoE non-recurrent model from 0.25, everything from 0.29.
 pub fn model_runner_v2(ver: (u64, u64, u64), shape: &ModelShape, quantised: bool) -> bool {
     let t = shape.model_type.as_str();
@@ -228,7 +229,7 @@ pub fn sampler_path(v0: bool, ver: (u64, u64, u64), shape: &ModelShape, quantise
     if model_runner_v2(ver, shape, quantised) {
         if ver >= (0, 33, 0) {
             if cc.is_some_and(|c| !(80..=121).contains(&c)) {
-                return (act_bytes + 4, "Model Runner V2 from 0.33 warms the sampler up with top-k/top-p on every row; without FlashInfer's sampler (compute capability below 8.0, or ROCm) the Triton top-k/top-p filters the fp32 copy in place: bf16 logits and their fp32 copy");
+                return (act_bytes + 4, "Model Runner V2 from 0.33 warms the sampler up with top-k/top-p on every row; without FlashInfer's sampler (compute capability outside 8.0 to 12.1, or ROCm) the Triton top-k/top-p filters the fp32 copy in place: bf16 logits and their fp32 copy");
             }
             return (SORT_FREE, "Model Runner V2 from 0.33 warms the sampler up with top-k/top-p on every row (FlashInfer: bf16 logits, fp32 copy, masked logits, probabilities)");
         }
@@ -548,7 +549,11 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     };
     let mut notes = vec![format!("budget {} = {} x {util}", gib(requested), gib(cx.memory.0))];
     if s.gpu_memory_utilization.is_none() {
-        notes.push(format!("gpu_memory_utilization {util}: vLLM's default for {version} (0.92 from 0.20.0, 0.9 before)"));
+        let range = if v0 { "V0's default" } else { "vLLM's default: 0.92 from 0.20.0, 0.9 before" };
+        notes.push(format!("gpu_memory_utilization {util}: vLLM's default for {version} ({range})"));
+    }
+    if s.engine_version.as_deref().is_some_and(|v| parse_semver(v).is_none()) {
+        notes.push(format!("engine version `{version}` is not a release number: modelled as the newest, {}", if v0 { NEWEST_VLLM_V0 } else { NEWEST_VLLM }));
     }
     notes.extend(cx.max_model_len_why.clone());
     if cx.kv.groups.iter().any(|g| matches!(g.window, Window::Sliding(_))) && !hybrid_v1 {
