@@ -251,10 +251,15 @@ pub const NEWEST_VLLM: &str = "0.33.0";
 /// The newest vLLM release with the V0 engine the V0 profile follows (V0 was removed in 0.11).
 pub const NEWEST_VLLM_V0: &str = "0.8.5";
 
-/// The vLLM version a scenario models (default: [`NEWEST_VLLM`], or [`NEWEST_VLLM_V0`] for V0)
-/// and its parts; a version that does not parse is taken as the default.
+/// The release a scenario without a version models: [`NEWEST_VLLM`], or [`NEWEST_VLLM_V0`] for V0.
+fn newest_version(engine: Engine) -> &'static str {
+    if engine == Engine::VllmV0 { NEWEST_VLLM_V0 } else { NEWEST_VLLM }
+}
+
+/// The vLLM version a scenario models (default: [`newest_version`]) and its parts; a version
+/// that does not parse is taken as the default.
 pub(crate) fn version_of(s: &crate::scenario::Scenario) -> (String, (u64, u64, u64)) {
-    let newest = if s.engine == Engine::VllmV0 { NEWEST_VLLM_V0 } else { NEWEST_VLLM };
+    let newest = newest_version(s.engine);
     let version = s.engine_version.clone().unwrap_or_else(|| newest.into());
     let ver = parse_semver(&version).or_else(|| parse_semver(newest)).unwrap_or_default();
     (version, ver)
@@ -281,7 +286,7 @@ pub(crate) fn default_max_model_len(shape: &ModelShape, ver: (u64, u64, u64)) ->
     let yarn_unscaled = ver >= (0, 30, 0);
     let scaled: Vec<_> = rope
         .iter()
-        .filter(|r| !matches!(r.rope_type.as_str(), "su" | "longrope" | "llama3"))
+        .filter(|r| !matches!(r.rope_type.as_str(), "longrope" | "llama3"))
         .filter(|r| !(yarn_unscaled && matches!(r.rope_type.as_str(), "yarn" | "deepseek_yarn" | "deepseek_llama_scaling")))
         .collect();
     let last = scaled.last()?;
@@ -553,7 +558,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         notes.push(format!("gpu_memory_utilization {util}: vLLM's default for {version} ({range})"));
     }
     if s.engine_version.as_deref().is_some_and(|v| parse_semver(v).is_none()) {
-        notes.push(format!("engine version `{version}` is not a release number: modelled as the newest, {}", if v0 { NEWEST_VLLM_V0 } else { NEWEST_VLLM }));
+        notes.push(format!("engine version `{version}` is not a release number: modelled as the newest, {}", newest_version(s.engine)));
     }
     notes.extend(cx.max_model_len_why.clone());
     if cx.kv.groups.iter().any(|g| matches!(g.window, Window::Sliding(_))) && !hybrid_v1 {
