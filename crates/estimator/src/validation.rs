@@ -407,6 +407,11 @@ pub fn case_memory_gib(case: &Case, engine: Engine) -> Option<(f64, String)> {
         if let Some(m) = case.fig("sglang_avail_mem_before_load_gb") {
             return Some((m, "SGLang avail mem before load".into()));
         }
+        // "Load weight end. avail mem=A GB, mem usage=U GB": SGLang's usage is the drop in free
+        // memory over the load, so the free memory at its start is A + U
+        if let (Some(a), Some(u)) = (case.fig("sglang_avail_mem_after_load_gb"), case.fig("sglang_weights_mem_usage_gb")) {
+            return Some((a + u, "SGLang avail mem after load + its mem usage (the free memory at load)".into()));
+        }
         // a total (not the free memory at load): less the CUDA context, as for a catalog GPU
         // (which the SGLang profile reduces itself)
         let (m, src) = total_memory_gib(case)?;
@@ -433,7 +438,12 @@ fn total_memory_gib(case: &Case) -> Option<(f64, String)> {
     }
     let nominal = nominal_gb(&case.gpu)?;
     let lower = case.gpu.to_ascii_lowercase();
-    if nominal > 2.0 && ["nvidia", "geforce", "rtx", "tesla", "quadro"].iter().any(|w| lower.contains(w)) {
+    // a board named NVIDIA, or one of a size class whose maker the log does not name ("24 GB-class
+    // consumer GPU": the vLLM and SGLang logs are CUDA's), loses the driver's share; AMD, Intel and
+    // Apple boards report their whole memory
+    let nvidia = ["nvidia", "geforce", "rtx", "tesla", "quadro"].iter().any(|w| lower.contains(w));
+    let other_maker = ["amd", "radeon", "instinct", "mi300", "mi250", "intel", "arc ", "apple", "metal"].iter().any(|w| lower.contains(w));
+    if nominal > 2.0 && (nvidia || (lower.contains("class") && !other_maker)) {
         let m = nominal - crate::gpu::DRIVER_RESERVE_GIB;
         Some((m, format!("not in the catalog: {nominal} GB less the {} GiB the CUDA driver keeps (modelled)", crate::gpu::DRIVER_RESERVE_GIB)))
     } else {
@@ -442,10 +452,14 @@ fn total_memory_gib(case: &Case) -> Option<(f64, String)> {
 }
 
 /// `RTX 3060 Ti 8GB` -> 8: the marketing size, used as GiB when nothing better is known.
+/// `24 GB-class` -> 24 as well: the number may stand apart from its unit.
 fn nominal_gb(text: &str) -> Option<f64> {
-    text.split(|c: char| !c.is_ascii_alphanumeric() && c != '.').find_map(|w| {
-        let n = w.strip_suffix("GB").or_else(|| w.strip_suffix("gb"))?;
-        n.parse::<f64>().ok().filter(|x| *x > 0.0 && *x < 4096.0)
+    let words: Vec<&str> = text.split(|c: char| !c.is_ascii_alphanumeric() && c != '.').filter(|w| !w.is_empty()).collect();
+    let size = |n: &str| n.parse::<f64>().ok().filter(|x| *x > 0.0 && *x < 4096.0);
+    words.iter().enumerate().find_map(|(i, w)| match w.strip_suffix("GB").or_else(|| w.strip_suffix("gb")) {
+        Some("") => i.checked_sub(1).and_then(|j| size(words[j])),
+        Some(n) => size(n),
+        None => None,
     })
 }
 
@@ -1330,6 +1344,9 @@ mod tests {
         assert_eq!(total_in_text("4x NVIDIA L4 24GB"), None);
         assert_eq!(nominal_gb("NVIDIA GeForce RTX 3060 Ti 8GB"), Some(8.0));
         assert_eq!(nominal_gb("3x Tesla P40 24GB"), Some(24.0));
+        assert_eq!(nominal_gb("24 GB-class consumer GPU (inferred)"), Some(24.0));
+        assert_eq!(nominal_gb("unknown (not stated; ~24 GB class by arithmetic)"), Some(24.0));
+        assert_eq!(nominal_gb("GB200"), None);
     }
 
     #[test]
@@ -1418,6 +1435,9 @@ mod tests {
         // GH200 is not an H200; a board the catalog lacks keeps its size less the driver's share
         assert_eq!(mem("NVIDIA GH200 96GB"), Some(96.0 - crate::gpu::DRIVER_RESERVE_GIB));
         assert_eq!(mem("AMD Radeon RX 7900 XTX 24GB"), Some(24.0));
+        // a size class with no maker named: a CUDA board's total, less the driver's share
+        assert_eq!(mem("24 GB-class consumer GPU (inferred)"), Some(24.0 - crate::gpu::DRIVER_RESERVE_GIB));
+        assert_eq!(mem("24 GB-class AMD GPU"), Some(24.0));
         assert_eq!(mem("a GPU"), None);
     }
 }
