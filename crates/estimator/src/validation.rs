@@ -843,7 +843,7 @@ impl CaseResult {
     /// The figure the case is judged by: the KV capacity the engine reports, in the order
     /// tokens, blocks, pool bytes, then weights.
     pub fn headline(&self) -> Option<&Check> {
-        const ORDER: &[&str] = &["kv_cache_tokens", "sglang_max_total_tokens", "num_gpu_blocks", "kv_cache_gib", "llamacpp_kv_mib", "llamacpp_kv_mib_full_layers", "kv_cache_gib_available", "model_weights_gib", "sglang_weights_mem_usage_gb"];
+        const ORDER: &[&str] = &["kv_cache_tokens", "sglang_max_total_tokens", "sglang_kv_tokens", "num_gpu_blocks", "kv_cache_gib", "llamacpp_kv_mib", "llamacpp_kv_mib_full_layers", "kv_cache_gib_available", "model_weights_gib", "sglang_weights_mem_usage_gb"];
         ORDER.iter().find_map(|k| self.checks.iter().find(|c| c.figure == *k))
     }
 }
@@ -924,6 +924,11 @@ pub fn evaluate(case: &Case, shape: &ModelShape, config: ModelMatch) -> CaseResu
             add("sglang_weights_mem_usage_gb", "GiB", case.fig("sglang_weights_mem_usage_gb"), gib(en.loaded_weights_bytes.0), weights_target);
             if !case.flag("pool_capped_by_max_total_tokens") {
                 add("sglang_max_total_tokens", "tokens", case.fig("sglang_max_total_tokens"), en.kv_tokens as f64, Some(5.0));
+                // "KV Cache is allocated. #tokens: N": the token pool is built with
+                // max_total_num_tokens rows, so N is the same figure when only this line is logged
+                if case.fig("sglang_max_total_tokens").is_none() {
+                    add("sglang_kv_tokens", "tokens", case.fig("sglang_kv_tokens"), en.kv_tokens as f64, Some(5.0));
+                }
                 add("sglang_k_size_gb", "GiB", case.fig("sglang_k_size_gb"), gib(en.kv_pool_bytes.0) / 2.0, Some(3.0));
             } else {
                 notes.push("the pool was capped by --max-total-tokens: only weights are compared".into());

@@ -1251,6 +1251,30 @@ fn engine_profiles_hold_their_targets_on_strict_extra_cases() {
     assert!(checked >= 20, "only {checked} checks with a target");
 }
 
+/// Logs that state less than a full start-up banner are still scored: SGLang's "KV Cache is
+/// allocated. #tokens" line stands for `max_total_num_tokens` (the pool has that many rows), its
+/// free memory at load is the end-of-load line's avail + usage, and a GPU known only by its size
+/// class ("24 GB-class consumer GPU") is that size less the driver's share.
+#[test]
+fn partial_logs_are_scored_by_what_they_state() {
+    let extra = include_str!("data/engine-logs-extra.jsonl");
+    let line = |id: &str| extra.lines().find(|l| l.contains(&format!("\"id\": \"{id}\""))).unwrap_or_else(|| panic!("{id} not in the extra set"));
+    let r = evaluate_line(line("sglang-issue7227-qwen3-4b-fp8-rtx5090"));
+    let h = r.headline().expect("a headline figure");
+    assert_eq!(h.figure, "sglang_kv_tokens");
+    assert_eq!(h.logged, 173_064.0);
+    assert!(h.error_pct.abs() <= 5.0, "{h:?}");
+    let r = evaluate_line(line("sglang-maxuhl98-llama31-8b-24gb-docker"));
+    assert!(r.skipped.is_none(), "{:?}", r.skipped);
+    // 7.37 GB avail after the load + 15.02 GB mem usage
+    assert!(r.notes.iter().any(|n| n.starts_with("22.39 GiB per GPU")), "{:?}", r.notes);
+    let r = evaluate_line(line("vllm-duotalk-qwen25-14b-awq-tp1"));
+    assert!(r.skipped.is_none(), "{:?}", r.skipped);
+    assert!(r.notes.iter().any(|n| n.starts_with(&format!("{:.2} GiB per GPU", 24.0 - kv_estimator::gpu::DRIVER_RESERVE_GIB))), "{:?}", r.notes);
+    let h = r.headline().expect("a headline figure");
+    assert!(h.error_pct.abs() <= 5.0, "{h:?}");
+}
+
 /// The engine-log targets (issue #3) on the strict development cases: every check with a target
 /// meets it, except the misses listed here with their cause; those may not get worse.
 #[test]
