@@ -31,7 +31,7 @@ pub fn scenario(args: &EstimateArgs) -> Result<Scenario> {
     set("mem", args.gpu_memory_gib.map(|f| f.to_string()))?;
     // `--gpu-memory-gib` overrides the board `--gpu` or the permalink names; alone, it is a GPU the
     // catalog does not know (not the default board)
-    let board_named = args.gpu.is_some() || args.permalink.as_deref().is_some_and(|q| q.trim_start_matches('?').split('&').any(|p| p.starts_with("gpu=")));
+    let board_named = args.gpu.is_some() || args.permalink.as_deref().is_some_and(|q| kv_estimator::scenario::query_pairs(q).any(|(k, _)| k == "gpu"));
     if args.gpu_memory_gib.is_some() && !board_named {
         set("gpu", Some(kv_estimator::gpu::CUSTOM.to_string()))?;
     }

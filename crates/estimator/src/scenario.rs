@@ -437,14 +437,12 @@ impl Scenario {
     pub fn from_query_lenient(query: &str) -> (Scenario, Vec<Error>) {
         let mut s = Scenario::default();
         let mut errs = vec![];
-        let query = query.trim_start_matches('?');
         // the board before the memory size that overrides it, whatever their order in the link
-        let mut pairs: Vec<&str> = query.split('&').filter(|p| !p.is_empty()).collect();
-        pairs.sort_by_key(|p| !p.starts_with("gpu="));
+        let mut pairs: Vec<(&str, &str)> = query_pairs(query).collect();
+        pairs.sort_by_key(|(k, _)| *k != "gpu");
         // a size with no (valid) board named in the link is on no known board (not the default's)
         let mut board_named = false;
-        for pair in pairs {
-            let (k, raw) = pair.split_once('=').unwrap_or((pair, ""));
+        for (k, raw) in pairs {
             let v = match decode(raw) {
                 Ok(v) => v,
                 Err(e) => {
@@ -648,6 +646,12 @@ pub fn decode(s: &str) -> std::result::Result<String, String> {
         }
     }
     String::from_utf8(out).map_err(|_| "UTF-8 text".to_string())
+}
+
+/// A permalink query's `key=value` pairs as written (values still percent-encoded), with or
+/// without the leading `?`; a pair without `=` has an empty value.
+pub fn query_pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
+    query.trim_start_matches('?').split('&').filter(|p| !p.is_empty()).map(|p| p.split_once('=').unwrap_or((p, "")))
 }
 
 #[cfg(test)]
