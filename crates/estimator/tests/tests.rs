@@ -1378,6 +1378,23 @@ fn gguf_weights_match_the_logged_buffers_of_a_fallback_model() {
     }
 }
 
+/// gpt-oss-120b on an H100 from vLLM 0.11 (Triton MXFP4 kernels) keeps the experts' scales
+/// twice: as loaded, and swizzled into the Hopper layout, whose rows are padded to 256 (the down
+/// projection's 2880 rows become 3072). Two logs, 0.11 and 0.14.1, print "Model loading took
+/// 64.38 GiB"; without the padding the estimate is 0.12 GiB (0.28 %) short of both.
+#[test]
+fn vllm_gpt_oss_on_hopper_keeps_padded_swizzled_scales() {
+    let dev = include_str!("data/engine-logs-dev.jsonl");
+    let extra = include_str!("data/engine-logs-extra.jsonl");
+    for (set, id) in [(dev, "vllm-llmd-gptoss120b-h100"), (extra, "vllm-i33155-gptoss120b-h100-v0141-oom")] {
+        let line = set.lines().find(|l| l.contains(&format!("\"id\": \"{id}\""))).unwrap_or_else(|| panic!("{id} not in its set"));
+        let r = evaluate_line(line);
+        let w = r.checks.iter().find(|c| c.figure == "model_weights_gib").unwrap_or_else(|| panic!("{id}: {:?}", r.checks));
+        assert_eq!(w.logged, 64.38, "{id}");
+        assert!(w.error_pct.abs() < 0.15, "{id}: {w:?}");
+    }
+}
+
 /// gpt-oss-120b on one H100 under vLLM 0.10.1 (issue 23278): Hopper had no Triton MXFP4 kernels
 /// in a plain install, so the experts took Marlin's padded layout (the log warns of the Marlin
 /// fallback) and the budget came out negative, which the log prints and the estimate matches.

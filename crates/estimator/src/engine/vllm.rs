@@ -82,7 +82,8 @@ pub const CUDA_GRAPH_MIB_PER_LAYER: f64 = 18.5;
 enum Mxfp4Backend {
     /// Marlin: per-rank intermediate size padded to 128, hidden size to 256.
     Marlin,
-    /// Triton `matmul_ogs`: weights and scales swizzled into new tensors, the checkpoint-layout
+    /// Triton `matmul_ogs`: weights and scales swizzled into new tensors (the scales padded to
+    /// the Hopper layout's 256 rows, [`hopper_swizzled_scale_bytes`]), the checkpoint-layout
     /// scale tensors stay registered, expert biases become fp32; intermediate padded to 64.
     Triton,
     /// FlashInfer on SM100: intermediate and hidden padded to 256.
@@ -129,7 +130,7 @@ fn mxfp4_relayout_extra(shape: &ModelShape, plan: &WeightPlan, ex: crate::weight
                     per_layer += count * (q.matrix_bytes(pr, pc) - q.matrix_bytes(rows, cols)) as u128;
                     if backend == Mxfp4Backend::Triton {
                         // the checkpoint-layout scales stay registered beside the swizzled ones
-                        per_layer += count * Quant::mxfp4_scale_bytes(pr, pc) as u128;
+                        per_layer += count * hopper_swizzled_scale_bytes(pr, pc) as u128;
                     }
                 }
                 Role::Bias if t.count > 1 && backend == Mxfp4Backend::Triton => {
@@ -142,6 +143,18 @@ fn mxfp4_relayout_extra(shape: &ModelShape, plan: &WeightPlan, ex: crate::weight
         extra += per_layer * n as u128;
     }
     u64::try_from(extra).unwrap_or(u64::MAX)
+}
+
+/// Bytes of one expert's MXFP4 scales for a `rows x cols` weight in the Hopper layout of the
+/// Triton kernels (`triton_kernels` `HopperMXScaleLayout`, which vLLM calls with 8 warps): the
+/// `rows x cols/32` scale matrix is padded to a multiple of `2 x 8 warps x 2 x 8 = 256` rows and
+/// of 2 scale columns before it is swizzled. gpt-oss-120b's down projection has 2880 rows, so
+/// its swizzled scales hold 3072 (0.12 GiB more over the model than the checkpoint's scales).
+fn hopper_swizzled_scale_bytes(rows: u64, cols: u64) -> u64 {
+    const ALIGN_ROWS: u64 = 2 * 8 * 2 * 8;
+    let scale_cols = cols.div_ceil(32);
+    let padded_rows = rows.div_ceil(ALIGN_ROWS).saturating_mul(ALIGN_ROWS);
+    padded_rows.saturating_mul(scale_cols.div_ceil(2).saturating_mul(2))
 }
 
 /// V1's API-server defaults for `(max_num_batched_tokens, max_num_seqs)`, which size the
