@@ -427,10 +427,14 @@ fn vllm_sampler_profile_follows_the_version_and_model_runner() {
         (e.activation.bytes.0, e.activation.notes.join(" "))
     };
     let logits = 256 * 128_256;
+    // from 0.9.2 (and in V0) the profile holds the batch's forward output, tokens x hidden bf16,
+    // while it samples
+    let held = |tokens: u64| tokens * 4096 * 2;
     let (sorted, why) = act(Engine::Vllm, "0.11.0", kv_estimator::dtype::QuantChoice::Auto);
-    assert_eq!(sorted, logits * 38, "{why}");
+    assert_eq!(sorted, logits * 38 + held(2048), "{why}");
+    assert_eq!(act(Engine::Vllm, "0.9.1", kv_estimator::dtype::QuantChoice::Auto).0, logits * 38, "0.9.1 returns only the last rows");
     let (triton, why) = act(Engine::Vllm, "0.17.1", kv_estimator::dtype::QuantChoice::Auto);
-    assert_eq!(triton, logits * 14, "{why}");
+    assert_eq!(triton, logits * 14 + held(2048), "{why}");
     assert!(why.contains("Triton"), "{why}");
     // V1 0.7 runs no dummy sampler: bf16 logits over its 1024 rows
     let (early, why) = act(Engine::Vllm, "0.7.3", kv_estimator::dtype::QuantChoice::Auto);
@@ -441,9 +445,9 @@ fn vllm_sampler_profile_follows_the_version_and_model_runner() {
     assert!(logits * 6 < 2048 * (3 * 4096 + 3 * 28_672 / 2) * 2);
     assert_eq!(v2, 2048 * (3 * 4096 + 3 * 28_672 / 2) * 2, "{why}");
     assert!(why.contains("Model Runner V2"), "{why}");
-    assert_eq!(act(Engine::Vllm, "0.23.0", kv_estimator::dtype::QuantChoice::Fp8).0, logits * 14, "quantised Llama stays on the old runner until 0.25");
-    // V0 always sorts
-    assert_eq!(act(Engine::VllmV0, "0.8.5", kv_estimator::dtype::QuantChoice::Auto).0, logits * 38);
+    assert_eq!(act(Engine::Vllm, "0.23.0", kv_estimator::dtype::QuantChoice::Fp8).0, logits * 14 + held(2048), "quantised Llama stays on the old runner until 0.25");
+    // V0 always sorts, after a forward of max_model_len tokens without chunked prefill
+    assert_eq!(act(Engine::VllmV0, "0.8.5", kv_estimator::dtype::QuantChoice::Auto).0, logits * 38 + held(8192));
     // with a 256-token batch the sampler is the peak: Model Runner V2 keeps the logits and their
     // fp32 copy until 0.25, from 0.26 the logits alone; 0.33 warms up top-k/top-p
     let small = |v: &str| {
@@ -458,11 +462,11 @@ fn vllm_sampler_profile_follows_the_version_and_model_runner() {
         };
         estimate(&sh, &s).unwrap().activation.bytes.0
     };
-    assert_eq!(small("0.23.0"), logits * 6);
-    assert_eq!(small("0.25.0"), logits * 6);
-    assert_eq!(small("0.26.0"), logits * 2);
-    assert_eq!(small("0.31.0"), logits * 2);
-    assert_eq!(small("0.33.0"), logits * 14);
+    assert_eq!(small("0.23.0"), logits * 6 + held(256));
+    assert_eq!(small("0.25.0"), logits * 6 + held(256));
+    assert_eq!(small("0.26.0"), logits * 2 + held(256));
+    assert_eq!(small("0.31.0"), logits * 2 + held(256));
+    assert_eq!(small("0.33.0"), logits * 14 + held(256));
     // 0.33 on a board without FlashInfer's sampler (a T4, compute capability 7.5): the Triton
     // top-k/top-p filters the fp32 copy in place
     let t4 = Scenario {
@@ -475,7 +479,7 @@ fn vllm_sampler_profile_follows_the_version_and_model_runner() {
         ..scenario("meta-llama/Llama-3.1-8B-Instruct")
     };
     let a = estimate(&sh, &t4).unwrap().activation;
-    assert_eq!(a.bytes.0, logits * 6);
+    assert_eq!(a.bytes.0, logits * 6 + held(256));
     assert!(a.notes.iter().any(|n| n.contains("without FlashInfer")), "{:?}", a.notes);
 }
 
@@ -1241,7 +1245,8 @@ fn hold_targets(cases: &str, known: &KnownMisses, mut each: impl FnMut(&kv_estim
 #[test]
 fn engine_profiles_hold_their_targets_on_strict_extra_cases() {
     const KNOWN_MISSES: &KnownMisses = &[
-        ("vllm-buccaneer-qwen25-7b-rtx3090-gmu065", "kv_cache_gib", -3.93, "a 0.49 GiB pool: 0.02 GiB off"),
+        ("vllm-buccaneer-qwen25-7b-rtx3090-gmu065", "kv_cache_gib", -6.72, "a 0.49 GiB pool: 0.03 GiB off; its twin start with the same settings logged 0.41 GiB (+11.5 %)"),
+        ("vllm-buccaneer-qwen25-7b-rtx3090-gmu065", "kv_cache_tokens", -5.99, "as its kv_cache_gib"),
         ("vllm-dennislee-gptoss120b-a100x4-tp4-gmu08", "kv_cache_gib", -3.61, "0.78 GiB outside the pool implies FlashInfer's sampler (on by default 0.9-0.11.0 when installed); most 0.9-0.11 logs show the sorting one, which is modelled"),
         ("vllm-aiinfralab-qwen3-4b-fp8-rtx5090-len32768", "kv_cache_gib", 6.47, "vLLM 0.29 on an RTX 5090 kept 1.1 GiB more outside the pool than modelled (Model Runner V2's activation and CUDA graphs are not logged apart)"),
         ("vllm-aiinfralab-qwen3-4b-fp8-rtx5090-len32768", "kv_cache_tokens", 6.48, "as its kv_cache_gib"),

@@ -14,7 +14,9 @@
 //! the model runner ([`sampler_path`]);
 //! V0 runs `max(max_model_len, 2048)` tokens (with chunked prefill, on by default above 32K from
 //! 0.5.3 except for multimodal and sliding-window models, 2048, or 512 before 0.6.5)
-//! and a sampler over 256 rows. The peak is the larger of the two.
+//! and a sampler over 256 rows. While the sampler runs, the batch's forward output (tokens x
+//! hidden) is still held (V0, and V1 from 0.9.2). The peak is the larger of the forward pass and
+//! the sampler with that output.
 //! V1 groups hybrid layers into pages shared by groups of equal layer count (from 0.12 a layer
 //! kind with smaller pages takes proportionally larger blocks, so that every page is the same
 //! size): a sliding-window layer holds `cdiv(min(window - 1 + max_num_batched_tokens, len), block)
@@ -22,7 +24,7 @@
 //! "Model loading took" is the checkpoint's bytes plus what vLLM builds at load: the rotary
 //! cos/sin cache, and for MXFP4 MoE checkpoints the kernel layout of the experts, which follows
 //! the GPU (`mxfp4.py`: Marlin pads on Ampere/Ada, Triton on Hopper keeps a second copy of the
-//! scales; see [`Mxfp4Backend`]).
+//! scales, padded to 256 rows; see [`Mxfp4Backend`]).
 
 use super::{gib, parse_semver, Ctx, EngineReport};
 use crate::activation::{forward_peak, sampler_peak};
@@ -361,13 +363,22 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let fwd = forward_peak(cx.shape, tokens, act_bytes, tp).saturating_add(offload_copy);
     let sample_rows = rows.min(tokens);
     let (per_logit, path) = sampler_path(v0, ver, cx.shape, cx.plan.quant.is_some(), sample_rows, act_bytes, s.gpu.catalog().map(|g| g.compute_capability));
-    let smp = sampler_peak(cx.shape, sample_rows, per_logit);
+    // the whole batch's forward output (tokens x hidden) stays alive while the sampler runs on
+    // its last rows: V0's `execute_model` holds it, and V1's `profile_run` from 0.9.2, where
+    // `_dummy_run` returns it beside the last rows (before, it returned only those rows)
+    let holds_forward_output = v0 || ver >= (0, 9, 2);
+    let held = if holds_forward_output { tokens.saturating_mul(cx.shape.hidden_size).saturating_mul(act_bytes) } else { 0 };
+    let smp = sampler_peak(cx.shape, sample_rows, per_logit).saturating_add(held);
     let act = fwd.max(smp);
     let activation = Figure::modelled(
         "activation peak",
         Bytes(act),
-        "max(profile tokens x per-token width x act bytes, sampler rows x vocab x bytes per logit)",
-        format!("max({tokens} tokens -> {}, {sample_rows} rows x {} vocab x {per_logit} B -> {})", gib(fwd), cx.shape.vocab_size, gib(smp)),
+        "max(profile tokens x per-token width x act bytes, sampler rows x vocab x bytes per logit + the forward output it holds, profile tokens x hidden x act bytes)",
+        if holds_forward_output {
+            format!("max({tokens} tokens -> {}, {sample_rows} rows x {} vocab x {per_logit} B + {tokens} x {} hidden x {act_bytes} B -> {})", gib(fwd), cx.shape.vocab_size, cx.shape.hidden_size, gib(smp))
+        } else {
+            format!("max({tokens} tokens -> {}, {sample_rows} rows x {} vocab x {per_logit} B -> {})", gib(fwd), cx.shape.vocab_size, gib(smp))
+        },
     )
     .note("vLLM profiles one dummy batch; V1 uses its chunked-prefill budget, V0 max_model_len without chunked prefill")
     .note(format!("sampler: {path}"));
