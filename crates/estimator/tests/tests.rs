@@ -1484,6 +1484,26 @@ fn sglang_on_a_catalog_gpu_starts_from_the_free_memory_at_load() {
     assert!(cat.engine.notes[0].contains("CUDA context"), "{:?}", cat.engine.notes);
 }
 
+/// Under TP on an NVSwitch of Hopper or later GPUs, NCCL's buffers are set up before SGLang
+/// loads, so less is free at load than on one GPU; over PCIe (L4) TP takes nothing extra. The
+/// Qwen3-235B-A22B FP8 TP4 log on H100s, whose pool this predicts, lands within 1 %.
+#[test]
+fn sglang_tp_over_an_nvswitch_starts_with_less_free_memory() {
+    use kv_estimator::engine::sglang::{before_load_gib, CONTEXT_BEFORE_LOAD_GIB, NCCL_NVSWITCH_BEFORE_LOAD_GIB};
+    let gpu = |id: &str| kv_estimator::gpu::find(id).unwrap();
+    assert_eq!(before_load_gib(Some(gpu("h100-80gb")), 1), CONTEXT_BEFORE_LOAD_GIB);
+    assert_eq!(before_load_gib(Some(gpu("h100-80gb")), 4), CONTEXT_BEFORE_LOAD_GIB + NCCL_NVSWITCH_BEFORE_LOAD_GIB);
+    assert_eq!(before_load_gib(Some(gpu("b200")), 8), CONTEXT_BEFORE_LOAD_GIB + NCCL_NVSWITCH_BEFORE_LOAD_GIB);
+    assert_eq!(before_load_gib(Some(gpu("l4")), 4), CONTEXT_BEFORE_LOAD_GIB);
+    assert_eq!(before_load_gib(None, 4), CONTEXT_BEFORE_LOAD_GIB);
+    let extra = include_str!("data/engine-logs-extra.jsonl");
+    let line = extra.lines().find(|l| l.contains("\"id\": \"sglang-vllm21348-qwen3-235b-a22b-fp8-4xh100\"")).expect("in the extra set");
+    let r = evaluate_line(line);
+    let h = r.headline().expect("a headline figure");
+    assert_eq!(h.logged, 367_404.0);
+    assert!(h.error_pct.abs() < 1.0, "{h:?}");
+}
+
 /// vLLM V0 with chunked prefill (switched on above 32K tokens) profiles one chunk: 512 tokens
 /// before 0.6.5, 2048 from then (PR 10544). With one sequence the forward pass is the peak.
 #[test]

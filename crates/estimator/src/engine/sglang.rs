@@ -30,6 +30,23 @@ use crate::units::{Bytes, Figure, GIB};
 /// 0.57 (modelled). A custom memory is taken as that free memory itself.
 pub const CONTEXT_BEFORE_LOAD_GIB: f64 = 0.57;
 
+/// GiB more that NCCL's communicators take before the load under TP on an NVSwitch of Hopper or
+/// later GPUs (modelled). SGLang turns NVLink SHARP off (`NCCL_NVLS_ENABLE=0` unless
+/// `--enable-nccl-nvls`), so these are the ring and tree buffers over the switch, fewer than
+/// vLLM's ([`super::vllm::NON_TORCH_TP_NVLS_GIB`]). One log measures it: Qwen3-32B at TP4 on
+/// B200s (0.5.10) had 176.28 of 178.35 GiB free at "Load weight begin", 2.07 GiB, 1.5 above the
+/// single-GPU median; Qwen3-235B-A22B FP8 at TP4 on H100s (0.4.9) implies 1.35 from its pool.
+/// The PCIe TP logs (L4, A10G, A100 PCIe, RX 7900 XTX) show nothing above the median.
+pub const NCCL_NVSWITCH_BEFORE_LOAD_GIB: f64 = 1.5;
+
+/// GiB a catalog GPU's total exceeds SGLang's free memory at "Load weight begin": the CUDA
+/// context ([`CONTEXT_BEFORE_LOAD_GIB`]) and, under TP on an NVSwitch of Hopper or later GPUs,
+/// NCCL's buffers ([`NCCL_NVSWITCH_BEFORE_LOAD_GIB`]).
+pub fn before_load_gib(gpu: Option<&crate::gpu::Gpu>, tp: u64) -> f64 {
+    let nvswitch = gpu.is_some_and(|g| g.fabric == crate::gpu::Fabric::NvSwitch && g.compute_capability >= 90);
+    CONTEXT_BEFORE_LOAD_GIB + if tp > 1 && nvswitch { NCCL_NVSWITCH_BEFORE_LOAD_GIB } else { 0.0 }
+}
+
 /// `mem_fraction_static` when it is not set (`server_args.py`, 0.3/0.4): it shrinks with the
 /// tensor-parallel size, which needs more room outside the static pool for communication.
 /// Later versions derive it from the GPU's memory; the same values are kept as the estimate.
@@ -68,7 +85,8 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let tp = u64::from(s.tp.max(1));
     let mfs = s.gpu_memory_utilization.unwrap_or_else(|| default_mem_fraction_static(tp));
     let l = cx.max_model_len;
-    let free_at_load = if !s.gpu.memory_is_given() { cx.memory.0.saturating_sub((CONTEXT_BEFORE_LOAD_GIB * GIB as f64) as u64) } else { cx.memory.0 };
+    let before_load = before_load_gib(s.gpu.catalog(), tp);
+    let free_at_load = if !s.gpu.memory_is_given() { cx.memory.0.saturating_sub((before_load * GIB as f64) as u64) } else { cx.memory.0 };
     let static_b = (free_at_load as f64 * mfs) as u64;
     let super::LoadExtras { rope, slack, .. } = super::load_extras(cx);
     let loaded = cx.weights_per_gpu.0.saturating_add(rope).saturating_add(slack);
@@ -134,7 +152,8 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         kv_parts: vec![],
         notes: {
             let mut n = vec![if !s.gpu.memory_is_given() {
-                format!("static budget {} = {} free at load ({} total less {CONTEXT_BEFORE_LOAD_GIB} GiB of CUDA context, modelled) x {mfs}", gib(static_b), gib(free_at_load), gib(cx.memory.0))
+                let what = if before_load > CONTEXT_BEFORE_LOAD_GIB { format!("{CONTEXT_BEFORE_LOAD_GIB} GiB of CUDA context and {NCCL_NVSWITCH_BEFORE_LOAD_GIB} GiB of NCCL buffers over the NVSwitch") } else { format!("{CONTEXT_BEFORE_LOAD_GIB} GiB of CUDA context") };
+                format!("static budget {} = {} free at load ({} total less {what}, modelled) x {mfs}", gib(static_b), gib(free_at_load), gib(cx.memory.0))
             } else {
                 format!("static budget {} = {} free at load x {mfs}", gib(static_b), gib(free_at_load))
             }];
