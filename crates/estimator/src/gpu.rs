@@ -40,6 +40,14 @@ pub enum Fabric {
     Other,
 }
 
+impl Gpu {
+    /// SXM boards of Hopper or later on an NVSwitch, where NCCL's communicators take GiBs per
+    /// GPU under tensor parallelism (vLLM's non-torch memory, SGLang's free memory at load).
+    pub fn nvswitch_hopper_or_later(&self) -> bool {
+        self.fabric == Fabric::NvSwitch && self.compute_capability >= 90
+    }
+}
+
 macro_rules! gpus {
     ($( $id:literal, $name:literal, $mem:literal, $bw:literal, $tf:literal, $src:literal, $cc:literal, $fabric:ident; )*) => {
         /// Every GPU in the catalog.

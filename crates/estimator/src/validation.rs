@@ -419,7 +419,8 @@ pub fn case_memory_gib(case: &Case, engine: Engine) -> Option<(f64, String)> {
             return Some((m, src));
         }
         let ctx = crate::engine::sglang::before_load_gib(crate::gpu::match_name(&case.gpu), case.tensor_parallel_size.unwrap_or(1));
-        return Some((m - ctx, format!("{src}, less {ctx} GiB of CUDA context (and NCCL's buffers under TP on an NVSwitch) before SGLang loads (modelled)")));
+        let what = if ctx > crate::engine::sglang::CONTEXT_BEFORE_LOAD_GIB { "CUDA context and NCCL's buffers over the NVSwitch" } else { "CUDA context" };
+        return Some((m - ctx, format!("{src}, less {ctx} GiB of {what} before SGLang loads (modelled)")));
     }
     total_memory_gib(case)
 }

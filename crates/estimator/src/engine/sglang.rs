@@ -43,8 +43,7 @@ pub const NCCL_NVSWITCH_BEFORE_LOAD_GIB: f64 = 1.5;
 /// context ([`CONTEXT_BEFORE_LOAD_GIB`]) and, under TP on an NVSwitch of Hopper or later GPUs,
 /// NCCL's buffers ([`NCCL_NVSWITCH_BEFORE_LOAD_GIB`]).
 pub fn before_load_gib(gpu: Option<&crate::gpu::Gpu>, tp: u64) -> f64 {
-    let nvswitch = gpu.is_some_and(|g| g.fabric == crate::gpu::Fabric::NvSwitch && g.compute_capability >= 90);
-    CONTEXT_BEFORE_LOAD_GIB + if tp > 1 && nvswitch { NCCL_NVSWITCH_BEFORE_LOAD_GIB } else { 0.0 }
+    CONTEXT_BEFORE_LOAD_GIB + if tp > 1 && gpu.is_some_and(|g| g.nvswitch_hopper_or_later()) { NCCL_NVSWITCH_BEFORE_LOAD_GIB } else { 0.0 }
 }
 
 /// `mem_fraction_static` when it is not set (`server_args.py`, 0.3/0.4): it shrinks with the

@@ -57,9 +57,9 @@ pub const NON_TORCH_TP_OTHER_GIB: f64 = 0.5;
 /// Extra non-torch GiB per GPU when `tp > 1`, by the catalog GPU's fabric (custom GPUs: unknown).
 pub fn non_torch_tp_gib(gpu: Option<&crate::gpu::Gpu>) -> f64 {
     use crate::gpu::Fabric;
-    match gpu.map(|g| (g.fabric, g.compute_capability)) {
-        Some((Fabric::NvSwitch, cc)) if cc >= 90 => NON_TORCH_TP_NVLS_GIB,
-        Some((Fabric::PointToPoint, _)) => NON_TORCH_TP_P2P_GIB,
+    match gpu {
+        Some(g) if g.nvswitch_hopper_or_later() => NON_TORCH_TP_NVLS_GIB,
+        Some(g) if g.fabric == Fabric::PointToPoint => NON_TORCH_TP_P2P_GIB,
         _ => NON_TORCH_TP_OTHER_GIB,
     }
 }
@@ -374,11 +374,13 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         "activation peak",
         Bytes(act),
         "max(profile tokens x per-token width x act bytes, sampler rows x vocab x bytes per logit + the forward output it holds, profile tokens x hidden x act bytes)",
-        if holds_forward_output {
-            format!("max({tokens} tokens -> {}, {sample_rows} rows x {} vocab x {per_logit} B + {tokens} x {} hidden x {act_bytes} B -> {})", gib(fwd), cx.shape.vocab_size, cx.shape.hidden_size, gib(smp))
-        } else {
-            format!("max({tokens} tokens -> {}, {sample_rows} rows x {} vocab x {per_logit} B -> {})", gib(fwd), cx.shape.vocab_size, gib(smp))
-        },
+        format!(
+            "max({tokens} tokens -> {}, {sample_rows} rows x {} vocab x {per_logit} B{} -> {})",
+            gib(fwd),
+            cx.shape.vocab_size,
+            if holds_forward_output { format!(" + {tokens} x {} hidden x {act_bytes} B", cx.shape.hidden_size) } else { String::new() },
+            gib(smp)
+        ),
     )
     .note("vLLM profiles one dummy batch; V1 uses its chunked-prefill budget, V0 max_model_len without chunked prefill")
     .note(format!("sampler: {path}"));
