@@ -178,7 +178,7 @@ fn print_human(e: &Estimate, source: &str, explain: bool) {
         t.add_row([f.name.to_string(), f.bytes.0.to_string(), format!("{:.2}", f.bytes.gib()), basis(f).into()]);
     }
     t.add_row(["total".to_string(), e.total.0.to_string(), format!("{:.2}", e.total.gib()), String::new()]);
-    t.add_row([format!("capacity ({} x {})", e.gpu_memory, e.engine.utilization), e.capacity.0.to_string(), format!("{:.2}", e.capacity.gib()), String::new()]);
+    t.add_row([format!("capacity ({})", e.capacity_basis("x")), e.capacity.0.to_string(), format!("{:.2}", e.capacity.gib()), String::new()]);
     t.add_row(["headroom".to_string(), e.headroom_bytes.to_string(), format!("{:.2}", e.headroom_bytes as f64 / (1u64 << 30) as f64), String::new()]);
     println!("{t}");
     println!(

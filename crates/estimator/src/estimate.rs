@@ -69,9 +69,12 @@ pub struct Estimate {
     pub activation: Figure,
     pub overhead: Figure,
     pub total: Bytes,
-    /// `memory x utilisation`.
+    /// What the engine may use: `memory x utilisation`, or the engine's own budget's usable
+    /// memory (SGLang: the free memory at load) ([`Estimate::capacity_basis`]).
     pub capacity: Bytes,
-    /// `capacity - total`, negative when it does not fit.
+    /// `capacity - total`, negative when it does not fit; with an engine's own budget, what the
+    /// pool has left after the requests' KV (negative by the activation's shortfall when the
+    /// activation peak does not fit outside the pool).
     pub headroom_bytes: i64,
     /// The engine starts and the workload fits.
     pub fits: bool,
@@ -83,6 +86,14 @@ pub struct Estimate {
 }
 
 impl Estimate {
+    /// How the capacity is derived: `memory x utilization` (`times` is the multiplication sign),
+    /// or the engine's own budget.
+    pub fn capacity_basis(&self, times: &str) -> String {
+        match &self.engine.budget {
+            Some(b) => b.derivation.clone(),
+            None => format!("{} {times} {}", self.gpu_memory, self.engine.utilization),
+        }
+    }
     /// The layer groups behind "KV per token" (`32 x full attention`, joined by ` + `; `times` is
     /// the multiplication sign), or where the cache is when the GPU holds none of it.
     pub fn kv_groups_label(&self, times: &str) -> String {
@@ -192,6 +203,8 @@ pub fn estimate(shape: &ModelShape, scenario: &Scenario) -> Result<Estimate> {
         Some((_, on_gpu)) => on_gpu,
         None => kv,
     };
+    // a pool that keeps window layers at full length holds every token of a request there
+    let kv = if eng.budget.as_ref().is_some_and(|b| b.windows_at_full_length) { kv.windows_at_full_length() } else { kv };
 
     let per_req = kv.request_bytes(ctx_len)?;
     let batch = kv.batch_bytes(ctx_len, scenario.concurrency)?;
@@ -215,10 +228,21 @@ pub fn estimate(shape: &ModelShape, scenario: &Scenario) -> Result<Estimate> {
     let fixed = w.per_gpu.add(eng.activation.bytes, "total")?.add(eng.overhead.bytes, "total")?;
     let total = fixed.add(Bytes(batch), "total")?;
     let util = eng.utilization;
-    let capacity = Bytes((memory.0 as f64 * util) as u64);
-    let headroom = capacity.0 as i128 - total.0 as i128;
+    // the memory the engine may use, and what the requests' KV may take of it: `memory x
+    // utilization` less the weights, activations and overhead, or the engine's own split
+    // (SGLang: the free memory at load, the KV in the token pool and the activation peak in the
+    // share outside the static fraction)
+    let (capacity, free_for_kv, headroom) = match &eng.budget {
+        None => {
+            let capacity = Bytes((memory.0 as f64 * util) as u64);
+            (capacity, capacity.saturating_sub(fixed).0, capacity.0 as i128 - total.0 as i128)
+        }
+        Some(b) => {
+            let kv_slack = b.kv_room.0 as i128 - batch as i128;
+            (b.usable, b.kv_room.0, if b.work_shortfall.0 > 0 { kv_slack.min(-(b.work_shortfall.0 as i128)) } else { kv_slack })
+        }
+    };
     let headroom_bytes = headroom.clamp(i64::MIN as i128, i64::MAX as i128) as i64;
-    let free_for_kv = capacity.saturating_sub(fixed).0;
     // no cache on the GPU (llama.cpp -nkvo, -ngl 0): the n_ctx cells bound the requests
     let on_host = scenario.engine == Engine::LlamaCpp && kv.groups.is_empty() && kv.state_bytes_per_request == 0;
     let max_conc = |len: u64| -> Result<u64> {

@@ -64,6 +64,15 @@ impl KvLayout {
     pub fn batch_bytes(&self, len: u64, n: u64) -> Result<u64> {
         mul(self.request_bytes(len)?, n, "KV bytes for the batch")
     }
+    /// The layout of a pool that keeps every layer's tokens at full length (SGLang's single pool
+    /// for a model with window layers): the same bytes per token, no window caps a request.
+    pub fn windows_at_full_length(mut self) -> Self {
+        for g in self.groups.iter_mut().filter(|g| g.window != Window::Full) {
+            g.kind = format!("{} (kept at full length)", g.kind);
+            g.window = Window::Full;
+        }
+        self
+    }
     /// Bytes per token of the layers that keep every token (no window).
     pub fn full_bytes_per_token(&self) -> u64 {
         self.groups.iter().filter(|g| g.window == Window::Full).map(|g| g.bytes_per_token).sum()

@@ -690,7 +690,7 @@ fn sglang_pools_window_layers_apart_where_it_lists_the_model() {
     // Gemma 3 only in 0.4.10
     let g3 = shape("google/gemma-3-27b-it");
     let tokens = |sh: &ModelShape, v: &str| {
-        let s = Scenario { gpu: GpuChoice::custom(79.0), engine: Engine::Sglang, engine_version: Some(v.into()), ..scenario("x") };
+        let s = Scenario { gpu: GpuChoice::custom(79.0), engine: Engine::Sglang, engine_version: Some(v.into()), gpu_memory_utilization: Some(0.85), ..scenario("x") };
         estimate(sh, &s).unwrap().engine.kv_tokens
     };
     // before 0.5.9 the split is by layer counts: T x 62 / (0.8 x 52 + 10)
@@ -1484,6 +1484,67 @@ fn sglang_on_a_catalog_gpu_starts_from_the_free_memory_at_load() {
     assert!(cat.engine.notes[0].contains("CUDA context"), "{:?}", cat.engine.notes);
 }
 
+/// Without `mem_fraction_static`, SGLang picks it from the board's memory from 0.4.8: 0.874 on
+/// an H100 (the value issue 7495's log prints), against 0.88 by TP size before.
+#[test]
+fn sglang_default_fraction_follows_the_version_and_board() {
+    let sh = shape("Qwen/Qwen2.5-7B-Instruct");
+    let run = |v: &str, gpu: &str| {
+        let s = Scenario { engine: Engine::Sglang, engine_version: Some(v.into()), gpu: GpuChoice::Catalog(gpu.into()), max_model_len: Some(8192), ..scenario("Qwen/Qwen2.5-7B-Instruct") };
+        estimate(&sh, &s).unwrap().engine
+    };
+    let (old, new) = (run("0.4.7", "h100-80gb"), run("0.4.9", "h100-80gb"));
+    assert_eq!((old.utilization, new.utilization), (0.88, 0.874));
+    assert!(new.kv_tokens < old.kv_tokens);
+    assert!(new.notes.iter().any(|n| n.contains("mem_fraction_static 0.874") && n.contains("default")), "{:?}", new.notes);
+    // a 24 GiB board keeps less in the static pool on 0.5.23 (4096-token chunks) than on 0.4.9
+    assert!(run("0.5.23", "rtx-4090").utilization < run("0.4.9", "rtx-4090").utilization - 0.1);
+}
+
+/// SGLang allocates its token pool whole at start-up and keeps the activation peak and CUDA
+/// graphs outside the static fraction: the scenario's requests fit when their KV fits the pool,
+/// the capacity is the free memory at load, and a fraction that leaves the activation no room
+/// does not fit whatever the requests.
+#[test]
+fn sglang_verdict_reads_the_token_pool_and_the_share_outside_it() {
+    let sh = shape("Qwen/Qwen2.5-7B-Instruct");
+    let at = |n: u64, mfs: Option<f64>| {
+        let s = Scenario { engine: Engine::Sglang, gpu: GpuChoice::Catalog("l4".into()), concurrency: n, input_len: 2048, output_len: 512, gpu_memory_utilization: mfs, ..scenario("Qwen/Qwen2.5-7B-Instruct") };
+        estimate(&sh, &s).unwrap()
+    };
+    // 0.5.23's own fraction on an L4 (about 0.68) leaves a pool for a few 2.5k-token requests
+    let e = at(1, None);
+    assert!(e.engine.utilization < 0.7, "{}", e.engine.utilization);
+    let free = e.gpu_memory.0 - (kv_estimator::engine::sglang::CONTEXT_BEFORE_LOAD_GIB * (1u64 << 30) as f64) as u64;
+    assert_eq!(e.capacity.0, free);
+    let pool = e.engine.budget.as_ref().unwrap().kv_room.0;
+    assert_eq!(pool, e.engine.kv_pool_bytes.0);
+    assert_eq!(e.max_concurrency, e.engine.kv_tokens / 2560);
+    assert!(e.max_concurrency >= 1);
+    let (most, over) = (at(e.max_concurrency, None), at(e.max_concurrency + 1, None));
+    assert!(most.fits && !over.fits);
+    assert_eq!(most.headroom_bytes, pool as i64 - most.kv_cache.bytes.0 as i64);
+    assert_eq!(over.headroom_bytes, pool as i64 - over.kv_cache.bytes.0 as i64);
+    // the total of what the requests need stays inside the free memory when they fit
+    assert!(most.total.0 <= most.capacity.0);
+    // 0.99 leaves 0.2 GiB outside the pool, less than a 4096-token chunk's activation peak
+    let tight = at(1, Some(0.99));
+    let short = tight.engine.budget.as_ref().unwrap().work_shortfall.0;
+    assert!(short > 0 && !tight.fits && tight.engine.fits);
+    assert_eq!(tight.headroom_bytes, -(short as i64));
+    // a model with window layers SGLang keeps in one pool at full length (Gemma 3 on 0.5.2): a
+    // request holds every token in every layer
+    let g3 = shape("google/gemma-3-12b-it");
+    let s = Scenario { engine: Engine::Sglang, engine_version: Some("0.5.2".into()), gpu: GpuChoice::Catalog("h100-80gb".into()), input_len: 8192, output_len: 0, ..scenario("google/gemma-3-12b-it") };
+    let e = estimate(&g3, &s).unwrap();
+    assert_eq!(e.kv_per_request.bytes.0, 8192 * e.kv.bytes_per_token);
+    assert_eq!(e.max_concurrency, e.engine.kv_tokens / 8192);
+    // vLLM keeps the generic budget: memory x utilization
+    let v = estimate(&sh, &Scenario { engine: Engine::Vllm, gpu: GpuChoice::Catalog("l4".into()), ..scenario("Qwen/Qwen2.5-7B-Instruct") }).unwrap();
+    assert!(v.engine.budget.is_none());
+    assert_eq!(v.capacity.0, (v.gpu_memory.0 as f64 * v.engine.utilization) as u64);
+}
+
 /// Under TP on an NVSwitch of Hopper or later GPUs, NCCL's buffers are set up before SGLang
 /// loads, so less is free at load than on one GPU; over PCIe (L4) TP takes nothing extra. The
 /// Qwen3-235B-A22B FP8 TP4 log on H100s, whose pool this predicts, lands within 1 %.
@@ -1613,7 +1674,7 @@ fn gemma3n_keeps_caches_only_for_layers_before_the_shared_ones() {
     llama["intermediate_size"] = serde_json::json!([14336]);
     assert!(parse_config(&llama.to_string()).unwrap_err().to_string().contains("intermediate_size"));
     // SGLang gives all 35 layers buffers
-    let s = Scenario { gpu: GpuChoice::custom(20.0), engine: Engine::Sglang, ..scenario("google/gemma-3n-E4B-it") };
+    let s = Scenario { gpu: GpuChoice::custom(40.0), engine: Engine::Sglang, ..scenario("google/gemma-3n-E4B-it") };
     let e = estimate(&sh, &s).unwrap();
     assert_eq!(e.engine.kv_pool_bytes.0 / e.engine.kv_tokens, 35 * 2 * 2 * 256 * 2);
     // and the requests that fit are counted at those bytes too

@@ -92,10 +92,20 @@ pub fn params(n: u64) -> String {
 pub fn verdict(e: &Estimate) -> String {
     let s = &e.scenario;
     let class = if e.fits { "verdict fits" } else { "verdict nofit" };
-    let headline = if e.fits {
-        format!("Fits: {} requests of {} tokens use {} of {} ({} headroom)", s.concurrency, s.context_len(), gib(e.total.0), gib(e.capacity.0), gib(e.headroom_bytes.max(0) as u64))
-    } else if !e.engine.fits {
+    let headline = if !e.engine.fits {
         format!("Does not fit: {} would refuse to start", e.engine.name)
+    } else if let Some(b) = &e.engine.budget {
+        // an engine that allocates its KV pool whole (SGLang): the requests draw on the pool
+        let (kv, pool) = (e.kv_cache.bytes.0, b.kv_room.0);
+        if e.fits {
+            format!("Fits: {} requests of {} tokens take {} of {}'s {} KV pool ({} headroom); {} of {} in all", s.concurrency, s.context_len(), gib(kv), e.engine.name, gib(pool), gib(e.headroom_bytes.max(0) as u64), gib(e.total.0), gib(e.capacity.0))
+        } else if kv > pool {
+            format!("Does not fit: {} requests of {} tokens need {} of KV, {}'s pool holds {} ({} short)", s.concurrency, s.context_len(), gib(kv), e.engine.name, gib(pool), gib(kv - pool))
+        } else {
+            format!("Does not fit: the activation peak ({}) and CUDA graphs need {} more than {} leaves outside its pool", gib(e.activation.bytes.0), gib(b.work_shortfall.0), e.engine.name)
+        }
+    } else if e.fits {
+        format!("Fits: {} requests of {} tokens use {} of {} ({} headroom)", s.concurrency, s.context_len(), gib(e.total.0), gib(e.capacity.0), gib(e.headroom_bytes.max(0) as u64))
     } else {
         format!("Does not fit: {} needed, {} available ({} short)", gib(e.total.0), gib(e.capacity.0), gib(e.headroom_bytes.unsigned_abs()))
     };
@@ -187,7 +197,7 @@ pub fn figures(e: &Estimate) -> String {
     let _ = write!(
         m,
         r#"<tr id="fig-capacity" data-bytes="{c}"><th scope="row">{}</th><td class="num">{}</td><td class="num">{c} B</td><td></td><td></td></tr>"#,
-        escape(&format!("usable ({} × {})", e.gpu_memory, e.engine.utilization)),
+        escape(&format!("usable ({})", e.capacity_basis("×"))),
         escape(&gib(e.capacity.0)),
         c = e.capacity.0
     );

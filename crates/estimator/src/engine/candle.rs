@@ -207,6 +207,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         overhead,
         kv_batch: Some(kv),
         kv_parts: vec![],
+        budget: None,
         notes,
     })
 }

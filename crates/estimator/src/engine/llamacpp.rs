@@ -338,6 +338,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         overhead,
         kv_batch: None,
         kv_parts: parts,
+        budget: None,
         notes,
     })
 }

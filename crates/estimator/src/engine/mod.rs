@@ -65,7 +65,31 @@ pub struct EngineReport {
     /// full-attention and sliding-window caches); empty where it logs one pool.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub kv_parts: Vec<KvPart>,
+    /// The engine's own split of the memory where it decides the verdict instead of `memory x
+    /// utilization` less everything else (SGLang); `None`: that generic budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<Budget>,
     pub notes: Vec<String>,
+}
+
+/// How an engine that sizes its KV pool apart from its activations bounds a scenario. SGLang's
+/// static fraction holds the weights and the token pool, allocated whole at start-up; the rest of
+/// the free memory at load holds the activations of a prefill chunk and the CUDA graphs. The
+/// scenario's requests fit when their KV fits the pool and the activation peak fits outside it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Budget {
+    /// All the memory the engine may use on the GPU (SGLang: the free memory at load).
+    pub usable: Bytes,
+    /// How `usable` is derived, for display.
+    pub derivation: String,
+    /// What the requests' KV may take: the pool.
+    pub kv_room: Bytes,
+    /// What the activation peak and the CUDA graphs need beyond the share left for them (zero
+    /// when they fit).
+    pub work_shortfall: Bytes,
+    /// The pool keeps the window layers' tokens at full length (one pool for every layer), so a
+    /// request of `len` tokens takes `len x bytes per token` there.
+    pub windows_at_full_length: bool,
 }
 
 /// One separately sized part of an engine's KV pool.
@@ -143,13 +167,13 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
 }
 
 /// The memory fraction an engine uses when none is given: vLLM's `gpu_memory_utilization`, 0.92
-/// from 0.20.0 (`CacheConfig`; 0.9 before, and on V0); SGLang's `mem_fraction_static`, which
-/// SGLang picks by GPU size, typically 0.88; other engines all memory.
+/// from 0.20.0 (`CacheConfig`; 0.9 before, and on V0); SGLang's `mem_fraction_static` at TP 1
+/// before 0.4.8 (0.88; SGLang's own choice depends on the board and version,
+/// [`sglang::default_fraction`], which its profile uses); other engines all memory.
 pub fn default_utilization(scenario: &Scenario) -> f64 {
     match scenario.engine {
         Engine::Vllm if vllm::version_of(scenario).1 >= (0, 20, 0) => 0.92,
         Engine::Vllm | Engine::VllmV0 => 0.9,
-        // at TP 1; `sglang::default_mem_fraction_static` by TP size
         Engine::Sglang => 0.88,
         _ => 1.0,
     }

@@ -46,9 +46,8 @@ pub fn before_load_gib(gpu: Option<&crate::gpu::Gpu>, tp: u64) -> f64 {
     CONTEXT_BEFORE_LOAD_GIB + if tp > 1 && gpu.is_some_and(|g| g.nvswitch_hopper_or_later()) { NCCL_NVSWITCH_BEFORE_LOAD_GIB } else { 0.0 }
 }
 
-/// `mem_fraction_static` when it is not set (`server_args.py`, 0.3/0.4): it shrinks with the
+/// `mem_fraction_static` when it is not set, before 0.4.8 (`server_args.py`): it shrinks with the
 /// tensor-parallel size, which needs more room outside the static pool for communication.
-/// Later versions derive it from the GPU's memory; the same values are kept as the estimate.
 pub fn default_mem_fraction_static(tp: u64) -> f64 {
     match tp {
         16.. => 0.79,
@@ -57,6 +56,92 @@ pub fn default_mem_fraction_static(tp: u64) -> f64 {
         2.. => 0.87,
         _ => 0.88,
     }
+}
+
+/// `(chunked_prefill_size, cuda_graph_max_bs)` when not set, by the board's memory in MiB as
+/// `nvidia-smi` prints it (`server_args.py::_handle_gpu_memory_settings`; from 0.5.20
+/// `arg_groups/memory_hook.py`). Before 0.5.3 the chunk is 2048 below 35 GiB, 8192 below 160 and
+/// 16384 above, and the graphs' batch size only enters the fraction from 0.5.3.
+pub fn memory_tier_defaults(ver: (u64, u64, u64), gpu_mib: f64, tp: u64) -> (u64, u64) {
+    let gib = gpu_mib / 1024.0;
+    let few = tp < 4;
+    if ver < (0, 5, 3) {
+        let chunk = if gib < 35.0 { 2048 } else if gib < 160.0 { 8192 } else { 16384 };
+        return (chunk, if gib < 35.0 && few { 8 } else if gib < 35.0 { 80 } else { 160 });
+    }
+    if gib < 20.0 {
+        (2048, 8)
+    } else if gib < 35.0 {
+        if ver >= (0, 5, 20) {
+            (4096, if few { 48 } else { 160 })
+        } else {
+            (2048, if !few { 80 } else if ver >= (0, 5, 5) { 24 } else { 16 })
+        }
+    } else if gib < 60.0 {
+        (4096, if few { 32 } else { 160 })
+    } else if gib < 160.0 {
+        (8192, if few { 256 } else { 512 })
+    } else {
+        (16384, 512)
+    }
+}
+
+/// The token counts SGLang captures piecewise (prefill) CUDA graphs for, up to `max_tokens`
+/// (`_generate_piecewise_cuda_graph_tokens`, from 0.5.20 `generate_prefill_cuda_graph_batch_sizes`).
+pub fn piecewise_graph_tokens(max_tokens: u64) -> usize {
+    let steps: [(u64, u64, u64); 6] = [(4, 32, 4), (48, 256, 16), (288, 512, 32), (576, 1024, 64), (1280, 4096, 256), (4608, u64::MAX, 512)];
+    steps.iter().map(|&(from, to, step)| if max_tokens < from { 0 } else { ((to.min(max_tokens) - from) / step + 1) as usize }).sum()
+}
+
+/// What SGLang's default `mem_fraction_static` depends on besides the version.
+#[derive(Debug, Clone, Copy)]
+pub struct FractionInputs {
+    /// The board's memory in MiB as `nvidia-smi` prints it (`get_device_memory_capacity`).
+    pub gpu_mib: f64,
+    pub tp: u64,
+    pub pp: u64,
+    /// A vision tower (multimodal model): SGLang keeps more outside the static fraction.
+    pub multimodal: bool,
+    /// MLA attention (DeepSeek): from 0.5.10 its piecewise graphs reserve 1.5 GiB.
+    pub mla: bool,
+    /// An NVIDIA board (piecewise CUDA graphs are off on AMD).
+    pub nvidia: bool,
+}
+
+/// SGLang's default `mem_fraction_static` by version (`server_args.py`):
+/// - before 0.4.8: by TP size ([`default_mem_fraction_static`]);
+/// - 0.4.8 to 0.5.2: `(gpu - reserved) / gpu` to three decimals, `reserved` (2.8 + tp x pp / 10) GiB
+///   below 35 GiB, (9.5 + tp x pp / 2) below 90, (12 + tp x pp / 2) below 160, 32 GiB above;
+///   x 0.9 for a multimodal model;
+/// - from 0.5.3: `reserved` = 512 MiB + 1.5 MiB x max(chunk, 2048) + 2 MiB x the graphs' largest
+///   batch + tp x pp / 8 GiB, from 0.5.10 plus 8 MiB per piecewise prefill graph (1.5 GiB with
+///   MLA; none on AMD, with PP or for a multimodal model), at least 10 GiB on boards above 60 GiB;
+///   a multimodal model x 0.95 (SGLang scales that by the vision tower's size; a ViT-L-sized one
+///   is assumed).
+pub fn default_fraction(ver: (u64, u64, u64), f: FractionInputs) -> f64 {
+    if ver < (0, 4, 8) {
+        return default_mem_fraction_static(f.tp);
+    }
+    let gpu = f.gpu_mib.max(1.0);
+    let parallel = (f.tp.max(1) * f.pp.max(1)) as f64;
+    let round3 = |x: f64| (x * 1000.0).round() / 1000.0;
+    if ver < (0, 5, 3) {
+        let gib = gpu / 1024.0;
+        let reserved_gib = if gib < 35.0 { 2.8 + parallel / 10.0 } else if gib < 90.0 { 9.5 + parallel / 2.0 } else if gib < 160.0 { 12.0 + parallel / 2.0 } else { 32.0 };
+        let frac = round3((gpu - reserved_gib * 1024.0) / gpu).max(0.0);
+        return if f.multimodal { frac * 0.9 } else { frac };
+    }
+    let (chunk, max_bs) = memory_tier_defaults(ver, gpu, f.tp);
+    let mut reserved = 512.0 + chunk.max(2048) as f64 * 1.5 + max_bs as f64 * 2.0 + parallel / 8.0 * 1024.0;
+    if ver >= (0, 5, 10) && f.nvidia && f.pp <= 1 && !f.multimodal {
+        reserved += if f.mla { 1536.0 } else { piecewise_graph_tokens(chunk) as f64 * 8.0 };
+    }
+    if gpu > 60.0 * 1024.0 {
+        reserved = reserved.max(10.0 * 1024.0);
+    }
+    // a board smaller than the reserve gets no static pool (never a negative fraction)
+    let frac = round3((gpu - reserved) / gpu).max(0.0);
+    if f.multimodal { frac * 0.95 } else { frac }
 }
 
 /// The SGLang behaviour modelled when no version is given: the newest release read (0.5.23).
@@ -82,7 +167,14 @@ pub fn hybrid_swa(ver: (u64, u64, u64), shape: &ModelShape) -> bool {
 pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let s = cx.scenario;
     let tp = u64::from(s.tp.max(1));
-    let mfs = s.gpu_memory_utilization.unwrap_or_else(|| default_mem_fraction_static(tp));
+    let ver = s.engine_version.as_deref().and_then(parse_semver).unwrap_or(DEFAULT_VERSION);
+    let nvidia = s.gpu.catalog().is_none_or(|g| g.compute_capability > 0);
+    // the board as nvidia-smi sizes it: the memory PyTorch sees plus the driver's share (a given
+    // size is the free memory at load, so the context too)
+    let board_gib = cx.memory.gib() + if nvidia { crate::gpu::DRIVER_RESERVE_GIB } else { 0.0 } + if s.gpu.memory_is_given() { CONTEXT_BEFORE_LOAD_GIB } else { 0.0 };
+    let multimodal = cx.shape.globals.iter().any(|t| t.role == crate::model::Role::Encoder);
+    let fraction_inputs = FractionInputs { gpu_mib: board_gib * 1024.0, tp, pp: u64::from(s.pp.max(1)), multimodal, mla: cx.shape.is_mla(), nvidia };
+    let mfs = s.gpu_memory_utilization.unwrap_or_else(|| default_fraction(ver, fraction_inputs));
     let l = cx.max_model_len;
     let before_load = before_load_gib(s.gpu.catalog(), tp);
     let free_at_load = if !s.gpu.memory_is_given() { cx.memory.0.saturating_sub((before_load * GIB as f64) as u64) } else { cx.memory.0 };
@@ -91,8 +183,6 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let loaded = cx.weights_per_gpu.0.saturating_add(rope).saturating_add(slack);
     let rest = static_b.saturating_sub(loaded);
     let per_token = cx.kv.bytes_per_token.max(1);
-    let ver = s.engine_version.as_deref().and_then(parse_semver).unwrap_or(DEFAULT_VERSION);
-    // the window layers' and the full layers' bytes per token (and layer counts)
     // the full layers' and the window layers' bytes per token, and their layer counts
     let full_b = cx.kv.full_bytes_per_token();
     let swa_b = cx.kv.bytes_per_token.saturating_sub(full_b);
@@ -113,7 +203,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         let t = rest / per_token;
         (t, 0, t * per_token)
     };
-    let chunk = s.max_num_batched_tokens.unwrap_or(if cx.memory.gib() >= 60.0 { 8192 } else { 2048 });
+    let chunk = s.max_num_batched_tokens.unwrap_or(memory_tier_defaults(ver, board_gib * 1024.0, tp).0);
     let act = forward_peak(cx.shape, chunk, cx.plan.activation.bytes(), tp);
     let activation = Figure::modelled("activation peak", Bytes(act), "chunked_prefill_size x per-token width x act bytes", format!("{chunk} tokens -> {}", gib(act)))
         .note("lives in the (1 - mem_fraction_static) share with CUDA graphs");
@@ -127,6 +217,19 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     );
     let need = cx.kv.request_bytes(l)?;
     let fits = tokens > 0;
+    let usable_why = if !s.gpu.memory_is_given() {
+        let what = if before_load > CONTEXT_BEFORE_LOAD_GIB { format!("{CONTEXT_BEFORE_LOAD_GIB} GiB of CUDA context and {NCCL_NVSWITCH_BEFORE_LOAD_GIB} GiB of NCCL buffers over the NVSwitch") } else { format!("{CONTEXT_BEFORE_LOAD_GIB} GiB of CUDA context") };
+        format!("{} less {what}, modelled", gib(cx.memory.0))
+    } else {
+        "as given".to_string()
+    };
+    let budget = super::Budget {
+        usable: Bytes(free_at_load),
+        derivation: format!("free at load: {usable_why}"),
+        kv_room: Bytes(pool),
+        work_shortfall: Bytes(act.saturating_add(graphs).saturating_sub(outside)),
+        windows_at_full_length: swa_b > 0 && !hybrid,
+    };
     let message = (!fits).then(|| format!("Not enough memory. Please try to increase --mem-fraction-static. ({} static, {} weights as loaded)", gib(static_b), gib(loaded)));
     Ok(EngineReport {
         name: "sglang".into(),
@@ -149,13 +252,13 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         overhead,
         kv_batch: None,
         kv_parts: vec![],
+        budget: Some(budget),
         notes: {
-            let mut n = vec![if !s.gpu.memory_is_given() {
-                let what = if before_load > CONTEXT_BEFORE_LOAD_GIB { format!("{CONTEXT_BEFORE_LOAD_GIB} GiB of CUDA context and {NCCL_NVSWITCH_BEFORE_LOAD_GIB} GiB of NCCL buffers over the NVSwitch") } else { format!("{CONTEXT_BEFORE_LOAD_GIB} GiB of CUDA context") };
-                format!("static budget {} = {} free at load ({} total less {what}, modelled) x {mfs}", gib(static_b), gib(free_at_load), gib(cx.memory.0))
-            } else {
-                format!("static budget {} = {} free at load x {mfs}", gib(static_b), gib(free_at_load))
-            }];
+            let mut n = vec![format!("static budget {} = {} free at load ({usable_why}) x {mfs}; the requests' KV must fit its token pool, the activation peak and CUDA graphs the {} outside it", gib(static_b), gib(free_at_load), gib(outside))];
+            if s.gpu_memory_utilization.is_none() {
+                let (v0, v1, v2) = ver;
+                n.push(format!("mem_fraction_static {mfs}: SGLang {v0}.{v1}.{v2}'s default for a board of {board_gib:.2} GiB (as nvidia-smi counts it) at TP {tp}{}", if multimodal { ", lowered for the vision tower" } else if mfs == 0.0 { ": what it reserves outside the pool is more than the board" } else { "" }));
+            }
             if cx.shape.shared_kv_layers() > 0 {
                 n.push(format!("the {} KV-shared layers get pool buffers like every layer (SGLang sizes its pool by num_hidden_layers), though they read an earlier layer's cache", cx.shape.shared_kv_layers()));
             }
@@ -175,5 +278,30 @@ mod tests {
     fn default_fraction_shrinks_with_tp() {
         let f: Vec<f64> = [1, 2, 4, 8, 16].iter().map(|&tp| super::default_mem_fraction_static(tp)).collect();
         assert_eq!(f, vec![0.88, 0.87, 0.85, 0.81, 0.79]);
+    }
+
+    #[test]
+    fn default_fraction_follows_the_board_from_0_4_8() {
+        use super::{default_fraction, piecewise_graph_tokens, FractionInputs};
+        let at = |gpu_mib: f64, tp: u64| FractionInputs { gpu_mib, tp, pp: 1, multimodal: false, mla: false, nvidia: true };
+        // logged choices: 0.874 on an H100 (81559 MiB, issue 7495, 0.4.8), 0.909 on an RTX 5090
+        // (32607 MiB, issue 7227)
+        assert_eq!(default_fraction((0, 4, 8), at(81559.0, 1)), 0.874);
+        assert_eq!(default_fraction((0, 4, 9), at(32607.0, 1)), 0.909);
+        assert_eq!(default_fraction((0, 4, 7), at(81559.0, 4)), 0.85);
+        // from 0.5.3: 512 + 8192 x 1.5 + 256 x 2 + 1024 / 8 = 13440 MiB on an H100
+        assert_eq!(default_fraction((0, 5, 8), at(81559.0, 1)), 0.835);
+        // from 0.5.10 the piecewise prefill graphs add 8 MiB each: 58 up to 8192 tokens
+        assert_eq!(piecewise_graph_tokens(8192), 58);
+        assert_eq!(piecewise_graph_tokens(2048), 42);
+        assert_eq!(piecewise_graph_tokens(2), 0);
+        assert_eq!(default_fraction((0, 5, 10), at(81559.0, 1)), ((81559.0 - 13440.0 - 58.0 * 8.0) / 81559.0 * 1000.0_f64).round() / 1000.0);
+        // an RTX 4090 (24564 MiB) on 0.5.23: a 4096-token chunk and 48 graphs
+        let r = 512.0 + 4096.0 * 1.5 + 48.0 * 2.0 + 128.0 + 58.0_f64.min(piecewise_graph_tokens(4096) as f64) * 8.0;
+        assert_eq!(default_fraction((0, 5, 23), at(24564.0, 1)), ((24564.0 - r) / 24564.0 * 1000.0_f64).round() / 1000.0);
+        assert!(default_fraction((0, 5, 23), at(24564.0, 1)) < 0.75);
+        // a board smaller than the reserve: no static pool, never a negative fraction
+        assert_eq!(default_fraction((0, 5, 23), at(2048.0, 1)), 0.0);
+        assert_eq!(default_fraction((0, 4, 9), at(2048.0, 1)), 0.0);
     }
 }

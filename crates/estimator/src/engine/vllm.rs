@@ -611,6 +611,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         overhead,
         kv_batch: None,
         kv_parts: vec![],
+        budget: None,
         notes,
     })
 }
