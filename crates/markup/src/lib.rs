@@ -275,4 +275,25 @@ mod tests {
         assert!(v.contains("Does not fit: vLLM would refuse to start") || v.contains("would refuse to start"), "{v}");
         assert!(v.contains(r#"id="engine-message""#) && v.contains(r#"data-fits="false""#), "{v}");
     }
+
+    #[test]
+    fn sglang_verdicts_read_its_token_pool() {
+        let shape = kv_estimator::parse_config(DEFAULT_CONFIG).unwrap();
+        let at = |n: &str| {
+            let mut s = default_scenario();
+            for (k, v) in [("gpu", "h100-80gb"), ("e", "sglang"), ("n", n), ("in", "4096"), ("out", "1024")] {
+                s.set(k, v).unwrap();
+            }
+            kv_estimator::estimate(&shape, &s).unwrap()
+        };
+        let e = at("8");
+        let pool = gib(e.engine.kv_pool_bytes.0);
+        let v = verdict(&e);
+        assert!(e.fits && v.contains(&escape(&format!("take {} of sglang's {pool} KV pool", gib(e.kv_cache.bytes.0)))), "{v}");
+        let over = at(&(e.max_concurrency + 1).to_string());
+        let v = verdict(&over);
+        assert!(!over.fits && v.contains(&escape(&format!("sglang's pool holds {pool}"))) && v.contains("short"), "{v}");
+        // the capacity row says where the usable memory comes from
+        assert!(figures(&e).contains("usable (free at load: "), "{}", figures(&e));
+    }
 }

@@ -5,7 +5,10 @@
 //! with pages of one token (MLA: the 576-value latent per layer; int8/fp8 KV: 1 byte). A custom
 //! memory is the free memory at "Load weight begin"; a catalog GPU's total is reduced by the
 //! CUDA context first ([`CONTEXT_BEFORE_LOAD_GIB`]). What is left outside the
-//! fraction holds activations (chunked prefill) and CUDA graphs.
+//! fraction holds activations (chunked prefill) and CUDA graphs. Without a fraction, SGLang's own
+//! default by version and board ([`default_fraction`]). The pool is allocated whole at start-up,
+//! so the verdict ([`super::Budget`]) asks whether the requests' KV fits the pool and the
+//! activation peak the share outside it, against the free memory at load.
 //! Hybrid sliding-window pools (`SWAKVPool`): for the architectures SGLang lists (gpt-oss and
 //! Llama 4 from 0.5.8, Gemma 4 from 0.5.11; Gemma 2 and 3 only in 0.4.10, after which they are
 //! forced back to one pool) the window layers get their own pool of `swa_full_tokens_ratio` (0.8)
