@@ -109,6 +109,8 @@ pub struct FractionInputs {
     pub mla: bool,
     /// An NVIDIA board (piecewise CUDA graphs are off on AMD).
     pub nvidia: bool,
+    /// `--chunked-prefill-size` when given (else the board's default, [`memory_tier_defaults`]).
+    pub chunk: Option<u64>,
 }
 
 /// SGLang's default `mem_fraction_static` by version (`server_args.py`):
@@ -116,8 +118,9 @@ pub struct FractionInputs {
 /// - 0.4.8 to 0.5.2: `(gpu - reserved) / gpu` to three decimals, `reserved` (2.8 + tp x pp / 10) GiB
 ///   below 35 GiB, (9.5 + tp x pp / 2) below 90, (12 + tp x pp / 2) below 160, 32 GiB above;
 ///   x 0.9 for a multimodal model;
-/// - from 0.5.3: `reserved` = 512 MiB + 1.5 MiB x max(chunk, 2048) + 2 MiB x the graphs' largest
-///   batch + tp x pp / 8 GiB, from 0.5.10 plus 8 MiB per piecewise prefill graph (1.5 GiB with
+/// - from 0.5.3: `reserved` = 512 MiB + 1.5 MiB x max(chunk, 2048) (the given chunked-prefill
+///   size, else the board's) + 2 MiB x the graphs' largest batch + tp x pp / 8 GiB, from 0.5.10
+///   plus 8 MiB per piecewise prefill graph, one per captured size up to the chunk (1.5 GiB with
 ///   MLA; none on AMD, with PP or for a multimodal model), at least 10 GiB on boards above 60 GiB;
 ///   a multimodal model x 0.95 (SGLang scales that by the vision tower's size; a ViT-L-sized one
 ///   is assumed).
@@ -134,7 +137,8 @@ pub fn default_fraction(ver: (u64, u64, u64), f: FractionInputs) -> f64 {
         let frac = round3((gpu - reserved_gib * 1024.0) / gpu).max(0.0);
         return if f.multimodal { frac * 0.9 } else { frac };
     }
-    let (chunk, max_bs) = memory_tier_defaults(ver, gpu, f.tp);
+    let (tier_chunk, max_bs) = memory_tier_defaults(ver, gpu, f.tp);
+    let chunk = f.chunk.unwrap_or(tier_chunk);
     let mut reserved = 512.0 + chunk.max(2048) as f64 * 1.5 + max_bs as f64 * 2.0 + parallel / 8.0 * 1024.0;
     if ver >= (0, 5, 10) && f.nvidia && f.pp <= 1 && !f.multimodal {
         reserved += if f.mla { 1536.0 } else { piecewise_graph_tokens(chunk) as f64 * 8.0 };
@@ -176,7 +180,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     // size is the free memory at load, so the context too)
     let board_gib = cx.memory.gib() + if nvidia { crate::gpu::DRIVER_RESERVE_GIB } else { 0.0 } + if s.gpu.memory_is_given() { CONTEXT_BEFORE_LOAD_GIB } else { 0.0 };
     let multimodal = cx.shape.globals.iter().any(|t| t.role == crate::model::Role::Encoder);
-    let fraction_inputs = FractionInputs { gpu_mib: board_gib * 1024.0, tp, pp: u64::from(s.pp.max(1)), multimodal, mla: cx.shape.is_mla(), nvidia };
+    let fraction_inputs = FractionInputs { gpu_mib: board_gib * 1024.0, tp, pp: u64::from(s.pp.max(1)), multimodal, mla: cx.shape.is_mla(), nvidia, chunk: s.max_num_batched_tokens };
     let mfs = s.gpu_memory_utilization.unwrap_or_else(|| default_fraction(ver, fraction_inputs));
     let l = cx.max_model_len;
     let before_load = before_load_gib(s.gpu.catalog(), tp);
@@ -286,7 +290,7 @@ mod tests {
     #[test]
     fn default_fraction_follows_the_board_from_0_4_8() {
         use super::{default_fraction, piecewise_graph_tokens, FractionInputs};
-        let at = |gpu_mib: f64, tp: u64| FractionInputs { gpu_mib, tp, pp: 1, multimodal: false, mla: false, nvidia: true };
+        let at = |gpu_mib: f64, tp: u64| FractionInputs { gpu_mib, tp, pp: 1, multimodal: false, mla: false, nvidia: true, chunk: None };
         // logged choices: 0.874 on an H100 (81559 MiB, issue 7495, 0.4.8), 0.909 on an RTX 5090
         // (32607 MiB, issue 7227)
         assert_eq!(default_fraction((0, 4, 8), at(81559.0, 1)), 0.874);
@@ -303,6 +307,10 @@ mod tests {
         let r = 512.0 + 4096.0 * 1.5 + 48.0 * 2.0 + 128.0 + 58.0_f64.min(piecewise_graph_tokens(4096) as f64) * 8.0;
         assert_eq!(default_fraction((0, 5, 23), at(24564.0, 1)), ((24564.0 - r) / 24564.0 * 1000.0_f64).round() / 1000.0);
         assert!(default_fraction((0, 5, 23), at(24564.0, 1)) < 0.75);
+        // a chunk given on the command line replaces the board's in the reserve: 2048 tokens on
+        // an H100 at 0.5.8 reserve 512 + 3072 + 512 + 128 MiB, below the 10 GiB floor
+        assert_eq!(default_fraction((0, 5, 8), FractionInputs { chunk: Some(2048), ..at(81559.0, 1) }), ((81559.0 - 10240.0) / 81559.0 * 1000.0_f64).round() / 1000.0);
+        assert_eq!(default_fraction((0, 5, 8), FractionInputs { chunk: Some(16384), ..at(81559.0, 1) }), ((81559.0 - (512.0 + 24576.0 + 512.0 + 128.0)) / 81559.0 * 1000.0_f64).round() / 1000.0);
         // a board smaller than the reserve: no static pool, never a negative fraction
         assert_eq!(default_fraction((0, 5, 23), at(2048.0, 1)), 0.0);
         assert_eq!(default_fraction((0, 4, 9), at(2048.0, 1)), 0.0);
