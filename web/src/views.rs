@@ -269,7 +269,8 @@ fn Charts(st: St) -> impl IntoView {
         let Source::Loaded { shape, .. } = st.source.get() else { return None };
         let s = st.scenario.get();
         let base = current(st)?;
-        let cap = gib_f(base.capacity.0 as f64);
+        // where the requests stop fitting: the usable memory, or (SGLang) the full KV pool
+        let cap = gib_f(base.fit_limit().0 as f64);
         let max_n = (base.max_concurrency.saturating_mul(2)).clamp(64, 4096);
         let conc: Vec<(f64, f64)> = chart::doubling(1, max_n).into_iter().filter_map(|n| at(&shape, &Scenario { concurrency: n, ..s.clone() }).map(|e| (n as f64, gib_f(e.total.0 as f64)))).collect();
         let max_ctx = base.engine.max_model_len.clamp(4096, 1 << 20);
@@ -297,7 +298,7 @@ fn Charts(st: St) -> impl IntoView {
                 }
             }
         });
-        let cap_label = format!("usable {} GiB", fixed(cap, 1));
+        let cap_label = format!("{} {} GiB", if base.engine.budget.is_some() { "pool full at" } else { "usable" }, fixed(cap, 1));
         Some([
             (
                 format!("Memory per GPU vs concurrent requests ({} tokens each)", s.context_len()),

@@ -94,6 +94,21 @@ impl Estimate {
             None => format!("{} {times} {}", self.gpu_memory, self.engine.utilization),
         }
     }
+    /// The total the scenario's memory may reach before it stops fitting (`total + headroom`):
+    /// the capacity under a `memory x utilization` budget; under an engine's own split (SGLang),
+    /// the weights, activations and overhead plus the whole KV pool.
+    pub fn fit_limit(&self) -> Bytes {
+        Bytes((self.total.0 as i128 + i128::from(self.headroom_bytes)).clamp(0, u64::MAX as i128) as u64)
+    }
+    /// What an engine's own split keeps for its activations and CUDA graphs beyond what they are
+    /// estimated to use (SGLang: the share outside `mem_fraction_static`, less the activation peak
+    /// and graphs): memory the requests' KV cannot use. Zero under a `memory x utilization` budget.
+    pub fn held_outside_pool(&self) -> Bytes {
+        match &self.engine.budget {
+            Some(_) => self.capacity.saturating_sub(self.fit_limit()),
+            None => Bytes(0),
+        }
+    }
     /// The layer groups behind "KV per token" (`32 x full attention`, joined by ` + `; `times` is
     /// the multiplication sign), or where the cache is when the GPU holds none of it.
     pub fn kv_groups_label(&self, times: &str) -> String {

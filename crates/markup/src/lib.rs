@@ -130,19 +130,24 @@ pub fn verdict(e: &Estimate) -> String {
 /// The stacked bar of the memory breakdown (weights, KV cache, activations, overhead, free)
 /// against the usable capacity and the GPU's memory, with its legend.
 pub fn breakdown(e: &Estimate) -> String {
-    let parts = [
+    let mut parts = vec![
         ("weights", e.weights.per_gpu.0, "weights"),
         ("KV cache", e.kv_cache.bytes.0, "kv"),
         ("activations", e.activation.bytes.0, "act"),
         ("overhead", e.overhead.bytes.0, "over"),
-        ("free", e.headroom_bytes.max(0) as u64, "free"),
+        (if e.engine.budget.is_some() { "free in the KV pool" } else { "free" }, e.headroom_bytes.max(0) as u64, "free"),
     ];
+    // an engine's own split (SGLang): what it keeps outside its pool beyond the activations and
+    // graphs, which the requests' KV cannot use
+    if e.engine.budget.is_some() {
+        parts.push(("held outside the pool", e.held_outside_pool().0, "held"));
+    }
     let scale = e.total.0.max(e.capacity.0).max(e.gpu_memory.0).max(1) as f64;
     let w = 460.0;
     let mut m = String::with_capacity(2048);
     m.push_str(r#"<section id="breakdown" class="panel" aria-labelledby="h-breakdown"><h2 id="h-breakdown">Where the memory goes (per GPU)</h2><svg viewBox="0 0 480 64" role="img" aria-label="memory breakdown against capacity" class="bar">"#);
     let mut x = 0.0;
-    for (label, b, class) in parts {
+    for &(label, b, class) in &parts {
         let width = b as f64 / scale * w;
         let _ = write!(m, r#"<rect x="{:.1}" y="8" width="{:.1}" height="30" class="seg {class}"><title>{}</title></rect>"#, 10.0 + x, width.max(0.0), escape(&format!("{label}: {}", gib(b))));
         x += width;
@@ -150,7 +155,9 @@ pub fn breakdown(e: &Estimate) -> String {
     let cap_x = e.capacity.0 as f64 / scale * w;
     let mem_x = e.gpu_memory.0 as f64 / scale * w;
     let _ = write!(m, r#"<line x1="{c:.1}" x2="{c:.1}" y1="2" y2="44" class="cap"></line><line x1="{g:.1}" x2="{g:.1}" y1="2" y2="44" class="mem"></line>"#, c = 10.0 + cap_x, g = 10.0 + mem_x);
-    let _ = write!(m, r#"<text x="{:.1}" y="58" class="cap-label" text-anchor="middle">{}</text></svg><ul class="legend">"#, (10.0 + cap_x).min(440.0), escape(&format!("usable {}", gib(e.capacity.0))));
+    // near the right edge the label ends at the line instead of centring on it (it stays inside the 480-wide box)
+    let (label_x, anchor) = if 10.0 + cap_x > 400.0 { ((10.0 + cap_x).min(476.0), "end") } else { (10.0 + cap_x, "middle") };
+    let _ = write!(m, r#"<text x="{label_x:.1}" y="58" class="cap-label" text-anchor="{anchor}">{}</text></svg><ul class="legend">"#, escape(&format!("usable {}", gib(e.capacity.0))));
     for (label, b, class) in parts {
         let _ = write!(m, r#"<li><span class="sw {class}"></span>{} {}</li>"#, escape(label), escape(&gib(b)));
     }
@@ -295,5 +302,10 @@ mod tests {
         assert!(!over.fits && v.contains(&escape(&format!("sglang's pool holds {pool}"))) && v.contains("short"), "{v}");
         // the capacity row says where the usable memory comes from
         assert!(figures(&e).contains("usable (free at load: "), "{}", figures(&e));
+        // the bar's parts fill the free memory at load: what SGLang holds outside its pool beyond
+        // the activations and graphs is a part of its own
+        let held = e.held_outside_pool().0;
+        assert!(held > 0 && breakdown(&e).contains("held outside the pool"));
+        assert_eq!(e.total.0 + e.headroom_bytes as u64 + held, e.capacity.0);
     }
 }
