@@ -355,7 +355,7 @@ async fn every_control_is_reachable_with_the_keyboard() -> Result<()> {
     b.wait("#verdict").await?;
     b.wait("#compare-add").await?;
     let want = [
-        "model-filter", "hub-id", "hub-fetch", "in-gpu", "in-gpus", "in-tp", "in-pp", "in-dt", "in-q", "in-kv", "in-e", "in-ev", "in-util", "in-ctx", "in-bs", "in-mbt", "in-eager", "in-offload", "in-fa", "in-ngl", "in-nkvo", "preset-chat-agent", "preset-rag",
+        "model-filter", "hub-id", "hub-fetch", "in-gpu", "in-gpus", "in-tp", "in-pp", "in-dt", "in-q", "in-kv", "in-e", "in-ev", "in-util", "in-ctx", "in-bs", "in-mbt", "in-eager", "in-offload", "in-fa", "in-ngl", "in-nkvo", "in-lora", "in-loras", "preset-chat-agent", "preset-rag",
         "preset-long-form", "preset-ci-micro", "in-in", "in-out", "in-n", "copy-link", "compare-id", "compare-add", "service-url", "service-reload",
     ];
     b.c.execute("document.activeElement && document.activeElement.blur(); window.focus();", vec![]).await?;

@@ -212,6 +212,13 @@ pub struct EstimateArgs {
     /// llama.cpp `-nkvo`: the KV cache (and the attention over it) in host memory.
     #[arg(long, visible_alias = "nkvo")]
     pub no_kv_offload: bool,
+    /// LoRA adapters served (vLLM `--enable-lora --max-lora-rank R`): vLLM allocates slots of
+    /// this rank on every linear layer, the embedding and the LM head at load.
+    #[arg(long, value_name = "R")]
+    pub max_lora_rank: Option<u64>,
+    /// LoRA adapters one batch may use (vLLM `--max-loras`, default 1), with `--max-lora-rank`.
+    #[arg(long, value_name = "N")]
+    pub max_loras: Option<u64>,
     /// Concurrent requests.
     #[arg(long, short = 'n')]
     pub concurrency: Option<u64>,

@@ -52,6 +52,8 @@ pub fn scenario(args: &EstimateArgs) -> Result<Scenario> {
     set("seqs", args.max_num_seqs.map(|v| v.to_string()))?;
     set("offload", args.cpu_offload_gb.map(|v| v.to_string()))?;
     set("eager", args.enforce_eager.then(|| "on".to_string()))?;
+    set("lora", args.max_lora_rank.map(|v| v.to_string()))?;
+    set("loras", args.max_loras.map(|v| v.to_string()))?;
     set("fa", args.flash_attn.clone())?;
     set("ngl", args.n_gpu_layers.map(|v| v.to_string()))?;
     set("nkvo", args.no_kv_offload.then(|| "on".to_string()))?;

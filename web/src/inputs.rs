@@ -264,6 +264,8 @@ pub fn ScenarioInputs(st: St) -> impl IntoView {
                 {field(st, "bs", "Block size", "16", "KV block size in tokens (vLLM)")}
                 {field(st, "mbt", "Max batched tokens", "engine default", "profiling batch / chunked-prefill size / llama.cpp -ub")}
                 {choice(st, "eager", "CUDA graphs", vec![(String::new(), "captured".into()), ("on".into(), "none (--enforce-eager)".into())], "vLLM --enforce-eager: no CUDA graphs; from vLLM 0.20 their estimate is no longer subtracted before the KV cache")}
+                {field(st, "lora", "LoRA rank", "no LoRA", "vLLM --enable-lora --max-lora-rank: adapter slots of this rank on every linear layer, the embedding and the LM head, allocated at load. Empty = no LoRA")}
+                {field(st, "loras", "LoRA slots", "1", "vLLM --max-loras: adapters one batch may use, each with its own slots (needs a LoRA rank)")}
                 {field(st, "offload", "CPU offload (GiB)", "0", "vLLM/SGLang --cpu-offload-gb: GiB of weights per GPU kept in host memory (the first decoder layers), read over PCIe every step")}
                 {choice(st, "fa", "Flash attention", vec![(String::new(), "build default".into()), ("on".into(), "on (-fa on)".into()), ("off".into(), "off (-fa off)".into())], "llama.cpp -fa: without it the compute buffer holds the n_ctx x n_ubatch x heads KQ matrix in f32; on by default from b6300")}
                 {field(st, "ngl", "GPU layers (-ngl)", "all", "llama.cpp -ngl: the last N decoder layers on the GPU (above the layer count the output layer too); the rest and their KV in host memory. Empty = all")}

@@ -28,6 +28,8 @@
 //! | `eager` | `on`: no CUDA graphs (vLLM `--enforce-eager`) | off |
 //! | `ngl` | layers llama.cpp puts on the GPU (`-ngl`: the last N; above the layer count the output layer too) | all and the output |
 //! | `nkvo` | `on`: llama.cpp keeps the KV cache in host memory (`-nkvo`) | off |
+//! | `lora` | LoRA adapters served: the largest rank (vLLM `--enable-lora --max-lora-rank`) | no LoRA |
+//! | `loras` | LoRA adapters in one batch (vLLM `--max-loras`), with `lora` | 1 |
 
 use crate::dtype::{KvDtype, QuantChoice, WeightDtype};
 use crate::error::{Error, Result};
@@ -139,6 +141,13 @@ pub struct Scenario {
     /// llama.cpp `-nkvo`: the KV cache (and the attention over it) stays in host memory.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub kv_on_host: bool,
+    /// LoRA adapters served (vLLM `--enable-lora`): the largest rank (`--max-lora-rank`); `None`:
+    /// no LoRA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lora_rank: Option<u64>,
+    /// LoRA adapters one batch may use (vLLM `--max-loras`, default 1): the slots vLLM allocates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_loras: Option<u64>,
 }
 
 fn one() -> u32 {
@@ -174,6 +183,8 @@ impl Default for Scenario {
             enforce_eager: false,
             gpu_layers: None,
             kv_on_host: false,
+            lora_rank: None,
+            max_loras: None,
         }
     }
 }
@@ -216,6 +227,11 @@ pub const MAX_TOKENS: u64 = 1 << 26;
 pub const MAX_CONCURRENCY: u64 = 1 << 20;
 /// Largest `-ngl` accepted (llama.cpp users pass 99 or 999 for "all").
 pub const MAX_GPU_LAYERS: u64 = 100_000;
+
+/// Largest `--max-lora-rank` accepted (vLLM's largest choice is 512).
+pub const MAX_LORA_RANK: u64 = 512;
+/// Most LoRA slots accepted (`--max-loras`).
+pub const MAX_LORAS: u64 = 1024;
 
 /// Largest `--cpu-offload-gb` accepted, GiB per GPU.
 pub const MAX_OFFLOAD_GIB: f64 = 1_048_576.0;
@@ -328,6 +344,20 @@ impl Scenario {
         if self.kv_on_host && self.engine != Engine::LlamaCpp {
             errs.push(Error::scenario("nkvo", "on", "off for this engine: -nkvo is a llama.cpp setting"));
         }
+        if let Some(r) = self.lora_rank {
+            if r == 0 || r > MAX_LORA_RANK {
+                errs.push(Error::scenario("lora", r, format!("a LoRA rank from 1 to {MAX_LORA_RANK} (--max-lora-rank)")));
+            } else if !matches!(self.engine, Engine::Vllm | Engine::VllmV0) {
+                errs.push(Error::scenario("lora", r, "no value for this engine: the LoRA slots modelled are vLLM's (--enable-lora --max-lora-rank)"));
+            }
+        }
+        if let Some(n) = self.max_loras {
+            if n == 0 || n > MAX_LORAS {
+                errs.push(Error::scenario("loras", n, format!("a number of LoRA slots from 1 to {MAX_LORAS} (--max-loras)")));
+            } else if self.lora_rank.is_none() {
+                errs.push(Error::scenario("loras", n, "no value without a LoRA rank (lora=R, --max-lora-rank): --max-loras needs --enable-lora"));
+            }
+        }
         if errs.is_empty() {
             Ok(())
         } else {
@@ -392,6 +422,8 @@ impl Scenario {
         if self.kv_on_host {
             q.push(("nkvo", "on".into()));
         }
+        q.extend(opt("lora", self.lora_rank));
+        q.extend(opt("loras", self.max_loras));
         q
     }
 
@@ -413,7 +445,7 @@ impl Scenario {
                 GpuChoice::Catalog(_) => Ok(()),
                 GpuChoice::Custom { board: None, .. } => Err(Error::scenario("mem", "", "GiB per GPU (a custom GPU needs its memory size)")),
             },
-            "gpus" | "ev" | "ctx" | "util" | "bs" | "mbt" | "seqs" | "fa" | "dev" | "dp" | "ep" | "offload" | "eager" | "ngl" | "nkvo" => {
+            "gpus" | "ev" | "ctx" | "util" | "bs" | "mbt" | "seqs" | "fa" | "dev" | "dp" | "ep" | "offload" | "eager" | "ngl" | "nkvo" | "lora" | "loras" => {
                 if key == "ev" {
                     self.engine_version = None;
                 } else if key == "dev" {
@@ -513,6 +545,12 @@ impl Scenario {
             "eager" => self.enforce_eager = false,
             "ngl" => self.gpu_layers = None,
             "nkvo" => self.kv_on_host = false,
+            // no LoRA also means no slot count
+            "lora" => {
+                self.lora_rank = None;
+                self.max_loras = None;
+            }
+            "loras" => self.max_loras = None,
             _ => {}
         }
     }
@@ -583,6 +621,8 @@ impl Scenario {
             "eager" => self.enforce_eager = on_off(v).ok_or_else(|| Error::scenario("eager", v, "on or off (--enforce-eager: no CUDA graphs)"))?,
             "ngl" => self.gpu_layers = Some(int("a number of layers on the GPU (llama.cpp -ngl)")?),
             "nkvo" => self.kv_on_host = on_off(v).ok_or_else(|| Error::scenario("nkvo", v, "on or off (llama.cpp -nkvo: KV cache in host memory)"))?,
+            "lora" => self.lora_rank = Some(int("a LoRA rank (--max-lora-rank)")?),
+            "loras" => self.max_loras = Some(int("a number of LoRA slots (--max-loras)")?),
             "offload" => {
                 let f = v.trim().parse::<f64>().map_err(|_| Error::scenario("offload", v, "GiB per GPU kept in host memory (--cpu-offload-gb), a number"))?;
                 self.cpu_offload_gib = Some(f);
@@ -594,7 +634,7 @@ impl Scenario {
                     _ => return Err(Error::scenario("dev", v, "gpu or cpu")),
                 }
             }
-            other => return Err(Error::scenario(other, v, "a known parameter (v, m, gpu, mem, gpus, tp, pp, dp, ep, dt, q, kv, e, ev, in, out, n, ctx, util, bs, mbt, seqs, fa, dev, offload, eager, ngl, nkvo)")),
+            other => return Err(Error::scenario(other, v, "a known parameter (v, m, gpu, mem, gpus, tp, pp, dp, ep, dt, q, kv, e, ev, in, out, n, ctx, util, bs, mbt, seqs, fa, dev, offload, eager, ngl, nkvo, lora, loras)")),
         }
         Ok(())
     }

@@ -670,6 +670,16 @@ pub fn case_scenario(case: &Case, model_id: &str) -> std::result::Result<(Scenar
         if s.dp > 1 || s.expert_parallel {
             notes.push(format!("data parallel {} x tensor parallel {tp}{}", s.dp, if s.expert_parallel { ", expert parallelism" } else { "" }));
         }
+        // vLLM's LoRA slots: `--max-lora-rank` (16 when only `--enable-lora` is given) and `--max-loras`
+        if matches!(engine, Engine::Vllm | Engine::VllmV0) {
+            let rank = case.fig("max_lora_rank").map(|r| r as u64).or_else(|| arg_value(&text, &["--max-lora-rank", "max_lora_rank"]));
+            let rank = rank.or_else(|| ["--enable-lora", "enable_lora=True"].iter().any(|f| text.contains(f)).then_some(16));
+            if let Some(r) = rank {
+                s.lora_rank = Some(r);
+                s.max_loras = case.fig("max_loras").map(|n| n as u64).or_else(|| arg_value(&text, &["--max-loras", "max_loras"]));
+                notes.push(format!("LoRA enabled: rank {r}, {} slot(s)", s.max_loras.unwrap_or(1)));
+            }
+        }
     }
     // a quantised checkpoint keeps its scheme; only an unquantised one takes the dtype as a choice
     let unquantised = case_quant(case).is_none() && case.quantization.as_deref().map_or(true, |q| q.trim().is_empty() || q == "none");

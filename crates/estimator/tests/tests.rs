@@ -1501,6 +1501,50 @@ fn sglang_default_fraction_follows_the_version_and_board() {
     assert!(run("0.5.23", "rtx-4090").utilization < run("0.4.9", "rtx-4090").utilization - 0.1);
 }
 
+/// vLLM's `--enable-lora` slots, created with the model and counted in "Model loading took":
+/// A and B per packed slice of every linear layer, the embedding and logits for the
+/// architectures that declare them, with 256 added tokens before 0.12; the KV pool shrinks by as
+/// much. Phi-4 (Phi-3 packing) at rank 16 with one slot on 0.8.2 is 128,663,552 B; the Unsloth
+/// log of it (`vllm-selfllm-phi4-bnb4-a100-80g-unsloth-lora`) loads 0.157 GiB more than the
+/// checkpoint without LoRA.
+#[test]
+fn vllm_lora_slots_follow_the_layers_and_version() {
+    let at = |sh: &ModelShape, q: String| estimate(sh, &Scenario::from_query(&q).unwrap()).unwrap();
+    let extra = |id: &str, q: &str| {
+        let sh = shape(id);
+        let base = at(&sh, format!("m={id}&gpu=a100-80gb&e=vllm&ctx=4096&{q}"));
+        let lora = at(&sh, format!("m={id}&gpu=a100-80gb&e=vllm&ctx=4096&{q}&lora=16&loras=1"));
+        (lora.engine.loaded_weights_bytes.0 - base.engine.loaded_weights_bytes.0, base.engine.kv_pool_bytes.0 - lora.engine.kv_pool_bytes.0)
+    };
+    let (phi4, kv_less) = extra("microsoft/phi-4", "ev=0.8.2");
+    assert_eq!(phi4, 128_663_552);
+    assert_eq!(kv_less, phi4);
+    // Llama packing (q, k, v and gate, up as slices of their own), no added tokens from 0.12:
+    // rank 64, 4 slots on Llama-3.1-8B
+    let sh = shape("meta-llama/Llama-3.1-8B-Instruct");
+    let e = |q: &str| at(&sh, format!("m=meta-llama/Llama-3.1-8B-Instruct&gpu=h100-80gb&e=vllm&ev=0.12.0&ctx=4096{q}")).engine.loaded_weights_bytes.0;
+    let (h, q, kv, i, v) = (4096u64, 4096u64, 1024u64, 14336u64, 128_256u64);
+    let per_layer = 64 * (7 * h + 2 * q + 2 * kv + 3 * i);
+    let ends = 64 * (2 * v + 2 * h);
+    assert_eq!(e("&lora=64&loras=4") - e(""), 4 * (32 * per_layer + ends) * 2);
+    // at TP 2 the column-parallel B and row-parallel A halve; the embedding and logits slots do not
+    let tp2 = |q: &str| at(&sh, format!("m=meta-llama/Llama-3.1-8B-Instruct&gpu=h100-80gb&tp=2&e=vllm&ev=0.12.0&ctx=4096{q}")).engine.loaded_weights_bytes.0;
+    // A: q, k, v and gate, up over the whole input (5 x hidden), o and down over half theirs;
+    // B: q, k, v and gate, up over half their outputs, o and down over the whole hidden size
+    let per_layer_tp2 = 64 * (5 * h + q / 2 + i / 2 + (q + 2 * kv) / 2 + 2 * i / 2 + 2 * h);
+    assert_eq!(tp2("&lora=64") - tp2(""), (32 * per_layer_tp2 + ends) * 2);
+    // Qwen2 declares no embedding modules: its linear layers only
+    let (qwen, _) = extra("Qwen/Qwen2.5-7B-Instruct", "ev=0.11.0");
+    assert_eq!(qwen, 16 * 28 * (7 * 3584 + 2 * 3584 + 2 * 512 + 3 * 18944) * 2);
+    // LoRA is a vLLM setting, and slots need a rank
+    let bad = |q: &str| Scenario::from_query(&format!("m=x&{q}")).unwrap_err().iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ");
+    assert!(bad("e=sglang&lora=16").contains("lora"), "{}", bad("e=sglang&lora=16"));
+    assert!(bad("loras=4").contains("--enable-lora"), "{}", bad("loras=4"));
+    assert!(bad("lora=0").contains("LoRA rank from 1"), "{}", bad("lora=0"));
+    let s = Scenario::from_query("m=x&lora=32&loras=4").unwrap();
+    assert!(s.to_query().ends_with("&lora=32&loras=4"), "{}", s.to_query());
+}
+
 /// SGLang allocates its token pool whole at start-up and keeps the activation peak and CUDA
 /// graphs outside the static fraction: the scenario's requests fit when their KV fits the pool,
 /// the capacity is the free memory at load, and a fraction that leaves the activation no room

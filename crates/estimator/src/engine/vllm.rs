@@ -107,6 +107,97 @@ fn mxfp4_backend(compute_capability: Option<u32>, ver: (u64, u64, u64)) -> Mxfp4
     }
 }
 
+/// Architectures whose vLLM model declares `embedding_modules` (`embed_tokens`, `lm_head`), so
+/// that `--enable-lora` also wraps the token embedding and the logits (Llama, Mistral, Phi-3);
+/// others (Qwen2, ...) get LoRA on their linear layers only.
+const LORA_EMBEDDING_ARCHS: &[&str] = &["llama", "mistral", "phi3"];
+
+/// The LoRA slots vLLM allocates at load with `--enable-lora` (`lora/layers`,
+/// `create_lora_weights`; read in the 0.8.2, 0.10.1, 0.11, 0.12, 0.20 and 0.33 wheels), on the GPU
+/// holding the most, in the model dtype, all inside "Model loading took":
+/// - every linear layer, per slot (`--max-loras`) and per packed slice (q, k and v; gate and up;
+///   Phi-3 packs `qkv_proj` and `gate_up_proj` as one slice each): `A = rank x input` and
+///   `B = output x rank`, sharded as the layer is (column-parallel: B's output; row-parallel:
+///   A's input); the router gate too; routed experts from 0.11.1 (`FusedMoEWithLoRA`, the
+///   experts this GPU holds);
+/// - with `embedding_modules` ([`LORA_EMBEDDING_ARCHS`]), the embedding `A = vocab x rank`,
+///   `B = hidden x rank` and the logits `A = rank x hidden`, `B = vocab x rank`, whole on every
+///   rank; before 0.12 the vocabulary there counts `lora_extra_vocab_size` (256) added tokens
+///   (the logits' padded to 256), each slot keeps the added tokens' embeddings (`256 x hidden`,
+///   embedding and logits), and the base embedding grows by `256 x slots` rows and the LM head
+///   by 256 (padded to 64 and 256), sharded over TP.
+///
+/// The punica wrapper's index buffers (about 64 B per batched token) are left out. Returns
+/// `(bytes, what)`.
+pub fn lora_slot_bytes(shape: &ModelShape, plan: &WeightPlan, ex: crate::weights::ExpertSplit, tp: u64, pp: u64, rank: u64, slots: u64, ver: (u64, u64, u64)) -> (u64, String) {
+    let tp = tp.max(1) as u128;
+    let b = plan.activation.bytes() as u128;
+    let (r, m) = (rank as u128, slots as u128);
+    let phi3 = shape.model_type == "phi3";
+    let experts = ver >= (0, 11, 1);
+    let ends_apply = LORA_EMBEDDING_ARCHS.contains(&shape.model_type.as_str());
+    let extra: u128 = if ver < (0, 12, 0) { 256 } else { 0 };
+    let (h, v) = (shape.hidden_size as u128, shape.vocab_size as u128);
+    let pad = |x: u128, a: u128| x.div_ceil(a) * a;
+    let stages = crate::weights::pp_partition(shape.num_layers(), pp.max(1));
+    let last = stages.len().saturating_sub(1);
+    // (total, linear layers, embedding and logits) of the stage holding the most
+    let mut best: (u128, u128, u128) = (0, 0, 0);
+    let mut start = 0usize;
+    for (i, n) in stages.into_iter().enumerate() {
+        let (lo, hi) = (start, start + n as usize);
+        start = hi;
+        let mut layers: u128 = 0;
+        for (layer, copies) in shape.runs_in(lo, hi) {
+            let mut one: u128 = 0;
+            for t in &layer.tensors {
+                let wrapped = match t.role {
+                    Role::AttnQ | Role::AttnKv | Role::AttnO | Role::Mlp | Role::SharedExpert | Role::Router => true,
+                    Role::Expert => experts,
+                    _ => false,
+                };
+                if !wrapped {
+                    continue;
+                }
+                let (rows, cols, count) = if t.role == Role::Expert { ex.shard(t) } else { (t.shard(tp as u64).0, t.shard(tp as u64).1, t.count) };
+                // A's input width, once per packed slice, and B's output rows on this GPU
+                let fused_gate_up = t.name.ends_with("gate_up_proj");
+                let a_slices: u128 = match t.role {
+                    Role::AttnKv if phi3 => 0,
+                    _ if fused_gate_up && !phi3 => 2,
+                    _ => 1,
+                };
+                let a_in = if t.split == Split::Row { cols } else { t.cols } as u128;
+                let b_out = if t.split == Split::Row { t.rows } else { rows } as u128;
+                one += count as u128 * r * (a_slices * a_in + b_out);
+            }
+            layers += one * copies as u128;
+        }
+        let mut ends: u128 = 0;
+        if ends_apply {
+            if i == 0 {
+                ends += m * ((v + extra) * r + h * r + extra * h) + (pad(pad(v, 64) + extra * m, 64) - pad(v, 64)) * h / tp;
+            }
+            if i == last {
+                let logits_rows = if extra > 0 { pad(v + extra, 256) } else { v };
+                ends += m * (r * h + logits_rows * r + extra * h) + (pad(pad(v, 256) + extra, 256) - pad(v, 64)) * h / tp;
+            }
+        }
+        let total = layers * m + ends;
+        if total > best.0 {
+            best = (total, layers * m, ends);
+        }
+    }
+    let bytes = (best.0 * b).min(u64::MAX as u128) as u64;
+    let what = format!(
+        "{m} slot(s) of rank {r} on the linear layers{} ({} values){} x {b} B",
+        if experts && shape.moe.is_some() { " and experts" } else { "" },
+        best.1,
+        if best.2 > 0 { format!(" + embedding and logits{} ({} values)", if extra > 0 { " with 256 added tokens" } else { "" }, best.2) } else { String::new() }
+    );
+    (bytes, what)
+}
+
 /// Bytes per GPU that vLLM's MXFP4 MoE layout adds to the checkpoint's expert tensors
 /// (exact for a given backend; the backend follows the GPU, Hopper when the GPU is custom).
 /// Marlin on an A100 turns gpt-oss-20b's 12.8 GiB into vLLM's logged 13.7 GiB.
@@ -410,6 +501,12 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let at_load = rope.saturating_add(tails);
     let cc = s.gpu.catalog().map(|g| g.compute_capability);
     let relayout = mxfp4_relayout_extra(cx.shape, cx.plan, experts, mxfp4_backend(cc, ver));
+    // LoRA slots are created with the model, inside "Model loading took"
+    let (lora, lora_what) = match s.lora_rank {
+        Some(r) => lora_slot_bytes(cx.shape, cx.plan, experts, tp, u64::from(s.pp.max(1)), r, s.max_loras.unwrap_or(1), ver),
+        None => (0, String::new()),
+    };
+    let relayout = relayout.saturating_add(lora);
     // `cudagraph_memory_estimate` is 0 when `cudagraph_mode` is NONE (`--enforce-eager`), and
     // Model Runner V2's `profile_cudagraph_memory` returns 0 from 0.22 to 0.28 (0.29 captures)
     let mrv2_unestimated = mrv2 && ver < (0, 29, 0);
@@ -421,7 +518,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let overhead = Figure::modelled(
         "runtime overhead",
         Bytes(non_torch_b.saturating_add(graph_b).saturating_add(at_load).saturating_add(relayout).saturating_add(state_b)),
-        "non-torch memory (CUDA context, NCCL) + CUDA graphs when inside the budget (v0.20+) + rotary cos/sin cache + allocator tails of the weights + MXFP4 expert re-layout + Model Runner V2's sampler state (v0.27+)",
+        "non-torch memory (CUDA context, NCCL) + CUDA graphs when inside the budget (v0.20+) + rotary cos/sin cache + allocator tails of the weights + MXFP4 expert re-layout + LoRA slots (--enable-lora) + Model Runner V2's sampler state (v0.27+)",
         {
             let mut d = format!(
                 "{} + {} + {} (max_position x rotary_dim x act bytes, exact) + {} (unsplit 2 MiB-segment tails PyTorch counts as allocated, exact)",
@@ -430,8 +527,11 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
                 crate::units::Bytes(rope),
                 crate::units::Bytes(tails)
             );
-            if relayout > 0 {
-                d.push_str(&format!(" + {} (MXFP4 experts in vLLM's {:?} layout, exact)", crate::units::Bytes(relayout), mxfp4_backend(cc, ver)));
+            if relayout > lora {
+                d.push_str(&format!(" + {} (MXFP4 experts in vLLM's {:?} layout, exact)", crate::units::Bytes(relayout - lora), mxfp4_backend(cc, ver)));
+            }
+            if lora > 0 {
+                d.push_str(&format!(" + {} (LoRA: {lora_what}, exact)", crate::units::Bytes(lora)));
             }
             if state_b > 0 {
                 d.push_str(&format!(" + {} ({rows} requests x {} vocab: penalty counts and prompt mask, exact)", crate::units::Bytes(state_b), cx.shape.vocab_size));
