@@ -73,8 +73,8 @@ pub struct Estimate {
     /// memory (SGLang: the free memory at load) ([`Estimate::capacity_basis`]).
     pub capacity: Bytes,
     /// `capacity - total`, negative when it does not fit; with an engine's own budget, what the
-    /// pool has left after the requests' KV (negative by the activation's shortfall when the
-    /// activation peak does not fit outside the pool).
+    /// tightest part of the pool has left after the requests' KV (negative by the activation's
+    /// shortfall when the activation peak does not fit outside the pool).
     pub headroom_bytes: i64,
     /// The engine starts and the workload fits.
     pub fits: bool,
@@ -98,11 +98,16 @@ impl Estimate {
     /// the capacity under a `memory x utilization` budget; under an engine's own split (SGLang),
     /// the weights, activations and overhead plus the whole KV pool.
     pub fn fit_limit(&self) -> Bytes {
-        Bytes((self.total.0 as i128 + i128::from(self.headroom_bytes)).clamp(0, u64::MAX as i128) as u64)
+        match &self.engine.budget {
+            // the weights, activations and overhead, and the whole pool
+            Some(b) => Bytes(self.total.saturating_sub(self.kv_cache.bytes).0.saturating_add(b.kv_room.0)),
+            None => self.capacity,
+        }
     }
     /// What an engine's own split keeps for its activations and CUDA graphs beyond what they are
     /// estimated to use (SGLang: the share outside `mem_fraction_static`, less the activation peak
-    /// and graphs): memory the requests' KV cannot use. Zero under a `memory x utilization` budget.
+    /// and graphs, `usable - fit_limit`): memory the requests' KV cannot use. Zero under a
+    /// `memory x utilization` budget.
     pub fn held_outside_pool(&self) -> Bytes {
         match &self.engine.budget {
             Some(_) => self.capacity.saturating_sub(self.fit_limit()),
@@ -252,17 +257,18 @@ pub fn estimate(shape: &ModelShape, scenario: &Scenario) -> Result<Estimate> {
             let capacity = Bytes((memory.0 as f64 * util) as u64);
             (capacity, capacity.saturating_sub(fixed).0, capacity.0 as i128 - total.0 as i128)
         }
-        Some(b) => {
-            let kv_slack = b.kv_room.0 as i128 - batch as i128;
-            (b.usable, b.kv_room.0, if b.work_shortfall.0 > 0 { kv_slack.min(-(b.work_shortfall.0 as i128)) } else { kv_slack })
-        }
+        // the pool's parts bound the requests in tokens; nothing fits beside an activation
+        // shortfall
+        Some(b) => (b.usable, if b.work_shortfall.0 > 0 { 0 } else { b.kv_room.0 }, b.slack(ctx_len, scenario.concurrency)),
     };
     let headroom_bytes = headroom.clamp(i64::MIN as i128, i64::MAX as i128) as i64;
     // no cache on the GPU (llama.cpp -nkvo, -ngl 0): the n_ctx cells bound the requests
     let on_host = scenario.engine == Engine::LlamaCpp && kv.groups.is_empty() && kv.state_bytes_per_request == 0;
     let max_conc = |len: u64| -> Result<u64> {
         let r = kv.request_bytes(len)?;
-        Ok(if on_host {
+        Ok(if let Some(b) = &eng.budget {
+            b.requests(len)
+        } else if on_host {
             if fixed.0 > capacity.0 {
                 0
             } else {
@@ -570,7 +576,9 @@ pub mod solve {
         largest(0, shape.num_layers() + 1, |n| fits(shape, &Scenario { gpu_layers: Some(n), ..s.clone() }))
     }
 
-    /// The `gpu_memory_utilization` needed for the scenario's requests (None above 1.0).
+    /// The smallest `gpu_memory_utilization` (SGLang: `mem_fraction_static`) that fits the
+    /// scenario's requests (None above 1.0). Under SGLang a larger fraction can fail again: it
+    /// leaves less outside the pool for the activation peak.
     pub fn utilization_needed(shape: &ModelShape, s: &Scenario) -> Option<f64> {
         let ok = |pm: u64| fits(shape, &Scenario { gpu_memory_utilization: Some(pm as f64 / 1000.0), ..s.clone() });
         (1..=1000).find(|&pm| ok(pm)).map(|pm| pm as f64 / 1000.0)

@@ -228,8 +228,8 @@ pub const MAX_CONCURRENCY: u64 = 1 << 20;
 /// Largest `-ngl` accepted (llama.cpp users pass 99 or 999 for "all").
 pub const MAX_GPU_LAYERS: u64 = 100_000;
 
-/// Largest `--max-lora-rank` accepted (vLLM's largest choice is 512).
-pub const MAX_LORA_RANK: u64 = 512;
+/// The `--max-lora-rank` values vLLM accepts (`LoRAConfig`).
+pub const LORA_RANKS: &[u64] = &[1, 8, 16, 32, 64, 128, 256, 320, 512];
 /// Most LoRA slots accepted (`--max-loras`).
 pub const MAX_LORAS: u64 = 1024;
 
@@ -345,8 +345,9 @@ impl Scenario {
             errs.push(Error::scenario("nkvo", "on", "off for this engine: -nkvo is a llama.cpp setting"));
         }
         if let Some(r) = self.lora_rank {
-            if r == 0 || r > MAX_LORA_RANK {
-                errs.push(Error::scenario("lora", r, format!("a LoRA rank from 1 to {MAX_LORA_RANK} (--max-lora-rank)")));
+            if !LORA_RANKS.contains(&r) {
+                let list: Vec<String> = LORA_RANKS.iter().map(u64::to_string).collect();
+                errs.push(Error::scenario("lora", r, format!("a LoRA rank vLLM accepts: {} (--max-lora-rank)", list.join(", "))));
             } else if !matches!(self.engine, Engine::Vllm | Engine::VllmV0) {
                 errs.push(Error::scenario("lora", r, "no value for this engine: the LoRA slots modelled are vLLM's (--enable-lora --max-lora-rank)"));
             }

@@ -1540,7 +1540,8 @@ fn vllm_lora_slots_follow_the_layers_and_version() {
     let bad = |q: &str| Scenario::from_query(&format!("m=x&{q}")).unwrap_err().iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ");
     assert!(bad("e=sglang&lora=16").contains("lora"), "{}", bad("e=sglang&lora=16"));
     assert!(bad("loras=4").contains("--enable-lora"), "{}", bad("loras=4"));
-    assert!(bad("lora=0").contains("LoRA rank from 1"), "{}", bad("lora=0"));
+    assert!(bad("lora=0").contains("1, 8, 16, 32, 64, 128, 256, 320, 512"), "{}", bad("lora=0"));
+    assert!(bad("lora=17").contains("LoRA rank vLLM accepts"), "{}", bad("lora=17"));
     let s = Scenario::from_query("m=x&lora=32&loras=4").unwrap();
     assert!(s.to_query().ends_with("&lora=32&loras=4"), "{}", s.to_query());
 }
@@ -1576,6 +1577,22 @@ fn sglang_verdict_reads_the_token_pool_and_the_share_outside_it() {
     let short = tight.engine.budget.as_ref().unwrap().work_shortfall.0;
     assert!(short > 0 && !tight.fits && tight.engine.fits);
     assert_eq!(tight.headroom_bytes, -(short as i64));
+    // nothing fits beside it, at any length, and the bar's limit is still the whole pool
+    assert_eq!(tight.max_concurrency, 0);
+    assert!(tight.context_table.iter().all(|r| r.max_concurrency == 0));
+    assert_eq!(tight.fit_limit().0, tight.total.0 - tight.kv_cache.bytes.0 + tight.engine.kv_pool_bytes.0);
+    // a separate window pool (gpt-oss on 0.5.23): the full-attention pool bounds long requests,
+    // and the window pool's bytes are no room for full-attention tokens
+    let oss = shape("openai/gpt-oss-20b");
+    let run = |n: u64| estimate(&oss, &Scenario { engine: Engine::Sglang, gpu: GpuChoice::Catalog("h100-80gb".into()), concurrency: n, input_len: 60_000, output_len: 4_000, ..scenario("openai/gpt-oss-20b") }).unwrap();
+    let one = run(1);
+    let b = one.engine.budget.clone().unwrap();
+    assert!(b.window_pool.is_some());
+    let most = one.engine.kv_tokens / 64_000;
+    assert_eq!(one.max_concurrency, most);
+    assert!(run(most).fits && !run(most + 1).fits);
+    let row = one.context_table.iter().find(|r| r.context == 131_072).unwrap();
+    assert_eq!(row.max_concurrency, one.engine.kv_tokens / 131_072);
     // a model with window layers SGLang keeps in one pool at full length (Gemma 3 on 0.5.2): a
     // request holds every token in every layer
     let g3 = shape("google/gemma-3-12b-it");

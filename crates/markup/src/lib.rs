@@ -99,10 +99,11 @@ pub fn verdict(e: &Estimate) -> String {
         let (kv, pool) = (e.kv_cache.bytes.0, b.kv_room.0);
         if e.fits {
             format!("Fits: {} requests of {} tokens take {} of {}'s {} KV pool ({} headroom); {} of {} in all", s.concurrency, s.context_len(), gib(kv), e.engine.name, gib(pool), gib(e.headroom_bytes.max(0) as u64), gib(e.total.0), gib(e.capacity.0))
-        } else if kv > pool {
-            format!("Does not fit: {} requests of {} tokens need {} of KV, {}'s pool holds {} ({} short)", s.concurrency, s.context_len(), gib(kv), e.engine.name, gib(pool), gib(kv - pool))
+        } else if b.work_shortfall.0 > 0 {
+            format!("Does not fit: the activation peak ({}) needs {} more than {} leaves outside its pool", gib(e.activation.bytes.0), gib(b.work_shortfall.0), e.engine.name)
         } else {
-            format!("Does not fit: the activation peak ({}) and CUDA graphs need {} more than {} leaves outside its pool", gib(e.activation.bytes.0), gib(b.work_shortfall.0), e.engine.name)
+            // the tightest part of the pool (the full-attention or the window pool) sets the shortfall
+            format!("Does not fit: {} requests of {} tokens need {} of KV, {}'s pool holds {} ({} short)", s.concurrency, s.context_len(), gib(kv), e.engine.name, gib(pool), gib(e.headroom_bytes.unsigned_abs()))
         }
     } else if e.fits {
         format!("Fits: {} requests of {} tokens use {} of {} ({} headroom)", s.concurrency, s.context_len(), gib(e.total.0), gib(e.capacity.0), gib(e.headroom_bytes.max(0) as u64))

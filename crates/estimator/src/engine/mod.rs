@@ -82,14 +82,55 @@ pub struct Budget {
     pub usable: Bytes,
     /// How `usable` is derived, for display.
     pub derivation: String,
-    /// What the requests' KV may take: the pool.
+    /// What the requests' KV may take: the pool, every part of it.
     pub kv_room: Bytes,
-    /// What the activation peak and the CUDA graphs need beyond the share left for them (zero
-    /// when they fit).
+    /// The pool the full-attention (or only) layers draw on: tokens it holds and bytes per token.
+    pub full_pool: PoolPart,
+    /// A separate pool for the sliding-window layers (SGLang's `SWAKVPool`), where a request
+    /// holds at most `window` tokens; `None` with one pool.
+    pub window_pool: Option<(PoolPart, u64)>,
+    /// What the activation peak needs beyond the share left for it outside the pool (zero when
+    /// it fits).
     pub work_shortfall: Bytes,
     /// The pool keeps the window layers' tokens at full length (one pool for every layer), so a
     /// request of `len` tokens takes `len x bytes per token` there.
     pub windows_at_full_length: bool,
+}
+
+/// Tokens one part of an engine's pool holds, and the bytes each takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolPart {
+    pub tokens: u64,
+    pub bytes_per_token: u64,
+}
+
+impl Budget {
+    /// Requests of `len` tokens the pool holds at once (0 when the activation peak does not fit
+    /// outside it: the engine would fail on its first full chunk).
+    pub fn requests(&self, len: u64) -> u64 {
+        if self.work_shortfall.0 > 0 {
+            return 0;
+        }
+        let len = len.max(1);
+        let full = self.full_pool.tokens / len;
+        match self.window_pool {
+            Some((w, window)) => full.min(w.tokens / len.min(window.max(1))),
+            None => full,
+        }
+    }
+    /// Bytes the tightest part of the pool has left after `n` requests of `len` tokens
+    /// (negative when they do not fit), or the activation's shortfall when that is tighter.
+    pub fn slack(&self, len: u64, n: u64) -> i128 {
+        let left = |p: PoolPart, per_request: u64| (p.tokens as i128 - per_request as i128 * n as i128) * p.bytes_per_token as i128;
+        let mut s = left(self.full_pool, len);
+        if let Some((w, window)) = self.window_pool {
+            s = s.min(left(w, len.min(window)));
+        }
+        if self.work_shortfall.0 > 0 {
+            s = s.min(-(self.work_shortfall.0 as i128));
+        }
+        s
+    }
 }
 
 /// One separately sized part of an engine's KV pool.

@@ -111,6 +111,8 @@ pub struct FractionInputs {
     pub nvidia: bool,
     /// `--chunked-prefill-size` when given (else the board's default, [`memory_tier_defaults`]).
     pub chunk: Option<u64>,
+    /// `--cpu-offload-gb` above 0, which turns the piecewise prefill graphs off.
+    pub offload: bool,
 }
 
 /// SGLang's default `mem_fraction_static` by version (`server_args.py`):
@@ -121,7 +123,8 @@ pub struct FractionInputs {
 /// - from 0.5.3: `reserved` = 512 MiB + 1.5 MiB x max(chunk, 2048) (the given chunked-prefill
 ///   size, else the board's) + 2 MiB x the graphs' largest batch + tp x pp / 8 GiB, from 0.5.10
 ///   plus 8 MiB per piecewise prefill graph, one per captured size up to the chunk (1.5 GiB with
-///   MLA; none on AMD, with PP or for a multimodal model), at least 10 GiB on boards above 60 GiB;
+///   MLA; none on AMD, with PP, CPU offload or for a multimodal model), at least 10 GiB on boards
+///   above 60 GiB;
 ///   a multimodal model x 0.95 (SGLang scales that by the vision tower's size; a ViT-L-sized one
 ///   is assumed).
 pub fn default_fraction(ver: (u64, u64, u64), f: FractionInputs) -> f64 {
@@ -140,7 +143,7 @@ pub fn default_fraction(ver: (u64, u64, u64), f: FractionInputs) -> f64 {
     let (tier_chunk, max_bs) = memory_tier_defaults(ver, gpu, f.tp);
     let chunk = f.chunk.unwrap_or(tier_chunk);
     let mut reserved = 512.0 + chunk.max(2048) as f64 * 1.5 + max_bs as f64 * 2.0 + parallel / 8.0 * 1024.0;
-    if ver >= (0, 5, 10) && f.nvidia && f.pp <= 1 && !f.multimodal {
+    if ver >= (0, 5, 10) && f.nvidia && f.pp <= 1 && !f.multimodal && !f.offload {
         reserved += if f.mla { 1536.0 } else { piecewise_graph_tokens(chunk) as f64 * 8.0 };
     }
     if gpu > 60.0 * 1024.0 {
@@ -180,7 +183,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     // size is the free memory at load, so the context too)
     let board_gib = cx.memory.gib() + if nvidia { crate::gpu::DRIVER_RESERVE_GIB } else { 0.0 } + if s.gpu.memory_is_given() { CONTEXT_BEFORE_LOAD_GIB } else { 0.0 };
     let multimodal = cx.shape.globals.iter().any(|t| t.role == crate::model::Role::Encoder);
-    let fraction_inputs = FractionInputs { gpu_mib: board_gib * 1024.0, tp, pp: u64::from(s.pp.max(1)), multimodal, mla: cx.shape.is_mla(), nvidia, chunk: s.max_num_batched_tokens };
+    let fraction_inputs = FractionInputs { gpu_mib: board_gib * 1024.0, tp, pp: u64::from(s.pp.max(1)), multimodal, mla: cx.shape.is_mla(), nvidia, chunk: s.max_num_batched_tokens, offload: s.cpu_offload_gib.is_some_and(|g| g > 0.0) };
     let mfs = s.gpu_memory_utilization.unwrap_or_else(|| default_fraction(ver, fraction_inputs));
     let l = cx.max_model_len;
     let before_load = before_load_gib(s.gpu.catalog(), tp);
@@ -222,7 +225,8 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         "CUDA graphs and workspaces in the share outside mem_fraction_static + allocator rounding of the weights + rotary cos/sin cache",
         format!("{} (at most 1.5 GiB of the {} outside the static fraction) + {} (weights in 2 MiB-rounded segments, exact) + {} (max_position x rotary_dim x act bytes, exact)", gib(graphs), gib(outside), Bytes(slack), Bytes(rope)),
     );
-    let need = cx.kv.request_bytes(l)?;
+    // one pool keeps the window layers' tokens at full length
+    let need = if swa_b > 0 && !hybrid { l.saturating_mul(per_token).saturating_add(cx.kv.state_bytes_per_request) } else { cx.kv.request_bytes(l)? };
     let fits = tokens > 0;
     let usable_why = if !s.gpu.memory_is_given() {
         let what = if before_load > CONTEXT_BEFORE_LOAD_GIB { format!("{CONTEXT_BEFORE_LOAD_GIB} GiB of CUDA context and {NCCL_NVSWITCH_BEFORE_LOAD_GIB} GiB of NCCL buffers over the NVSwitch") } else { format!("{CONTEXT_BEFORE_LOAD_GIB} GiB of CUDA context") };
@@ -230,11 +234,20 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     } else {
         "as given".to_string()
     };
+    // the window pool's requests keep at most the largest window of its layers
+    let window = cx.kv.groups.iter().filter_map(|g| match g.window {
+        Window::Sliding(w) | Window::Chunked(w) => Some(w),
+        Window::Full => None,
+    });
     let budget = super::Budget {
         usable: Bytes(free_at_load),
         derivation: format!("free at load: {usable_why}"),
         kv_room: Bytes(pool),
-        work_shortfall: Bytes(act.saturating_add(graphs).saturating_sub(outside)),
+        full_pool: super::PoolPart { tokens, bytes_per_token: if hybrid { full_b } else { per_token } },
+        window_pool: hybrid.then(|| (super::PoolPart { tokens: swa_tokens, bytes_per_token: swa_b }, window.max().unwrap_or(u64::MAX))),
+        // the graphs take what the activation leaves (at most 1.5 GiB), so only the activation
+        // can fall short
+        work_shortfall: Bytes(act.saturating_sub(outside)),
         windows_at_full_length: swa_b > 0 && !hybrid,
     };
     let message = (!fits).then(|| format!("Not enough memory. Please try to increase --mem-fraction-static. ({} static, {} weights as loaded)", gib(static_b), gib(loaded)));
@@ -290,7 +303,7 @@ mod tests {
     #[test]
     fn default_fraction_follows_the_board_from_0_4_8() {
         use super::{default_fraction, piecewise_graph_tokens, FractionInputs};
-        let at = |gpu_mib: f64, tp: u64| FractionInputs { gpu_mib, tp, pp: 1, multimodal: false, mla: false, nvidia: true, chunk: None };
+        let at = |gpu_mib: f64, tp: u64| FractionInputs { gpu_mib, tp, pp: 1, multimodal: false, mla: false, nvidia: true, chunk: None, offload: false };
         // logged choices: 0.874 on an H100 (81559 MiB, issue 7495, 0.4.8), 0.909 on an RTX 5090
         // (32607 MiB, issue 7227)
         assert_eq!(default_fraction((0, 4, 8), at(81559.0, 1)), 0.874);

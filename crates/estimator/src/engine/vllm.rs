@@ -108,9 +108,9 @@ fn mxfp4_backend(compute_capability: Option<u32>, ver: (u64, u64, u64)) -> Mxfp4
 }
 
 /// Architectures whose vLLM model declares `embedding_modules` (`embed_tokens`, `lm_head`), so
-/// that `--enable-lora` also wraps the token embedding and the logits (Llama, Mistral, Phi-3);
-/// others (Qwen2, ...) get LoRA on their linear layers only.
-const LORA_EMBEDDING_ARCHS: &[&str] = &["llama", "mistral", "phi3"];
+/// that `--enable-lora` also wraps the token embedding and the logits (Llama, Mistral, Mixtral,
+/// Phi-3); others (Qwen2, ...) get LoRA on their linear layers only.
+const LORA_EMBEDDING_ARCHS: &[&str] = &["llama", "mistral", "mixtral", "phi3"];
 
 /// The LoRA slots vLLM allocates at load with `--enable-lora` (`lora/layers`,
 /// `create_lora_weights`; read in the 0.8.2, 0.10.1, 0.11, 0.12, 0.20 and 0.33 wheels), on the GPU
@@ -125,7 +125,7 @@ const LORA_EMBEDDING_ARCHS: &[&str] = &["llama", "mistral", "phi3"];
 ///   rank; before 0.12 the vocabulary there counts `lora_extra_vocab_size` (256) added tokens
 ///   (the logits' padded to 256), each slot keeps the added tokens' embeddings (`256 x hidden`,
 ///   embedding and logits), and the base embedding grows by `256 x slots` rows and the LM head
-///   by 256 (padded to 64 and 256), sharded over TP.
+///   by 256 (padded to 64 and 256; a tied head is the embedding), sharded over TP.
 ///
 /// The punica wrapper's index buffers (about 64 B per batched token) are left out. Returns
 /// `(bytes, what)`.
@@ -180,7 +180,11 @@ pub fn lora_slot_bytes(shape: &ModelShape, plan: &WeightPlan, ex: crate::weights
             }
             if i == last {
                 let logits_rows = if extra > 0 { pad(v + extra, 256) } else { v };
-                ends += m * (r * h + logits_rows * r + extra * h) + (pad(pad(v, 256) + extra, 256) - pad(v, 64)) * h / tp;
+                ends += m * (r * h + logits_rows * r + extra * h);
+                // a tied head is the embedding's weight, already grown above
+                if shape.globals.iter().any(|t| t.role == Role::LmHead) {
+                    ends += (pad(pad(v, 256) + extra, 256) - pad(v, 64)) * h / tp;
+                }
             }
         }
         let total = layers * m + ends;
