@@ -101,8 +101,18 @@ pub fn verdict(e: &Estimate) -> String {
             format!("Fits: {} requests of {} tokens take {} of {}'s {} KV pool ({} headroom); {} of {} in all", s.concurrency, s.context_len(), gib(kv), e.engine.name, gib(pool), gib(e.headroom_bytes.max(0) as u64), gib(e.total.0), gib(e.capacity.0))
         } else if b.work_shortfall.0 > 0 {
             format!("Does not fit: the activation peak ({}) needs {} more than {} leaves outside its pool", gib(e.activation.bytes.0), gib(b.work_shortfall.0), e.engine.name)
+        } else if b.window_pool.is_some() {
+            // with a separate window pool the full-attention pool is what runs out
+            format!(
+                "Does not fit: {} requests of {} tokens need {} tokens of {}'s full-attention pool, which holds {} ({} short)",
+                s.concurrency,
+                s.context_len(),
+                s.concurrency.saturating_mul(s.context_len()),
+                e.engine.name,
+                b.full_pool.tokens,
+                gib(e.headroom_bytes.unsigned_abs())
+            )
         } else {
-            // the tightest part of the pool (the full-attention or the window pool) sets the shortfall
             format!("Does not fit: {} requests of {} tokens need {} of KV, {}'s pool holds {} ({} short)", s.concurrency, s.context_len(), gib(kv), e.engine.name, gib(pool), gib(e.headroom_bytes.unsigned_abs()))
         }
     } else if e.fits {
@@ -136,7 +146,11 @@ pub fn breakdown(e: &Estimate) -> String {
         ("KV cache", e.kv_cache.bytes.0, "kv"),
         ("activations", e.activation.bytes.0, "act"),
         ("overhead", e.overhead.bytes.0, "over"),
-        (if e.engine.budget.is_some() { "free in the KV pool" } else { "free" }, e.headroom_bytes.max(0) as u64, "free"),
+        // with an engine's own split, the pool's bytes the requests do not take
+        match &e.engine.budget {
+            Some(b) => ("unused in the KV pool", b.kv_room.0.saturating_sub(e.kv_cache.bytes.0), "free"),
+            None => ("free", e.headroom_bytes.max(0) as u64, "free"),
+        },
     ];
     // an engine's own split (SGLang): what it keeps outside its pool beyond the activations and
     // graphs, which the requests' KV cannot use
@@ -307,6 +321,16 @@ mod tests {
         // the activations and graphs is a part of its own
         let held = e.held_outside_pool().0;
         assert!(held > 0 && breakdown(&e).contains("held outside the pool"));
-        assert_eq!(e.total.0 + e.headroom_bytes as u64 + held, e.capacity.0);
+        assert_eq!(e.total.0 + (e.engine.kv_pool_bytes.0 - e.kv_cache.bytes.0) + held, e.capacity.0);
+        // gpt-oss on 0.5.23 keeps its window layers in a pool of their own: the full-attention
+        // pool is what 20 requests of 64k tokens overrun, in tokens
+        let cfg = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../model-configs/openai/gpt-oss-20b/config.json")).unwrap();
+        let oss = kv_estimator::parse_config(&cfg).unwrap();
+        let s = kv_estimator::Scenario::from_query("m=openai/gpt-oss-20b&gpu=h100-80gb&e=sglang&in=60000&out=4000&n=20").unwrap();
+        let e = kv_estimator::estimate(&oss, &s).unwrap();
+        let full = e.engine.budget.as_ref().unwrap().full_pool.tokens;
+        assert!(full < 20 * 64_000 && !e.fits);
+        let v = verdict(&e);
+        assert!(v.contains(&escape(&format!("need 1280000 tokens of sglang's full-attention pool, which holds {full}"))), "{v}");
     }
 }
