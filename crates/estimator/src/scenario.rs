@@ -495,11 +495,19 @@ impl Scenario {
         }
         if let Err(v) = s.validate() {
             // report range problems too, and put those fields back to defaults
+            let slots = s.max_loras;
             for e in v {
                 if let Error::Scenario { param, .. } = &e {
                     s.reset(param);
                 }
                 if !errs.contains(&e) {
+                    errs.push(e);
+                }
+            }
+            // a rejected LoRA rank takes its slot count with it: say so
+            if let (Some(n), None) = (slots, s.max_loras) {
+                let e = Error::scenario("loras", n, "a valid LoRA rank beside it (lora was rejected, so the slots were dropped too)");
+                if !errs.iter().any(|x| matches!(x, Error::Scenario { param, .. } if param == "loras")) {
                     errs.push(e);
                 }
             }

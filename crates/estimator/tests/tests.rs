@@ -1542,6 +1542,10 @@ fn vllm_lora_slots_follow_the_layers_and_version() {
     assert!(bad("loras=4").contains("--enable-lora"), "{}", bad("loras=4"));
     assert!(bad("lora=0").contains("1, 8, 16, 32, 64, 128, 256, 320, 512"), "{}", bad("lora=0"));
     assert!(bad("lora=17").contains("LoRA rank vLLM accepts"), "{}", bad("lora=17"));
+    // a rejected rank drops its slots with a notice of their own
+    let (s, errs) = Scenario::from_query_lenient("m=x&e=sglang&lora=16&loras=4");
+    assert_eq!((s.lora_rank, s.max_loras), (None, None));
+    assert!(errs.iter().any(|e| e.to_string().contains("loras")), "{errs:?}");
     let s = Scenario::from_query("m=x&lora=32&loras=4").unwrap();
     assert!(s.to_query().ends_with("&lora=32&loras=4"), "{}", s.to_query());
 }
