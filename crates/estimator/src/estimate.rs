@@ -104,6 +104,15 @@ impl Estimate {
             None => self.capacity,
         }
     }
+    /// What an engine's own pool (SGLang) has that the scenario's requests do not take (bytes of
+    /// any part of it); zero under a `memory x utilization` budget, whose free memory is the
+    /// headroom.
+    pub fn unused_in_pool(&self) -> Bytes {
+        match &self.engine.budget {
+            Some(b) => b.kv_room.saturating_sub(self.kv_cache.bytes),
+            None => Bytes(0),
+        }
+    }
     /// What an engine's own split keeps for its activations and CUDA graphs beyond what they are
     /// estimated to use (SGLang: the share outside `mem_fraction_static`, less the activation peak
     /// and graphs, `usable - fit_limit`): memory the requests' KV cannot use. Zero under a
@@ -252,15 +261,15 @@ pub fn estimate(shape: &ModelShape, scenario: &Scenario) -> Result<Estimate> {
     // utilization` less the weights, activations and overhead, or the engine's own split
     // (SGLang: the free memory at load, the KV in the token pool and the activation peak in the
     // share outside the static fraction)
-    let (capacity, free_for_kv, headroom) = match &eng.budget {
+    let (capacity, headroom) = match &eng.budget {
         None => {
             let capacity = Bytes((memory.0 as f64 * util) as u64);
-            (capacity, capacity.saturating_sub(fixed).0, capacity.0 as i128 - total.0 as i128)
+            (capacity, capacity.0 as i128 - total.0 as i128)
         }
-        // the pool's parts bound the requests in tokens; nothing fits beside an activation
-        // shortfall
-        Some(b) => (b.usable, if b.work_shortfall.0 > 0 { 0 } else { b.kv_room.0 }, b.slack(ctx_len, scenario.concurrency)),
+        // the pool's parts bound the requests in tokens (`Budget::requests` below)
+        Some(b) => (b.usable, b.slack(ctx_len, scenario.concurrency)),
     };
+    let free_for_kv = capacity.saturating_sub(fixed).0;
     let headroom_bytes = headroom.clamp(i64::MIN as i128, i64::MAX as i128) as i64;
     // no cache on the GPU (llama.cpp -nkvo, -ngl 0): the n_ctx cells bound the requests
     let on_host = scenario.engine == Engine::LlamaCpp && kv.groups.is_empty() && kv.state_bytes_per_request == 0;

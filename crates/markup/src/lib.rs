@@ -148,7 +148,7 @@ pub fn breakdown(e: &Estimate) -> String {
         ("overhead", e.overhead.bytes.0, "over"),
         // with an engine's own split, the pool's bytes the requests do not take
         match &e.engine.budget {
-            Some(b) => ("unused in the KV pool", b.kv_room.0.saturating_sub(e.kv_cache.bytes.0), "free"),
+            Some(_) => ("unused in the KV pool", e.unused_in_pool().0, "free"),
             None => ("free", e.headroom_bytes.max(0) as u64, "free"),
         },
     ];

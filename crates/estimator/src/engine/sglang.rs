@@ -226,7 +226,8 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         format!("{} (at most 1.5 GiB of the {} outside the static fraction) + {} (weights in 2 MiB-rounded segments, exact) + {} (max_position x rotary_dim x act bytes, exact)", gib(graphs), gib(outside), Bytes(slack), Bytes(rope)),
     );
     // one pool keeps the window layers' tokens at full length
-    let need = if swa_b > 0 && !hybrid { l.saturating_mul(per_token).saturating_add(cx.kv.state_bytes_per_request) } else { cx.kv.request_bytes(l)? };
+    let one_pool_with_windows = swa_b > 0 && !hybrid;
+    let need = if one_pool_with_windows { cx.kv.clone().windows_at_full_length().request_bytes(l)? } else { cx.kv.request_bytes(l)? };
     let fits = tokens > 0;
     let usable_why = if !s.gpu.memory_is_given() {
         let what = if before_load > CONTEXT_BEFORE_LOAD_GIB { format!("{CONTEXT_BEFORE_LOAD_GIB} GiB of CUDA context and {NCCL_NVSWITCH_BEFORE_LOAD_GIB} GiB of NCCL buffers over the NVSwitch") } else { format!("{CONTEXT_BEFORE_LOAD_GIB} GiB of CUDA context") };
@@ -248,7 +249,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         // the graphs take what the activation leaves (at most 1.5 GiB), so only the activation
         // can fall short
         work_shortfall: Bytes(act.saturating_sub(outside)),
-        windows_at_full_length: swa_b > 0 && !hybrid,
+        windows_at_full_length: one_pool_with_windows,
     };
     let message = (!fits).then(|| format!("Not enough memory. Please try to increase --mem-fraction-static. ({} static, {} weights as loaded)", gib(static_b), gib(loaded)));
     Ok(EngineReport {

@@ -510,7 +510,8 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         Some(r) => lora_slot_bytes(cx.shape, cx.plan, experts, tp, u64::from(s.pp.max(1)), r, s.max_loras.unwrap_or(1), ver),
         None => (0, String::new()),
     };
-    let relayout = relayout.saturating_add(lora);
+    // all that "Model loading took" adds to the checkpoint's weights
+    let loaded_extra = at_load.saturating_add(relayout).saturating_add(lora);
     // `cudagraph_memory_estimate` is 0 when `cudagraph_mode` is NONE (`--enforce-eager`), and
     // Model Runner V2's `profile_cudagraph_memory` returns 0 from 0.22 to 0.28 (0.29 captures)
     let mrv2_unestimated = mrv2 && ver < (0, 29, 0);
@@ -521,7 +522,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let state_b = if mrv2 { mrv2_sampler_state_bytes(ver, rows, cx.shape.vocab_size) } else { 0 };
     let overhead = Figure::modelled(
         "runtime overhead",
-        Bytes(non_torch_b.saturating_add(graph_b).saturating_add(at_load).saturating_add(relayout).saturating_add(state_b)),
+        Bytes(non_torch_b.saturating_add(graph_b).saturating_add(loaded_extra).saturating_add(state_b)),
         "non-torch memory (CUDA context, NCCL) + CUDA graphs when inside the budget (v0.20+) + rotary cos/sin cache + allocator tails of the weights + MXFP4 expert re-layout + LoRA slots (--enable-lora) + Model Runner V2's sampler state (v0.27+)",
         {
             let mut d = format!(
@@ -531,8 +532,8 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
                 crate::units::Bytes(rope),
                 crate::units::Bytes(tails)
             );
-            if relayout > lora {
-                d.push_str(&format!(" + {} (MXFP4 experts in vLLM's {:?} layout, exact)", crate::units::Bytes(relayout - lora), mxfp4_backend(cc, ver)));
+            if relayout > 0 {
+                d.push_str(&format!(" + {} (MXFP4 experts in vLLM's {:?} layout, exact)", crate::units::Bytes(relayout), mxfp4_backend(cc, ver)));
             }
             if lora > 0 {
                 d.push_str(&format!(" + {} (LoRA: {lora_what}, exact)", crate::units::Bytes(lora)));
@@ -562,7 +563,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         overhead
     };
     let requested = (cx.memory.0 as f64 * util) as u64;
-    let used = cx.weights_per_gpu.0.saturating_add(at_load).saturating_add(relayout).saturating_add(act).saturating_add(non_torch_b).saturating_add(graph_b).saturating_add(state_b);
+    let used = cx.weights_per_gpu.0.saturating_add(loaded_extra).saturating_add(act).saturating_add(non_torch_b).saturating_add(graph_b).saturating_add(state_b);
     let pool = requested.saturating_sub(used);
 
     // per-request bytes at length `len` as this engine allocates them
@@ -708,7 +709,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         max_concurrency: max_conc,
         fits,
         message,
-        loaded_weights_bytes: Bytes(cx.weights_per_gpu.0.saturating_add(at_load).saturating_add(relayout)),
+        loaded_weights_bytes: Bytes(cx.weights_per_gpu.0.saturating_add(loaded_extra)),
         kv_needed_for_max_len: Bytes(need),
         max_len_that_fits: max_len,
         activation,
