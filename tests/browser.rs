@@ -58,6 +58,11 @@ async fn shown_figures_equal_the_cli_after_picking_a_model_and_changing_inputs()
     }
     assert_eq!(b.attr("#engine-pool", "data-bytes").await?, cli["engine"]["kv_pool_bytes"].to_string());
     assert_eq!(b.attr("#engine-tokens", "data-value").await?, cli["engine"]["kv_tokens"].to_string());
+    // how sure: the engine profile's track record in public logs, the sentence the CLI prints
+    let human = runner(&["estimate", "--permalink", &q]);
+    let line = String::from_utf8_lossy(&human.stdout).lines().find_map(|l| l.strip_prefix("how sure: ").map(str::to_string)).expect("the CLI's track record");
+    assert!(line.contains("public SGLang start-up logs"), "{line}");
+    assert!(b.text("#engine-track-record").await?.contains(&line), "{line}");
     assert_eq!(b.attr("#max-concurrency", "data-value").await?, cli["max_concurrency"].to_string());
     assert_eq!(b.attr("#verdict", "data-fits").await?, cli["fits"].to_string());
     // every figure states its unit and basis

@@ -107,12 +107,17 @@ pub struct UploadArgs {
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
-    /// The cases: one logged engine start-up per line (see shared/validation/README.md).
-    #[arg(long)]
-    pub cases: std::path::PathBuf,
+    /// The cases: one logged engine start-up per line (see shared/validation/README.md); repeat
+    /// the flag to score several files as one set.
+    #[arg(long, required = true)]
+    pub cases: Vec<std::path::PathBuf>,
     /// Print the results as JSON (cases and summary).
-    #[arg(long, conflicts_with = "markdown")]
+    #[arg(long, conflicts_with_all = ["markdown", "track_record"])]
     pub json: bool,
+    /// Print each engine's track record as JSON (what crates/estimator/src/track-record.json holds:
+    /// how far the KV and weights figures have been off, per engine).
+    #[arg(long, conflicts_with = "markdown")]
+    pub track_record: bool,
     /// Print the Markdown report (docs/accuracy/engine-logs.md).
     #[arg(long)]
     pub markdown: bool,

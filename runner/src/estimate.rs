@@ -202,6 +202,9 @@ fn print_human(e: &Estimate, source: &str, explain: bool) {
         en.max_model_len,
         en.message.as_ref().map(|m| format!("\n  refuses to start: {m}")).unwrap_or_default()
     );
+    if let Some(t) = kv_estimator::validation::published_track_record(s.engine) {
+        println!("how sure: {}", t.summary());
+    }
     let mut c = Table::new();
     c.load_preset(UTF8_FULL_CONDENSED).set_header(["context", "KV per request", "max concurrent requests"]);
     for r in &e.context_table {

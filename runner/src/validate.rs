@@ -52,14 +52,22 @@ pub fn evaluate_file(path: &std::path::Path, strict_only: bool, offline: bool) -
 }
 
 pub fn run(args: ValidateArgs) -> Result<()> {
-    let results = evaluate_file(&args.cases, args.strict_only, args.offline)?;
+    let mut results = vec![];
+    for path in &args.cases {
+        results.extend(evaluate_file(path, args.strict_only, args.offline)?);
+    }
+    if args.track_record {
+        let sets: Vec<String> = args.cases.iter().map(|p| p.display().to_string()).collect();
+        println!("{}", serde_json::to_string_pretty(&validation::track_records(&sets, &results))?);
+        return Ok(());
+    }
     if args.json {
         let summary = validation::summarize(&results);
         println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "summary": summary, "cases": results }))?);
         return Ok(());
     }
     if args.markdown {
-        let source = args.cases.display().to_string();
+        let source = args.cases.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
         print!("{}", validation::markdown("Accuracy against engine start-up logs", &source, &results));
         return Ok(());
     }

@@ -178,6 +178,25 @@ fn validate_scores_the_engine_logs() {
     let out = runner(&["validate", "--cases", bad.to_str().unwrap(), "--offline"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cases line 1"));
+    // both sets as one: the engines' track records, as the estimator embeds them; `estimate` says
+    // the engine's in one line
+    let extra = repo_path("crates/estimator/tests/data/engine-logs-extra.jsonl");
+    let out = runner(&["validate", "--offline", "--track-record", "--cases", &cases, "--cases", &extra]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(got["sets"].as_array().unwrap().len(), 2);
+    let published: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(repo_path("crates/estimator/src/track-record.json")).unwrap()).unwrap();
+    assert_eq!(got["engines"], published["engines"], "run `cargo xtask accuracy`");
+    let vllm = &got["engines"][0];
+    assert_eq!(vllm["engine"], "vllm");
+    let out = runner(&["estimate", "--model", "Qwen/Qwen2.5-7B-Instruct", "--gpu", "l4", "--engine", "vllm-v0"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let want = format!("how sure: in {} public vLLM start-up logs, the KV this profile predicts was within 5 % of the logged figure in {} (", vllm["kv"]["cases"], vllm["kv"]["within_5"]);
+    assert!(text.contains(&want), "{text}");
+    let out = runner(&["estimate", "--model", "Qwen/Qwen2.5-7B-Instruct", "--gpu", "l4", "--engine", "transformers"]);
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("how sure"));
+    // --json and --track-record are one output each
+    assert_eq!(runner(&["validate", "--offline", "--json", "--track-record", "--cases", &cases]).status.code(), Some(2));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -82,7 +82,10 @@ pub fn Results(st: St) -> impl IntoView {
     });
     // sections whose figures do not depend on every input (the engine report and the capacity
     // table do not change with the number of requests) skip the re-render when they are unchanged
-    let engine = Memo::new(move |_| with_estimate(st, |e| e.engine.clone()));
+    // with the engine profile's published track record (how far off it has been in public logs)
+    let engine = Memo::new(move |_| {
+        with_estimate(st, |e| (e.engine.clone(), kv_estimator::validation::published_track_record(e.scenario.engine).map(|t| t.summary())))
+    });
     let capacity = Memo::new(move |_| with_estimate(st, |e| e.context_table.clone()));
     let notes = Memo::new(move |_| with_estimate(st, |e| (e.model.defaults.clone(), e.model.notes.iter().chain(e.weights.plan.notes.iter()).cloned().collect::<Vec<String>>())));
     move || match shown.get() {
@@ -105,7 +108,7 @@ pub fn Results(st: St) -> impl IntoView {
                 })}
                 // the rest renders once the first estimate is on screen (`first_view`)
                 <Show when=move || st.full.get()>
-                    {move || engine.get().map(|en| view! { <EngineSection en=en /> })}
+                    {move || engine.get().map(|(en, track)| view! { <EngineSection en=en track=track /> })}
                     {move || capacity.get().map(|rows| view! { <CapacityTable rows=rows /> })}
                     <Charts st=st />
                     {move || current(st).map(|e| view! {
@@ -206,7 +209,7 @@ fn Figures(e: Estimate, st: St) -> impl IntoView {
 }
 
 #[component]
-fn EngineSection(en: EngineReport) -> impl IntoView {
+fn EngineSection(en: EngineReport, track: Option<String>) -> impl IntoView {
     view! {
         <section id="engine" class="panel" aria-labelledby="h-engine-report">
             <h2 id="h-engine-report">{format!("What {} {} would allocate", en.name, en.version)}</h2>
@@ -218,6 +221,7 @@ fn EngineSection(en: EngineReport) -> impl IntoView {
                 <dt>"starts?"</dt><dd id="engine-starts">{if en.fits { "yes".to_string() } else { "no: refuses to start".to_string() }}</dd>
             </dl>
             {en.notes.into_iter().map(|n| view! { <p class="note">{n}</p> }).collect_view()}
+            {track.map(|t| view! { <p id="engine-track-record" class="note">"How sure: " {t} " (every case: docs/accuracy/engine-logs*.md)."</p> })}
         </section>
     }
 }

@@ -15,7 +15,9 @@
 //!   `index.html` (trunk's post-build hook runs it on the staging directory; else `dist/`).
 //! - `cargo xtask index`: regenerates `model-configs/index.json` and `measurements/index.json`.
 //! - `cargo xtask accuracy`: regenerates `docs/accuracy/engine-logs.md` and
-//!   `docs/accuracy/engine-logs-extra.md` (`kv-runner validate` on the two case sets).
+//!   `docs/accuracy/engine-logs-extra.md` (`kv-runner validate` on the two case sets), and the
+//!   engines' track records over both sets, `crates/estimator/src/track-record.json`, which the page
+//!   and `kv-runner estimate` show beside each engine's figures.
 //! - `cargo xtask import-configs DIR`: lays out `shared/model-configs` copies as `<org>/<name>/config.json`.
 
 mod tools;
@@ -55,6 +57,8 @@ fn main() -> Result<()> {
                 std::fs::write(root().join(report), accuracy_report(cases)?)?;
                 println!("wrote {report}");
             }
+            std::fs::write(root().join(TRACK_RECORD), track_record()?)?;
+            println!("wrote {TRACK_RECORD}");
             Ok(())
         }
         Some("import-configs") => import(args.get(1).map(PathBuf::from).unwrap_or_else(|| root().join("../shared/model-configs"))),
@@ -233,9 +237,26 @@ const REPORTS: [(&str, &str); 2] = [
     ("crates/estimator/tests/data/engine-logs-extra.jsonl", "docs/accuracy/engine-logs-extra.md"),
 ];
 
+/// The engines' track records over both case sets, which the estimator embeds.
+const TRACK_RECORD: &str = "crates/estimator/src/track-record.json";
+
 fn accuracy_report(cases: &str) -> Result<String> {
+    validate(&["--markdown", "--cases", cases])
+}
+
+fn track_record() -> Result<String> {
+    let mut args = vec!["--track-record"];
+    for (cases, _) in REPORTS {
+        args.extend(["--cases", cases]);
+    }
+    validate(&args)
+}
+
+/// What `kv-runner validate --offline ARGS` prints.
+fn validate(args: &[&str]) -> Result<String> {
     let out = cargo()
-        .args(["run", "-q", "-p", "kv-runner", "--", "validate", "--offline", "--markdown", "--cases", cases])
+        .args(["run", "-q", "-p", "kv-runner", "--", "validate", "--offline"])
+        .args(args)
         .current_dir(root())
         .output()
         .context("running kv-runner validate")?;
@@ -245,7 +266,8 @@ fn accuracy_report(cases: &str) -> Result<String> {
     Ok(String::from_utf8(out.stdout)?)
 }
 
-/// Each `docs/accuracy/engine-logs*.md` is what `kv-runner validate` prints today.
+/// Each `docs/accuracy/engine-logs*.md`, and the track records, are what `kv-runner validate`
+/// prints today.
 fn accuracy_report_is_current() -> Result<()> {
     for (cases, report) in REPORTS {
         let want = accuracy_report(cases)?;
@@ -255,6 +277,11 @@ fn accuracy_report_is_current() -> Result<()> {
         }
         eprintln!("tidy: {report} current");
     }
+    let have = std::fs::read_to_string(root().join(TRACK_RECORD)).unwrap_or_default();
+    if track_record()? != have {
+        bail!("{TRACK_RECORD} is out of date: run `cargo xtask accuracy`");
+    }
+    eprintln!("tidy: {TRACK_RECORD} current");
     Ok(())
 }
 

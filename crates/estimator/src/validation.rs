@@ -1147,6 +1147,117 @@ pub fn summarize(results: &[CaseResult]) -> Summary {
     s
 }
 
+/// The logged figures that say how much KV an engine allocated, in [`CaseResult::headline`]'s
+/// order: what a track record scores the KV pool by.
+const KV_FIGURES: &[&str] = &["kv_cache_tokens", "sglang_max_total_tokens", "sglang_kv_tokens", "num_gpu_blocks", "kv_cache_gib", "llamacpp_kv_mib", "llamacpp_kv_mib_full_layers", "kv_cache_gib_available"];
+/// The logged figures that say how much the engine's weights took on the GPU.
+const WEIGHT_FIGURES: &[&str] = &["model_weights_gib", "sglang_weights_mem_usage_gb", "llamacpp_model_buffer_mib"];
+
+/// How far one engine profile has been off in public start-up logs: the KV the engine says it
+/// allocated (each log's first KV figure: tokens, blocks or pool bytes) and the weights it says it
+/// loaded, over the project's committed case sets.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrackRecord {
+    /// The cases' engine: `vllm` (V0 and V1), `sglang` or `llama.cpp`.
+    pub engine: String,
+    pub kv: Bucket,
+    pub weights: Bucket,
+    /// The KV figure furthest off: its case and signed error in %.
+    pub worst_kv: Option<(String, f64)>,
+}
+
+/// The track records of every engine the case sets cover (`crates/estimator/src/track-record.json`,
+/// written by `cargo xtask accuracy` and checked current by `cargo xtask test`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrackRecords {
+    /// The case files scored.
+    pub sets: Vec<String>,
+    pub engines: Vec<TrackRecord>,
+}
+
+/// Track records per engine from evaluated cases (skipped cases and cases without the figure
+/// left out).
+pub fn track_records(sets: &[String], results: &[CaseResult]) -> TrackRecords {
+    let mut engines: Vec<TrackRecord> = vec![];
+    for r in results.iter().filter(|r| r.skipped.is_none()) {
+        let i = match engines.iter().position(|t| t.engine == r.engine) {
+            Some(i) => i,
+            None => {
+                let key = |what: &str| Bucket { key: format!("{} {what}", r.engine), ..Bucket::default() };
+                engines.push(TrackRecord { engine: r.engine.clone(), kv: key("KV"), weights: key("weights"), worst_kv: None });
+                engines.len() - 1
+            }
+        };
+        let t = &mut engines[i];
+        if let Some(c) = KV_FIGURES.iter().find_map(|k| r.checks.iter().find(|c| c.figure == *k)) {
+            t.kv.add(c.error_pct);
+            if t.worst_kv.as_ref().is_none_or(|(_, w)| c.error_pct.abs() > w.abs()) {
+                t.worst_kv = Some((r.id.clone(), c.error_pct));
+            }
+        }
+        if let Some(c) = WEIGHT_FIGURES.iter().find_map(|k| r.checks.iter().find(|c| c.figure == *k)) {
+            t.weights.add(c.error_pct);
+        }
+    }
+    // rounded, so that the committed file does not depend on the last bits of a float
+    let round = |x: f64, d: i32| (x * 10f64.powi(d)).round() / 10f64.powi(d);
+    for t in &mut engines {
+        t.kv.mean_abs_error_pct = round(t.kv.mean_abs_error_pct, 3);
+        t.weights.mean_abs_error_pct = round(t.weights.mean_abs_error_pct, 3);
+        if let Some((_, e)) = &mut t.worst_kv {
+            *e = round(*e, 2);
+        }
+    }
+    TrackRecords { sets: sets.to_vec(), engines }
+}
+
+/// The committed track records (see [`TrackRecords`]).
+const PUBLISHED: &str = include_str!("track-record.json");
+
+/// The published track record of the profile an engine runs, if public logs score it (vLLM V0
+/// and V1 share one; transformers and candle have none: candle is checked by `measurements/`).
+pub fn published_track_record(engine: Engine) -> Option<TrackRecord> {
+    let key = match engine {
+        Engine::Vllm | Engine::VllmV0 => "vllm",
+        Engine::Sglang => "sglang",
+        Engine::LlamaCpp => "llama.cpp",
+        Engine::Transformers | Engine::Candle => return None,
+    };
+    let all: TrackRecords = serde_json::from_str(PUBLISHED).ok()?;
+    all.engines.into_iter().find(|t| t.engine == key && t.kv.cases > 0)
+}
+
+impl TrackRecord {
+    /// One sentence for a reader: how often the KV figure was within 5 and 10 %, the mean
+    /// error, the case furthest off, and the weights.
+    pub fn summary(&self) -> String {
+        let pct = |n: usize, of: usize| if of == 0 { "0".to_string() } else { fixed(100.0 * n as f64 / of as f64, 0) };
+        let mut s = format!(
+            "in {} public {} start-up logs, the KV this profile predicts was within 5 % of the logged figure in {} ({} %) and within 10 % in {}; mean |error| {} %",
+            self.kv.cases,
+            match self.engine.as_str() {
+                "vllm" => "vLLM",
+                "sglang" => "SGLang",
+                other => other,
+            },
+            self.kv.within_5,
+            pct(self.kv.within_5, self.kv.cases),
+            self.kv.within_10,
+            fixed(self.kv.mean_abs_error_pct, 1)
+        );
+        if let Some((id, e)) = self.worst_kv.as_ref().filter(|(_, e)| e.abs() >= 1.0) {
+            s.push_str(&format!(", furthest off {}{} % ({id})", if *e >= 0.0 { "+" } else { "" }, fixed(*e, 1)));
+        }
+        if self.weights.cases > 0 {
+            s.push_str(&format!(
+                "; the weights it loads within 1 % in {} of {} logs",
+                self.weights.within_1, self.weights.cases
+            ));
+        }
+        s
+    }
+}
+
 fn share(n: usize, of: usize) -> String {
     if of == 0 {
         "-".into()

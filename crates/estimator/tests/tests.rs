@@ -1946,3 +1946,42 @@ fn the_solver_finds_the_most_layers_llama_cpp_can_put_on_the_gpu() {
     // other engines have no -ngl
     assert_eq!(solve::most_gpu_layers(&sh, &Scenario { engine: Engine::Vllm, quantization: QuantChoice::Auto, ..s }), None);
 }
+
+/// The track record the page and `kv-runner estimate` show beside an engine's figures is what the
+/// committed case sets give today, recomputed here from both files (`cargo xtask accuracy` writes
+/// it); vLLM V0 and V1 share one, transformers and candle have none, and an engine whose KV
+/// figures are all exact names no case "furthest off".
+#[test]
+fn published_track_records_are_what_the_case_sets_give() {
+    use kv_estimator::validation::{parse_cases, published_track_record, track_records};
+    let mut results = vec![];
+    for text in [include_str!("data/engine-logs-dev.jsonl"), include_str!("data/engine-logs-extra.jsonl")] {
+        for case in parse_cases(text) {
+            results.push(evaluate_case(&case.unwrap()));
+        }
+    }
+    let sets = ["crates/estimator/tests/data/engine-logs-dev.jsonl".to_string(), "crates/estimator/tests/data/engine-logs-extra.jsonl".to_string()];
+    let want = track_records(&sets, &results);
+    assert_eq!(want.engines.iter().map(|t| t.engine.as_str()).collect::<Vec<_>>(), ["vllm", "sglang", "llama.cpp"]);
+    for t in &want.engines {
+        let engine = match t.engine.as_str() {
+            "vllm" => Engine::Vllm,
+            "sglang" => Engine::Sglang,
+            _ => Engine::LlamaCpp,
+        };
+        assert_eq!(published_track_record(engine).as_ref(), Some(t), "run `cargo xtask accuracy`");
+        assert!(t.kv.within_1 <= t.kv.within_5 && t.kv.within_5 <= t.kv.within_10 && t.kv.within_10 <= t.kv.cases);
+    }
+    assert_eq!(published_track_record(Engine::VllmV0), published_track_record(Engine::Vllm));
+    assert_eq!(published_track_record(Engine::Transformers), None);
+    assert_eq!(published_track_record(Engine::Candle), None);
+    let v = published_track_record(Engine::Vllm).unwrap();
+    let line = v.summary();
+    assert!(line.starts_with(&format!("in {} public vLLM start-up logs", v.kv.cases)), "{line}");
+    assert!(line.contains(&format!("within 5 % of the logged figure in {} (", v.kv.within_5)), "{line}");
+    let (worst, _) = v.worst_kv.clone().unwrap();
+    assert!(line.contains(&worst), "{line}");
+    let l = published_track_record(Engine::LlamaCpp).unwrap();
+    assert_eq!((l.kv.within_1, l.kv.mean_abs_error_pct), (l.kv.cases, 0.0));
+    assert!(!l.summary().contains("furthest off"), "{}", l.summary());
+}
