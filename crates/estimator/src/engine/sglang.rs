@@ -18,8 +18,9 @@
 //! full pool's tokens. Other versions and models keep every layer at full length in one pool.
 //! SGLang measures the weights as the drop in free memory over the load ("mem usage"): the
 //! parameters as PyTorch's caching allocator holds them (each large tensor rounded up to 2 MiB,
-//! [`crate::allocator`]) plus the rotary cos/sin cache. Qwen2.5-32B at TP4: 15.26 GiB of tensors
-//! hold 15.48 GiB of segments, 15.51 GiB with the rotary cache; the log says 15.54 GiB.
+//! [`crate::allocator`]) plus the rotary cos/sin cache, which SGLang keeps in fp32 on CUDA from
+//! 0.4.3. Qwen2.5-32B at TP4: 15.26 GiB of tensors hold 15.48 GiB of segments, 15.54 GiB with the
+//! fp32 rotary cache (131072 x 128 x 4 B); the log says 15.54 GiB, and 46,611 tokens for 46,604.
 
 use super::{gib, parse_semver, Ctx, EngineReport};
 use crate::activation::forward_peak;
@@ -189,7 +190,12 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let before_load = before_load_gib(s.gpu.catalog(), tp);
     let free_at_load = if !s.gpu.memory_is_given() { cx.memory.0.saturating_sub((before_load * GIB as f64) as u64) } else { cx.memory.0 };
     let static_b = (free_at_load as f64 * mfs) as u64;
-    let super::LoadExtras { rope, slack, .. } = super::load_extras(cx);
+    // the rotary cos/sin cache stays in fp32 on CUDA from 0.4.3 ("cache needs to be in FP32 for
+    // numerical stability", `rotary_embedding.py`), on ROCm from 0.5.22; before (vLLM's `get_rope`
+    // to 0.4.1, SGLang's own in 0.4.2) and elsewhere it is cast to the model dtype
+    let rope_fp32 = if nvidia { ver >= (0, 4, 3) } else { ver >= (0, 5, 22) };
+    let rope_value = if rope_fp32 { 4 } else { cx.plan.activation.bytes() };
+    let super::LoadExtras { rope, slack, .. } = super::load_extras_with(cx, rope_value);
     let loaded = cx.weights_per_gpu.0.saturating_add(rope).saturating_add(slack);
     let rest = static_b.saturating_sub(loaded);
     let per_token = cx.kv.bytes_per_token.max(1);
@@ -223,7 +229,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         "runtime overhead",
         Bytes(graphs.saturating_add(slack).saturating_add(rope)),
         "CUDA graphs and workspaces in the share outside mem_fraction_static + allocator rounding of the weights + rotary cos/sin cache",
-        format!("{} (at most 1.5 GiB of the {} outside the static fraction) + {} (weights in 2 MiB-rounded segments, exact) + {} (max_position x rotary_dim x act bytes, exact)", gib(graphs), gib(outside), Bytes(slack), Bytes(rope)),
+        format!("{} (at most 1.5 GiB of the {} outside the static fraction) + {} (weights in 2 MiB-rounded segments, exact) + {} (max_position x rotary_dim x {rope_value} B{}, exact)", gib(graphs), gib(outside), Bytes(slack), Bytes(rope), if rope_fp32 { ", fp32" } else { "" }),
     );
     // one pool keeps the window layers' tokens at full length
     let one_pool_with_windows = swa_b > 0 && !hybrid;
