@@ -854,8 +854,7 @@ impl CaseResult {
     /// The figure the case is judged by: the KV capacity the engine reports, in the order
     /// tokens, blocks, pool bytes, then weights.
     pub fn headline(&self) -> Option<&Check> {
-        const ORDER: &[&str] = &["kv_cache_tokens", "sglang_max_total_tokens", "sglang_kv_tokens", "num_gpu_blocks", "kv_cache_gib", "llamacpp_kv_mib", "llamacpp_kv_mib_full_layers", "kv_cache_gib_available", "model_weights_gib", "sglang_weights_mem_usage_gb"];
-        ORDER.iter().find_map(|k| self.checks.iter().find(|c| c.figure == *k))
+        KV_FIGURES.iter().chain(&["model_weights_gib", "sglang_weights_mem_usage_gb"]).find_map(|k| self.checks.iter().find(|c| c.figure == *k))
     }
 }
 
@@ -1147,8 +1146,8 @@ pub fn summarize(results: &[CaseResult]) -> Summary {
     s
 }
 
-/// The logged figures that say how much KV an engine allocated, in [`CaseResult::headline`]'s
-/// order: what a track record scores the KV pool by.
+/// The logged figures that say how much KV an engine allocated, in the order
+/// [`CaseResult::headline`] and a track record take the first of.
 const KV_FIGURES: &[&str] = &["kv_cache_tokens", "sglang_max_total_tokens", "sglang_kv_tokens", "num_gpu_blocks", "kv_cache_gib", "llamacpp_kv_mib", "llamacpp_kv_mib_full_layers", "kv_cache_gib_available"];
 /// The logged figures that say how much the engine's weights took on the GPU.
 const WEIGHT_FIGURES: &[&str] = &["model_weights_gib", "sglang_weights_mem_usage_gb", "llamacpp_model_buffer_mib"];
