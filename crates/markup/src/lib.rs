@@ -107,7 +107,7 @@ pub fn verdict(e: &Estimate) -> String {
                 "Does not fit: {} requests of {} tokens need {} tokens of {}'s full-attention pool, which holds {} ({} short)",
                 s.concurrency,
                 s.context_len(),
-                s.concurrency.saturating_mul(s.context_len()),
+                b.tokens_needed(s.context_len(), s.concurrency).0,
                 e.engine.name,
                 b.full_pool.tokens,
                 gib(e.headroom_bytes.unsigned_abs())

@@ -118,13 +118,19 @@ impl Budget {
             None => full,
         }
     }
+    /// Tokens `n` requests of `len` tokens take in the full-attention (or only) pool, and in the
+    /// window pool where there is one (each request keeps at most the window there).
+    pub fn tokens_needed(&self, len: u64, n: u64) -> (u64, Option<u64>) {
+        (len.saturating_mul(n), self.window_pool.map(|(_, window)| len.min(window).saturating_mul(n)))
+    }
     /// Bytes the tightest part of the pool has left after `n` requests of `len` tokens
     /// (negative when they do not fit), or the activation's shortfall when that is tighter.
     pub fn slack(&self, len: u64, n: u64) -> i128 {
-        let left = |p: PoolPart, per_request: u64| (p.tokens as i128 - per_request as i128 * n as i128) * p.bytes_per_token as i128;
-        let mut s = left(self.full_pool, len);
-        if let Some((w, window)) = self.window_pool {
-            s = s.min(left(w, len.min(window)));
+        let left = |p: PoolPart, need: u64| (p.tokens as i128 - need as i128) * p.bytes_per_token as i128;
+        let (full_need, window_need) = self.tokens_needed(len, n);
+        let mut s = left(self.full_pool, full_need);
+        if let (Some((w, _)), Some(need)) = (self.window_pool, window_need) {
+            s = s.min(left(w, need));
         }
         if self.work_shortfall.0 > 0 {
             s = s.min(-(self.work_shortfall.0 as i128));
