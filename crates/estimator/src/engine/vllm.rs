@@ -17,6 +17,8 @@
 //! and a sampler over 256 rows. While the sampler runs, the batch's forward output (tokens x
 //! hidden) is still held (V0, and V1 from 0.9.2). The peak is the larger of the forward pass and
 //! the sampler with that output.
+//! V0 before 0.6.4 budgets with the drop in free memory over the profile, so with `tp > 1` the
+//! all-reduced activations PyTorch holds for NCCL's stream count too ([`v0_held_all_reduce`]).
 //! V1 groups hybrid layers into pages shared by groups of equal layer count (from 0.12 a layer
 //! kind with smaller pages takes proportionally larger blocks, so that every page is the same
 //! size): a sliding-window layer holds `cdiv(min(window - 1 + max_num_batched_tokens, len), block)
@@ -63,6 +65,60 @@ pub fn non_torch_tp_gib(gpu: Option<&crate::gpu::Gpu>) -> f64 {
         _ => NON_TORCH_TP_OTHER_GIB,
     }
 }
+/// Custom all-reduce's largest tensor (`max_size`, 8 MiB, from 0.3.0): larger all-reduces of an
+/// eager forward go through NCCL.
+pub const CUSTOM_ALL_REDUCE_MAX_BYTES: u64 = 8 << 20;
+
+/// What V0 before 0.6.4 keeps reserved, under tensor parallelism, for the all-reduces of its
+/// profiling prefill: `(bytes, tensors held at the end, all-reduces in the forward)`.
+///
+/// Those versions budget with the drop in free memory over the profile (`init_gpu_memory - free`,
+/// `worker.py` 0.3 to 0.6.3; `total - free` in 0.2), with no `empty_cache` before reading it, so
+/// blocks the caching allocator keeps reserved count. Eager all-reduces above custom all-reduce's
+/// 8 MiB (all of them before 0.3) go through `torch.distributed.all_reduce` (pynccl is enabled
+/// only while CUDA graphs are captured), and PyTorch's `ProcessGroupNCCL::collective` records
+/// each input on NCCL's stream (`recordStream`): a freed block so recorded is not reused until
+/// that stream has passed it. The CPU launches the whole prefill long before the GPU finishes its
+/// first layers, so every all-reduced activation (`tokens x hidden`: the vocab-parallel
+/// embedding's and two per layer, attention's and the MLP's outputs) keeps its own block. When
+/// the next one does not fit in `room` (the memory beside the weights, the non-torch memory and
+/// the forward's working set), PyTorch synchronises, releases its cache (`release_cached_blocks`)
+/// and the count starts again.
+///
+/// The vLLM PR 2031 figures fit this: Llama-2-70B at TP4 on A100s, 4096 profile tokens, 161
+/// all-reduces of 64 MiB (10.06 GiB); the free-memory measure gave 31615 - 20865 = 10750 blocks
+/// (13.1 GiB per GPU) less than the allocated peak, where Llama-2-7B on one GPU lost 98 (0.77 GiB).
+pub fn v0_held_all_reduce(ver: (u64, u64, u64), tp: u64, tokens: u64, hidden: u64, act_bytes: u64, layers: u64, room: u64) -> (u64, u64, u64) {
+    if tp <= 1 || ver >= (0, 6, 4) {
+        return (0, 0, 0);
+    }
+    let size = tokens.saturating_mul(hidden).saturating_mul(act_bytes);
+    if size == 0 || (ver >= (0, 3, 0) && size <= CUSTOM_ALL_REDUCE_MAX_BYTES) {
+        return (0, 0, 0);
+    }
+    let n = layers.saturating_mul(2).saturating_add(1);
+    // how many fit in `room` before a release (reserved segments, as the allocator serves them)
+    let fits = |k: u64| crate::allocator::reserved_for(std::iter::repeat(size).take(k as usize)) <= room;
+    if fits(n) {
+        return (crate::allocator::reserved_for(std::iter::repeat(size).take(n as usize)), n, n);
+    }
+    let (mut lo, mut hi) = (0u64, n);
+    while lo < hi {
+        let mid = lo + (hi - lo).div_ceil(2);
+        if fits(mid) {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    if lo == 0 {
+        return (0, 0, n);
+    }
+    // each release happens at the allocation after `lo`, which then starts the new count
+    let end = (n - 1) % lo + 1;
+    (crate::allocator::reserved_for(std::iter::repeat(size).take(end as usize)), end, n)
+}
+
 /// CUDA-graph memory per decoder layer on a GPU (modelled): vLLM captures one piecewise graph per
 /// layer and batch size and full graphs whose nodes grow with the layers. The median over twelve
 /// logs at the default capture sizes (`Estimated CUDA graph memory` of 0.19 to 0.26 and `Graph
@@ -520,10 +576,12 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let graph_b = if graphs_in_budget { (stage_layers as f64 * CUDA_GRAPH_MIB_PER_LAYER * (1u64 << 20) as f64) as u64 } else { 0 };
     let non_torch_b = (non_torch * GIB as f64) as u64;
     let state_b = if mrv2 { mrv2_sampler_state_bytes(ver, rows, cx.shape.vocab_size) } else { 0 };
+    let room = cx.memory.0.saturating_sub(cx.weights_per_gpu.0.saturating_add(loaded_extra).saturating_add(non_torch_b).saturating_add(act));
+    let (held_b, held_n, all_reduces) = if v0 { v0_held_all_reduce(ver, tp, tokens, cx.shape.hidden_size, act_bytes, stage_layers, room) } else { (0, 0, 0) };
     let overhead = Figure::modelled(
         "runtime overhead",
-        Bytes(non_torch_b.saturating_add(graph_b).saturating_add(loaded_extra).saturating_add(state_b)),
-        "non-torch memory (CUDA context, NCCL) + CUDA graphs when inside the budget (v0.20+) + rotary cos/sin cache + allocator tails of the weights + MXFP4 expert re-layout + LoRA slots (--enable-lora) + Model Runner V2's sampler state (v0.27+)",
+        Bytes(non_torch_b.saturating_add(graph_b).saturating_add(loaded_extra).saturating_add(state_b).saturating_add(held_b)),
+        "non-torch memory (CUDA context, NCCL) + CUDA graphs when inside the budget (v0.20+) + rotary cos/sin cache + allocator tails of the weights + MXFP4 expert re-layout + LoRA slots (--enable-lora) + Model Runner V2's sampler state (v0.27+) + all-reduced activations held for NCCL's stream (V0 before 0.6.4, tp > 1)",
         {
             let mut d = format!(
                 "{} + {} + {} (max_position x rotary_dim x act bytes, exact) + {} (unsplit 2 MiB-segment tails PyTorch counts as allocated, exact)",
@@ -541,6 +599,9 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
             if state_b > 0 {
                 d.push_str(&format!(" + {} ({rows} requests x {} vocab: penalty counts and prompt mask, exact)", crate::units::Bytes(state_b), cx.shape.vocab_size));
             }
+            if held_b > 0 {
+                d.push_str(&format!(" + {} ({held_n} of the profile's {all_reduces} all-reduced activations of {tokens} x {} hidden x {act_bytes} B, held for NCCL's stream)", gib(held_b), cx.shape.hidden_size));
+            }
             d
         },
     )
@@ -553,6 +614,18 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     } else {
         "CUDA graphs (0.1-5 GiB) are captured after the KV cache, outside gpu_memory_utilization"
     });
+    let overhead = if all_reduces > 0 {
+        let how = if held_n == all_reduces {
+            format!("all {all_reduces} stay reserved")
+        } else if held_n == 0 {
+            "not even one fits beside the forward's working set".to_string()
+        } else {
+            format!("they do not all fit beside the weights and the forward, so PyTorch releases its cache whenever the next one does not; {held_n} held at the end")
+        };
+        overhead.note(format!("V0 before 0.6.4 counts the memory PyTorch keeps reserved after the profile; its eager all-reduces go through torch.distributed, which records each tensor on NCCL's stream, and the CPU runs ahead of the GPU: {how}"))
+    } else {
+        overhead
+    };
     let overhead = if tp > 1 {
         let fabric = match s.gpu.catalog() {
             Some(g) => format!("{:?} fabric of the {}", g.fabric, g.name),
@@ -563,7 +636,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         overhead
     };
     let requested = (cx.memory.0 as f64 * util) as u64;
-    let used = cx.weights_per_gpu.0.saturating_add(loaded_extra).saturating_add(act).saturating_add(non_torch_b).saturating_add(graph_b).saturating_add(state_b);
+    let used = cx.weights_per_gpu.0.saturating_add(loaded_extra).saturating_add(act).saturating_add(non_torch_b).saturating_add(graph_b).saturating_add(state_b).saturating_add(held_b);
     let pool = requested.saturating_sub(used);
 
     // per-request bytes at length `len` as this engine allocates them
@@ -725,6 +798,27 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
 mod tests {
     use super::v1_batch_defaults;
     use crate::gpu::find;
+
+    /// vLLM PR 2031: Llama-2-70B at TP4, 4096 profile tokens, bf16 activations of hidden 8192.
+    #[test]
+    fn v0_holds_every_all_reduce_of_the_profile_until_the_cache_is_released() {
+        use super::v0_held_all_reduce;
+        const MIB: u64 = 1 << 20;
+        let room = 40 * 1024 * MIB;
+        // 2 x 80 layers + the embedding, 64 MiB each (own segments, already a multiple of 2 MiB)
+        assert_eq!(v0_held_all_reduce((0, 2, 5), 4, 4096, 8192, 2, 80, room), (161 * 64 * MIB, 161, 161));
+        // from 0.6.4 the profile reads allocated bytes after empty_cache; one GPU has no NCCL
+        assert_eq!(v0_held_all_reduce((0, 6, 4), 4, 4096, 8192, 2, 80, room), (0, 0, 0));
+        assert_eq!(v0_held_all_reduce((0, 4, 3), 1, 4096, 8192, 2, 80, room), (0, 0, 0));
+        // 8 MiB and less goes to custom all-reduce from 0.3
+        assert_eq!(v0_held_all_reduce((0, 4, 3), 2, 2048, 2048, 2, 24, room), (0, 0, 0));
+        // before 0.3 it is held too: two 8 MiB blocks to each 20 MiB segment
+        assert_eq!(v0_held_all_reduce((0, 2, 5), 2, 2048, 2048, 2, 24, room), (25 * 20 * MIB, 49, 49));
+        // 10 fit in the room: releases after the 10th, 20th, ...; 161 = 16 x 10 + 1
+        assert_eq!(v0_held_all_reduce((0, 2, 5), 4, 4096, 8192, 2, 80, 10 * 64 * MIB + 1), (64 * MIB, 1, 161));
+        assert_eq!(v0_held_all_reduce((0, 2, 5), 4, 4096, 8192, 2, 80, 10 * 64 * MIB - 1).1, 8); // 9 fit: 160 = 17 x 9 + 7
+        assert_eq!(v0_held_all_reduce((0, 2, 5), 4, 4096, 8192, 2, 80, 63 * MIB), (0, 0, 161));
+    }
 
     #[test]
     fn v1_defaults_follow_the_version_and_the_gpu() {
