@@ -188,7 +188,7 @@ fn print_human(e: &Estimate, source: &str, explain: bool) {
         e.kv.bytes_per_token,
         e.kv_groups_label("x"),
         e.kv_per_request.bytes,
-        if e.fits { format!("FITS, up to {} concurrent requests of {} tokens", e.max_concurrency, s.context_len()) } else { "DOES NOT FIT".into() }
+        if e.fits { format!("FITS, up to {} concurrent request{} of {} tokens", e.max_concurrency, if e.max_concurrency == 1 { "" } else { "s" }, s.context_len()) } else { "DOES NOT FIT".into() }
     );
     let en = &e.engine;
     println!(

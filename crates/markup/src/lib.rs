@@ -89,6 +89,20 @@ pub fn params(n: u64) -> String {
 }
 
 /// The verdict: fits or not, with the headroom, and the most requests that fit.
+/// `n` of a countable `noun`, in the singular for one ("1 request", "32 requests").
+fn count(n: impl std::fmt::Display, noun: &str) -> String {
+    let n = n.to_string();
+    if n == "1" {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+fn requests(n: impl std::fmt::Display) -> String {
+    count(n, "request")
+}
+
 pub fn verdict(e: &Estimate) -> String {
     let s = &e.scenario;
     let class = if e.fits { "verdict fits" } else { "verdict nofit" };
@@ -98,14 +112,14 @@ pub fn verdict(e: &Estimate) -> String {
         // an engine that allocates its KV pool whole (SGLang): the requests draw on the pool
         let (kv, pool) = (e.kv_cache.bytes.0, b.kv_room.0);
         if e.fits {
-            format!("Fits: {} requests of {} tokens take {} of {}'s {} KV pool ({} headroom); {} of {} in all", s.concurrency, s.context_len(), gib(kv), e.engine.name, gib(pool), gib(e.headroom_bytes.max(0) as u64), gib(e.total.0), gib(e.capacity.0))
+            format!("Fits: {} of {} tokens take {} of {}'s {} KV pool ({} headroom); {} of {} in all", requests(s.concurrency), s.context_len(), gib(kv), e.engine.name, gib(pool), gib(e.headroom_bytes.max(0) as u64), gib(e.total.0), gib(e.capacity.0))
         } else if b.work_shortfall.0 > 0 {
             format!("Does not fit: the activation peak ({}) needs {} more than {} leaves outside its pool", gib(e.activation.bytes.0), gib(b.work_shortfall.0), e.engine.name)
         } else if b.window_pool.is_some() {
             // with a separate window pool the full-attention pool is what runs out
             format!(
-                "Does not fit: {} requests of {} tokens need {} tokens of {}'s full-attention pool, which holds {} ({} short)",
-                s.concurrency,
+                "Does not fit: {} of {} tokens need {} tokens of {}'s full-attention pool, which holds {} ({} short)",
+                requests(s.concurrency),
                 s.context_len(),
                 b.tokens_needed(s.context_len(), s.concurrency).0,
                 e.engine.name,
@@ -113,22 +127,23 @@ pub fn verdict(e: &Estimate) -> String {
                 gib(e.headroom_bytes.unsigned_abs())
             )
         } else {
-            format!("Does not fit: {} requests of {} tokens need {} of KV, {}'s pool holds {} ({} short)", s.concurrency, s.context_len(), gib(kv), e.engine.name, gib(pool), gib(e.headroom_bytes.unsigned_abs()))
+            format!("Does not fit: {} of {} tokens need {} of KV, {}'s pool holds {} ({} short)", requests(s.concurrency), s.context_len(), gib(kv), e.engine.name, gib(pool), gib(e.headroom_bytes.unsigned_abs()))
         }
     } else if e.fits {
-        format!("Fits: {} requests of {} tokens use {} of {} ({} headroom)", s.concurrency, s.context_len(), gib(e.total.0), gib(e.capacity.0), gib(e.headroom_bytes.max(0) as u64))
+        format!("Fits: {} of {} tokens use {} of {} ({} headroom)", requests(s.concurrency), s.context_len(), gib(e.total.0), gib(e.capacity.0), gib(e.headroom_bytes.max(0) as u64))
     } else {
         format!("Does not fit: {} needed, {} available ({} short)", gib(e.total.0), gib(e.capacity.0), gib(e.headroom_bytes.unsigned_abs()))
     };
     let mut m = String::with_capacity(512);
     let _ = write!(
         m,
-        r#"<section id="verdict" class="{class}" data-fits="{}" aria-live="polite"><h2 elementtiming="estimate">{}</h2><p id="max-concurrency" data-value="{}">Up to {} concurrent requests of {} tokens fit on {}.</p>"#,
+        r#"<section id="verdict" class="{class}" data-fits="{}" aria-live="polite"><h2 elementtiming="estimate">{}</h2><p id="max-concurrency" data-value="{}">Up to {} of {} tokens {} on {}.</p>"#,
         e.fits,
         escape(&headline),
         e.max_concurrency,
-        e.max_concurrency,
+        count(e.max_concurrency, "concurrent request"),
         s.context_len(),
+        if e.max_concurrency == 1 { "fits" } else { "fit" },
         if s.dp > 1 { format!("each of the {} data-parallel replicas", s.dp) } else { "each GPU".to_string() }
     );
     if let Some(msg) = &e.engine.message {
@@ -281,6 +296,19 @@ mod tests {
         // balanced: every opened section and table is closed
         assert_eq!(f.matches("<section").count(), f.matches("</section>").count());
         assert_eq!(f.matches("<div").count(), f.matches("</div>").count());
+    }
+
+    #[test]
+    fn one_request_is_singular() {
+        let shape = kv_estimator::parse_config(DEFAULT_CONFIG).unwrap();
+        let verdict_at = |q: &str| verdict(&kv_estimator::estimate(&shape, &kv_estimator::Scenario::from_query(q).unwrap()).unwrap());
+        let v = verdict_at("m=meta-llama/Llama-3.1-8B-Instruct&gpu=h100-80gb&n=1&in=1000&out=24");
+        assert!(v.contains("Fits: 1 request of 1024 tokens use") && !v.contains("1 requests"), "{v}");
+        // one 131,072-token request beside the weights on a 40 GB A100: at most one fits
+        let v = verdict_at("m=meta-llama/Llama-3.1-8B-Instruct&gpu=a100-40gb&n=1&in=100000&out=31072");
+        assert!(v.contains("Up to 1 concurrent request of 131072 tokens fits on each GPU."), "{v}");
+        let v = verdict_at("m=meta-llama/Llama-3.1-8B-Instruct&gpu=h100-80gb&n=2&in=1000&out=24");
+        assert!(v.contains("Fits: 2 requests of 1024 tokens use") && v.contains("concurrent requests of 1024 tokens fit on"), "{v}");
     }
 
     #[test]
