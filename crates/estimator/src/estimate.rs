@@ -487,28 +487,30 @@ pub fn fragmentation(kv: &KvLayout, lengths: &[u64], max_len: u64, block_size: u
     })
 }
 
+/// The largest `x` in `lo..=hi` with `ok(x)`, for `ok` true up to some point and false after it
+/// (binary search); `None` when `ok(lo)` is false.
+pub(crate) fn largest(lo: u64, hi: u64, ok: impl Fn(u64) -> bool) -> Option<u64> {
+    if !ok(lo) {
+        return None;
+    }
+    let (mut lo, mut hi) = (lo, hi);
+    while lo < hi {
+        let mid = lo + (hi - lo).div_ceil(2);
+        if ok(mid) {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    Some(lo)
+}
+
 /// Reverse solving: the questions users ask peers.
 pub mod solve {
     use super::*;
 
     fn fits(shape: &ModelShape, s: &Scenario) -> bool {
         estimate(shape, s).map(|e| e.fits).unwrap_or(false)
-    }
-
-    fn largest(lo: u64, hi: u64, ok: impl Fn(u64) -> bool) -> Option<u64> {
-        if !ok(lo) {
-            return None;
-        }
-        let (mut lo, mut hi) = (lo, hi);
-        while lo < hi {
-            let mid = lo + (hi - lo).div_ceil(2);
-            if ok(mid) {
-                lo = mid;
-            } else {
-                hi = mid - 1;
-            }
-        }
-        Some(lo)
     }
 
     /// Whether the GPU holds no cache (llama.cpp `-nkvo`, `-ngl 0`): then `n_ctx` bounds the

@@ -102,15 +102,7 @@ pub fn v0_held_all_reduce(ver: (u64, u64, u64), tp: u64, tokens: u64, hidden: u6
     if fits(n) {
         return (crate::allocator::reserved_for(std::iter::repeat(size).take(n as usize)), n, n);
     }
-    let (mut lo, mut hi) = (0u64, n);
-    while lo < hi {
-        let mid = lo + (hi - lo).div_ceil(2);
-        if fits(mid) {
-            lo = mid;
-        } else {
-            hi = mid - 1;
-        }
-    }
+    let lo = crate::estimate::largest(0, n, fits).unwrap_or(0);
     if lo == 0 {
         return (0, 0, n);
     }
@@ -720,18 +712,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         (t, t as f64 / l.max(1) as f64)
     };
     // the longest length that fits one request, rounded down to a block (vLLM's estimate)
-    let max_len = {
-        let (mut lo, mut hi) = (0u64, crate::scenario::MAX_TOKENS);
-        while lo < hi {
-            let mid = lo + (hi - lo).div_ceil(2);
-            if per_request(mid) <= pool {
-                lo = mid;
-            } else {
-                hi = mid - 1;
-            }
-        }
-        lo / bs * bs
-    };
+    let max_len = crate::estimate::largest(0, crate::scenario::MAX_TOKENS, |len| per_request(len) <= pool).unwrap_or(0) / bs * bs;
     // layer kinds of unequal pages that vLLM cannot put in one page size: before 0.12 any unequal
     // pages (`get_kv_cache_config` raises a bare NotImplementedError), from 0.12 a page that does not
     // divide the largest (`unify_kv_cache_spec_page_size`). Layers that all hold the same tokens
