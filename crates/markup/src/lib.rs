@@ -88,21 +88,16 @@ pub fn params(n: u64) -> String {
     }
 }
 
-/// The verdict: fits or not, with the headroom, and the most requests that fit.
 /// `n` of a countable `noun`, in the singular for one ("1 request", "32 requests").
-fn count(n: impl std::fmt::Display, noun: &str) -> String {
-    let n = n.to_string();
-    if n == "1" {
+fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
         format!("1 {noun}")
     } else {
         format!("{n} {noun}s")
     }
 }
 
-fn requests(n: impl std::fmt::Display) -> String {
-    count(n, "request")
-}
-
+/// The verdict: fits or not, with the headroom, and the most requests that fit.
 pub fn verdict(e: &Estimate) -> String {
     let s = &e.scenario;
     let class = if e.fits { "verdict fits" } else { "verdict nofit" };
@@ -112,14 +107,14 @@ pub fn verdict(e: &Estimate) -> String {
         // an engine that allocates its KV pool whole (SGLang): the requests draw on the pool
         let (kv, pool) = (e.kv_cache.bytes.0, b.kv_room.0);
         if e.fits {
-            format!("Fits: {} of {} tokens take {} of {}'s {} KV pool ({} headroom); {} of {} in all", requests(s.concurrency), s.context_len(), gib(kv), e.engine.name, gib(pool), gib(e.headroom_bytes.max(0) as u64), gib(e.total.0), gib(e.capacity.0))
+            format!("Fits: {} of {} tokens take {} of {}'s {} KV pool ({} headroom); {} of {} in all", count(s.concurrency, "request"), s.context_len(), gib(kv), e.engine.name, gib(pool), gib(e.headroom_bytes.max(0) as u64), gib(e.total.0), gib(e.capacity.0))
         } else if b.work_shortfall.0 > 0 {
             format!("Does not fit: the activation peak ({}) needs {} more than {} leaves outside its pool", gib(e.activation.bytes.0), gib(b.work_shortfall.0), e.engine.name)
         } else if b.window_pool.is_some() {
             // with a separate window pool the full-attention pool is what runs out
             format!(
                 "Does not fit: {} of {} tokens need {} tokens of {}'s full-attention pool, which holds {} ({} short)",
-                requests(s.concurrency),
+                count(s.concurrency, "request"),
                 s.context_len(),
                 b.tokens_needed(s.context_len(), s.concurrency).0,
                 e.engine.name,
@@ -127,10 +122,10 @@ pub fn verdict(e: &Estimate) -> String {
                 gib(e.headroom_bytes.unsigned_abs())
             )
         } else {
-            format!("Does not fit: {} of {} tokens need {} of KV, {}'s pool holds {} ({} short)", requests(s.concurrency), s.context_len(), gib(kv), e.engine.name, gib(pool), gib(e.headroom_bytes.unsigned_abs()))
+            format!("Does not fit: {} of {} tokens need {} of KV, {}'s pool holds {} ({} short)", count(s.concurrency, "request"), s.context_len(), gib(kv), e.engine.name, gib(pool), gib(e.headroom_bytes.unsigned_abs()))
         }
     } else if e.fits {
-        format!("Fits: {} of {} tokens use {} of {} ({} headroom)", requests(s.concurrency), s.context_len(), gib(e.total.0), gib(e.capacity.0), gib(e.headroom_bytes.max(0) as u64))
+        format!("Fits: {} of {} tokens use {} of {} ({} headroom)", count(s.concurrency, "request"), s.context_len(), gib(e.total.0), gib(e.capacity.0), gib(e.headroom_bytes.max(0) as u64))
     } else {
         format!("Does not fit: {} needed, {} available ({} short)", gib(e.total.0), gib(e.capacity.0), gib(e.headroom_bytes.unsigned_abs()))
     };

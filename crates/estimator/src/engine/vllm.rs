@@ -97,18 +97,16 @@ pub fn v0_held_all_reduce(ver: (u64, u64, u64), tp: u64, tokens: u64, hidden: u6
         return (0, 0, 0);
     }
     let n = layers.saturating_mul(2).saturating_add(1);
-    // how many fit in `room` before a release (reserved segments, as the allocator serves them)
-    let fits = |k: u64| crate::allocator::reserved_for(std::iter::repeat(size).take(k as usize)) <= room;
-    if fits(n) {
-        return (crate::allocator::reserved_for(std::iter::repeat(size).take(n as usize)), n, n);
-    }
-    let lo = crate::estimate::largest(0, n, fits).unwrap_or(0);
-    if lo == 0 {
+    // the segments `k` of them reserve, and how many fit in `room` before a release
+    let held = |k: u64| crate::allocator::reserved_for(std::iter::repeat(size).take(k as usize));
+    let fit = crate::estimate::largest(0, n, |k| held(k) <= room).unwrap_or(0);
+    if fit == 0 {
         return (0, 0, n);
     }
-    // each release happens at the allocation after `lo`, which then starts the new count
-    let end = (n - 1) % lo + 1;
-    (crate::allocator::reserved_for(std::iter::repeat(size).take(end as usize)), end, n)
+    // each release happens at the allocation after `fit`, which then starts the new count (all
+    // `n` when they fit)
+    let end = (n - 1) % fit + 1;
+    (held(end), end, n)
 }
 
 /// CUDA-graph memory per decoder layer on a GPU (modelled): vLLM captures one piecewise graph per
