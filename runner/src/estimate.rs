@@ -5,7 +5,7 @@ use crate::models;
 use anyhow::{anyhow, Context, Result};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use kv_estimator::estimate::{solve, Estimate};
-use kv_estimator::units::{Basis, Bytes, Figure};
+use kv_estimator::units::{count, Basis, Bytes, Figure};
 use kv_estimator::{parse_config, Scenario};
 use serde_json::json;
 
@@ -166,13 +166,13 @@ fn print_human(e: &Estimate, source: &str, explain: bool) {
         if e.model.params_active != e.model.params_total { format!(", {:.2}B active", e.model.params_active as f64 / 1e9) } else { String::new() }
     );
     println!(
-        "{} x {} ({}), {}{}, engine {} {}, {} requests x ({} in + {} out) tokens, weights {}, KV {}",
+        "{} x {} ({}), {}{}, engine {} {}, {} x ({} in + {} out) tokens, weights {}, KV {}",
         e.gpus,
         e.gpu_label,
         e.gpu_memory,
         s.parallelism(),
         if s.dp > 1 { " (figures per GPU of one replica)" } else { "" },
-        e.engine.name, e.engine.version, s.concurrency, s.input_len, s.output_len, e.weights.plan.label, e.kv.kv_dtype
+        e.engine.name, e.engine.version, count(s.concurrency, "request"), s.input_len, s.output_len, e.weights.plan.label, e.kv.kv_dtype
     );
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED).set_header(["per GPU", "bytes", "GiB", "basis"]);
@@ -188,18 +188,18 @@ fn print_human(e: &Estimate, source: &str, explain: bool) {
         e.kv.bytes_per_token,
         e.kv_groups_label("x"),
         e.kv_per_request.bytes,
-        if e.fits { format!("FITS, up to {} concurrent request{} of {} tokens", e.max_concurrency, if e.max_concurrency == 1 { "" } else { "s" }, s.context_len()) } else { "DOES NOT FIT".into() }
+        if e.fits { format!("FITS, up to {} of {}", count(e.max_concurrency, "concurrent request"), count(s.context_len(), "token")) } else { "DOES NOT FIT".into() }
     );
     let en = &e.engine;
     println!(
-        "{} would allocate {} of KV: {} tokens, {} blocks of {}, max concurrency {:.2} at {} tokens{}",
+        "{} would allocate {} of KV: {}, {} blocks of {}, max concurrency {:.2} at {}{}",
         en.name,
         en.kv_pool_bytes,
-        en.kv_tokens,
+        count(en.kv_tokens, "token"),
         en.num_blocks,
         en.block_size,
         en.max_concurrency,
-        en.max_model_len,
+        count(en.max_model_len, "token"),
         en.message.as_ref().map(|m| format!("\n  refuses to start: {m}")).unwrap_or_default()
     );
     if let Some(t) = kv_estimator::validation::published_track_record(s.engine) {
@@ -219,7 +219,8 @@ fn print_human(e: &Estimate, source: &str, explain: bool) {
         for r in &frag {
             f.add_row([format!("paged, blocks of {} tokens", r.block_size), r.paged.to_string(), r.used.to_string(), format!("{:.2} %", r.paged_waste_pct)]);
         }
-        println!("fragmentation, {} requests in flight between {} and {} tokens:\n{f}", first.requests, s.input_len, s.context_len());
+        let lengths = if s.output_len == 0 { format!("each of {}", count(s.input_len, "token")) } else { format!("between {} and {} tokens", s.input_len, s.context_len()) };
+        println!("fragmentation, {} in flight, {lengths}:\n{f}", count(first.requests, "request"));
     }
     println!("throughput ({}): decode <= {:.0} tok/s total, prefill <= {:.0} tok/s", e.throughput.derivation, e.throughput.decode_tokens_per_s, e.throughput.prefill_tokens_per_s);
     for d in &e.model.defaults {

@@ -8,7 +8,7 @@ use crate::io;
 use kv_estimator::engine::EngineReport;
 use kv_estimator::estimate::{fragmentation_table, solve, ContextRow, Estimate};
 use kv_estimator::model::DefaultUsed;
-use kv_estimator::units::fixed;
+use kv_estimator::units::{count, fixed};
 use kv_estimator::{Engine, Scenario, WeightDtype};
 use leptos::prelude::*;
 
@@ -215,9 +215,9 @@ fn EngineSection(en: EngineReport, track: Option<String>) -> impl IntoView {
             <h2 id="h-engine-report">{format!("What {} {} would allocate", en.name, en.version)}</h2>
             <dl class="kv">
                 <dt title=MODELLED_TIP>"KV pool"</dt><dd id="engine-pool" data-bytes=en.kv_pool_bytes.0.to_string()>{gib(en.kv_pool_bytes.0)}</dd>
-                <dt>"tokens it holds"</dt><dd id="engine-tokens" data-value=en.kv_tokens.to_string()>{format!("{} tokens", en.kv_tokens)}</dd>
-                <dt>"blocks"</dt><dd id="engine-blocks">{format!("{} of {} tokens", en.num_blocks, en.block_size)}</dd>
-                <dt>"max concurrency"</dt><dd id="engine-concurrency">{format!("{}x at {} tokens per request", fixed(en.max_concurrency, 2), en.max_model_len)}</dd>
+                <dt>"tokens it holds"</dt><dd id="engine-tokens" data-value=en.kv_tokens.to_string()>{count(en.kv_tokens, "token")}</dd>
+                <dt>"blocks"</dt><dd id="engine-blocks">{format!("{} of {}", en.num_blocks, count(en.block_size, "token"))}</dd>
+                <dt>"max concurrency"</dt><dd id="engine-concurrency">{format!("{}x at {} per request", fixed(en.max_concurrency, 2), count(en.max_model_len, "token"))}</dd>
                 <dt>"starts?"</dt><dd id="engine-starts">{if en.fits { "yes".to_string() } else { "no: refuses to start".to_string() }}</dd>
             </dl>
             {en.notes.into_iter().map(|n| view! { <p class="note">{n}</p> }).collect_view()}
@@ -292,7 +292,7 @@ fn Charts(st: St) -> impl IntoView {
         st.measurements.with(|ms| {
             for m in ms.iter().filter(|m| m.doc.model == s.model) {
                 for p in m.doc.points.iter().filter(|p| !p.oom && p.skipped.is_none() && p.peak_bytes > 0) {
-                    let label = format!("measured {} on {}: {} requests x ({} + {}) tokens, peak {}", m.doc.model, m.doc.device, p.concurrency, p.input_len, p.output_len, gib(p.peak_bytes));
+                    let label = format!("measured {} on {}: {} x ({} + {}) tokens, peak {}", m.doc.model, m.doc.device, count(p.concurrency, "request"), p.input_len, p.output_len, gib(p.peak_bytes));
                     if p.input_len == s.input_len && p.output_len == s.output_len {
                         m_conc.push(Marker { x: p.concurrency as f64, y: gib_f(p.peak_bytes as f64), label: label.clone(), class: "measured" });
                     }
@@ -305,11 +305,11 @@ fn Charts(st: St) -> impl IntoView {
         let cap_label = format!("{} {} GiB", if base.engine.budget.is_some() { "pool full at" } else { "usable" }, fixed(cap, 1));
         Some([
             (
-                format!("Memory per GPU vs concurrent requests ({} tokens each)", s.context_len()),
+                format!("Memory per GPU vs concurrent requests ({} each)", count(s.context_len(), "token")),
                 Spec { x_label: "concurrent requests".into(), y_label: "GiB per GPU".into(), series: vec![Series { label: "estimated total".into(), class: "total", points: conc }], hlines: vec![(cap, cap_label.clone())], markers: m_conc },
             ),
             (
-                format!("Memory per GPU vs tokens per request ({} requests)", s.concurrency),
+                format!("Memory per GPU vs tokens per request ({})", count(s.concurrency, "request")),
                 Spec { x_label: "tokens per request".into(), y_label: "GiB per GPU".into(), series: vec![Series { label: "estimated total".into(), class: "total", points: mem_ctx }], hlines: vec![(cap, cap_label)], markers: m_ctx },
             ),
             (
@@ -348,7 +348,7 @@ fn Fragmentation(e: Estimate) -> impl IntoView {
     view! {
         <section id="fragmentation" class="panel" aria-labelledby="h-frag">
             <h2 id="h-frag">"Paged vs contiguous KV"</h2>
-            <p class="sub">{format!("{n} requests in flight, lengths spread from {} to {} tokens; contiguous caches reserve max_model_len = {max_len} each.", s.input_len, s.input_len + s.output_len)}</p>
+            <p class="sub">{format!("{} in flight, {}; contiguous caches reserve max_model_len = {max_len} each.", count(n, "request"), if s.output_len == 0 { format!("each of {}", count(s.input_len, "token")) } else { format!("lengths spread from {} to {} tokens", s.input_len, s.input_len + s.output_len) })}</p>
             <table id="fragmentation-table">
                 <thead><tr><th>"allocation"</th><th>"reserved"</th><th>"used"</th><th>"wasted"</th></tr></thead>
                 <tbody>
@@ -412,12 +412,12 @@ pub fn Solve(st: St) -> impl IntoView {
         let or = |o: Option<String>, none: &str| o.unwrap_or_else(|| none.to_string());
         view! {
             <dl class="kv" id="solve-answers">
-                <dt>{format!("Longest context for {} requests", s.concurrency)}</dt>
-                <dd id="solve-context">{or(longest.map(|l| format!("{l} tokens")), "none fits")}</dd>
-                <dt>{format!("Most requests of {} tokens", s.context_len())}</dt>
-                <dd id="solve-requests">{or(most.map(|n| format!("{n} requests")), "not even one")}</dd>
+                <dt>{format!("Longest context for {}", count(s.concurrency, "request"))}</dt>
+                <dd id="solve-context">{or(longest.map(|l| count(l, "token")), "none fits")}</dd>
+                <dt>{format!("Most requests of {}", count(s.context_len(), "token"))}</dt>
+                <dd id="solve-requests">{or(most.map(|n| count(n, "request")), "not even one")}</dd>
                 <dt>"Fewest GPUs"</dt>
-                <dd id="solve-gpus">{or(gpus.map(|(tp, pp)| format!("{} GPUs (tp={tp}, pp={pp}){}", tp * pp, if s.dp > 1 || s.expert_parallel { ", one replica without data parallelism" } else { "" })), "more than 64")}</dd>
+                <dd id="solve-gpus">{or(gpus.map(|(tp, pp)| format!("{} (tp={tp}, pp={pp}){}", count(u64::from(tp * pp), "GPU"), if s.dp > 1 || s.expert_parallel { ", one replica without data parallelism" } else { "" })), "more than 64")}</dd>
                 <dt>"Widest dtype that fits"</dt>
                 <dd id="solve-dtype">{or(dtype.map(|(d, k)| format!("weights {}, KV {}", if d == WeightDtype::Auto { "as the checkpoint".to_string() } else { d.to_string() }, k)), "none of bf16/fp8/int8/int4 with auto/fp8 KV")}</dd>
                 <dt>"Memory fraction needed"</dt>

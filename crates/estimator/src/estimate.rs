@@ -396,7 +396,6 @@ fn roofline(shape: &ModelShape, s: &Scenario, w: &WeightReport, offloaded: Bytes
     let step_s = step_bytes / bw;
     let n = s.concurrency.max(1) as f64;
     let decode = if step_s > 0.0 { n / step_s } else { 0.0 };
-    let gpus = (s.tp.max(1) * s.pp.max(1)) as f64;
     let attn = shape.attention_flops_per_token(s.input_len);
     let flops_per_token = 2.0 * w.params_active as f64 + attn;
     let prefill = if flops_per_token > 0.0 { tflops * s.tp.max(1) as f64 / flops_per_token } else { 0.0 };
@@ -410,11 +409,13 @@ fn roofline(shape: &ModelShape, s: &Scenario, w: &WeightReport, offloaded: Bytes
         decode_tokens_per_s_per_request: decode / n,
         prefill_tokens_per_s: prefill,
         derivation: format!(
-            "roofline upper bound: decode = {n} requests / ({} GB read per step / {} GB/s); prefill = {} TFLOP/s x tp / {} GFLOP per token; {gpus} GPU(s)",
+            "roofline upper bound: decode = {} / ({} GB read per step / {} GB/s); prefill = {} TFLOP/s x tp / {} GFLOP per token; {}",
+            crate::units::count(s.concurrency.max(1), "request"),
             fixed(step_bytes / 1e9, 2),
             fixed(bw / 1e9, 0),
             fixed(tflops / 1e12, 0),
-            fixed(flops_per_token / 1e9, 2)
+            fixed(flops_per_token / 1e9, 2),
+            crate::units::count(u64::from(s.tp.max(1)) * u64::from(s.pp.max(1)), "GPU")
         ) + &host,
     }
 }

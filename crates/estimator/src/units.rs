@@ -99,6 +99,16 @@ pub fn fixed(x: f64, decimals: u32) -> String {
     }
 }
 
+/// `n` of a countable `noun`, in the singular for one: "1 request", "32 requests", "1 token".
+/// Every count a user reads (page, runner, service) goes through it.
+pub fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// `12.34 GiB`: bytes as GiB with two decimals, the unit engines print.
 pub fn gib_text(bytes: u64) -> String {
     struct G(u64);

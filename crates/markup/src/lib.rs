@@ -11,7 +11,7 @@
 //! Never: a formula, I/O, or markup the page renders differently (the browser tests compare the
 //! prerendered frame with the one the wasm renders).
 
-use kv_estimator::units::{fixed, Basis, Bytes, Figure};
+use kv_estimator::units::{count, fixed, Basis, Bytes, Figure};
 use kv_estimator::{Estimate, Scenario};
 use std::fmt::Write;
 
@@ -88,15 +88,6 @@ pub fn params(n: u64) -> String {
     }
 }
 
-/// `n` of a countable `noun`, in the singular for one ("1 request", "32 requests").
-fn count(n: u64, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
-    }
-}
-
 /// The verdict: fits or not, with the headroom, and the most requests that fit.
 pub fn verdict(e: &Estimate) -> String {
     let s = &e.scenario;
@@ -107,37 +98,37 @@ pub fn verdict(e: &Estimate) -> String {
         // an engine that allocates its KV pool whole (SGLang): the requests draw on the pool
         let (kv, pool) = (e.kv_cache.bytes.0, b.kv_room.0);
         if e.fits {
-            format!("Fits: {} of {} tokens take {} of {}'s {} KV pool ({} headroom); {} of {} in all", count(s.concurrency, "request"), s.context_len(), gib(kv), e.engine.name, gib(pool), gib(e.headroom_bytes.max(0) as u64), gib(e.total.0), gib(e.capacity.0))
+            format!("Fits: {} of {} take {} of {}'s {} KV pool ({} headroom); {} of {} in all", count(s.concurrency, "request"), count(s.context_len(), "token"), gib(kv), e.engine.name, gib(pool), gib(e.headroom_bytes.max(0) as u64), gib(e.total.0), gib(e.capacity.0))
         } else if b.work_shortfall.0 > 0 {
             format!("Does not fit: the activation peak ({}) needs {} more than {} leaves outside its pool", gib(e.activation.bytes.0), gib(b.work_shortfall.0), e.engine.name)
         } else if b.window_pool.is_some() {
             // with a separate window pool the full-attention pool is what runs out
             format!(
-                "Does not fit: {} of {} tokens need {} tokens of {}'s full-attention pool, which holds {} ({} short)",
+                "Does not fit: {} of {} need {} of {}'s full-attention pool, which holds {} ({} short)",
                 count(s.concurrency, "request"),
-                s.context_len(),
-                b.tokens_needed(s.context_len(), s.concurrency).0,
+                count(s.context_len(), "token"),
+                count(b.tokens_needed(s.context_len(), s.concurrency).0, "token"),
                 e.engine.name,
-                b.full_pool.tokens,
+                count(b.full_pool.tokens, "token"),
                 gib(e.headroom_bytes.unsigned_abs())
             )
         } else {
-            format!("Does not fit: {} of {} tokens need {} of KV, {}'s pool holds {} ({} short)", count(s.concurrency, "request"), s.context_len(), gib(kv), e.engine.name, gib(pool), gib(e.headroom_bytes.unsigned_abs()))
+            format!("Does not fit: {} of {} need {} of KV, {}'s pool holds {} ({} short)", count(s.concurrency, "request"), count(s.context_len(), "token"), gib(kv), e.engine.name, gib(pool), gib(e.headroom_bytes.unsigned_abs()))
         }
     } else if e.fits {
-        format!("Fits: {} of {} tokens use {} of {} ({} headroom)", count(s.concurrency, "request"), s.context_len(), gib(e.total.0), gib(e.capacity.0), gib(e.headroom_bytes.max(0) as u64))
+        format!("Fits: {} of {} use {} of {} ({} headroom)", count(s.concurrency, "request"), count(s.context_len(), "token"), gib(e.total.0), gib(e.capacity.0), gib(e.headroom_bytes.max(0) as u64))
     } else {
         format!("Does not fit: {} needed, {} available ({} short)", gib(e.total.0), gib(e.capacity.0), gib(e.headroom_bytes.unsigned_abs()))
     };
     let mut m = String::with_capacity(512);
     let _ = write!(
         m,
-        r#"<section id="verdict" class="{class}" data-fits="{}" aria-live="polite"><h2 elementtiming="estimate">{}</h2><p id="max-concurrency" data-value="{}">Up to {} of {} tokens {} on {}.</p>"#,
+        r#"<section id="verdict" class="{class}" data-fits="{}" aria-live="polite"><h2 elementtiming="estimate">{}</h2><p id="max-concurrency" data-value="{}">Up to {} of {} {} on {}.</p>"#,
         e.fits,
         escape(&headline),
         e.max_concurrency,
         count(e.max_concurrency, "concurrent request"),
-        s.context_len(),
+        count(s.context_len(), "token"),
         if e.max_concurrency == 1 { "fits" } else { "fit" },
         if s.dp > 1 { format!("each of the {} data-parallel replicas", s.dp) } else { "each GPU".to_string() }
     );
@@ -294,7 +285,7 @@ mod tests {
     }
 
     #[test]
-    fn one_request_is_singular() {
+    fn one_request_and_one_token_are_singular() {
         let shape = kv_estimator::parse_config(DEFAULT_CONFIG).unwrap();
         let verdict_at = |q: &str| verdict(&kv_estimator::estimate(&shape, &kv_estimator::Scenario::from_query(q).unwrap()).unwrap());
         let v = verdict_at("m=meta-llama/Llama-3.1-8B-Instruct&gpu=h100-80gb&n=1&in=1000&out=24");
@@ -304,6 +295,9 @@ mod tests {
         assert!(v.contains("Up to 1 concurrent request of 131072 tokens fits on each GPU."), "{v}");
         let v = verdict_at("m=meta-llama/Llama-3.1-8B-Instruct&gpu=h100-80gb&n=2&in=1000&out=24");
         assert!(v.contains("Fits: 2 requests of 1024 tokens use") && v.contains("concurrent requests of 1024 tokens fit on"), "{v}");
+        // a one-token context (a link may ask for one) reads "1 token", wherever the count appears
+        let v = verdict_at("m=meta-llama/Llama-3.1-8B-Instruct&gpu=h100-80gb&n=1&in=1&out=0");
+        assert!(v.contains("Fits: 1 request of 1 token use") && v.contains("concurrent requests of 1 token fit on") && !v.contains("1 tokens"), "{v}");
     }
 
     #[test]
@@ -354,6 +348,6 @@ mod tests {
         let full = e.engine.budget.as_ref().unwrap().full_pool.tokens;
         assert!(full < 20 * 64_000 && !e.fits);
         let v = verdict(&e);
-        assert!(v.contains(&escape(&format!("need 1280000 tokens of sglang's full-attention pool, which holds {full}"))), "{v}");
+        assert!(v.contains(&escape(&format!("need 1280000 tokens of sglang's full-attention pool, which holds {full} tokens"))), "{v}");
     }
 }
