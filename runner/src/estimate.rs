@@ -217,7 +217,7 @@ fn print_human(e: &Estimate, source: &str, explain: bool) {
         f.load_preset(UTF8_FULL_CONDENSED).set_header(["KV allocation", "reserved", "used", "wasted"]);
         f.add_row([format!("contiguous (max_model_len {})", first.max_len), first.contiguous.to_string(), first.used.to_string(), format!("{:.1} %", first.contiguous_waste_pct)]);
         for r in &frag {
-            f.add_row([format!("paged, blocks of {} tokens", r.block_size), r.paged.to_string(), r.used.to_string(), format!("{:.2} %", r.paged_waste_pct)]);
+            f.add_row([format!("paged, blocks of {}", count(r.block_size, "token")), r.paged.to_string(), r.used.to_string(), format!("{:.2} %", r.paged_waste_pct)]);
         }
         let lengths = if s.output_len == 0 { format!("each of {}", count(s.input_len, "token")) } else { format!("between {} and {} tokens", s.input_len, s.context_len()) };
         println!("fragmentation, {} in flight, {lengths}:\n{f}", count(first.requests, "request"));

@@ -354,7 +354,7 @@ fn Fragmentation(e: Estimate) -> impl IntoView {
                 <tbody>
                     {contiguous.map(|f| view! { <tr data-kind="contiguous"><td>"contiguous (reserve max length)"</td><td class="num">{f.contiguous.to_string()}</td><td class="num">{f.used.to_string()}</td><td class="num">{format!("{} %", fixed(f.contiguous_waste_pct, 1))}</td></tr> })}
                     {rows.into_iter().map(|f| view! {
-                        <tr data-kind="paged" data-block=f.block_size.to_string()><td>{format!("paged, blocks of {} tokens", f.block_size)}</td><td class="num">{f.paged.to_string()}</td><td class="num">{f.used.to_string()}</td><td class="num">{format!("{} %", fixed(f.paged_waste_pct, 2))}</td></tr>
+                        <tr data-kind="paged" data-block=f.block_size.to_string()><td>{format!("paged, blocks of {}", count(f.block_size, "token"))}</td><td class="num">{f.paged.to_string()}</td><td class="num">{f.used.to_string()}</td><td class="num">{format!("{} %", fixed(f.paged_waste_pct, 2))}</td></tr>
                     }).collect_view()}
                 </tbody>
             </table>

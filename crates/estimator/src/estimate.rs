@@ -244,7 +244,7 @@ pub fn estimate(shape: &ModelShape, scenario: &Scenario) -> Result<Estimate> {
         "KV per request",
         Bytes(per_req),
         "sum over layer groups of bytes/token x tokens kept (window-capped) + recurrent state",
-        format!("{} at {ctx_len} tokens ({}; {} per value; state {})", Bytes(per_req), groups.join(", "), dtype_label, Bytes(kv.state_bytes_per_request)),
+        format!("{} at {} ({}; {} per value; state {})", Bytes(per_req), crate::units::count(ctx_len, "token"), groups.join(", "), dtype_label, Bytes(kv.state_bytes_per_request)),
     );
     if kv.groups.iter().any(|g| g.window != crate::model::Window::Full) {
         kv_req = kv_req.note("sliding-window / chunked layers keep at most their window");

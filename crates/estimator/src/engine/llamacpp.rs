@@ -314,7 +314,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     if streams > 1 {
         notes.push(format!("{n_ctx} cells in {streams} separate slots of {slot_cells} (-np {n_seq} without --kv-unified)"));
     } else {
-        notes.push(format!("{n_ctx} cells shared by {n_seq} slot(s): {} tokens per slot", n_ctx / n_seq));
+        notes.push(format!("{n_ctx} cells shared by {}: {} per slot", crate::units::count(n_seq, "slot"), crate::units::count(n_ctx / n_seq, "token")));
     }
     Ok(EngineReport {
         name: "llama.cpp".into(),
