@@ -2,7 +2,8 @@
 //! sub-path (as any static host would): the figures it shows equal `kv-runner estimate --json`,
 //! permalinks restore every field and report bad ones, dropped files give errors or accuracy
 //! rows, the Hub-unreachable path offers the bundled copy, every control is reachable with the
-//! keyboard. Screenshots and the page's own timings land in `target/e2e/`.
+//! keyboard, a phone-width window scrolls only down (wide tables scroll inside their panel).
+//! Screenshots and the page's own timings land in `target/e2e/`.
 
 use anyhow::Result;
 use kv_e2e::*;
@@ -387,6 +388,38 @@ async fn every_control_is_reachable_with_the_keyboard() -> Result<()> {
     b.c.execute("document.querySelector('#preset-rag').focus()", vec![]).await?;
     b.press('\u{e007}').await?;
     b.until("RAG preset", "return document.querySelector('#permalink').textContent.includes('in=16384')").await?;
+    b.close().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_a_phone_width_the_page_scrolls_only_down() -> Result<()> {
+    let _one = one_browser_at_a_time();
+    let h = host();
+    // the widest content the page has: the per-GPU table with byte counts, vLLM's refusal quoted
+    // in monospace, the comparison and measurement tables
+    let q = "v=1&m=meta-llama/Llama-3.1-70B-Instruct&gpu=l40s&tp=2&pp=1&dt=auto&q=auto&kv=auto&e=vllm&in=4000&out=1000&n=16";
+    let (b, cli) = open_link(&h.url, q, "#engine-message").await?;
+    assert_eq!(cli["engine"]["fits"], false, "the link shows vLLM's refusal");
+    b.c.set_window_size(400, 900).await?;
+    b.until("the narrow layout", "return window.innerWidth <= 400").await?;
+    let overflow = b
+        .c
+        .execute(
+            "const w = document.documentElement.clientWidth; \
+             const wide = [...document.querySelectorAll('.panel, .verdict, .linkbar, header.top, footer.bottom')] \
+               .filter(e => e.getBoundingClientRect().right > w + 0.5) \
+               .map(e => (e.id || e.className) + ' ends at ' + Math.round(e.getBoundingClientRect().right)); \
+             return [document.documentElement.scrollWidth, w, wide.join('; ')];",
+            vec![],
+        )
+        .await?;
+    b.screenshot("phone-width-llama70b-l40s").await?;
+    let (scroll, width) = (overflow[0].as_u64().unwrap_or(u64::MAX), overflow[1].as_u64().unwrap_or(0));
+    assert!(width > 0 && scroll <= width, "the page is {scroll} px wide in a {width} px window: {}", overflow[2]);
+    assert_eq!(overflow[2], "", "panels past the right edge");
+    // wide tables scroll inside their panel instead
+    let table_scrolls = b.c.execute("const p = document.querySelector('#figures'); return p.scrollWidth > p.clientWidth;", vec![]).await?;
+    assert_eq!(table_scrolls.as_bool(), Some(true), "the per-GPU table is wider than a 400 px panel and scrolls there");
     b.close().await
 }
 
