@@ -219,8 +219,7 @@ fn print_human(e: &Estimate, source: &str, explain: bool) {
         for r in &frag {
             f.add_row([format!("paged, blocks of {}", count(r.block_size, "token")), r.paged.to_string(), r.used.to_string(), format!("{:.2} %", r.paged_waste_pct)]);
         }
-        let lengths = if s.output_len == 0 { format!("each of {}", count(s.input_len, "token")) } else { format!("between {} and {} tokens", s.input_len, s.context_len()) };
-        println!("fragmentation, {} in flight, {lengths}:\n{f}", count(first.requests, "request"));
+        println!("fragmentation, {} in flight, {}:\n{f}", count(first.requests, "request"), kv_estimator::estimate::inflight_lengths_label(s));
     }
     println!("throughput ({}): decode <= {:.0} tok/s total, prefill <= {:.0} tok/s", e.throughput.derivation, e.throughput.decode_tokens_per_s, e.throughput.prefill_tokens_per_s);
     for d in &e.model.defaults {

@@ -6,7 +6,7 @@ use crate::app::{Source, St};
 use crate::chart::{self, Marker, Series, Spec};
 use crate::io;
 use kv_estimator::engine::EngineReport;
-use kv_estimator::estimate::{fragmentation_table, solve, ContextRow, Estimate};
+use kv_estimator::estimate::{fragmentation_table, inflight_lengths_label, solve, ContextRow, Estimate};
 use kv_estimator::model::DefaultUsed;
 use kv_estimator::units::{count, fixed};
 use kv_estimator::{Engine, Scenario, WeightDtype};
@@ -348,7 +348,7 @@ fn Fragmentation(e: Estimate) -> impl IntoView {
     view! {
         <section id="fragmentation" class="panel" aria-labelledby="h-frag">
             <h2 id="h-frag">"Paged vs contiguous KV"</h2>
-            <p class="sub">{format!("{} in flight, {}; contiguous caches reserve max_model_len = {max_len} each.", count(n, "request"), if s.output_len == 0 { format!("each of {}", count(s.input_len, "token")) } else { format!("lengths spread from {} to {} tokens", s.input_len, s.input_len + s.output_len) })}</p>
+            <p class="sub">{format!("{} in flight, {}; contiguous caches reserve max_model_len = {max_len} each.", count(n, "request"), inflight_lengths_label(s))}</p>
             <table id="fragmentation-table">
                 <thead><tr><th>"allocation"</th><th>"reserved"</th><th>"used"</th><th>"wasted"</th></tr></thead>
                 <tbody>

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::kv::{kv_layout, KvLayout};
 use crate::model::{DefaultUsed, ModelShape};
 use crate::scenario::{Engine, Scenario};
-use crate::units::{fixed, Bytes, Figure};
+use crate::units::{count, fixed, Bytes, Figure};
 use crate::weights::{weight_plan, weights_ep, LayerSplit, WeightReport};
 use serde::{Deserialize, Serialize};
 
@@ -244,7 +244,7 @@ pub fn estimate(shape: &ModelShape, scenario: &Scenario) -> Result<Estimate> {
         "KV per request",
         Bytes(per_req),
         "sum over layer groups of bytes/token x tokens kept (window-capped) + recurrent state",
-        format!("{} at {} ({}; {} per value; state {})", Bytes(per_req), crate::units::count(ctx_len, "token"), groups.join(", "), dtype_label, Bytes(kv.state_bytes_per_request)),
+        format!("{} at {} ({}; {} per value; state {})", Bytes(per_req), count(ctx_len, "token"), groups.join(", "), dtype_label, Bytes(kv.state_bytes_per_request)),
     );
     if kv.groups.iter().any(|g| g.window != crate::model::Window::Full) {
         kv_req = kv_req.note("sliding-window / chunked layers keep at most their window");
@@ -410,12 +410,12 @@ fn roofline(shape: &ModelShape, s: &Scenario, w: &WeightReport, offloaded: Bytes
         prefill_tokens_per_s: prefill,
         derivation: format!(
             "roofline upper bound: decode = {} / ({} GB read per step / {} GB/s); prefill = {} TFLOP/s x tp / {} GFLOP per token; {}",
-            crate::units::count(s.concurrency.max(1), "request"),
+            count(s.concurrency.max(1), "request"),
             fixed(step_bytes / 1e9, 2),
             fixed(bw / 1e9, 0),
             fixed(tflops / 1e12, 0),
             fixed(flops_per_token / 1e9, 2),
-            crate::units::count(u64::from(s.tp.max(1)) * u64::from(s.pp.max(1)), "GPU")
+            count(u64::from(s.tp.max(1)) * u64::from(s.pp.max(1)), "GPU")
         ) + &host,
     }
 }
@@ -443,6 +443,16 @@ pub struct Fragmentation {
 pub fn inflight_lengths(s: &Scenario) -> Vec<u64> {
     let n = s.concurrency.clamp(1, 4096);
     (0..n).map(|i| s.input_len.saturating_add(s.output_len.saturating_mul(2 * i + 1) / (2 * n)).max(1)).collect()
+}
+
+/// What [`inflight_lengths`] spans, as the page and the runner print it: "each of 1024 tokens"
+/// when every request has the same length, else "lengths spread from 1000 to 1024 tokens".
+pub fn inflight_lengths_label(s: &Scenario) -> String {
+    if s.output_len == 0 {
+        format!("each of {}", count(s.input_len, "token"))
+    } else {
+        format!("lengths spread from {} to {} tokens", s.input_len, s.context_len())
+    }
 }
 
 /// The fragmentation table of an estimate: contiguous reservation at the engine's max length

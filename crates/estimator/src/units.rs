@@ -100,7 +100,7 @@ pub fn fixed(x: f64, decimals: u32) -> String {
 }
 
 /// `n` of a countable `noun`, in the singular for one: "1 request", "32 requests", "1 token".
-/// Every count a user reads (page, runner, service) goes through it.
+/// The page, its prerendered first frame and the runner print requests, tokens and GPUs with it.
 pub fn count(n: u64, noun: &str) -> String {
     if n == 1 {
         format!("1 {noun}")

@@ -28,7 +28,7 @@
 use super::{gib, Ctx, EngineReport};
 use crate::error::Result;
 use crate::model::{Mixer, Window};
-use crate::units::{mul_ratio_ceil, Bytes, Figure};
+use crate::units::{count, mul_ratio_ceil, Bytes, Figure};
 
 /// Physical batch size (`-ub`), llama.cpp default; the scenario's `max_num_batched_tokens` sets it.
 pub const N_UBATCH: u64 = 512;
@@ -314,7 +314,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     if streams > 1 {
         notes.push(format!("{n_ctx} cells in {streams} separate slots of {slot_cells} (-np {n_seq} without --kv-unified)"));
     } else {
-        notes.push(format!("{n_ctx} cells shared by {}: {} per slot", crate::units::count(n_seq, "slot"), crate::units::count(n_ctx / n_seq, "token")));
+        notes.push(format!("{n_ctx} cells shared by {}: {} per slot", count(n_seq, "slot"), count(n_ctx / n_seq, "token")));
     }
     Ok(EngineReport {
         name: "llama.cpp".into(),

@@ -35,7 +35,7 @@ use crate::error::Result;
 use crate::model::{ModelShape, Role, Split, Window};
 use crate::weights::WeightPlan;
 use crate::scenario::Engine;
-use crate::units::{Bytes, Figure, GIB};
+use crate::units::{count, Bytes, Figure, GIB};
 
 /// Non-torch memory on one GPU (CUDA context, cuBLAS workspaces outside PyTorch's allocator) as
 /// vLLM reports it: 0.6.x logs show 0.26 to 0.35 GiB (three logs, mean 0.31), 0.8 and later
@@ -587,7 +587,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
                 d.push_str(&format!(" + {} (LoRA: {lora_what}, exact)", crate::units::Bytes(lora)));
             }
             if state_b > 0 {
-                d.push_str(&format!(" + {} ({} x {} vocab: penalty counts and prompt mask, exact)", crate::units::Bytes(state_b), crate::units::count(rows, "request"), cx.shape.vocab_size));
+                d.push_str(&format!(" + {} ({} x {} vocab: penalty counts and prompt mask, exact)", crate::units::Bytes(state_b), count(rows, "request"), cx.shape.vocab_size));
             }
             if held_b > 0 {
                 d.push_str(&format!(" + {} ({held_n} of the profile's {all_reduces} all-reduced activations of {tokens} x {} hidden x {act_bytes} B, held for NCCL's stream)", gib(held_b), cx.shape.hidden_size));
