@@ -353,6 +353,51 @@ async fn an_unreachable_hub_offers_the_bundled_copy() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_hub_checkpoint_with_hf_quant_config_is_sized_as_the_cli_sizes_it() -> Result<()> {
+    // a Hub on 127.0.0.1 holding an NVIDIA ModelOpt export: the base config.json (no
+    // quantization_config) and the real hf_quant_config.json of Qwen3-30B-A3B NVFP4
+    let root = TempDir::new("fake-hub");
+    let files = root.0.join("nvidia/Qwen3-30B-A3B-FP4/resolve/main");
+    std::fs::create_dir_all(&files)?;
+    std::fs::copy(repo().join("model-configs/Qwen/Qwen3-30B-A3B/config.json"), files.join("config.json"))?;
+    std::fs::copy(repo().join("crates/estimator/tests/data/quant/nvidia__Qwen3-30B-A3B-NVFP4.hf_quant_config.json"), files.join("hf_quant_config.json"))?;
+    let fake = StaticHost::start(root.0.clone(), "/hub/")?;
+    let endpoint = fake.url.trim_end_matches('/').to_string();
+    let _one = one_browser_at_a_time();
+    let h = host();
+    let b = Browser::start().await?;
+    b.c.goto(&h.url).await?;
+    b.wait("#verdict").await?;
+    b.wait("#hub-settings summary").await?.click().await?;
+    b.type_into("#hub-endpoint", &endpoint).await?;
+    b.type_into("#hub-id", "nvidia/Qwen3-30B-A3B-FP4").await?;
+    b.wait("#hub-fetch").await?.click().await?;
+    b.until("checkpoint loaded", "return (document.querySelector('#model-status')||{}).textContent?.includes('nvidia/Qwen3-30B-A3B-FP4')").await?;
+    b.wait("#in-gpu").await?.select_by_value("rtx-5090").await?;
+    b.until("scenario in the link", "return document.querySelector('#permalink').textContent.includes('gpu=rtx-5090') && document.querySelector('#permalink').textContent.includes('m=nvidia/Qwen3-30B-A3B-FP4')").await?;
+    let q = query_of(&b.text("#permalink").await?);
+    b.screenshot("hub-modelopt-nvfp4").await?;
+    // the CLI with the same Hub fetches both files too
+    let out = std::process::Command::new(bin("kv-runner"))
+        .args(["estimate", "--permalink", &q, "--json"])
+        .env("KV_MODEL_CONFIGS", repo().join("model-configs"))
+        .env("HF_ENDPOINT", &endpoint)
+        .output()?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cli: Value = serde_json::from_slice(&out.stdout)?;
+    for (id, key) in [("fig-weights", "weights_bytes"), ("fig-kv", "kv_cache_bytes"), ("kv-per-token", "kv_bytes_per_token"), ("fig-total", "total_bytes")] {
+        assert_eq!(page_bytes(&b, id).await?, cli[key].as_u64().unwrap(), "{id} vs {key}");
+    }
+    // NVFP4 weights (about 0.3 of bf16) and the FP8 KV the checkpoint was calibrated for
+    let bf16 = serde_json::from_slice::<Value>(&runner(&["estimate", "--model", "Qwen/Qwen3-30B-A3B", "--gpu", "rtx-5090", "--json"]).stdout)?;
+    let ratio = cli["weights_bytes"].as_f64().unwrap() / bf16["weights_bytes"].as_f64().unwrap();
+    assert!((0.28..0.32).contains(&ratio), "nvfp4 / bf16 weights = {ratio}");
+    assert_eq!(cli["kv_bytes_per_token"].as_u64().unwrap() * 2, bf16["kv_bytes_per_token"].as_u64().unwrap());
+    assert!(b.text("#fig-weights").await?.contains("nvfp4") || b.c.source().await?.contains("nvfp4"), "the page names the scheme");
+    b.close().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn every_control_is_reachable_with_the_keyboard() -> Result<()> {
     let _one = one_browser_at_a_time();
     let h = host();

@@ -125,7 +125,9 @@ impl Drop for Hub {
     }
 }
 
-/// A minimal static file server for `dist/` under a sub-path (what any static host does).
+/// A minimal static file server for `dist/` under a sub-path (what any static host does), or for
+/// a folder laid out as the Hugging Face Hub's `<org>/<name>/resolve/main/<file>` (which, like
+/// the Hub, lets any origin read it).
 pub struct StaticHost {
     pub url: String,
 }
@@ -159,7 +161,7 @@ impl StaticHost {
                         }
                         None => ("404 Not Found", b"not found".to_vec(), "text/plain"),
                     };
-                    let _ = write!(s, "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+                    let _ = write!(s, "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nAccess-Control-Allow-Origin: *\r\nConnection: close\r\n\r\n", body.len());
                     let _ = s.write_all(&body);
                 });
             }

@@ -173,7 +173,7 @@ pub struct EstimateArgs {
     /// Weight dtype: auto, fp32, bf16, fp16, fp8, int8, int4.
     #[arg(long)]
     pub dtype: Option<String>,
-    /// Quantisation: auto, none, awq, gptq, fp8, mxfp4, bnb4, bnb8, or a llama.cpp GGUF preset
+    /// Quantisation: auto, none, awq, gptq, fp8, mxfp4, nvfp4, bnb4, bnb8, or a llama.cpp GGUF preset
     /// (q8_0, q6_k, q5_k_m, q5_k_s, q4_k_m, q4_k_s, q4_0; engine llama.cpp).
     #[arg(long)]
     pub quantization: Option<String>,

@@ -47,7 +47,8 @@ pub fn load(model: &str) -> Result<(String, String, String)> {
     if p.is_dir() && p.join("config.json").is_file() {
         let f = p.join("config.json");
         let text = std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
-        return Ok((model.trim_end_matches('/').to_string(), text, format!("snapshot {}", p.display())));
+        let (text, source) = beside(text, format!("snapshot {}", p.display()), &f)?;
+        return Ok((model.trim_end_matches('/').to_string(), text, source));
     }
     if let Some(dir) = configs_dir() {
         let f = dir.join(model).join("config.json");
@@ -61,9 +62,27 @@ pub fn load(model: &str) -> Result<(String, String, String)> {
     }
     if let Some(f) = hub_cache(model) {
         let text = std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
-        return Ok((model.to_string(), text, format!("Hub cache {}", f.display())));
+        let (text, source) = beside(text, format!("Hub cache {}", f.display()), &f)?;
+        return Ok((model.to_string(), text, source));
     }
     fetch_hub(model)
+}
+
+/// A config with the ModelOpt `hf_quant_config.json` next to it (`config`'s folder) laid in, as
+/// vLLM reads it when `config.json` names no quantisation.
+fn beside(text: String, source: String, config: &Path) -> Result<(String, String)> {
+    let f = config.with_file_name("hf_quant_config.json");
+    let Ok(quant) = std::fs::read_to_string(&f) else { return Ok((text, source)) };
+    with_hf_quant(text, source, &quant, &f.display().to_string())
+}
+
+/// `text` with `quant` (an `hf_quant_config.json` read from `from`) laid in when it has no
+/// `quantization_config` ([`kv_estimator::merge_hf_quant_config`]).
+fn with_hf_quant(text: String, source: String, quant: &str, from: &str) -> Result<(String, String)> {
+    match kv_estimator::merge_hf_quant_config(&text, quant).with_context(|| format!("reading {from}"))? {
+        Some(merged) => Ok((merged, format!("{source} + {from}"))),
+        None => Ok((text, source)),
+    }
 }
 
 /// When the Hub cannot give `model`'s config (unreachable, or gated without a token), the bundled
@@ -136,7 +155,24 @@ pub fn fetch_hub(id: &str) -> Result<(String, String, String)> {
         Err(e) => bail!("the Hugging Face Hub is unreachable ({url}: {e}); use a bundled id instead: {}", suggestions(id)),
     };
     match resp.status().as_u16() {
-        200 => Ok((id.to_string(), resp.text()?, format!("hub {url}"))),
+        200 => {
+            let text = resp.text()?;
+            // an NVIDIA ModelOpt export may name its quantisation only in hf_quant_config.json
+            if text.contains("\"quantization_config\"") {
+                return Ok((id.to_string(), text, format!("hub {url}")));
+            }
+            let qurl = url.replace("/config.json", "/hf_quant_config.json");
+            let mut req = client.get(&qurl);
+            if let Ok(tok) = std::env::var("HF_TOKEN") {
+                req = req.bearer_auth(tok);
+            }
+            match req.send() {
+                Ok(r) if r.status().as_u16() == 200 => with_hf_quant(text, format!("hub {url}"), &r.text()?, &qurl).map(|(t, s)| (id.to_string(), t, s)),
+                Ok(r) if r.status().as_u16() == 404 => Ok((id.to_string(), text, format!("hub {url}"))),
+                Ok(r) => bail!("the Hub answered HTTP {} for {qurl} (the checkpoint's quantisation, if it has one there)", r.status().as_u16()),
+                Err(e) => bail!("the Hugging Face Hub is unreachable ({qurl}: {e}) after giving config.json"),
+            }
+        }
         401 | 403 => bail!("{id} is gated or private (HTTP {}): set HF_TOKEN to a token with access", resp.status().as_u16()),
         404 => bail!("{id} has no config.json on the Hub (HTTP 404); check the id. Bundled: {}", suggestions(id)),
         s => bail!("the Hub answered HTTP {s} for {url}"),

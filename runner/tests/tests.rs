@@ -59,6 +59,33 @@ fn an_upload_of_a_bundled_model_is_sized_from_it_when_the_hub_is_unreachable() {
 }
 
 #[test]
+fn a_snapshot_with_a_modelopt_hf_quant_config_is_sized_as_nvfp4() {
+    // a local snapshot of an NVIDIA ModelOpt export: the base config.json and, beside it, the
+    // real hf_quant_config.json of nvidia's Qwen3-30B-A3B NVFP4 (FP8 KV calibrated)
+    let d = temp_dir("nvfp4-snapshot");
+    std::fs::copy(repo_path("model-configs/Qwen/Qwen3-30B-A3B/config.json"), d.join("config.json")).unwrap();
+    std::fs::copy(repo_path("crates/estimator/tests/data/quant/nvidia__Qwen3-30B-A3B-NVFP4.hf_quant_config.json"), d.join("hf_quant_config.json")).unwrap();
+    let dir = d.to_str().unwrap();
+    let json = |model: &str| -> serde_json::Value {
+        let out = runner(&["estimate", "--model", model, "--gpu", "rtx-5090", "--json"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let (q, base) = (json(dir), json("Qwen/Qwen3-30B-A3B"));
+    let (wq, wb) = (q["weights_bytes"].as_u64().unwrap(), base["weights_bytes"].as_u64().unwrap());
+    assert!(wq * 100 / wb < 32 && wq * 100 / wb > 28, "nvfp4 {wq} vs bf16 {wb}");
+    // vLLM (newest) takes the checkpoint's FP8 KV under --kv-dtype auto
+    assert_eq!(q["kv_bytes_per_token"].as_u64().unwrap() * 2, base["kv_bytes_per_token"].as_u64().unwrap());
+    let text = String::from_utf8_lossy(&runner(&["estimate", "--model", dir, "--gpu", "rtx-5090"]).stdout).to_string();
+    assert!(text.contains("hf_quant_config.json") && text.contains("nvfp4"), "{text}");
+    // a broken file beside the config is named, not skipped
+    std::fs::write(d.join("hf_quant_config.json"), "{\"quantization\": ").unwrap();
+    let bad = runner(&["estimate", "--model", dir]);
+    assert_eq!(bad.status.code(), Some(2), "{}", String::from_utf8_lossy(&bad.stderr));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("hf_quant_config.json"));
+}
+
+#[test]
 fn estimate_json_has_the_contract_fields() {
     let out = runner(&["estimate", "--model", "meta-llama/Llama-3.1-8B-Instruct", "--gpu", "h100-80gb", "--concurrency", "32", "--input-len", "4096", "--output-len", "1024", "--json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

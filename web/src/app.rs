@@ -231,6 +231,22 @@ impl St {
         let offer = |alt: &Option<String>| alt.as_ref().map(|a| format!(" A bundled copy of {a} is available.")).unwrap_or_else(|| " Pick a bundled model or paste its config.json.".into());
         match io::get(&url, Some(&token)).await {
             Fetched::Ok(200, text) => {
+                // an NVIDIA ModelOpt export may name its quantisation only in hf_quant_config.json
+                let text = if text.contains("\"quantization_config\"") {
+                    text
+                } else {
+                    let qurl = self.hub_url(id, "hf_quant_config.json");
+                    let merged = match io::get(&qurl, Some(&token)).await {
+                        Fetched::Ok(200, quant) => kv_estimator::merge_hf_quant_config(&text, &quant).map(|m| m.unwrap_or_else(|| text.clone())).map_err(|e| e.to_string()),
+                        Fetched::Ok(404, _) => Ok(text.clone()),
+                        Fetched::Ok(s, _) => Err(format!("the Hub answered HTTP {s} for {qurl}, which may hold the checkpoint's quantisation")),
+                        Fetched::Network(e) => Err(format!("{qurl} could not be read ({e}); it may hold the checkpoint's quantisation")),
+                    };
+                    match merged {
+                        Ok(t) => t,
+                        Err(message) => return Source::Failed { id: id.into(), message, bundled: alt },
+                    }
+                };
                 let src = parse(id, &text, Origin::Hub(url.clone()));
                 if matches!(src, Source::Loaded { .. }) {
                     self.fetch_safetensors(id.to_string());

@@ -301,6 +301,38 @@ pub fn parse_config(text: &str) -> Result<ModelShape> {
     Ok(shape)
 }
 
+/// `config.json` with the checkpoint's ModelOpt `hf_quant_config.json` laid in as its
+/// `quantization_config`, as vLLM reads it when `config.json` has none (NVIDIA's earlier FP8 and
+/// NVFP4 exports); `None` when `config.json` has its own block, which wins, or is not a JSON
+/// object (whose error [`parse_config`] gives). An `hf_quant_config.json` that is not a JSON
+/// object is an error naming the file.
+pub fn merge_hf_quant_config(text: &str, hf_quant_config: &str) -> Result<Option<String>> {
+    let quant: Value = serde_json::from_str(hf_quant_config).map_err(|e| Error::FieldType {
+        field: "hf_quant_config.json".into(),
+        message: format!("invalid JSON: {}", e.to_string().split(" at line ").next().unwrap_or("")),
+    })?;
+    if !quant.is_object() {
+        return Err(Error::FieldType { field: "hf_quant_config.json".into(), message: "expected a JSON object".into() });
+    }
+    let (clean, _) = sanitize_python_json(text);
+    Ok(match serde_json::from_str::<Value>(&clean) {
+        Ok(Value::Object(mut top)) if !top.get("quantization_config").is_some_and(Value::is_object) => {
+            top.insert("quantization_config".into(), quant);
+            Some(Value::Object(top).to_string())
+        }
+        _ => None,
+    })
+}
+
+/// Parses a `config.json` with the checkpoint's `hf_quant_config.json` beside it
+/// ([`merge_hf_quant_config`]).
+pub fn parse_config_with_quant(text: &str, hf_quant_config: &str) -> Result<ModelShape> {
+    match merge_hf_quant_config(text, hf_quant_config)? {
+        Some(merged) => parse_config(&merged),
+        None => parse_config(text),
+    }
+}
+
 /// Lays the fields of a nested `text_config` (or `llm_config`/`language_config`) over the top level;
 /// the top-level `model_type` is kept and the nested one saved as `text_model_type`.
 fn overlay_text_config(mut top: Map<String, Value>, notes: &mut Vec<String>) -> Map<String, Value> {

@@ -182,6 +182,11 @@ pub enum Quant {
     Int8PerChannel { skip: Vec<String> },
     /// OCP MXFP4: 4-bit values with one shared 8-bit exponent per 32 values (4.25 bits per value).
     Mxfp4 { skip: Vec<String> },
+    /// NVIDIA NVFP4 (ModelOpt `quant_algo: NVFP4`, compressed-tensors `nvfp4-pack-quantized`):
+    /// 4-bit E2M1 values, one FP8 E4M3 scale per 16 input values, and two fp32 scalars per
+    /// matrix (the global weight scale and the input scale): 4.5 bits per value. A fused matrix
+    /// (gate and up) is counted with one pair of scalars, 8 B less than the checkpoint's two.
+    Nvfp4 { skip: Vec<String> },
     /// bitsandbytes NF4/FP4: 4-bit values, one absmax per 64 values (fp32, or 8-bit with double quantisation).
     Bnb4 { double_quant: bool, skip: Vec<String> },
     /// bitsandbytes LLM.int8(): int8 values with an fp32 scale per output row.
@@ -199,6 +204,7 @@ impl Quant {
             Quant::Fp8 { block: None, .. } => "fp8 per-tensor".into(),
             Quant::Int8PerChannel { .. } => "int8 per-channel".into(),
             Quant::Mxfp4 { .. } => "mxfp4".into(),
+            Quant::Nvfp4 { .. } => "nvfp4".into(),
             Quant::Bnb4 { double_quant, .. } => format!("bitsandbytes 4-bit{}", if *double_quant { " (double quant)" } else { "" }),
             Quant::Bnb8 { .. } => "bitsandbytes 8-bit".into(),
             Quant::Gguf { ftype } => format!("gguf {}", ftype.as_str().to_ascii_uppercase()),
@@ -212,6 +218,7 @@ impl Quant {
             | Quant::Fp8 { skip, .. }
             | Quant::Int8PerChannel { skip }
             | Quant::Mxfp4 { skip }
+            | Quant::Nvfp4 { skip }
             | Quant::Bnb4 { skip, .. }
             | Quant::Bnb8 { skip } => skip,
             Quant::Gguf { .. } => &[],
@@ -230,7 +237,7 @@ impl Quant {
         let b = match self {
             Quant::Awq { bits, .. } | Quant::Gptq { bits, .. } => (elems * *bits as u128).div_ceil(8),
             Quant::Fp8 { .. } | Quant::Int8PerChannel { .. } | Quant::Bnb8 { .. } => elems,
-            Quant::Mxfp4 { .. } | Quant::Bnb4 { .. } => elems.div_ceil(2),
+            Quant::Mxfp4 { .. } | Quant::Nvfp4 { .. } | Quant::Bnb4 { .. } => elems.div_ceil(2),
             Quant::Gguf { .. } => return self.matrix_bytes(rows, cols),
         };
         u64::try_from(b).unwrap_or(u64::MAX)
@@ -238,7 +245,9 @@ impl Quant {
 
     /// Exact stored bytes of one `rows x cols` linear weight (rows = output features).
     /// Sources: AutoAWQ `WQLinear_GEMM` buffers, AutoGPTQ `QuantLinear` buffers, DeepSeek-V3
-    /// `weight_scale_inv`, OCP MX spec, bitsandbytes `Params4bit` / `Int8Params`.
+    /// `weight_scale_inv`, OCP MX spec, ModelOpt NVFP4 (`weight` u8 `[N, K/2]`, `weight_scale`
+    /// fp8 `[N, K/16]`, `weight_scale_2` and `input_scale` fp32), bitsandbytes `Params4bit` /
+    /// `Int8Params`.
     pub fn matrix_bytes(&self, rows: u64, cols: u64) -> u64 {
         let elems = (rows as u128) * (cols as u128);
         let groups = |g: Option<u64>| -> u128 {
@@ -264,6 +273,7 @@ impl Quant {
             Quant::Fp8 { block: None, .. } => elems + 4,
             Quant::Int8PerChannel { .. } => elems + rows as u128 * 4,
             Quant::Mxfp4 { .. } => elems.div_ceil(2) + Quant::mxfp4_scale_bytes(rows, cols) as u128,
+            Quant::Nvfp4 { .. } => elems.div_ceil(2) + rows as u128 * cols.div_ceil(16) as u128 + 8,
             Quant::Bnb4 { double_quant, .. } => {
                 let blocks = elems.div_ceil(64);
                 if *double_quant {
@@ -291,6 +301,7 @@ pub enum QuantChoice {
     Gptq,
     Fp8,
     Mxfp4,
+    Nvfp4,
     Bnb4,
     Bnb8,
     /// llama.cpp GGUF presets.
@@ -311,13 +322,14 @@ pub enum QuantChoice {
 }
 
 impl QuantChoice {
-    pub const ALL: [QuantChoice; 15] = [
+    pub const ALL: [QuantChoice; 16] = [
         QuantChoice::Auto,
         QuantChoice::None,
         QuantChoice::Awq,
         QuantChoice::Gptq,
         QuantChoice::Fp8,
         QuantChoice::Mxfp4,
+        QuantChoice::Nvfp4,
         QuantChoice::Bnb4,
         QuantChoice::Bnb8,
         QuantChoice::Q8_0,
@@ -350,6 +362,7 @@ impl QuantChoice {
             QuantChoice::Gptq => "gptq",
             QuantChoice::Fp8 => "fp8",
             QuantChoice::Mxfp4 => "mxfp4",
+            QuantChoice::Nvfp4 => "nvfp4",
             QuantChoice::Bnb4 => "bnb4",
             QuantChoice::Bnb8 => "bnb8",
             other => other.gguf().map_or("auto", crate::gguf::GgufType::as_str),
@@ -364,6 +377,7 @@ impl QuantChoice {
             QuantChoice::Gptq => Some(Quant::Gptq { bits: 4, group_size: Some(128), skip: vec![] }),
             QuantChoice::Fp8 => Some(Quant::Fp8 { block: None, skip: vec![] }),
             QuantChoice::Mxfp4 => Some(Quant::Mxfp4 { skip: vec![] }),
+            QuantChoice::Nvfp4 => Some(Quant::Nvfp4 { skip: vec![] }),
             QuantChoice::Bnb4 => Some(Quant::Bnb4 { double_quant: false, skip: vec![] }),
             QuantChoice::Bnb8 => Some(Quant::Bnb8 { skip: vec![] }),
             other => other.gguf().map(|ftype| Quant::Gguf { ftype }),
@@ -381,11 +395,12 @@ impl FromStr for QuantChoice {
             "gptq" | "gptq_marlin" => QuantChoice::Gptq,
             "fp8" => QuantChoice::Fp8,
             "mxfp4" => QuantChoice::Mxfp4,
+            "nvfp4" | "modelopt_fp4" | "fp4" => QuantChoice::Nvfp4,
             "bnb4" | "bitsandbytes" | "bnb-4bit" | "nf4" => QuantChoice::Bnb4,
             "bnb8" | "bnb-8bit" | "llm.int8" => QuantChoice::Bnb8,
             other => match crate::gguf::GgufType::parse(other) {
                 Some(t) => *QuantChoice::ALL.iter().find(|c| c.gguf() == Some(t)).unwrap_or(&QuantChoice::Auto),
-                None => return Err(Error::scenario("quantization", s, "auto, none, awq, gptq, fp8, mxfp4, bnb4, bnb8, or a llama.cpp GGUF preset: q8_0, q6_k, q5_k_m, q5_k_s, q4_k_m, q4_k_s, q4_0")),
+                None => return Err(Error::scenario("quantization", s, "auto, none, awq, gptq, fp8, mxfp4, nvfp4, bnb4, bnb8, or a llama.cpp GGUF preset: q8_0, q6_k, q5_k_m, q5_k_s, q4_k_m, q4_k_s, q4_0")),
             },
         })
     }
@@ -405,6 +420,14 @@ mod tests {
         // 4096 x 4096, 4 bit, group 128: qweight 8 MiB, qzeros 32 x 4096 x 4 bit, scales 32 x 4096 x 2 B.
         let q = Quant::Awq { bits: 4, group_size: Some(128), skip: vec![] };
         assert_eq!(q.matrix_bytes(4096, 4096), 8_388_608 + 65_536 + 262_144);
+    }
+    #[test]
+    fn nvfp4_is_4_5_bits_plus_two_scalars() {
+        // 4096 x 4096: 8 MiB of nibbles, 4096 x 256 fp8 block scales, weight_scale_2 and input_scale
+        let q = Quant::Nvfp4 { skip: vec![] };
+        assert_eq!(q.matrix_bytes(4096, 4096), 8_388_608 + 1_048_576 + 8);
+        assert_eq!(q.packed_bytes(4096, 4096), 8_388_608);
+        assert_eq!("modelopt_fp4".parse::<QuantChoice>().unwrap(), QuantChoice::Nvfp4);
     }
     #[test]
     fn mxfp4_is_4_25_bits() {

@@ -162,11 +162,14 @@ fn check_tp(shape: &ModelShape, tp: u64) -> Result<()> {
     Ok(())
 }
 
-/// The KV dtype an engine actually uses (llama.cpp caches f16 under `auto`).
-pub fn effective_kv(engine: Engine, kv: KvDtype) -> KvDtype {
-    match (engine, kv) {
-        (Engine::LlamaCpp, KvDtype::Auto) => KvDtype::Fp16,
-        _ => kv,
+/// The KV dtype an engine actually uses: llama.cpp caches f16 under `auto`, and vLLM from 0.14
+/// the dtype a ModelOpt checkpoint was calibrated for (`kv_cache_quant_algo`,
+/// `resolve_kv_cache_dtype_string`).
+pub fn effective_kv(shape: &ModelShape, scenario: &Scenario) -> KvDtype {
+    match (scenario.engine, scenario.kv_dtype, shape.checkpoint_kv) {
+        (Engine::LlamaCpp, KvDtype::Auto, _) => KvDtype::Fp16,
+        (Engine::Vllm, KvDtype::Auto, Some(ck)) if engine::vllm::version_of(scenario).1 >= (0, 14, 0) => ck,
+        (_, kv, _) => kv,
     }
 }
 
@@ -192,7 +195,7 @@ pub fn estimate(shape: &ModelShape, scenario: &Scenario) -> Result<Estimate> {
     let w = weights_ep(shape, &plan, tp, pp, scenario.expert_split(shape.moe.is_some()))?;
     let (w, offloaded) = cpu_offloaded(shape, scenario, w)?;
     let (w, offloaded, split) = llamacpp_gpu_layers(shape, scenario, w, offloaded)?;
-    let kv_dtype = effective_kv(scenario.engine, scenario.kv_dtype);
+    let kv_dtype = effective_kv(shape, scenario);
     let kv = kv_layout(shape, kv_dtype, plan.activation, tp, pp)?;
     // llama.cpp keeps the cache of the layers it offloads on the GPU, none with -nkvo
     let n_layer = shape.layers.len();
@@ -248,6 +251,9 @@ pub fn estimate(shape: &ModelShape, scenario: &Scenario) -> Result<Estimate> {
     );
     if kv.groups.iter().any(|g| g.window != crate::model::Window::Full) {
         kv_req = kv_req.note("sliding-window / chunked layers keep at most their window");
+    }
+    if scenario.kv_dtype == KvDtype::Auto && kv_dtype != KvDtype::Auto && shape.checkpoint_kv == Some(kv_dtype) {
+        kv_req = kv_req.note(format!("KV {kv_dtype}: the checkpoint's kv_cache_quant_algo, which vLLM uses under --kv-cache-dtype auto from 0.14"));
     }
     let kv_cache = match &eng.kv_batch {
         Some(f) => f.clone(),

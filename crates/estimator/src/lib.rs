@@ -15,7 +15,7 @@ pub mod gguf;
 pub mod model;
 pub mod units;
 
-pub use config::parse_config;
+pub use config::{merge_hf_quant_config, parse_config, parse_config_with_quant};
 pub use dtype::{FloatDtype, KvDtype, Quant, QuantChoice, WeightDtype};
 pub use error::{Error, Result};
 pub use model::{Family, ModelShape};

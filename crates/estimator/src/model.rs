@@ -4,7 +4,7 @@
 //!
 //! Every family file in `arch/` produces one of these; nothing downstream looks at `config.json`.
 
-use crate::dtype::{FloatDtype, Quant};
+use crate::dtype::{FloatDtype, KvDtype, Quant};
 use serde::{Deserialize, Serialize};
 
 /// What a weight tensor is for. Decides whether quantisation applies and how it counts.
@@ -321,6 +321,10 @@ pub struct ModelShape {
     pub checkpoint_dtype: Option<FloatDtype>,
     /// The checkpoint's `quantization_config`, resolved.
     pub quantization: Option<Quant>,
+    /// The KV-cache dtype the checkpoint was calibrated for (ModelOpt's `kv_cache_quant_algo`),
+    /// which vLLM applies under `--kv-cache-dtype auto` from 0.14.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint_kv: Option<KvDtype>,
     /// Tensors outside the decoder layers: embeddings, final norm, LM head, encoders.
     pub globals: Vec<Tensor>,
     pub layers: Vec<Layer>,

@@ -12,7 +12,7 @@
 //! | `tp`, `pp` | tensor / pipeline parallel size | 1, 1 |
 //! | `dp`, `ep` | data-parallel replicas, expert parallelism (`on`) | 1, off |
 //! | `dt` | weight dtype | `auto` |
-//! | `q` | quantisation: `auto`, `none`, `awq`, `gptq`, `fp8`, `mxfp4`, `bnb4`, `bnb8`, or a llama.cpp GGUF preset (`q8_0`, `q6_k`, `q5_k_m`, `q5_k_s`, `q4_k_m`, `q4_k_s`, `q4_0`) | `auto` |
+//! | `q` | quantisation: `auto`, `none`, `awq`, `gptq`, `fp8`, `mxfp4`, `nvfp4`, `bnb4`, `bnb8`, or a llama.cpp GGUF preset (`q8_0`, `q6_k`, `q5_k_m`, `q5_k_s`, `q4_k_m`, `q4_k_s`, `q4_0`) | `auto` |
 //! | `kv` | KV-cache dtype | `auto` |
 //! | `e`, `ev` | engine, engine version | `vllm`, newest |
 //! | `in`, `out` | input / output tokens per request | 1024, 256 |

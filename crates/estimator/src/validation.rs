@@ -310,7 +310,7 @@ pub fn case_quant(case: &Case) -> Option<Quant> {
     if q.contains("compressed-tensors") || q.contains("compressed_tensors") {
         let text = case.notes.as_deref().unwrap_or("").to_ascii_lowercase();
         // the scheme the text names first
-        if let Some((_, scheme)) = ["w4a16", "w8a8", "fp8"].into_iter().filter_map(|k| text.find(k).map(|i| (i, k))).min() {
+        if let Some((_, scheme)) = ["w4a16", "w8a8", "fp8", "nvfp4"].into_iter().filter_map(|k| text.find(k).map(|i| (i, k))).min() {
             q.push(' ');
             q.push_str(scheme);
         }
@@ -339,13 +339,16 @@ pub fn case_quant(case: &Case) -> Option<Quant> {
         }
     } else if q.contains("mxfp4") {
         Some(Quant::Mxfp4 { skip })
+    } else if q.contains("fp4") || id.contains("nvfp4") || id.contains("-fp4") {
+        // NVFP4: `modelopt_fp4`, `nvfp4`, compressed-tensors `nvfp4-pack-quantized`, nvidia's `-FP4` uploads
+        Some(Quant::Nvfp4 { skip })
     } else if (q.contains("w8a8") || id.contains("w8a8")) && !q.contains("fp8") {
         // compressed-tensors W8A8: int8 weights, one scale per output channel
         Some(Quant::Int8PerChannel { skip })
     } else if q.contains("w4a16") || id.contains("w4a16") {
         // compressed-tensors W4A16: 4-bit packed weights with group-128 scales, sized as GPTQ
         Some(Quant::Gptq { bits: 4, group_size: Some(128), skip })
-    } else if q.contains("fp8") || id.contains("-fp8") {
+    } else if q.contains("fp8") || q.contains("modelopt") || id.contains("-fp8") {
         // Qwen and DeepSeek FP8 uploads use 128 x 128 blocks with fp32 scales
         Some(Quant::Fp8 { block: Some([128, 128]), skip })
     } else {

@@ -92,10 +92,18 @@ pub fn weight_plan(shape: &ModelShape, dtype: WeightDtype, quant: QuantChoice) -
     Ok(WeightPlan { activation, quant: q, label, notes, host_embedding: false })
 }
 
-fn skipped(q: &Quant, role: Role) -> bool {
+/// Whether the checkpoint leaves this tensor unquantised: the last module named by a
+/// `modules_to_not_convert` / `ignore` / `exclude_modules` entry is its role's module
+/// (`self_attn`, `experts`) or its own (`q_b_proj`), whether written plainly (`lm_head`,
+/// `model.layers.0.self_attn.kv_b_proj`), as a glob (`model.layers.*.self_attn*`) or as a
+/// compressed-tensors regex (`re:.*self_attn.*`, `re:.*mlp.gate$`). An entry naming one layer
+/// is applied to every layer.
+fn skipped(q: &Quant, t: &Tensor) -> bool {
+    let own = t.name.rsplit('.').next().unwrap_or(&t.name);
     q.skip().iter().any(|s| {
-        let last = s.rsplit('.').next().unwrap_or(s);
-        role.module_names().iter().any(|n| *n == last)
+        let s = s.strip_prefix("re:").unwrap_or(s).trim_end_matches(['*', '$', '.']);
+        let last = s.rsplit('.').next().unwrap_or(s).trim_matches('*');
+        last == own || t.role.module_names().iter().any(|n| *n == last)
     })
 }
 
@@ -144,7 +152,7 @@ pub fn tensor_parts(t: &Tensor, tp: u64, ex: ExpertSplit, plan: &WeightPlan) -> 
         (r, c, t.count)
     };
     let quantised = match &plan.quant {
-        Some(q) if t.role.is_quantisable_linear() && cols > 1 && !skipped(q, t.role) => Some(q),
+        Some(q) if t.role.is_quantisable_linear() && cols > 1 && !skipped(q, t) => Some(q),
         _ => None,
     };
     let n = count as u128;

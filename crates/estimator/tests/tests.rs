@@ -1994,3 +1994,98 @@ fn published_track_records_are_what_the_case_sets_give() {
     assert_eq!((l.kv.within_1, l.kv.mean_abs_error_pct), (l.kv.cases, 0.0));
     assert!(!l.summary().contains("furthest off"), "{}", l.summary());
 }
+
+fn quant_file(name: &str) -> String {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/quant").join(name);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// ModelOpt NVFP4: 4-bit values, an fp8 scale per 16 of them, two fp32 scalars per matrix.
+fn nvfp4_bytes(rows: u64, cols: u64) -> u64 {
+    rows * cols / 2 + rows * cols / 16 + 8
+}
+
+#[test]
+fn nvfp4_modelopt_export_of_qwen3_30b_a3b_is_sized_tensor_by_tensor() {
+    // NVIDIA's hf_quant_config.json of Qwen3-30B-A3B-NVFP4 beside the base model's config.json
+    let hf_quant = quant_file("nvidia__Qwen3-30B-A3B-NVFP4.hf_quant_config.json");
+    let s = parse_config_with_quant(&config("Qwen/Qwen3-30B-A3B"), &hf_quant).unwrap();
+    match &s.quantization {
+        Some(Quant::Nvfp4 { skip }) => assert_eq!(skip.len(), 49, "48 routers and lm_head"),
+        other => panic!("expected NVFP4, got {other:?}"),
+    }
+    assert_eq!(s.checkpoint_kv, Some(KvDtype::Fp8), "kv_cache_quant_algo FP8");
+    assert!(s.notes.iter().any(|n| n.contains("hf_quant_config.json")), "{:?}", s.notes);
+    let plan = weight_plan(&s, WeightDtype::Auto, QuantChoice::Auto).unwrap();
+    assert_eq!(plan.label, "nvfp4 + bf16");
+    // hidden 2048, 48 layers, 32 query and 4 KV heads of 128, 128 experts of 768, vocab 151936, untied
+    let (h, e, i, v) = (2048u64, 128u64, 768u64, 151_936u64);
+    let attention = nvfp4_bytes(4096, h) + 2 * nvfp4_bytes(512, h) + nvfp4_bytes(h, 4096);
+    let norms = 2 * h * 2 + 2 * 128 * 2; // input and post-attention norms, q_norm and k_norm
+    let router = e * h * 2; // excluded: mlp.gate stays bf16
+    let experts = e * (2 * nvfp4_bytes(i, h) + nvfp4_bytes(h, i));
+    let layer = attention + norms + router + experts;
+    let globals = 2 * v * h * 2 + h * 2; // embeddings, lm_head (excluded), final norm
+    let w = weights(&s, &plan, 1, 1).unwrap();
+    // the checkpoint keeps gate and up apart, each with its two fp32 scalars; the estimate counts
+    // them as one fused matrix with one pair: 8 B less per expert per layer (49 KB of 18 GB)
+    assert_eq!(w.total.0, 48 * layer + globals - 48 * e * 8);
+    // a quarter of the bf16 checkpoint, give or take the bf16 embeddings
+    let bf16 = weights(&s, &weight_plan(&s, WeightDtype::Bf16, QuantChoice::Auto).unwrap(), 1, 1).unwrap();
+    let ratio = w.total.0 as f64 / bf16.total.0 as f64;
+    assert!((0.28..0.32).contains(&ratio), "nvfp4 / bf16 = {ratio}");
+}
+
+#[test]
+fn vllm_takes_the_modelopt_kv_dtype_under_auto_from_0_14() {
+    let hf_quant = quant_file("nvidia__Qwen3-30B-A3B-NVFP4.hf_quant_config.json");
+    let s = parse_config_with_quant(&config("Qwen/Qwen3-30B-A3B"), &hf_quant).unwrap();
+    let run = |ev: &str, kv: KvDtype| {
+        let sc = Scenario { gpu: GpuChoice::Catalog("rtx-5090".into()), engine_version: Some(ev.into()), kv_dtype: kv, max_model_len: Some(8192), ..scenario("nvidia/Qwen3-30B-A3B-FP4") };
+        estimate(&s, &sc).unwrap()
+    };
+    let bf16_token = 48 * 2 * 4 * 128 * 2; // layers x (K, V) x KV heads x head_dim x 2 B
+    assert_eq!(run("0.13.0", KvDtype::Auto).kv.bytes_per_token, bf16_token);
+    let new = run("0.14.0", KvDtype::Auto);
+    assert_eq!(new.kv.bytes_per_token, bf16_token / 2);
+    assert!(new.kv_per_request.notes.iter().any(|n| n.contains("kv_cache_quant_algo")), "{:?}", new.kv_per_request.notes);
+    // an explicit choice is kept
+    assert_eq!(run("0.14.0", KvDtype::Bf16).kv.bytes_per_token, bf16_token);
+    // the engines that do not read it keep the activation dtype
+    let sg = Scenario { gpu: GpuChoice::Catalog("rtx-5090".into()), engine: Engine::Sglang, ..scenario("nvidia/Qwen3-30B-A3B-FP4") };
+    assert_eq!(estimate(&s, &sg).unwrap().kv.bytes_per_token, bf16_token);
+}
+
+#[test]
+fn nvfp4_exclusions_keep_deepseek_attention_in_bf16() {
+    // NVIDIA's DeepSeek-V3-0324 export excludes `model.layers.N.self_attn*`, norms, routers and the
+    // MTP layer; R1 has the same architecture
+    let hf_quant = quant_file("nvidia__DeepSeek-V3-0324-NVFP4.hf_quant_config.json");
+    // R1's own config.json names its FP8 blocks, which win over the file beside it
+    let r1 = parse_config_with_quant(&config("deepseek-ai/DeepSeek-R1"), &hf_quant).unwrap();
+    assert!(matches!(r1.quantization, Some(Quant::Fp8 { block: Some([128, 128]), .. })), "{:?}", r1.quantization);
+    // the NVFP4 export is made from the dequantised model: its config.json has no such block
+    let mut c: serde_json::Value = serde_json::from_str(&config("deepseek-ai/DeepSeek-R1")).unwrap();
+    c.as_object_mut().unwrap().remove("quantization_config");
+    let s = parse_config_with_quant(&c.to_string(), &hf_quant).unwrap();
+    assert!(matches!(s.quantization, Some(Quant::Nvfp4 { .. })), "{:?}", s.quantization);
+    assert_eq!(s.checkpoint_kv, None, "kv_cache_quant_algo null");
+    let plan = weight_plan(&s, WeightDtype::Auto, QuantChoice::Auto).unwrap();
+    let layer = s.layers.last().unwrap();
+    let ex = kv_estimator::weights::ExpertSplit::tp(1);
+    for t in &layer.tensors {
+        let bytes = kv_estimator::weights::tensor_bytes(t, 1, ex, &plan);
+        let dense = t.rows as u128 * t.cols as u128 * 2 * t.count as u128;
+        if t.name.starts_with("self_attn") {
+            assert_eq!(bytes, dense, "{} stays bf16", t.name);
+        } else if t.role == kv_estimator::model::Role::Expert {
+            assert_eq!(bytes, nvfp4_bytes(t.rows, t.cols) as u128 * t.count as u128, "{}", t.name);
+        }
+    }
+    // the same file as a config.json block (newer exports) reads the same
+    let mut block: serde_json::Value = serde_json::from_str(&hf_quant).unwrap();
+    let inner = block["quantization"].take();
+    c["quantization_config"] = serde_json::json!({ "quant_method": "modelopt", "quant_algo": inner["quant_algo"], "ignore": inner["exclude_modules"] });
+    let t = parse_config(&c.to_string()).unwrap();
+    assert_eq!(t.quantization, s.quantization);
+}

@@ -30,7 +30,7 @@ mod starcoder2;
 mod vision;
 
 use crate::config::RawConfig;
-use crate::dtype::{FloatDtype, Quant};
+use crate::dtype::{FloatDtype, KvDtype, Quant};
 use crate::error::{Error, Result};
 use crate::model::{DefaultUsed, Family, Layer, Mixer, ModelShape, Role, RopeScaling, Split, Tensor, Window};
 use serde_json::{Map, Value};
@@ -239,6 +239,7 @@ impl<'a> Cx<'a> {
             Some(q) => parse_quant(q, &mut notes)?,
             None => None,
         };
+        let checkpoint_kv = self.raw.quantization_config.as_ref().and_then(|q| modelopt_kv(q, &mut notes));
         let mut shape = ModelShape {
             model_type: self.model_type.clone(),
             family,
@@ -256,6 +257,7 @@ impl<'a> Cx<'a> {
             moe,
             checkpoint_dtype,
             quantization,
+            checkpoint_kv,
             globals,
             layers,
             defaults: std::mem::take(&mut self.defaults),
@@ -453,7 +455,10 @@ pub(crate) fn parse_quant(q: &Value, notes: &mut Vec<String>) -> Result<Option<Q
     let Some(obj) = q.as_object() else {
         return Err(Error::FieldType { field: "quantization_config".into(), message: "expected an object".into() });
     };
-    let method = obj.get("quant_method").and_then(Value::as_str).unwrap_or("").to_ascii_lowercase();
+    let method = quant_method(obj);
+    if !obj.contains_key("quant_method") && method == "modelopt" {
+        notes.push("quantisation read from ModelOpt's hf_quant_config.json (config.json has no quantization_config)".into());
+    }
     let int = |keys: &[&str]| keys.iter().find_map(|k| obj.get(*k).and_then(Value::as_i64));
     let skip = |keys: &[&str]| -> Vec<String> {
         keys.iter()
@@ -491,6 +496,38 @@ pub(crate) fn parse_quant(q: &Value, notes: &mut Vec<String>) -> Result<Option<Q
             Quant::Fp8 { block, skip: skip(&["modules_to_not_convert", "ignored_layers"]) }
         }
         "mxfp4" => Quant::Mxfp4 { skip: skip(&["modules_to_not_convert"]) },
+        "modelopt" | "modelopt_fp4" | "modelopt_fp8" => {
+            // NVIDIA ModelOpt exports: the scheme in `quant_algo` (at the top of config.json's
+            // block, under `quantization` in hf_quant_config.json), excluded modules in `ignore`
+            // (newer exports) or `exclude_modules`
+            let inner = obj.get("quantization").and_then(Value::as_object).unwrap_or(obj);
+            let get = |k: &str| inner.get(k).or_else(|| obj.get(k));
+            let sk: Vec<String> = ["ignore", "exclude_modules"]
+                .iter()
+                .find_map(|k| get(k).and_then(Value::as_array))
+                .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+                .unwrap_or_default();
+            let algo = get("quant_algo").and_then(Value::as_str).unwrap_or("").to_ascii_uppercase();
+            // MIXED_PRECISION names a scheme per layer: one scheme for all of them is sized as that scheme
+            let algos: Vec<String> = match get("quantized_layers").and_then(Value::as_object) {
+                Some(layers) if algo == "MIXED_PRECISION" => {
+                    let mut v: Vec<String> = layers.values().filter_map(|l| l.get("quant_algo").and_then(Value::as_str)).map(str::to_ascii_uppercase).collect();
+                    v.sort();
+                    v.dedup();
+                    v
+                }
+                _ => vec![algo.clone()],
+            };
+            match algos.as_slice() {
+                [a] if a.contains("NVFP4") => Quant::Nvfp4 { skip: sk },
+                [a] if a == "FP8" => Quant::Fp8 { block: None, skip: sk },
+                [a] if a == "FP8_PB_WO" || a == "FP8_BLOCK" => Quant::Fp8 { block: Some([128, 128]), skip: sk },
+                _ => {
+                    notes.push(format!("ModelOpt quant_algo `{}` is not modelled; weights sized at the activation dtype (an over-estimate)", if algos.len() > 1 { algos.join(" + ") } else { algo }));
+                    return Ok(None);
+                }
+            }
+        }
         "bitsandbytes" | "bnb" => {
             let b4 = obj.get("load_in_4bit").and_then(Value::as_bool).unwrap_or(false);
             let sk = skip(&["llm_int8_skip_modules", "modules_to_not_convert"]);
@@ -512,7 +549,11 @@ pub(crate) fn parse_quant(q: &Value, notes: &mut Vec<String>) -> Result<Option<Q
             let bits = weights.get("num_bits").and_then(Value::as_i64).unwrap_or(8);
             let ty = weights.get("type").and_then(Value::as_str).unwrap_or("int");
             let sk = skip(&["ignore"]);
-            if ty == "float" && bits == 8 {
+            let group_size = weights.get("group_size").and_then(Value::as_i64);
+            if ty == "float" && bits == 4 {
+                // nvfp4-pack-quantized (group 16, fp8 scales) or mxfp4-pack-quantized (group 32, e8m0 scales)
+                if group_size == Some(32) { Quant::Mxfp4 { skip: sk } } else { Quant::Nvfp4 { skip: sk } }
+            } else if ty == "float" && bits == 8 {
                 let block = weights.get("block_structure").and_then(Value::as_array).and_then(|a| {
                     let v: Vec<u64> = a.iter().filter_map(Value::as_u64).collect();
                     (v.len() == 2).then(|| [v[0], v[1]])
@@ -534,6 +575,43 @@ pub(crate) fn parse_quant(q: &Value, notes: &mut Vec<String>) -> Result<Option<Q
         }
     };
     Ok(Some(scheme))
+}
+
+/// `quant_method`, lower-cased; a ModelOpt `hf_quant_config.json` names its `producer` instead.
+fn quant_method(obj: &Map<String, Value>) -> String {
+    match obj.get("quant_method").and_then(Value::as_str) {
+        Some(m) => m.to_ascii_lowercase(),
+        None => obj.get("producer").and_then(|p| p.get("name")).and_then(Value::as_str).unwrap_or("").to_ascii_lowercase(),
+    }
+}
+
+/// The KV-cache dtype a ModelOpt checkpoint was calibrated for (`kv_cache_quant_algo: FP8`, or a
+/// `kv_cache_scheme` of static 8-bit floats), which vLLM uses under `--kv-cache-dtype auto` from
+/// 0.14 (`resolve_kv_cache_dtype_string`); other quantisation methods name none.
+pub(crate) fn modelopt_kv(q: &Value, notes: &mut Vec<String>) -> Option<KvDtype> {
+    let obj = q.as_object()?;
+    if !quant_method(obj).starts_with("modelopt") {
+        return None;
+    }
+    let inner = obj.get("quantization").and_then(Value::as_object).unwrap_or(obj);
+    let algo = ["kv_cache_scheme", "kv_cache_quant_algo"]
+        .iter()
+        .find_map(|k| inner.get(*k).or_else(|| obj.get(*k)).filter(|v| !v.is_null()))?;
+    let fp8 = match algo {
+        Value::String(s) => s.eq_ignore_ascii_case("fp8"),
+        Value::Object(m) => {
+            m.get("dynamic").and_then(Value::as_bool) == Some(false)
+                && m.get("num_bits").and_then(Value::as_i64) == Some(8)
+                && m.get("type").and_then(Value::as_str) == Some("float")
+        }
+        _ => false,
+    };
+    if fp8 {
+        Some(KvDtype::Fp8)
+    } else {
+        notes.push(format!("ModelOpt KV-cache scheme `{algo}` is not modelled; the KV cache is sized at the dtype asked for"));
+        None
+    }
 }
 
 /// Layer indices where `f` holds, for building alternating patterns.
