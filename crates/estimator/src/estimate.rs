@@ -162,13 +162,14 @@ fn check_tp(shape: &ModelShape, tp: u64) -> Result<()> {
     Ok(())
 }
 
-/// The KV dtype an engine actually uses: llama.cpp caches f16 under `auto`, and vLLM from 0.14
-/// the dtype a ModelOpt checkpoint was calibrated for (`kv_cache_quant_algo`,
-/// `resolve_kv_cache_dtype_string`).
+/// The KV dtype an engine actually uses: llama.cpp caches f16 under `auto`; vLLM from 0.14
+/// (`resolve_kv_cache_dtype_string`) and SGLang from 0.5.3 (`ModelRunner` reading the quant
+/// config's `kv_cache_quant_algo`) the dtype a ModelOpt checkpoint was calibrated for.
 pub fn effective_kv(shape: &ModelShape, scenario: &Scenario) -> KvDtype {
     match (scenario.engine, scenario.kv_dtype, shape.checkpoint_kv) {
         (Engine::LlamaCpp, KvDtype::Auto, _) => KvDtype::Fp16,
         (Engine::Vllm, KvDtype::Auto, Some(ck)) if engine::vllm::version_of(scenario).1 >= (0, 14, 0) => ck,
+        (Engine::Sglang, KvDtype::Auto, Some(ck)) if engine::sglang::version_of(scenario) >= (0, 5, 3) => ck,
         (_, kv, _) => kv,
     }
 }
@@ -253,7 +254,7 @@ pub fn estimate(shape: &ModelShape, scenario: &Scenario) -> Result<Estimate> {
         kv_req = kv_req.note("sliding-window / chunked layers keep at most their window");
     }
     if scenario.kv_dtype == KvDtype::Auto && kv_dtype != KvDtype::Auto && shape.checkpoint_kv == Some(kv_dtype) {
-        kv_req = kv_req.note(format!("KV {kv_dtype}: the checkpoint's kv_cache_quant_algo, which vLLM uses under --kv-cache-dtype auto from 0.14"));
+        kv_req = kv_req.note(format!("KV {kv_dtype}: the checkpoint's kv_cache_quant_algo, which vLLM (from 0.14) and SGLang (from 0.5.3) use under --kv-cache-dtype auto"));
     }
     let kv_cache = match &eng.kv_batch {
         Some(f) => f.clone(),

@@ -2037,7 +2037,7 @@ fn nvfp4_modelopt_export_of_qwen3_30b_a3b_is_sized_tensor_by_tensor() {
 }
 
 #[test]
-fn vllm_takes_the_modelopt_kv_dtype_under_auto_from_0_14() {
+fn vllm_and_sglang_take_the_modelopt_kv_dtype_under_auto_by_version() {
     let hf_quant = quant_file("nvidia__Qwen3-30B-A3B-NVFP4.hf_quant_config.json");
     let s = parse_config_with_quant(&config("Qwen/Qwen3-30B-A3B"), &hf_quant).unwrap();
     let run = |ev: &str, kv: KvDtype| {
@@ -2051,9 +2051,14 @@ fn vllm_takes_the_modelopt_kv_dtype_under_auto_from_0_14() {
     assert!(new.kv_per_request.notes.iter().any(|n| n.contains("kv_cache_quant_algo")), "{:?}", new.kv_per_request.notes);
     // an explicit choice is kept
     assert_eq!(run("0.14.0", KvDtype::Bf16).kv.bytes_per_token, bf16_token);
-    // the engines that do not read it keep the activation dtype
-    let sg = Scenario { gpu: GpuChoice::Catalog("rtx-5090".into()), engine: Engine::Sglang, ..scenario("nvidia/Qwen3-30B-A3B-FP4") };
-    assert_eq!(estimate(&s, &sg).unwrap().kv.bytes_per_token, bf16_token);
+    // SGLang reads it from 0.5.3; llama.cpp and transformers do not
+    let other = |e: Engine, ev: Option<&str>| {
+        let sc = Scenario { gpu: GpuChoice::Catalog("rtx-5090".into()), engine: e, engine_version: ev.map(str::to_string), ..scenario("nvidia/Qwen3-30B-A3B-FP4") };
+        estimate(&s, &sc).unwrap().kv.bytes_per_token
+    };
+    assert_eq!(other(Engine::Sglang, Some("0.5.2")), bf16_token);
+    assert_eq!(other(Engine::Sglang, Some("0.5.3")), bf16_token / 2);
+    assert_eq!(other(Engine::Transformers, None), bf16_token);
 }
 
 #[test]

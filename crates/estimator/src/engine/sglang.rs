@@ -175,10 +175,15 @@ pub fn hybrid_swa(ver: (u64, u64, u64), shape: &ModelShape) -> bool {
     }
 }
 
+/// The SGLang version a scenario models ([`DEFAULT_VERSION`] when none is given or it does not parse).
+pub(crate) fn version_of(s: &crate::scenario::Scenario) -> (u64, u64, u64) {
+    s.engine_version.as_deref().and_then(parse_semver).unwrap_or(DEFAULT_VERSION)
+}
+
 pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let s = cx.scenario;
     let tp = u64::from(s.tp.max(1));
-    let ver = s.engine_version.as_deref().and_then(parse_semver).unwrap_or(DEFAULT_VERSION);
+    let ver = version_of(s);
     let nvidia = s.gpu.catalog().is_none_or(|g| g.compute_capability > 0);
     // the board as nvidia-smi sizes it: the memory PyTorch sees plus the driver's share (a given
     // size is the free memory at load, so the context too)
