@@ -311,17 +311,23 @@ async fn dropped_files_give_errors_or_accuracy_rows() -> Result<()> {
     b.close().await
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn an_unreachable_hub_offers_the_bundled_copy() -> Result<()> {
-    let _one = one_browser_at_a_time();
-    let h = host();
+/// Opens the page, sets the Hub endpoint under "Hub settings" and asks it for `id`.
+async fn fetch_from_hub(h: &StaticHost, endpoint: &str, id: &str) -> Result<Browser> {
     let b = Browser::start().await?;
     b.c.goto(&h.url).await?;
     b.wait("#verdict").await?;
     b.wait("#hub-settings summary").await?.click().await?;
-    b.type_into("#hub-endpoint", "http://127.0.0.1:9").await?;
-    b.type_into("#hub-id", "Qwen/Qwen2.5-7B-Instruct").await?;
+    b.type_into("#hub-endpoint", endpoint).await?;
+    b.type_into("#hub-id", id).await?;
     b.wait("#hub-fetch").await?.click().await?;
+    Ok(b)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_hub_offers_the_bundled_copy() -> Result<()> {
+    let _one = one_browser_at_a_time();
+    let h = host();
+    let b = fetch_from_hub(&h, "http://127.0.0.1:9", "Qwen/Qwen2.5-7B-Instruct").await?;
     let err = b.text("#model-error").await?;
     assert!(err.contains("could not be reached") && err.contains("bundled copy of Qwen/Qwen2.5-7B-Instruct"), "{err}");
     b.screenshot("hub-unreachable").await?;
@@ -365,13 +371,7 @@ async fn a_hub_checkpoint_with_hf_quant_config_is_sized_as_the_cli_sizes_it() ->
     let endpoint = fake.url.trim_end_matches('/').to_string();
     let _one = one_browser_at_a_time();
     let h = host();
-    let b = Browser::start().await?;
-    b.c.goto(&h.url).await?;
-    b.wait("#verdict").await?;
-    b.wait("#hub-settings summary").await?.click().await?;
-    b.type_into("#hub-endpoint", &endpoint).await?;
-    b.type_into("#hub-id", "nvidia/Qwen3-30B-A3B-FP4").await?;
-    b.wait("#hub-fetch").await?.click().await?;
+    let b = fetch_from_hub(&h, &endpoint, "nvidia/Qwen3-30B-A3B-FP4").await?;
     b.until("checkpoint loaded", "return (document.querySelector('#model-status')||{}).textContent?.includes('nvidia/Qwen3-30B-A3B-FP4')").await?;
     b.wait("#in-gpu").await?.select_by_value("rtx-5090").await?;
     b.until("scenario in the link", "return document.querySelector('#permalink').textContent.includes('gpu=rtx-5090') && document.querySelector('#permalink').textContent.includes('m=nvidia/Qwen3-30B-A3B-FP4')").await?;
