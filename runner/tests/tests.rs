@@ -31,8 +31,8 @@ fn gpu_names_as_logs_print_them_pick_the_catalog_entry() {
     assert!(gh.status.success(), "{}", String::from_utf8_lossy(&gh.stderr));
     let g: serde_json::Value = serde_json::from_slice(&gh.stdout).unwrap();
     assert!(g["permalink"].as_str().unwrap().contains("gpu=gh200&"), "{}", g["permalink"]);
-    // a board the catalog lacks is refused with the list, not taken for a neighbour (GB200 is no B200)
-    let gb = runner(&["estimate", "--model", "Qwen/Qwen2.5-7B-Instruct", "--gpu", "NVIDIA GB200", "--json"]);
+    // a board the catalog lacks is refused with the list, not taken for a neighbour (GB300 is no B300)
+    let gb = runner(&["estimate", "--model", "Qwen/Qwen2.5-7B-Instruct", "--gpu", "NVIDIA GB300", "--json"]);
     assert!(!gb.status.success());
     assert!(String::from_utf8_lossy(&gb.stderr).contains("expected one of h100-80gb"));
 }

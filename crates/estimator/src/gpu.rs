@@ -76,6 +76,11 @@ gpus! {
     "gh200-144gb", "NVIDIA GH200 144GB HBM3e (Grace Hopper)", 142.5, 4900.0, 989.0, "CUDA's total for \"NVIDIA GH200 144G HBM3e\" (153008209920 B)", 90, PointToPoint;
     "rtx-pro-6000", "NVIDIA RTX PRO 6000 Blackwell 96GB", 94.97, 1792.0, 500.0, "torch total", 120, PointToPoint;
     "mi300x", "AMD Instinct MI300X 192GB", 191.98, 5300.0, 1307.0, "rocm-smi 196592 MiB", 0, Other;
+    "gb200", "NVIDIA GB200 186GB (Grace Blackwell)", 184.31, 8000.0, 2500.0, "torch total in public OOM messages on \"NVIDIA GB200\" (nvidia-smi 189471 MiB)", 100, NvSwitch;
+    "b300", "NVIDIA B300 288GB", 267.69, 8000.0, 2250.0, "torch total in public OOM messages (nvidia-smi 275040 MiB on \"NVIDIA B300 SXM6 AC\")", 103, NvSwitch;
+    "dgx-spark", "NVIDIA GB10 (DGX Spark) 128GB unified", 119.63, 273.0, 125.0, "torch total in public OOM messages (119.18-119.70: the memory is the host's too, and what the system holds varies)", 121, PointToPoint;
+    "mi355x", "AMD Instinct MI355X 288GB", 287.98, 8000.0, 2300.0, "torch (HIP) total in public OOM messages", 0, Other;
+    "mi325x", "AMD Instinct MI325X 256GB", 255.98, 6000.0, 1307.0, "torch (HIP) total in public OOM messages", 0, Other;
     // boards whose memory is another entry's (same memory, same ECC setting)
     "h800", "NVIDIA H800 80GB", 79.19, 3350.0, 989.0, "as the H100 80GB (nvidia-smi 81559 MiB)", 90, NvSwitch;
     "a800-80gb", "NVIDIA A800 80GB", 79.15, 2039.0, 312.0, "as the A100 80GB (nvidia-smi 81920 MiB)", 80, NvSwitch;
@@ -119,6 +124,10 @@ const NAMES: &[(&[&str], Option<u32>, Option<&str>)] = &[
     (&["h20"], Some(141), Some("h20-141gb")),
     (&["h20"], None, Some("h20")),
     (&["b200"], None, Some("b200")),
+    (&["gb200"], None, Some("gb200")),
+    (&["b300"], None, Some("b300")),
+    (&["gb10"], None, Some("dgx-spark")),
+    (&["dgx", "spark"], None, Some("dgx-spark")),
     (&["a100"], Some(40), Some("a100-40gb")),
     (&["a100"], None, Some("a100-80gb")),
     (&["a800"], Some(40), None),
@@ -153,6 +162,8 @@ const NAMES: &[(&[&str], Option<u32>, Option<&str>)] = &[
     (&["3060"], None, Some("rtx-3060")),
     (&["2080", "ti"], None, Some("rtx-2080-ti")),
     (&["mi300x"], None, Some("mi300x")),
+    (&["mi325x"], None, Some("mi325x")),
+    (&["mi355x"], None, Some("mi355x")),
 ];
 
 /// The catalog entry a GPU's free-text name refers to (`NVIDIA A100-SXM4-40GB`,
@@ -288,8 +299,13 @@ mod tests {
         assert_eq!(id("NVIDIA RTX PRO 6000 Blackwell Workstation Edition"), Some("rtx-pro-6000"));
         assert_eq!(id("NVIDIA RTX PRO 6000 Blackwell Server Edition"), Some("rtx-pro-6000"));
         assert_eq!(id("NVIDIA GeForce RTX 5080"), Some("rtx-5080"));
+        // Grace Blackwell, Blackwell Ultra and DGX Spark by the names nvidia-smi prints
+        assert_eq!(id("NVIDIA GB200"), Some("gb200"));
+        assert_eq!(id("NVIDIA B300 SXM6 AC"), Some("b300"));
+        assert_eq!(id("NVIDIA GB10"), Some("dgx-spark"));
+        assert_eq!(id("AMD Instinct MI355X"), Some("mi355x"));
         // boards the catalog does not hold are not taken for a neighbour
-        assert_eq!(id("NVIDIA GB200"), None);
+        assert_eq!(id("NVIDIA GB300"), None);
         assert_eq!(id("NVIDIA GeForce RTX 3060 Ti 8GB"), None);
         assert_eq!(id("RTX 3080 Ti"), None);
         assert_eq!(id("RTX 4060 Ti 8GB"), None);

@@ -1490,7 +1490,7 @@ mod tests {
         assert_eq!(nominal_gb("3x Tesla P40 24GB"), Some(24.0));
         assert_eq!(nominal_gb("24 GB-class consumer GPU (inferred)"), Some(24.0));
         assert_eq!(nominal_gb("unknown (not stated; ~24 GB class by arithmetic)"), Some(24.0));
-        assert_eq!(nominal_gb("GB200"), None);
+        assert_eq!(nominal_gb("GB300"), None);
     }
 
     #[test]
@@ -1579,7 +1579,8 @@ mod tests {
         // GH200 is not an H200, and its "480GB" counts the CPU's LPDDR: the 96 GB board
         assert_eq!(mem("NVIDIA GH200 480GB"), Some(95.11));
         // a board the catalog lacks keeps its size less the driver's share
-        assert_eq!(mem("NVIDIA GB200 186GB"), Some(186.0 - crate::gpu::DRIVER_RESERVE_GIB));
+        assert_eq!(mem("NVIDIA GB300 288GB"), Some(288.0 - crate::gpu::DRIVER_RESERVE_GIB));
+        assert_eq!(mem("NVIDIA GB200"), Some(184.31));
         assert_eq!(mem("AMD Radeon RX 7900 XTX 24GB"), Some(24.0));
         // a size class with no maker named: a CUDA board's total, less the driver's share
         assert_eq!(mem("24 GB-class consumer GPU (inferred)"), Some(24.0 - crate::gpu::DRIVER_RESERVE_GIB));
