@@ -2094,3 +2094,28 @@ fn nvfp4_exclusions_keep_deepseek_attention_in_bf16() {
     let t = parse_config(&c.to_string()).unwrap();
     assert_eq!(t.quantization, s.quantization);
 }
+
+#[test]
+fn compressed_tensors_nvfp4_groups_are_read_and_mixed_ones_named() {
+    // RedHat's DeepSeek-V4-Flash NVFP4-FP8 export: group_0 FP8 128x128 blocks on attention,
+    // group_1 nvfp4-pack-quantized on the FFN
+    let block: serde_json::Value = serde_json::from_str(&quant_file("RedHatAI__DeepSeek-V4-Flash-NVFP4-FP8.quantization_config.json")).unwrap();
+    let with = |q: serde_json::Value| {
+        let mut c: serde_json::Value = serde_json::from_str(&config("Qwen/Qwen3-8B")).unwrap();
+        c["quantization_config"] = q;
+        parse_config(&c.to_string()).unwrap()
+    };
+    // its NVFP4 group alone: NVFP4
+    let mut nvfp4 = block.clone();
+    let group = block["config_groups"]["group_1"].clone();
+    nvfp4["config_groups"] = serde_json::json!({ "group_0": group });
+    let s = with(nvfp4);
+    assert_eq!(s.quantization, Some(Quant::Nvfp4 { skip: vec![] }));
+    assert!(!s.notes.iter().any(|n| n.contains("mixed precision")), "{:?}", s.notes);
+    // both groups: sized as the first, and said so
+    let s = with(block);
+    assert_eq!(s.quantization, Some(Quant::Fp8 { block: Some([128, 128]), skip: vec![] }));
+    assert!(s.notes.iter().any(|n| n.contains("mixed precision")), "{:?}", s.notes);
+    // no KV dtype from a compressed-tensors block (vLLM reads only ModelOpt's under auto)
+    assert_eq!(s.checkpoint_kv, None);
+}

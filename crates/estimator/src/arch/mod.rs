@@ -539,13 +539,12 @@ pub(crate) fn parse_quant(q: &Value, notes: &mut Vec<String>) -> Result<Option<Q
             }
         }
         "compressed-tensors" | "compressed_tensors" => {
-            let weights = obj
-                .get("config_groups")
-                .and_then(Value::as_object)
-                .and_then(|g| g.values().next())
-                .and_then(|g| g.get("weights"))
-                .cloned()
-                .unwrap_or(Value::Null);
+            let groups: Vec<&Value> = obj.get("config_groups").and_then(Value::as_object).map(|g| g.values().collect()).unwrap_or_default();
+            let weights = groups.first().and_then(|g| g.get("weights")).cloned().unwrap_or(Value::Null);
+            let scheme = |w: Option<&Value>| ["num_bits", "type", "group_size"].map(|k| w.and_then(|w| w.get(k)).cloned());
+            if groups.iter().any(|g| scheme(g.get("weights")) != scheme(Some(&weights))) {
+                notes.push(format!("compressed-tensors config_groups: {} groups whose weight schemes differ (mixed precision); every linear sized as the first group's", groups.len()));
+            }
             let bits = weights.get("num_bits").and_then(Value::as_i64).unwrap_or(8);
             let ty = weights.get("type").and_then(Value::as_str).unwrap_or("int");
             let sk = skip(&["ignore"]);
@@ -586,8 +585,9 @@ fn quant_method(obj: &Map<String, Value>) -> String {
 }
 
 /// The KV-cache dtype a ModelOpt checkpoint was calibrated for (`kv_cache_quant_algo: FP8`, or a
-/// `kv_cache_scheme` of static 8-bit floats), which vLLM uses under `--kv-cache-dtype auto` from
-/// 0.14 (`resolve_kv_cache_dtype_string`); other quantisation methods name none.
+/// `kv_cache_scheme` of static 8-bit floats), which vLLM (from 0.14) and SGLang (from 0.5.3) use
+/// under `--kv-cache-dtype auto` ([`crate::estimate::effective_kv`]); other quantisation methods
+/// name none.
 pub(crate) fn modelopt_kv(q: &Value, notes: &mut Vec<String>) -> Option<KvDtype> {
     let obj = q.as_object()?;
     if !quant_method(obj).starts_with("modelopt") {
