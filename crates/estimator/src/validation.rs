@@ -182,7 +182,7 @@ pub fn normalized_name(id: &str) -> String {
     let name = id.rsplit('/').next().unwrap_or(id).to_ascii_lowercase();
     let mut n = name.trim_start_matches("meta-").to_string();
     const SUFFIXES: &[&str] = &[
-        "-gguf", "-quantized.w8a8", "-quantized.w4a16", "-quantized.w8a16", "-w8a8", "-w4a16", "-unsloth-bnb-4bit", "-unsloth", "-awq-int4", "-awq", "-gptq-int4", "-gptq-int8", "-gptq", "-autoround-gptq-4bit", "-autoround", "-fp8-dynamic", "-fp8", "-int4", "-int8", "-bnb-4bit", "-4bit", "-8bit", "-2507", "-0528", "-0324", "-thinking", "-instruct", "-chat", "-it", "-hf", "-base",
+        "-gguf", "-quantized.w8a8", "-quantized.w4a16", "-quantized.w8a16", "-w8a8", "-w4a16", "-unsloth-bnb-4bit", "-unsloth", "-awq-int4", "-awq", "-gptq-int4", "-gptq-int8", "-gptq", "-autoround-gptq-4bit", "-autoround", "-nvfp4a16", "-nvfp4-fp8", "-nvfp4", "-fp4", "-fp8-dynamic", "-fp8", "-int4", "-int8", "-bnb-4bit", "-4bit", "-8bit", "-2507", "-0528", "-0324", "-thinking", "-instruct", "-chat", "-it", "-hf", "-base",
     ];
     loop {
         let before = n.len();
@@ -263,7 +263,7 @@ pub fn match_model(model: &str, bundled: &[String]) -> Option<ModelMatch> {
 
 /// Words in a name that make it a different model than the base it is named after.
 const OTHER_MODEL_WORDS: &[&str] = &[
-    "distill", "reap", "pruned", "prune", "eagle", "eagle3", "speculator", "draft", "medusa", "multimodal", "vision", "vl", "omni", "audio", "flash", "fp4", "nvfp4", "bf16", "fp16", "fp32", "mlx", "1m", "16k", "32k", "64k", "128k", "200k", "256k",
+    "distill", "reap", "pruned", "prune", "eagle", "eagle3", "speculator", "draft", "medusa", "multimodal", "vision", "vl", "omni", "audio", "flash", "bf16", "fp16", "fp32", "mlx", "1m", "16k", "32k", "64k", "128k", "200k", "256k",
 ];
 
 /// The size words of a normalised name: `8b`, `1.5b`, `125m`, `8x7b`, `a3b`, `e4b`, `17b-16e`'s `16e`.
@@ -1448,14 +1448,13 @@ mod tests {
         for other in ["Qwen/Qwen2.5-14B", "Qwen/Qwen2.5-7B-Instruct-1M", "Qwen/Qwen2.5-Math-7B-Instruct", "Qwen/Qwen2.5-VL-7B-Instruct"] {
             assert_eq!(native_context(other), None, "{other}");
         }
-        // not a fine-tune of the base it names: distilled, pruned, a draft head, another precision,
+        // not a fine-tune of the base it names: distilled, pruned, a draft head, another precision (a bf16 copy of a quantised release),
         // another context, a merge of two sizes, a name without a size
         let bundled: Vec<String> = ["meta-llama/Llama-3.1-8B-Instruct", "Qwen/Qwen3-8B", "Qwen/Qwen2.5-7B", "Qwen/Qwen2.5-32B", "deepseek-ai/DeepSeek-R1", "openai/gpt-oss-20b", "zai-org/GLM-4.5-Air", "moonshotai/Kimi-K2-Instruct"].iter().map(|s| s.to_string()).collect();
         for id in [
             "RedHatAI/Llama-3.1-8B-Instruct-speculator.eagle3",
             "AngelSlim/Qwen3-8B_eagle3",
             "unsloth/gpt-oss-20b-BF16",
-            "nvidia/Llama-3.1-8B-Instruct-FP4",
             "cerebras/GLM-4.5-Air-REAP-82B-A12B",
             "Qwen/Qwen2.5-7B-Instruct-1M",
             "someone/Llama-3.1-8B-x-Qwen2.5-7B",
@@ -1463,6 +1462,11 @@ mod tests {
             "unsloth/DeepSeek-R1-BF16",
         ] {
             assert_eq!(match_model(id, &bundled), None, "{id}");
+        }
+        // NVFP4 uploads (sized since NVFP4 is modelled) are the model they quantise
+        for (id, base) in [("nvidia/Llama-3.1-8B-Instruct-FP4", "meta-llama/Llama-3.1-8B-Instruct"), ("RedHatAI/Qwen3-8B-NVFP4", "Qwen/Qwen3-8B"), ("RedHatAI/Qwen3-8B-NVFP4A16", "Qwen/Qwen3-8B")] {
+            assert_eq!(match_model(id, &bundled).map(|m| m.config_id), Some(base.to_string()), "{id}");
+            assert_eq!(case_quant(&Case { model: id.into(), ..Case::default() }), Some(Quant::Nvfp4 { skip: vec![] }), "{id}");
         }
         // DeepSeek's R1 distill into Qwen3-8B is named after both: the sized one is its shape
         assert_eq!(match_model("deepseek-ai/DeepSeek-R1-0528-Qwen3-8B", &bundled).unwrap().config_id, "Qwen/Qwen3-8B");
