@@ -177,7 +177,7 @@ pub struct EstimateArgs {
     /// (q8_0, q6_k, q5_k_m, q5_k_s, q4_k_m, q4_k_s, q4_0; engine llama.cpp).
     #[arg(long)]
     pub quantization: Option<String>,
-    /// KV-cache dtype: auto, fp16, bf16, fp8, int8, q8_0, q4_0.
+    /// KV-cache dtype: auto, fp16, bf16, fp8, int8, nvfp4, q8_0, q4_0.
     #[arg(long)]
     pub kv_dtype: Option<String>,
     /// Engine: vllm, vllm-v0, sglang, llama.cpp, transformers, candle.

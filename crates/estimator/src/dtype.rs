@@ -109,6 +109,9 @@ pub enum KvDtype {
     Int8,
     Q8_0,
     Q4_0,
+    /// NVFP4 (vLLM from 0.20, SGLang): per head, `head_dim / 2` bytes of 4-bit values and
+    /// `head_dim / 16` fp8 block scales (`nvfp4_kv_cache_full_dim`): 9/16 B per value.
+    Nvfp4,
 }
 
 /// `(values, bytes)` per block as `(bytes, values)`.
@@ -117,8 +120,8 @@ fn swap((values, bytes): (u64, u64)) -> (u64, u64) {
 }
 
 impl KvDtype {
-    pub const ALL: [KvDtype; 8] =
-        [KvDtype::Auto, KvDtype::Fp32, KvDtype::Fp16, KvDtype::Bf16, KvDtype::Fp8, KvDtype::Int8, KvDtype::Q8_0, KvDtype::Q4_0];
+    pub const ALL: [KvDtype; 9] =
+        [KvDtype::Auto, KvDtype::Fp32, KvDtype::Fp16, KvDtype::Bf16, KvDtype::Fp8, KvDtype::Int8, KvDtype::Nvfp4, KvDtype::Q8_0, KvDtype::Q4_0];
     /// Bytes per element as `(numerator, denominator)`; `Auto` must be resolved first.
     pub fn ratio(self, activation: FloatDtype) -> (u64, u64) {
         match self {
@@ -129,6 +132,7 @@ impl KvDtype {
             // ggml's blocks, as the weights use them
             KvDtype::Q8_0 => swap(crate::gguf::GgmlType::Q8_0.block()),
             KvDtype::Q4_0 => swap(crate::gguf::GgmlType::Q4_0.block()),
+            KvDtype::Nvfp4 => (9, 16),
         }
     }
     pub fn as_str(self) -> &'static str {
@@ -141,6 +145,7 @@ impl KvDtype {
             KvDtype::Int8 => "int8",
             KvDtype::Q8_0 => "q8_0",
             KvDtype::Q4_0 => "q4_0",
+            KvDtype::Nvfp4 => "nvfp4",
         }
     }
 }
@@ -157,7 +162,8 @@ impl FromStr for KvDtype {
             "int8" | "i8" => KvDtype::Int8,
             "q8_0" => KvDtype::Q8_0,
             "q4_0" => KvDtype::Q4_0,
-            _ => return Err(Error::scenario("kv_dtype", s, "auto, fp32, fp16, bf16, fp8, int8, q8_0 or q4_0")),
+            "nvfp4" => KvDtype::Nvfp4,
+            _ => return Err(Error::scenario("kv_dtype", s, "auto, fp32, fp16, bf16, fp8, int8, nvfp4, q8_0 or q4_0")),
         })
     }
 }
@@ -439,6 +445,9 @@ mod tests {
         assert_eq!(KvDtype::Q8_0.ratio(FloatDtype::F16), (34, 32));
         assert_eq!(KvDtype::Q4_0.ratio(FloatDtype::F16), (18, 32));
         assert_eq!(KvDtype::Auto.ratio(FloatDtype::Bf16), (2, 1));
+        // vLLM's nvfp4_kv_cache_full_dim(128) = 64 + 8 bytes per head
+        let (b, v) = KvDtype::Nvfp4.ratio(FloatDtype::Bf16);
+        assert_eq!(128 * b / v, 64 + 8);
     }
     #[test]
     fn parse_errors_name_the_param() {

@@ -191,6 +191,15 @@ pub fn estimate(shape: &ModelShape, scenario: &Scenario) -> Result<Estimate> {
             format!("engine llama.cpp for a GGUF preset (the engine is {}, whose GGUF loader is not modelled), or another quantisation: awq, gptq, fp8, bnb4, bnb8", scenario.engine),
         ));
     }
+    // an NVFP4 KV cache is vLLM's from 0.20 (`nvfp4_kv_cache_full_dim`) and SGLang's
+    let nvfp4_kv = match scenario.engine {
+        Engine::Vllm => engine::vllm::version_of(scenario).1 >= (0, 20, 0),
+        Engine::Sglang => true,
+        _ => false,
+    };
+    if scenario.kv_dtype == KvDtype::Nvfp4 && !nvfp4_kv {
+        return Err(Error::scenario("kv_dtype", "nvfp4", format!("an engine with an NVFP4 KV cache, vLLM 0.20 or newer or SGLang (the engine is {} {}), or another KV dtype", scenario.engine, scenario.engine_version.as_deref().unwrap_or(""))));
+    }
     // llama.cpp keeps the token embeddings in host memory (its input layer)
     plan.host_embedding = scenario.engine == Engine::LlamaCpp;
     let w = weights_ep(shape, &plan, tp, pp, scenario.expert_split(shape.moe.is_some()))?;

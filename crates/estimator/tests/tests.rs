@@ -2119,3 +2119,16 @@ fn compressed_tensors_nvfp4_groups_are_read_and_mixed_ones_named() {
     // no KV dtype from a compressed-tensors block (vLLM reads only ModelOpt's under auto)
     assert_eq!(s.checkpoint_kv, None);
 }
+
+#[test]
+fn an_nvfp4_kv_cache_is_nine_sixteenths_of_a_byte_and_only_where_engines_have_it() {
+    let s = shape("Qwen/Qwen3-8B");
+    let run = |e: Engine, ev: Option<&str>| estimate(&s, &Scenario { engine: e, engine_version: ev.map(str::to_string), kv_dtype: KvDtype::Nvfp4, ..scenario("Qwen/Qwen3-8B") });
+    // 36 layers x 8 KV heads x (K, V) x (128 / 2 values + 128 / 16 fp8 scales)
+    assert_eq!(run(Engine::Vllm, Some("0.20.0")).unwrap().kv.bytes_per_token, 36 * 8 * 2 * (64 + 8));
+    assert_eq!(run(Engine::Sglang, None).unwrap().kv.bytes_per_token, 36 * 8 * 2 * 72);
+    for (e, ev) in [(Engine::Vllm, Some("0.19.1")), (Engine::LlamaCpp, None), (Engine::Transformers, None)] {
+        let err = run(e, ev).unwrap_err().to_string();
+        assert!(err.contains("kv_dtype") && err.contains("nvfp4") && err.contains("vLLM 0.20"), "{err}");
+    }
+}
