@@ -198,7 +198,7 @@ pub fn estimate(shape: &ModelShape, scenario: &Scenario) -> Result<Estimate> {
         _ => false,
     };
     if scenario.kv_dtype == KvDtype::Nvfp4 && !nvfp4_kv {
-        return Err(Error::scenario("kv_dtype", "nvfp4", format!("an engine with an NVFP4 KV cache, vLLM 0.20 or newer or SGLang (the engine is {} {}), or another KV dtype", scenario.engine, scenario.engine_version.as_deref().unwrap_or(""))));
+        return Err(Error::scenario("kv_dtype", "nvfp4", format!("an engine with an NVFP4 KV cache, vLLM 0.20 or newer or SGLang (the engine is {}{}), or another KV dtype", scenario.engine, scenario.engine_version.as_deref().map(|v| format!(" {v}")).unwrap_or_default())));
     }
     // llama.cpp keeps the token embeddings in host memory (its input layer)
     plan.host_embedding = scenario.engine == Engine::LlamaCpp;
