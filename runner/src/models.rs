@@ -42,7 +42,8 @@ pub fn load(model: &str) -> Result<(String, String, String)> {
     let p = Path::new(model);
     if p.is_file() {
         let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-        return Ok((model.to_string(), text, format!("file {}", p.display())));
+        let (text, source) = beside(text, format!("file {}", p.display()), p)?;
+        return Ok((model.to_string(), text, source));
     }
     if p.is_dir() && p.join("config.json").is_file() {
         let f = p.join("config.json");
@@ -68,9 +69,13 @@ pub fn load(model: &str) -> Result<(String, String, String)> {
     fetch_hub(model)
 }
 
-/// A config with the ModelOpt `hf_quant_config.json` next to it (`config`'s folder) laid in, as
-/// vLLM reads it when `config.json` names no quantisation.
+/// A `config.json` with the ModelOpt `hf_quant_config.json` next to it (in a checkpoint's folder)
+/// laid in, as vLLM reads it when `config.json` names no quantisation; a file of another name is
+/// taken alone.
 fn beside(text: String, source: String, config: &Path) -> Result<(String, String)> {
+    if config.file_name().is_none_or(|n| n != "config.json") {
+        return Ok((text, source));
+    }
     let f = config.with_file_name("hf_quant_config.json");
     let Ok(quant) = std::fs::read_to_string(&f) else { return Ok((text, source)) };
     with_hf_quant(text, source, &quant, &f.display().to_string())

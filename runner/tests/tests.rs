@@ -78,6 +78,8 @@ fn a_snapshot_with_a_modelopt_hf_quant_config_is_sized_as_nvfp4() {
     assert_eq!(q["kv_bytes_per_token"].as_u64().unwrap() * 2, base["kv_bytes_per_token"].as_u64().unwrap());
     let text = String::from_utf8_lossy(&runner(&["estimate", "--model", dir, "--gpu", "rtx-5090"]).stdout).to_string();
     assert!(text.contains("hf_quant_config.json") && text.contains("nvfp4"), "{text}");
+    // the config.json path itself reads the file beside it too
+    assert_eq!(json(d.join("config.json").to_str().unwrap())["weights_bytes"], q["weights_bytes"]);
     // a broken file beside the config is named, not skipped
     std::fs::write(d.join("hf_quant_config.json"), "{\"quantization\": ").unwrap();
     let bad = runner(&["estimate", "--model", dir]);
