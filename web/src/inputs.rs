@@ -218,7 +218,7 @@ pub fn ScenarioInputs(st: St) -> impl IntoView {
     let initial_gpu = st.scenario.with_untracked(gpu_choice);
     let dtypes: Vec<(String, String)> = WeightDtype::ALL.iter().map(|d| (d.to_string(), if *d == WeightDtype::Auto { "auto (checkpoint)".into() } else { d.to_string() })).collect();
     let quants: Vec<(String, String)> = QuantChoice::ALL.iter().map(|q| (q.to_string(), if *q == QuantChoice::Auto { "auto (config)".into() } else { q.to_string() })).collect();
-    let kvs: Vec<(String, String)> = KvDtype::ALL.iter().map(|k| (k.to_string(), if *k == KvDtype::Auto { "auto (activation dtype)".into() } else { k.to_string() })).collect();
+    let kvs: Vec<(String, String)> = KvDtype::ALL.iter().map(|k| (k.to_string(), if *k == KvDtype::Auto { "auto (as the engine picks)".into() } else { k.to_string() })).collect();
     let engines: Vec<(String, String)> = Engine::ALL.iter().map(|e| (e.to_string(), e.to_string())).collect();
     view! {
         <section class="panel" aria-labelledby="h-hw">
