@@ -229,14 +229,16 @@ impl St {
         let token = self.hub_token.get_untracked();
         let alt = match_model(id, bundled).map(|m| m.config_id);
         let offer = |alt: &Option<String>| alt.as_ref().map(|a| format!(" A bundled copy of {a} is available.")).unwrap_or_else(|| " Pick a bundled model or paste its config.json.".into());
+        // an NVIDIA ModelOpt export may name its quantisation only in hf_quant_config.json: asked
+        // for beside config.json, so that it costs no extra round trip
+        let qurl = self.hub_url(id, "hf_quant_config.json");
+        let quant = io::start_get(&qurl, Some(&token));
         match io::get(&url, Some(&token)).await {
             Fetched::Ok(200, text) => {
-                // an NVIDIA ModelOpt export may name its quantisation only in hf_quant_config.json
                 let text = if text.contains("\"quantization_config\"") {
                     text
                 } else {
-                    let qurl = self.hub_url(id, "hf_quant_config.json");
-                    let merged = match io::get(&qurl, Some(&token)).await {
+                    let merged = match quant.await {
                         Fetched::Ok(200, quant) => kv_estimator::merge_hf_quant_config(&text, &quant).map(|m| m.unwrap_or_else(|| text.clone())).map_err(|e| e.to_string()),
                         Fetched::Ok(404, _) => Ok(text.clone()),
                         Fetched::Ok(s, _) => Err(format!("the Hub answered HTTP {s} for {qurl}, which may hold the checkpoint's quantisation")),

@@ -20,13 +20,29 @@ pub enum Fetched {
 
 /// GET `url`, with a bearer token when given.
 pub async fn get(url: &str, bearer: Option<&str>) -> Fetched {
-    match get_inner(url, bearer).await {
-        Ok((s, t)) => Fetched::Ok(s, t),
-        Err(e) => Fetched::Network(e),
+    start_get(url, bearer).await
+}
+
+/// Starts a GET at once (the browser sends it before this is awaited, so two requests run side
+/// by side) and gives its outcome when awaited.
+pub fn start_get(url: &str, bearer: Option<&str>) -> impl std::future::Future<Output = Fetched> {
+    let sent = send(url, bearer);
+    async move {
+        let answer = async {
+            let resp: web_sys::Response = JsFuture::from(sent?).await.map_err(js_err)?.dyn_into().map_err(js_err)?;
+            let status = resp.status();
+            let text = JsFuture::from(resp.text().map_err(js_err)?).await.map_err(js_err)?.as_string().unwrap_or_default();
+            Ok::<_, String>((status, text))
+        };
+        match answer.await {
+            Ok((s, t)) => Fetched::Ok(s, t),
+            Err(e) => Fetched::Network(e),
+        }
     }
 }
 
-async fn get_inner(url: &str, bearer: Option<&str>) -> Result<(u16, String), String> {
+/// The browser's fetch of `url`, already under way.
+fn send(url: &str, bearer: Option<&str>) -> Result<js_sys::Promise, String> {
     let win = window().ok_or("no window")?;
     let opts = web_sys::RequestInit::new();
     opts.set_method("GET");
@@ -35,10 +51,7 @@ async fn get_inner(url: &str, bearer: Option<&str>) -> Result<(u16, String), Str
     if let Some(t) = bearer.filter(|t| !t.is_empty()) {
         req.headers().set("Authorization", &format!("Bearer {t}")).map_err(js_err)?;
     }
-    let resp: web_sys::Response = JsFuture::from(win.fetch_with_request(&req)).await.map_err(js_err)?.dyn_into().map_err(js_err)?;
-    let status = resp.status();
-    let text = JsFuture::from(resp.text().map_err(js_err)?).await.map_err(js_err)?.as_string().unwrap_or_default();
-    Ok((status, text))
+    Ok(win.fetch_with_request(&req))
 }
 
 /// The element the page mounts in (`<div id="app">` in index.html).
