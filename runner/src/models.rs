@@ -151,11 +151,15 @@ pub fn fetch_hub(id: &str) -> Result<(String, String, String)> {
     let endpoint = std::env::var("HF_ENDPOINT").unwrap_or_else(|_| "https://huggingface.co".into());
     let url = format!("{}/{id}/resolve/main/config.json", endpoint.trim_end_matches('/'));
     let client = reqwest::blocking::Client::builder().timeout(std::time::Duration::from_secs(20)).build()?;
-    let mut req = client.get(&url);
-    if let Ok(tok) = std::env::var("HF_TOKEN") {
-        req = req.bearer_auth(tok);
-    }
-    let resp = match req.send() {
+    // a GET with the access token, when there is one
+    let get = |url: &str| {
+        let req = client.get(url);
+        match std::env::var("HF_TOKEN") {
+            Ok(tok) => req.bearer_auth(tok).send(),
+            Err(_) => req.send(),
+        }
+    };
+    let resp = match get(&url) {
         Ok(r) => r,
         Err(e) => bail!("the Hugging Face Hub is unreachable ({url}: {e}); use a bundled id instead: {}", suggestions(id)),
     };
@@ -163,15 +167,11 @@ pub fn fetch_hub(id: &str) -> Result<(String, String, String)> {
         200 => {
             let text = resp.text()?;
             // an NVIDIA ModelOpt export may name its quantisation only in hf_quant_config.json
-            if text.contains("\"quantization_config\"") {
+            if !kv_estimator::wants_hf_quant_config(&text) {
                 return Ok((id.to_string(), text, format!("hub {url}")));
             }
             let qurl = url.replace("/config.json", "/hf_quant_config.json");
-            let mut req = client.get(&qurl);
-            if let Ok(tok) = std::env::var("HF_TOKEN") {
-                req = req.bearer_auth(tok);
-            }
-            match req.send() {
+            match get(&qurl) {
                 Ok(r) if r.status().as_u16() == 200 => with_hf_quant(text, format!("hub {url}"), &r.text()?, &qurl).map(|(t, s)| (id.to_string(), t, s)),
                 Ok(r) if r.status().as_u16() == 404 => Ok((id.to_string(), text, format!("hub {url}"))),
                 Ok(r) => bail!("the Hub answered HTTP {} for {qurl} (the checkpoint's quantisation, if it has one there)", r.status().as_u16()),

@@ -235,7 +235,7 @@ impl St {
         let quant = io::start_get(&qurl, Some(&token));
         match io::get(&url, Some(&token)).await {
             Fetched::Ok(200, text) => {
-                let text = if text.contains("\"quantization_config\"") {
+                let text = if !kv_estimator::wants_hf_quant_config(&text) {
                     text
                 } else {
                     let merged = match quant.await {

@@ -301,6 +301,14 @@ pub fn parse_config(text: &str) -> Result<ModelShape> {
     Ok(shape)
 }
 
+/// Whether a `config.json` leaves its quantisation to an `hf_quant_config.json` beside it: it is a
+/// JSON object without a `quantization_config` block (what the runner and the page ask before
+/// fetching or awaiting that file).
+pub fn wants_hf_quant_config(text: &str) -> bool {
+    let (clean, _) = sanitize_python_json(text);
+    matches!(serde_json::from_str::<Value>(&clean), Ok(Value::Object(top)) if !top.get("quantization_config").is_some_and(Value::is_object))
+}
+
 /// `config.json` with the checkpoint's ModelOpt `hf_quant_config.json` laid in as its
 /// `quantization_config`, as vLLM reads it when `config.json` has none (NVIDIA's earlier FP8 and
 /// NVFP4 exports); `None` when `config.json` has its own block, which wins, or is not a JSON
@@ -314,14 +322,13 @@ pub fn merge_hf_quant_config(text: &str, hf_quant_config: &str) -> Result<Option
     if !quant.is_object() {
         return Err(Error::FieldType { field: "hf_quant_config.json".into(), message: "expected a JSON object".into() });
     }
+    if !wants_hf_quant_config(text) {
+        return Ok(None);
+    }
     let (clean, _) = sanitize_python_json(text);
-    Ok(match serde_json::from_str::<Value>(&clean) {
-        Ok(Value::Object(mut top)) if !top.get("quantization_config").is_some_and(Value::is_object) => {
-            top.insert("quantization_config".into(), quant);
-            Some(Value::Object(top).to_string())
-        }
-        _ => None,
-    })
+    let Ok(Value::Object(mut top)) = serde_json::from_str::<Value>(&clean) else { return Ok(None) };
+    top.insert("quantization_config".into(), quant);
+    Ok(Some(Value::Object(top).to_string()))
 }
 
 /// Parses a `config.json` with the checkpoint's `hf_quant_config.json` beside it

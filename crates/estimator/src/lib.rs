@@ -15,7 +15,7 @@ pub mod gguf;
 pub mod model;
 pub mod units;
 
-pub use config::{merge_hf_quant_config, parse_config, parse_config_with_quant};
+pub use config::{merge_hf_quant_config, parse_config, parse_config_with_quant, wants_hf_quant_config};
 pub use dtype::{FloatDtype, KvDtype, Quant, QuantChoice, WeightDtype};
 pub use error::{Error, Result};
 pub use model::{Family, ModelShape};
