@@ -2,6 +2,12 @@
 //! Qwen3.5, and Pixtral in Mistral 3 and LLaVA). Their weights are loaded with the language model, so they count toward weight
 //! memory; their shapes are estimated from `vision_config` as a ViT (attention + MLP + norms per layer, patch and
 //! position embeddings, a projector to the text width). This part is modelled, not exact.
+//!
+//! Under tensor parallelism the tower is divided over the ranks: vLLM's and SGLang's ViTs (SigLIP,
+//! Mllama and Llama 4 vision, Qwen2-VL to Qwen3-VL, Pixtral in the Hugging Face layout) build
+//! their attention and MLP from column- and row-parallel linears (vLLM's default
+//! `--mm-encoder-tp-mode weights`); the patch and position embeddings and norms they replicate
+//! are a small part and are divided with the rest.
 
 use super::*;
 
@@ -61,7 +67,7 @@ pub(crate) fn add_encoder(cx: &mut Cx, text_hidden: u64, g: &mut Vec<Tensor>) {
     let params = (layers + extra_layers).saturating_mul(per_layer) + channels * temporal * patch * patch * h + patch_bias + positions.saturating_mul(h) + projector;
     let params = u64::try_from(params).unwrap_or(u64::MAX);
     let (h, layers, extra_layers) = (h as u64, layers as u64, extra_layers as u64);
-    g.push(Tensor::new("vision_tower", Role::Encoder, params, 1, Split::Replicated));
+    g.push(Tensor::new("vision_tower", Role::Encoder, params, 1, Split::Column));
     cx.mm_tokens = mm_tokens_per_prompt(cx, patch as u64, merge as u64, image as u64);
     cx.note(format!("vision tower estimated from vision_config as a ViT ({} layers x {h} wide): {:.2}B parameters, modelled", layers + extra_layers, params as f64 / 1e9));
 }
@@ -113,6 +119,6 @@ fn pixtral(cx: &mut Cx, v: &Map<String, Value>, text_hidden: u64, g: &mut Vec<Te
     let merger = if mistral3 { h + merge * merge * h * h } else { 0 };
     let projector = merger + h * features * text + bias * text + text * text + bias * text;
     let params = u64::try_from(tower + projector).unwrap_or(u64::MAX);
-    g.push(Tensor::new("vision_tower", Role::Encoder, params, 1, Split::Replicated));
+    g.push(Tensor::new("vision_tower", Role::Encoder, params, 1, Split::Column));
     cx.note(format!("vision tower: Pixtral ({layers} layers x {h} wide) and its projector: {:.2}B parameters, from vision_config (modelled)", params as f64 / 1e9));
 }
