@@ -207,6 +207,12 @@ pub struct EstimateArgs {
     /// No CUDA graphs (vLLM `--enforce-eager`; from vLLM 0.20 nothing is set aside for them).
     #[arg(long)]
     pub enforce_eager: bool,
+    /// vLLM V1's top-k/top-p sampler is FlashInfer's, `on` or `off`: 0.8 to 0.11 use it whenever
+    /// FlashInfer is installed (vLLM's images ship it, a pip install does not), from 0.12 with
+    /// `VLLM_USE_FLASHINFER_SAMPLER=1`; the start-up log says "Using FlashInfer for top-p & top-k
+    /// sampling". Without it, the version's default for a pip install.
+    #[arg(long, value_name = "on|off")]
+    pub flashinfer_sampler: Option<String>,
     /// Flash attention, `on` or `off` (llama.cpp `-fa`; without it, the build's default: on from b6300).
     #[arg(long, value_name = "on|off")]
     pub flash_attn: Option<String>,

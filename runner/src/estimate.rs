@@ -52,6 +52,7 @@ pub fn scenario(args: &EstimateArgs) -> Result<Scenario> {
     set("seqs", args.max_num_seqs.map(|v| v.to_string()))?;
     set("offload", args.cpu_offload_gb.map(|v| v.to_string()))?;
     set("eager", args.enforce_eager.then(|| "on".to_string()))?;
+    set("fis", args.flashinfer_sampler.clone())?;
     set("lora", args.max_lora_rank.map(|v| v.to_string()))?;
     set("loras", args.max_loras.map(|v| v.to_string()))?;
     set("fa", args.flash_attn.clone())?;

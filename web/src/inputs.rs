@@ -263,6 +263,7 @@ pub fn ScenarioInputs(st: St) -> impl IntoView {
                 {field(st, "ctx", "Max model length", "model's", "vLLM max_model_len, llama.cpp n_ctx; empty = the model's max_position_embeddings")}
                 {field(st, "bs", "Block size", "16", "KV block size in tokens (vLLM)")}
                 {field(st, "mbt", "Max batched tokens", "engine default", "profiling batch / chunked-prefill size / llama.cpp -ub")}
+                {choice(st, "fis", "FlashInfer sampler", vec![(String::new(), "version default".into()), ("on".into(), "on (installed / opted in)".into()), ("off".into(), "off (PyTorch / Triton)".into())], "vLLM V1 top-k/top-p sampling with FlashInfer: 0.8 to 0.11 use it whenever FlashInfer is installed (vLLM's images ship it, pip does not), from 0.12 with VLLM_USE_FLASHINFER_SAMPLER=1; it needs 24 B less a logit in the profiling run than the sort. The start-up log says \"Using FlashInfer for top-p & top-k sampling\"")}
                 {choice(st, "eager", "CUDA graphs", vec![(String::new(), "captured".into()), ("on".into(), "none (--enforce-eager)".into())], "vLLM --enforce-eager: no CUDA graphs; from vLLM 0.20 their estimate is no longer subtracted before the KV cache")}
                 {field(st, "lora", "LoRA rank", "no LoRA", "vLLM --enable-lora --max-lora-rank: adapter slots of this rank on every linear layer, the embedding and the LM head, allocated at load. Empty = no LoRA")}
                 {field(st, "loras", "LoRA slots", "1", "vLLM --max-loras: adapters one batch may use, each with its own slots (needs a LoRA rank)")}

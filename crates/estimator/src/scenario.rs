@@ -26,6 +26,7 @@
 //! | `dev` | `gpu` or `cpu` (a CPU run has no CUDA context; what `kv-runner measure` uses on CPU) | `gpu` |
 //! | `offload` | GiB per GPU of weights in host memory (vLLM, SGLang `--cpu-offload-gb`) | none |
 //! | `eager` | `on`: no CUDA graphs (vLLM `--enforce-eager`) | off |
+//! | `fis` | vLLM V1's top-k/top-p sampler is FlashInfer's, `on` or `off` (0.8 to 0.11: FlashInfer installed, as in vLLM's images; from 0.12: `VLLM_USE_FLASHINFER_SAMPLER=1`) | the version's default for a pip install |
 //! | `ngl` | layers llama.cpp puts on the GPU (`-ngl`: the last N; above the layer count the output layer too) | all and the output |
 //! | `nkvo` | `on`: llama.cpp keeps the KV cache in host memory (`-nkvo`) | off |
 //! | `lora` | LoRA adapters served: the largest rank (vLLM `--enable-lora --max-lora-rank`) | no LoRA |
@@ -134,6 +135,13 @@ pub struct Scenario {
     /// No CUDA graphs (vLLM `--enforce-eager`): from vLLM 0.20 nothing is set aside for them.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub enforce_eager: bool,
+    /// vLLM V1 samples top-k/top-p with FlashInfer's kernels (`Some(true)`) or without them
+    /// (`Some(false)`): from 0.8 to 0.11 whenever FlashInfer is installed (vLLM's images ship it, a
+    /// pip install does not), from 0.12 only with `VLLM_USE_FLASHINFER_SAMPLER=1`, and by default
+    /// on Model Runner V2 from 0.33. `None`: the version's default for a pip install. The start-up
+    /// log says which: "Using FlashInfer for top-p & top-k sampling".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flashinfer_sampler: Option<bool>,
     /// Layers llama.cpp puts on the GPU (`-ngl`): the last `n` decoder layers, and the output
     /// layer when `n` exceeds the layer count; `None`: all of them and the output.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -181,6 +189,7 @@ impl Default for Scenario {
             cpu: false,
             cpu_offload_gib: None,
             enforce_eager: false,
+            flashinfer_sampler: None,
             gpu_layers: None,
             kv_on_host: false,
             lora_rank: None,
@@ -344,6 +353,11 @@ impl Scenario {
         if self.kv_on_host && self.engine != Engine::LlamaCpp {
             errs.push(Error::scenario("nkvo", "on", "off for this engine: -nkvo is a llama.cpp setting"));
         }
+        if let Some(fi) = self.flashinfer_sampler {
+            if self.engine != Engine::Vllm {
+                errs.push(Error::scenario("fis", if fi { "on" } else { "off" }, "no value for this engine: the FlashInfer sampler is a vLLM V1 setting"));
+            }
+        }
         if let Some(r) = self.lora_rank {
             if !LORA_RANKS.contains(&r) {
                 let list: Vec<String> = LORA_RANKS.iter().map(u64::to_string).collect();
@@ -419,6 +433,9 @@ impl Scenario {
         if self.enforce_eager {
             q.push(("eager", "on".into()));
         }
+        if let Some(fi) = self.flashinfer_sampler {
+            q.push(("fis", if fi { "on" } else { "off" }.into()));
+        }
         q.extend(opt("ngl", self.gpu_layers));
         if self.kv_on_host {
             q.push(("nkvo", "on".into()));
@@ -446,7 +463,7 @@ impl Scenario {
                 GpuChoice::Catalog(_) => Ok(()),
                 GpuChoice::Custom { board: None, .. } => Err(Error::scenario("mem", "", "GiB per GPU (a custom GPU needs its memory size)")),
             },
-            "gpus" | "ev" | "ctx" | "util" | "bs" | "mbt" | "seqs" | "fa" | "dev" | "dp" | "ep" | "offload" | "eager" | "ngl" | "nkvo" | "lora" | "loras" => {
+            "gpus" | "ev" | "ctx" | "util" | "bs" | "mbt" | "seqs" | "fa" | "dev" | "dp" | "ep" | "offload" | "eager" | "fis" | "ngl" | "nkvo" | "lora" | "loras" => {
                 if key == "ev" {
                     self.engine_version = None;
                 } else if key == "dev" {
@@ -552,6 +569,7 @@ impl Scenario {
             "fa" => self.flash_attention = None,
             "offload" => self.cpu_offload_gib = None,
             "eager" => self.enforce_eager = false,
+            "fis" => self.flashinfer_sampler = None,
             "ngl" => self.gpu_layers = None,
             "nkvo" => self.kv_on_host = false,
             // no LoRA also means no slot count
@@ -628,6 +646,7 @@ impl Scenario {
             "seqs" => self.max_num_seqs = Some(int("a number of sequences")?),
             "fa" => self.flash_attention = Some(on_off(v).ok_or_else(|| Error::scenario("fa", v, "on or off (flash attention; leave it out for the build's default)"))?),
             "eager" => self.enforce_eager = on_off(v).ok_or_else(|| Error::scenario("eager", v, "on or off (--enforce-eager: no CUDA graphs)"))?,
+            "fis" => self.flashinfer_sampler = Some(on_off(v).ok_or_else(|| Error::scenario("fis", v, "on or off (vLLM's FlashInfer top-k/top-p sampler; leave it out for the version's default)"))?),
             "ngl" => self.gpu_layers = Some(int("a number of layers on the GPU (llama.cpp -ngl)")?),
             "nkvo" => self.kv_on_host = on_off(v).ok_or_else(|| Error::scenario("nkvo", v, "on or off (llama.cpp -nkvo: KV cache in host memory)"))?,
             "lora" => self.lora_rank = Some(int("a LoRA rank (--max-lora-rank)")?),
@@ -643,7 +662,7 @@ impl Scenario {
                     _ => return Err(Error::scenario("dev", v, "gpu or cpu")),
                 }
             }
-            other => return Err(Error::scenario(other, v, "a known parameter (v, m, gpu, mem, gpus, tp, pp, dp, ep, dt, q, kv, e, ev, in, out, n, ctx, util, bs, mbt, seqs, fa, dev, offload, eager, ngl, nkvo, lora, loras)")),
+            other => return Err(Error::scenario(other, v, "a known parameter (v, m, gpu, mem, gpus, tp, pp, dp, ep, dt, q, kv, e, ev, in, out, n, ctx, util, bs, mbt, seqs, fa, dev, offload, eager, fis, ngl, nkvo, lora, loras)")),
         }
         Ok(())
     }
@@ -746,6 +765,20 @@ mod tests {
         assert_eq!(errs.len(), 2, "{errs:?}");
         assert!(errs.iter().all(|e| e.to_string().contains("llama.cpp setting")), "{errs:?}");
         assert!(Scenario::from_query("m=a/b&e=llama.cpp&ngl=x").unwrap_err()[0].to_string().contains("`ngl` = `x`"));
+    }
+
+    #[test]
+    fn flashinfer_sampler_travels_in_the_link_for_vllm_v1_only() {
+        let mut s = Scenario::from_query("m=a/b&e=vllm&ev=0.10.1.1&fis=on").unwrap();
+        assert_eq!(s.flashinfer_sampler, Some(true));
+        assert_eq!(Scenario::from_query(&s.to_query()).unwrap(), s);
+        assert_eq!(s.get("fis").as_deref(), Some("on"));
+        s.unset("fis").unwrap();
+        assert_eq!((s.flashinfer_sampler, s.get("fis")), (None, None));
+        assert_eq!(Scenario::from_query("m=a/b&fis=off").unwrap().flashinfer_sampler, Some(false));
+        let errs = Scenario::from_query("m=a/b&e=sglang&fis=on").unwrap_err();
+        assert!(errs[0].to_string().contains("`fis` = `on`") && errs[0].to_string().contains("vLLM V1"), "{errs:?}");
+        assert!(Scenario::from_query("m=a/b&fis=yes").unwrap_err()[0].to_string().contains("on or off"));
     }
 
     #[test]

@@ -540,6 +540,19 @@ fn setting_number_in(text: &str, name: &str, fraction: bool) -> Option<String> {
     None
 }
 
+/// Which top-k/top-p sampler a vLLM V1 start-up log says it runs: "Using FlashInfer for top-p &
+/// top-k sampling" (`Some(true)`), or a fallback to PyTorch's ("Falling back to the PyTorch-native
+/// implementation of top-p & top-k sampling" before 0.12, "FlashInfer top-p/top-k sampling is
+/// available but disabled by default" from 0.12: `Some(false)`); `None` when the text says neither.
+pub fn flashinfer_sampler_in(text: &str) -> Option<bool> {
+    let t = text.to_ascii_lowercase();
+    if t.contains("using flashinfer for top-p & top-k sampling") {
+        return Some(true);
+    }
+    let off = ["falling back to the pytorch-native implementation of top-p & top-k sampling", "flashinfer top-p/top-k sampling is available but disabled"];
+    off.iter().any(|w| t.contains(w)).then_some(false)
+}
+
 /// Flash attention in a llama.cpp case, and where the case says so: the `flash_attn` figure; else
 /// the log (the quote first, then the notes): its `flash_attn = 1` line, `flash_attn = auto ->
 /// enabled`, or "Flash Attention was auto, set to disabled"; else the `-fa` / `--flash-attn` flag
@@ -733,6 +746,12 @@ pub fn case_scenario(case: &Case, model_id: &str) -> std::result::Result<(Scenar
             s.max_num_batched_tokens = Some(n);
         }
         s.enforce_eager = case.enforce_eager.unwrap_or(false);
+        if engine == Engine::Vllm {
+            if let Some(fi) = case.figures.get("flashinfer_sampler").and_then(Value::as_bool).or_else(|| flashinfer_sampler_in(&text)) {
+                notes.push(format!("FlashInfer top-k/top-p sampler {} (the case's log)", if fi { "on" } else { "off" }));
+                s.flashinfer_sampler = Some(fi);
+            }
+        }
         if let Some(g) = setting_f64_in(&text, "cpu_offload_gb") {
             notes.push(format!("cpu_offload_gb {g} from the case's arguments"));
             s.cpu_offload_gib = Some(g);
@@ -1541,6 +1560,14 @@ mod tests {
         assert_eq!(setting_f64_in("with --cpu-offload-gb 8.", "cpu_offload_gb"), Some(8.0));
         assert_eq!(setting_f64_in("--cpu-offload-gb N GiB", "cpu_offload_gb"), None);
         assert_eq!(setting_in("--cpu-offload-gb 12.5", "cpu_offload_gb"), None);
+    }
+
+    #[test]
+    fn flashinfer_sampler_is_read_from_the_log() {
+        assert_eq!(flashinfer_sampler_in("INFO [topk_topp_sampler.py:50] Using FlashInfer for top-p & top-k sampling."), Some(true));
+        assert_eq!(flashinfer_sampler_in("FlashInfer is not available. Falling back to the PyTorch-native implementation of top-p & top-k sampling."), Some(false));
+        assert_eq!(flashinfer_sampler_in("FlashInfer top-p/top-k sampling is available but disabled by default."), Some(false));
+        assert_eq!(flashinfer_sampler_in("Using Flash Attention backend on V1 engine."), None);
     }
 
     #[test]

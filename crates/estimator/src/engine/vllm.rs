@@ -374,7 +374,15 @@ pub fn mrv2_sampler_state_bytes(ver: (u64, u64, u64), max_num_seqs: u64, vocab: 
 /// elsewhere (Turing, Volta, ROCm) the Triton top-k/top-p filters the fp32 copy in place (6 B).
 /// `cc` is the board's compute capability x 10 (0 on ROCm); `None` for a size on no known board,
 /// taken as a FlashInfer GPU.
-pub fn sampler_path(v0: bool, ver: (u64, u64, u64), shape: &ModelShape, quantised: bool, rows: u64, act_bytes: u64, cc: Option<u32>) -> (u64, &'static str) {
+///
+/// `flashinfer` is the scenario's FlashInfer sampler setting (`None`: the version's default for a
+/// pip install). V1 0.8 to 0.11 take FlashInfer's `top_k_top_p_sampling_from_logits` whenever
+/// FlashInfer is installed (`topk_topp_sampler.py`: `VLLM_USE_FLASHINFER_SAMPLER` unset counts as
+/// yes; the dummy run passes no generators), which masks and normalises without sorting: the
+/// sort-free 14 B; vLLM's wheels list FlashInfer as an extra until 0.12, so the default is the sort.
+/// From 0.12 the kernels are opt-in (`VLLM_USE_FLASHINFER_SAMPLER=1`); on Model Runner V2 from
+/// 0.33 they are the default, and `off` is the Triton path. V0 is not modelled with them.
+pub fn sampler_path(v0: bool, ver: (u64, u64, u64), shape: &ModelShape, quantised: bool, rows: u64, act_bytes: u64, cc: Option<u32>, flashinfer: Option<bool>) -> (u64, &'static str) {
     use crate::activation::{SAMPLER_BYTES_PER_LOGIT as SORT, SORT_FREE_BYTES_PER_LOGIT as SORT_FREE};
     if v0 {
         return (SORT, "V0 sorts the logits for top-k/top-p (bf16 logits, fp32 copy, sorted values and int64 indices, softmax, cumulative sum, mask, probabilities, exponential draw)");
@@ -387,6 +395,9 @@ pub fn sampler_path(v0: bool, ver: (u64, u64, u64), shape: &ModelShape, quantise
             if cc.is_some_and(|c| !(80..=121).contains(&c)) {
                 return (act_bytes + 4, "Model Runner V2 from 0.33 warms the sampler up with top-k/top-p on every row; without FlashInfer's sampler (compute capability outside 8.0 to 12.1, or ROCm) the Triton top-k/top-p filters the fp32 copy in place: bf16 logits and their fp32 copy");
             }
+            if flashinfer == Some(false) {
+                return (act_bytes + 4, "Model Runner V2 from 0.33 warms the sampler up with top-k/top-p on every row; with FlashInfer's sampler off (VLLM_USE_FLASHINFER_SAMPLER=0) the Triton top-k/top-p filters the fp32 copy in place: bf16 logits and their fp32 copy");
+            }
             return (SORT_FREE, "Model Runner V2 from 0.33 warms the sampler up with top-k/top-p on every row (FlashInfer: bf16 logits, fp32 copy, masked logits, probabilities)");
         }
         if ver >= (0, 26, 0) {
@@ -394,10 +405,13 @@ pub fn sampler_path(v0: bool, ver: (u64, u64, u64), shape: &ModelShape, quantise
         }
         return (act_bytes + 4, "Model Runner V2 before 0.26 profiles no top-k/top-p: the logits and their fp32 copy");
     }
+    if flashinfer == Some(true) && cc != Some(0) {
+        return (SORT_FREE, "FlashInfer's top-k/top-p sampler (installed, which 0.8 to 0.11 use when present, or VLLM_USE_FLASHINFER_SAMPLER=1 from 0.12) masks without sorting: bf16 logits, fp32 copy, masked logits, probabilities");
+    }
     if ver >= (0, 17, 0) && rows >= 8 {
         return (SORT_FREE, "from 0.17 the Triton top-k/top-p filters without sorting: bf16 logits, fp32 copy, probabilities, exponential draw");
     }
-    (SORT, "top-k/top-p by sort (bf16 logits, fp32 copy, sorted values and int64 indices, softmax, cumulative sum, mask, probabilities, exponential draw)")
+    (SORT, "top-k/top-p by sort (bf16 logits, fp32 copy, sorted values and int64 indices, softmax, cumulative sum, mask, probabilities, exponential draw), as vLLM runs it without FlashInfer's sampler; with it (FlashInfer installed, as in vLLM's images, for 0.8 to 0.11; VLLM_USE_FLASHINFER_SAMPLER=1 from 0.12) 24 B less a logit")
 }
 
 /// The newest vLLM release whose start-up this profile follows, the default version (release
@@ -503,7 +517,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let offload_copy = if v0 { cx.offload.largest_layer } else { 0 };
     let fwd = forward_peak(cx.shape, tokens, act_bytes, tp).saturating_add(offload_copy);
     let sample_rows = rows.min(tokens);
-    let (per_logit, path) = sampler_path(v0, ver, cx.shape, cx.plan.quant.is_some(), sample_rows, act_bytes, s.gpu.catalog().map(|g| g.compute_capability));
+    let (per_logit, path) = sampler_path(v0, ver, cx.shape, cx.plan.quant.is_some(), sample_rows, act_bytes, s.gpu.catalog().map(|g| g.compute_capability), s.flashinfer_sampler);
     // the whole batch's forward output (tokens x hidden) stays alive while the sampler runs on
     // its last rows: V0's `execute_model` holds it, and V1's `profile_run` from 0.9.2, where
     // `_dummy_run` returns it beside the last rows (before, it returned only those rows)
@@ -531,7 +545,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     };
     let mrv2 = !v0 && model_runner_v2(ver, cx.shape, cx.plan.quant.is_some());
     let activation = if mrv2 {
-        activation.note("Model Runner V2: its one logged profile peak (0.26, Qwen2.5-7B AWQ on an RTX 4080 under WSL2) is 1.04 GiB where this model gives 0.26 GiB, not explained by its source")
+        activation.note("this version runs the model on Model Runner V2, whose profile peak is checked by one public log only: vLLM 0.26 with Qwen2.5-7B AWQ on an RTX 4080 under WSL2 logged 1.04 GiB where this activation model gives that case 0.26 GiB, a gap its source does not explain; treat the activation peak as uncertain here")
     } else {
         activation
     };
