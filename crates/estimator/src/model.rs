@@ -424,6 +424,37 @@ impl ModelShape {
     pub fn kv_layers(&self) -> usize {
         self.runs_all().filter(|(l, _)| matches!(l.mixer, Mixer::Attention { .. } | Mixer::Mla { .. })).map(|(_, n)| n as usize).sum()
     }
+    /// Values (positions x width) of the rotary cos/sin caches vLLM's `get_rope` builds at load,
+    /// one per distinct rope (`rotary_embedding/__init__.py`, read in the 0.19 wheel; SGLang's is
+    /// a port): `max_position x` [`Self::rotary_dim`], where the scaled ropes cover more positions:
+    /// `linear` and `dynamic` the length times their factor (`max_len = max_position_embeddings *
+    /// scaling_factor`), YaRN `original_max_position_embeddings x factor`, LongRoPE its short and
+    /// long tables (`original + max_position`). Gemma 3 and 3n build a second, unscaled cache for
+    /// their sliding layers (`rope_local_base_freq`, default scaling). Nested (per layer kind)
+    /// entries are left at `max_position`, their widths already counted apart.
+    pub fn rope_cache_values(&self) -> u64 {
+        let Some(max) = self.max_position_embeddings else { return 0 };
+        let width = self.rotary_dim();
+        let scaled = |f: Option<f64>, base: u64| -> u64 {
+            let f = f.filter(|f| f.is_finite() && *f >= 1.0).unwrap_or(1.0);
+            let n = (base as f64 * f).floor();
+            if n.is_finite() && n < u64::MAX as f64 { n as u64 } else { base }
+        };
+        let positions = match self.rope_scaling.as_slice() {
+            [r] => match r.rope_type.as_str() {
+                "linear" | "dynamic" => scaled(r.factor, max),
+                "yarn" | "deepseek_yarn" => r.original_max_position_embeddings.map_or(max, |o| scaled(r.factor, o)),
+                "longrope" => max.saturating_add(r.original_max_position_embeddings.or(self.original_max_position_embeddings).unwrap_or(0)),
+                _ => max,
+            },
+            _ => max,
+        };
+        let mut values = positions.saturating_mul(width);
+        if self.model_type.starts_with("gemma3") && self.has_sliding_window() && !self.is_mla() {
+            values = values.saturating_add(max.saturating_mul(width));
+        }
+        values
+    }
     /// Width of the rotary cos/sin caches vLLM builds at load, per position: the decoupled rope
     /// key of MLA, else one cache per distinct attention head size (Gemma 4's sliding and full
     /// layers, 256 and 512, build two), else the head size.

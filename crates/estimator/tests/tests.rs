@@ -483,6 +483,29 @@ fn vllm_sampler_profile_follows_the_version_and_model_runner() {
     assert!(a.notes.iter().any(|n| n.contains("without FlashInfer")), "{:?}", a.notes);
 }
 
+/// The rotary cos/sin caches vLLM and SGLang build at load (`get_rope`): scaled ropes cover the
+/// scaled length (linear and dynamic: max_position x factor; YaRN: original x factor; LongRoPE:
+/// its short and long tables), and Gemma 3 builds a second, unscaled cache for its sliding
+/// layers. Gemma 3 4B's two (9 x 131072 positions of 256) are the 0.5 GiB its "Model loading
+/// took" shows above the checkpoint in vLLM 0.19 (llm-d-planner's log: 8.58 GiB).
+#[test]
+fn rotary_caches_cover_the_scaled_length_and_gemma3s_local_rope() {
+    let values = |id: &str| shape(id).rope_cache_values();
+    assert_eq!(values("meta-llama/Llama-3.1-8B-Instruct"), 131_072 * 128, "llama3 scaling keeps max_position");
+    assert_eq!(values("deepseek-ai/deepseek-coder-6.7b-instruct"), 16_384 * 4 * 128, "linear x4");
+    assert_eq!(values("internlm/internlm2_5-7b-chat"), 32_768 * 2 * 128, "dynamic x2");
+    assert_eq!(values("openai/gpt-oss-20b"), 4096 * 32 * 64, "YaRN: original x factor");
+    assert_eq!(values("deepseek-ai/DeepSeek-V3"), 4096 * 40 * 64, "YaRN over the MLA rope key");
+    assert_eq!(values("microsoft/Phi-3.5-mini-instruct"), (131_072 + 4096) * 96, "LongRoPE's short and long tables");
+    assert_eq!(values("google/gemma-3-1b-it"), 2 * 32_768 * 256, "local and global ropes");
+    assert_eq!(values("google/gemma-3-4b-it"), (8 + 1) * 131_072 * 256, "global linear x8 and the local rope");
+    let sh = shape("google/gemma-3-4b-it");
+    let s = Scenario { engine: Engine::Vllm, engine_version: Some("0.19.0".into()), max_model_len: Some(8192), ..scenario("google/gemma-3-4b-it") };
+    let e = estimate(&sh, &s).unwrap();
+    let loaded = e.engine.loaded_weights_bytes.0 as f64 / (1u64 << 30) as f64;
+    assert!((loaded - 8.58).abs() / 8.58 < 0.01, "Model loading took {loaded:.2} GiB, logged 8.58");
+}
+
 /// vLLM V1's FlashInfer top-k/top-p sampler (`fis`): 0.8 to 0.11 use it whenever FlashInfer is
 /// installed, 0.12 to 0.16 only when opted in; it masks and normalises without sorting, 14 B a
 /// logit where the sort keeps 38. From 0.17 the Triton path already keeps 14 B, so `on` changes

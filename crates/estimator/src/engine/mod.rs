@@ -172,8 +172,9 @@ pub(crate) struct Ctx<'a> {
 
 /// What vLLM-style loaders (vLLM, SGLang) hold on a GPU beyond the checkpoint's weights (exact).
 pub(crate) struct LoadExtras {
-    /// The rotary cos/sin cache (`get_rope`): one `max_position x rotary_dim` table, shared by all
-    /// layers, in the model dtype (vLLM) or fp32 ([`load_extras_with`]).
+    /// The rotary cos/sin caches (`get_rope`): one table per distinct rope, shared by the layers
+    /// that use it ([`crate::model::ModelShape::rope_cache_values`]), in the model dtype (vLLM) or
+    /// fp32 ([`load_extras_with`]).
     pub rope: u64,
     /// Unsplit segment tails PyTorch counts as allocated (what vLLM's "Model loading took" adds).
     pub tails: u64,
@@ -189,7 +190,7 @@ pub(crate) fn load_extras(cx: &Ctx) -> LoadExtras {
 
 /// [`load_extras`] with the rotary cache's bytes per value (SGLang keeps it in fp32 on CUDA).
 pub(crate) fn load_extras_with(cx: &Ctx, rope_value_bytes: u64) -> LoadExtras {
-    let rope = cx.shape.max_position_embeddings.unwrap_or(0).saturating_mul(cx.shape.rotary_dim()).saturating_mul(rope_value_bytes);
+    let rope = cx.shape.rope_cache_values().saturating_mul(rope_value_bytes);
     let m = crate::weights::loaded_memory_ep(cx.shape, cx.plan, u64::from(cx.scenario.tp.max(1)), u64::from(cx.scenario.pp.max(1)), cx.scenario.expert_split(cx.shape.moe.is_some()), &[rope]);
     let on_gpu = cx.weights_per_gpu.0;
     let moved = cx.offload.bytes;

@@ -234,7 +234,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         "runtime overhead",
         Bytes(graphs.saturating_add(slack).saturating_add(rope)),
         "CUDA graphs and workspaces in the share outside mem_fraction_static + allocator rounding of the weights + rotary cos/sin cache",
-        format!("{} (at most 1.5 GiB of the {} outside the static fraction) + {} (weights in 2 MiB-rounded segments, exact) + {} (max_position x rotary_dim x {rope_value} B{}, exact)", gib(graphs), gib(outside), Bytes(slack), Bytes(rope), if rope_fp32 { ", fp32" } else { "" }),
+        format!("{} (at most 1.5 GiB of the {} outside the static fraction) + {} (weights in 2 MiB-rounded segments, exact) + {} (rotary cos/sin caches: positions x rotary_dim x {rope_value} B{}, exact)", gib(graphs), gib(outside), Bytes(slack), Bytes(rope), if rope_fp32 { ", fp32" } else { "" }),
     );
     // one pool keeps the window layers' tokens at full length
     let one_pool_with_windows = swa_b > 0 && !hybrid;

@@ -558,7 +558,8 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let experts = s.expert_split(cx.shape.moe.is_some());
     let non_torch_tp = if tp > 1 || experts.ranks > 1 { non_torch_tp_gib(s.gpu.catalog()) } else { 0.0 };
     let non_torch = if ver < (0, 7, 0) { NON_TORCH_SINGLE_GIB_V06 } else { NON_TORCH_SINGLE_GIB } + non_torch_tp;
-    // `get_rope` builds one cos/sin cache of max_position x rotary_dim in the model dtype at load;
+    // `get_rope` builds a cos/sin cache per distinct rope (max_position x rotary_dim, scaled ropes
+    // longer: `ModelShape::rope_cache_values`) in the model dtype at load;
     // "Model loading took" counts it (Llama-3.1-8B: 16,060,522,496 B + 32 MiB = 14.9888 GiB) and the
     // caching allocator's unsplit segment tails (Qwen2.5-7B: 2 MiB per layer, 14.19 -> 14.25 GiB)
     let super::LoadExtras { rope, tails, .. } = super::load_extras(cx);
@@ -588,7 +589,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         "non-torch memory (CUDA context, NCCL) + CUDA graphs when inside the budget (v0.20+) + rotary cos/sin cache + allocator tails of the weights + MXFP4 expert re-layout + LoRA slots (--enable-lora) + Model Runner V2's sampler state (v0.27+) + all-reduced activations held for NCCL's stream (V0 before 0.6.4, tp > 1)",
         {
             let mut d = format!(
-                "{} + {} + {} (max_position x rotary_dim x act bytes, exact) + {} (unsplit 2 MiB-segment tails PyTorch counts as allocated, exact)",
+                "{} + {} + {} (rotary cos/sin caches: positions x rotary_dim x act bytes, exact) + {} (unsplit 2 MiB-segment tails PyTorch counts as allocated, exact)",
                 gib(non_torch_b),
                 if graphs_in_budget { format!("{} ({stage_layers} layers x {CUDA_GRAPH_MIB_PER_LAYER} MiB)", gib(graph_b)) } else { gib(graph_b) },
                 crate::units::Bytes(rope),
