@@ -250,8 +250,12 @@ pub fn lora_slot_bytes(shape: &ModelShape, plan: &WeightPlan, ex: crate::weights
 
 /// Bytes per GPU that vLLM's MXFP4 MoE layout adds to the checkpoint's expert tensors
 /// (exact for a given backend; the backend follows the GPU, Hopper when the GPU is custom).
-/// Marlin on an A100 turns gpt-oss-20b's 12.8 GiB into vLLM's logged 13.7 GiB.
-fn mxfp4_relayout_extra(shape: &ModelShape, plan: &WeightPlan, ex: crate::weights::ExpertSplit, backend: Mxfp4Backend) -> u64 {
+/// Marlin on an A100 turns gpt-oss-20b's 12.8 GiB into vLLM's logged 13.7 GiB. With
+/// `hopper_value_pad` (the Triton kernels' `HopperMXValueLayout` from vLLM 0.17, whose
+/// `swizzle_data` pads both dimensions of the packed values to 64 before swizzling: the bytes of
+/// the input width and the output rows) the values grow too: gpt-oss-20b split over two H100s
+/// under 0.19 pads the 1440- and 736-byte rows to 1472 and 768, 0.13 GiB per GPU.
+fn mxfp4_relayout_extra(shape: &ModelShape, plan: &WeightPlan, ex: crate::weights::ExpertSplit, backend: Mxfp4Backend, hopper_value_pad: bool) -> u64 {
     let Some(q @ Quant::Mxfp4 { .. }) = &plan.quant else { return 0 };
     let (pad_i, pad_h) = match backend {
         Mxfp4Backend::Marlin => (128, 256),
@@ -271,6 +275,11 @@ fn mxfp4_relayout_extra(shape: &ModelShape, plan: &WeightPlan, ex: crate::weight
                     // down (row split): rows = hidden, cols = intermediate per rank
                     let (pr, pc) = if t.split == Split::Column { (2 * up(rows / 2, pad_i), up(cols, pad_h)) } else { (up(rows, pad_h), up(cols, pad_i)) };
                     per_layer += count * (q.matrix_bytes(pr, pc) - q.matrix_bytes(rows, cols)) as u128;
+                    if hopper_value_pad {
+                        // the packed values, `pr` rows of `pc / 2` bytes, padded to 64 both ways
+                        let bytes = pc.div_ceil(2);
+                        per_layer += count * (up(bytes, 64) as u128 * up(pr, 64) as u128 - bytes as u128 * pr as u128);
+                    }
                     if backend == Mxfp4Backend::Triton {
                         // the checkpoint-layout scales stay registered beside the swizzled ones
                         per_layer += count * hopper_swizzled_scale_bytes(pr, pc) as u128;
@@ -565,7 +574,9 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let super::LoadExtras { rope, tails, .. } = super::load_extras(cx);
     let at_load = rope.saturating_add(tails);
     let cc = s.gpu.catalog().map(|g| g.compute_capability);
-    let relayout = mxfp4_relayout_extra(cx.shape, cx.plan, experts, mxfp4_backend(cc, ver));
+    let backend = mxfp4_backend(cc, ver);
+    let hopper_value_pad = backend == Mxfp4Backend::Triton && cc.is_none_or(|c| (90..=99).contains(&c)) && ver >= (0, 17, 0);
+    let relayout = mxfp4_relayout_extra(cx.shape, cx.plan, experts, backend, hopper_value_pad);
     // LoRA slots are created with the model, inside "Model loading took"
     let (lora, lora_what) = match s.lora_rank {
         Some(r) => lora_slot_bytes(cx.shape, cx.plan, experts, tp, u64::from(s.pp.max(1)), r, s.max_loras.unwrap_or(1), ver),
