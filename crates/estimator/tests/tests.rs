@@ -500,6 +500,33 @@ fn hopper_triton_layout_pads_mxfp4_values_from_vllm_0_17() {
     assert!((gib - 7.01).abs() / 7.01 < 0.01, "Model loading took {gib:.3} GiB, logged 7.01");
 }
 
+/// V1 captures one piecewise CUDA graph per layer and batch size, up to `min(2 x max_num_seqs,
+/// 512, max_num_batched_tokens)`; from 0.20 their estimate comes out of the KV budget, so a small
+/// `max_num_seqs` sets less aside. AutoScientists' vLLM 0.26 log of Qwen3-Coder-30B-A3B with
+/// `--max-num-seqs 16` captured 0.11 GiB (48 layers x 18.5 MiB x 7/51 = 0.12 GiB modelled).
+#[test]
+fn cuda_graph_memory_follows_the_capture_sizes() {
+    use kv_estimator::engine::vllm::cuda_graph_capture_sizes as sizes;
+    assert_eq!(sizes(1024, 8192), 51);
+    assert_eq!(sizes(256, 2048), 51);
+    assert_eq!(sizes(128, 8192), 3 + 31 + 1);
+    assert_eq!(sizes(16, 8192), 7);
+    assert_eq!(sizes(1, 8192), 2);
+    // max_num_batched_tokens below the bound is captured itself
+    assert_eq!(sizes(256, 100), 3 + 12 + 1);
+    let sh = shape("Qwen/Qwen3-30B-A3B");
+    let overhead = |seqs: Option<u64>| {
+        let s = Scenario { gpu: GpuChoice::Catalog("a100-80gb".into()), engine: Engine::Vllm, engine_version: Some("0.26.0".into()), max_model_len: Some(131_072), max_num_seqs: seqs, ..scenario("Qwen/Qwen3-30B-A3B") };
+        estimate(&sh, &s).unwrap().overhead.bytes.0 as i128
+    };
+    let mib = |x: f64| (x * (1u64 << 20) as f64) as i128;
+    let per_layer = 18.5;
+    // the default batch and 16 sequences differ by the graphs of 44 of the 51 sizes (and the
+    // sampler state, which 0.26 does not count)
+    let diff = overhead(None) - overhead(Some(16));
+    assert!((diff - (mib(48.0 * per_layer) - mib(48.0 * per_layer * 7.0 / 51.0))).abs() < mib(1.0), "{diff}");
+}
+
 /// The rotary cos/sin caches vLLM and SGLang build at load (`get_rope`): scaled ropes cover the
 /// scaled length (linear and dynamic: max_position x factor; YaRN: original x factor; LongRoPE:
 /// its short and long tables), and Gemma 3 builds a second, unscaled cache for its sliding

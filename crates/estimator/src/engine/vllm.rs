@@ -122,6 +122,29 @@ pub fn v0_held_all_reduce(ver: (u64, u64, u64), tp: u64, tokens: u64, hidden: u6
 /// Llama-3-70B AWQ TP2 and kvcachelab Qwen2.5-7B AWQ cases).
 pub const CUDA_GRAPH_MIB_PER_LAYER: f64 = 18.5;
 
+/// The batch sizes V1 captures CUDA graphs for (`config/vllm.py::_set_cudagraph_sizes`, read in
+/// the 0.19 and 0.27 wheels): up to `min(2 x max_num_seqs, 512, max_num_batched_tokens)`, the
+/// sizes 1, 2, 4, every 8 below 256 and every 16 from 256, and `max_num_batched_tokens` itself when
+/// it is below that bound. The defaults (512) give 51 sizes.
+pub fn cuda_graph_capture_sizes(max_num_seqs: u64, max_num_batched_tokens: u64) -> u64 {
+    let max = max_num_seqs.saturating_mul(2).min(512).min(max_num_batched_tokens).max(1);
+    let mut sizes = [1u64, 2, 4].iter().filter(|&&i| i <= max).count() as u64;
+    if max >= 8 {
+        sizes += (8..(max + 1).min(256)).step_by(8).count() as u64;
+    }
+    if max >= 256 {
+        sizes += (256..=max).step_by(16).count() as u64;
+    }
+    let on_grid = |n: u64| (n <= 4 && n.is_power_of_two()) || (n < 256 && n % 8 == 0) || (n >= 256 && n % 16 == 0);
+    if max_num_batched_tokens <= max && !on_grid(max_num_batched_tokens) {
+        sizes += 1;
+    }
+    sizes
+}
+
+/// The capture sizes [`CUDA_GRAPH_MIB_PER_LAYER`] was measured at (the defaults: up to 512).
+pub const DEFAULT_CUDA_GRAPH_SIZES: u64 = 51;
+
 /// The kernel family vLLM's MXFP4 MoE method picks (`quantization/mxfp4.py::get_mxfp4_backend`),
 /// by compute capability: Triton kernels on 9.x (from 0.11, see [`mxfp4_backend`]) and 10.x without
 /// FlashInfer, FlashInfer on 10.x (bundled in vLLM's images), Marlin elsewhere (Ampere, Ada,
@@ -589,7 +612,10 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let mrv2_unestimated = mrv2 && ver < (0, 29, 0);
     let graphs_in_budget = !v0 && ver >= (0, 20, 0) && !s.enforce_eager && !mrv2_unestimated;
     let stage_layers = crate::weights::pp_partition(cx.shape.num_layers(), u64::from(s.pp.max(1))).into_iter().max().unwrap_or(0);
-    let graph_b = if graphs_in_budget { (stage_layers as f64 * CUDA_GRAPH_MIB_PER_LAYER * (1u64 << 20) as f64) as u64 } else { 0 };
+    // one piecewise graph per layer and batch size: fewer sizes (a small max_num_seqs) capture less
+    let graph_sizes = cuda_graph_capture_sizes(rows, tokens);
+    let graph_mib = CUDA_GRAPH_MIB_PER_LAYER * graph_sizes.min(DEFAULT_CUDA_GRAPH_SIZES) as f64 / DEFAULT_CUDA_GRAPH_SIZES as f64;
+    let graph_b = if graphs_in_budget { (stage_layers as f64 * graph_mib * (1u64 << 20) as f64) as u64 } else { 0 };
     let non_torch_b = (non_torch * GIB as f64) as u64;
     let state_b = if mrv2 { mrv2_sampler_state_bytes(ver, rows, cx.shape.vocab_size) } else { 0 };
     let room = cx.memory.0.saturating_sub(cx.weights_per_gpu.0.saturating_add(loaded_extra).saturating_add(non_torch_b).saturating_add(act));
@@ -602,7 +628,15 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
             let mut d = format!(
                 "{} + {} + {} (rotary cos/sin caches: positions x rotary_dim x act bytes, exact) + {} (unsplit 2 MiB-segment tails PyTorch counts as allocated, exact)",
                 gib(non_torch_b),
-                if graphs_in_budget { format!("{} ({stage_layers} layers x {CUDA_GRAPH_MIB_PER_LAYER} MiB)", gib(graph_b)) } else { gib(graph_b) },
+                if graphs_in_budget {
+                    if graph_sizes < DEFAULT_CUDA_GRAPH_SIZES {
+                        format!("{} ({stage_layers} layers x {CUDA_GRAPH_MIB_PER_LAYER} MiB x {graph_sizes} of the default {DEFAULT_CUDA_GRAPH_SIZES} capture sizes)", gib(graph_b))
+                    } else {
+                        format!("{} ({stage_layers} layers x {CUDA_GRAPH_MIB_PER_LAYER} MiB)", gib(graph_b))
+                    }
+                } else {
+                    gib(graph_b)
+                },
                 crate::units::Bytes(rope),
                 crate::units::Bytes(tails)
             );
