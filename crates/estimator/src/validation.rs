@@ -752,10 +752,6 @@ pub fn case_scenario(case: &Case, model_id: &str) -> std::result::Result<(Scenar
                 s.flashinfer_sampler = Some(fi);
             }
         }
-        if let Some(g) = setting_f64_in(&text, "cpu_offload_gb") {
-            notes.push(format!("cpu_offload_gb {g} from the case's arguments"));
-            s.cpu_offload_gib = Some(g);
-        }
         // a logged total keeps the memory exact but loses the board, whose name V1's defaults
         // follow (an A100 80GB gets the small profiling batch from 0.9): take them from the name
         let named = board.filter(|_| s.gpu.catalog().is_none());
@@ -767,6 +763,14 @@ pub fn case_scenario(case: &Case, model_id: &str) -> std::result::Result<(Scenar
                 s.max_num_seqs = Some(r);
                 notes.push(format!("profiling batch {t} tokens x {r} sequences: V1's defaults for the {}", g.name));
             }
+        }
+    }
+    // `--cpu-offload-gb`, which vLLM and SGLang both take
+    if matches!(engine, Engine::Vllm | Engine::VllmV0 | Engine::Sglang) {
+        let text = format!("{} {}", case.notes.as_deref().unwrap_or(""), case.quote.as_deref().unwrap_or(""));
+        if let Some(g) = setting_f64_in(&text, "cpu_offload_gb") {
+            notes.push(format!("cpu_offload_gb {g} from the case's arguments"));
+            s.cpu_offload_gib = Some(g);
         }
     }
     if engine == Engine::LlamaCpp {
