@@ -450,7 +450,7 @@ impl ModelShape {
             _ => max,
         };
         let mut values = positions.saturating_mul(width);
-        if self.model_type.starts_with("gemma3") && self.has_sliding_window() && !self.is_mla() {
+        if self.model_type.starts_with("gemma3") && self.has_sliding_window() {
             values = values.saturating_add(max.saturating_mul(width));
         }
         values

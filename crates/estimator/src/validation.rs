@@ -733,10 +733,11 @@ pub fn case_scenario(case: &Case, model_id: &str) -> std::result::Result<(Scenar
     if let Some(c) = case.fig("chunked_prefill_size") {
         s.max_num_batched_tokens = Some(c as u64);
     }
+    // the arguments and log lines the case states (notes first, then the quote)
+    let text = format!("{} {}", case.notes.as_deref().unwrap_or(""), case.quote.as_deref().unwrap_or(""));
     if matches!(engine, Engine::Vllm | Engine::VllmV0) {
         // the profiling batch, when the case's arguments set it (`--max-num-seqs 8`,
         // `max_num_batched_tokens=4096` in an args dump)
-        let text = format!("{} {}", case.notes.as_deref().unwrap_or(""), case.quote.as_deref().unwrap_or(""));
         if let Some(n) = setting_in(&text, "max_num_seqs") {
             notes.push(format!("max_num_seqs {n} from the case's arguments"));
             s.max_num_seqs = Some(n);
@@ -767,7 +768,6 @@ pub fn case_scenario(case: &Case, model_id: &str) -> std::result::Result<(Scenar
     }
     // `--cpu-offload-gb`, which vLLM and SGLang both take
     if matches!(engine, Engine::Vllm | Engine::VllmV0 | Engine::Sglang) {
-        let text = format!("{} {}", case.notes.as_deref().unwrap_or(""), case.quote.as_deref().unwrap_or(""));
         if let Some(g) = setting_f64_in(&text, "cpu_offload_gb") {
             notes.push(format!("cpu_offload_gb {g} from the case's arguments"));
             s.cpu_offload_gib = Some(g);

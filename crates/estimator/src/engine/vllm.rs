@@ -128,18 +128,11 @@ pub const CUDA_GRAPH_MIB_PER_LAYER: f64 = 18.5;
 /// it is below that bound. The defaults (512) give 51 sizes.
 pub fn cuda_graph_capture_sizes(max_num_seqs: u64, max_num_batched_tokens: u64) -> u64 {
     let max = max_num_seqs.saturating_mul(2).min(512).min(max_num_batched_tokens).max(1);
-    let mut sizes = [1u64, 2, 4].iter().filter(|&&i| i <= max).count() as u64;
-    if max >= 8 {
-        sizes += (8..(max + 1).min(256)).step_by(8).count() as u64;
+    let mut sizes: Vec<u64> = [1, 2, 4].into_iter().chain((8..256).step_by(8)).chain((256..=512).step_by(16)).filter(|&i| i <= max).collect();
+    if max_num_batched_tokens <= max && !sizes.contains(&max_num_batched_tokens) {
+        sizes.push(max_num_batched_tokens);
     }
-    if max >= 256 {
-        sizes += (256..=max).step_by(16).count() as u64;
-    }
-    let on_grid = |n: u64| (n <= 4 && n.is_power_of_two()) || (n < 256 && n % 8 == 0) || (n >= 256 && n % 16 == 0);
-    if max_num_batched_tokens <= max && !on_grid(max_num_batched_tokens) {
-        sizes += 1;
-    }
-    sizes
+    sizes.len() as u64
 }
 
 /// The capture sizes [`CUDA_GRAPH_MIB_PER_LAYER`] was measured at (the defaults: up to 512).
@@ -598,7 +591,8 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let at_load = rope.saturating_add(tails);
     let cc = s.gpu.catalog().map(|g| g.compute_capability);
     let backend = mxfp4_backend(cc, ver);
-    let hopper_value_pad = backend == Mxfp4Backend::Triton && cc.is_none_or(|c| (90..=99).contains(&c)) && ver >= (0, 17, 0);
+    // Triton is the Hopper backend (or a GPU of unknown compute capability, taken for Hopper)
+    let hopper_value_pad = backend == Mxfp4Backend::Triton && ver >= (0, 17, 0);
     let relayout = mxfp4_relayout_extra(cx.shape, cx.plan, experts, backend, hopper_value_pad);
     // LoRA slots are created with the model, inside "Model loading took"
     let (lora, lora_what) = match s.lora_rank {
@@ -641,7 +635,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
                 crate::units::Bytes(tails)
             );
             if relayout > 0 {
-                d.push_str(&format!(" + {} (MXFP4 experts in vLLM's {:?} layout, exact)", crate::units::Bytes(relayout), mxfp4_backend(cc, ver)));
+                d.push_str(&format!(" + {} (MXFP4 experts in vLLM's {:?} layout, exact)", crate::units::Bytes(relayout), backend));
             }
             if lora > 0 {
                 d.push_str(&format!(" + {} (LoRA: {lora_what}, exact)", crate::units::Bytes(lora)));
