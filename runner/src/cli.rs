@@ -173,8 +173,11 @@ pub struct EstimateArgs {
     /// Weight dtype: auto, fp32, bf16, fp16, fp8, int8, int4.
     #[arg(long)]
     pub dtype: Option<String>,
-    /// Quantisation: auto, none, awq, gptq, fp8, mxfp4, nvfp4, bnb4, bnb8, or a llama.cpp GGUF preset
-    /// (q8_0, q6_k, q5_k_m, q5_k_s, q4_k_m, q4_k_s, q4_0; engine llama.cpp).
+    /// Quantisation: auto, none, awq, gptq (w4a16), fp8, int8 (w8a8), mxfp4, nvfp4, bnb4, bnb8, or a
+    /// llama.cpp GGUF preset (q8_0, q6_k, q5_k_m, q5_k_s, q4_k_m, q4_k_s, q4_0; engine llama.cpp).
+    /// vLLM's method names are taken as written (awq_marlin, gptq_marlin, bitsandbytes,
+    /// modelopt_fp4); compressed-tensors, modelopt, fbgemm_fp8, moe_wna16 and quark read the scheme
+    /// from the checkpoint's quantization_config and refuse a config that has none.
     #[arg(long)]
     pub quantization: Option<String>,
     /// KV-cache dtype: auto, fp16, bf16, fp8, int8, nvfp4, q8_0, q4_0.

@@ -310,6 +310,12 @@ pub enum QuantChoice {
     Nvfp4,
     Bnb4,
     Bnb8,
+    /// int8 weights with one scale per output channel (compressed-tensors W8A8, SGLang `w8a8_int8`).
+    Int8,
+    /// The checkpoint's own `quantization_config`, which it must have: what an engine's method
+    /// name that only says where to read the scheme (`compressed-tensors`, `modelopt`,
+    /// `fbgemm_fp8`, `moe_wna16`, `quark`) asks for. Unlike `auto`, a checkpoint without one is an error.
+    Checkpoint,
     /// llama.cpp GGUF presets.
     #[serde(rename = "q8_0")]
     Q8_0,
@@ -328,12 +334,15 @@ pub enum QuantChoice {
 }
 
 impl QuantChoice {
-    pub const ALL: [QuantChoice; 16] = [
+    /// The choices a user picks from (the page's select). `Checkpoint` is left out: it is `auto`
+    /// that refuses an unquantised checkpoint, for engine method names on the command line.
+    pub const ALL: [QuantChoice; 17] = [
         QuantChoice::Auto,
         QuantChoice::None,
         QuantChoice::Awq,
         QuantChoice::Gptq,
         QuantChoice::Fp8,
+        QuantChoice::Int8,
         QuantChoice::Mxfp4,
         QuantChoice::Nvfp4,
         QuantChoice::Bnb4,
@@ -371,6 +380,8 @@ impl QuantChoice {
             QuantChoice::Nvfp4 => "nvfp4",
             QuantChoice::Bnb4 => "bnb4",
             QuantChoice::Bnb8 => "bnb8",
+            QuantChoice::Int8 => "int8",
+            QuantChoice::Checkpoint => "checkpoint",
             other => other.gguf().map_or("auto", crate::gguf::GgufType::as_str),
         }
     }
@@ -378,7 +389,7 @@ impl QuantChoice {
     /// group 128, the common published setting).
     pub fn default_scheme(self) -> Option<Quant> {
         match self {
-            QuantChoice::Auto | QuantChoice::None => None,
+            QuantChoice::Auto | QuantChoice::None | QuantChoice::Checkpoint => None,
             QuantChoice::Awq => Some(Quant::Awq { bits: 4, group_size: Some(128), skip: vec![] }),
             QuantChoice::Gptq => Some(Quant::Gptq { bits: 4, group_size: Some(128), skip: vec![] }),
             QuantChoice::Fp8 => Some(Quant::Fp8 { block: None, skip: vec![] }),
@@ -386,6 +397,7 @@ impl QuantChoice {
             QuantChoice::Nvfp4 => Some(Quant::Nvfp4 { skip: vec![] }),
             QuantChoice::Bnb4 => Some(Quant::Bnb4 { double_quant: false, skip: vec![] }),
             QuantChoice::Bnb8 => Some(Quant::Bnb8 { skip: vec![] }),
+            QuantChoice::Int8 => Some(Quant::Int8PerChannel { skip: vec![] }),
             other => other.gguf().map(|ftype| Quant::Gguf { ftype }),
         }
     }
@@ -398,15 +410,18 @@ impl FromStr for QuantChoice {
             "auto" => QuantChoice::Auto,
             "none" | "no" => QuantChoice::None,
             "awq" | "awq_marlin" => QuantChoice::Awq,
-            "gptq" | "gptq_marlin" => QuantChoice::Gptq,
-            "fp8" => QuantChoice::Fp8,
+            // compressed-tensors W4A16 packs 4-bit weights with group-128 scales, sized as GPTQ
+            "gptq" | "gptq_marlin" | "w4a16" => QuantChoice::Gptq,
+            "fp8" | "w8a8_fp8" => QuantChoice::Fp8,
+            "int8" | "w8a8" | "w8a8_int8" => QuantChoice::Int8,
             "mxfp4" => QuantChoice::Mxfp4,
             "nvfp4" | "modelopt_fp4" | "fp4" => QuantChoice::Nvfp4,
             "bnb4" | "bitsandbytes" | "bnb-4bit" | "nf4" => QuantChoice::Bnb4,
             "bnb8" | "bnb-8bit" | "llm.int8" => QuantChoice::Bnb8,
+            "checkpoint" | "compressed-tensors" | "compressed_tensors" | "modelopt" | "fbgemm_fp8" | "moe_wna16" | "quark" => QuantChoice::Checkpoint,
             other => match crate::gguf::GgufType::parse(other) {
                 Some(t) => *QuantChoice::ALL.iter().find(|c| c.gguf() == Some(t)).unwrap_or(&QuantChoice::Auto),
-                None => return Err(Error::scenario("quantization", s, "auto, none, awq, gptq, fp8, mxfp4, nvfp4, bnb4, bnb8, or a llama.cpp GGUF preset: q8_0, q6_k, q5_k_m, q5_k_s, q4_k_m, q4_k_s, q4_0")),
+                None => return Err(Error::scenario("quantization", s, "auto, none, awq, gptq (w4a16), fp8, int8 (w8a8), mxfp4, nvfp4, bnb4, bnb8, checkpoint (an engine method that reads the scheme from config.json: compressed-tensors, modelopt, fbgemm_fp8, moe_wna16, quark), or a llama.cpp GGUF preset: q8_0, q6_k, q5_k_m, q5_k_s, q4_k_m, q4_k_s, q4_0")),
             },
         })
     }

@@ -69,6 +69,16 @@ pub fn weight_plan(shape: &ModelShape, dtype: WeightDtype, quant: QuantChoice) -
             }
             _ => from_dtype,
         },
+        QuantChoice::Checkpoint => match &shape.quantization {
+            Some(q) => Some(q.clone()),
+            None => {
+                return Err(Error::scenario(
+                    "quantization",
+                    "checkpoint",
+                    "a checkpoint whose config.json has a quantization_config (an engine method such as compressed-tensors or modelopt reads the scheme from it); this config has none: pass the checkpoint's config.json, or name the scheme (awq, gptq, w4a16, fp8, int8, nvfp4, mxfp4, bnb4)",
+                ))
+            }
+        },
         QuantChoice::None => {
             if let Some(q) = &shape.quantization {
                 notes.push(format!("checkpoint is {}; sized without quantisation as asked", q.name()));

@@ -180,6 +180,33 @@ fn bad_values_are_named() {
     assert!(e.to_string().contains("hidden_size"), "{e}");
 }
 
+/// `--quantization` takes the engines' own method names: a container name (`compressed-tensors`,
+/// `modelopt`) reads the scheme from the checkpoint and refuses a config that has none instead of
+/// sizing it unquantised; scheme names (`w8a8`, `w4a16`) size that scheme.
+#[test]
+fn engine_quantization_names_read_the_checkpoint_or_say_what_is_missing() {
+    for (name, want) in [("compressed-tensors", QuantChoice::Checkpoint), ("modelopt", QuantChoice::Checkpoint), ("w8a8", QuantChoice::Int8), ("w8a8_int8", QuantChoice::Int8), ("w4a16", QuantChoice::Gptq), ("awq_marlin", QuantChoice::Awq)] {
+        assert_eq!(name.parse::<QuantChoice>().unwrap(), want, "{name}");
+    }
+    // the choice survives a permalink
+    let s = Scenario { quantization: QuantChoice::Checkpoint, ..scenario("openai/gpt-oss-20b") };
+    assert_eq!(Scenario::from_query(&s.to_query()).unwrap().quantization, QuantChoice::Checkpoint);
+    // gpt-oss ships MXFP4 experts in its quantization_config: `checkpoint` is `auto` there
+    let oss = shape("openai/gpt-oss-20b");
+    let auto = weight_plan(&oss, WeightDtype::Auto, QuantChoice::Auto).unwrap();
+    assert_eq!(weight_plan(&oss, WeightDtype::Auto, QuantChoice::Checkpoint).unwrap(), auto);
+    assert!(auto.quant.is_some());
+    // Qwen2.5-7B's config has none: an error naming the field, not bf16 weights
+    let e = weight_plan(&shape("Qwen/Qwen2.5-7B-Instruct"), WeightDtype::Auto, QuantChoice::Checkpoint).unwrap_err().to_string();
+    assert!(e.contains("quantization") && e.contains("has none"), "{e}");
+    // w8a8: one int8 byte per weight of the linears, one bf16 scale per output row
+    let q = shape("Qwen/Qwen2.5-7B-Instruct");
+    let w8 = weights(&q, &weight_plan(&q, WeightDtype::Auto, QuantChoice::Int8).unwrap(), 1, 1).unwrap().total.0;
+    let bf16 = weights(&q, &weight_plan(&q, WeightDtype::Auto, QuantChoice::None).unwrap(), 1, 1).unwrap().total.0;
+    assert!(w8 < bf16 * 6 / 10 && w8 > bf16 / 2, "{w8} vs {bf16}");
+    assert!("compressed".parse::<QuantChoice>().unwrap_err().to_string().contains("compressed-tensors"));
+}
+
 #[test]
 fn engines_reproduce_logged_pools() {
     // vLLM V0 0.6.4, RTX 3090, Llama-3.1-8B, max_model_len 20000: 1952 blocks, 3.81 GiB
