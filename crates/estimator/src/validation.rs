@@ -951,7 +951,12 @@ pub fn evaluate(case: &Case, shape: &ModelShape, config: ModelMatch) -> CaseResu
             if !fails {
                 add("max_concurrency", "requests", case.fig("max_concurrency"), en.max_concurrency, None);
             }
-            add("activation_peak_gib", "GiB", case.fig("activation_peak_gib"), gib(e.activation.bytes.0), None);
+            // from 0.27 the logged "peak activation" is the transient peak plus the CUDA-graph
+            // estimate taken out of the budget (`peak_activation_memory = transient_peak_headroom
+            // + cudagraph_memory_estimate_applied`, gpu_worker.py); before, the torch peak alone
+            let graphs_in_activation = s.engine == Engine::Vllm && parse_semver(&e.engine.version).is_some_and(|v| v >= (0, 27, 0));
+            let act = e.activation.bytes.0.saturating_add(if graphs_in_activation { en.cuda_graph_in_budget_bytes.0 } else { 0 });
+            add("activation_peak_gib", "GiB", case.fig("activation_peak_gib"), gib(act), None);
             let graphs_in_budget = !e.engine.version.is_empty() && parse_semver(&e.engine.version).is_some_and(|v| v >= (0, 20, 0)) && s.engine == Engine::Vllm;
             if !graphs_in_budget {
                 // the overhead figure also carries what the engine adds to the weights at load

@@ -206,6 +206,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         activation,
         overhead,
         kv_batch: Some(kv),
+        cuda_graph_in_budget_bytes: Bytes(0),
         kv_parts: vec![],
         budget: None,
         notes,

@@ -337,6 +337,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         activation,
         overhead,
         kv_batch: None,
+        cuda_graph_in_budget_bytes: Bytes(0),
         kv_parts: parts,
         budget: None,
         notes,

@@ -57,6 +57,11 @@ pub struct EngineReport {
     pub max_len_that_fits: u64,
     pub activation: Figure,
     pub overhead: Figure,
+    /// The CUDA-graph memory the engine sets aside inside its budget before the KV cache (vLLM's
+    /// estimate from 0.20, part of `overhead`); 0 where graphs are captured after the KV cache,
+    /// outside the budget, or not at all.
+    #[serde(default)]
+    pub cuda_graph_in_budget_bytes: Bytes,
     /// The KV of the scenario's batch when this engine's cache differs from the generic layout
     /// (candle's per-family cache types); `None`: the generic layout's figure holds.
     #[serde(default)]

@@ -283,6 +283,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         activation,
         overhead,
         kv_batch: None,
+        cuda_graph_in_budget_bytes: Bytes(0),
         kv_parts: vec![],
         budget: Some(budget),
         notes: {

@@ -820,6 +820,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         max_len_that_fits: max_len,
         activation,
         overhead,
+        cuda_graph_in_budget_bytes: Bytes(graph_b),
         kv_batch: None,
         kv_parts: vec![],
         budget: None,
