@@ -200,6 +200,18 @@ pub fn estimate(shape: &ModelShape, scenario: &Scenario) -> Result<Estimate> {
     if scenario.kv_dtype == KvDtype::Nvfp4 && !nvfp4_kv {
         return Err(Error::scenario("kv_dtype", "nvfp4", format!("an engine with an NVFP4 KV cache, vLLM 0.20 or newer or SGLang (the engine is {}{}), or another KV dtype", scenario.engine, scenario.engine_version.as_deref().map(|v| format!(" {v}")).unwrap_or_default())));
     }
+    // vLLM without an MLA kernel (before 0.7.3) caches DeepSeek's MLA per head
+    let per_head;
+    let shape = match (matches!(scenario.engine, Engine::Vllm | Engine::VllmV0) && shape.is_mla())
+        .then(|| engine::vllm::mla_per_head(engine::vllm::version_of(scenario).1, plan.quant.as_ref()))
+        .flatten()
+    {
+        Some((dim, why)) => {
+            per_head = shape.with_mla_per_head(dim, why);
+            &per_head
+        }
+        None => shape,
+    };
     // llama.cpp keeps the token embeddings in host memory (its input layer)
     plan.host_embedding = scenario.engine == Engine::LlamaCpp;
     let w = weights_ep(shape, &plan, tp, pp, scenario.expert_split(shape.moe.is_some()))?;

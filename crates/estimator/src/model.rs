@@ -484,6 +484,21 @@ impl ModelShape {
     pub fn is_mla(&self) -> bool {
         self.layers.iter().any(|l| matches!(l.mixer, Mixer::Mla { .. }))
     }
+    /// This shape with its MLA layers cached as an engine without an MLA kernel caches them:
+    /// every head's K and V of `dim` values each (`None`: the per-head query-key width
+    /// `qk_nope_head_dim + qk_rope_head_dim`, V padded to it), split over the TP ranks by head;
+    /// the weights are unchanged. `why` becomes the shape's first note.
+    pub fn with_mla_per_head(&self, dim: Option<u64>, why: String) -> ModelShape {
+        let mut s = self.clone();
+        for l in &mut s.layers {
+            if let Mixer::Mla { heads, qk_rope_head_dim, qk_nope_head_dim, v_head_dim, .. } = l.mixer {
+                let d = dim.unwrap_or((qk_nope_head_dim + qk_rope_head_dim).max(v_head_dim));
+                l.mixer = Mixer::Attention { heads, kv_heads: heads, k_dim: d, v_dim: d, window: Window::Full };
+            }
+        }
+        s.notes.insert(0, why);
+        s
+    }
     /// Layers that read an earlier layer's cache ([`Mixer::SharedKv`]).
     pub fn shared_kv_layers(&self) -> u64 {
         self.runs_all().filter(|(l, _)| matches!(l.mixer, Mixer::SharedKv { .. })).map(|(_, n)| n).sum()

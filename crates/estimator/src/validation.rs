@@ -382,11 +382,27 @@ fn online_quant(case: &Case) -> Option<QuantChoice> {
 }
 
 /// Gives an unquantised config the quantisation the case states.
+/// A config that carries another method than the one a checkpoint-only scheme of the log (AWQ,
+/// GPTQ, W4A16, ...) names is the model the upload was made from (DeepSeek-V3's fp8 config for
+/// an AWQ upload of it): the log's scheme replaces it.
 fn apply_case_quant(shape: &mut ModelShape, case: &Case) {
-    if let Some(q) = case_quant(case).filter(|_| shape.quantization.is_none()) {
-        shape.notes.push(format!("{QUANT_FROM_LOG}: {}", q.name()));
-        shape.quantization = Some(q);
+    let Some(q) = case_quant(case) else { return };
+    match &shape.quantization {
+        None => {
+            shape.notes.push(format!("{QUANT_FROM_LOG}: {}", q.name()));
+            shape.quantization = Some(q);
+        }
+        Some(have) if checkpoint_only(&q) && std::mem::discriminant(have) != std::mem::discriminant(&q) => {
+            shape.notes.push(format!("{QUANT_FROM_LOG}: {} (the config's own {} is the model the upload was made from)", q.name(), have.name()));
+            shape.quantization = Some(q);
+        }
+        Some(_) => {}
     }
+}
+
+/// A scheme no engine applies at load: only a quantised checkpoint carries it.
+fn checkpoint_only(q: &Quant) -> bool {
+    !matches!(q, Quant::Fp8 { .. } | Quant::Bnb4 { .. } | Quant::Bnb8 { .. })
 }
 
 /// The note [`derive_checkpoint`] leaves when it applies the log's quantisation.
@@ -1089,7 +1105,7 @@ pub fn evaluate_with(case: &Case, bundled: &[String], load: &mut dyn FnMut(&str,
     };
     // a scheme no engine applies at load (AWQ, GPTQ, W4A16, ...) means a quantised checkpoint,
     // even when the case names the unquantised model it was made from
-    let checkpoint_scheme = case_quant(case).is_some_and(|q| !matches!(q, Quant::Fp8 { .. } | Quant::Bnb4 { .. } | Quant::Bnb8 { .. }));
+    let checkpoint_scheme = case_quant(case).is_some_and(|q| checkpoint_only(&q));
     if config.derived {
         derive_checkpoint(&mut shape, case);
     } else if checkpoint_scheme {

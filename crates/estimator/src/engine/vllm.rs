@@ -451,6 +451,24 @@ fn newest_version(engine: Engine) -> &'static str {
     if engine == Engine::VllmV0 { NEWEST_VLLM_V0 } else { NEWEST_VLLM }
 }
 
+/// How vLLM caches an MLA model (DeepSeek V2/V3) when it does not cache the latent: `Some((dim,
+/// why))` with the per-head K and V width (`None`: `qk_head_dim`), `None` when it caches the
+/// 576-value latent. Before 0.7.0 `DeepseekV2Attention` pads q, k and v to 256 per head
+/// (`deepseek_v2.py`/`deepseek_v3.py` 0.5 to 0.6.6); 0.7.0 pads v to `qk_head_dim`; 0.7.1 brings
+/// the MLA kernels, which 0.7.1 and 0.7.2 switch off for a quantisation other than fp8
+/// (`ModelConfig.use_mla`); from 0.7.3 MLA is always used.
+pub(crate) fn mla_per_head(ver: (u64, u64, u64), quant: Option<&Quant>) -> Option<(Option<u64>, String)> {
+    if ver < (0, 7, 0) {
+        Some((Some(256), "vLLM before 0.7.0 has no MLA kernel: it caches every head's K and V, each padded to 256 values (deepseek_v2.py), not the 576-value latent".into()))
+    } else if ver < (0, 7, 1) {
+        Some((None, "vLLM 0.7.0 has no MLA kernel: it caches every head's K and V of qk_head_dim values each (V padded to it), not the 576-value latent".into()))
+    } else if ver < (0, 7, 3) && quant.is_some_and(|q| !matches!(q, Quant::Fp8 { .. })) {
+        Some((None, format!("vLLM {}.{}.{} switches MLA off for {} weights (only fp8 keeps it): it caches every head's K and V of qk_head_dim values each, not the 576-value latent", ver.0, ver.1, ver.2, quant.map(Quant::name).unwrap_or_default())))
+    } else {
+        None
+    }
+}
+
 /// The vLLM version a scenario models (default: [`newest_version`]) and its parts; a version
 /// that does not parse is taken as the default.
 pub(crate) fn version_of(s: &crate::scenario::Scenario) -> (String, (u64, u64, u64)) {
