@@ -1025,6 +1025,40 @@ fn llamacpp_caches_mla_per_head_before_the_latent_cache() {
     assert_eq!(new.kv_pool_bytes.0, 4096 * 61 * 576 * 34 / 32);
 }
 
+/// vLLM caches DeepSeek's MLA per head until its MLA kernels: 16 heads of DeepSeek-V2-Lite pad
+/// K and V to 256 values before 0.7.0 (PR 4650's 0.5.0 log: 5549 blocks on an 80 GB card, where
+/// the latent would give about 79,000), `qk_head_dim` in 0.7.0 and in 0.7.1/0.7.2 under a
+/// quantisation other than fp8; the latent from 0.7.3, and in 0.7.1 unquantised.
+#[test]
+fn vllm_caches_mla_per_head_before_its_mla_kernels() {
+    let sh = shape("deepseek-ai/DeepSeek-V2-Lite-Chat");
+    let per_token = |ver: &str, q: QuantChoice| {
+        let s = Scenario { engine: Engine::VllmV0, engine_version: Some(ver.into()), quantization: q, max_model_len: Some(4096), ..scenario("deepseek-ai/DeepSeek-V2-Lite-Chat") };
+        let e = estimate(&sh, &s).unwrap();
+        (e.kv.bytes_per_token, e.model.notes.first().cloned().unwrap_or_default())
+    };
+    let (b, why) = per_token("0.5.0", QuantChoice::Auto);
+    assert_eq!(b, 27 * 2 * 16 * 256 * 2);
+    assert!(why.contains("padded to 256"), "{why}");
+    assert_eq!(per_token("0.7.0", QuantChoice::Auto).0, 27 * 2 * 16 * 192 * 2);
+    assert_eq!(per_token("0.7.1", QuantChoice::Auto).0, 27 * 576 * 2);
+    assert_eq!(per_token("0.7.2", QuantChoice::Awq).0, 27 * 2 * 16 * 192 * 2);
+    assert_eq!(per_token("0.7.2", QuantChoice::Fp8).0, 27 * 576 * 2);
+    assert_eq!(per_token("0.7.3", QuantChoice::Awq).0, 27 * 576 * 2);
+    // per head, the cache splits over TP ranks: 8 heads each at TP 2
+    let s = Scenario { engine: Engine::VllmV0, engine_version: Some("0.5.1".into()), tp: 2, max_model_len: Some(4096), ..scenario("deepseek-ai/DeepSeek-V2-Lite-Chat") };
+    assert_eq!(estimate(&sh, &s).unwrap().kv.bytes_per_token, 27 * 2 * 8 * 256 * 2);
+    // SGLang and the default vLLM keep the latent
+    assert_eq!(estimate(&sh, &scenario("deepseek-ai/DeepSeek-V2-Lite-Chat")).unwrap().kv.bytes_per_token, 27 * 576 * 2);
+    // an AWQ upload of DeepSeek-V3 logged with the fp8 base config: the log's AWQ replaces the
+    // config's fp8 (16 ranks hold 21.21 GiB each of "Model loading took", not fp8's ~40)
+    let extra = include_str!("data/engine-logs-extra.jsonl");
+    let line = extra.lines().find(|l| l.contains("\"id\": \"vllm-pr14447-deepseek-v3-0324-awq-16x3090-tp16-v0\"")).expect("the PR 14447 case");
+    let r = evaluate_line(line);
+    let w = r.checks.iter().find(|c| c.figure == "model_weights_gib").expect("a weights check");
+    assert!(w.error_pct.abs() < 3.0, "{w:?}");
+}
+
 #[test]
 fn llamacpp_sliding_window_cache_follows_the_physical_batch() {
     // gpt-oss-20b, q8_0, n_ctx 8192, b6900 (a Snapdragon developer-guide log: 105.19 MiB):
