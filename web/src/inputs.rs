@@ -217,7 +217,20 @@ pub fn ScenarioInputs(st: St) -> impl IntoView {
     let gpu_value = move || st.scenario.with(gpu_choice);
     let initial_gpu = st.scenario.with_untracked(gpu_choice);
     let dtypes: Vec<(String, String)> = WeightDtype::ALL.iter().map(|d| (d.to_string(), if *d == WeightDtype::Auto { "auto (checkpoint)".into() } else { d.to_string() })).collect();
-    let quants: Vec<(String, String)> = QuantChoice::ALL.iter().map(|q| (q.to_string(), if *q == QuantChoice::Auto { "auto (config)".into() } else { q.to_string() })).collect();
+    // `checkpoint` (what the engines' container names such as compressed-tensors mean) last, so a
+    // permalink from the command line that carries it shows it
+    let quants: Vec<(String, String)> = QuantChoice::ALL
+        .iter()
+        .chain([QuantChoice::Checkpoint].iter())
+        .map(|q| {
+            let label = match q {
+                QuantChoice::Auto => "auto (config)".into(),
+                QuantChoice::Checkpoint => "checkpoint (config's, required)".into(),
+                q => q.to_string(),
+            };
+            (q.to_string(), label)
+        })
+        .collect();
     let kvs: Vec<(String, String)> = KvDtype::ALL.iter().map(|k| (k.to_string(), if *k == KvDtype::Auto { "auto (as the engine picks)".into() } else { k.to_string() })).collect();
     let engines: Vec<(String, String)> = Engine::ALL.iter().map(|e| (e.to_string(), e.to_string())).collect();
     view! {

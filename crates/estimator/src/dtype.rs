@@ -334,8 +334,8 @@ pub enum QuantChoice {
 }
 
 impl QuantChoice {
-    /// The choices a user picks from (the page's select). `Checkpoint` is left out: it is `auto`
-    /// that refuses an unquantised checkpoint, for engine method names on the command line.
+    /// The usual choices. `Checkpoint` is left out: it is `auto` that refuses an unquantised
+    /// checkpoint, what the engines' container names mean on the command line (the page lists it last).
     pub const ALL: [QuantChoice; 17] = [
         QuantChoice::Auto,
         QuantChoice::None,
