@@ -318,6 +318,9 @@ pub fn case_quant(case: &Case) -> Option<Quant> {
     let id = case.model.to_ascii_lowercase();
     let bits8 = q.contains("int8") || q.contains("8-bit") || q.contains("8bit") || id.contains("int8") || id.contains("8bit");
     let skip = vec![];
+    // the group size the field states (`group size 32`, `group_size=64`, `g32`), else 128, the
+    // common published setting
+    let group = group_in(&q).unwrap_or(128);
     // a llama-quantize preset the estimator sizes (`gguf Q4_K_M`, `i1-Q4_K_M`, `Q8_0`)
     let preset = crate::gguf::GgufType::ALL.into_iter().find(|t| q.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).any(|w| w == t.as_str()));
     if let Some(ftype) = preset {
@@ -328,9 +331,9 @@ pub fn case_quant(case: &Case) -> Option<Quant> {
         return None;
     }
     if q.contains("awq") || id.contains("-awq") {
-        Some(Quant::Awq { bits: if bits8 { 8 } else { 4 }, group_size: Some(128), skip })
+        Some(Quant::Awq { bits: if bits8 { 8 } else { 4 }, group_size: Some(group), skip })
     } else if q.contains("gptq") || q.contains("autoround") || id.contains("gptq") {
-        Some(Quant::Gptq { bits: if bits8 { 8 } else { 4 }, group_size: Some(128), skip })
+        Some(Quant::Gptq { bits: if bits8 { 8 } else { 4 }, group_size: Some(group), skip })
     } else if q.contains("bitsandbytes") || q.contains("bnb") || id.contains("-bnb-") {
         if bits8 {
             Some(Quant::Bnb8 { skip })
@@ -347,13 +350,29 @@ pub fn case_quant(case: &Case) -> Option<Quant> {
         Some(Quant::Int8PerChannel { skip })
     } else if q.contains("w4a16") || id.contains("w4a16") {
         // compressed-tensors W4A16: 4-bit packed weights with group-128 scales, sized as GPTQ
-        Some(Quant::Gptq { bits: 4, group_size: Some(128), skip })
+        Some(Quant::Gptq { bits: 4, group_size: Some(group), skip })
     } else if q.contains("fp8") || q.contains("modelopt") || id.contains("-fp8") {
         // Qwen and DeepSeek FP8 uploads use 128 x 128 blocks with fp32 scales
         Some(Quant::Fp8 { block: Some([128, 128]), skip })
     } else {
         None
     }
+}
+
+/// A quantisation group size written in a case's text: `group size 32`, `group_size=64`,
+/// `group 32`, or a `g32` word.
+fn group_in(text: &str) -> Option<u64> {
+    let t = text.to_ascii_lowercase();
+    let after = |key: &str| {
+        t.match_indices(key).find_map(|(i, _)| {
+            let rest = t[i + key.len()..].trim_start_matches([' ', '=', ':']);
+            let n: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            n.parse::<u64>().ok().filter(|n| *n > 0)
+        })
+    };
+    after("group size").or_else(|| after("group_size")).or_else(|| after("group ")).or_else(|| {
+        t.split(|c: char| !c.is_ascii_alphanumeric()).find_map(|w| w.strip_prefix('g').and_then(|n| n.parse::<u64>().ok()).filter(|n| [32, 64, 128].contains(n)))
+    })
 }
 
 /// The activation dtype a case states (`bfloat16 ...`, `float16 ...`, `half`, `torch.bfloat16`,
@@ -1556,6 +1575,11 @@ mod tests {
         // "compressed-tensors" is the container; the case's text names the scheme
         let c = Case { model: "Qwen/Qwen3-32B (self-quantized, local dir)".into(), quantization: Some("compressed-tensors".into()), notes: Some("llm-compressor GPTQ W4A16, group 128".into()), ..Case::default() };
         assert_eq!(case_quant(&c), Some(Quant::Gptq { bits: 4, group_size: Some(128), skip: vec![] }));
+        // a group size the field states
+        let c = Case { model: "gaunernst/gemma-3-27b-it-int4-awq".into(), quantization: Some("awq (group size 32)".into()), ..Case::default() };
+        assert_eq!(case_quant(&c), Some(Quant::Awq { bits: 4, group_size: Some(32), skip: vec![] }));
+        assert_eq!(group_in("gptq g64 act-order"), Some(64));
+        assert_eq!(group_in("awq_marlin"), None);
         let c = Case { quantization: Some("compressed-tensors".into()), ..Case::default() };
         assert_eq!(case_quant(&c), None);
         // `--quantization fp8` on an unquantised checkpoint is quantised by the engine at load
