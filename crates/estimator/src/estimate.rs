@@ -179,6 +179,17 @@ pub fn estimate(shape: &ModelShape, scenario: &Scenario) -> Result<Estimate> {
     if let Err(mut errs) = scenario.validate() {
         return Err(errs.remove(0));
     }
+    // `vllm` is the version's default engine: V0 before 0.8.0 (V1 arrived as an opt-in in 0.7)
+    let default_v0;
+    let v0_note = (scenario.engine == Engine::Vllm && engine::vllm::version_of(scenario).1 < (0, 8, 0)).then(|| {
+        format!("vLLM {} runs its V0 engine by default (V1 came as an opt-in with 0.7 and became the default in 0.8.0): modelled as vllm-v0", engine::vllm::version_of(scenario).0)
+    });
+    let scenario = if v0_note.is_some() {
+        default_v0 = Scenario { engine: Engine::VllmV0, ..scenario.clone() };
+        &default_v0
+    } else {
+        scenario
+    };
     let tp = u64::from(scenario.tp);
     let pp = u64::from(scenario.pp);
     check_tp(shape, tp)?;
@@ -212,6 +223,15 @@ pub fn estimate(shape: &ModelShape, scenario: &Scenario) -> Result<Estimate> {
         }
         None => shape,
     };
+    // V0 0.7.2 to 0.7.x pads the MLA latent it caches to 256 bytes
+    let padded;
+    let shape = match engine::vllm::mla_entry_alignment(scenario.engine, engine::vllm::version_of(scenario).1, plan.activation.bytes()).filter(|_| shape.is_mla()) {
+        Some(m) => {
+            padded = shape.with_mla_entry_padded(m, format!("vLLM V0 {} pads each layer's MLA cache entry to a multiple of 256 bytes ({m} values; CacheEngine._align_cache), 0.7.2 to 0.7.x", engine::vllm::version_of(scenario).0));
+            &padded
+        }
+        None => shape,
+    };
     // llama.cpp keeps the token embeddings in host memory (its input layer)
     plan.host_embedding = scenario.engine == Engine::LlamaCpp;
     let w = weights_ep(shape, &plan, tp, pp, scenario.expert_split(shape.moe.is_some()))?;
@@ -240,7 +260,7 @@ pub fn estimate(shape: &ModelShape, scenario: &Scenario) -> Result<Estimate> {
     // SGLang gives every layer of `num_hidden_layers` a buffer, KV-shared ones included
     // (what a request holds there, so every figure below uses it)
     let kv = if scenario.engine == Engine::Sglang && shape.shared_kv_layers() > 0 { crate::kv::kv_layout_with_shared(shape, kv_dtype, plan.activation, tp, pp)? } else { kv };
-    let eng = engine::run(&engine::Ctx {
+    let mut eng = engine::run(&engine::Ctx {
         shape,
         scenario,
         plan: &plan,
@@ -252,6 +272,9 @@ pub fn estimate(shape: &ModelShape, scenario: &Scenario) -> Result<Estimate> {
         max_model_len,
         max_model_len_why,
     })?;
+    if let Some(n) = v0_note {
+        eng.notes.insert(0, n);
+    }
     // the figures per GPU count the cache on the GPU
     let kv = match host_layers {
         Some((_, on_gpu)) => on_gpu,

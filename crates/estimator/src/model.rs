@@ -484,6 +484,20 @@ impl ModelShape {
     pub fn is_mla(&self) -> bool {
         self.layers.iter().any(|l| matches!(l.mixer, Mixer::Mla { .. }))
     }
+    /// This shape with each MLA layer's cache entry (latent + rope key) padded to a multiple of
+    /// `multiple` values, as vLLM V0 0.7.2 to 0.7.x aligns it to 256 bytes; the padding is carried
+    /// in `kv_lora_rank`, which only sizes the cache. `why` becomes the shape's first note.
+    pub fn with_mla_entry_padded(&self, multiple: u64, why: String) -> ModelShape {
+        let mut s = self.clone();
+        for l in &mut s.layers {
+            if let Mixer::Mla { kv_lora_rank, qk_rope_head_dim, .. } = &mut l.mixer {
+                let entry = (*kv_lora_rank + *qk_rope_head_dim).div_ceil(multiple.max(1)) * multiple.max(1);
+                *kv_lora_rank = entry - *qk_rope_head_dim;
+            }
+        }
+        s.notes.insert(0, why);
+        s
+    }
     /// This shape with its MLA layers cached as an engine without an MLA kernel caches them:
     /// every head's K and V of `dim` values each (`None`: the per-head query-key width
     /// `qk_nope_head_dim + qk_rope_head_dim`, V padded to it), split over the TP ranks by head;

@@ -1059,6 +1059,32 @@ fn vllm_caches_mla_per_head_before_its_mla_kernels() {
     assert!(w.error_pct.abs() < 3.0, "{w:?}");
 }
 
+/// vLLM V0 0.7.2 to 0.7.x pads each MLA cache entry to 256 bytes (576 bf16 values -> 640; PR
+/// 13109's log: 116,023 blocks of 27 x 1,280 B x 16 = 59.75 GiB, and 7,767 CPU blocks in 4 GiB);
+/// 0.7 keeps the chunked-prefill budget for the profile of a long-context MLA model (it drops
+/// chunked prefill only after the scheduler took the budget), 0.8 profiles the whole length.
+/// `vllm` before 0.8.0 is that version's default engine, V0.
+#[test]
+fn vllm_v0_mla_alignment_and_profile_follow_the_version() {
+    let sh = shape("deepseek-ai/DeepSeek-V2-Lite-Chat");
+    let run = |engine: Engine, ver: &str, ctx: u64| {
+        let s = Scenario { engine, engine_version: Some(ver.into()), max_model_len: Some(ctx), gpu: GpuChoice::custom(79.19), ..scenario("deepseek-ai/DeepSeek-V2-Lite-Chat") };
+        estimate(&sh, &s).unwrap()
+    };
+    let e = run(Engine::VllmV0, "0.7.3", 163_840);
+    assert_eq!(e.kv.bytes_per_token, 27 * 640 * 2);
+    assert!(e.engine.activation.substituted.starts_with("max(2048 tokens"), "{}", e.engine.activation.substituted);
+    let e = run(Engine::VllmV0, "0.8.5", 163_840);
+    assert_eq!(e.kv.bytes_per_token, 27 * 576 * 2);
+    assert!(e.engine.activation.substituted.starts_with("max(163840 tokens"), "{}", e.engine.activation.substituted);
+    // `vllm` 0.7.3 and 0.6.4 are modelled as V0, with a note saying so
+    let v = run(Engine::Vllm, "0.7.3", 163_840);
+    assert_eq!(v.engine.name, "vllm-v0");
+    assert_eq!(v.engine.num_blocks, run(Engine::VllmV0, "0.7.3", 163_840).engine.num_blocks);
+    assert!(v.engine.notes[0].contains("runs its V0 engine by default"), "{:?}", v.engine.notes);
+    assert_eq!(run(Engine::Vllm, "0.8.5", 163_840).engine.name, "vllm");
+}
+
 #[test]
 fn llamacpp_sliding_window_cache_follows_the_physical_batch() {
     // gpt-oss-20b, q8_0, n_ctx 8192, b6900 (a Snapdragon developer-guide log: 105.19 MiB):

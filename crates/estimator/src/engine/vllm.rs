@@ -469,6 +469,14 @@ pub(crate) fn mla_per_head(ver: (u64, u64, u64), quant: Option<&Quant>) -> Optio
     }
 }
 
+/// The multiple of values vLLM V0 0.7.2 to 0.7.x pads an MLA cache entry to on CUDA
+/// (`CacheEngine._align_cache`, `VLLM_CUDA_MEM_ALIGN_KV_CACHE` on by default): 256 bytes of the
+/// model dtype (`align_to_256bytes(entry, model_config.dtype)` in `get_cache_block_size`), so 576
+/// values become 640 in bf16. 0.8.0 drops it; V1 never had it.
+pub(crate) fn mla_entry_alignment(engine: Engine, ver: (u64, u64, u64), act_bytes: u64) -> Option<u64> {
+    (engine == Engine::VllmV0 && ver >= (0, 7, 2) && ver < (0, 8, 0)).then(|| 256 / act_bytes.max(1))
+}
+
 /// The vLLM version a scenario models (default: [`newest_version`]) and its parts; a version
 /// that does not parse is taken as the default.
 pub(crate) fn version_of(s: &crate::scenario::Scenario) -> (String, (u64, u64, u64)) {
@@ -530,11 +538,12 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let (tokens, rows) = if v0 {
         // chunked prefill is switched on above 32K (`arg_utils.py`, from 0.5.3), except for multimodal models,
         // models with one sliding window (V0 drops the window of interleaved ones such as Gemma 2,
-        // which keep it on) and, in 0.7 and 0.8, MLA; its budget was 512 tokens before 0.6.5
-        // (PR 10544)
+        // which keep it on) and, in 0.8, MLA; its budget was 512 tokens before 0.6.5
+        // (PR 10544). 0.7 switches it off for MLA only in `VllmConfig.__post_init__`, after the
+        // scheduler took the chunked budget, so the profile keeps that budget
         let multimodal = cx.shape.globals.iter().any(|t| t.role == Role::Encoder);
         let sliding = !cx.kv.groups.is_empty() && cx.kv.groups.iter().all(|g| matches!(g.window, Window::Sliding(_)));
-        let mla = cx.shape.is_mla() && ver >= (0, 7, 0) && ver < (0, 9, 0);
+        let mla = cx.shape.is_mla() && ver >= (0, 8, 0) && ver < (0, 9, 0);
         let chunked = ver >= (0, 5, 3) && l > 32_768 && !multimodal && !sliding && !mla;
         let chunk = if ver < (0, 6, 5) { 512 } else { 2048 };
         let tokens = s.max_num_batched_tokens.unwrap_or(if chunked { chunk } else { l.max(2048) });
