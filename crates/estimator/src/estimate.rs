@@ -179,10 +179,11 @@ pub fn estimate(shape: &ModelShape, scenario: &Scenario) -> Result<Estimate> {
     if let Err(mut errs) = scenario.validate() {
         return Err(errs.remove(0));
     }
-    // `vllm` is the version's default engine: V0 before 0.8.0 (V1 arrived as an opt-in in 0.7)
+    // `vllm` before 0.7.0 can only be V0: V1 arrived as an opt-in in 0.7 (which `vllm` with a
+    // 0.7 version models) and became the default in 0.8.0
     let default_v0;
-    let v0_note = (scenario.engine == Engine::Vllm && engine::vllm::version_of(scenario).1 < (0, 8, 0)).then(|| {
-        format!("vLLM {} runs its V0 engine by default (V1 came as an opt-in with 0.7 and became the default in 0.8.0): modelled as vllm-v0", engine::vllm::version_of(scenario).0)
+    let v0_note = (scenario.engine == Engine::Vllm && engine::vllm::version_of(scenario).1 < (0, 7, 0)).then(|| {
+        format!("vLLM {} has only its V0 engine (V1 came as an opt-in with 0.7): modelled as vllm-v0", engine::vllm::version_of(scenario).0)
     });
     let scenario = if v0_note.is_some() {
         default_v0 = Scenario { engine: Engine::VllmV0, ..scenario.clone() };

@@ -854,7 +854,8 @@ fn sglang_pools_window_layers_apart_where_it_lists_the_model() {
 #[test]
 fn vllm_v0_chunks_long_prefills_except_for_multimodal_and_sliding_window_models() {
     // V0 above 32K tokens profiles a 2048-token chunk, unless the model is multimodal, has one
-    // sliding window, or (0.7, 0.8) MLA: then the whole max_model_len
+    // sliding window, or (0.8) MLA: then the whole max_model_len; 0.7 drops chunked prefill for
+    // MLA only after the scheduler took the 2048-token budget, which the profile keeps
     let tokens = |id: &str| {
         let s = Scenario { gpu: GpuChoice::Catalog("h200".into()), engine: Engine::VllmV0, engine_version: Some("0.7.3".into()), max_model_len: Some(65_536), ..scenario(id) };
         let e = estimate(&shape(id), &s).unwrap();
@@ -867,8 +868,10 @@ fn vllm_v0_chunks_long_prefills_except_for_multimodal_and_sliding_window_models(
     assert_eq!(tokens("mistralai/Mistral-7B-v0.1"), "65536");
     // interleaved windows: V0 drops the window, chunked prefill stays on
     assert_eq!(tokens("google/gemma-3-1b-it"), "2048");
-    // MLA in 0.7 and 0.8
-    assert_eq!(tokens("deepseek-ai/DeepSeek-V2.5"), "65536");
+    // MLA: 0.7 keeps the chunked budget, 0.8 profiles the whole length
+    assert_eq!(tokens("deepseek-ai/DeepSeek-V2.5"), "2048");
+    let s = Scenario { gpu: GpuChoice::Catalog("h200".into()), engine: Engine::VllmV0, engine_version: Some("0.8.5".into()), max_model_len: Some(65_536), ..scenario("deepseek-ai/DeepSeek-V2.5") };
+    assert!(estimate(&shape("deepseek-ai/DeepSeek-V2.5"), &s).unwrap().activation.substituted.starts_with("max(65536 tokens"));
 }
 
 /// vLLM's default `max_model_len` (none given) is the config's length times a RoPE scaling factor
@@ -1043,8 +1046,10 @@ fn vllm_caches_mla_per_head_before_its_mla_kernels() {
     assert_eq!(per_token("0.7.0", QuantChoice::Auto).0, 27 * 2 * 16 * 192 * 2);
     assert_eq!(per_token("0.7.1", QuantChoice::Auto).0, 27 * 576 * 2);
     assert_eq!(per_token("0.7.2", QuantChoice::Awq).0, 27 * 2 * 16 * 192 * 2);
-    assert_eq!(per_token("0.7.2", QuantChoice::Fp8).0, 27 * 576 * 2);
-    assert_eq!(per_token("0.7.3", QuantChoice::Awq).0, 27 * 576 * 2);
+    // the latent, which V0 0.7.2 to 0.7.x pads to 256 bytes (640 values) and 0.8 does not
+    assert_eq!(per_token("0.7.2", QuantChoice::Fp8).0, 27 * 640 * 2);
+    assert_eq!(per_token("0.7.3", QuantChoice::Awq).0, 27 * 640 * 2);
+    assert_eq!(per_token("0.8.0", QuantChoice::Awq).0, 27 * 576 * 2);
     // per head, the cache splits over TP ranks: 8 heads each at TP 2
     let s = Scenario { engine: Engine::VllmV0, engine_version: Some("0.5.1".into()), tp: 2, max_model_len: Some(4096), ..scenario("deepseek-ai/DeepSeek-V2-Lite-Chat") };
     assert_eq!(estimate(&sh, &s).unwrap().kv.bytes_per_token, 27 * 2 * 8 * 256 * 2);
@@ -1063,7 +1068,7 @@ fn vllm_caches_mla_per_head_before_its_mla_kernels() {
 /// 13109's log: 116,023 blocks of 27 x 1,280 B x 16 = 59.75 GiB, and 7,767 CPU blocks in 4 GiB);
 /// 0.7 keeps the chunked-prefill budget for the profile of a long-context MLA model (it drops
 /// chunked prefill only after the scheduler took the budget), 0.8 profiles the whole length.
-/// `vllm` before 0.8.0 is that version's default engine, V0.
+/// `vllm` before 0.7.0 is V0, the only engine those versions have.
 #[test]
 fn vllm_v0_mla_alignment_and_profile_follow_the_version() {
     let sh = shape("deepseek-ai/DeepSeek-V2-Lite-Chat");
@@ -1077,12 +1082,13 @@ fn vllm_v0_mla_alignment_and_profile_follow_the_version() {
     let e = run(Engine::VllmV0, "0.8.5", 163_840);
     assert_eq!(e.kv.bytes_per_token, 27 * 576 * 2);
     assert!(e.engine.activation.substituted.starts_with("max(163840 tokens"), "{}", e.engine.activation.substituted);
-    // `vllm` 0.7.3 and 0.6.4 are modelled as V0, with a note saying so
-    let v = run(Engine::Vllm, "0.7.3", 163_840);
+    // `vllm` 0.6.4 is modelled as V0, the only engine it has, with a note saying so; 0.7's
+    // opt-in V1 stays reachable as `vllm`
+    let v = run(Engine::Vllm, "0.6.4", 16_384);
     assert_eq!(v.engine.name, "vllm-v0");
-    assert_eq!(v.engine.num_blocks, run(Engine::VllmV0, "0.7.3", 163_840).engine.num_blocks);
-    assert!(v.engine.notes[0].contains("runs its V0 engine by default"), "{:?}", v.engine.notes);
-    assert_eq!(run(Engine::Vllm, "0.8.5", 163_840).engine.name, "vllm");
+    assert_eq!(v.engine.num_blocks, run(Engine::VllmV0, "0.6.4", 16_384).engine.num_blocks);
+    assert!(v.engine.notes[0].contains("has only its V0 engine"), "{:?}", v.engine.notes);
+    assert_eq!(run(Engine::Vllm, "0.7.3", 16_384).engine.name, "vllm");
 }
 
 #[test]
