@@ -152,16 +152,21 @@ pub const SAME_SHAPE: &[(&str, &str, &str)] = &[
     ("moonshotai/Kimi-K2-Instruct-0905", "moonshotai/Kimi-K2-Instruct", "the September update of the same layers and experts with a 262,144-token context"),
     ("microsoft/Phi-4-reasoning", "microsoft/phi-4", "phi-4 tuned for reasoning: the same layers with a 32,768-token context"),
     ("microsoft/Phi-4-reasoning-plus", "microsoft/phi-4", "phi-4 tuned for reasoning: the same layers with a 32,768-token context"),
+    ("deepseek-ai/DeepSeek-Coder-V2-Lite-Instruct", "deepseek-ai/DeepSeek-V2-Lite-Chat", "DeepSeek-V2-Lite pre-trained further on code: the same 27 MLA layers, 64 + 2 experts and 102,400-token vocabulary"),
+    ("deepseek-ai/DeepSeek-Coder-V2-Lite-Base", "deepseek-ai/DeepSeek-V2-Lite-Chat", "DeepSeek-V2-Lite pre-trained further on code: the same 27 MLA layers, 64 + 2 experts and 102,400-token vocabulary"),
+    ("Qwen/Qwen2-0.5B-Instruct", "Qwen/Qwen2.5-0.5B", "Qwen2.5-0.5B kept Qwen2-0.5B's layers, heads and tied 151,936-token vocabulary (Qwen2 Instruct configs give 32,768 positions)"),
+    ("Qwen/Qwen2-1.5B-Instruct", "Qwen/Qwen2.5-1.5B", "Qwen2.5-1.5B kept Qwen2-1.5B's layers, heads and tied 151,936-token vocabulary (Qwen2 Instruct configs give 32,768 positions)"),
+    ("01-ai/Yi-34B-Chat", "01-ai/Yi-1.5-34B", "Yi-1.5-34B is Yi-34B pre-trained further: the same 60 layers, 56/8 heads and 64,000-token vocabulary, 4,096 positions"),
 ];
 
 /// Releases whose config is their base model's but for another native context
 /// (`max_position_embeddings`): the Qwen3 2507 updates and Qwen3-Coder, Mistral-Nemo-Instruct,
-/// Kimi-K2-Instruct-0905, Phi-4-reasoning, and the Qwen2.5 (and Qwen2.5-Coder) Instruct releases,
-/// which ship 32,768 positions where the 1.5B, 7B, 14B, 32B and 72B base models say 131,072 (the
-/// 1M, Math and VL releases are other configs).
+/// Kimi-K2-Instruct-0905, Phi-4-reasoning, and the Qwen2 and Qwen2.5 (and Qwen2.5-Coder) Instruct
+/// releases, which ship 32,768 positions where the 1.5B, 7B, 14B, 32B and 72B base models say
+/// 131,072 (the 1M, Math and VL releases are other configs).
 fn native_context(model: &str) -> Option<u64> {
     let m = model.to_ascii_lowercase();
-    if m.contains("qwen2.5-") && m.contains("-instruct") && !["-1m", "math", "-vl"].iter().any(|w| m.contains(w)) {
+    if (m.contains("qwen2.5-") || m.contains("qwen2-")) && m.contains("-instruct") && !["-1m", "math", "-vl"].iter().any(|w| m.contains(w)) {
         return Some(32_768);
     }
     if m.contains("mistral-nemo-instruct") {

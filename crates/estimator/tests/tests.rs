@@ -1028,6 +1028,26 @@ fn llamacpp_caches_mla_per_head_before_the_latent_cache() {
     assert_eq!(new.kv_pool_bytes.0, 4096 * 61 * 576 * 34 / 32);
 }
 
+/// Every same-shape stand-in is a bundled config, and the releases added in session 34 resolve
+/// to theirs with their own context: DeepSeek-Coder-V2-Lite to V2-Lite's MLA layers, Qwen2's
+/// 1.5B Instruct to Qwen2.5-1.5B at 32,768 positions (the base config says 131,072).
+#[test]
+fn same_shape_stand_ins_are_bundled_and_keep_their_context() {
+    use kv_estimator::validation::{derive_checkpoint, match_model, Case, SAME_SHAPE};
+    let ids = all_ids();
+    for (from, to, _) in SAME_SHAPE {
+        assert!(ids.iter().any(|b| b == to), "{from} -> {to}: not bundled");
+    }
+    let m = match_model("deepseek-ai/DeepSeek-Coder-V2-Lite-Instruct", &ids).expect("a stand-in");
+    assert_eq!(m.config_id, "deepseek-ai/DeepSeek-V2-Lite-Chat");
+    let m = match_model("Qwen/Qwen2-1.5B-Instruct", &ids).expect("a stand-in");
+    assert_eq!(m.config_id, "Qwen/Qwen2.5-1.5B");
+    let mut sh = shape(&m.config_id);
+    assert_eq!(sh.max_position_embeddings, Some(131_072));
+    derive_checkpoint(&mut sh, &Case { model: "Qwen/Qwen2-1.5B-Instruct".into(), ..Case::default() });
+    assert_eq!(sh.max_position_embeddings, Some(32_768));
+}
+
 /// vLLM caches DeepSeek's MLA per head until its MLA kernels: 16 heads of DeepSeek-V2-Lite pad
 /// K and V to 256 values before 0.7.0 (PR 4650's 0.5.0 log: 5549 blocks on an 80 GB card, where
 /// the latent would give about 79,000), `qk_head_dim` in 0.7.0 and in 0.7.1/0.7.2 under a
