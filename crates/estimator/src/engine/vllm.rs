@@ -597,7 +597,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     };
     let mrv2 = !v0 && model_runner_v2(ver, cx.shape, cx.plan.quant.is_some());
     let activation = if mrv2 {
-        activation.note("this version runs the model on Model Runner V2, whose profile peak is checked by one public log only: vLLM 0.26 with Qwen2.5-7B AWQ on an RTX 4080 under WSL2 logged 1.04 GiB where this activation model gives that case 0.26 GiB, a gap its source does not explain; treat the activation peak as uncertain here")
+        activation.note("this version runs the model on Model Runner V2, whose profile peak public logs check only in part: on 0.30 and 0.31 the transient peak of Qwen2.5 1.5B and 3B is this model's (0.12 and 0.15 GiB) in two logs and 0.3 GiB above it in a third; 0.26 with Qwen2.5-7B AWQ on an RTX 4080 under WSL2 logged 1.04 GiB where this model gives 0.26, and 0.29 on an RTX 5090 kept about 1.1 GiB more outside the KV pool than modelled, gaps the source does not explain; treat the activation peak as uncertain here")
     } else {
         activation
     };
