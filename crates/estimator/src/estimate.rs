@@ -179,12 +179,9 @@ pub fn estimate(shape: &ModelShape, scenario: &Scenario) -> Result<Estimate> {
     if let Err(mut errs) = scenario.validate() {
         return Err(errs.remove(0));
     }
-    // `vllm` before 0.7.0 can only be V0: V1 arrived as an opt-in in 0.7 (which `vllm` with a
-    // 0.7 version models) and became the default in 0.8.0
+    // `vllm` before 0.7.0 can only be V0
     let default_v0;
-    let v0_note = (scenario.engine == Engine::Vllm && engine::vllm::version_of(scenario).1 < (0, 7, 0)).then(|| {
-        format!("vLLM {} has only its V0 engine (V1 came as an opt-in with 0.7): modelled as vllm-v0", engine::vllm::version_of(scenario).0)
-    });
+    let v0_note = engine::vllm::only_v0(scenario);
     let scenario = if v0_note.is_some() {
         default_v0 = Scenario { engine: Engine::VllmV0, ..scenario.clone() };
         &default_v0
@@ -212,24 +209,12 @@ pub fn estimate(shape: &ModelShape, scenario: &Scenario) -> Result<Estimate> {
     if scenario.kv_dtype == KvDtype::Nvfp4 && !nvfp4_kv {
         return Err(Error::scenario("kv_dtype", "nvfp4", format!("an engine with an NVFP4 KV cache, vLLM 0.20 or newer or SGLang (the engine is {}{}), or another KV dtype", scenario.engine, scenario.engine_version.as_deref().map(|v| format!(" {v}")).unwrap_or_default())));
     }
-    // vLLM without an MLA kernel (before 0.7.3) caches DeepSeek's MLA per head
-    let per_head;
-    let shape = match (matches!(scenario.engine, Engine::Vllm | Engine::VllmV0) && shape.is_mla())
-        .then(|| engine::vllm::mla_per_head(engine::vllm::version_of(scenario).1, plan.quant.as_ref()))
-        .flatten()
-    {
-        Some((dim, why)) => {
-            per_head = shape.with_mla_per_head(dim, why);
-            &per_head
-        }
-        None => shape,
-    };
-    // V0 0.7.2 to 0.7.x pads the MLA latent it caches to 256 bytes
-    let padded;
-    let shape = match engine::vllm::mla_entry_alignment(scenario.engine, engine::vllm::version_of(scenario).1, plan.activation.bytes()).filter(|_| shape.is_mla()) {
-        Some(m) => {
-            padded = shape.with_mla_entry_padded(m, format!("vLLM V0 {} pads each layer's MLA cache entry to a multiple of 256 bytes ({m} values; CacheEngine._align_cache), 0.7.2 to 0.7.x", engine::vllm::version_of(scenario).0));
-            &padded
+    // the layers as the engine caches them (vLLM's MLA per head before 0.7.3, padded in V0 0.7.2+)
+    let cached;
+    let shape = match engine::vllm::cached_shape(shape, scenario, plan.quant.as_ref(), plan.activation.bytes()) {
+        Some(s) => {
+            cached = s;
+            &cached
         }
         None => shape,
     };

@@ -457,7 +457,7 @@ fn newest_version(engine: Engine) -> &'static str {
 /// (`deepseek_v2.py`/`deepseek_v3.py` 0.5 to 0.6.6); 0.7.0 pads v to `qk_head_dim`; 0.7.1 brings
 /// the MLA kernels, which 0.7.1 and 0.7.2 switch off for a quantisation other than fp8
 /// (`ModelConfig.use_mla`); from 0.7.3 MLA is always used.
-pub(crate) fn mla_per_head(ver: (u64, u64, u64), quant: Option<&Quant>) -> Option<(Option<u64>, String)> {
+fn mla_per_head(ver: (u64, u64, u64), quant: Option<&Quant>) -> Option<(Option<u64>, String)> {
     if ver < (0, 7, 0) {
         Some((Some(256), "vLLM before 0.7.0 has no MLA kernel: it caches every head's K and V, each padded to 256 values (deepseek_v2.py), not the 576-value latent".into()))
     } else if ver < (0, 7, 1) {
@@ -473,8 +473,30 @@ pub(crate) fn mla_per_head(ver: (u64, u64, u64), quant: Option<&Quant>) -> Optio
 /// (`CacheEngine._align_cache`, `VLLM_CUDA_MEM_ALIGN_KV_CACHE` on by default): 256 bytes of the
 /// model dtype (`align_to_256bytes(entry, model_config.dtype)` in `get_cache_block_size`), so 576
 /// values become 640 in bf16. 0.8.0 drops it; V1 never had it.
-pub(crate) fn mla_entry_alignment(engine: Engine, ver: (u64, u64, u64), act_bytes: u64) -> Option<u64> {
+fn mla_entry_alignment(engine: Engine, ver: (u64, u64, u64), act_bytes: u64) -> Option<u64> {
     (engine == Engine::VllmV0 && ver >= (0, 7, 2) && ver < (0, 8, 0)).then(|| 256 / act_bytes.max(1))
+}
+
+/// The shape whose KV layout vLLM allocates when it is not the config's: an MLA model per head
+/// ([`mla_per_head`]) or with its latent padded ([`mla_entry_alignment`]); `None` otherwise.
+pub(crate) fn cached_shape(shape: &ModelShape, s: &crate::scenario::Scenario, quant: Option<&Quant>, act_bytes: u64) -> Option<ModelShape> {
+    if !matches!(s.engine, Engine::Vllm | Engine::VllmV0) || !shape.is_mla() {
+        return None;
+    }
+    let (version, ver) = version_of(s);
+    if let Some((dim, why)) = mla_per_head(ver, quant) {
+        return Some(shape.with_mla_per_head(dim, why));
+    }
+    mla_entry_alignment(s.engine, ver, act_bytes).map(|m| {
+        shape.with_mla_entry_padded(m, format!("vLLM V0 {version} pads each layer's MLA cache entry to a multiple of 256 bytes ({m} values; CacheEngine._align_cache), 0.7.2 to 0.7.x"))
+    })
+}
+
+/// `vllm` with a version before 0.7.0 can only be V0 (V1 came as an opt-in with 0.7, which `vllm`
+/// with a 0.7 version models, and became the default in 0.8.0): the note saying so, when it applies.
+pub(crate) fn only_v0(s: &crate::scenario::Scenario) -> Option<String> {
+    let (version, ver) = version_of(s);
+    (s.engine == Engine::Vllm && ver < (0, 7, 0)).then(|| format!("vLLM {version} has only its V0 engine (V1 came as an opt-in with 0.7): modelled as vllm-v0"))
 }
 
 /// The vLLM version a scenario models (default: [`newest_version`]) and its parts; a version
