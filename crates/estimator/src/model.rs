@@ -334,12 +334,45 @@ pub struct ModelShape {
     /// vision tower's rule is known; V0 fits `max_num_batched_tokens / this` dummy sequences.
     #[serde(default)]
     pub mm_tokens_per_prompt: Option<u64>,
+    /// The multimodal item vLLM V1 runs through the vision tower before its profiling forward,
+    /// where the family's largest item is known (see [`VisionDummy`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vision_dummy: Option<VisionDummy>,
     /// Runs of consecutive identical layers, `(first index, count)`, indexed once by
     /// [`ModelShape::index_runs`]: every per-layer sum walks runs, so a 32-layer dense model costs
     /// one layer's arithmetic, not 32. Not serialised; an empty or stale index falls back to
     /// one run per layer.
     #[serde(skip)]
     pub runs: Vec<(usize, usize)>,
+}
+
+/// One multimodal item of the largest kind a vision tower takes, as vLLM V1's `profile_run`
+/// builds it: it runs `max_num_batched_tokens / tokens_per_item` of them (at least one) through
+/// the tower and keeps their embeddings, and the input tensors, alive through the text model's
+/// dummy forward. Shapes come from `vision_config` and the family's image-processor defaults
+/// (which `config.json` does not carry); every field is a count, the byte sizes follow from them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VisionDummy {
+    /// What the item is, for the explanation ("an image of 896 x 896 pixels").
+    pub what: String,
+    /// Tokens it takes in the encoder budget (its placeholder tokens in the prompt).
+    pub tokens_per_item: u64,
+    /// Rows of the embedding the tower returns for it.
+    pub output_rows: u64,
+    /// Width of one row (the text model's hidden size; Qwen3-VL adds its deepstack levels).
+    pub output_width: u64,
+    /// Values of its input tensor (`pixel_values`), which the processors hand over as float32.
+    pub input_values: u64,
+    /// Patches the tower's layers run for it.
+    pub patches: u64,
+    /// The tower's width and its MLP's intermediate width.
+    pub width: u64,
+    pub mlp_width: u64,
+    /// A gated MLP (gate and up projections, then their product).
+    pub gated_mlp: bool,
+    /// Rotary positions applied to q and k in float32 (Qwen2-VL's and Qwen2.5-VL's towers),
+    /// which copies q, k and v out of the fused projection first.
+    pub rotary_f32: bool,
 }
 
 impl ModelShape {

@@ -570,8 +570,13 @@ fn setting_number_in(text: &str, name: &str, fraction: bool) -> Option<String> {
                 })
                 .collect();
             let digits = digits.trim_end_matches('.').to_string();
-            let after = rest[digits.len()..].chars().next();
-            let ends = after.is_none_or(|c| !c.is_ascii_alphanumeric() && (c != '.' || fraction));
+            let mut after = rest[digits.len()..].chars();
+            // a whole number may close a sentence ("max_num_seqs=10. Logged"), not start a fraction
+            let ends = match after.next() {
+                None => true,
+                Some('.') if !fraction => !after.next().is_some_and(|c| c.is_ascii_digit()),
+                Some(c) => !c.is_ascii_alphanumeric() && (c != '.' || fraction),
+            };
             if !digits.is_empty() && ends {
                 return Some(digits);
             }
@@ -1598,6 +1603,8 @@ mod tests {
     fn settings_are_read_from_flags_and_argument_dumps() {
         assert_eq!(setting_in("vllm serve m --max-num-seqs 8 --enforce-eager", "max_num_seqs"), Some(8));
         assert_eq!(setting_in("--max-num-seqs=16", "max_num_seqs"), Some(16));
+        assert_eq!(setting_in("gpu_memory_utilization=0.95, max_num_seqs=10. Logged: async", "max_num_seqs"), Some(10));
+        assert_eq!(setting_in("max_num_seqs=1.5", "max_num_seqs"), None);
         assert_eq!(setting_in("args: Namespace(max_num_seqs=4, max_num_batched_tokens=None)", "max_num_seqs"), Some(4));
         assert_eq!(setting_in("args: Namespace(max_num_seqs=4, max_num_batched_tokens=None)", "max_num_batched_tokens"), None);
         assert_eq!(setting_in("non-default args: {'max_num_batched_tokens': 4096}", "max_num_batched_tokens"), Some(4096));

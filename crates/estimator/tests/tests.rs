@@ -2103,6 +2103,57 @@ fn vllm_v0_profiles_as_many_multimodal_prompts_as_fit_the_batch() {
 }
 
 #[test]
+fn vllm_v1_runs_the_vision_tower_before_its_profile_and_keeps_the_outputs() {
+    const GIB: f64 = (1u64 << 30) as f64;
+    // Gemma 3 4B on vLLM 0.19 (llm-d planner's H100 log): 8192 // 256 = 32 SigLIP crops of
+    // 896 x 896 float32 pixels and their 256 x 2560 bf16 embeddings stay alive through the text
+    // model's forward, which is the larger peak; the log's 3.89 GiB against 3.54 without them
+    let g3 = shape("google/gemma-3-4b-it");
+    let d = g3.vision_dummy.as_ref().expect("Gemma 3 has a known largest item");
+    assert_eq!((d.tokens_per_item, d.output_rows, d.output_width, d.input_values, d.patches), (256, 256, 2560, 3 * 896 * 896, 64 * 64));
+    let s = Scenario { gpu: GpuChoice::Catalog("h100-80gb".into()), engine: Engine::Vllm, engine_version: Some("0.19.0".into()), max_model_len: Some(8192), max_num_batched_tokens: Some(8192), max_num_seqs: Some(1024), gpu_memory_utilization: Some(0.95), ..scenario("google/gemma-3-4b-it") };
+    let p = kv_estimator::engine::vllm::encoder_profile(d, (0, 19, 0), 8192, 1024, 8192, 2, 1);
+    assert_eq!(p.items, 32);
+    assert_eq!(p.held, 32 * 3 * 896 * 896 * 4 + 32 * 256 * 2560 * 2);
+    assert!(p.forward_peak < 3 << 30, "SigLIP without rotary stays under the text peak: {}", p.forward_peak);
+    let e = estimate(&g3, &s).unwrap();
+    let gib = e.activation.bytes.0 as f64 / GIB;
+    assert!((gib - 3.89).abs() / 3.89 < 0.03, "Gemma 3 4B activation peak {gib:.3} GiB against 3.89 logged");
+    assert!(e.activation.notes.iter().any(|n| n.contains("runs the vision tower on 32 of its largest item")), "{:?}", e.activation.notes);
+    // the same text model alone (Gemma 3 1B has no tower) gets no such note
+    let e1 = estimate(&shape("google/gemma-3-1b-it"), &Scenario { model: "google/gemma-3-1b-it".into(), ..s.clone() }).unwrap();
+    assert!(!e1.activation.notes.iter().any(|n| n.contains("vision tower")), "{:?}", e1.activation.notes);
+    // Qwen2-VL-2B on 0.10.2 with 2048 batched tokens (a 16 GB card under WSL): one image of
+    // max_pixels, 65,536 patches through a tower that applies rotary positions in float32, whose
+    // own peak is larger than the text model's; the log's 2.65 GiB
+    let vl = shape("Qwen/Qwen2-VL-2B-Instruct");
+    let d = vl.vision_dummy.as_ref().unwrap();
+    assert_eq!((d.tokens_per_item, d.patches, d.input_values, d.width, d.mlp_width), (16_384, 65_536, 65_536 * 3 * 2 * 14 * 14, 1280, 5120));
+    let p = kv_estimator::engine::vllm::encoder_profile(d, (0, 10, 2), 2048, 256, 4096, 2, 1);
+    assert_eq!(p.items, 1);
+    let u = 65_536 * 1280 * 2;
+    assert_eq!(p.forward_peak, 65_536 * 1176 * 4 + 13 * u, "float32 patches + 13 layer-widths at attention");
+    let s = Scenario { gpu: GpuChoice::custom(15.99), engine: Engine::Vllm, engine_version: Some("0.10.2".into()), max_model_len: Some(4096), max_num_batched_tokens: Some(2048), gpu_memory_utilization: Some(0.8), flashinfer_sampler: Some(false), ..scenario("Qwen/Qwen2-VL-2B-Instruct") };
+    let e = estimate(&vl, &s).unwrap();
+    assert_eq!(e.activation.bytes.0, p.forward_peak);
+    let gib = e.activation.bytes.0 as f64 / GIB;
+    assert!((gib - 2.65).abs() / 2.65 < 0.15, "Qwen2-VL-2B activation peak {gib:.3} GiB against 2.65 logged");
+    // at TP 2 the tower's projections and MLP are split, the layer input and norm are not
+    let p2 = kv_estimator::engine::vllm::encoder_profile(d, (0, 10, 2), 2048, 256, 4096, 2, 2);
+    assert_eq!(p2.forward_peak, 65_536 * 1176 * 4 + 2 * u + 11 * u / 2);
+    // V0 runs the tower inside its dummy sequences: not this profile
+    let v0 = estimate(&vl, &Scenario { engine: Engine::VllmV0, engine_version: Some("0.6.5".into()), flashinfer_sampler: None, ..s }).unwrap();
+    assert!(!v0.activation.notes.iter().any(|n| n.contains("runs the vision tower")), "{:?}", v0.activation.notes);
+    // before 0.10 the budget is divided rounding up: 8192 tokens of Mistral Small 3.1's 3080-token
+    // images are 2 items from 0.10, 3 before
+    let ms = shape("mistralai/Mistral-Small-3.1-24B-Instruct-2503");
+    let d = ms.vision_dummy.as_ref().unwrap();
+    assert_eq!((d.tokens_per_item, d.output_rows, d.patches), (55 * 56, 55 * 55, 110 * 110));
+    assert_eq!(kv_estimator::engine::vllm::encoder_profile(d, (0, 19, 0), 8192, 1024, 8192, 2, 1).items, 2);
+    assert_eq!(kv_estimator::engine::vllm::encoder_profile(d, (0, 9, 2), 8192, 1024, 8192, 2, 1).items, 3);
+}
+
+#[test]
 fn llamacpp_layers_and_kv_in_host_memory_follow_ngl_and_nkvo() {
     const MIB: u64 = 1 << 20;
     let llama = |ngl: Option<u64>| Scenario {

@@ -91,11 +91,13 @@ pub(crate) struct Cx<'a> {
     pub max_positions: Option<u64>,
     /// Multimodal tokens of the largest prompt an engine profiles (set by the vision tower).
     pub mm_tokens: Option<u64>,
+    /// The largest multimodal item vLLM V1 runs through the vision tower (set by the tower).
+    pub vision_dummy: Option<crate::model::VisionDummy>,
 }
 
 impl<'a> Cx<'a> {
     fn new(raw: &'a RawConfig, model_type: &str) -> Self {
-        Cx { raw, model_type: model_type.to_string(), defaults: vec![], notes: vec![], max_positions: None, mm_tokens: None }
+        Cx { raw, model_type: model_type.to_string(), defaults: vec![], notes: vec![], max_positions: None, mm_tokens: None, vision_dummy: None }
     }
 
     /// An optional integer outside the shared raw fields, type-checked; `null` reads as absent.
@@ -263,6 +265,7 @@ impl<'a> Cx<'a> {
             defaults: std::mem::take(&mut self.defaults),
             notes,
             mm_tokens_per_prompt: self.mm_tokens,
+            vision_dummy: self.vision_dummy.take(),
             runs: Vec::new(),
         };
         shape.index_runs();

@@ -10,6 +10,7 @@
 //! are a small part and are divided with the rest.
 
 use super::*;
+use crate::model::VisionDummy;
 
 pub(crate) fn add_encoder(cx: &mut Cx, text_hidden: u64, g: &mut Vec<Tensor>) {
     let Some(Value::Object(v)) = cx.raw.json.get("vision_config") else { return };
@@ -69,6 +70,8 @@ pub(crate) fn add_encoder(cx: &mut Cx, text_hidden: u64, g: &mut Vec<Tensor>) {
     let (h, layers, extra_layers) = (h as u64, layers as u64, extra_layers as u64);
     g.push(Tensor::new("vision_tower", Role::Encoder, params, 1, Split::Column));
     cx.mm_tokens = mm_tokens_per_prompt(cx, patch as u64, merge as u64, image as u64);
+    let geometry = Geometry { width: h, mlp_width: inter as u64, patch: patch as u64, image: image as u64, merge: merge as u64, channels: channels as u64, temporal: temporal as u64, gated, out: out as u64 };
+    cx.vision_dummy = largest_item(cx, v, &geometry);
     cx.note(format!("vision tower estimated from vision_config as a ViT ({} layers x {h} wide): {:.2}B parameters, modelled", layers + extra_layers, params as f64 / 1e9));
 }
 
@@ -90,6 +93,73 @@ fn mm_tokens_per_prompt(cx: &Cx, patch: u64, merge: u64, image: u64) -> Option<u
         Some((image / patch.max(1)).saturating_pow(2).max(1))
     } else if t.starts_with("gemma3") {
         cx.raw.json.get("mm_tokens_per_image").and_then(Value::as_u64).filter(|&n| (1..=MAX_DIM).contains(&n))
+    } else {
+        None
+    }
+}
+
+/// The largest pixel count Llama 4's image processor tiles an image into: `max_patches` 16 tiles
+/// of `image_size` (its `preprocessor_config.json`), plus one global tile.
+pub const LLAMA4_MAX_TILES: u64 = 16;
+
+/// What a tower's `vision_config` says about the items it runs.
+struct Geometry {
+    width: u64,
+    mlp_width: u64,
+    patch: u64,
+    image: u64,
+    merge: u64,
+    channels: u64,
+    temporal: u64,
+    gated: bool,
+    out: u64,
+}
+
+/// The largest item vLLM's processor builds for this family's dummy data, where the rule is
+/// known: Qwen2-VL and Qwen2.5-VL an image (or video, the same size) of `max_pixels`; Gemma 3 one
+/// SigLIP crop of `image_size` (pan-and-scan off, the default) giving `mm_tokens_per_image`; Llama 4
+/// `max_patches` tiles and the global one, each pixel-shuffled by `pixel_shuffle_ratio`; LLaVA one
+/// CLIP image. `None` elsewhere (Qwen3-VL's video dummy, Mllama's cross-attention tiles): the
+/// text model's profile alone is modelled there, and says so.
+fn largest_item(cx: &Cx, v: &Map<String, Value>, g: &Geometry) -> Option<VisionDummy> {
+    let t = cx.model_type.as_str();
+    let per_side = (g.image / g.patch.max(1)).max(1);
+    let plain = |tokens: u64, rows: u64, patches: u64, input: u64, what: String, rotary_f32: bool| VisionDummy {
+        what,
+        tokens_per_item: tokens.max(1),
+        output_rows: rows,
+        output_width: g.out,
+        input_values: input,
+        patches,
+        width: g.width,
+        mlp_width: g.mlp_width,
+        gated_mlp: g.gated,
+        rotary_f32,
+    };
+    if t.starts_with("qwen2_vl") || t.starts_with("qwen2_5_vl") {
+        let cell = g.patch.saturating_mul(g.merge.max(1)).max(1);
+        let tokens = (QWEN2_VL_MAX_PIXELS / cell.saturating_mul(cell)).max(1);
+        let patches = tokens.saturating_mul(g.merge.max(1).saturating_pow(2));
+        let input = patches.saturating_mul(g.channels).saturating_mul(g.temporal).saturating_mul(g.patch.saturating_pow(2));
+        Some(plain(tokens, tokens, patches, input, format!("an image of {QWEN2_VL_MAX_PIXELS} pixels (the processor's max_pixels): {tokens} tokens from {patches} patches"), true))
+    } else if t == "gemma3" {
+        let tokens = cx.raw.json.get("mm_tokens_per_image").and_then(Value::as_u64).filter(|&n| (1..=MAX_DIM).contains(&n))?;
+        let patches = per_side.saturating_pow(2);
+        let input = g.channels.saturating_mul(g.image.saturating_pow(2));
+        Some(plain(tokens, tokens, patches, input, format!("an image of {0} x {0} pixels (one SigLIP crop, pan-and-scan off): {tokens} tokens from {patches} patches", g.image), false))
+    } else if t == "llama4" {
+        let ratio = v.get("pixel_shuffle_ratio").and_then(Value::as_f64).filter(|r| *r > 0.0 && *r <= 1.0).unwrap_or(0.5);
+        let tiles = LLAMA4_MAX_TILES + 1;
+        let per_tile = ((per_side.saturating_pow(2)) as f64 * ratio * ratio) as u64;
+        let tokens = tiles.saturating_mul(per_tile);
+        // one class token per tile
+        let patches = tiles.saturating_mul(per_side.saturating_pow(2).saturating_add(1));
+        let input = tiles.saturating_mul(g.channels).saturating_mul(g.image.saturating_pow(2));
+        Some(plain(tokens, tokens, patches, input, format!("an image of {LLAMA4_MAX_TILES} tiles and a global one of {0} x {0} pixels (the processor's max_patches): {tokens} tokens from {patches} patches", g.image), true))
+    } else if t == "llava" {
+        let tokens = per_side.saturating_pow(2);
+        let input = g.channels.saturating_mul(g.image.saturating_pow(2));
+        Some(plain(tokens, tokens, tokens.saturating_add(1), input, format!("an image of {0} x {0} pixels: {tokens} tokens", g.image), false))
     } else {
         None
     }
@@ -120,5 +190,23 @@ fn pixtral(cx: &mut Cx, v: &Map<String, Value>, text_hidden: u64, g: &mut Vec<Te
     let projector = merger + h * features * text + bias * text + text * text + bias * text;
     let params = u64::try_from(tower + projector).unwrap_or(u64::MAX);
     g.push(Tensor::new("vision_tower", Role::Encoder, params, 1, Split::Column));
+    // the largest image is `image_size` square; merged patches in rows, each row closed by an
+    // [IMG_BREAK] (the last by [IMG_END]) that takes a token but no embedding of the tower
+    let image = sub_u64(v, "image_size", 1024);
+    let side = (image / (patch as u64).max(1)).max(1);
+    let merged = (side / (merge as u64).max(1)).max(1);
+    let (h, inter) = (h as u64, inter as u64);
+    cx.vision_dummy = Some(VisionDummy {
+        what: format!("an image of {image} x {image} pixels: {} tokens from {} patches", merged * (merged + 1), side * side),
+        tokens_per_item: merged.saturating_mul(merged + 1),
+        output_rows: merged.saturating_mul(merged),
+        output_width: text_hidden,
+        input_values: (channels as u64).saturating_mul(image.saturating_pow(2)),
+        patches: side.saturating_mul(side),
+        width: h,
+        mlp_width: inter,
+        gated_mlp: true,
+        rotary_f32: true,
+    });
     cx.note(format!("vision tower: Pixtral ({layers} layers x {h} wide) and its projector: {:.2}B parameters, from vision_config (modelled)", params as f64 / 1e9));
 }

@@ -447,6 +447,62 @@ pub const NEWEST_VLLM: &str = "0.33.0";
 pub const NEWEST_VLLM_V0: &str = "0.8.5";
 
 /// The release a scenario without a version models: [`NEWEST_VLLM`], or [`NEWEST_VLLM_V0`] for V0.
+/// What vLLM V1's `profile_run` adds for a multimodal model before its text forward.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncoderProfile {
+    /// Items of the largest kind it runs: `max(max_num_batched_tokens, tokens_per_item) /
+    /// tokens_per_item`, at least one, at most `max_num_seqs` prompts' worth.
+    pub items: u64,
+    /// Their float32 inputs and the embeddings the tower returns, held in the encoder cache
+    /// through the text model's dummy forward.
+    pub held: u64,
+    /// The tower's own peak: the inputs plus the larger of its attention and MLP working sets.
+    pub forward_peak: u64,
+    /// The arithmetic, for the explanation.
+    pub how: String,
+}
+
+/// The encoder part of V1's profile (`profile_run`: `_get_mm_dummy_batch`, `embed_multimodal`,
+/// the outputs kept in `encoder_cache` until after `_dummy_run`). The budget is
+/// `compute_mm_encoder_budget`'s `max(max_num_batched_tokens, tokens per item)`, divided by the
+/// tokens per item rounding down from 0.10 (`MultiModalBudget`) and up before (`cdiv`); the
+/// decoder side allows `max_num_seqs` prompts of `max(1, max_model_len / tokens per item)` items.
+///
+/// The tower's working set counts the tensors a ViT layer keeps alive over `patches x width x act
+/// bytes` (U): the layer input and its norm (2U) and, divided over the TP ranks, at attention the
+/// fused qkv (3U) with either the attention output (U) or, for a tower that applies rotary
+/// positions in float32 (Qwen2-VL's `apply_rotary_pos_emb_vision`), the contiguous q, k and v
+/// (3U) and the rotary step's float32 copy, result and cast (5U); at the MLP the intermediate
+/// and its activation (two, or three for a gated MLP, of `patches x mlp_width`). Modelled, not
+/// exact: public logs put Qwen2-VL-2B's peak at 2.65 GiB where this gives 2.32.
+pub fn encoder_profile(d: &crate::model::VisionDummy, ver: (u64, u64, u64), batch_tokens: u64, max_num_seqs: u64, max_model_len: u64, act_bytes: u64, tp: u64) -> EncoderProfile {
+    let per = d.tokens_per_item.max(1);
+    let budget = batch_tokens.max(per);
+    let per_prompt = (max_model_len / per).max(1);
+    let fit = if ver >= (0, 10, 0) { budget / per } else { budget.div_ceil(per) };
+    let items = fit.min(max_num_seqs.max(1).saturating_mul(per_prompt)).max(1);
+    let inputs = items.saturating_mul(d.input_values).saturating_mul(4);
+    let outputs = items.saturating_mul(d.output_rows).saturating_mul(d.output_width).saturating_mul(act_bytes);
+    let held = inputs.saturating_add(outputs);
+    let tp = tp.max(1);
+    let patches = items.saturating_mul(d.patches);
+    let u = patches.saturating_mul(d.width).saturating_mul(act_bytes);
+    let attention_units = if d.rotary_f32 { 3 + 3 + 5 } else { 3 + 1 };
+    let attention = u.saturating_mul(2).saturating_add(u.saturating_mul(attention_units) / tp);
+    let mlp_units = if d.gated_mlp { 3 } else { 2 };
+    let mlp = u.saturating_mul(2).saturating_add(patches.saturating_mul(d.mlp_width).saturating_mul(act_bytes).saturating_mul(mlp_units) / tp);
+    let forward_peak = inputs.saturating_add(attention.max(mlp));
+    let how = format!(
+        "{} of float32 inputs + max(attention {}, MLP {}) over {patches} patches x {} wide{}",
+        gib(inputs),
+        gib(attention),
+        gib(mlp),
+        d.width,
+        if tp > 1 { format!(", split over {tp} ranks") } else { String::new() }
+    );
+    EncoderProfile { items, held, forward_peak, how }
+}
+
 fn newest_version(engine: Engine) -> &'static str {
     if engine == Engine::VllmV0 { NEWEST_VLLM_V0 } else { NEWEST_VLLM }
 }
@@ -598,7 +654,13 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let holds_forward_output = v0 || ver >= (0, 9, 2);
     let held = if holds_forward_output { tokens.saturating_mul(cx.shape.hidden_size).saturating_mul(act_bytes) } else { 0 };
     let smp = sampler_peak(cx.shape, sample_rows, per_logit).saturating_add(held);
-    let act = fwd.max(smp);
+    let text_peak = fwd.max(smp);
+    let multimodal = cx.shape.globals.iter().any(|t| t.role == Role::Encoder);
+    let encoder = if v0 || !multimodal { None } else { cx.shape.vision_dummy.as_ref().map(|d| encoder_profile(d, ver, tokens, rows, l, act_bytes, tp)) };
+    let act = match &encoder {
+        Some(e) => text_peak.saturating_add(e.held).max(e.forward_peak),
+        None => text_peak,
+    };
     let activation = Figure::modelled(
         "activation peak",
         Bytes(act),
@@ -616,6 +678,20 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let activation = match mm_note {
         Some(n) => activation.note(n),
         None => activation,
+    };
+    let activation = match (&encoder, cx.shape.vision_dummy.as_ref()) {
+        (Some(e), Some(d)) => activation.note(format!(
+            "multimodal: V1 first runs the vision tower on {} of its largest item, {} (its peak {}, modelled: {}), then keeps their inputs and embeddings ({}) alive through the text model's forward ({} + {}); the larger counts",
+            e.items,
+            d.what,
+            gib(e.forward_peak),
+            e.how,
+            gib(e.held),
+            gib(text_peak),
+            gib(e.held)
+        )),
+        _ if multimodal && !v0 => activation.note("multimodal: the vision tower's own profile is not modelled for this family (only the text model's forward)"),
+        _ => activation,
     };
     let mrv2 = !v0 && model_runner_v2(ver, cx.shape, cx.plan.quant.is_some());
     let activation = if mrv2 {
