@@ -373,6 +373,11 @@ pub struct VisionDummy {
     /// Rotary positions applied to q and k in float32 (Qwen2-VL's and Qwen2.5-VL's towers),
     /// which copies q, k and v out of the fused projection first.
     pub rotary_f32: bool,
+    /// The item above is one temporal group of a video whose frame count follows
+    /// `max_model_len` (Qwen2-VL's and Qwen2.5-VL's processors, `get_num_frames_with_most_features`):
+    /// the engine multiplies it by the groups that fit.
+    #[serde(default)]
+    pub video_groups: bool,
 }
 
 impl ModelShape {

@@ -2138,6 +2138,15 @@ fn vllm_v1_runs_the_vision_tower_before_its_profile_and_keeps_the_outputs() {
     assert_eq!(e.activation.bytes.0, p.forward_peak);
     let gib = e.activation.bytes.0 as f64 / GIB;
     assert!((gib - 2.65).abs() / 2.65 < 0.15, "Qwen2-VL-2B activation peak {gib:.3} GiB against 2.65 logged");
+    // the item is a video of frames that size: as many two-frame groups as max_model_len holds
+    // (less one image before 0.10.2), at most 16 frames (14 from 0.11)
+    let groups = |ver: (u64, u64, u64), len: u64| kv_estimator::engine::vllm::encoder_profile(d, ver, 2048, 256, len, 2, 1);
+    let one = groups((0, 10, 2), 4096);
+    for (ver, len, g) in [((0, 10, 1), 32_768, 1), ((0, 10, 2), 32_768, 2), ((0, 10, 2), 128_000, 7), ((0, 10, 2), 200_000, 8), ((0, 11, 0), 200_000, 7), ((0, 19, 0), 8192, 1)] {
+        let p = groups(ver, len);
+        assert_eq!((p.items, p.held), (1, g * one.held), "{ver:?} at {len} tokens: {g} groups");
+        assert!(p.how.contains(&format!("{} frames in {g} groups, {} tokens", 2 * g, g * 16_384)), "{}", p.how);
+    }
     // at TP 2 the tower's projections and MLP are split, the layer input and norm are not
     let p2 = kv_estimator::engine::vllm::encoder_profile(d, (0, 10, 2), 2048, 256, 4096, 2, 2);
     assert_eq!(p2.forward_peak, 65_536 * 1176 * 4 + 2 * u + 11 * u / 2);

@@ -116,7 +116,8 @@ struct Geometry {
 }
 
 /// The largest item vLLM's processor builds for this family's dummy data, where the rule is
-/// known: Qwen2-VL and Qwen2.5-VL an image (or video, the same size) of `max_pixels`; Gemma 3 one
+/// known: Qwen2-VL and Qwen2.5-VL a video of frames of `max_pixels` (one temporal group of two
+/// frames is as large as the largest image; the engine adds the groups `max_model_len` allows); Gemma 3 one
 /// SigLIP crop of `image_size` (pan-and-scan off, the default) giving `mm_tokens_per_image`; Llama 4
 /// `max_patches` tiles and the global one, each pixel-shuffled by `pixel_shuffle_ratio`; LLaVA one
 /// CLIP image. `None` elsewhere (Qwen3-VL's video dummy, Mllama's cross-attention tiles): the
@@ -135,13 +136,16 @@ fn largest_item(cx: &Cx, v: &Map<String, Value>, g: &Geometry) -> Option<VisionD
         mlp_width: g.mlp_width,
         gated_mlp: g.gated,
         rotary_f32,
+        video_groups: false,
     };
     if t.starts_with("qwen2_vl") || t.starts_with("qwen2_5_vl") {
         let cell = g.patch.saturating_mul(g.merge.max(1)).max(1);
         let tokens = (QWEN2_VL_MAX_PIXELS / cell.saturating_mul(cell)).max(1);
         let patches = tokens.saturating_mul(g.merge.max(1).saturating_pow(2));
         let input = patches.saturating_mul(g.channels).saturating_mul(g.temporal).saturating_mul(g.patch.saturating_pow(2));
-        Some(plain(tokens, tokens, patches, input, format!("an image of {QWEN2_VL_MAX_PIXELS} pixels (the processor's max_pixels): {tokens} tokens from {patches} patches"), true))
+        // a video of frames of that size is at least as large, and is the item profiled
+        let frames = VisionDummy { video_groups: true, ..plain(tokens, tokens, patches, input, format!("a video of frames of {QWEN2_VL_MAX_PIXELS} pixels (the processor's max_pixels), {tokens} tokens from {patches} patches per {} frames", g.temporal), true) };
+        Some(frames)
     } else if t == "gemma3" {
         let tokens = cx.raw.json.get("mm_tokens_per_image").and_then(Value::as_u64).filter(|&n| (1..=MAX_DIM).contains(&n))?;
         let patches = per_side.saturating_pow(2);
@@ -207,6 +211,7 @@ fn pixtral(cx: &mut Cx, v: &Map<String, Value>, text_hidden: u64, g: &mut Vec<Te
         mlp_width: inter,
         gated_mlp: true,
         rotary_f32: true,
+        video_groups: false,
     });
     cx.note(format!("vision tower: Pixtral ({layers} layers x {h} wide) and its projector: {:.2}B parameters, from vision_config (modelled)", params as f64 / 1e9));
 }

@@ -467,6 +467,9 @@ pub struct EncoderProfile {
 /// `compute_mm_encoder_budget`'s `max(max_num_batched_tokens, tokens per item)`, divided by the
 /// tokens per item rounding down from 0.10 (`MultiModalBudget`) and up before (`cdiv`); the
 /// decoder side allows `max_num_seqs` prompts of `max(1, max_model_len / tokens per item)` items.
+/// Qwen2-VL's and Qwen2.5-VL's largest item is a video whose length follows `max_model_len`
+/// (`get_num_frames_with_most_features`), so a long context profiles a long video: at the
+/// default 128,000 tokens of Qwen2.5-VL-7B, 14 frames of 16,384 tokens a pair.
 ///
 /// The tower's working set counts the tensors a ViT layer keeps alive over `patches x width x act
 /// bytes` (U): the layer input and its norm (2U) and, divided over the TP ranks, at attention the
@@ -476,16 +479,27 @@ pub struct EncoderProfile {
 /// and its activation (two, or three for a gated MLP, of `patches x mlp_width`). Modelled, not
 /// exact: public logs put Qwen2-VL-2B's peak at 2.65 GiB where this gives 2.32.
 pub fn encoder_profile(d: &crate::model::VisionDummy, ver: (u64, u64, u64), batch_tokens: u64, max_num_seqs: u64, max_model_len: u64, act_bytes: u64, tp: u64) -> EncoderProfile {
-    let per = d.tokens_per_item.max(1);
+    // Qwen2-VL's video: as many frames as `max_model_len` holds (less one largest image before
+    // 0.10.2), at most 16 (14 from 0.11), in temporal groups of two; at least one group
+    let groups = if d.video_groups {
+        let group = d.tokens_per_item.max(1);
+        let room = if ver < (0, 10, 2) { max_model_len.saturating_sub(group) } else { max_model_len };
+        let cap = if ver >= (0, 11, 0) { 14 } else { 16 };
+        (2 * (room / group)).min(cap).max(1).div_ceil(2)
+    } else {
+        1
+    };
+    let per = d.tokens_per_item.max(1).saturating_mul(groups);
     let budget = batch_tokens.max(per);
     let per_prompt = (max_model_len / per).max(1);
     let fit = if ver >= (0, 10, 0) { budget / per } else { budget.div_ceil(per) };
     let items = fit.min(max_num_seqs.max(1).saturating_mul(per_prompt)).max(1);
-    let inputs = items.saturating_mul(d.input_values).saturating_mul(4);
-    let outputs = items.saturating_mul(d.output_rows).saturating_mul(d.output_width).saturating_mul(act_bytes);
+    let items_g = items.saturating_mul(groups);
+    let inputs = items_g.saturating_mul(d.input_values).saturating_mul(4);
+    let outputs = items_g.saturating_mul(d.output_rows).saturating_mul(d.output_width).saturating_mul(act_bytes);
     let held = inputs.saturating_add(outputs);
     let tp = tp.max(1);
-    let patches = items.saturating_mul(d.patches);
+    let patches = items_g.saturating_mul(d.patches);
     let u = patches.saturating_mul(d.width).saturating_mul(act_bytes);
     let attention_units = if d.rotary_f32 { 3 + 3 + 5 } else { 3 + 1 };
     let attention = u.saturating_mul(2).saturating_add(u.saturating_mul(attention_units) / tp);
@@ -500,6 +514,7 @@ pub fn encoder_profile(d: &crate::model::VisionDummy, ver: (u64, u64, u64), batc
         d.width,
         if tp > 1 { format!(", split over {tp} ranks") } else { String::new() }
     );
+    let how = if d.video_groups { format!("{} frames in {groups} groups, {per} tokens; {how}", 2 * groups) } else { how };
     EncoderProfile { items, held, forward_peak, how }
 }
 
