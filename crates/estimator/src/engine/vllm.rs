@@ -628,13 +628,13 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let tp = u64::from(s.tp.max(1));
     let l = cx.max_model_len;
     let mut mm_note = None;
+    let multimodal = cx.shape.globals.iter().any(|t| t.role == Role::Encoder);
     let (tokens, rows) = if v0 {
         // chunked prefill is switched on above 32K (`arg_utils.py`, from 0.5.3), except for multimodal models,
         // models with one sliding window (V0 drops the window of interleaved ones such as Gemma 2,
         // which keep it on) and, in 0.8, MLA; its budget was 512 tokens before 0.6.5
         // (PR 10544). 0.7 switches it off for MLA only in `VllmConfig.__post_init__`, after the
         // scheduler took the chunked budget, so the profile keeps that budget
-        let multimodal = cx.shape.globals.iter().any(|t| t.role == Role::Encoder);
         let sliding = !cx.kv.groups.is_empty() && cx.kv.groups.iter().all(|g| matches!(g.window, Window::Sliding(_)));
         let mla = cx.shape.is_mla() && ver >= (0, 8, 0) && ver < (0, 9, 0);
         let chunked = ver >= (0, 5, 3) && l > 32_768 && !multimodal && !sliding && !mla;
@@ -670,7 +670,6 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let held = if holds_forward_output { tokens.saturating_mul(cx.shape.hidden_size).saturating_mul(act_bytes) } else { 0 };
     let smp = sampler_peak(cx.shape, sample_rows, per_logit).saturating_add(held);
     let text_peak = fwd.max(smp);
-    let multimodal = cx.shape.globals.iter().any(|t| t.role == Role::Encoder);
     let encoder = if v0 || !multimodal { None } else { cx.shape.vision_dummy.as_ref().map(|d| encoder_profile(d, ver, tokens, rows, l, act_bytes, tp)) };
     let act = match &encoder {
         Some(e) => text_peak.saturating_add(e.held).max(e.forward_peak),
