@@ -69,9 +69,9 @@ pub(crate) fn add_encoder(cx: &mut Cx, text_hidden: u64, g: &mut Vec<Tensor>) {
     let params = u64::try_from(params).unwrap_or(u64::MAX);
     let (h, layers, extra_layers) = (h as u64, layers as u64, extra_layers as u64);
     g.push(Tensor::new("vision_tower", Role::Encoder, params, 1, Split::Column));
-    cx.mm_tokens = mm_tokens_per_prompt(cx, patch as u64, merge as u64, image as u64);
     let geometry = Geometry { width: h, mlp_width: inter as u64, patch: patch as u64, image: image as u64, merge: merge as u64, channels: channels as u64, temporal: temporal as u64, gated, out: out as u64 };
     cx.vision_dummy = largest_item(cx, v, &geometry);
+    cx.mm_tokens = mm_tokens_per_prompt(cx, cx.vision_dummy.as_ref());
     cx.note(format!("vision tower estimated from vision_config as a ViT ({} layers x {h} wide): {:.2}B parameters, modelled", layers + extra_layers, params as f64 / 1e9));
 }
 
@@ -80,19 +80,16 @@ pub(crate) fn add_encoder(cx: &mut Cx, text_hidden: u64, g: &mut Vec<Tensor>) {
 /// patches of 28 x 28.
 pub const QWEN2_VL_MAX_PIXELS: u64 = 12_845_056;
 
-/// Multimodal tokens of the largest prompt vLLM profiles (one item of each modality, at its
+/// Multimodal tokens of the largest prompt V0 profiles (one item of each modality, at its
 /// largest), where the family's rule is known: Qwen2-VL / Qwen2.5-VL an image and a video of
-/// `max_pixels` (16384 tokens each), LLaVA one CLIP image of `(image_size / patch_size)^2` tokens,
-/// Gemma 3 `mm_tokens_per_image`. `None` for other towers.
-fn mm_tokens_per_prompt(cx: &Cx, patch: u64, merge: u64, image: u64) -> Option<u64> {
-    let t = cx.model_type.as_str();
-    if t.starts_with("qwen2_vl") || t.starts_with("qwen2_5_vl") {
-        let cell = patch.saturating_mul(merge.max(1)).max(1);
-        Some(2 * (QWEN2_VL_MAX_PIXELS / cell.saturating_mul(cell)).max(1))
-    } else if t == "llava" {
-        Some((image / patch.max(1)).saturating_pow(2).max(1))
-    } else if t.starts_with("gemma3") {
-        cx.raw.json.get("mm_tokens_per_image").and_then(Value::as_u64).filter(|&n| (1..=MAX_DIM).contains(&n))
+/// `max_pixels` (the largest item's tokens each), LLaVA one CLIP image, Gemma 3
+/// `mm_tokens_per_image`. `None` for other towers.
+fn mm_tokens_per_prompt(cx: &Cx, item: Option<&VisionDummy>) -> Option<u64> {
+    let (t, item) = (cx.model_type.as_str(), item?);
+    if item.video_groups {
+        Some(2 * item.tokens_per_item)
+    } else if t == "llava" || t == "gemma3" {
+        Some(item.tokens_per_item)
     } else {
         None
     }

@@ -446,7 +446,6 @@ pub const NEWEST_VLLM: &str = "0.33.0";
 /// The newest vLLM release with the V0 engine the V0 profile follows (V0 was removed in 0.11).
 pub const NEWEST_VLLM_V0: &str = "0.8.5";
 
-/// The release a scenario without a version models: [`NEWEST_VLLM`], or [`NEWEST_VLLM_V0`] for V0.
 /// What vLLM V1's `profile_run` adds for a multimodal model before its text forward.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncoderProfile {
@@ -518,6 +517,7 @@ pub fn encoder_profile(d: &crate::model::VisionDummy, ver: (u64, u64, u64), batc
     EncoderProfile { items, held, forward_peak, how }
 }
 
+/// The release a scenario without a version models: [`NEWEST_VLLM`], or [`NEWEST_VLLM_V0`] for V0.
 fn newest_version(engine: Engine) -> &'static str {
     if engine == Engine::VllmV0 { NEWEST_VLLM_V0 } else { NEWEST_VLLM }
 }
