@@ -378,6 +378,28 @@ pub struct VisionDummy {
     /// the engine multiplies it by the groups that fit.
     #[serde(default)]
     pub video_groups: bool,
+    /// Qwen3-VL's and Qwen3.5's dummy video as vLLM 0.11 and 0.12 build it, which those releases
+    /// profile instead of the item above (its budget count, 12.5 tokens an embedding for the
+    /// timestamps, is the largest): ascending `min_model_len`, the last one `max_model_len`
+    /// reaches applies. Empty for other families.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub early_videos: Vec<VideoDummy>,
+}
+
+/// One dummy video of [`VisionDummy::early_videos`]: the frames vLLM's
+/// `get_num_frames_with_most_features` gives every `max_model_len` from `min_model_len` up to the
+/// next entry's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VideoDummy {
+    pub min_model_len: u64,
+    /// What the item is, for the explanation.
+    pub what: String,
+    /// Tokens it takes in the encoder budget.
+    pub tokens_per_item: u64,
+    /// Rows of the embedding the tower returns, patches it runs, values of its float32 input.
+    pub output_rows: u64,
+    pub patches: u64,
+    pub input_values: u64,
 }
 
 impl ModelShape {

@@ -2163,6 +2163,39 @@ fn vllm_v1_runs_the_vision_tower_before_its_profile_and_keeps_the_outputs() {
 }
 
 #[test]
+fn vllm_profiles_qwen3_vl_with_a_video_on_0_11_and_0_12_and_an_image_after() {
+    let vl = shape("Qwen/Qwen3-VL-30B-A3B-Instruct");
+    let d = vl.vision_dummy.as_ref().expect("Qwen3-VL has a known largest item");
+    // from 0.13 a 4096 x 4096 image (longest_edge 16,777,216): 256 x 256 patches of 16, merged
+    // 2 x 2, each a 2-frame patch of 3 x 16 x 16 float32 values; the embedding and its three
+    // deepstack levels of 2048 each
+    assert_eq!((d.tokens_per_item, d.output_rows, d.patches, d.input_values, d.output_width), (16_384, 16_384, 65_536, 65_536 * 1536, 4 * 2048));
+    // 0.11 and 0.12 count a video's embeddings 12.5 times (timestamps): two 3520 x 3520 frames
+    // below 16,200 tokens of context (three frames would give 16,200 embeddings), else 24,576
+    // frames of 32 x 32 (the 25,165,824 pixels over all frames), which the 0.12 log's encoder
+    // budget of 153,600 tokens confirms
+    let early: Vec<_> = d.early_videos.iter().map(|v| (v.min_model_len, v.tokens_per_item, v.output_rows, v.patches)).collect();
+    assert_eq!(early, [(0, 151_250, 12_100, 48_400), (16_200, 153_600, 12_288, 49_152)]);
+    let profile = |ver, len| kv_estimator::engine::vllm::encoder_profile(d, ver, 8192, 256, len, 2, 2);
+    let (short, long, image) = (profile((0, 12, 0), 16_199), profile((0, 12, 0), 65_536), profile((0, 13, 0), 65_536));
+    assert!(short.what.contains("2 frames of 3520 x 3520") && long.what.contains("24576 frames of 32 x 32") && image.what.contains("4096 x 4096"), "{} | {} | {}", short.what, long.what, image.what);
+    assert_eq!(long.items, 1, "max(8192, 153,600) // 153,600");
+    assert_eq!(long.held, 49_152 * 1536 * 4 + 12_288 * 4 * 2048 * 2, "float32 patches and the four-level embeddings");
+    assert_eq!(image.held, 65_536 * 1536 * 4 + 16_384 * 4 * 2048 * 2);
+    // the case the video sets (videocutting, 0.12, TP 2 on H100s, 813,152 tokens logged): the
+    // held video lifts the text peak; the KV moves from +4.4 % to within 3.5 %
+    let s = Scenario { gpu: GpuChoice::Catalog("h100-80gb".into()), tp: 2, engine: Engine::Vllm, engine_version: Some("0.12.0".into()), max_model_len: Some(65_536), max_num_batched_tokens: Some(8192), max_num_seqs: Some(256), gpu_memory_utilization: Some(0.9), ..scenario("Qwen/Qwen3-VL-30B-A3B-Instruct") };
+    let e = estimate(&vl, &s).unwrap();
+    let tokens = e.engine.kv_tokens as f64;
+    assert!((tokens - 813_152.0).abs() / 813_152.0 < 0.035, "{tokens} tokens against 813,152 logged");
+    assert!(e.activation.notes.iter().any(|n| n.contains("24576 frames") && n.contains("153600 tokens")), "{:?}", e.activation.notes);
+    // Qwen3.5 reads the same processors: an image, with no deepstack levels
+    let q35 = shape("Qwen/Qwen3.5-397B-A17B");
+    let d = q35.vision_dummy.as_ref().unwrap();
+    assert_eq!((d.patches, d.output_width), (65_536, 4096));
+}
+
+#[test]
 fn llamacpp_layers_and_kv_in_host_memory_follow_ngl_and_nkvo() {
     const MIB: u64 = 1 << 20;
     let llama = |ngl: Option<u64>| Scenario {

@@ -10,7 +10,7 @@
 //! are a small part and are divided with the rest.
 
 use super::*;
-use crate::model::VisionDummy;
+use crate::model::{VideoDummy, VisionDummy};
 
 pub(crate) fn add_encoder(cx: &mut Cx, text_hidden: u64, g: &mut Vec<Tensor>) {
     let Some(Value::Object(v)) = cx.raw.json.get("vision_config") else { return };
@@ -80,6 +80,30 @@ pub(crate) fn add_encoder(cx: &mut Cx, text_hidden: u64, g: &mut Vec<Tensor>) {
 /// patches of 28 x 28.
 pub const QWEN2_VL_MAX_PIXELS: u64 = 12_845_056;
 
+/// The largest image Qwen3-VL's and Qwen3.5's image processor keeps (`size.longest_edge` of their
+/// `preprocessor_config.json`, which `config.json` does not carry): 4096 x 4096 pixels.
+pub const QWEN3_VL_MAX_PIXELS: u64 = 16_777_216;
+/// The pixels Qwen3-VL's video processor keeps over all frames of a video (`size.longest_edge` of
+/// `video_preprocessor_config.json`): 12,288 embeddings at most. vLLM 0.12's start-up of
+/// Qwen3-VL-30B-A3B logs the encoder budget this gives, 153,600 tokens = 12,288 x 12.5.
+pub const QWEN3_VL_VIDEO_MAX_PIXELS: u64 = 25_165_824;
+/// Frames vLLM 0.11 and 0.12 allow Qwen3-VL's dummy video (`_MAX_FRAMES_PER_VIDEO`).
+pub const QWEN3_VL_MAX_DUMMY_FRAMES: u64 = 24_576;
+
+/// transformers' Qwen3-VL video `smart_resize` of `frames` square frames of `side` pixels: the
+/// side in multiples of `cell` once all frames together keep at most `max_pixels` (the frame
+/// count rounds half to even to the temporal patch, as Python's `round` does).
+fn qwen3_video_side(frames: u64, side: u64, cell: u64, temporal: u64, max_pixels: u64) -> u64 {
+    let (c, t) = (cell.max(1) as f64, temporal.max(1) as f64);
+    let bar = ((side as f64 / c).round_ties_even() * c) as u64;
+    let t_bar = ((frames as f64 / t).round_ties_even() * t) as u64;
+    if t_bar.saturating_mul(bar).saturating_mul(bar) <= max_pixels {
+        return bar;
+    }
+    let beta = (frames as f64 * side as f64 * side as f64 / max_pixels.max(1) as f64).sqrt();
+    (((side as f64 / beta / c).floor() * c) as u64).max(cell)
+}
+
 /// Multimodal tokens of the largest prompt V0 profiles (one item of each modality, at its
 /// largest), where the family's rule is known: Qwen2-VL / Qwen2.5-VL an image and a video of
 /// `max_pixels` (the largest item's tokens each), LLaVA one CLIP image, Gemma 3
@@ -117,8 +141,9 @@ struct Geometry {
 /// frames is as large as the largest image; the engine adds the groups `max_model_len` allows); Gemma 3 one
 /// SigLIP crop of `image_size` (pan-and-scan off, the default) giving `mm_tokens_per_image`; Llama 4
 /// `max_patches` tiles and the global one, each pixel-shuffled by `pixel_shuffle_ratio`; LLaVA one
-/// CLIP image. `None` elsewhere (Qwen3-VL's video dummy, Mllama's cross-attention tiles): the
-/// text model's profile alone is modelled there, and says so.
+/// CLIP image; Qwen3-VL and Qwen3.5 an image of `longest_edge` (the largest from vLLM 0.13) and
+/// the video vLLM 0.11 and 0.12 profile instead. `None` elsewhere (Mllama's cross-attention
+/// tiles): the text model's profile alone is modelled there, and says so.
 fn largest_item(cx: &Cx, v: &Map<String, Value>, g: &Geometry) -> Option<VisionDummy> {
     let t = cx.model_type.as_str();
     let per_side = (g.image / g.patch.max(1)).max(1);
@@ -134,6 +159,7 @@ fn largest_item(cx: &Cx, v: &Map<String, Value>, g: &Geometry) -> Option<VisionD
         gated_mlp: g.gated,
         rotary_f32,
         video_groups: false,
+        early_videos: Vec::new(),
     };
     if t.starts_with("qwen2_vl") || t.starts_with("qwen2_5_vl") {
         let cell = g.patch.saturating_mul(g.merge.max(1)).max(1);
@@ -143,6 +169,62 @@ fn largest_item(cx: &Cx, v: &Map<String, Value>, g: &Geometry) -> Option<VisionD
         // a video of frames of that size is at least as large, and is the item profiled
         let frames = VisionDummy { video_groups: true, ..plain(tokens, tokens, patches, input, format!("a video of frames of {QWEN2_VL_MAX_PIXELS} pixels (the processor's max_pixels), {tokens} tokens from {patches} patches per {} frames", g.temporal), true) };
         Some(frames)
+    } else if t.starts_with("qwen3_vl") || t.starts_with("qwen3_5") {
+        // the largest image: the largest square of `max_pixels` in cells of merged patches
+        let cell = g.patch.saturating_mul(g.merge.max(1)).max(1);
+        let side = (QWEN3_VL_MAX_PIXELS.isqrt() / cell).saturating_mul(cell);
+        let per_patch = g.channels.saturating_mul(g.temporal).saturating_mul(g.patch.saturating_pow(2));
+        let grid = |side: u64| (side / g.patch.max(1)).saturating_pow(2);
+        let merged = g.merge.max(1).saturating_pow(2);
+        let patches = grid(side);
+        let tokens = patches / merged;
+        let image = plain(tokens, tokens, patches, patches.saturating_mul(per_patch), format!("an image of {side} x {side} pixels (the processor's longest_edge {QWEN3_VL_MAX_PIXELS}): {tokens} tokens from {patches} patches"), true);
+        let out = g.out.saturating_mul(1 + v.get("deepstack_visual_indexes").and_then(Value::as_array).map_or(0, |a| a.len().min(64)) as u64);
+        let video = |frames: u64| {
+            let s = qwen3_video_side(frames, side, cell, g.temporal, QWEN3_VL_VIDEO_MAX_PIXELS);
+            let t = g.temporal.max(1);
+            let patches = ((frames + frames % t) / t).max(1).saturating_mul(grid(s));
+            (s, patches, patches / merged)
+        };
+        // vLLM 0.11/0.12's `_get_max_video_frames(max_model_len)` adds frames from two while the
+        // next count still fits: the frames it stops at change where a count sets a new record
+        let mut early = Vec::new();
+        let mut record = 0;
+        let mut add = |min_model_len: u64, frames: u64| {
+            let (s, patches, rows) = video(frames);
+            let budget = rows.saturating_mul(25) / 2;
+            early.push(VideoDummy {
+                min_model_len,
+                what: format!("a video of {frames} frames of {s} x {s} pixels (the video processor's longest_edge {QWEN3_VL_VIDEO_MAX_PIXELS} over all frames): {rows} embeddings from {patches} patches, counted as {budget} tokens (12.5 an embedding, for the timestamps)"),
+                tokens_per_item: budget.max(1),
+                output_rows: rows,
+                patches,
+                input_values: patches.saturating_mul(per_patch),
+            });
+        };
+        add(0, 2);
+        // once the resize always shrinks (from (max_pixels / side^2) + t/2 frames), g frames keep at
+        // most ceil(g / t) x max(1, max_pixels / (g x cell^2)) embeddings: no later count beats a
+        // record at or above that bound for the next g, or ceil(cap / t)
+        let t = g.temporal.max(1) as u128;
+        let (max_px, cell2) = (QWEN3_VL_VIDEO_MAX_PIXELS as u128, (cell as u128).pow(2));
+        let shrinks_from = max_px.div_ceil((side as u128).pow(2).max(1)) + t.div_ceil(2) + 1;
+        let bound = |g0: u128| (max_px.saturating_mul(g0 + t - 1) / t.saturating_mul(g0).saturating_mul(cell2).max(1)).max((QWEN3_VL_MAX_DUMMY_FRAMES as u128).div_ceil(t));
+        for frames in 2..QWEN3_VL_MAX_DUMMY_FRAMES {
+            let next = video(frames + 1).2;
+            if next > record {
+                if record > 0 {
+                    add(record, frames);
+                }
+                record = next;
+            }
+            let rest = frames as u128 + 2;
+            if rest >= shrinks_from && record as u128 >= bound(rest) {
+                break;
+            }
+        }
+        add(record, QWEN3_VL_MAX_DUMMY_FRAMES);
+        Some(VisionDummy { output_width: out, early_videos: early, ..image })
     } else if t == "gemma3" {
         let tokens = cx.raw.json.get("mm_tokens_per_image").and_then(Value::as_u64).filter(|&n| (1..=MAX_DIM).contains(&n))?;
         let patches = per_side.saturating_pow(2);
@@ -209,6 +291,7 @@ fn pixtral(cx: &mut Cx, v: &Map<String, Value>, text_hidden: u64, g: &mut Vec<Te
         gated_mlp: true,
         rotary_f32: true,
         video_groups: false,
+        early_videos: Vec::new(),
     });
     cx.note(format!("vision tower: Pixtral ({layers} layers x {h} wide) and its projector: {:.2}B parameters, from vision_config (modelled)", params as f64 / 1e9));
 }

@@ -459,6 +459,8 @@ pub struct EncoderProfile {
     pub forward_peak: u64,
     /// The arithmetic, for the explanation.
     pub how: String,
+    /// The item it runs ([`VisionDummy::what`](crate::model::VisionDummy::what), or the early video).
+    pub what: String,
 }
 
 /// The encoder part of V1's profile (`profile_run`: `_get_mm_dummy_batch`, `embed_multimodal`,
@@ -468,7 +470,10 @@ pub struct EncoderProfile {
 /// decoder side allows `max_num_seqs` prompts of `max(1, max_model_len / tokens per item)` items.
 /// Qwen2-VL's and Qwen2.5-VL's largest item is a video whose length follows `max_model_len`
 /// (`get_num_frames_with_most_features`), so a long context profiles a long video: at the
-/// default 128,000 tokens of Qwen2.5-VL-7B, 14 frames of 16,384 tokens a pair.
+/// default 128,000 tokens of Qwen2.5-VL-7B, 14 frames of 16,384 tokens a pair. Qwen3-VL's and
+/// Qwen3.5's is a 4096 x 4096 image from 0.13; 0.11 and 0.12 count a video's embeddings 12.5
+/// times in the budget (`get_max_video_tokens`, for its timestamps), so they profile one video:
+/// two frames of 3520 x 3520 below a `max_model_len` of 16,200, else 24,576 frames of 32 x 32.
 ///
 /// The tower's working set counts the tensors a ViT layer keeps alive over `patches x width x act
 /// bytes` (U): the layer input and its norm (2U) and, divided over the TP ranks, at attention the
@@ -480,25 +485,31 @@ pub struct EncoderProfile {
 pub fn encoder_profile(d: &crate::model::VisionDummy, ver: (u64, u64, u64), batch_tokens: u64, max_num_seqs: u64, max_model_len: u64, act_bytes: u64, tp: u64) -> EncoderProfile {
     // Qwen2-VL's video: as many frames as `max_model_len` holds (less one largest image before
     // 0.10.2), at most 16 (14 from 0.11), in temporal groups of two; at least one group
+    // Qwen3-VL / 3.5 before 0.13: the dummy video, which the budget counts as the largest item
+    let early = if ver < (0, 13, 0) { d.early_videos.iter().rfind(|v| v.min_model_len <= max_model_len) } else { None };
+    let (what, tokens_per_item, output_rows, patches_per_item, input_values) = match early {
+        Some(v) => (&v.what, v.tokens_per_item, v.output_rows, v.patches, v.input_values),
+        None => (&d.what, d.tokens_per_item, d.output_rows, d.patches, d.input_values),
+    };
     let groups = if d.video_groups {
-        let group = d.tokens_per_item.max(1);
+        let group = tokens_per_item.max(1);
         let room = if ver < (0, 10, 2) { max_model_len.saturating_sub(group) } else { max_model_len };
         let cap = if ver >= (0, 11, 0) { 14 } else { 16 };
         (2 * (room / group)).min(cap).max(1).div_ceil(2)
     } else {
         1
     };
-    let per = d.tokens_per_item.max(1).saturating_mul(groups);
+    let per = tokens_per_item.max(1).saturating_mul(groups);
     let budget = batch_tokens.max(per);
     let per_prompt = (max_model_len / per).max(1);
     let fit = if ver >= (0, 10, 0) { budget / per } else { budget.div_ceil(per) };
     let items = fit.min(max_num_seqs.max(1).saturating_mul(per_prompt)).max(1);
     let items_g = items.saturating_mul(groups);
-    let inputs = items_g.saturating_mul(d.input_values).saturating_mul(4);
-    let outputs = items_g.saturating_mul(d.output_rows).saturating_mul(d.output_width).saturating_mul(act_bytes);
+    let inputs = items_g.saturating_mul(input_values).saturating_mul(4);
+    let outputs = items_g.saturating_mul(output_rows).saturating_mul(d.output_width).saturating_mul(act_bytes);
     let held = inputs.saturating_add(outputs);
     let tp = tp.max(1);
-    let patches = items_g.saturating_mul(d.patches);
+    let patches = items_g.saturating_mul(patches_per_item);
     let u = patches.saturating_mul(d.width).saturating_mul(act_bytes);
     let attention_units = if d.rotary_f32 { 3 + 3 + 5 } else { 3 + 1 };
     let attention = u.saturating_mul(2).saturating_add(u.saturating_mul(attention_units) / tp);
@@ -514,7 +525,7 @@ pub fn encoder_profile(d: &crate::model::VisionDummy, ver: (u64, u64, u64), batc
         if tp > 1 { format!(", split over {tp} ranks") } else { String::new() }
     );
     let how = if d.video_groups { format!("{} frames in {groups} groups, {per} tokens; {how}", 2 * groups) } else { how };
-    EncoderProfile { items, held, forward_peak, how }
+    EncoderProfile { items, held, forward_peak, how, what: what.clone() }
 }
 
 /// The release a scenario without a version models: [`NEWEST_VLLM`], or [`NEWEST_VLLM_V0`] for V0.
@@ -693,11 +704,11 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         Some(n) => activation.note(n),
         None => activation,
     };
-    let activation = match (&encoder, cx.shape.vision_dummy.as_ref()) {
-        (Some(e), Some(d)) => activation.note(format!(
+    let activation = match &encoder {
+        Some(e) => activation.note(format!(
             "multimodal: V1 first runs the vision tower on {} of its largest item, {} (its peak {}, modelled: {}), then keeps their inputs and embeddings ({}) alive through the text model's forward ({} + {}); the larger counts",
             e.items,
-            d.what,
+            e.what,
             gib(e.forward_peak),
             e.how,
             gib(e.held),
