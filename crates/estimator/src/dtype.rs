@@ -334,8 +334,9 @@ pub enum QuantChoice {
 }
 
 impl QuantChoice {
-    /// The usual choices. `Checkpoint` is left out: it is `auto` that refuses an unquantised
-    /// checkpoint, what the engines' container names mean on the command line (the page lists it last).
+    /// The usual choices. `Checkpoint` is left out: it is `auto` that also refuses a checkpoint
+    /// without a `quantization_config`, which is what the engines' container names (compressed-tensors,
+    /// modelopt) mean on the command line; the page lists it last.
     pub const ALL: [QuantChoice; 17] = [
         QuantChoice::Auto,
         QuantChoice::None,

@@ -391,6 +391,7 @@ pub struct VisionDummy {
 /// next entry's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VideoDummy {
+    /// The shortest `max_model_len` that profiles this video.
     pub min_model_len: u64,
     /// What the item is, for the explanation.
     pub what: String,

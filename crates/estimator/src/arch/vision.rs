@@ -147,6 +147,11 @@ struct Geometry {
 fn largest_item(cx: &Cx, v: &Map<String, Value>, g: &Geometry) -> Option<VisionDummy> {
     let t = cx.model_type.as_str();
     let per_side = (g.image / g.patch.max(1)).max(1);
+    // Qwen-VL towers: a token is `merge^2` patches, a cell of `patch x merge` pixels a side; a
+    // patch spans `temporal` frames of the input's channels
+    let cell = g.patch.saturating_mul(g.merge.max(1)).max(1);
+    let merged = g.merge.max(1).saturating_pow(2);
+    let per_patch = g.channels.saturating_mul(g.temporal).saturating_mul(g.patch.saturating_pow(2));
     let plain = |tokens: u64, rows: u64, patches: u64, input: u64, what: String, rotary_f32: bool| VisionDummy {
         what,
         tokens_per_item: tokens.max(1),
@@ -162,20 +167,16 @@ fn largest_item(cx: &Cx, v: &Map<String, Value>, g: &Geometry) -> Option<VisionD
         early_videos: Vec::new(),
     };
     if t.starts_with("qwen2_vl") || t.starts_with("qwen2_5_vl") {
-        let cell = g.patch.saturating_mul(g.merge.max(1)).max(1);
         let tokens = (QWEN2_VL_MAX_PIXELS / cell.saturating_mul(cell)).max(1);
-        let patches = tokens.saturating_mul(g.merge.max(1).saturating_pow(2));
-        let input = patches.saturating_mul(g.channels).saturating_mul(g.temporal).saturating_mul(g.patch.saturating_pow(2));
+        let patches = tokens.saturating_mul(merged);
+        let input = patches.saturating_mul(per_patch);
         // a video of frames of that size is at least as large, and is the item profiled
         let frames = VisionDummy { video_groups: true, ..plain(tokens, tokens, patches, input, format!("a video of frames of {QWEN2_VL_MAX_PIXELS} pixels (the processor's max_pixels), {tokens} tokens from {patches} patches per {} frames", g.temporal), true) };
         Some(frames)
     } else if t.starts_with("qwen3_vl") || t.starts_with("qwen3_5") {
         // the largest image: the largest square of `max_pixels` in cells of merged patches
-        let cell = g.patch.saturating_mul(g.merge.max(1)).max(1);
         let side = (QWEN3_VL_MAX_PIXELS.isqrt() / cell).saturating_mul(cell);
-        let per_patch = g.channels.saturating_mul(g.temporal).saturating_mul(g.patch.saturating_pow(2));
         let grid = |side: u64| (side / g.patch.max(1)).saturating_pow(2);
-        let merged = g.merge.max(1).saturating_pow(2);
         let patches = grid(side);
         let tokens = patches / merged;
         let image = plain(tokens, tokens, patches, patches.saturating_mul(per_patch), format!("an image of {side} x {side} pixels (the processor's longest_edge {QWEN3_VL_MAX_PIXELS}): {tokens} tokens from {patches} patches"), true);

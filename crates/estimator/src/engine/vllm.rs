@@ -483,14 +483,14 @@ pub struct EncoderProfile {
 /// and its activation (two, or three for a gated MLP, of `patches x mlp_width`). Modelled, not
 /// exact: public logs put Qwen2-VL-2B's peak at 2.65 GiB where this gives 2.32.
 pub fn encoder_profile(d: &crate::model::VisionDummy, ver: (u64, u64, u64), batch_tokens: u64, max_num_seqs: u64, max_model_len: u64, act_bytes: u64, tp: u64) -> EncoderProfile {
-    // Qwen2-VL's video: as many frames as `max_model_len` holds (less one largest image before
-    // 0.10.2), at most 16 (14 from 0.11), in temporal groups of two; at least one group
     // Qwen3-VL / 3.5 before 0.13: the dummy video, which the budget counts as the largest item
     let early = if ver < (0, 13, 0) { d.early_videos.iter().rfind(|v| v.min_model_len <= max_model_len) } else { None };
     let (what, tokens_per_item, output_rows, patches_per_item, input_values) = match early {
         Some(v) => (&v.what, v.tokens_per_item, v.output_rows, v.patches, v.input_values),
         None => (&d.what, d.tokens_per_item, d.output_rows, d.patches, d.input_values),
     };
+    // Qwen2-VL's video: as many frames as `max_model_len` holds (less one largest image before
+    // 0.10.2), at most 16 (14 from 0.11), in temporal groups of two; at least one group
     let groups = if d.video_groups {
         let group = tokens_per_item.max(1);
         let room = if ver < (0, 10, 2) { max_model_len.saturating_sub(group) } else { max_model_len };
