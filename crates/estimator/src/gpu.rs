@@ -23,6 +23,10 @@ pub struct Gpu {
     /// CUDA compute capability as `major x 10 + minor` (90 for Hopper); 0 for non-NVIDIA GPUs.
     /// Engines pick kernels (and weight layouts) by it.
     pub compute_capability: u32,
+    /// Streaming multiprocessors (compute units on AMD), as `torch.cuda.get_device_properties`
+    /// counts them (NVIDIA and AMD spec sheets); kernels that launch one program per SM size
+    /// their scratch buffers by it.
+    pub sm_count: u32,
     /// How the GPUs of one server are connected; collective libraries size their buffers by it.
     pub fabric: Fabric,
 }
@@ -49,60 +53,60 @@ impl Gpu {
 }
 
 macro_rules! gpus {
-    ($( $id:literal, $name:literal, $mem:literal, $bw:literal, $tf:literal, $src:literal, $cc:literal, $fabric:ident; )*) => {
+    ($( $id:literal, $name:literal, $mem:literal, $bw:literal, $tf:literal, $src:literal, $cc:literal, $sms:literal, $fabric:ident; )*) => {
         /// Every GPU in the catalog.
-        pub const CATALOG: &[Gpu] = &[ $( Gpu { id: $id, name: $name, memory_gib: $mem, bandwidth_gbs: $bw, bf16_tflops: $tf, memory_source: $src, compute_capability: $cc, fabric: Fabric::$fabric } ),* ];
+        pub const CATALOG: &[Gpu] = &[ $( Gpu { id: $id, name: $name, memory_gib: $mem, bandwidth_gbs: $bw, bf16_tflops: $tf, memory_source: $src, compute_capability: $cc, sm_count: $sms, fabric: Fabric::$fabric } ),* ];
     };
 }
 
 gpus! {
-    "h100-80gb", "NVIDIA H100 80GB HBM3 (SXM)", 79.19, 3350.0, 989.0, "engine logs (79.18-79.25)", 90, NvSwitch;
-    "h100-pcie", "NVIDIA H100 PCIe 80GB", 79.19, 2000.0, 756.0, "nvidia-smi 81559 MiB", 90, PointToPoint;
-    "h100-nvl", "NVIDIA H100 NVL 94GB", 93.1, 3900.0, 835.0, "nvidia-smi 95830 MiB less reserved", 90, PointToPoint;
-    "h200", "NVIDIA H200 141GB", 139.72, 4800.0, 989.0, "engine logs", 90, NvSwitch;
-    "b200", "NVIDIA B200 180GB", 178.35, 8000.0, 2250.0, "nvidia-smi 183359 MiB less reserved", 100, NvSwitch;
-    "a100-80gb", "NVIDIA A100 80GB", 79.15, 2039.0, 312.0, "torch total for A100-SXM4-80GB", 80, NvSwitch;
-    "a100-40gb", "NVIDIA A100 40GB", 39.38, 1555.0, 312.0, "engine logs", 80, NvSwitch;
-    "l40s", "NVIDIA L40S 48GB", 44.42, 864.0, 362.0, "nvidia-smi 46068 MiB less reserved", 89, PointToPoint;
-    "rtx-a6000", "NVIDIA RTX A6000 48GB", 44.55, 768.0, 155.0, "engine logs", 86, PointToPoint;
-    "l4", "NVIDIA L4 24GB", 22.03, 300.0, 121.0, "nvidia-smi 23034 MiB less reserved", 89, PointToPoint;
-    "a10g", "NVIDIA A10G 24GB", 21.99, 600.0, 70.0, "engine logs", 86, PointToPoint;
-    "t4", "NVIDIA T4 16GB", 14.56, 320.0, 65.0, "engine logs", 75, PointToPoint;
-    "v100-16gb", "NVIDIA V100 16GB", 15.77, 900.0, 125.0, "nvidia-smi 16160 MiB", 70, PointToPoint;
-    "v100-32gb", "NVIDIA V100 32GB", 31.74, 900.0, 125.0, "nvidia-smi 32510 MiB", 70, PointToPoint;
-    "rtx-3090", "NVIDIA GeForce RTX 3090 24GB", 23.58, 936.0, 71.0, "engine logs", 86, PointToPoint;
-    "rtx-4090", "NVIDIA GeForce RTX 4090 24GB", 23.65, 1008.0, 165.0, "torch total", 89, PointToPoint;
-    "rtx-5090", "NVIDIA GeForce RTX 5090 32GB", 31.36, 1792.0, 209.0, "torch total", 120, PointToPoint;
-    "gh200-144gb", "NVIDIA GH200 144GB HBM3e (Grace Hopper)", 142.5, 4900.0, 989.0, "CUDA's total for \"NVIDIA GH200 144G HBM3e\" (153008209920 B)", 90, PointToPoint;
-    "rtx-pro-6000", "NVIDIA RTX PRO 6000 Blackwell 96GB", 94.97, 1792.0, 500.0, "torch total", 120, PointToPoint;
-    "mi300x", "AMD Instinct MI300X 192GB", 191.98, 5300.0, 1307.0, "rocm-smi 196592 MiB", 0, Other;
-    "gb200", "NVIDIA GB200 186GB (Grace Blackwell)", 184.31, 8000.0, 2500.0, "torch total in public OOM messages on \"NVIDIA GB200\" (nvidia-smi 189471 MiB)", 100, NvSwitch;
-    "b300", "NVIDIA B300 288GB", 267.69, 8000.0, 2250.0, "torch total in public OOM messages (nvidia-smi 275040 MiB on \"NVIDIA B300 SXM6 AC\")", 103, NvSwitch;
-    "dgx-spark", "NVIDIA GB10 (DGX Spark) 128GB unified", 119.63, 273.0, 125.0, "torch total in public OOM messages (119.18-119.70: the memory is the host's too, and what the system holds varies)", 121, PointToPoint;
-    "mi355x", "AMD Instinct MI355X 288GB", 287.98, 8000.0, 2300.0, "torch (HIP) total in public OOM messages", 0, Other;
-    "mi325x", "AMD Instinct MI325X 256GB", 255.98, 6000.0, 1307.0, "torch (HIP) total in public OOM messages", 0, Other;
+    "h100-80gb", "NVIDIA H100 80GB HBM3 (SXM)", 79.19, 3350.0, 989.0, "engine logs (79.18-79.25)", 90, 132, NvSwitch;
+    "h100-pcie", "NVIDIA H100 PCIe 80GB", 79.19, 2000.0, 756.0, "nvidia-smi 81559 MiB", 90, 114, PointToPoint;
+    "h100-nvl", "NVIDIA H100 NVL 94GB", 93.1, 3900.0, 835.0, "nvidia-smi 95830 MiB less reserved", 90, 132, PointToPoint;
+    "h200", "NVIDIA H200 141GB", 139.72, 4800.0, 989.0, "engine logs", 90, 132, NvSwitch;
+    "b200", "NVIDIA B200 180GB", 178.35, 8000.0, 2250.0, "nvidia-smi 183359 MiB less reserved", 100, 148, NvSwitch;
+    "a100-80gb", "NVIDIA A100 80GB", 79.15, 2039.0, 312.0, "torch total for A100-SXM4-80GB", 80, 108, NvSwitch;
+    "a100-40gb", "NVIDIA A100 40GB", 39.38, 1555.0, 312.0, "engine logs", 80, 108, NvSwitch;
+    "l40s", "NVIDIA L40S 48GB", 44.42, 864.0, 362.0, "nvidia-smi 46068 MiB less reserved", 89, 142, PointToPoint;
+    "rtx-a6000", "NVIDIA RTX A6000 48GB", 44.55, 768.0, 155.0, "engine logs", 86, 84, PointToPoint;
+    "l4", "NVIDIA L4 24GB", 22.03, 300.0, 121.0, "nvidia-smi 23034 MiB less reserved", 89, 58, PointToPoint;
+    "a10g", "NVIDIA A10G 24GB", 21.99, 600.0, 70.0, "engine logs", 86, 80, PointToPoint;
+    "t4", "NVIDIA T4 16GB", 14.56, 320.0, 65.0, "engine logs", 75, 40, PointToPoint;
+    "v100-16gb", "NVIDIA V100 16GB", 15.77, 900.0, 125.0, "nvidia-smi 16160 MiB", 70, 80, PointToPoint;
+    "v100-32gb", "NVIDIA V100 32GB", 31.74, 900.0, 125.0, "nvidia-smi 32510 MiB", 70, 80, PointToPoint;
+    "rtx-3090", "NVIDIA GeForce RTX 3090 24GB", 23.58, 936.0, 71.0, "engine logs", 86, 82, PointToPoint;
+    "rtx-4090", "NVIDIA GeForce RTX 4090 24GB", 23.65, 1008.0, 165.0, "torch total", 89, 128, PointToPoint;
+    "rtx-5090", "NVIDIA GeForce RTX 5090 32GB", 31.36, 1792.0, 209.0, "torch total", 120, 170, PointToPoint;
+    "gh200-144gb", "NVIDIA GH200 144GB HBM3e (Grace Hopper)", 142.5, 4900.0, 989.0, "CUDA's total for \"NVIDIA GH200 144G HBM3e\" (153008209920 B)", 90, 132, PointToPoint;
+    "rtx-pro-6000", "NVIDIA RTX PRO 6000 Blackwell 96GB", 94.97, 1792.0, 500.0, "torch total", 120, 188, PointToPoint;
+    "mi300x", "AMD Instinct MI300X 192GB", 191.98, 5300.0, 1307.0, "rocm-smi 196592 MiB", 0, 304, Other;
+    "gb200", "NVIDIA GB200 186GB (Grace Blackwell)", 184.31, 8000.0, 2500.0, "torch total in public OOM messages on \"NVIDIA GB200\" (nvidia-smi 189471 MiB)", 100, 148, NvSwitch;
+    "b300", "NVIDIA B300 288GB", 267.69, 8000.0, 2250.0, "torch total in public OOM messages (nvidia-smi 275040 MiB on \"NVIDIA B300 SXM6 AC\")", 103, 160, NvSwitch;
+    "dgx-spark", "NVIDIA GB10 (DGX Spark) 128GB unified", 119.63, 273.0, 125.0, "torch total in public OOM messages (119.18-119.70: the memory is the host's too, and what the system holds varies)", 121, 48, PointToPoint;
+    "mi355x", "AMD Instinct MI355X 288GB", 287.98, 8000.0, 2300.0, "torch (HIP) total in public OOM messages", 0, 256, Other;
+    "mi325x", "AMD Instinct MI325X 256GB", 255.98, 6000.0, 1307.0, "torch (HIP) total in public OOM messages", 0, 304, Other;
     // boards whose memory is another entry's (same memory, same ECC setting)
-    "h800", "NVIDIA H800 80GB", 79.19, 3350.0, 989.0, "as the H100 80GB (nvidia-smi 81559 MiB)", 90, NvSwitch;
-    "a800-80gb", "NVIDIA A800 80GB", 79.15, 2039.0, 312.0, "as the A100 80GB (nvidia-smi 81920 MiB)", 80, NvSwitch;
-    "h20-141gb", "NVIDIA H20 141GB", 139.72, 4800.0, 148.0, "as the H200 (141 GB HBM3e; an 8x H20 log implies ~139.8 GiB)", 90, NvSwitch;
-    "a10", "NVIDIA A10 24GB", 21.99, 600.0, 125.0, "as the A10G (nvidia-smi 23028 MiB, ECC on)", 86, PointToPoint;
-    "l40", "NVIDIA L40 48GB", 44.42, 864.0, 181.0, "as the L40S (nvidia-smi 46068 MiB, ECC on)", 89, PointToPoint;
-    "l20", "NVIDIA L20 48GB", 44.42, 864.0, 119.5, "as the L40S (nvidia-smi 46068 MiB, ECC on)", 89, PointToPoint;
-    "a40", "NVIDIA A40 48GB", 44.42, 696.0, 150.0, "as the L40S (nvidia-smi 46068 MiB, ECC on)", 86, PointToPoint;
-    "rtx-a5000", "NVIDIA RTX A5000 24GB", 23.65, 768.0, 111.0, "as the RTX 4090 (nvidia-smi 24564 MiB)", 86, PointToPoint;
+    "h800", "NVIDIA H800 80GB", 79.19, 3350.0, 989.0, "as the H100 80GB (nvidia-smi 81559 MiB)", 90, 132, NvSwitch;
+    "a800-80gb", "NVIDIA A800 80GB", 79.15, 2039.0, 312.0, "as the A100 80GB (nvidia-smi 81920 MiB)", 80, 108, NvSwitch;
+    "h20-141gb", "NVIDIA H20 141GB", 139.72, 4800.0, 148.0, "as the H200 (141 GB HBM3e; an 8x H20 log implies ~139.8 GiB)", 90, 78, NvSwitch;
+    "a10", "NVIDIA A10 24GB", 21.99, 600.0, 125.0, "as the A10G (nvidia-smi 23028 MiB, ECC on)", 86, 72, PointToPoint;
+    "l40", "NVIDIA L40 48GB", 44.42, 864.0, 181.0, "as the L40S (nvidia-smi 46068 MiB, ECC on)", 89, 142, PointToPoint;
+    "l20", "NVIDIA L20 48GB", 44.42, 864.0, 119.5, "as the L40S (nvidia-smi 46068 MiB, ECC on)", 89, 92, PointToPoint;
+    "a40", "NVIDIA A40 48GB", 44.42, 696.0, 150.0, "as the L40S (nvidia-smi 46068 MiB, ECC on)", 86, 84, PointToPoint;
+    "rtx-a5000", "NVIDIA RTX A5000 24GB", 23.65, 768.0, 111.0, "as the RTX 4090 (nvidia-smi 24564 MiB)", 86, 64, PointToPoint;
     // modelled: nvidia-smi total less what the driver keeps (0.35 GiB on the GeForce logs above,
     // 0.47 GiB the median of the data-centre ones)
-    "h20", "NVIDIA H20 96GB", 95.11, 4000.0, 148.0, "modelled: nvidia-smi 97871 MiB less 0.47 GiB", 90, NvSwitch;
-    "gh200", "NVIDIA GH200 96GB (Grace Hopper)", 95.11, 4000.0, 989.0, "modelled: nvidia-smi 97871 MiB (\"NVIDIA GH200 480GB\") less 0.47 GiB", 90, PointToPoint;
-    "a30", "NVIDIA A30 24GB", 23.53, 933.0, 165.0, "modelled: 24 GiB HBM2 less 0.47 GiB", 80, PointToPoint;
-    "rtx-6000-ada", "NVIDIA RTX 6000 Ada 48GB", 47.64, 960.0, 364.0, "modelled: nvidia-smi 49140 MiB less 0.35 GiB", 89, PointToPoint;
-    "rtx-a4000", "NVIDIA RTX A4000 16GB", 15.64, 448.0, 76.7, "modelled: nvidia-smi 16376 MiB less 0.35 GiB", 86, PointToPoint;
-    "rtx-5080", "NVIDIA GeForce RTX 5080 16GB", 15.44, 960.0, 112.6, "modelled: nvidia-smi 16303 MiB less the 0.48 GiB the RTX 5090 keeps", 120, PointToPoint;
-    "rtx-4080", "NVIDIA GeForce RTX 4080 16GB", 15.64, 717.0, 97.5, "modelled: nvidia-smi 16376 MiB less 0.35 GiB", 89, PointToPoint;
-    "rtx-4060-ti-16gb", "NVIDIA GeForce RTX 4060 Ti 16GB", 15.65, 288.0, 44.0, "modelled: nvidia-smi 16380 MiB less 0.35 GiB", 89, PointToPoint;
-    "rtx-3080", "NVIDIA GeForce RTX 3080 10GB", 9.65, 760.0, 59.5, "modelled: nvidia-smi 10240 MiB less 0.35 GiB", 86, PointToPoint;
-    "rtx-3060", "NVIDIA GeForce RTX 3060 12GB", 11.65, 360.0, 25.5, "modelled: nvidia-smi 12288 MiB less 0.35 GiB", 86, PointToPoint;
-    "rtx-2080-ti", "NVIDIA GeForce RTX 2080 Ti 11GB", 10.65, 616.0, 56.9, "modelled: nvidia-smi 11264 MiB less 0.35 GiB", 75, PointToPoint;
+    "h20", "NVIDIA H20 96GB", 95.11, 4000.0, 148.0, "modelled: nvidia-smi 97871 MiB less 0.47 GiB", 90, 78, NvSwitch;
+    "gh200", "NVIDIA GH200 96GB (Grace Hopper)", 95.11, 4000.0, 989.0, "modelled: nvidia-smi 97871 MiB (\"NVIDIA GH200 480GB\") less 0.47 GiB", 90, 132, PointToPoint;
+    "a30", "NVIDIA A30 24GB", 23.53, 933.0, 165.0, "modelled: 24 GiB HBM2 less 0.47 GiB", 80, 56, PointToPoint;
+    "rtx-6000-ada", "NVIDIA RTX 6000 Ada 48GB", 47.64, 960.0, 364.0, "modelled: nvidia-smi 49140 MiB less 0.35 GiB", 89, 142, PointToPoint;
+    "rtx-a4000", "NVIDIA RTX A4000 16GB", 15.64, 448.0, 76.7, "modelled: nvidia-smi 16376 MiB less 0.35 GiB", 86, 48, PointToPoint;
+    "rtx-5080", "NVIDIA GeForce RTX 5080 16GB", 15.44, 960.0, 112.6, "modelled: nvidia-smi 16303 MiB less the 0.48 GiB the RTX 5090 keeps", 120, 84, PointToPoint;
+    "rtx-4080", "NVIDIA GeForce RTX 4080 16GB", 15.64, 717.0, 97.5, "modelled: nvidia-smi 16376 MiB less 0.35 GiB", 89, 76, PointToPoint;
+    "rtx-4060-ti-16gb", "NVIDIA GeForce RTX 4060 Ti 16GB", 15.65, 288.0, 44.0, "modelled: nvidia-smi 16380 MiB less 0.35 GiB", 89, 34, PointToPoint;
+    "rtx-3080", "NVIDIA GeForce RTX 3080 10GB", 9.65, 760.0, 59.5, "modelled: nvidia-smi 10240 MiB less 0.35 GiB", 86, 68, PointToPoint;
+    "rtx-3060", "NVIDIA GeForce RTX 3060 12GB", 11.65, 360.0, 25.5, "modelled: nvidia-smi 12288 MiB less 0.35 GiB", 86, 28, PointToPoint;
+    "rtx-2080-ti", "NVIDIA GeForce RTX 2080 Ti 11GB", 10.65, 616.0, 56.9, "modelled: nvidia-smi 11264 MiB less 0.35 GiB", 75, 68, PointToPoint;
 }
 
 /// GiB the CUDA driver keeps of a board's memory, for a GPU known only by its marketing size:

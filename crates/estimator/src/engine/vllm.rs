@@ -386,6 +386,35 @@ pub fn mrv2_sampler_state_bytes(ver: (u64, u64, u64), max_num_seqs: u64, vocab: 
     max_num_seqs.saturating_mul(per_request)
 }
 
+/// How vLLM's dummy sampler run keeps its logits ([`sampler_path`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SamplerPath {
+    /// Bytes per sampler row and vocabulary entry.
+    pub per_logit: u64,
+    /// Which tensors those are, for the explanation.
+    pub why: &'static str,
+    /// The Triton top-k/top-p kernel runs, with its per-program scratch buffer
+    /// ([`triton_filter_buffer_bytes`]).
+    pub triton_filter: bool,
+}
+
+/// SMs taken for a GPU the catalog does not know, when a kernel sizes a buffer by them: an
+/// H100's 132 (the most common board in public vLLM logs).
+pub const DEFAULT_SM_COUNT: u64 = 132;
+
+/// The scratch buffer of vLLM's Triton top-k/top-p kernel (`topk_topp_triton.py`, 0.17 on):
+/// one float32 row of the vocabulary per program, `min(next_power_of_2(min(SMs, rows)), SMs)`
+/// rows, allocated by the dummy sampler run and cached for the life of the process, so the
+/// profile's peak counts it (132 SMs x 262,144 vocab: 132 MiB on an H100).
+pub fn triton_filter_buffer_bytes(sms: u64, rows: u64, vocab: u64) -> u64 {
+    let programs = sms.min(rows);
+    if programs == 0 {
+        return 0;
+    }
+    let rows = programs.checked_next_power_of_two().unwrap_or(u64::MAX).min(sms);
+    rows.saturating_mul(vocab).saturating_mul(4)
+}
+
 /// Bytes per logit of vLLM's dummy sampler run, and why (`sampler.py`, `topk_topp_sampler.py`):
 /// V0 and V1 0.8 to 0.16 sort for top-k/top-p ([`crate::activation::SAMPLER_BYTES_PER_LOGIT`]);
 /// V1 0.7 computes the logits only; from 0.17 the Triton top-k/top-p filters without sorting for
@@ -407,36 +436,36 @@ pub fn mrv2_sampler_state_bytes(ver: (u64, u64, u64), max_num_seqs: u64, vocab: 
 /// sort-free 14 B; vLLM's wheels list FlashInfer as an extra until 0.12, so the default is the sort.
 /// From 0.12 the kernels are opt-in (`VLLM_USE_FLASHINFER_SAMPLER=1`); on Model Runner V2 from
 /// 0.33 they are the default, and `off` is the Triton path. V0 is not modelled with them.
-pub fn sampler_path(v0: bool, ver: (u64, u64, u64), shape: &ModelShape, quantised: bool, rows: u64, act_bytes: u64, cc: Option<u32>, flashinfer: Option<bool>) -> (u64, &'static str) {
+pub fn sampler_path(v0: bool, ver: (u64, u64, u64), shape: &ModelShape, quantised: bool, rows: u64, act_bytes: u64, cc: Option<u32>, flashinfer: Option<bool>) -> SamplerPath {
     use crate::activation::{SAMPLER_BYTES_PER_LOGIT as SORT, SORT_FREE_BYTES_PER_LOGIT as SORT_FREE};
     if v0 {
-        return (SORT, "V0 sorts the logits for top-k/top-p (bf16 logits, fp32 copy, sorted values and int64 indices, softmax, cumulative sum, mask, probabilities, exponential draw)");
+        return SamplerPath { per_logit: SORT, why: "V0 sorts the logits for top-k/top-p (bf16 logits, fp32 copy, sorted values and int64 indices, softmax, cumulative sum, mask, probabilities, exponential draw)", triton_filter: false };
     }
     if ver < (0, 8, 0) {
-        return (act_bytes, "V1 before 0.8 computes the logits but runs no dummy sampler");
+        return SamplerPath { per_logit: act_bytes, why: "V1 before 0.8 computes the logits but runs no dummy sampler", triton_filter: false };
     }
     if model_runner_v2(ver, shape, quantised) {
         if ver >= (0, 33, 0) {
             if cc.is_some_and(|c| !(80..=121).contains(&c)) {
-                return (act_bytes + 4, "Model Runner V2 from 0.33 warms the sampler up with top-k/top-p on every row; without FlashInfer's sampler (compute capability outside 8.0 to 12.1, or ROCm) the Triton top-k/top-p filters the fp32 copy in place: bf16 logits and their fp32 copy");
+                return SamplerPath { per_logit: act_bytes + 4, why: "Model Runner V2 from 0.33 warms the sampler up with top-k/top-p on every row; without FlashInfer's sampler (compute capability outside 8.0 to 12.1, or ROCm) the Triton top-k/top-p filters the fp32 copy in place: bf16 logits and their fp32 copy", triton_filter: true };
             }
             if flashinfer == Some(false) {
-                return (act_bytes + 4, "Model Runner V2 from 0.33 warms the sampler up with top-k/top-p on every row; with FlashInfer's sampler off (VLLM_USE_FLASHINFER_SAMPLER=0) the Triton top-k/top-p filters the fp32 copy in place: bf16 logits and their fp32 copy");
+                return SamplerPath { per_logit: act_bytes + 4, why: "Model Runner V2 from 0.33 warms the sampler up with top-k/top-p on every row; with FlashInfer's sampler off (VLLM_USE_FLASHINFER_SAMPLER=0) the Triton top-k/top-p filters the fp32 copy in place: bf16 logits and their fp32 copy", triton_filter: true };
             }
-            return (SORT_FREE, "Model Runner V2 from 0.33 warms the sampler up with top-k/top-p on every row (FlashInfer: bf16 logits, fp32 copy, masked logits, probabilities)");
+            return SamplerPath { per_logit: SORT_FREE, why: "Model Runner V2 from 0.33 warms the sampler up with top-k/top-p on every row (FlashInfer: bf16 logits, fp32 copy, masked logits, probabilities)", triton_filter: false };
         }
         if ver >= (0, 26, 0) {
-            return (act_bytes, "Model Runner V2 profiles no top-k/top-p and, from 0.26, makes no fp32 copy for the dummy requests: the logits alone");
+            return SamplerPath { per_logit: act_bytes, why: "Model Runner V2 profiles no top-k/top-p and, from 0.26, makes no fp32 copy for the dummy requests: the logits alone", triton_filter: false };
         }
-        return (act_bytes + 4, "Model Runner V2 before 0.26 profiles no top-k/top-p: the logits and their fp32 copy");
+        return SamplerPath { per_logit: act_bytes + 4, why: "Model Runner V2 before 0.26 profiles no top-k/top-p: the logits and their fp32 copy", triton_filter: false };
     }
     if flashinfer == Some(true) && cc != Some(0) {
-        return (SORT_FREE, "FlashInfer's top-k/top-p sampler (installed, which 0.8 to 0.11 use when present, or VLLM_USE_FLASHINFER_SAMPLER=1 from 0.12) masks without sorting: bf16 logits, fp32 copy, masked logits, probabilities");
+        return SamplerPath { per_logit: SORT_FREE, why: "FlashInfer's top-k/top-p sampler (installed, which 0.8 to 0.11 use when present, or VLLM_USE_FLASHINFER_SAMPLER=1 from 0.12) masks without sorting: bf16 logits, fp32 copy, masked logits, probabilities", triton_filter: false };
     }
     if ver >= (0, 17, 0) && rows >= 8 {
-        return (SORT_FREE, "from 0.17 the Triton top-k/top-p filters without sorting: bf16 logits, fp32 copy, probabilities, exponential draw");
+        return SamplerPath { per_logit: SORT_FREE, why: "from 0.17 the Triton top-k/top-p filters without sorting: bf16 logits, fp32 copy, probabilities, exponential draw", triton_filter: true };
     }
-    (SORT, "top-k/top-p by sort (bf16 logits, fp32 copy, sorted values and int64 indices, softmax, cumulative sum, mask, probabilities, exponential draw), as vLLM runs it without FlashInfer's sampler; with it (FlashInfer installed, as in vLLM's images, for 0.8 to 0.11; VLLM_USE_FLASHINFER_SAMPLER=1 from 0.12) 24 B less a logit")
+    SamplerPath { per_logit: SORT, why: "top-k/top-p by sort (bf16 logits, fp32 copy, sorted values and int64 indices, softmax, cumulative sum, mask, probabilities, exponential draw), as vLLM runs it without FlashInfer's sampler; with it (FlashInfer installed, as in vLLM's images, for 0.8 to 0.11; VLLM_USE_FLASHINFER_SAMPLER=1 from 0.12) 24 B less a logit", triton_filter: false }
 }
 
 /// The newest vLLM release whose start-up this profile follows, the default version (release
@@ -673,13 +702,15 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let offload_copy = if v0 { cx.offload.largest_layer } else { 0 };
     let fwd = forward_peak(cx.shape, tokens, act_bytes, tp).saturating_add(offload_copy);
     let sample_rows = rows.min(tokens);
-    let (per_logit, path) = sampler_path(v0, ver, cx.shape, cx.plan.quant.is_some(), sample_rows, act_bytes, s.gpu.catalog().map(|g| g.compute_capability), s.flashinfer_sampler);
+    let SamplerPath { per_logit, why: path, triton_filter } = sampler_path(v0, ver, cx.shape, cx.plan.quant.is_some(), sample_rows, act_bytes, s.gpu.catalog().map(|g| g.compute_capability), s.flashinfer_sampler);
+    let sms = s.gpu.catalog().map(|g| u64::from(g.sm_count));
+    let filter_buffer = if triton_filter { triton_filter_buffer_bytes(sms.unwrap_or(DEFAULT_SM_COUNT), sample_rows, cx.shape.vocab_size) } else { 0 };
     // the whole batch's forward output (tokens x hidden) stays alive while the sampler runs on
     // its last rows: V0's `execute_model` holds it, and V1's `profile_run` from 0.9.2, where
     // `_dummy_run` returns it beside the last rows (before, it returned only those rows)
     let holds_forward_output = v0 || ver >= (0, 9, 2);
     let held = if holds_forward_output { tokens.saturating_mul(cx.shape.hidden_size).saturating_mul(act_bytes) } else { 0 };
-    let smp = sampler_peak(cx.shape, sample_rows, per_logit).saturating_add(held);
+    let smp = sampler_peak(cx.shape, sample_rows, per_logit).saturating_add(filter_buffer).saturating_add(held);
     let text_peak = fwd.max(smp);
     let encoder = if v0 || !multimodal { None } else { cx.shape.vision_dummy.as_ref().map(|d| encoder_profile(d, ver, tokens, rows, l, act_bytes, tp)) };
     let act = match &encoder {
@@ -689,17 +720,23 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let activation = Figure::modelled(
         "activation peak",
         Bytes(act),
-        "max(profile tokens x per-token width x act bytes, sampler rows x vocab x bytes per logit + the forward output it holds, profile tokens x hidden x act bytes)",
+        "max(profile tokens x per-token width x act bytes, sampler rows x vocab x bytes per logit + the Triton top-k/top-p buffer + the forward output it holds, profile tokens x hidden x act bytes)",
         format!(
-            "max({tokens} tokens -> {}, {sample_rows} rows x {} vocab x {per_logit} B{} -> {})",
+            "max({tokens} tokens -> {}, {sample_rows} rows x {} vocab x {per_logit} B{}{} -> {})",
             gib(fwd),
             cx.shape.vocab_size,
+            if triton_filter { format!(" + {} x {} vocab x 4 B", filter_buffer / cx.shape.vocab_size.max(1) / 4, cx.shape.vocab_size) } else { String::new() },
             if holds_forward_output { format!(" + {tokens} x {} hidden x {act_bytes} B", cx.shape.hidden_size) } else { String::new() },
             gib(smp)
         ),
     )
     .note("vLLM profiles one dummy batch; V1 uses its chunked-prefill budget, V0 max_model_len without chunked prefill")
     .note(format!("sampler: {path}"));
+    let activation = match (triton_filter, sms) {
+        (true, Some(n)) => activation.note(format!("sampler: the Triton top-k/top-p kernel keeps a float32 vocabulary row per program, one per SM up to the rows ({n} SMs on this GPU): {}", gib(filter_buffer))),
+        (true, None) => activation.note(format!("sampler: the Triton top-k/top-p kernel keeps a float32 vocabulary row per program, one per SM up to the rows; this GPU's SM count is not known, taken as {DEFAULT_SM_COUNT} (an H100's): {}", gib(filter_buffer))),
+        _ => activation,
+    };
     let activation = match mm_note {
         Some(n) => activation.note(n),
         None => activation,
