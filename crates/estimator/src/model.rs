@@ -397,7 +397,8 @@ pub struct VideoDummy {
     pub what: String,
     /// Tokens it takes in the encoder budget.
     pub tokens_per_item: u64,
-    /// Rows of the embedding the tower returns, patches it runs, values of its float32 input.
+    /// Rows of the embedding the tower returns, patches it runs, values of its input (the
+    /// processor's float32 pixels, which vLLM casts to the model dtype from 0.9.1).
     pub output_rows: u64,
     pub patches: u64,
     pub input_values: u64,

@@ -481,8 +481,8 @@ pub struct EncoderProfile {
     /// Items of the largest kind it runs: `max(max_num_batched_tokens, tokens_per_item) /
     /// tokens_per_item`, at least one, at most `max_num_seqs` prompts' worth.
     pub items: u64,
-    /// Their float32 inputs and the embeddings the tower returns, held in the encoder cache
-    /// through the text model's dummy forward.
+    /// Their inputs (float32 before 0.9.1, then in the model dtype) and the embeddings the tower
+    /// returns, held in the encoder cache through the text model's dummy forward.
     pub held: u64,
     /// The tower's own peak: the inputs plus the larger of its attention and MLP working sets.
     pub forward_peak: u64,
@@ -534,7 +534,10 @@ pub fn encoder_profile(d: &crate::model::VisionDummy, ver: (u64, u64, u64), batc
     let fit = if ver >= (0, 10, 0) { budget / per } else { budget.div_ceil(per) };
     let items = fit.min(max_num_seqs.max(1).saturating_mul(per_prompt)).max(1);
     let items_g = items.saturating_mul(groups);
-    let inputs = items_g.saturating_mul(input_values).saturating_mul(4);
+    // the processor's float32 pixels, cast to the model dtype from 0.9.1 (`call_hf_processor`
+    // "emulates output.to(dtype=self.model_config.dtype)" for every floating-point tensor)
+    let input_bytes = if ver >= (0, 9, 1) { act_bytes } else { 4 };
+    let inputs = items_g.saturating_mul(input_values).saturating_mul(input_bytes);
     let outputs = items_g.saturating_mul(output_rows).saturating_mul(d.output_width).saturating_mul(act_bytes);
     let held = inputs.saturating_add(outputs);
     let tp = tp.max(1);
@@ -546,8 +549,9 @@ pub fn encoder_profile(d: &crate::model::VisionDummy, ver: (u64, u64, u64), batc
     let mlp = u.saturating_mul(2).saturating_add(patches.saturating_mul(d.mlp_width).saturating_mul(act_bytes).saturating_mul(mlp_units) / tp);
     let forward_peak = inputs.saturating_add(attention.max(mlp));
     let how = format!(
-        "{} of float32 inputs + max(attention {}, MLP {}) over {patches} patches x {} wide{}",
+        "{} of {} inputs + max(attention {}, MLP {}) over {patches} patches x {} wide{}",
         gib(inputs),
+        if input_bytes == 4 { "float32" } else { "model-dtype" },
         gib(attention),
         gib(mlp),
         d.width,
