@@ -361,7 +361,8 @@ pub struct VisionDummy {
     pub output_rows: u64,
     /// Width of one row (the text model's hidden size; Qwen3-VL adds its deepstack levels).
     pub output_width: u64,
-    /// Values of its input tensor (`pixel_values`), which the processors hand over as float32.
+    /// Values of its input tensor (`pixel_values`), which the processors hand over as float32
+    /// (vLLM casts them to the model dtype from 0.9.1).
     pub input_values: u64,
     /// Patches the tower's layers run for it.
     pub patches: u64,

@@ -2190,6 +2190,31 @@ fn vllm_v1_runs_the_vision_tower_before_its_profile_and_keeps_the_outputs() {
     assert_eq!(kv_estimator::engine::vllm::encoder_profile(d, (0, 9, 2), 8192, 1024, 8192, 2, 1).items, 3);
 }
 
+/// Gemma 4 (vLLM 0.19 on): the largest item in the encoder budget is a video of 32 frames, each
+/// counted as 70 soft tokens + 8 (2,496 tokens) against 280 for an image; the dummy frames are
+/// 224 x 224, 64 soft tokens each, padded to 70 x 3^2 patch slots of 3 x 16 x 16 values. The
+/// clinician log (0.20.2, H200, 8192 batched tokens) says "profiled with 3 video items".
+#[test]
+fn vllm_profiles_gemma_4_with_its_dummy_video() {
+    let g4 = shape("google/gemma-4-26B-A4B-it");
+    let d = g4.vision_dummy.as_ref().expect("Gemma 4 has a known largest item");
+    assert_eq!((d.tokens_per_item, d.output_rows, d.output_width, d.patches, d.input_values), (32 * 78, 32 * 64, 2816, 32 * 630, 32 * 630 * 768));
+    assert!(d.what.contains("32 frames of 224 x 224") && d.what.contains("64 at that size"), "{}", d.what);
+    let p = kv_estimator::engine::vllm::encoder_profile(d, (0, 20, 2), 8192, 1024, 32_768, 2, 1);
+    assert_eq!(p.items, 3, "8192 // 2496");
+    assert_eq!(p.held, 3 * (32 * 630 * 768 * 2 + 32 * 64 * 2816 * 2));
+    // an A100's 2048-token budget is raised to one item
+    assert_eq!(kv_estimator::engine::vllm::encoder_profile(d, (0, 19, 0), 2048, 256, 131_072, 2, 1).items, 1);
+    // the text model's sampler stays the larger peak; the held video adds to it
+    let s = Scenario { gpu: GpuChoice::Catalog("h200".into()), engine: Engine::Vllm, engine_version: Some("0.20.2".into()), max_model_len: Some(32_768), max_num_batched_tokens: Some(8192), gpu_memory_utilization: Some(0.9), ..scenario("google/gemma-4-26B-A4B-it") };
+    let e = estimate(&g4, &s).unwrap();
+    let text_only = 1024 * 262_144 * 14 + 132 * 262_144 * 4 + 8192 * 2816 * 2;
+    assert_eq!(e.activation.bytes.0, text_only + p.held);
+    assert!(e.activation.notes.iter().any(|n| n.contains("on 3 of its largest item, a video of 32 frames")), "{:?}", e.activation.notes);
+    // the 31B's dense checkpoint has the same tower and dummy
+    assert_eq!(shape("google/gemma-4-31B-it").vision_dummy.map(|d| (d.tokens_per_item, d.patches)), Some((2496, 20_160)));
+}
+
 #[test]
 fn vllm_profiles_qwen3_vl_with_a_video_on_0_11_and_0_12_and_an_image_after() {
     let vl = shape("Qwen/Qwen3-VL-30B-A3B-Instruct");

@@ -11,8 +11,7 @@
 //! audio towers of the multimodal checkpoints are modelled from their sub-configs.
 
 use super::*;
-
-
+use crate::model::VisionDummy;
 
 pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
     let c = cx.common()?;
@@ -136,6 +135,62 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
     Ok(shape)
 }
 
+/// Frames of vLLM's dummy video for Gemma 4 (`_VIDEO_MAX_FRAMES`, `gemma4_mm.py` 0.19 to 0.33).
+pub const GEMMA4_VIDEO_FRAMES: u64 = 32;
+/// Soft tokens a video frame may take at most (`_VIDEO_MAX_SOFT_TOKENS`; an image takes
+/// `default_output_length`, 280).
+pub const GEMMA4_VIDEO_SOFT_TOKENS: u64 = 70;
+/// The side of vLLM's dummy images and frames: Gemma 4's image processor has no `size`, so
+/// `get_dummy_mm_data` falls back to 224 x 224.
+pub const GEMMA4_DUMMY_SIDE: u64 = 224;
+
+/// Soft tokens the tower returns for a `side` x `side` image at `max_soft_tokens` (vLLM's
+/// `_compute_num_soft_tokens`, in Python's float arithmetic): the image is scaled to fill
+/// `max_soft_tokens x pooling^2` patches, each side cut down to a multiple of `patch x pooling`.
+fn soft_tokens(side: u64, patch: u64, pooling: u64, max_soft_tokens: u64) -> u64 {
+    let (patch, pooling) = (patch.max(1), pooling.max(1));
+    let unit = patch.saturating_mul(pooling);
+    let max_patches = max_soft_tokens.saturating_mul(pooling.saturating_pow(2));
+    let per_side = side as f64 / patch as f64;
+    let scale = (max_patches as f64 / (per_side * per_side)).sqrt();
+    let target = unit.max(((side as f64 * scale / unit as f64).floor() as u64).saturating_mul(unit));
+    (target / patch).saturating_pow(2) / pooling.saturating_pow(2)
+}
+
+/// The largest item of vLLM V1's encoder profile (0.19 to 0.33): a video, which
+/// `get_mm_max_tokens_per_item` counts as 32 frames x (70 soft tokens + boi + eoi + 6 timestamp
+/// tokens) = 2,496 tokens, against `default_output_length` (280) for an image. Its 224 x 224
+/// frames each give 64 soft tokens at 70; the processor pads every frame to `70 x pooling^2`
+/// patches of `3 x patch^2` values, and the tower's layers run the padding too. 0.19 and 0.20 run
+/// the tower one frame at a time, later releases in chunks of frames: the engine's tower peak
+/// over all frames at once is an upper bound, which stays below the sampler's peak of a 262,144
+/// vocabulary; what the profile keeps (the inputs and the embeddings) is exact.
+fn video_dummy(patch: u64, pooling: u64, width: u64, mlp_width: u64, text_hidden: u64) -> VisionDummy {
+    let frames = GEMMA4_VIDEO_FRAMES;
+    let per_frame = soft_tokens(GEMMA4_DUMMY_SIDE, patch, pooling, GEMMA4_VIDEO_SOFT_TOKENS);
+    let slots = GEMMA4_VIDEO_SOFT_TOKENS.saturating_mul(pooling.saturating_pow(2));
+    let patches = frames.saturating_mul(slots);
+    VisionDummy {
+        what: format!(
+            "a video of {frames} frames of {side} x {side} pixels (the dummy size; {GEMMA4_VIDEO_SOFT_TOKENS} soft tokens a frame at most, {per_frame} at that size): {rows} embeddings from {patches} patch slots, counted as {tokens} tokens with each frame's delimiters and timestamps",
+            side = GEMMA4_DUMMY_SIDE,
+            rows = frames.saturating_mul(per_frame),
+            tokens = frames.saturating_mul(GEMMA4_VIDEO_SOFT_TOKENS + 8)
+        ),
+        tokens_per_item: frames.saturating_mul(GEMMA4_VIDEO_SOFT_TOKENS + 2 + 6),
+        output_rows: frames.saturating_mul(per_frame),
+        output_width: text_hidden,
+        input_values: patches.saturating_mul(3).saturating_mul(patch.saturating_pow(2)),
+        patches,
+        width,
+        mlp_width,
+        gated_mlp: true,
+        rotary_f32: false,
+        video_groups: false,
+        early_videos: Vec::new(),
+    }
+}
+
 /// The vision tower (a ViT with a gated MLP, a 2-D position table and a projection into the text
 /// width) and the audio tower (a conformer) of the multimodal checkpoints, from `vision_config`
 /// and `audio_config`: modelled parameter counts.
@@ -153,6 +208,8 @@ fn add_towers(cx: &mut Cx, text_hidden: u64, g: &mut Vec<Tensor>) {
         let params = u64::try_from(params).unwrap_or(u64::MAX);
         g.push(Tensor::new("vision_tower", Role::Encoder, params, 1, Split::Replicated));
         cx.note(format!("vision tower estimated from vision_config ({layers} layers x {h} wide, gated MLP {inter}): {:.2}B parameters, modelled", params as f64 / 1e9));
+        let pooling = sub_u64(&v, "pooling_kernel_size", 3);
+        cx.vision_dummy = Some(video_dummy(patch, pooling, h, inter, text_hidden));
     }
     if let Some(a) = cx.sub_config("audio_config") {
         // Gemma4AudioConfig defaults; a conformer layer: attention (q, k, v, out, relative key)
