@@ -170,15 +170,16 @@ fn video_dummy(patch: u64, pooling: u64, width: u64, mlp_width: u64, text_hidden
     let per_frame = soft_tokens(GEMMA4_DUMMY_SIDE, patch, pooling, GEMMA4_VIDEO_SOFT_TOKENS);
     let slots = GEMMA4_VIDEO_SOFT_TOKENS.saturating_mul(pooling.saturating_pow(2));
     let patches = frames.saturating_mul(slots);
+    // each frame's soft tokens, boi and eoi, and about six timestamp tokens
+    let tokens = frames.saturating_mul(GEMMA4_VIDEO_SOFT_TOKENS + 2 + 6);
+    let rows = frames.saturating_mul(per_frame);
     VisionDummy {
         what: format!(
             "a video of {frames} frames of {side} x {side} pixels (the dummy size; {GEMMA4_VIDEO_SOFT_TOKENS} soft tokens a frame at most, {per_frame} at that size): {rows} embeddings from {patches} patch slots, counted as {tokens} tokens with each frame's delimiters and timestamps",
-            side = GEMMA4_DUMMY_SIDE,
-            rows = frames.saturating_mul(per_frame),
-            tokens = frames.saturating_mul(GEMMA4_VIDEO_SOFT_TOKENS + 8)
+            side = GEMMA4_DUMMY_SIDE
         ),
-        tokens_per_item: frames.saturating_mul(GEMMA4_VIDEO_SOFT_TOKENS + 2 + 6),
-        output_rows: frames.saturating_mul(per_frame),
+        tokens_per_item: tokens,
+        output_rows: rows,
         output_width: text_hidden,
         input_values: patches.saturating_mul(3).saturating_mul(patch.saturating_pow(2)),
         patches,

@@ -402,20 +402,25 @@ pub struct SamplerPath {
 /// H100's 132 (the most common board in public vLLM logs).
 pub const DEFAULT_SM_COUNT: u64 = 132;
 
-/// The scratch buffer of vLLM's Triton top-k/top-p kernel (`topk_topp_triton.py`, 0.17 on):
-/// one float32 row of the vocabulary per program, `min(next_power_of_2(min(SMs, rows)), SMs)`
-/// rows, allocated by the dummy sampler run and cached for the life of the process, so the
-/// profile's peak counts it (132 SMs x 262,144 vocab: 132 MiB on an H100).
-pub fn triton_filter_buffer_bytes(sms: u64, rows: u64, vocab: u64) -> u64 {
+/// Rows of the scratch buffer of vLLM's Triton top-k/top-p kernel (`topk_topp_triton.py`, 0.17
+/// on), one per program: `min(next_power_of_2(min(SMs, rows)), SMs)`.
+pub fn triton_filter_rows(sms: u64, rows: u64) -> u64 {
     let programs = sms.min(rows);
     if programs == 0 {
         return 0;
     }
-    let rows = programs.checked_next_power_of_two().unwrap_or(u64::MAX).min(sms);
-    rows.saturating_mul(vocab).saturating_mul(4)
+    programs.checked_next_power_of_two().unwrap_or(u64::MAX).min(sms)
 }
 
-/// Bytes per logit of vLLM's dummy sampler run, and why (`sampler.py`, `topk_topp_sampler.py`):
+/// That buffer in bytes: a float32 vocabulary row per [`triton_filter_rows`], allocated by the
+/// dummy sampler run and cached for the life of the process, so the profile's peak counts it
+/// (132 SMs x 262,144 vocab: 132 MiB on an H100).
+pub fn triton_filter_buffer_bytes(sms: u64, rows: u64, vocab: u64) -> u64 {
+    triton_filter_rows(sms, rows).saturating_mul(vocab).saturating_mul(4)
+}
+
+/// Bytes per logit of vLLM's dummy sampler run, why, and whether the Triton top-k/top-p kernel
+/// (with its scratch buffer) runs (`sampler.py`, `topk_topp_sampler.py`):
 /// V0 and V1 0.8 to 0.16 sort for top-k/top-p ([`crate::activation::SAMPLER_BYTES_PER_LOGIT`]);
 /// V1 0.7 computes the logits only; from 0.17 the Triton top-k/top-p filters without sorting for
 /// 8 rows or more ([`crate::activation::SORT_FREE_BYTES_PER_LOGIT`]; 0.21's second, seeded run
@@ -510,7 +515,7 @@ pub struct EncoderProfile {
 /// positions in float32 (Qwen2-VL's `apply_rotary_pos_emb_vision`), the contiguous q, k and v
 /// (3U) and the rotary step's float32 copy, result and cast (5U); at the MLP the intermediate
 /// and its activation (two, or three for a gated MLP, of `patches x mlp_width`). Modelled, not
-/// exact: public logs put Qwen2-VL-2B's peak at 2.65 GiB where this gives 2.32.
+/// exact: public logs put Qwen2-VL-2B's peak at 2.65 GiB where this gives 2.17.
 pub fn encoder_profile(d: &crate::model::VisionDummy, ver: (u64, u64, u64), batch_tokens: u64, max_num_seqs: u64, max_model_len: u64, act_bytes: u64, tp: u64) -> EncoderProfile {
     // Qwen3-VL / 3.5 before 0.13: the dummy video, which the budget counts as the largest item
     let early = if ver < (0, 13, 0) { d.early_videos.iter().rfind(|v| v.min_model_len <= max_model_len) } else { None };
@@ -708,7 +713,8 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let sample_rows = rows.min(tokens);
     let SamplerPath { per_logit, why: path, triton_filter } = sampler_path(v0, ver, cx.shape, cx.plan.quant.is_some(), sample_rows, act_bytes, s.gpu.catalog().map(|g| g.compute_capability), s.flashinfer_sampler);
     let sms = s.gpu.catalog().map(|g| u64::from(g.sm_count));
-    let filter_buffer = if triton_filter { triton_filter_buffer_bytes(sms.unwrap_or(DEFAULT_SM_COUNT), sample_rows, cx.shape.vocab_size) } else { 0 };
+    let filter_rows = if triton_filter { triton_filter_rows(sms.unwrap_or(DEFAULT_SM_COUNT), sample_rows) } else { 0 };
+    let filter_buffer = filter_rows.saturating_mul(cx.shape.vocab_size).saturating_mul(4);
     // the whole batch's forward output (tokens x hidden) stays alive while the sampler runs on
     // its last rows: V0's `execute_model` holds it, and V1's `profile_run` from 0.9.2, where
     // `_dummy_run` returns it beside the last rows (before, it returned only those rows)
@@ -729,7 +735,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
             "max({tokens} tokens -> {}, {sample_rows} rows x {} vocab x {per_logit} B{}{} -> {})",
             gib(fwd),
             cx.shape.vocab_size,
-            if triton_filter { format!(" + {} x {} vocab x 4 B", filter_buffer / cx.shape.vocab_size.max(1) / 4, cx.shape.vocab_size) } else { String::new() },
+            if triton_filter { format!(" + {filter_rows} x {} vocab x 4 B", cx.shape.vocab_size) } else { String::new() },
             if holds_forward_output { format!(" + {tokens} x {} hidden x {act_bytes} B", cx.shape.hidden_size) } else { String::new() },
             gib(smp)
         ),
