@@ -97,6 +97,31 @@ impl FromJson for MaybeWindow {
     }
 }
 
+/// Sizes Hunyuan's configs write once per layer. For the shared fields, a list whose entries are
+/// all the same integer reads as that integer, and for Hunyuan (whose resolver reads these keys per
+/// layer from `json`) a list that varies is left to the resolver; elsewhere a list stays an error
+/// naming the field.
+const PER_LAYER_KEYS: &[&str] = &["moe_intermediate_size", "num_experts", "moe_topk", "num_shared_expert"];
+
+fn collapse_uniform_lists(json: &Map<String, Value>) -> Option<Map<String, Value>> {
+    let per_layer_family = json.get("model_type").and_then(Value::as_str).is_some_and(|t| t.starts_with("hunyuan"));
+    let mut out: Option<Map<String, Value>> = None;
+    for key in PER_LAYER_KEYS {
+        let Some(a) = json.get(*key).and_then(Value::as_array) else { continue };
+        let first = a.first().and_then(Value::as_u64);
+        match first {
+            Some(f) if a.iter().all(|x| x.as_u64() == Some(f)) => {
+                out.get_or_insert_with(|| json.clone()).insert((*key).to_string(), Value::from(f));
+            }
+            _ if per_layer_family => {
+                out.get_or_insert_with(|| json.clone()).remove(*key);
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 macro_rules! raw_config {
     ($( $(#[$doc:meta])* $field:ident : $ty:ty = [$($key:literal),+] ),* $(,)?) => {
         /// `config.json` as written: each field lists every spelling the Hub uses, first match wins.
@@ -111,9 +136,11 @@ macro_rules! raw_config {
             /// Reads every known field; a present field of the wrong type is an error naming it.
             pub fn from_map(json: Map<String, Value>) -> Result<Self> {
                 let mut raw = RawConfig::default();
+                let read = collapse_uniform_lists(&json);
+                let read = read.as_ref().unwrap_or(&json);
                 $(
                     for key in [$($key),+] {
-                        match json.get(key) {
+                        match read.get(key) {
                             None | Some(Value::Null) => continue,
                             Some(v) => {
                                 raw.$field = Some(<$ty as FromJson>::from_json(v, key)?);

@@ -3,7 +3,7 @@
 use kv_estimator::estimate::{fragmentation, solve};
 use kv_estimator::gpu::GpuChoice;
 use kv_estimator::kv::kv_layout;
-use kv_estimator::model::{Mixer, Window};
+use kv_estimator::model::{Mixer, Role, Window};
 use kv_estimator::weights::{weight_plan, weights};
 use kv_estimator::*;
 use proptest::prelude::*;
@@ -1063,6 +1063,75 @@ fn command_r_ties_its_head() {
     let mut raw: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(configs_dir().join("CohereForAI/c4ai-command-r-08-2024/config.json")).unwrap()).unwrap();
     raw["tie_word_embeddings"] = serde_json::json!(false);
     assert_eq!(parse_config(&raw.to_string()).unwrap().params_total() - c.params_total(), 256_000 * 8192);
+}
+
+/// An unknown `model_type` whose config also describes experts or recurrent layers is refused,
+/// naming the field: the generic dense decoder would count 3.35B parameters for a 21.8B MoE and
+/// call it exact, or give a convolution layer a per-token cache.
+#[test]
+fn generic_path_refuses_experts_and_recurrent_layers() {
+    let base = r#""hidden_size":2560,"intermediate_size":12288,"num_hidden_layers":28,"num_attention_heads":20,"num_key_value_heads":4,"vocab_size":103424"#;
+    let e = parse_config(&format!(r#"{{"model_type":"brand_new_moe",{base},"moe_num_experts":64}}"#)).unwrap_err();
+    assert!(matches!(e, Error::Unsupported { .. }) && e.to_string().contains("`moe_num_experts` = 64"), "{e}");
+    let e = parse_config(&format!(r#"{{"model_type":"brand_new_hybrid",{base},"mamba_d_state":128}}"#)).unwrap_err();
+    assert!(e.to_string().contains("`mamba_d_state`"), "{e}");
+    let kinds = serde_json::to_string(&(0..28).map(|i| if i % 4 == 3 { "full_attention" } else { "conv" }).collect::<Vec<_>>()).unwrap();
+    let e = parse_config(&format!(r#"{{"model_type":"brand_new_hybrid",{base},"layer_types":{kinds}}}"#)).unwrap_err();
+    assert!(e.to_string().contains("\"conv\" layers"), "{e}");
+    // one expert, or only attention kinds, is still a dense decoder
+    let ok = parse_config(&format!(r#"{{"model_type":"brand_new",{base},"num_experts":1,"layer_types":["sliding_attention","full_attention"]}}"#)).unwrap();
+    assert!(ok.generic);
+}
+
+/// Families added in session 39, each against the parameter count its release publishes: the
+/// bundled Hunyuan-A13B (80B, 13B active; per-layer lists), MiniMax-M2 (229B), Qwen1.5-MoE-A2.7B
+/// (14.3B), OLMo 3 7B (7.3B, three window layers in four); and, from their published values,
+/// ERNIE 4.5 21B-A3B (21.8B) and 0.3B (0.36B), Seed-OSS 36B (36.15B) and LFM2 1.2B (1.17B).
+#[test]
+fn new_families_count_their_published_parameters() {
+    let h = shape("tencent/Hunyuan-A13B-Instruct");
+    assert_eq!((h.family, h.params_total(), h.params_active(), h.moe), (Family::HunyuanMoe, 80_393_183_232, 12_747_448_320, Some((64, 8))));
+    assert_eq!(kv_layout(&h, KvDtype::Auto, FloatDtype::Bf16, 1, 1).unwrap().bytes_per_token, 32 * 2 * 8 * 128 * 2);
+    // the per-layer lists are read per layer: a narrower first layer loses 64 experts' worth
+    let mut raw: serde_json::Value = serde_json::from_str(&config("tencent/Hunyuan-A13B-Instruct")).unwrap();
+    raw["moe_intermediate_size"][0] = serde_json::json!(1536);
+    assert_eq!(h.params_total() - parse_config(&raw.to_string()).unwrap().params_total(), 64 * 3 * 4096 * 1536);
+    raw["moe_topk"] = serde_json::json!([8, 8]);
+    let e = parse_config(&raw.to_string()).unwrap_err();
+    assert!(e.to_string().contains("moe_topk") && e.to_string().contains("layer 2"), "{e}");
+
+    let m = shape("MiniMaxAI/MiniMax-M2");
+    assert_eq!((m.family, m.params_total(), m.moe), (Family::MiniMaxM2, 228_689_764_864, Some((256, 8))));
+    let q = shape("Qwen/Qwen1.5-MoE-A2.7B");
+    assert_eq!((q.family, q.params_total(), q.params_active()), (Family::Qwen2Moe, 14_315_784_192, 2_689_173_504));
+    let o = shape("allenai/Olmo-3-1025-7B");
+    assert_eq!((o.family, o.params_total()), (Family::Olmo3, 7_298_011_136));
+    let windows = o.layers.iter().filter(|l| matches!(l.mixer, Mixer::Attention { window: Window::Sliding(4096), .. })).count();
+    assert_eq!(windows, 24);
+
+    let ernie = r#"{"architectures":["Ernie4_5_MoeForCausalLM"],"model_type":"ernie4_5_moe","hidden_size":2560,"intermediate_size":12288,"num_hidden_layers":28,"num_attention_heads":20,"num_key_value_heads":4,"head_dim":128,"vocab_size":103424,"max_position_embeddings":131072,"moe_num_experts":64,"moe_k":6,"moe_intermediate_size":1536,"moe_num_shared_experts":2,"moe_layer_start_index":1,"moe_layer_end_index":27,"moe_layer_interval":1,"tie_word_embeddings":true,"use_bias":false,"torch_dtype":"bfloat16"}"#;
+    let e = parse_config(ernie).unwrap();
+    assert_eq!((e.family, e.params_total(), e.params_active(), e.moe), (Family::Ernie45Moe, 21_825_437_888, 3_352_150_208, Some((64, 6))));
+    // layer 0 is dense; -1 as the end index is the last layer
+    assert!(!e.layers[0].tensors.iter().any(|t| t.role == Role::Expert) && e.layers[27].tensors.iter().any(|t| t.role == Role::Expert));
+    assert_eq!(parse_config(&ernie.replace(r#""moe_layer_end_index":27"#, r#""moe_layer_end_index":-1"#)).unwrap().params_total(), e.params_total());
+    let dense = r#"{"architectures":["Ernie4_5_ForCausalLM"],"model_type":"ernie4_5","hidden_size":1024,"intermediate_size":3072,"num_hidden_layers":18,"num_attention_heads":16,"num_key_value_heads":2,"head_dim":128,"vocab_size":103424,"max_position_embeddings":131072,"tie_word_embeddings":true,"use_bias":false,"torch_dtype":"bfloat16"}"#;
+    assert_eq!(parse_config(dense).unwrap().params_total(), 360_748_032);
+
+    let seed = r#"{"architectures":["SeedOssForCausalLM"],"model_type":"seed_oss","hidden_size":5120,"intermediate_size":27648,"num_hidden_layers":64,"num_attention_heads":80,"num_key_value_heads":8,"head_dim":128,"vocab_size":155136,"max_position_embeddings":524288,"tie_word_embeddings":false,"attention_bias":true,"attention_out_bias":false,"mlp_bias":false,"torch_dtype":"bfloat16"}"#;
+    let s = parse_config(seed).unwrap();
+    assert_eq!((s.family, s.params_total()), (Family::SeedOss, 36_151_104_512));
+    // the q/k/v biases and no output bias: 64 x (10240 + 2 x 1024)
+    assert_eq!(s.params_total() - parse_config(&seed.replace(r#""attention_bias":true"#, r#""attention_bias":false"#)).unwrap().params_total(), 64 * 12_288);
+
+    let lfm2 = r#"{"architectures":["Lfm2ForCausalLM"],"model_type":"lfm2","hidden_size":2048,"block_ff_dim":12288,"block_auto_adjust_ff_dim":true,"block_ffn_dim_multiplier":1.0,"block_multiple_of":256,"num_hidden_layers":16,"num_attention_heads":32,"num_key_value_heads":8,"vocab_size":65536,"max_position_embeddings":128000,"full_attn_idxs":[2,5,8,10,12,14],"conv_L_cache":3,"conv_bias":false,"torch_dtype":"bfloat16"}"#;
+    let l = parse_config(lfm2).unwrap();
+    assert_eq!((l.family, l.params_total(), l.intermediate_size), (Family::Lfm2, 1_170_340_608, 8192));
+    // 6 attention layers cache K/V per token; 10 convolution layers keep 2048 x 2 values per request
+    let kv = kv_layout(&l, KvDtype::Auto, FloatDtype::Bf16, 1, 1).unwrap();
+    assert_eq!((kv.bytes_per_token, kv.state_bytes_per_request, kv.recurrent_layers), (6 * 2 * 8 * 64 * 2, 10 * 2048 * 2 * 2, 10));
+    let e = parse_config(&lfm2.replace("[2,5,8,10,12,14]", "[2,5,16]")).unwrap_err();
+    assert!(e.to_string().contains("full_attn_idxs` = 16"), "{e}");
 }
 
 #[test]

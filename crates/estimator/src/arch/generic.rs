@@ -2,16 +2,46 @@
 //! (`hidden_size`, `num_hidden_layers`, `num_attention_heads`, `vocab_size`): a Llama-shaped
 //! decoder (GQA from `num_key_value_heads`, SwiGLU MLP of `intermediate_size`, RMS norms). The
 //! answer says the generic path was used; a config without those fields is an error naming the
-//! first missing one.
+//! first missing one. A config that also describes experts or recurrent layers is refused: a dense
+//! Llama-shaped count would understate its weights (an unknown MoE) or give it a per-token cache it
+//! does not have (a conv or SSM hybrid), and either answer would look exact.
 
 use super::*;
 
+/// Fields that mean more experts than one MLP per layer.
+const MOE_FIELDS: &[&str] = &["num_local_experts", "num_experts", "n_routed_experts", "moe_num_experts", "num_routed_experts"];
+/// Fields that only recurrent (SSM, short-convolution, linear-attention) layers have.
+const RECURRENT_FIELDS: &[&str] = &["mamba_d_state", "ssm_state_size", "state_size", "mamba_d_conv", "conv_L_cache", "linear_conv_kernel_dim", "hybrid_override_pattern"];
+/// `layer_types` entries the generic decoder can size.
+const ATTENTION_KINDS: &[&str] = &["full_attention", "sliding_attention", "chunked_attention", "attention"];
+
+/// Refuses a config whose layers the generic decoder would size wrongly, naming the field.
+fn refuse_what_it_cannot_size(cx: &Cx, mt: &str) -> Result<()> {
+    let json = &cx.raw.json;
+    let unsupported = |reason: String| Err(Error::Unsupported { model_type: mt.to_string(), reason });
+    for key in MOE_FIELDS {
+        match json.get(*key) {
+            Some(Value::Number(n)) if n.as_u64().is_some_and(|e| e <= 1) => {}
+            None | Some(Value::Null) => {}
+            Some(v) => return unsupported(format!("its config has mixture-of-experts field `{key}` = {v}, and the generic dense decoder would count one MLP per layer instead of the experts")),
+        }
+    }
+    if let Some(key) = RECURRENT_FIELDS.iter().find(|k| json.get(**k).is_some_and(|v| !v.is_null())) {
+        return unsupported(format!("its config has recurrent-layer field `{key}`, and the generic decoder knows only attention layers"));
+    }
+    if let Some(kind) = cx.raw.layer_types.iter().flatten().find(|k| !ATTENTION_KINDS.contains(&k.as_str())) {
+        return unsupported(format!("`layer_types` has \"{kind}\" layers, and the generic decoder knows only attention layers"));
+    }
+    Ok(())
+}
+
 pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
+    let mt = if cx.model_type.is_empty() { "(none)".to_string() } else { cx.model_type.clone() };
+    refuse_what_it_cannot_size(cx, &mt)?;
     let c = cx.common()?;
     let inter = cx.or(cx.raw.intermediate_size, "intermediate_size", 4 * c.hidden, "absent: 4 x hidden_size (generic path)")?;
     let tied = cx.tied(false);
     let bias = cx.raw.attention_bias.unwrap_or(false);
-    let mt = if cx.model_type.is_empty() { "(none)".to_string() } else { cx.model_type.clone() };
     cx.note(format!("model_type `{mt}` is not a known family: sized with the generic Llama-shaped decoder (weights within a few percent, KV per token exact if the standard fields are right)"));
     let layers = range(c.layers)
         .map(|i| {

@@ -1,6 +1,9 @@
 //! Llama 2/3/3.x (`llama`), Mistral (`mistral`, sliding window on every layer when set), and the
 //! Llama-shaped families that reuse `LlamaForCausalLM` (Yi, DeepSeek-LLM, SmolLM, Falcon3,
-//! InternLM2, Cohere, EXAONE); Llama 4 (`llama4`: nested `text_config`, MoE every
+//! InternLM2, Cohere, EXAONE); Seed-OSS (`seed_oss`: bias on q/k/v from `attention_bias`, on the
+//! output projection only with `attention_out_bias`); Baichuan 2 (`baichuan`: multi-head attention
+//! through one fused `W_pack`, ALiBi instead of RoPE at 13B, the context from `model_max_length`
+//! when the file has no `max_position_embeddings`); Llama 4 (`llama4`: nested `text_config`, MoE every
 //! `interleave_moe_layer_step` layers with a shared expert, chunked attention on RoPE layers and
 //! full attention on the NoPE layers); Llama 3.2 Vision (`mllama`: cross-attention layers that keep
 //! no per-token text cache); Mistral 3 and LLaVA (`mistral3`, `llava`: a Mistral or Llama text
@@ -25,12 +28,31 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
     let tied = cx.tied(cohere);
     let qk = if cohere && cx.opt_bool("use_qk_norm")?.unwrap_or(false) { QkNorm::Full } else { QkNorm::None };
     let bias = cx.raw.attention_bias.unwrap_or(false);
+    let seed_oss = cx.model_type == "seed_oss";
+    // SeedOssConfig: `attention_bias` (q/k/v) defaults to true, `attention_out_bias` to false
+    let attn_bias = if seed_oss {
+        let qkv = cx.flag(cx.raw.attention_bias, "attention_bias", true, "absent: SeedOssConfig default");
+        let o = cx.opt_bool("attention_out_bias")?;
+        AttnBias { qkv, o: cx.flag(o, "attention_out_bias", false, "absent: SeedOssConfig default") }
+    } else {
+        AttnBias { qkv: bias, o: bias }
+    };
     let mlp_bias = cx.raw.mlp_bias.unwrap_or(false);
-    let family = if mistral { Family::Mistral } else { Family::Llama };
+    if cx.model_type == "baichuan" && cx.raw.max_position_embeddings.is_none() {
+        if let Some(n) = cx.opt_u64("model_max_length")? {
+            cx.positions_default(n, "absent: Baichuan's `model_max_length`, which vLLM reads as the context length");
+        }
+    }
+    let family = match cx.model_type.as_str() {
+        _ if mistral => Family::Mistral,
+        "seed_oss" => Family::SeedOss,
+        "baichuan" => Family::Baichuan,
+        _ => Family::Llama,
+    };
     let layers = range(c.layers)
         .map(|i| {
             let mut t = vec![];
-            let mixer = attention(&c, AttnBias { qkv: bias, o: bias }, qk, window_for(cx, i, true), &mut t);
+            let mixer = attention(&c, attn_bias, qk, window_for(cx, i, true), &mut t);
             gated_mlp("mlp", Role::Mlp, c.hidden, inter, mlp_bias, &mut t);
             norms("norms", if cohere { 1 } else { 2 }, c.hidden, false, &mut t);
             Layer { mixer, tensors: t }

@@ -5,6 +5,7 @@
 //! states what is special about it. Parameter shapes follow the Hugging Face modeling files.
 
 mod deepseek;
+mod ernie;
 mod falcon;
 mod gemma;
 mod gemma3n;
@@ -14,7 +15,9 @@ mod glm;
 mod gpt2;
 mod gpt_oss;
 mod granite;
+mod hunyuan;
 mod hybrid;
+mod lfm2;
 mod llama;
 mod mamba;
 mod minimax;
@@ -42,7 +45,7 @@ pub(crate) fn resolve(raw: &RawConfig) -> Result<ModelShape> {
     let mut cx = Cx::new(raw, &model_type);
     let key = if model_type.is_empty() { text_type.as_str() } else { model_type.as_str() };
     match key {
-        "llama" | "mistral" | "ministral" | "internlm2" | "yi" | "cohere" | "exaone" | "smollm3" => llama::resolve(&mut cx),
+        "llama" | "mistral" | "ministral" | "internlm2" | "yi" | "cohere" | "exaone" | "smollm3" | "seed_oss" | "baichuan" => llama::resolve(&mut cx),
         // multimodal wrappers of a Llama-shaped text model; another text model (Mistral 4's MLA)
         // takes the generic path, which says so
         "mistral3" | "llava" | "llava_next" if matches!(text_type.as_str(), "llama" | "mistral" | "ministral" | "ministral3" | "") => llama::resolve(&mut cx),
@@ -63,8 +66,11 @@ pub(crate) fn resolve(raw: &RawConfig) -> Result<ModelShape> {
         "stablelm" | "stablelm_epoch" => stablelm::resolve(&mut cx),
         "deepseek" | "deepseek_v2" | "deepseek_v3" | "kimi_k2" | "glm4_moe_lite" => deepseek::resolve(&mut cx),
         "gpt_oss" => gpt_oss::resolve(&mut cx),
+        "ernie4_5" | "ernie4_5_moe" => ernie::resolve(&mut cx),
+        "hunyuan_v1_dense" | "hunyuan_v1_moe" | "hunyuan" => hunyuan::resolve(&mut cx),
+        "lfm2" | "lfm2_moe" => lfm2::resolve(&mut cx),
         "glm" | "glm4" | "glm4_moe" | "chatglm" => glm::resolve(&mut cx),
-        "olmo" | "olmo2" => olmo::resolve(&mut cx),
+        "olmo" | "olmo2" | "olmo3" => olmo::resolve(&mut cx),
         "olmoe" => olmo::resolve_olmoe(&mut cx),
         "granite" | "granitemoe" | "granitemoeshared" => granite::resolve(&mut cx),
         "mamba" | "falcon_mamba" | "mamba2" => mamba::resolve(&mut cx),

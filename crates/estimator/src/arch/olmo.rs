@@ -1,5 +1,7 @@
 //! OLMo (`olmo`: LayerNorm without parameters, no biases) and OLMo 2 (`olmo2`: RMS norms on the
-//! whole q and k projections, norms after attention and after the MLP instead of before); OLMoE
+//! whole q and k projections, norms after attention and after the MLP instead of before); OLMo 3
+//! (`olmo3`: OLMo 2's layers, with a sliding window on the layers `layer_types` names
+//! `sliding_attention`, three in four in the 7B and 32B releases); OLMoE
 //! (`olmoe`: OLMo's attention with RMS norms on the whole q and k projections, pre-norms, and
 //! `num_experts` routed experts, top `num_experts_per_tok`, in every layer).
 
@@ -8,13 +10,15 @@ use super::*;
 pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
     let c = cx.common()?;
     let inter = cx.req(cx.raw.intermediate_size, "intermediate_size", "MLP weights")?;
-    let v2 = cx.model_type == "olmo2";
+    let v3 = cx.model_type == "olmo3";
+    let v2 = cx.model_type == "olmo2" || v3;
     let tied = cx.tied(false);
     let layers = range(c.layers)
-        .map(|_| {
+        .map(|i| {
             let mut t = vec![];
             let qk = if v2 { QkNorm::Full } else { QkNorm::None };
-            let mixer = attention(&c, AttnBias::default(), qk, Window::Full, &mut t);
+            let window = if v3 { window_for(cx, i, false) } else { Window::Full };
+            let mixer = attention(&c, AttnBias::default(), qk, window, &mut t);
             gated_mlp("mlp", Role::Mlp, c.hidden, inter, false, &mut t);
             if v2 {
                 norms("norms", 2, c.hidden, false, &mut t);
@@ -29,7 +33,12 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
     if !tied {
         g.push(Tensor::new("lm_head", Role::LmHead, c.vocab, c.hidden, Split::Column));
     }
-    cx.finish(if v2 { Family::Olmo2 } else { Family::Olmo }, &c, inter, tied, g, layers)
+    let family = match (v2, v3) {
+        (_, true) => Family::Olmo3,
+        (true, false) => Family::Olmo2,
+        _ => Family::Olmo,
+    };
+    cx.finish(family, &c, inter, tied, g, layers)
 }
 
 pub(crate) fn resolve_olmoe(cx: &mut Cx) -> Result<ModelShape> {
