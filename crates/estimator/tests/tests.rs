@@ -1177,6 +1177,11 @@ fn same_shape_stand_ins_are_bundled_and_keep_their_context() {
         ("google/codegemma-7b-it", "google/gemma-7b-it"),
         ("unsloth/medgemma-4b-it-GGUF", "google/gemma-3-4b-it"),
         ("microsoft/Phi-4-mini-reasoning", "microsoft/Phi-4-mini-instruct"),
+        // session 39: the Olmo 3 post-trained releases, Hunyuan-A13B's FP8 and GPTQ uploads
+        ("allenai/Olmo-3-7B-Instruct", "allenai/Olmo-3-1025-7B"),
+        ("allenai/Olmo-3-7B-Think", "allenai/Olmo-3-1025-7B"),
+        ("tencent/Hunyuan-A13B-Instruct-FP8", "tencent/Hunyuan-A13B-Instruct"),
+        ("tencent/Hunyuan-A13B-Instruct-GPTQ-Int4", "tencent/Hunyuan-A13B-Instruct"),
     ] {
         assert_eq!(match_model(model, &ids).map(|m| m.config_id).as_deref(), Some(to), "{model}");
     }
