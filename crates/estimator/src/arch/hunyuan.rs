@@ -49,7 +49,8 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
             if mixed {
                 let shared = per_layer(cx, "num_shared_expert", i)?.unwrap_or(1);
                 if shared > 0 {
-                    gated_mlp("mlp.shared_mlp", Role::SharedExpert, c.hidden, shared * inter, mlp_bias, &mut t);
+                    // vLLM builds the shared MLP without biases whatever `mlp_bias` says
+                    gated_mlp("mlp.shared_mlp", Role::SharedExpert, c.hidden, shared * inter, false, &mut t);
                 }
             }
         } else {
