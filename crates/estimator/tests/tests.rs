@@ -1100,6 +1100,13 @@ fn new_families_count_their_published_parameters() {
     let e = parse_config(&raw.to_string()).unwrap_err();
     assert!(e.to_string().contains("moe_topk") && e.to_string().contains("layer 2"), "{e}");
 
+    // Command A (`cohere2`): Cohere's tied head and one norm per layer, a 4096-token window on
+    // three layers in four (`sliding_window_pattern` 4), 111B as published
+    let a = shape("CohereLabs/c4ai-command-a-03-2025");
+    assert_eq!((a.family, a.params_total(), a.tied_embeddings), (Family::Cohere2, 111_057_580_032, true));
+    let windows: Vec<bool> = a.layers.iter().map(|l| matches!(l.mixer, Mixer::Attention { window: Window::Sliding(4096), .. })).collect();
+    assert_eq!((windows.iter().filter(|w| **w).count(), windows[3], windows[0]), (48, false, true));
+
     let m = shape("MiniMaxAI/MiniMax-M2");
     assert_eq!((m.family, m.params_total(), m.moe), (Family::MiniMaxM2, 228_689_764_864, Some((256, 8))));
     let q = shape("Qwen/Qwen1.5-MoE-A2.7B");

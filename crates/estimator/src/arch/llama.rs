@@ -1,6 +1,7 @@
 //! Llama 2/3/3.x (`llama`), Mistral (`mistral`, sliding window on every layer when set), and the
 //! Llama-shaped families that reuse `LlamaForCausalLM` (Yi, DeepSeek-LLM, SmolLM, Falcon3,
-//! InternLM2, Cohere, EXAONE); Seed-OSS (`seed_oss`: bias on q/k/v from `attention_bias`, on the
+//! InternLM2, Cohere, EXAONE); Command A (`cohere2`: Cohere's tied head and single norm, a
+//! sliding window on every layer but each `sliding_window_pattern`-th); Seed-OSS (`seed_oss`: bias on q/k/v from `attention_bias`, on the
 //! output projection only with `attention_out_bias`); Baichuan 2 (`baichuan`: multi-head attention
 //! through one fused `W_pack`, ALiBi instead of RoPE at 13B, the context from `model_max_length`
 //! when the file has no `max_position_embeddings`); Llama 4 (`llama4`: nested `text_config`, MoE every
@@ -24,8 +25,22 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
     // Cohere (Command R): CohereConfig ties the head to the embeddings unless told otherwise, and
     // each layer has one norm before its parallel attention and MLP (and per-head q/k norms over
     // every head when `use_qk_norm`, Command R+)
-    let cohere = cx.model_type == "cohere";
+    // Command A (`cohere2`): Cohere's layout with a sliding window on three layers in four
+    // (`layer_types`, else every layer but each `sliding_window_pattern`-th; the full layers use no
+    // RoPE, which changes no size)
+    let cohere2 = cx.model_type == "cohere2";
+    let cohere = cx.model_type == "cohere" || cohere2;
     let tied = cx.tied(cohere);
+    let pattern = if cohere2 && cx.raw.layer_types.is_none() {
+        Some(cx.or(cx.raw.sliding_window_pattern, "sliding_window_pattern", 4, "absent: Cohere2Config default (3 sliding : 1 full)")?)
+    } else {
+        None
+    };
+    let window = |cx: &Cx, i: usize| match (pattern, cx.raw.sliding_window.and_then(|w| w.0).filter(|&w| w > 0)) {
+        (Some(p), Some(w)) if (i as u64 + 1) % p != 0 => Window::Sliding(w),
+        (Some(_), _) => Window::Full,
+        (None, _) => window_for(cx, i, !cohere2),
+    };
     let qk = if cohere && cx.opt_bool("use_qk_norm")?.unwrap_or(false) { QkNorm::Full } else { QkNorm::None };
     let bias = cx.raw.attention_bias.unwrap_or(false);
     let seed_oss = cx.model_type == "seed_oss";
@@ -46,13 +61,14 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
     let family = match cx.model_type.as_str() {
         _ if mistral => Family::Mistral,
         "seed_oss" => Family::SeedOss,
+        "cohere2" => Family::Cohere2,
         "baichuan" => Family::Baichuan,
         _ => Family::Llama,
     };
     let layers = range(c.layers)
         .map(|i| {
             let mut t = vec![];
-            let mixer = attention(&c, attn_bias, qk, window_for(cx, i, true), &mut t);
+            let mixer = attention(&c, attn_bias, qk, window(cx, i), &mut t);
             gated_mlp("mlp", Role::Mlp, c.hidden, inter, mlp_bias, &mut t);
             norms("norms", if cohere { 1 } else { 2 }, c.hidden, false, &mut t);
             Layer { mixer, tensors: t }
