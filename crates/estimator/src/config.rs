@@ -97,11 +97,12 @@ impl FromJson for MaybeWindow {
     }
 }
 
-/// Sizes Hunyuan's configs write once per layer. For the shared fields, a list whose entries are
-/// all the same integer reads as that integer, and for Hunyuan (whose resolver reads these keys per
-/// layer from `json`) a list that varies is left to the resolver; elsewhere a list stays an error
-/// naming the field.
-const PER_LAYER_KEYS: &[&str] = &["moe_intermediate_size", "num_experts", "moe_topk", "num_shared_expert"];
+/// Spellings of shared fields that Hunyuan's configs may write once per layer (its `moe_topk` and
+/// `num_shared_expert` are not shared fields: only its resolver reads them). A list whose entries
+/// are all the same integer reads as that integer, and for Hunyuan (whose resolver reads these keys
+/// per layer from `json`) a list that varies is left to the resolver; elsewhere a list stays an
+/// error naming the field.
+const PER_LAYER_KEYS: &[&str] = &["moe_intermediate_size", "num_experts"];
 
 fn collapse_uniform_lists(json: &Map<String, Value>) -> Option<Map<String, Value>> {
     let per_layer_family = json.get("model_type").and_then(Value::as_str).is_some_and(|t| t.starts_with("hunyuan"));

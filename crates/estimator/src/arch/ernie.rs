@@ -23,10 +23,8 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
             let mixer = attention(&c, AttnBias { qkv: bias, o: bias }, QkNorm::None, Window::Full, &mut t);
             match &sparse {
                 Some(s) if s.is_sparse(i as u64) => {
-                    t.push(Tensor::new("mlp.gate", Role::Router, s.experts, c.hidden, Split::Replicated));
+                    moe(c.hidden, s.experts, s.top_k, s.inter, true, &mut t);
                     t.push(Tensor::new("mlp.moe_statics.e_score_correction_bias", Role::Router, s.experts, 1, Split::Replicated));
-                    t.push(Tensor::new("mlp.experts.gate_up_proj", Role::Expert, 2 * s.inter, c.hidden, Split::Column).experts(s.experts, s.top_k));
-                    t.push(Tensor::new("mlp.experts.down_proj", Role::Expert, c.hidden, s.inter, Split::Row).experts(s.experts, s.top_k));
                     if s.shared > 0 {
                         gated_mlp("mlp.shared_experts", Role::SharedExpert, c.hidden, s.shared * s.inter, bias, &mut t);
                     }

@@ -28,18 +28,15 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
     };
     let inter = cx.req(cx.raw.intermediate_size, "intermediate_size", "MLP weights")?;
     let tied = cx.tied(true);
-    let window = cx.raw.sliding_window.and_then(|w| w.0);
-    let pattern = if v3 { cx.or(cx.raw.sliding_window_pattern, "sliding_window_pattern", 6, "absent: Gemma 3 default (5 local : 1 global)")? } else { 2 };
+    let pattern = match (v2, v3) {
+        (_, true) => Some(cx.or(cx.raw.sliding_window_pattern, "sliding_window_pattern", 6, "absent: Gemma 3 default (5 local : 1 global)")?),
+        (true, false) => Some(2),
+        _ => None,
+    };
     let layers = range(c.layers)
         .map(|i| {
             let mut t = vec![];
-            let w = match (cx.layer_type(i), window) {
-                (Some("sliding_attention"), Some(w)) => Window::Sliding(w),
-                (Some(_), _) => Window::Full,
-                (None, Some(w)) if v2 && i % 2 == 0 => Window::Sliding(w),
-                (None, Some(w)) if v3 && (i as u64 + 1) % pattern != 0 => Window::Sliding(w),
-                _ => Window::Full,
-            };
+            let w = interleaved_window(cx, i, pattern);
             let qk = if v3 { QkNorm::PerHead } else { QkNorm::None };
             let mixer = attention(&c, AttnBias::default(), qk, w, &mut t);
             gated_mlp("mlp", Role::Mlp, c.hidden, inter, false, &mut t);

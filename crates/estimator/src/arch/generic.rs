@@ -8,25 +8,27 @@
 
 use super::*;
 
-/// Fields that mean more experts than one MLP per layer.
-const MOE_FIELDS: &[&str] = &["num_local_experts", "num_experts", "n_routed_experts", "moe_num_experts", "num_routed_experts"];
-/// Fields that only recurrent (SSM, short-convolution, linear-attention) layers have.
-const RECURRENT_FIELDS: &[&str] = &["mamba_d_state", "ssm_state_size", "state_size", "mamba_d_conv", "conv_L_cache", "linear_conv_kernel_dim", "hybrid_override_pattern"];
+/// Shared fields (their spellings are `RawConfig`'s) that only recurrent layers (SSM, linear
+/// attention) have; LFM2's short convolutions write `conv_L_cache`, which no other family reads.
+const RECURRENT_FIELDS: &[&str] = &["state_size", "conv_kernel", "linear_conv_kernel_dim", "hybrid_override_pattern"];
 /// `layer_types` entries the generic decoder can size.
 const ATTENTION_KINDS: &[&str] = &["full_attention", "sliding_attention", "chunked_attention", "attention"];
 
+/// The spelling of shared field `field` that the config uses.
+fn spelled(cx: &Cx, field: &str) -> &'static str {
+    let keys = crate::config::RawConfig::aliases().iter().find(|(f, _)| *f == field).map_or(&[][..], |(_, k)| *k);
+    keys.iter().copied().find(|k| cx.raw.json.get(*k).is_some_and(|v| !v.is_null())).unwrap_or("")
+}
+
 /// Refuses a config whose layers the generic decoder would size wrongly, naming the field.
 fn refuse_what_it_cannot_size(cx: &Cx, mt: &str) -> Result<()> {
-    let json = &cx.raw.json;
     let unsupported = |reason: String| Err(Error::Unsupported { model_type: mt.to_string(), reason });
-    for key in MOE_FIELDS {
-        match json.get(*key) {
-            Some(Value::Number(n)) if n.as_u64().is_some_and(|e| e <= 1) => {}
-            None | Some(Value::Null) => {}
-            Some(v) => return unsupported(format!("its config has mixture-of-experts field `{key}` = {v}, and the generic dense decoder would count one MLP per layer instead of the experts")),
-        }
+    if let Some(e) = cx.raw.num_experts.filter(|&e| e > 1) {
+        let key = spelled(cx, "num_experts");
+        return unsupported(format!("its config has mixture-of-experts field `{key}` = {e}, and the generic dense decoder would count one MLP per layer instead of the experts"));
     }
-    if let Some(key) = RECURRENT_FIELDS.iter().find(|k| json.get(**k).is_some_and(|v| !v.is_null())) {
+    let recurrent = RECURRENT_FIELDS.iter().map(|f| spelled(cx, f)).find(|k| !k.is_empty());
+    if let Some(key) = recurrent.or_else(|| cx.raw.json.get("conv_L_cache").filter(|v| !v.is_null()).map(|_| "conv_L_cache")) {
         return unsupported(format!("its config has recurrent-layer field `{key}`, and the generic decoder knows only attention layers"));
     }
     if let Some(kind) = cx.raw.layer_types.iter().flatten().find(|k| !ATTENTION_KINDS.contains(&k.as_str())) {

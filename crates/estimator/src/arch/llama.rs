@@ -1,8 +1,9 @@
 //! Llama 2/3/3.x (`llama`), Mistral (`mistral`, sliding window on every layer when set), and the
 //! Llama-shaped families that reuse `LlamaForCausalLM` (Yi, DeepSeek-LLM, SmolLM, Falcon3,
 //! InternLM2, Cohere, EXAONE); Command A (`cohere2`: Cohere's tied head and single norm, a
-//! sliding window on every layer but each `sliding_window_pattern`-th); Seed-OSS (`seed_oss`: bias on q/k/v from `attention_bias`, on the
-//! output projection only with `attention_out_bias`); Baichuan 2 (`baichuan`: multi-head attention
+//! sliding window on every layer but each `sliding_window_pattern`-th); Seed-OSS (`seed_oss`:
+//! bias on q/k/v from `attention_bias`, on the output projection only with
+//! `attention_out_bias`); Baichuan 2 (`baichuan`: multi-head attention
 //! through one fused `W_pack`, ALiBi instead of RoPE at 13B, the context from `model_max_length`
 //! when the file has no `max_position_embeddings`); Llama 4 (`llama4`: nested `text_config`, MoE every
 //! `interleave_moe_layer_step` layers with a shared expert, chunked attention on RoPE layers and
@@ -36,11 +37,7 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
     } else {
         None
     };
-    let window = |cx: &Cx, i: usize| match (pattern, cx.raw.sliding_window.and_then(|w| w.0).filter(|&w| w > 0)) {
-        (Some(p), Some(w)) if (i as u64 + 1) % p != 0 => Window::Sliding(w),
-        (Some(_), _) => Window::Full,
-        (None, _) => window_for(cx, i, !cohere2),
-    };
+    let window = |cx: &Cx, i: usize| if cohere2 { interleaved_window(cx, i, pattern) } else { window_for(cx, i, true) };
     let qk = if cohere && cx.opt_bool("use_qk_norm")?.unwrap_or(false) { QkNorm::Full } else { QkNorm::None };
     let bias = cx.raw.attention_bias.unwrap_or(false);
     let seed_oss = cx.model_type == "seed_oss";

@@ -459,6 +459,19 @@ pub(crate) fn window_for(cx: &Cx, i: usize, all_sliding_default: bool) -> Window
     }
 }
 
+/// The window of layer `i` in a family that interleaves sliding and full layers: `layer_types`
+/// when the file gives it, else a sliding window on every layer but each `pattern`-th (Gemma 2: 2,
+/// Gemma 3: 6, Command A: 4); no pattern and no `layer_types` means full attention.
+pub(crate) fn interleaved_window(cx: &Cx, i: usize, pattern: Option<u64>) -> Window {
+    let w = cx.raw.sliding_window.and_then(|w| w.0).filter(|&w| w > 0);
+    match (cx.layer_type(i), w, pattern) {
+        (Some("sliding_attention"), Some(w), _) => Window::Sliding(w),
+        (Some(_), _, _) => Window::Full,
+        (None, Some(w), Some(p)) if (i as u64 + 1) % p != 0 => Window::Sliding(w),
+        _ => Window::Full,
+    }
+}
+
 /// Parses `quantization_config` into a storage scheme.
 pub(crate) fn parse_quant(q: &Value, notes: &mut Vec<String>) -> Result<Option<Quant>> {
     let Some(obj) = q.as_object() else {
