@@ -238,6 +238,9 @@ pub enum Family {
     Baichuan,
     Lfm2,
     Lfm2Moe,
+    Apertus,
+    Arcee,
+    Nemotron,
     Generic,
 }
 
@@ -297,6 +300,9 @@ impl Family {
             Family::Baichuan => "baichuan",
             Family::Lfm2 => "lfm2",
             Family::Lfm2Moe => "lfm2-moe",
+            Family::Apertus => "apertus",
+            Family::Arcee => "arcee",
+            Family::Nemotron => "nemotron",
             Family::Generic => "generic",
         }
     }

@@ -1141,6 +1141,39 @@ fn new_families_count_their_published_parameters() {
     assert!(e.to_string().contains("full_attn_idxs` = 16"), "{e}");
 }
 
+/// Apertus, Arcee and Nemotron are Llama layouts whose MLP has two matrices (`up_proj`,
+/// `down_proj`) and no gate; the generic path refuses an unknown type with their activations
+/// instead of counting a third matrix.
+#[test]
+fn two_matrix_llama_variants_count_no_gate() {
+    // Apertus-8B (swiss-ai/Apertus-8B-2509; published 8.05B): per layer q, k, v, o
+    // (4096 x (4096 + 2 x 1024 + 4096)), up and down (2 x 4096 x 21504), two RMSNorms, per-head
+    // q/k norms (2 x 128) and xIELU's two scalars; untied 131,072 x 4096 embedding and head
+    let apertus = r#"{"architectures":["ApertusForCausalLM"],"model_type":"apertus","dtype":"bfloat16","hidden_size":4096,"intermediate_size":21504,"num_hidden_layers":32,"num_attention_heads":32,"num_key_value_heads":8,"max_position_embeddings":65536,"rope_theta":12000000,"rope_scaling":{"factor":8,"high_freq_factor":4,"low_freq_factor":1,"original_max_position_embeddings":8192,"rope_type":"llama3","type":"llama3"},"hidden_act":"xielu","qk_norm":true,"post_norm":false,"attention_bias":false,"mlp_bias":false,"tie_word_embeddings":false,"rms_norm_eps":1e-5,"vocab_size":131072}"#;
+    let a = parse_config(apertus).unwrap();
+    let per_layer = 4096 * (4096 + 2 * 1024 + 4096) + 2 * 4096 * 21504 + 2 * 4096 + 2 * 128 + 2;
+    assert_eq!((a.family, a.params_total()), (Family::Apertus, 32 * per_layer + 2 * 131_072 * 4096 + 4096));
+    assert_eq!(a.params_total(), 8_053_338_176);
+    assert_eq!(kv_layout(&a, KvDtype::Auto, FloatDtype::Bf16, 1, 1).unwrap().bytes_per_token, 32 * 2 * 8 * 128 * 2);
+    // Nemotron (Minitron-8B's shape: 48 heads of `kv_channels` 128 on a 4096 model): no gate,
+    // LayerNorm1p norms with a bias (2 per layer and the final one)
+    let nemotron = r#"{"architectures":["NemotronForCausalLM"],"model_type":"nemotron","hidden_act":"relu2","hidden_size":4096,"intermediate_size":16384,"num_hidden_layers":32,"num_attention_heads":48,"num_key_value_heads":8,"kv_channels":128,"max_position_embeddings":4096,"norm_eps":1e-05,"partial_rotary_factor":0.5,"rope_theta":10000,"tie_word_embeddings":false,"vocab_size":256000}"#;
+    let n = parse_config(nemotron).unwrap();
+    let per_layer = 4096 * (6144 + 2 * 1024) + 6144 * 4096 + 2 * 4096 * 16384 + 2 * 2 * 4096;
+    assert_eq!((n.family, n.head_dim, n.params_total()), (Family::Nemotron, 128, 32 * per_layer + 2 * 256_000 * 4096 + 2 * 4096));
+    // Arcee: the same two matrices; as a Llama it would have a third of 4096 x 16384 per layer
+    let arcee = nemotron.replace(r#""model_type":"nemotron""#, r#""model_type":"arcee""#).replace(r#""architectures":["NemotronForCausalLM"]"#, r#""architectures":["ArceeForCausalLM"]"#);
+    let r = parse_config(&arcee).unwrap();
+    let llama = parse_config(&arcee.replace(r#""model_type":"arcee""#, r#""model_type":"llama""#)).unwrap();
+    assert_eq!((r.family, llama.params_total() - r.params_total()), (Family::Arcee, 32 * 4096 * 16384));
+    // an unknown type with a two-matrix activation is refused, naming the field and value
+    for act in ["relu2", "xielu"] {
+        let unknown = nemotron.replace(r#""model_type":"nemotron""#, r#""model_type":"mystery""#).replace(r#""hidden_act":"relu2""#, &format!(r#""hidden_act":"{act}""#));
+        let e = parse_config(&unknown).unwrap_err().to_string();
+        assert!(e.contains("`hidden_act`") && e.contains(act) && e.contains("mystery"), "{e}");
+    }
+}
+
 #[test]
 fn llamacpp_caches_mla_per_head_before_the_latent_cache() {
     // DeepSeek-R1 at n_ctx 4096, q8_0: 61 layers; before b5150 each layer caches 128 heads x

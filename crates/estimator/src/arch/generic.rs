@@ -11,6 +11,9 @@ use super::*;
 /// Shared fields (their spellings are `RawConfig`'s) that only recurrent layers (SSM, linear
 /// attention) have; LFM2's short convolutions write `conv_L_cache`, which no other family reads.
 const RECURRENT_FIELDS: &[&str] = &["state_size", "conv_kernel", "linear_conv_kernel_dim", "hybrid_override_pattern"];
+/// `hidden_act` values that transformers uses only in two-matrix MLPs (`up_proj`, `down_proj`):
+/// ReLU squared (Nemotron, Arcee, Nemotron-H) and xIELU (Apertus).
+const TWO_MATRIX_ACTS: &[&str] = &["relu2", "xielu"];
 /// `layer_types` entries the generic decoder can size.
 const ATTENTION_KINDS: &[&str] = &["full_attention", "sliding_attention", "chunked_attention", "attention"];
 
@@ -30,6 +33,9 @@ fn refuse_what_it_cannot_size(cx: &Cx, mt: &str) -> Result<()> {
     let recurrent = RECURRENT_FIELDS.iter().map(|f| spelled(cx, f)).find(|k| !k.is_empty());
     if let Some(key) = recurrent.or_else(|| cx.raw.json.get("conv_L_cache").filter(|v| !v.is_null()).map(|_| "conv_L_cache")) {
         return unsupported(format!("its config has recurrent-layer field `{key}`, and the generic decoder knows only attention layers"));
+    }
+    if let Some(act) = cx.raw.json.get("hidden_act").and_then(Value::as_str).filter(|a| TWO_MATRIX_ACTS.contains(a)) {
+        return unsupported(format!("its config has `hidden_act` = \"{act}\", which transformers uses only in a two-matrix MLP, and the generic decoder would count a gated MLP of three"));
     }
     if let Some(kind) = cx.raw.layer_types.iter().flatten().find(|k| !ATTENTION_KINDS.contains(&k.as_str())) {
         return unsupported(format!("`layer_types` has \"{kind}\" layers, and the generic decoder knows only attention layers"));

@@ -9,7 +9,11 @@
 //! `interleave_moe_layer_step` layers with a shared expert, chunked attention on RoPE layers and
 //! full attention on the NoPE layers); Llama 3.2 Vision (`mllama`: cross-attention layers that keep
 //! no per-token text cache); Mistral 3 and LLaVA (`mistral3`, `llava`: a Mistral or Llama text
-//! model with a vision tower, see `vision.rs`). GQA: `num_key_value_heads` < `num_attention_heads`.
+//! model with a vision tower, see `vision.rs`); the Llama layouts with a two-matrix MLP
+//! (`up_proj`, `down_proj`, no gate): Apertus (`apertus`: xIELU with two learned scalars per
+//! layer, per-head q/k norms), Arcee AFM (`arcee`: ReLU squared) and Nemotron-4 / Minitron
+//! (`nemotron`: ReLU squared, LayerNorm1p norms with a bias, partial rotary). GQA:
+//! `num_key_value_heads` < `num_attention_heads`.
 
 use super::*;
 
@@ -50,6 +54,13 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
         AttnBias { qkv: bias, o: bias }
     };
     let mlp_bias = cx.raw.mlp_bias.unwrap_or(false);
+    // Apertus, Arcee and Nemotron: `up_proj` then `down_proj` (transformers' ApertusMLP,
+    // ArceeMLP, NemotronMLP; vLLM builds the same), no gate
+    let two_matrix = matches!(cx.model_type.as_str(), "apertus" | "arcee" | "nemotron");
+    let apertus = cx.model_type == "apertus";
+    // Nemotron's LayerNorm1p keeps a bias beside its weight, in every layer and at the end
+    let norm_bias = cx.model_type == "nemotron";
+    let qk = if apertus { QkNorm::PerHead } else { qk };
     if cx.model_type == "baichuan" && cx.raw.max_position_embeddings.is_none() {
         if let Some(n) = cx.opt_u64("model_max_length")? {
             cx.positions_default(n, "absent: Baichuan's `model_max_length`, which vLLM reads as the context length");
@@ -60,18 +71,29 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
         "seed_oss" => Family::SeedOss,
         "cohere2" => Family::Cohere2,
         "baichuan" => Family::Baichuan,
+        "apertus" => Family::Apertus,
+        "arcee" => Family::Arcee,
+        "nemotron" => Family::Nemotron,
         _ => Family::Llama,
     };
     let layers = range(c.layers)
         .map(|i| {
             let mut t = vec![];
             let mixer = attention(&c, attn_bias, qk, window(cx, i), &mut t);
-            gated_mlp("mlp", Role::Mlp, c.hidden, inter, mlp_bias, &mut t);
-            norms("norms", if cohere { 1 } else { 2 }, c.hidden, false, &mut t);
+            if two_matrix {
+                plain_mlp("mlp", Role::Mlp, c.hidden, inter, mlp_bias, &mut t);
+            } else {
+                gated_mlp("mlp", Role::Mlp, c.hidden, inter, mlp_bias, &mut t);
+            }
+            if apertus {
+                // xIELU's `alpha_p` and `alpha_n`, one value each
+                t.push(Tensor::new("mlp.act_fn.alpha", Role::Norm, 2, 1, Split::Replicated));
+            }
+            norms("norms", if cohere { 1 } else { 2 }, c.hidden, norm_bias, &mut t);
             Layer { mixer, tensors: t }
         })
         .collect();
-    let mut g = embeddings(c.vocab, c.hidden, tied, false, false);
+    let mut g = embeddings(c.vocab, c.hidden, tied, norm_bias, false);
     vision::add_encoder(cx, c.hidden, &mut g);
     cx.finish(family, &c, inter, tied, g, layers)
 }

@@ -45,7 +45,7 @@ pub(crate) fn resolve(raw: &RawConfig) -> Result<ModelShape> {
     let mut cx = Cx::new(raw, &model_type);
     let key = if model_type.is_empty() { text_type.as_str() } else { model_type.as_str() };
     match key {
-        "llama" | "mistral" | "ministral" | "internlm2" | "yi" | "cohere" | "exaone" | "smollm3" | "seed_oss" | "baichuan" | "cohere2" => llama::resolve(&mut cx),
+        "llama" | "mistral" | "ministral" | "internlm2" | "yi" | "cohere" | "exaone" | "smollm3" | "seed_oss" | "baichuan" | "cohere2" | "apertus" | "arcee" | "nemotron" => llama::resolve(&mut cx),
         // multimodal wrappers of a Llama-shaped text model; another text model (Mistral 4's MLA)
         // takes the generic path, which says so
         "mistral3" | "llava" | "llava_next" if matches!(text_type.as_str(), "llama" | "mistral" | "ministral" | "ministral3" | "") => llama::resolve(&mut cx),
