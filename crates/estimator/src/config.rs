@@ -165,7 +165,7 @@ macro_rules! raw_config {
 raw_config! {
     model_type: String = ["model_type"],
     architectures: Vec<String> = ["architectures"],
-    hidden_size: u64 = ["hidden_size", "n_embd", "d_model", "model_dim"],
+    hidden_size: u64 = ["hidden_size", "n_embd", "n_embed", "d_model", "model_dim"],
     num_hidden_layers: u64 = ["num_hidden_layers", "n_layer", "n_layers", "num_layers"],
     num_attention_heads: u64 = ["num_attention_heads", "n_head", "n_heads", "num_heads"],
     num_key_value_heads: u64 = ["num_key_value_heads", "num_kv_heads", "n_head_kv", "n_kv_heads", "multi_query_group_num"],

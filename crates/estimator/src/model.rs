@@ -241,6 +241,8 @@ pub enum Family {
     Apertus,
     Arcee,
     Nemotron,
+    GptNeox,
+    Bloom,
     Generic,
 }
 
@@ -303,6 +305,8 @@ impl Family {
             Family::Apertus => "apertus",
             Family::Arcee => "arcee",
             Family::Nemotron => "nemotron",
+            Family::GptNeox => "gpt-neox",
+            Family::Bloom => "bloom",
             Family::Generic => "generic",
         }
     }

@@ -1174,6 +1174,28 @@ fn two_matrix_llama_variants_count_no_gate() {
     }
 }
 
+/// GPT-NeoX (Pythia) and BLOOM: two-matrix MLPs with bias and LayerNorms with bias; the
+/// counts are the ones the Pythia paper and the BLOOM model card publish.
+#[test]
+fn gpt_neox_and_bloom_count_their_published_parameters() {
+    let pythia_160m = r#"{"architectures":["GPTNeoXForCausalLM"],"bos_token_id":0,"eos_token_id":0,"hidden_act":"gelu","hidden_size":768,"initializer_range":0.02,"intermediate_size":3072,"layer_norm_eps":1e-05,"max_position_embeddings":2048,"model_type":"gpt_neox","num_attention_heads":12,"num_hidden_layers":12,"rotary_emb_base":10000,"rotary_pct":0.25,"tie_word_embeddings":false,"torch_dtype":"float16","use_cache":true,"use_parallel_residual":true,"vocab_size":50304}"#;
+    let p = parse_config(pythia_160m).unwrap();
+    assert_eq!((p.family, p.params_total(), p.tied_embeddings), (Family::GptNeox, 162_322_944, false));
+    let pythia_6_9b = pythia_160m
+        .replace(r#""hidden_size":768"#, r#""hidden_size":4096"#)
+        .replace(r#""intermediate_size":3072"#, r#""intermediate_size":16384"#)
+        .replace(r#""num_attention_heads":12,"num_hidden_layers":12"#, r#""num_attention_heads":32,"num_hidden_layers":32"#)
+        .replace("50304", "50432");
+    let p = parse_config(&pythia_6_9b).unwrap();
+    assert_eq!(p.params_total(), 6_857_302_016);
+    assert_eq!(kv_layout(&p, KvDtype::Auto, FloatDtype::F16, 1, 1).unwrap().bytes_per_token, 32 * 2 * 4096 * 2);
+    // bloom-560m spells the width `n_embed` and gives no length: vLLM's 2048, recorded
+    let bloom = r#"{"apply_residual_connection_post_layernorm":false,"architectures":["BloomForCausalLM"],"model_type":"bloom","n_embed":1024,"n_head":16,"n_inner":null,"n_layer":24,"layer_norm_epsilon":1e-05,"vocab_size":250880,"torch_dtype":"float16"}"#;
+    let b = parse_config(bloom).unwrap();
+    assert_eq!((b.family, b.params_total(), b.tied_embeddings, b.max_position_embeddings), (Family::Bloom, 559_214_592, true, Some(2048)));
+    assert!(b.defaults.iter().any(|d| d.field == "max_position_embeddings"), "{:?}", b.defaults);
+}
+
 #[test]
 fn llamacpp_caches_mla_per_head_before_the_latent_cache() {
     // DeepSeek-R1 at n_ctx 4096, q8_0: 61 layers; before b5150 each layer caches 128 heads x

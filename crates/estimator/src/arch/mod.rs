@@ -58,7 +58,7 @@ pub(crate) fn resolve(raw: &RawConfig) -> Result<ModelShape> {
         "gemma4" | "gemma4_text" => gemma4::resolve(&mut cx),
         "gemma3n" | "gemma3n_text" => gemma3n::resolve(&mut cx),
         "phi" | "phi3" | "phi3small" | "phimoe" => phi::resolve(&mut cx),
-        "gpt2" | "openai-gpt" | "gptj" | "gpt_bigcode" => gpt2::resolve(&mut cx),
+        "gpt2" | "openai-gpt" | "gptj" | "gpt_bigcode" | "gpt_neox" | "bloom" => gpt2::resolve(&mut cx),
         "opt" => opt::resolve(&mut cx),
         "falcon" | "RefinedWeb" | "RefinedWebModel" => falcon::resolve(&mut cx),
         "mpt" => mpt::resolve(&mut cx),
