@@ -1174,10 +1174,11 @@ fn two_matrix_llama_variants_count_no_gate() {
     }
 }
 
-/// GPT-NeoX (Pythia) and BLOOM: two-matrix MLPs with bias and LayerNorms with bias; the
-/// counts are the ones the Pythia paper and the BLOOM model card publish.
+/// GPT-NeoX (Pythia) and BLOOM: two-matrix MLPs with bias and LayerNorms with bias; the first
+/// Qwen, whose `intermediate_size` counts both gated halves. The counts are the ones the Pythia
+/// paper, the BLOOM model card and Qwen-7B's card publish.
 #[test]
-fn gpt_neox_and_bloom_count_their_published_parameters() {
+fn gpt_neox_bloom_and_qwen1_count_their_published_parameters() {
     let pythia_160m = r#"{"architectures":["GPTNeoXForCausalLM"],"bos_token_id":0,"eos_token_id":0,"hidden_act":"gelu","hidden_size":768,"initializer_range":0.02,"intermediate_size":3072,"layer_norm_eps":1e-05,"max_position_embeddings":2048,"model_type":"gpt_neox","num_attention_heads":12,"num_hidden_layers":12,"rotary_emb_base":10000,"rotary_pct":0.25,"tie_word_embeddings":false,"torch_dtype":"float16","use_cache":true,"use_parallel_residual":true,"vocab_size":50304}"#;
     let p = parse_config(pythia_160m).unwrap();
     assert_eq!((p.family, p.params_total(), p.tied_embeddings), (Family::GptNeox, 162_322_944, false));
@@ -1194,6 +1195,10 @@ fn gpt_neox_and_bloom_count_their_published_parameters() {
     let b = parse_config(bloom).unwrap();
     assert_eq!((b.family, b.params_total(), b.tied_embeddings, b.max_position_embeddings), (Family::Bloom, 559_214_592, true, Some(2048)));
     assert!(b.defaults.iter().any(|d| d.field == "max_position_embeddings"), "{:?}", b.defaults);
+    // Qwen-7B (first release): c_attn with bias, w1/w2 of 22016 / 2, 7.72B
+    let qwen = r#"{"architectures":["QWenLMHeadModel"],"model_type":"qwen","hidden_size":4096,"intermediate_size":22016,"num_attention_heads":32,"num_hidden_layers":32,"kv_channels":128,"vocab_size":151936,"seq_length":8192,"max_position_embeddings":8192,"no_bias":true,"rotary_pct":1.0,"rotary_emb_base":10000,"tie_word_embeddings":false,"layer_norm_epsilon":1e-06,"use_dynamic_ntk":true,"use_logn_attn":true}"#;
+    let q = parse_config(qwen).unwrap();
+    assert_eq!((q.family, q.params_total(), q.intermediate_size), (Family::Qwen, 7_721_324_544, 11_008));
 }
 
 #[test]

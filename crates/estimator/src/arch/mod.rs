@@ -52,7 +52,7 @@ pub(crate) fn resolve(raw: &RawConfig) -> Result<ModelShape> {
         "llama4" | "llama4_text" => llama::resolve_llama4(&mut cx),
         "mllama" | "mllama_text_model" => llama::resolve_mllama(&mut cx),
         "mixtral" => mixtral::resolve(&mut cx),
-        "qwen2" | "qwen2_vl" | "qwen2_5_vl" | "qwen3" | "qwen2_moe" | "qwen3_moe" | "qwen3_vl" | "qwen3_vl_text" | "qwen3_vl_moe" | "qwen3_vl_moe_text" => qwen::resolve(&mut cx),
+        "qwen" | "qwen2" | "qwen2_vl" | "qwen2_5_vl" | "qwen3" | "qwen2_moe" | "qwen3_moe" | "qwen3_vl" | "qwen3_vl_text" | "qwen3_vl_moe" | "qwen3_vl_moe_text" => qwen::resolve(&mut cx),
         "qwen3_next" | "qwen3_5" | "qwen3_5_text" | "qwen3_5_moe" | "qwen3_5_moe_text" => qwen3_next::resolve(&mut cx),
         "gemma" | "gemma2" | "gemma3" | "gemma3_text" => gemma::resolve(&mut cx),
         "gemma4" | "gemma4_text" => gemma4::resolve(&mut cx),

@@ -2,7 +2,10 @@
 //! `max_window_layers` on), Qwen2-VL's language model, Qwen3 (`qwen3`: per-head q/k RMS norms, no
 //! bias; Qwen3-VL's language model is the same), and their MoE variants: Qwen2-MoE (`qwen2_moe`: routed experts plus a gated shared
 //! expert) and Qwen3-MoE (`qwen3_moe`: routed experts only). A layer is MoE when it is not in
-//! `mlp_only_layers` and `(i + 1) % decoder_sparse_step == 0`.
+//! `mlp_only_layers` and `(i + 1) % decoder_sparse_step == 0`. The first Qwen (`qwen`,
+//! `QWenLMHeadModel`): a fused `c_attn` that always has a bias, and `intermediate_size` counting
+//! both gated halves (`w1` and `w2` are `intermediate_size / 2` wide each, as transformers' remote
+//! code and vLLM's `qwen.py` build them).
 
 use super::*;
 
@@ -13,8 +16,15 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
     let qwen3 = mt.starts_with("qwen3");
     let is_moe = mt.ends_with("_moe");
     let inter = cx.req(cx.raw.intermediate_size, "intermediate_size", "MLP weights")?;
+    let qwen1 = mt == "qwen";
+    let inter = if qwen1 {
+        cx.note(format!("Qwen (first release): intermediate_size {inter} counts both gated halves, so each is {} wide", inter / 2));
+        inter / 2
+    } else {
+        inter
+    };
     let tied = cx.tied(false);
-    let qkv_bias = cx.raw.attention_bias.unwrap_or(!qwen3);
+    let qkv_bias = qwen1 || cx.raw.attention_bias.unwrap_or(!qwen3);
     let (experts, top_k, moe_inter, shared_inter, step) = if is_moe {
         let e = cx.req(cx.raw.num_experts, "num_experts", "MoE weights")?;
         let k = cx.req(cx.raw.num_experts_per_tok, "num_experts_per_tok", "active parameters")?;
@@ -47,6 +57,7 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
     let mut g = embeddings(c.vocab, c.hidden, tied, false, false);
     vision::add_encoder(cx, c.hidden, &mut g);
     let family = match (qwen3, is_moe) {
+        _ if qwen1 => Family::Qwen,
         (false, false) => Family::Qwen2,
         (true, false) => Family::Qwen3,
         (false, true) => Family::Qwen2Moe,
