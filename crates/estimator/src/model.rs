@@ -244,6 +244,7 @@ pub enum Family {
     Nemotron,
     GptNeox,
     Bloom,
+    Dbrx,
     Generic,
 }
 
@@ -309,6 +310,7 @@ impl Family {
             Family::Nemotron => "nemotron",
             Family::GptNeox => "gpt-neox",
             Family::Bloom => "bloom",
+            Family::Dbrx => "dbrx",
             Family::Generic => "generic",
         }
     }

@@ -1201,6 +1201,22 @@ fn gpt_neox_bloom_and_qwen1_count_their_published_parameters() {
     assert_eq!((q.family, q.params_total(), q.intermediate_size), (Family::Qwen, 7_721_324_544, 11_008));
 }
 
+/// DBRX keeps its KV heads and experts in nested objects; read from there it counts the
+/// published 132B (36B active) and caches 8 KV heads, not the 48 query heads.
+#[test]
+fn dbrx_reads_its_nested_attention_and_expert_sizes() {
+    let dbrx = r#"{"architectures":["DbrxForCausalLM"],"attn_config":{"clip_qkv":8,"kv_n_heads":8,"model_type":"","rope_theta":500000},"d_model":6144,"emb_pdrop":0.0,"ffn_config":{"ffn_hidden_size":10752,"model_type":"","moe_jitter_eps":0,"moe_loss_weight":0.05,"moe_num_experts":16,"moe_top_k":4},"initializer_range":0.02,"max_seq_len":32768,"model_type":"dbrx","n_heads":48,"n_layers":40,"output_router_logits":false,"resid_pdrop":0.0,"router_aux_loss_coef":0.05,"tie_word_embeddings":false,"torch_dtype":"bfloat16","use_cache":true,"vocab_size":100352}"#;
+    let d = parse_config(dbrx).unwrap();
+    assert_eq!((d.family, d.params_total(), d.params_active(), d.moe), (Family::Dbrx, 131_596_523_520, 36_469_708_800, Some((16, 4))));
+    assert_eq!(kv_layout(&d, KvDtype::Auto, FloatDtype::Bf16, 1, 1).unwrap().bytes_per_token, 40 * 2 * 8 * 128 * 2);
+    assert_eq!(d.max_position_embeddings, Some(32_768));
+    // a missing nested size is an error naming its full path
+    let e = parse_config(&dbrx.replace(r#""kv_n_heads":8,"#, "")).unwrap_err().to_string();
+    assert!(e.contains("attn_config.kv_n_heads"), "{e}");
+    let e = parse_config(&dbrx.replace(r#""moe_top_k":4"#, r#""moe_top_k":"four""#)).unwrap_err().to_string();
+    assert!(e.contains("ffn_config.moe_top_k"), "{e}");
+}
+
 #[test]
 fn llamacpp_caches_mla_per_head_before_the_latent_cache() {
     // DeepSeek-R1 at n_ctx 4096, q8_0: 61 layers; before b5150 each layer caches 128 heads x

@@ -4,6 +4,7 @@
 //! projections, gated and plain MLPs, MoE blocks, norms, embeddings), so each family file only
 //! states what is special about it. Parameter shapes follow the Hugging Face modeling files.
 
+mod dbrx;
 mod deepseek;
 mod ernie;
 mod falcon;
@@ -66,6 +67,7 @@ pub(crate) fn resolve(raw: &RawConfig) -> Result<ModelShape> {
         "stablelm" | "stablelm_epoch" => stablelm::resolve(&mut cx),
         "deepseek" | "deepseek_v2" | "deepseek_v3" | "kimi_k2" | "glm4_moe_lite" => deepseek::resolve(&mut cx),
         "gpt_oss" => gpt_oss::resolve(&mut cx),
+        "dbrx" => dbrx::resolve(&mut cx),
         "ernie4_5" | "ernie4_5_moe" => ernie::resolve(&mut cx),
         "hunyuan_v1_dense" | "hunyuan_v1_moe" | "hunyuan" => hunyuan::resolve(&mut cx),
         "lfm2" | "lfm2_moe" => lfm2::resolve(&mut cx),
