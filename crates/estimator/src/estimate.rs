@@ -166,8 +166,14 @@ fn check_tp(shape: &ModelShape, tp: u64) -> Result<()> {
 /// (`resolve_kv_cache_dtype_string`) and SGLang from 0.5.3 (`ModelRunner` reading the quant
 /// config's `kv_cache_quant_algo`) the dtype a ModelOpt checkpoint was calibrated for.
 pub fn effective_kv(shape: &ModelShape, scenario: &Scenario) -> KvDtype {
+    let sparse = shape.sparse_mla_index_dim().is_some();
     match (scenario.engine, scenario.kv_dtype, shape.checkpoint_kv) {
         (Engine::LlamaCpp, KvDtype::Auto, _) => KvDtype::Fp16,
+        // DeepSeek Sparse Attention: vLLM 0.11.0 read `auto` as its fp8 `fp8_ds_mla` (PR 25988),
+        // 0.11.1 went back to bf16 (PR 27121); SGLang picks fp8 on Blackwell (compute capability
+        // 10 and up), bf16 before (`_set_default_nsa_kv_cache_dtype`)
+        (Engine::Vllm, KvDtype::Auto, _) if sparse && engine::vllm::version_of(scenario).1 == (0, 11, 0) => KvDtype::Fp8,
+        (Engine::Sglang, KvDtype::Auto, _) if sparse && scenario.gpu.catalog().is_some_and(|g| g.compute_capability >= 100) => KvDtype::Fp8,
         (Engine::Vllm, KvDtype::Auto, Some(ck)) if engine::vllm::version_of(scenario).1 >= (0, 14, 0) => ck,
         (Engine::Sglang, KvDtype::Auto, Some(ck)) if engine::sglang::version_of(scenario) >= (0, 5, 3) => ck,
         (_, kv, _) => kv,
@@ -217,6 +223,16 @@ pub fn estimate(shape: &ModelShape, scenario: &Scenario) -> Result<Estimate> {
             &cached
         }
         None => shape,
+    };
+    // llama.cpp's `deepseek32` keeps the sparse-attention indexer key in a second cache of the
+    // KV type, not vLLM's fp8 one
+    let indexed;
+    let shape = match shape.sparse_mla_index_dim() {
+        Some(d) if scenario.engine == Engine::LlamaCpp => {
+            indexed = shape.with_indexer_in_latent(format!("llama.cpp caches the sparse-attention indexer key ({d} values per token and layer) in the KV type, in a second cache of n_ctx cells beside the latent"));
+            &indexed
+        }
+        _ => shape,
     };
     // llama.cpp keeps the token embeddings in host memory (its input layer)
     plan.host_embedding = scenario.engine == Engine::LlamaCpp;
@@ -285,6 +301,14 @@ pub fn estimate(shape: &ModelShape, scenario: &Scenario) -> Result<Estimate> {
     }
     if scenario.kv_dtype == KvDtype::Auto && kv_dtype != KvDtype::Auto && shape.checkpoint_kv == Some(kv_dtype) {
         kv_req = kv_req.note(format!("KV {kv_dtype}: the checkpoint's kv_cache_quant_algo, which vLLM (from 0.14) and SGLang (from 0.5.3) use under --kv-cache-dtype auto"));
+    }
+    if let Some(index) = shape.sparse_mla_index_dim() {
+        if scenario.kv_dtype == KvDtype::Auto && kv_dtype == KvDtype::Fp8 && scenario.engine != Engine::LlamaCpp {
+            let why = if scenario.engine == Engine::Sglang { "SGLang's default for DeepSeek Sparse Attention on Blackwell" } else { "vLLM 0.11.0's default for DeepSeek Sparse Attention (0.11.1 went back to bf16)" };
+            kv_req = kv_req.note(format!("KV fp8 under --kv-cache-dtype auto: {why}"));
+        }
+        // (llama.cpp's shape carries the key in its latent and says so in its own note)
+        kv_req = kv_req.note(format!("DeepSeek Sparse Attention: each layer also caches the indexer's {index}-value key in fp8 with an fp32 scale per {} values, whatever the KV dtype; an fp8 latent is stored as fp8_ds_mla (fp32 scales, the rope key in bf16)", crate::kv::SPARSE_QUANT_BLOCK));
     }
     let kv_cache = match &eng.kv_batch {
         Some(f) => f.clone(),

@@ -4,7 +4,10 @@
 //! - softmax attention: `ceil(kv_heads / tp) x (k_dim + v_dim) x kv_bytes` (KV heads are replicated
 //!   when there are fewer than TP ranks); sliding-window layers keep at most `window` tokens,
 //!   chunked-attention layers at most `chunk`;
-//! - MLA: `(kv_lora_rank + qk_rope_head_dim) x kv_bytes`, the same on every TP rank;
+//! - MLA: `(kv_lora_rank + qk_rope_head_dim) x kv_bytes`, the same on every TP rank; with
+//!   DeepSeek Sparse Attention (V3.2) plus the indexer key, `index_head_dim` fp8 values and one
+//!   fp32 scale per 128 (132 B), and an fp8 latent in `fp8_ds_mla` form (512 fp8 + 4 fp32 scales +
+//!   64 bf16 rope values = 656 B), as vLLM and SGLang allocate them;
 //! - recurrent layers: nothing per token, a constant state per request
 //!   (`conv_elems + ssm_elems`, sharded by heads over TP);
 //! - cross-attention and MLP-only blocks: nothing per text token.
@@ -94,10 +97,26 @@ fn cache_kind(mixer: &Mixer, ratio: (u64, u64), tp: u64, shared: bool) -> Result
             let b = row(kvh * k_dim)? + row(kvh * v_dim)?;
             Some((false, *window, b))
         }
-        Mixer::Mla { kv_lora_rank, qk_rope_head_dim, .. } => Some((true, Window::Full, row(kv_lora_rank + qk_rope_head_dim)?)),
+        Mixer::Mla { kv_lora_rank, qk_rope_head_dim, index_head_dim: 0, .. } => Some((true, Window::Full, row(kv_lora_rank + qk_rope_head_dim)?)),
+        Mixer::Mla { kv_lora_rank, qk_rope_head_dim, index_head_dim, .. } => {
+            // DeepSeek Sparse Attention (vLLM's FlashMLA-sparse and SGLang's NSA pools): an fp8
+            // cache is `fp8_ds_mla`, the latent in fp8 with one fp32 scale per 128 values and
+            // the rope key left in bf16 (656 B for V3.2); the indexer key is fp8 with one fp32
+            // scale per 128 values whatever the KV dtype (132 B)
+            let latent = if ratio == (1, 1) {
+                kv_lora_rank.saturating_add(kv_lora_rank.div_ceil(SPARSE_QUANT_BLOCK) * 4).saturating_add(qk_rope_head_dim.saturating_mul(2))
+            } else {
+                row(kv_lora_rank + qk_rope_head_dim)?
+            };
+            let index = index_head_dim.saturating_add(index_head_dim.div_ceil(SPARSE_QUANT_BLOCK) * 4);
+            Some((true, Window::Full, latent.saturating_add(index)))
+        }
         _ => None,
     })
 }
+
+/// Values per fp32 scale in DeepSeek Sparse Attention's fp8 caches (`quant_block_size`).
+pub const SPARSE_QUANT_BLOCK: u64 = 128;
 
 fn kind_label(mla: bool, window: Window) -> String {
     match (mla, window) {
@@ -159,7 +178,11 @@ fn range_layout(shape: &ModelShape, kv: KvDtype, ratio: (u64, u64), activation: 
                     g.layers += copies;
                     g.bytes_per_token += bytes;
                 }
-                None => groups.push(KvGroup { kind: kind_label(key, window), window, layers: copies, bytes_per_token: bytes, bytes_per_token_per_layer: b, mla: key }),
+                None => {
+                    let sparse = matches!(l.mixer, Mixer::Mla { index_head_dim, .. } if index_head_dim > 0);
+                    let kind = if sparse { "MLA latent + indexer key".to_string() } else { kind_label(key, window) };
+                    groups.push(KvGroup { kind, window, layers: copies, bytes_per_token: bytes, bytes_per_token_per_layer: b, mla: key })
+                }
             }
         }
         if let Mixer::Recurrent { conv_elems, ssm_elems, ssm_fp32, heads, .. } = &l.mixer {

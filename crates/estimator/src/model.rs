@@ -153,8 +153,18 @@ pub enum Mixer {
     /// Softmax attention: K and V per token, per KV head.
     Attention { heads: u64, kv_heads: u64, k_dim: u64, v_dim: u64, window: Window },
     /// Multi-head latent attention (DeepSeek-V2/V3): one compressed latent plus a shared rope key
-    /// per token, identical for all heads and therefore replicated on every TP rank.
-    Mla { heads: u64, kv_lora_rank: u64, qk_rope_head_dim: u64, qk_nope_head_dim: u64, v_head_dim: u64 },
+    /// per token, identical for all heads and therefore replicated on every TP rank. DeepSeek
+    /// Sparse Attention (V3.2) adds a lightning indexer that caches one key of `index_head_dim`
+    /// values per token beside the latent (0: no indexer).
+    Mla {
+        heads: u64,
+        kv_lora_rank: u64,
+        qk_rope_head_dim: u64,
+        qk_nope_head_dim: u64,
+        v_head_dim: u64,
+        #[serde(default)]
+        index_head_dim: u64,
+    },
     /// Recurrent layers (Mamba, gated DeltaNet, lightning attention): a constant state per request.
     Recurrent { kind: String, conv_elems: u64, ssm_elems: u64, ssm_fp32: bool, heads: u64 },
     /// Cross-attention to encoder outputs (image tokens): no per-token cache of the text.
@@ -215,6 +225,7 @@ pub enum Family {
     Deepseek,
     DeepseekV2,
     DeepseekV3,
+    DeepseekV32,
     GptOss,
     Glm,
     Olmo,
@@ -281,6 +292,7 @@ impl Family {
             Family::Deepseek => "deepseek",
             Family::DeepseekV2 => "deepseek-v2",
             Family::DeepseekV3 => "deepseek-v3",
+            Family::DeepseekV32 => "deepseek-v3.2",
             Family::GptOss => "gpt-oss",
             Family::Glm => "glm",
             Family::Olmo => "olmo",
@@ -580,6 +592,27 @@ impl ModelShape {
     }
     pub fn is_mla(&self) -> bool {
         self.layers.iter().any(|l| matches!(l.mixer, Mixer::Mla { .. }))
+    }
+    /// The indexer key width of DeepSeek Sparse Attention layers (V3.2), if the model has them.
+    pub fn sparse_mla_index_dim(&self) -> Option<u64> {
+        self.layers.iter().find_map(|l| match l.mixer {
+            Mixer::Mla { index_head_dim, .. } if index_head_dim > 0 => Some(index_head_dim),
+            _ => None,
+        })
+    }
+    /// This shape with each sparse-MLA layer's indexer key cached as one more stretch of the
+    /// latent, at the KV dtype (llama.cpp's `deepseek32`: a second cache of `n_ctx` cells of
+    /// `index_head_dim` values in `type_k`); carried in `kv_lora_rank`, which only sizes the cache.
+    pub fn with_indexer_in_latent(&self, why: String) -> ModelShape {
+        let mut s = self.clone();
+        for l in &mut s.layers {
+            if let Mixer::Mla { kv_lora_rank, index_head_dim, .. } = &mut l.mixer {
+                *kv_lora_rank += *index_head_dim;
+                *index_head_dim = 0;
+            }
+        }
+        s.notes.insert(0, why);
+        s
     }
     /// This shape with each MLA layer's cache entry (latent + rope key) padded to a multiple of
     /// `multiple` values, as vLLM V0 0.7.2 to 0.7.x aligns it to 256 bytes; the padding is carried

@@ -164,6 +164,8 @@ pub const SAME_SHAPE: &[(&str, &str, &str)] = &[
     ("google/codegemma-7b", "google/gemma-7b-it", "CodeGemma 7B is Gemma 7B trained further on code: the same 28 layers, 16 heads of 256 and 256,000-token vocabulary"),
     ("google/medgemma-4b-it", "google/gemma-3-4b-it", "MedGemma 4B is Gemma 3 4B, SigLIP tower included, trained further on medical data: the same layers and tower"),
     ("microsoft/Phi-4-mini-reasoning", "microsoft/Phi-4-mini-instruct", "Phi-4-mini tuned for reasoning: the same 32 layers, 24/8 heads, 200,064-token vocabulary and 131,072 positions"),
+    ("deepseek-ai/DeepSeek-V3.2-Exp", "deepseek-ai/DeepSeek-V3.2", "the experimental release of the same architecture: V3.1's layers with the same sparse-attention indexer (64 heads of 128, top 2048), one inference code and config for both"),
+    ("deepseek-ai/DeepSeek-V3.2-Speciale", "deepseek-ai/DeepSeek-V3.2", "a post-trained variant of V3.2 with the same layers and indexer"),
     ("allenai/Olmo-3-7B-Instruct", "allenai/Olmo-3-1025-7B", "Olmo 3 7B Instruct is post-trained from Olmo-3-1025-7B: the same 32 layers of 32 heads, window pattern and 100,278-token vocabulary"),
     ("allenai/Olmo-3-7B-Think", "allenai/Olmo-3-1025-7B", "Olmo 3 7B Think is post-trained from Olmo-3-1025-7B: the same 32 layers of 32 heads, window pattern and 100,278-token vocabulary"),
     ("01-ai/Yi-34B-Chat", "01-ai/Yi-1.5-34B", "Yi-1.5-34B is Yi-34B pre-trained further: the same 60 layers, 56/8 heads and 64,000-token vocabulary, 4,096 positions"),

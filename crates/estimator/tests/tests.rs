@@ -1217,6 +1217,54 @@ fn dbrx_reads_its_nested_attention_and_expert_sizes() {
     assert!(e.contains("ffn_config.moe_top_k"), "{e}");
 }
 
+/// DeepSeek-V3.2: V3's layers plus the sparse-attention indexer. Its weights are replicated on
+/// every TP rank; each layer caches the indexer key beside the latent, 132 B in vLLM and SGLang
+/// whatever the KV dtype, and an fp8 latent is `fp8_ds_mla` (656 B); vLLM forces blocks of 64;
+/// SGLang counts an fp8 latent as 576 B when it sizes the pool; llama.cpp keeps the key in the
+/// KV type. (An SGLang log of V3.2-Exp, PR 11309: 975,424 tokens in "KV size: 43.67 GB", which is
+/// 975,424 x 61 x (656 + 132) B in GiB.)
+#[test]
+fn deepseek_v32_sizes_its_indexer_weights_and_cache() {
+    let d = shape("deepseek-ai/DeepSeek-V3.2");
+    let v3 = shape("deepseek-ai/DeepSeek-V3");
+    // per layer: wq_b 1536 x 64 x 128, wk 7168 x 128, k_norm 2 x 128, weights_proj 7168 x 64
+    let indexer = 1536 * 64 * 128 + 7168 * 128 + 2 * 128 + 7168 * 64;
+    assert_eq!(indexer, 13_959_424);
+    assert_eq!((d.family, d.params_total() - v3.params_total(), d.params_total()), (Family::DeepseekV32, 61 * indexer, 671_877_944_064));
+    assert_eq!(d.params_active(), 38_403_822_336);
+    let run = |engine: Engine, gpu: &str, kv: KvDtype, ev: Option<&str>| {
+        let s = Scenario { engine, gpu: GpuChoice::Catalog(gpu.into()), tp: 8, kv_dtype: kv, engine_version: ev.map(Into::into), max_model_len: Some(32_768), block_size: Some(16), ..scenario("deepseek-ai/DeepSeek-V3.2") };
+        estimate(&d, &s).unwrap()
+    };
+    // vLLM: bf16 latent 1152 + key 132; fp8 656 + 132; blocks of 64 whatever --block-size says
+    let auto = run(Engine::Vllm, "h200", KvDtype::Auto, None);
+    assert_eq!((auto.kv.bytes_per_token, auto.kv.groups.len(), auto.engine.block_size), (61 * (1152 + 132), 1, 64));
+    assert_eq!(auto.engine.kv_tokens, auto.engine.num_blocks * 64);
+    let fp8 = run(Engine::Vllm, "h200", KvDtype::Fp8, None);
+    assert_eq!(fp8.kv.bytes_per_token, 61 * (656 + 132));
+    // 0.11.0 read `auto` as fp8_ds_mla
+    assert_eq!(run(Engine::Vllm, "h200", KvDtype::Auto, Some("0.11.0")).kv.bytes_per_token, 61 * 788);
+    // the indexer is whole on each of the 8 ranks: its fp8 wq_b and wk, its bf16 weights_proj
+    let v3_run = estimate(&v3, &Scenario { gpu: GpuChoice::Catalog("h200".into()), tp: 8, max_model_len: Some(32_768), ..scenario("deepseek-ai/DeepSeek-V3") }).unwrap();
+    let extra = auto.weights.per_gpu.0 - v3_run.weights.per_gpu.0;
+    let expected = 61 * ((1536 * 8192 + 7168 * 128) + 2 * (7168 * 64 + 2 * 128));
+    assert!(extra >= expected && extra < expected + 61 * 64 * 1024, "{extra} vs {expected} + block scales");
+    // SGLang picks fp8 on Blackwell, bf16 on Hopper; it counts an fp8 latent as 576 B, so the
+    // pool holds rest / (61 x (576 + 132)) tokens in pages of 64, each taking 788 B per layer
+    let b200 = run(Engine::Sglang, "b200", KvDtype::Auto, None);
+    assert_eq!((b200.kv.bytes_per_token, b200.engine.block_size, b200.engine.kv_tokens % 64), (61 * 788, 64, 0));
+    assert_eq!(b200.engine.kv_pool_bytes.0, b200.engine.kv_tokens * 61 * 788);
+    assert!(b200.engine.notes.iter().any(|n| n.contains(&format!("{} B counted", 61 * (576 + 132)))), "{:?}", b200.engine.notes);
+    assert_eq!(run(Engine::Sglang, "h200", KvDtype::Auto, None).kv.bytes_per_token, 61 * (1152 + 132));
+    // llama.cpp: a second cache of 128 values in the KV type (f16 by default)
+    let lcpp = run(Engine::LlamaCpp, "h200", KvDtype::Auto, None);
+    assert_eq!(lcpp.kv.bytes_per_token, 61 * (576 + 128) * 2);
+    // a V3.2 config without its indexer sizes is an error naming the field
+    let raw = config("deepseek-ai/DeepSeek-V3.2").replace("\"index_n_heads\": 64,", "");
+    let e = parse_config(&raw).unwrap_err().to_string();
+    assert!(e.contains("index_n_heads"), "{e}");
+}
+
 #[test]
 fn llamacpp_caches_mla_per_head_before_the_latent_cache() {
     // DeepSeek-R1 at n_ctx 4096, q8_0: 61 layers; before b5150 each layer caches 128 heads x

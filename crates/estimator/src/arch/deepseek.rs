@@ -6,7 +6,13 @@
 //! SGLang keep that latent whole on every tensor-parallel rank. Query low-rank projection when
 //! `q_lora_rank` is set (V2-Lite has none). V3 routers carry an `e_score_correction_bias`.
 //! Multi-token-prediction layers (`num_nextn_predict_layers`) ship in the checkpoint but are not
-//! loaded for plain serving, so they are not counted.
+//! loaded for plain serving, so they are not counted. DeepSeek-V3.2 (`deepseek_v32`): V3's layers
+//! plus DeepSeek Sparse Attention's lightning indexer in every layer (the reference
+//! `inference/model.py` and vLLM's `Indexer`): `wq_b` (`q_lora_rank` -> `index_n_heads x
+//! index_head_dim`) and `wk` (hidden -> `index_head_dim`), FP8 in the checkpoint; `weights_proj`
+//! (hidden -> `index_n_heads`), kept in bf16; `k_norm`, a LayerNorm with bias. vLLM and SGLang
+//! replicate the indexer on every tensor-parallel rank. It caches one `index_head_dim` key per token
+//! and layer beside the latent (`kv.rs`).
 
 use super::*;
 
@@ -34,7 +40,20 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
     let shared = cx.raw.n_shared_experts.unwrap_or(0);
     let first_dense = cx.raw.first_k_dense_replace.unwrap_or(0);
     let freq = cx.raw.moe_layer_freq.unwrap_or(1).max(1);
-    let v3 = matches!(mt.as_str(), "deepseek_v3" | "kimi_k2" | "glm4_moe_lite");
+    let v3 = matches!(mt.as_str(), "deepseek_v3" | "deepseek_v32" | "kimi_k2" | "glm4_moe_lite");
+    let sparse = mt == "deepseek_v32";
+    let indexer = if sparse {
+        let dim = cx.opt_u64("index_head_dim")?;
+        let heads = cx.opt_u64("index_n_heads")?;
+        let q_lora = cx.raw.q_lora_rank.filter(|&r| r > 0);
+        Some((
+            cx.req(dim, "index_head_dim", "the sparse-attention indexer and its key cache")?,
+            cx.req(heads, "index_n_heads", "the sparse-attention indexer")?,
+            cx.req(q_lora, "q_lora_rank", "the sparse-attention indexer's query projection")?,
+        ))
+    } else {
+        None
+    };
     let tied = cx.tied(false);
     let mla_dims = if mla {
         Some((
@@ -69,7 +88,18 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
                     t.push(Tensor::new("self_attn.kv_a_layernorm", Role::Norm, kv_lora, 1, Split::Replicated));
                     t.push(Tensor::new("self_attn.kv_b_proj", Role::AttnKv, n * (nope + v), kv_lora, Split::Heads { heads: n }));
                     t.push(Tensor::new("self_attn.o_proj", Role::AttnO, h, n * v, Split::Row));
-                    Mixer::Mla { heads: n, kv_lora_rank: kv_lora, qk_rope_head_dim: rope, qk_nope_head_dim: nope, v_head_dim: v }
+                    let index_head_dim = match indexer {
+                        Some((dim, index_heads, q_lora)) => {
+                            t.push(Tensor::new("self_attn.indexer.wq_b", Role::AttnQ, index_heads * dim, q_lora, Split::Replicated));
+                            t.push(Tensor::new("self_attn.indexer.wk", Role::AttnKv, dim, h, Split::Replicated));
+                            t.push(Tensor::new("self_attn.indexer.k_norm", Role::Norm, 2 * dim, 1, Split::Replicated));
+                            // bf16 in the FP8 checkpoint, as a router is
+                            t.push(Tensor::new("self_attn.indexer.weights_proj", Role::Router, index_heads, h, Split::Replicated));
+                            dim
+                        }
+                        None => 0,
+                    };
+                    Mixer::Mla { heads: n, kv_lora_rank: kv_lora, qk_rope_head_dim: rope, qk_nope_head_dim: nope, v_head_dim: v, index_head_dim }
                 }
                 None => attention(&c, AttnBias::default(), QkNorm::None, Window::Full, &mut t),
             };
@@ -93,6 +123,7 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
     let family = match mt.as_str() {
         "deepseek" => Family::Deepseek,
         "deepseek_v2" => Family::DeepseekV2,
+        "deepseek_v32" => Family::DeepseekV32,
         _ => Family::DeepseekV3,
     };
     cx.finish(family, &c, inter, tied, g, layers)

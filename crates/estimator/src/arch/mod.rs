@@ -65,7 +65,7 @@ pub(crate) fn resolve(raw: &RawConfig) -> Result<ModelShape> {
         "mpt" => mpt::resolve(&mut cx),
         "starcoder2" => starcoder2::resolve(&mut cx),
         "stablelm" | "stablelm_epoch" => stablelm::resolve(&mut cx),
-        "deepseek" | "deepseek_v2" | "deepseek_v3" | "kimi_k2" | "glm4_moe_lite" => deepseek::resolve(&mut cx),
+        "deepseek" | "deepseek_v2" | "deepseek_v3" | "deepseek_v32" | "kimi_k2" | "glm4_moe_lite" => deepseek::resolve(&mut cx),
         "gpt_oss" => gpt_oss::resolve(&mut cx),
         "dbrx" => dbrx::resolve(&mut cx),
         "ernie4_5" | "ernie4_5_moe" => ernie::resolve(&mut cx),

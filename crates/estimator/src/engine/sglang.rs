@@ -180,6 +180,25 @@ pub(crate) fn version_of(s: &crate::scenario::Scenario) -> (u64, u64, u64) {
     s.engine_version.as_deref().and_then(parse_semver).unwrap_or(DEFAULT_VERSION)
 }
 
+/// Page size of SGLang's DeepSeek Sparse Attention pool (`NSATokenToKVPool`; "Setting page size
+/// to 64 for DeepSeek NSA").
+pub const NSA_PAGE: u64 = 64;
+
+/// DeepSeek Sparse Attention (V3.2): the bytes per token SGLang's `get_cell_size_per_token` counts,
+/// and the pool's page. It counts an fp8 latent as `kv_lora_rank + qk_rope_head_dim` bytes, while
+/// `NSATokenToKVPool` stores it as `fp8_ds_mla` (one fp32 scale per 128 values, the rope key in
+/// bf16: 80 B more per layer for V3.2), so the pool takes about 11 % more than the budget it was
+/// cut from; at bf16 the two agree. `None` for other models.
+fn nsa_cell(cx: &Ctx) -> Option<(u64, u64)> {
+    let (kv_lora, rope) = cx.shape.layers.iter().find_map(|l| match l.mixer {
+        crate::model::Mixer::Mla { kv_lora_rank, qk_rope_head_dim, index_head_dim, .. } if index_head_dim > 0 => Some((kv_lora_rank, qk_rope_head_dim)),
+        _ => None,
+    })?;
+    let layers: u64 = cx.kv.groups.iter().filter(|g| g.mla).map(|g| g.layers).sum();
+    let uncounted = if cx.kv.kv_ratio == (1, 1) { kv_lora.div_ceil(crate::kv::SPARSE_QUANT_BLOCK) * 4 + rope } else { 0 };
+    Some((cx.kv.bytes_per_token.saturating_sub(layers.saturating_mul(uncounted)), NSA_PAGE))
+}
+
 pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let s = cx.scenario;
     let tp = u64::from(s.tp.max(1));
@@ -220,10 +239,17 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         };
         let swa = (full as f64 * r) as u64;
         (full, swa, full.saturating_mul(full_b).saturating_add(swa.saturating_mul(swa_b)))
+    } else if let Some((counted, page)) = nsa_cell(cx) {
+        // DeepSeek Sparse Attention's pool: tokens from the cell size SGLang counts, in pages
+        // of 64; the pool allocates the full cell
+        let t = rest / counted.max(1) / page * page;
+        (t, 0, t * per_token)
     } else {
         let t = rest / per_token;
         (t, 0, t * per_token)
     };
+    // token pool pages: 1, or 64 for DeepSeek Sparse Attention
+    let page = nsa_cell(cx).map_or(1, |(_, p)| p);
     let chunk = s.max_num_batched_tokens.unwrap_or(memory_tier_defaults(ver, board_gib * 1024.0, tp).0);
     let act = forward_peak(cx.shape, chunk, cx.plan.activation.bytes(), tp);
     let activation = Figure::modelled("activation peak", Bytes(act), "chunked_prefill_size x per-token width x act bytes", format!("{chunk} tokens -> {}", gib(act)))
@@ -268,12 +294,12 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         version: s.engine_version.clone().unwrap_or_else(|| format!("{}.{}.{}", DEFAULT_VERSION.0, DEFAULT_VERSION.1, DEFAULT_VERSION.2)),
         utilization: mfs,
         max_model_len: l,
-        block_size: 1,
+        block_size: page,
         kv_pool_bytes: Bytes(pool),
         kv_in_host_memory: Bytes(0),
         budget_shortfall: Bytes(0),
         kv_tokens: tokens,
-        num_blocks: tokens,
+        num_blocks: tokens / page,
         max_concurrency: tokens as f64 / l.max(1) as f64,
         fits,
         message,
@@ -294,6 +320,9 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
             }
             if cx.shape.shared_kv_layers() > 0 {
                 n.push(format!("the {} KV-shared layers get pool buffers like every layer (SGLang sizes its pool by num_hidden_layers), though they read an earlier layer's cache", cx.shape.shared_kv_layers()));
+            }
+            if let Some((counted, page)) = nsa_cell(cx) {
+                n.push(format!("DeepSeek Sparse Attention pool: max_total_num_tokens = rest / {counted} B counted per token, in pages of {page}; the pool allocates {per_token} B per token{}", if counted < per_token { " (SGLang counts an fp8 latent without its scales and bf16 rope key)" } else { "" }));
             }
             if hybrid {
                 n.push(format!("sliding-window memory pool: {tokens} full-attention tokens and {swa_tokens} window tokens (swa_full_tokens_ratio {r}); max_total_num_tokens counts the full pool"));

@@ -668,12 +668,18 @@ pub(crate) fn default_max_model_len(shape: &ModelShape, ver: (u64, u64, u64)) ->
     Some((len, format!("vLLM's default, {what} {from} x {kind} RoPE factor {factor}")))
 }
 
+/// The block size vLLM forces for DeepSeek Sparse Attention (FlashMLA-sparse and the indexer).
+pub const SPARSE_MLA_BLOCK: u64 = 64;
+
 pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let s = cx.scenario;
     let v0 = s.engine == Engine::VllmV0;
     let (version, ver) = version_of(s);
     let util = s.gpu_memory_utilization.unwrap_or_else(|| super::default_utilization(s));
-    let bs = s.block_size.unwrap_or(16).max(1);
+    // DeepSeek Sparse Attention runs on FlashMLA-sparse, whose kernels take blocks of 64 only:
+    // `CudaPlatform.check_and_update_config` forces it ("Forcing kv cache block size to 64")
+    let sparse_mla = !v0 && cx.shape.sparse_mla_index_dim().is_some();
+    let bs = if sparse_mla { SPARSE_MLA_BLOCK } else { s.block_size.unwrap_or(16).max(1) };
     let tp = u64::from(s.tp.max(1));
     let l = cx.max_model_len;
     let mut mm_note = None;
@@ -987,6 +993,12 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         (true, None)
     };
     let mut notes = vec![format!("budget {} = {} x {util}", gib(requested), gib(cx.memory.0))];
+    if sparse_mla {
+        notes.push(format!("DeepSeek Sparse Attention: blocks of {SPARSE_MLA_BLOCK} tokens (vLLM forces them for FlashMLA-sparse{}); each block holds every layer's latent and its indexer key in one group", match s.block_size {
+            Some(b) if b != SPARSE_MLA_BLOCK => format!(", whatever --block-size {b} asks"),
+            _ => String::new(),
+        }));
+    }
     if s.gpu_memory_utilization.is_none() {
         let range = if v0 { "V0's default" } else { "vLLM's default: 0.92 from 0.20.0, 0.9 before" };
         notes.push(format!("gpu_memory_utilization {util}: vLLM's default for {version} ({range})"));
