@@ -2,9 +2,11 @@
 //! (`hidden_size`, `num_hidden_layers`, `num_attention_heads`, `vocab_size`): a Llama-shaped
 //! decoder (GQA from `num_key_value_heads`, SwiGLU MLP of `intermediate_size`, RMS norms). The
 //! answer says the generic path was used; a config without those fields is an error naming the
-//! first missing one. A config that also describes experts or recurrent layers is refused: a dense
-//! Llama-shaped count would understate its weights (an unknown MoE) or give it a per-token cache it
-//! does not have (a conv or SSM hybrid), and either answer would look exact.
+//! first missing one. A config that also describes experts, latent attention (MLA), recurrent
+//! layers or a two-matrix MLP activation is refused: a dense Llama-shaped count would understate
+//! its weights (an unknown MoE), give it per-head keys and values instead of a latent, give it a
+//! per-token cache it does not have (a conv or SSM hybrid) or count a gate it lacks, and each
+//! answer would look exact.
 
 use super::*;
 
@@ -29,6 +31,9 @@ fn refuse_what_it_cannot_size(cx: &Cx, mt: &str) -> Result<()> {
     if let Some(e) = cx.raw.num_experts.filter(|&e| e > 1) {
         let key = spelled(cx, "num_experts");
         return unsupported(format!("its config has mixture-of-experts field `{key}` = {e}, and the generic dense decoder would count one MLP per layer instead of the experts"));
+    }
+    if let Some(r) = cx.raw.kv_lora_rank.filter(|&r| r > 0) {
+        return unsupported(format!("its config has multi-head latent attention field `kv_lora_rank` = {r}, and the generic decoder would give it per-head keys and values instead of the latent"));
     }
     let recurrent = RECURRENT_FIELDS.iter().map(|f| spelled(cx, f)).find(|k| !k.is_empty());
     if let Some(key) = recurrent.or_else(|| cx.raw.json.get("conv_L_cache").filter(|v| !v.is_null()).map(|_| "conv_L_cache")) {

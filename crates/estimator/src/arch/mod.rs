@@ -47,8 +47,8 @@ pub(crate) fn resolve(raw: &RawConfig) -> Result<ModelShape> {
     let key = if model_type.is_empty() { text_type.as_str() } else { model_type.as_str() };
     match key {
         "llama" | "mistral" | "ministral" | "internlm2" | "yi" | "cohere" | "exaone" | "smollm3" | "seed_oss" | "baichuan" | "cohere2" | "apertus" | "arcee" | "nemotron" => llama::resolve(&mut cx),
-        // multimodal wrappers of a Llama-shaped text model; another text model (Mistral 4's MLA)
-        // takes the generic path, which says so
+        // multimodal wrappers of a Llama-shaped text model; another text model takes the generic
+        // path, which says so (and refuses Mistral 4's latent attention by its `kv_lora_rank`)
         "mistral3" | "llava" | "llava_next" if matches!(text_type.as_str(), "llama" | "mistral" | "ministral" | "ministral3" | "") => llama::resolve(&mut cx),
         "llama4" | "llama4_text" => llama::resolve_llama4(&mut cx),
         "mllama" | "mllama_text_model" => llama::resolve_mllama(&mut cx),
