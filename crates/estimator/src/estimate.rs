@@ -224,12 +224,22 @@ pub fn estimate(shape: &ModelShape, scenario: &Scenario) -> Result<Estimate> {
         }
         None => shape,
     };
-    // llama.cpp's `deepseek32` keeps the sparse-attention indexer key in a second cache of the
-    // KV type, not vLLM's fp8 one
+    // DeepSeek Sparse Attention: vLLM runs it on V1 from 0.11.0, with a bf16 or fp8 cache (as
+    // SGLang); llama.cpp's `deepseek32` (and transformers, candle) keep the indexer key in the KV
+    // type, not in vLLM's fp8 form
     let indexed;
     let shape = match shape.sparse_mla_index_dim() {
-        Some(d) if scenario.engine == Engine::LlamaCpp => {
-            indexed = shape.with_indexer_in_latent(format!("llama.cpp caches the sparse-attention indexer key ({d} values per token and layer) in the KV type, in a second cache of n_ctx cells beside the latent"));
+        Some(_) if scenario.engine == Engine::VllmV0 => {
+            return Err(Error::scenario("engine", "vllm-v0", "vllm (V1) 0.11.0 or newer, sglang or llama.cpp: DeepSeek Sparse Attention runs on vLLM's V1 engine only"));
+        }
+        Some(_) if scenario.engine == Engine::Vllm && engine::vllm::version_of(scenario).1 < (0, 11, 0) => {
+            return Err(Error::scenario("engine_version", engine::vllm::version_of(scenario).0, "0.11.0 or newer, vLLM's first release with DeepSeek Sparse Attention"));
+        }
+        Some(_) if matches!(scenario.engine, Engine::Vllm | Engine::Sglang) && !matches!(scenario.kv_dtype, KvDtype::Auto | KvDtype::Bf16 | KvDtype::Fp8) => {
+            return Err(Error::scenario("kv_dtype", scenario.kv_dtype, "auto, bf16 or fp8: the only caches vLLM and SGLang have for DeepSeek Sparse Attention"));
+        }
+        Some(d) if !matches!(scenario.engine, Engine::Vllm | Engine::Sglang) => {
+            indexed = shape.with_indexer_in_latent(format!("{} caches the sparse-attention indexer key ({d} values per token and layer) in the KV type, beside the latent (the same cells)", scenario.engine));
             &indexed
         }
         _ => shape,

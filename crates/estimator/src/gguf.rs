@@ -146,7 +146,7 @@ enum Kind {
 
 /// Families whose GGUF fuses q, k and v into one `attn_qkv` tensor.
 fn fused_qkv(f: Family) -> bool {
-    matches!(f, Family::Phi3 | Family::Falcon | Family::Gpt2 | Family::Mpt | Family::GptNeox | Family::Bloom | Family::Qwen)
+    matches!(f, Family::Phi3 | Family::Falcon | Family::Gpt2 | Family::Mpt | Family::GptNeox | Family::Bloom | Family::Qwen | Family::Dbrx)
 }
 
 fn kind(t: &Tensor, fused: bool) -> Kind {

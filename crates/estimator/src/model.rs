@@ -601,8 +601,9 @@ impl ModelShape {
         })
     }
     /// This shape with each sparse-MLA layer's indexer key cached as one more stretch of the
-    /// latent, at the KV dtype (llama.cpp's `deepseek32`: a second cache of `n_ctx` cells of
-    /// `index_head_dim` values in `type_k`); carried in `kv_lora_rank`, which only sizes the cache.
+    /// latent, at the KV dtype (llama.cpp's `deepseek32` keeps it in a second cache of the same
+    /// `n_ctx` cells, `index_head_dim` values in `type_k`: the same bytes); carried in
+    /// `kv_lora_rank`, which only sizes the cache.
     pub fn with_indexer_in_latent(&self, why: String) -> ModelShape {
         let mut s = self.clone();
         for l in &mut s.layers {

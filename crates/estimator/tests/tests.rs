@@ -1145,8 +1145,8 @@ fn new_families_count_their_published_parameters() {
 }
 
 /// Apertus, Arcee and Nemotron are Llama layouts whose MLP has two matrices (`up_proj`,
-/// `down_proj`) and no gate; the generic path refuses an unknown type with their activations
-/// instead of counting a third matrix.
+/// `down_proj`) and no gate; the generic path refuses an unknown type with xIELU, which only such
+/// MLPs use, instead of counting a third matrix.
 #[test]
 fn two_matrix_llama_variants_count_no_gate() {
     // Apertus-8B (swiss-ai/Apertus-8B-2509; published 8.05B): per layer q, k, v, o
@@ -1169,12 +1169,12 @@ fn two_matrix_llama_variants_count_no_gate() {
     let r = parse_config(&arcee).unwrap();
     let llama = parse_config(&arcee.replace(r#""model_type":"arcee""#, r#""model_type":"llama""#)).unwrap();
     assert_eq!((r.family, llama.params_total() - r.params_total()), (Family::Arcee, 32 * 4096 * 16384));
-    // an unknown type with a two-matrix activation is refused, naming the field and value
-    for act in ["relu2", "xielu"] {
-        let unknown = nemotron.replace(r#""model_type":"nemotron""#, r#""model_type":"mystery""#).replace(r#""hidden_act":"relu2""#, &format!(r#""hidden_act":"{act}""#));
-        let e = parse_config(&unknown).unwrap_err().to_string();
-        assert!(e.contains("`hidden_act`") && e.contains(act) && e.contains("mystery"), "{e}");
-    }
+    // an unknown type with xIELU, which only two-matrix MLPs use, is refused naming the field and
+    // value; ReLU squared is left to the generic decoder (BitNet gates it)
+    let unknown = nemotron.replace(r#""model_type":"nemotron""#, r#""model_type":"mystery""#);
+    assert!(parse_config(&unknown).unwrap().generic);
+    let e = parse_config(&unknown.replace(r#""hidden_act":"relu2""#, r#""hidden_act":"xielu""#)).unwrap_err().to_string();
+    assert!(e.contains("`hidden_act`") && e.contains("xielu") && e.contains("mystery"), "{e}");
 }
 
 /// GPT-NeoX (Pythia) and BLOOM: two-matrix MLPs with bias and LayerNorms with bias; the first
@@ -1198,10 +1198,18 @@ fn gpt_neox_bloom_and_qwen1_count_their_published_parameters() {
     let b = parse_config(bloom).unwrap();
     assert_eq!((b.family, b.params_total(), b.tied_embeddings, b.max_position_embeddings), (Family::Bloom, 559_214_592, true, Some(2048)));
     assert!(b.defaults.iter().any(|d| d.field == "max_position_embeddings"), "{:?}", b.defaults);
+    // the tied head reuses the token embedding: llama.cpp keeps that copy on the GPU as the
+    // output layer, so the GPU holds every parameter (f16) though the embedding stays in host memory
+    assert!(b.globals.iter().any(|t| t.is_token_embedding()));
+    let lcpp = estimate(&b, &Scenario { engine: Engine::LlamaCpp, gpu: GpuChoice::Catalog("h100-80gb".into()), ..scenario("bloom") }).unwrap();
+    assert!(lcpp.weights.per_gpu.0 >= 2 * 559_214_592 - 4 * 1024 * 1024, "{}", lcpp.weights.per_gpu.0);
     // Qwen-7B (first release): c_attn with bias, w1/w2 of 22016 / 2, 7.72B
     let qwen = r#"{"architectures":["QWenLMHeadModel"],"model_type":"qwen","hidden_size":4096,"intermediate_size":22016,"num_attention_heads":32,"num_hidden_layers":32,"kv_channels":128,"vocab_size":151936,"seq_length":8192,"max_position_embeddings":8192,"no_bias":true,"rotary_pct":1.0,"rotary_emb_base":10000,"tie_word_embeddings":false,"layer_norm_epsilon":1e-06,"use_dynamic_ntk":true,"use_logn_attn":true}"#;
     let q = parse_config(qwen).unwrap();
     assert_eq!((q.family, q.params_total(), q.intermediate_size), (Family::Qwen, 7_721_324_544, 11_008));
+    // Qwen-VL's `visual` tower is not modelled: refused rather than sized as the text model alone
+    let e = parse_config(&qwen.replace(r#""no_bias":true"#, r#""no_bias":true,"visual":{"width":1664,"layers":48}"#)).unwrap_err().to_string();
+    assert!(e.contains("`visual`"), "{e}");
 }
 
 /// DBRX keeps its KV heads and experts in nested objects; read from there it counts the
@@ -1262,6 +1270,18 @@ fn deepseek_v32_sizes_its_indexer_weights_and_cache() {
     // llama.cpp: a second cache of 128 values in the KV type (f16 by default)
     let lcpp = run(Engine::LlamaCpp, "h200", KvDtype::Auto, None);
     assert_eq!(lcpp.kv.bytes_per_token, 61 * (576 + 128) * 2);
+    // not before vLLM 0.11.0, never on V0, and only with the caches the engines have for it
+    let err = |engine: Engine, kv: KvDtype, ev: Option<&str>| {
+        let s = Scenario { engine, gpu: GpuChoice::Catalog("h200".into()), tp: 8, kv_dtype: kv, engine_version: ev.map(Into::into), ..scenario("deepseek-ai/DeepSeek-V3.2") };
+        estimate(&d, &s).unwrap_err().to_string()
+    };
+    assert!(err(Engine::VllmV0, KvDtype::Auto, None).contains("vllm-v0"));
+    assert!(err(Engine::Vllm, KvDtype::Auto, Some("0.10.2")).contains("0.11.0"));
+    assert!(err(Engine::Vllm, KvDtype::Int8, None).contains("kv_dtype"));
+    assert!(err(Engine::Sglang, KvDtype::Fp16, None).contains("kv_dtype"));
+    // SGLang pages it by 64 on CUDA only; transformers keeps the key in the KV dtype
+    assert_eq!(run(Engine::Sglang, "mi300x", KvDtype::Auto, None).engine.block_size, 1);
+    assert_eq!(run(Engine::Transformers, "h200", KvDtype::Auto, None).kv.bytes_per_token, 61 * (576 + 128) * 2);
     // a V3.2 config without its indexer sizes is an error naming the field
     let raw = config("deepseek-ai/DeepSeek-V3.2").replace("\"index_n_heads\": 64,", "");
     let e = parse_config(&raw).unwrap_err().to_string();

@@ -3,7 +3,7 @@
 //! decoder (GQA from `num_key_value_heads`, SwiGLU MLP of `intermediate_size`, RMS norms). The
 //! answer says the generic path was used; a config without those fields is an error naming the
 //! first missing one. A config that also describes experts, latent attention (MLA), recurrent
-//! layers or a two-matrix MLP activation is refused: a dense Llama-shaped count would understate
+//! layers or an activation only two-matrix MLPs use (xIELU) is refused: a dense Llama-shaped count would understate
 //! its weights (an unknown MoE), give it per-head keys and values instead of a latent, give it a
 //! per-token cache it does not have (a conv or SSM hybrid) or count a gate it lacks, and each
 //! answer would look exact.
@@ -14,8 +14,9 @@ use super::*;
 /// attention) have; LFM2's short convolutions write `conv_L_cache`, which no other family reads.
 const RECURRENT_FIELDS: &[&str] = &["state_size", "conv_kernel", "linear_conv_kernel_dim", "hybrid_override_pattern"];
 /// `hidden_act` values that transformers uses only in two-matrix MLPs (`up_proj`, `down_proj`):
-/// ReLU squared (Nemotron, Arcee, Nemotron-H) and xIELU (Apertus).
-const TWO_MATRIX_ACTS: &[&str] = &["relu2", "xielu"];
+/// xIELU (Apertus). ReLU squared is not one: Nemotron, Arcee and Persimmon use it with two
+/// matrices, BitNet with a gate, so an unknown type with it is left to the generic decoder.
+const TWO_MATRIX_ACTS: &[&str] = &["xielu"];
 /// `layer_types` entries the generic decoder can size.
 const ATTENTION_KINDS: &[&str] = &["full_attention", "sliding_attention", "chunked_attention", "attention"];
 

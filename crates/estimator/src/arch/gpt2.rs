@@ -57,6 +57,7 @@ fn resolve_neox_bloom(cx: &mut Cx, c: Common) -> Result<ModelShape> {
         (4 * c.hidden, true, cx.tied(true))
     } else {
         let inter = cx.req(cx.raw.intermediate_size, "intermediate_size", "MLP weights")?;
+        cx.positions_default(2048, "absent: GPTNeoXConfig default");
         (inter, cx.flag(cx.raw.attention_bias, "attention_bias", true, "absent: GPTNeoXConfig default"), cx.tied(false))
     };
     let layers = range(c.layers)
@@ -68,13 +69,15 @@ fn resolve_neox_bloom(cx: &mut Cx, c: Common) -> Result<ModelShape> {
             Layer { mixer, tensors: t }
         })
         .collect();
-    let mut g = vec![Tensor::new("embed_in", Role::Embedding, c.vocab, c.hidden, Split::Column)];
+    // `embed_in` / `word_embeddings` in the checkpoints; named as the token embedding a tied head
+    // reuses (`Tensor::is_token_embedding`)
+    let mut g = vec![Tensor::new("embed_tokens", Role::Embedding, c.vocab, c.hidden, Split::Column)];
     if bloom {
         norms("word_embeddings_layernorm", 1, c.hidden, true, &mut g);
     }
     norms("final_layer_norm", 1, c.hidden, true, &mut g);
     if !tied {
-        g.push(Tensor::new("embed_out", Role::LmHead, c.vocab, c.hidden, Split::Column));
+        g.push(Tensor::new("lm_head", Role::LmHead, c.vocab, c.hidden, Split::Column));
     }
     let family = if bloom { Family::Bloom } else { Family::GptNeox };
     cx.finish(family, &c, inter, tied, g, layers)

@@ -18,8 +18,12 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
     let inter = cx.req(cx.raw.intermediate_size, "intermediate_size", "MLP weights")?;
     let qwen1 = mt == "qwen";
     let inter = if qwen1 {
-        cx.note(format!("Qwen (first release): intermediate_size {inter} counts both gated halves, so each is {} wide", inter / 2));
-        inter / 2
+        if cx.raw.json.get("visual").is_some_and(|v| v.is_object()) {
+            return Err(Error::Unsupported { model_type: "qwen".into(), reason: "its config has a `visual` vision tower (Qwen-VL), whose size is not modelled; the text model alone would understate the weights".into() });
+        }
+        let half = cx.req(Some(inter / 2), "intermediate_size / 2", "the first Qwen's MLP, whose intermediate_size counts both gated halves")?;
+        cx.note(format!("Qwen (first release): intermediate_size {inter} counts both gated halves, so each is {half} wide"));
+        half
     } else {
         inter
     };

@@ -180,15 +180,15 @@ pub(crate) fn version_of(s: &crate::scenario::Scenario) -> (u64, u64, u64) {
     s.engine_version.as_deref().and_then(parse_semver).unwrap_or(DEFAULT_VERSION)
 }
 
-/// Page size of SGLang's DeepSeek Sparse Attention pool (`NSATokenToKVPool`; "Setting page size
-/// to 64 for DeepSeek NSA").
+/// Page size of SGLang's DeepSeek Sparse Attention pool on CUDA (`NSATokenToKVPool`; "Setting
+/// page size to 64 for DeepSeek NSA"); on ROCm it stays 1.
 pub const NSA_PAGE: u64 = 64;
 
 /// DeepSeek Sparse Attention (V3.2): the bytes per token SGLang's `get_cell_size_per_token` counts,
 /// and the pool's page. It counts an fp8 latent as `kv_lora_rank + qk_rope_head_dim` bytes, while
 /// `NSATokenToKVPool` stores it as `fp8_ds_mla` (one fp32 scale per 128 values, the rope key in
-/// bf16: 80 B more per layer for V3.2), so the pool takes about 11 % more than the budget it was
-/// cut from; at bf16 the two agree. `None` for other models.
+/// bf16: 80 B more per layer for V3.2's 512 + 64), so for V3.2 the pool takes about 11 % more than
+/// the budget it was cut from; at bf16 the two agree. `None` for other models.
 fn nsa_cell(cx: &Ctx) -> Option<(u64, u64)> {
     let (kv_lora, rope) = cx.shape.layers.iter().find_map(|l| match l.mixer {
         crate::model::Mixer::Mla { kv_lora_rank, qk_rope_head_dim, index_head_dim, .. } if index_head_dim > 0 => Some((kv_lora_rank, qk_rope_head_dim)),
@@ -196,7 +196,8 @@ fn nsa_cell(cx: &Ctx) -> Option<(u64, u64)> {
     })?;
     let layers: u64 = cx.kv.groups.iter().filter(|g| g.mla).map(|g| g.layers).sum();
     let uncounted = if cx.kv.kv_ratio == (1, 1) { kv_lora.div_ceil(crate::kv::SPARSE_QUANT_BLOCK) * 4 + rope } else { 0 };
-    Some((cx.kv.bytes_per_token.saturating_sub(layers.saturating_mul(uncounted)), NSA_PAGE))
+    let nvidia = cx.scenario.gpu.catalog().is_none_or(|g| g.compute_capability > 0);
+    Some((cx.kv.bytes_per_token.saturating_sub(layers.saturating_mul(uncounted)), if nvidia { NSA_PAGE } else { 1 }))
 }
 
 pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {

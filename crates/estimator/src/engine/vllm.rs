@@ -677,8 +677,10 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let (version, ver) = version_of(s);
     let util = s.gpu_memory_utilization.unwrap_or_else(|| super::default_utilization(s));
     // DeepSeek Sparse Attention runs on FlashMLA-sparse, whose kernels take blocks of 64 only:
-    // `CudaPlatform.check_and_update_config` forces it ("Forcing kv cache block size to 64")
-    let sparse_mla = !v0 && cx.shape.sparse_mla_index_dim().is_some();
+    // `CudaPlatform.check_and_update_config` forces it ("Forcing kv cache block size to 64"), on
+    // CUDA only
+    let nvidia = s.gpu.catalog().is_none_or(|g| g.compute_capability > 0);
+    let sparse_mla = !v0 && nvidia && cx.shape.sparse_mla_index_dim().is_some();
     let bs = if sparse_mla { SPARSE_MLA_BLOCK } else { s.block_size.unwrap_or(16).max(1) };
     let tp = u64::from(s.tp.max(1));
     let l = cx.max_model_len;
