@@ -228,12 +228,13 @@ pub fn estimate(shape: &ModelShape, scenario: &Scenario) -> Result<Estimate> {
     // SGLang); llama.cpp's `deepseek32` (and transformers, candle) keep the indexer key in the KV
     // type, not in vLLM's fp8 form
     let indexed;
+    let (vllm_version, vllm_ver) = engine::vllm::version_of(scenario);
     let shape = match shape.sparse_mla_index_dim() {
         Some(_) if scenario.engine == Engine::VllmV0 => {
             return Err(Error::scenario("engine", "vllm-v0", "vllm (V1) 0.11.0 or newer, sglang or llama.cpp: DeepSeek Sparse Attention runs on vLLM's V1 engine only"));
         }
-        Some(_) if scenario.engine == Engine::Vllm && engine::vllm::version_of(scenario).1 < (0, 11, 0) => {
-            return Err(Error::scenario("engine_version", engine::vllm::version_of(scenario).0, "0.11.0 or newer, vLLM's first release with DeepSeek Sparse Attention"));
+        Some(_) if scenario.engine == Engine::Vllm && vllm_ver < (0, 11, 0) => {
+            return Err(Error::scenario("engine_version", vllm_version, "0.11.0 or newer, vLLM's first release with DeepSeek Sparse Attention"));
         }
         Some(_) if matches!(scenario.engine, Engine::Vllm | Engine::Sglang) && !matches!(scenario.kv_dtype, KvDtype::Auto | KvDtype::Bf16 | KvDtype::Fp8) => {
             return Err(Error::scenario("kv_dtype", scenario.kv_dtype, "auto, bf16 or fp8: the only caches vLLM and SGLang have for DeepSeek Sparse Attention"));

@@ -2,7 +2,7 @@
 //! key/value heads) and `ffn_config` (`moe_num_experts`, `moe_top_k`, `ffn_hidden_size`, each
 //! expert's width). Every layer: a fused `Wqkv` and `out_proj` without bias, a router of
 //! `moe_num_experts x d_model`, gated experts (`w1`, `v1`, `w2`), two LayerNorms without bias;
-//! an untied head. DBRX 132B: 16 experts, 4 active.
+//! an untied head: Mixtral's layout (`mixtral::sparse_decoder`). DBRX 132B: 16 experts, 4 active.
 
 use super::*;
 
@@ -29,16 +29,6 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
     let top_k = nested(cx, "ffn_config", "moe_top_k", "active parameters")?;
     let inter = nested(cx, "ffn_config", "ffn_hidden_size", "expert weights")?;
     let c = Common { hidden, layers, heads, kv_heads, head_dim, vocab };
-    let tied = cx.tied(false);
-    let layers = range(c.layers)
-        .map(|_| {
-            let mut t = vec![];
-            let mixer = attention(&c, AttnBias::default(), QkNorm::None, Window::Full, &mut t);
-            moe(c.hidden, experts, top_k, inter, true, &mut t);
-            norms("norms", 2, c.hidden, false, &mut t);
-            Layer { mixer, tensors: t }
-        })
-        .collect();
-    let g = embeddings(c.vocab, c.hidden, tied, false, false);
-    cx.finish(Family::Dbrx, &c, inter, tied, g, layers)
+    // Mixtral's layers (DBRX's config has no sliding window)
+    super::mixtral::sparse_decoder(cx, Family::Dbrx, &c, experts, top_k, inter)
 }

@@ -24,15 +24,7 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
     let inter = cx.or(cx.raw.intermediate_size, "n_inner", 4 * c.hidden, "absent or null: 4 x n_embd")?;
     let positions = if gptj { 0 } else { cx.or(cx.raw.max_position_embeddings, "n_positions", 1024, "absent: GPT-2 default")? };
     let tied = if gptj { cx.tied(false) } else { true };
-    let layers = range(c.layers)
-        .map(|_| {
-            let mut t = vec![];
-            let mixer = attention(&c, AttnBias { qkv: !gptj, o: !gptj }, QkNorm::None, Window::Full, &mut t);
-            plain_mlp("mlp", Role::Mlp, c.hidden, inter, true, &mut t);
-            norms("ln", if gptj { 1 } else { 2 }, c.hidden, true, &mut t);
-            Layer { mixer, tensors: t }
-        })
-        .collect();
+    let layers = layers(&c, inter, !gptj, if gptj { 1 } else { 2 });
     let mut g = vec![Tensor::new("wte", Role::Embedding, c.vocab, c.hidden, Split::Column)];
     if positions > 0 {
         g.push(Tensor::new("wpe", Role::PositionEmbedding, positions, c.hidden, Split::Replicated));
@@ -60,15 +52,7 @@ fn resolve_neox_bloom(cx: &mut Cx, c: Common) -> Result<ModelShape> {
         cx.positions_default(2048, "absent: GPTNeoXConfig default");
         (inter, cx.flag(cx.raw.attention_bias, "attention_bias", true, "absent: GPTNeoXConfig default"), cx.tied(false))
     };
-    let layers = range(c.layers)
-        .map(|_| {
-            let mut t = vec![];
-            let mixer = attention(&c, AttnBias { qkv: bias, o: bias }, QkNorm::None, Window::Full, &mut t);
-            plain_mlp("mlp", Role::Mlp, c.hidden, inter, true, &mut t);
-            norms("ln", 2, c.hidden, true, &mut t);
-            Layer { mixer, tensors: t }
-        })
-        .collect();
+    let layers = layers(&c, inter, bias, 2);
     // `embed_in` / `word_embeddings` in the checkpoints; named as the token embedding a tied head
     // reuses (`Tensor::is_token_embedding`)
     let mut g = vec![Tensor::new("embed_tokens", Role::Embedding, c.vocab, c.hidden, Split::Column)];
@@ -81,4 +65,18 @@ fn resolve_neox_bloom(cx: &mut Cx, c: Common) -> Result<ModelShape> {
     }
     let family = if bloom { Family::Bloom } else { Family::GptNeox };
     cx.finish(family, &c, inter, tied, g, layers)
+}
+
+/// The layers every family of this file shares: full attention (with biases on q/k/v and the
+/// output when `attn_bias`), a two-matrix MLP with bias, `ln` LayerNorms with bias.
+fn layers(c: &Common, inter: u64, attn_bias: bool, ln: u64) -> Vec<Layer> {
+    range(c.layers)
+        .map(|_| {
+            let mut t = vec![];
+            let mixer = attention(c, AttnBias { qkv: attn_bias, o: attn_bias }, QkNorm::None, Window::Full, &mut t);
+            plain_mlp("mlp", Role::Mlp, c.hidden, inter, true, &mut t);
+            norms("ln", ln, c.hidden, true, &mut t);
+            Layer { mixer, tensors: t }
+        })
+        .collect()
 }

@@ -189,14 +189,13 @@ pub const NSA_PAGE: u64 = 64;
 /// `NSATokenToKVPool` stores it as `fp8_ds_mla` (one fp32 scale per 128 values, the rope key in
 /// bf16: 80 B more per layer for V3.2's 512 + 64), so for V3.2 the pool takes about 11 % more than
 /// the budget it was cut from; at bf16 the two agree. `None` for other models.
-fn nsa_cell(cx: &Ctx) -> Option<(u64, u64)> {
+fn nsa_cell(cx: &Ctx, nvidia: bool) -> Option<(u64, u64)> {
     let (kv_lora, rope) = cx.shape.layers.iter().find_map(|l| match l.mixer {
         crate::model::Mixer::Mla { kv_lora_rank, qk_rope_head_dim, index_head_dim, .. } if index_head_dim > 0 => Some((kv_lora_rank, qk_rope_head_dim)),
         _ => None,
     })?;
     let layers: u64 = cx.kv.groups.iter().filter(|g| g.mla).map(|g| g.layers).sum();
     let uncounted = if cx.kv.kv_ratio == (1, 1) { kv_lora.div_ceil(crate::kv::SPARSE_QUANT_BLOCK) * 4 + rope } else { 0 };
-    let nvidia = cx.scenario.gpu.catalog().is_none_or(|g| g.compute_capability > 0);
     Some((cx.kv.bytes_per_token.saturating_sub(layers.saturating_mul(uncounted)), if nvidia { NSA_PAGE } else { 1 }))
 }
 
@@ -224,6 +223,8 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let loaded = cx.weights_per_gpu.0.saturating_add(rope).saturating_add(slack);
     let rest = static_b.saturating_sub(loaded);
     let per_token = cx.kv.bytes_per_token.max(1);
+    // DeepSeek Sparse Attention: the cell SGLang counts and its pool's page
+    let nsa = nsa_cell(cx, nvidia);
     // the full layers' and the window layers' bytes per token, and their layer counts
     let full_b = cx.kv.full_bytes_per_token();
     let swa_b = cx.kv.bytes_per_token.saturating_sub(full_b);
@@ -240,7 +241,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         };
         let swa = (full as f64 * r) as u64;
         (full, swa, full.saturating_mul(full_b).saturating_add(swa.saturating_mul(swa_b)))
-    } else if let Some((counted, page)) = nsa_cell(cx) {
+    } else if let Some((counted, page)) = nsa {
         // DeepSeek Sparse Attention's pool: tokens from the cell size SGLang counts, in pages
         // of 64; the pool allocates the full cell
         let t = rest / counted.max(1) / page * page;
@@ -250,7 +251,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         (t, 0, t * per_token)
     };
     // token pool pages: 1, or 64 for DeepSeek Sparse Attention
-    let page = nsa_cell(cx).map_or(1, |(_, p)| p);
+    let page = nsa.map_or(1, |(_, p)| p);
     let chunk = s.max_num_batched_tokens.unwrap_or(memory_tier_defaults(ver, board_gib * 1024.0, tp).0);
     let act = forward_peak(cx.shape, chunk, cx.plan.activation.bytes(), tp);
     let activation = Figure::modelled("activation peak", Bytes(act), "chunked_prefill_size x per-token width x act bytes", format!("{chunk} tokens -> {}", gib(act)))
@@ -322,7 +323,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
             if cx.shape.shared_kv_layers() > 0 {
                 n.push(format!("the {} KV-shared layers get pool buffers like every layer (SGLang sizes its pool by num_hidden_layers), though they read an earlier layer's cache", cx.shape.shared_kv_layers()));
             }
-            if let Some((counted, page)) = nsa_cell(cx) {
+            if let Some((counted, page)) = nsa {
                 n.push(format!("DeepSeek Sparse Attention pool: max_total_num_tokens = rest / {counted} B counted per token, in pages of {page}; the pool allocates {per_token} B per token{}", if counted < per_token { " (SGLang counts an fp8 latent without its scales and bf16 rope key)" } else { "" }));
             }
             if hybrid {
