@@ -366,11 +366,12 @@ pub struct ModelShape {
     pub rope_scaling: Vec<RopeScaling>,
     #[serde(default)]
     pub original_max_position_embeddings: Option<u64>,
-    /// The shortest of the other context-length keys vLLM reads beside `max_position_embeddings`
-    /// (`seq_length`, `model_max_length`, ...), when it is shorter: vLLM takes the minimum of
-    /// them all as the model's length (the first Qwen-14B release: 8192 and `seq_length` 2048).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shorter_length_key: Option<(String, u64)>,
+    /// The config's other context-length keys beside `max_position_embeddings` (`seq_length`,
+    /// `model_max_length`, ...), as written: vLLM takes the smallest of them all as the model's
+    /// length (the first Qwen-14B release: 8192 and `seq_length` 2048), SGLang the first in its
+    /// own order ([`ModelShape::length_key`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub length_keys: Vec<(String, u64)>,
     pub tied_embeddings: bool,
     /// MoE: (routed experts, experts per token).
     pub moe: Option<(u64, u64)>,
@@ -508,6 +509,18 @@ impl ModelShape {
     /// Every layer as `(layer, copies)`.
     pub fn runs_all(&self) -> impl Iterator<Item = (&Layer, u64)> + '_ {
         self.runs_in(0, self.layers.len())
+    }
+
+    /// The shortest context-length key when it is shorter than `max_position_embeddings`
+    /// (vLLM's `_get_and_verify_max_len` takes the minimum of the keys present).
+    pub fn shorter_length_key(&self) -> Option<(&str, u64)> {
+        let (key, n) = self.length_keys.iter().min_by_key(|(_, n)| *n)?;
+        self.max_position_embeddings.is_some_and(|l| *n < l).then_some((key.as_str(), *n))
+    }
+
+    /// The first of `keys` the config has, with its value.
+    pub fn length_key(&self, keys: &[&str]) -> Option<(&str, u64)> {
+        keys.iter().find_map(|k| self.length_keys.iter().find(|(n, _)| n == k)).map(|(k, n)| (k.as_str(), *n))
     }
 
     fn sum_tensors(&self, f: impl Fn(&Tensor) -> u128) -> u64 {

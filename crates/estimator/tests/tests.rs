@@ -894,7 +894,7 @@ fn vllm_v0_chunks_long_prefills_except_for_multimodal_and_sliding_window_models(
 /// which V0 before 0.5.3 (no automatic chunked prefill) profiles in one batch. The public 0.4.3
 /// log on two T4 (issue 5248: 507 blocks) is far from the 1,411 blocks a 16,384-token default gives.
 #[test]
-fn vllm_default_max_model_len_follows_rope_scaling() {
+fn default_max_model_len_follows_each_engines_rule() {
     let run = |id: &str, engine: Engine, version: &str, len: Option<u64>| {
         let s = Scenario { gpu: GpuChoice::Catalog("t4".into()), tp: 2, engine, engine_version: Some(version.into()), max_model_len: len, ..scenario(id) };
         estimate(&shape(id), &s).unwrap()
@@ -959,18 +959,21 @@ fn vllm_default_max_model_len_follows_rope_scaling() {
     let s = Scenario { gpu: GpuChoice::Catalog("t4".into()), tp: 2, engine: Engine::VllmV0, engine_version: Some("0.4.3".into()), ..scenario(coder) };
     assert_eq!(estimate(&b, &s).unwrap().engine.max_model_len, 16_384);
     // vLLM takes the shortest of the length keys a config has (the first Qwen-14B release:
-    // max_position_embeddings 8192 and seq_length 2048), then scales it; other engines keep the
-    // model's own length
+    // max_position_embeddings 8192 and seq_length 2048), then scales it; SGLang the first of its
+    // own keys; llama.cpp keeps the model's own length
     let mut two: serde_json::Value = serde_json::from_str(&config("meta-llama/Llama-3.1-8B-Instruct")).unwrap();
     two["seq_length"] = serde_json::json!(2048);
     let two = parse_config(&two.to_string()).unwrap();
     assert_eq!(two.max_position_embeddings, Some(131_072));
-    assert_eq!(two.shorter_length_key, Some(("seq_length".to_string(), 2048)));
+    assert_eq!(two.shorter_length_key(), Some(("seq_length", 2048)));
     let s = Scenario { gpu: GpuChoice::Catalog("h200".into()), engine: Engine::Vllm, engine_version: Some("0.11.0".into()), ..scenario("x") };
     let r = estimate(&two, &s).unwrap();
     assert_eq!(r.engine.max_model_len, 2048);
     assert!(r.engine.notes.iter().any(|n| n.contains("seq_length 2048")), "{:?}", r.engine.notes);
     assert_eq!(estimate(&two, &Scenario { engine: Engine::LlamaCpp, engine_version: None, ..s.clone() }).unwrap().engine.max_model_len, 131_072);
+    let sg = estimate(&two, &Scenario { engine: Engine::Sglang, engine_version: None, ..s.clone() }).unwrap();
+    assert_eq!(sg.engine.max_model_len, 2048, "SGLang reads seq_length before max_position_embeddings");
+    assert!(sg.engine.notes.iter().any(|n| n.contains("SGLang's default context_len, seq_length 2048")), "{:?}", sg.engine.notes);
     let mut scaled: serde_json::Value = serde_json::from_str(&config(coder)).unwrap();
     scaled["model_max_length"] = serde_json::json!(2048);
     let scaled = parse_config(&scaled.to_string()).unwrap();
@@ -979,7 +982,25 @@ fn vllm_default_max_model_len_follows_rope_scaling() {
     // a longer key changes nothing
     let mut longer: serde_json::Value = serde_json::from_str(&config(coder)).unwrap();
     longer["seq_length"] = serde_json::json!(100_000);
-    assert_eq!(parse_config(&longer.to_string()).unwrap().shorter_length_key, None);
+    let longer = parse_config(&longer.to_string()).unwrap();
+    assert_eq!(longer.shorter_length_key(), None);
+    // SGLang's `get_context_length` takes the first of its keys even when longer, and does not
+    // pick the shortest
+    let sglang = |shape: &ModelShape| estimate(shape, &Scenario { gpu: GpuChoice::Catalog("h200".into()), engine: Engine::Sglang, ..scenario("x") }).unwrap().engine.max_model_len;
+    assert_eq!(sglang(&longer), 100_000 * 4, "seq_length x linear factor 4");
+    // SGLang scales by the factor unless the scaling names its original length or is llama3:
+    // Gemma 3 (linear x8) gets 8 x 131072, Llama 3.1 (llama3) and DeepSeek-V2-Lite (YaRN from
+    // 4096) keep theirs, as SGLang's logs print (context_len=131072, 163840), Gemma 3 1B (no
+    // scaling) and ChatGLM3 (seq_length) theirs
+    let gemma = parse_config(&config("google/gemma-3-27b-it")).unwrap();
+    assert_eq!(sglang(&gemma), 1_048_576);
+    assert_eq!(estimate(&gemma, &Scenario { gpu: GpuChoice::Catalog("h200".into()), engine: Engine::Vllm, ..scenario("x") }).unwrap().engine.max_model_len, 131_072, "vLLM does not scale Gemma 3");
+    for (id, len) in [("meta-llama/Llama-3.1-8B-Instruct", 131_072), ("deepseek-ai/DeepSeek-V2-Lite-Chat", 163_840), ("google/gemma-3-1b-it", 32_768), ("THUDM/chatglm3-6b", 8192)] {
+        assert_eq!(sglang(&parse_config(&config(id)).unwrap()), len, "{id}");
+    }
+    let mut yarn: serde_json::Value = serde_json::from_str(&config("meta-llama/Llama-3.1-8B-Instruct")).unwrap();
+    yarn["rope_scaling"] = serde_json::json!({"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768});
+    assert_eq!(sglang(&parse_config(&yarn.to_string()).unwrap()), 131_072, "YaRN with its original length is not scaled");
 }
 
 /// Mistral 3 (`mistral3`: Mistral Small 3.1) is a Mistral text model with a Pixtral tower: a

@@ -279,7 +279,7 @@ impl<'a> Cx<'a> {
             max_position_embeddings: self.raw.max_position_embeddings.or(self.max_positions),
             rope_scaling: rope_scaling(&self.raw.json, &mut notes),
             original_max_position_embeddings: positions(self.raw.json.get("original_max_position_embeddings")),
-            shorter_length_key: shorter_length_key(&self.raw.json, self.raw.max_position_embeddings.or(self.max_positions)),
+            length_keys: LENGTH_KEYS.iter().filter_map(|k| positions(self.raw.json.get(*k)).map(|n| (k.to_string(), n))).collect(),
             tied_embeddings: tied,
             moe,
             checkpoint_dtype,
@@ -298,15 +298,9 @@ impl<'a> Cx<'a> {
     }
 }
 
-/// The context-length keys vLLM's `_get_and_verify_max_len` reads (`possible_keys`); it takes
-/// the smallest value present.
-const VLLM_LENGTH_KEYS: &[&str] = &["max_position_embeddings", "n_positions", "max_seq_len", "seq_length", "model_max_length", "max_sequence_length", "max_seq_length", "seq_len"];
-
-/// The shortest length key when it is shorter than the length the model was sized with.
-fn shorter_length_key(json: &Map<String, Value>, length: Option<u64>) -> Option<(String, u64)> {
-    let (key, n) = VLLM_LENGTH_KEYS.iter().filter_map(|k| positions(json.get(*k)).map(|n| (*k, n))).min_by_key(|(_, n)| *n)?;
-    (length.is_some_and(|l| n < l)).then(|| (key.to_string(), n))
-}
+/// The context-length keys vLLM's `_get_and_verify_max_len` reads (`possible_keys`) beside
+/// `max_position_embeddings`; SGLang's `CONTEXT_LENGTH_KEYS` are among them.
+const LENGTH_KEYS: &[&str] = &["n_positions", "max_seq_len", "seq_length", "model_max_length", "max_sequence_length", "max_seq_length", "seq_len"];
 
 /// The config's RoPE scaling entries: `rope_scaling` (or `rope_parameters`), a single entry or
 /// one per layer kind. `type` is read as `rope_type` (older configs) and `su` as `longrope`, as

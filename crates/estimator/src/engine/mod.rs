@@ -239,10 +239,12 @@ pub fn default_utilization(scenario: &Scenario) -> f64 {
 }
 
 /// The engine's own default `max_model_len` where it differs from `max_position_embeddings`
-/// (vLLM scales it by the RoPE factor), with its derivation.
+/// (vLLM and SGLang read other length keys and scale them by the RoPE factor, each its own way),
+/// with its derivation.
 pub fn default_max_model_len(shape: &ModelShape, scenario: &Scenario) -> Option<(u64, String)> {
     match scenario.engine {
         Engine::Vllm | Engine::VllmV0 => vllm::default_max_model_len(shape, vllm::version_of(scenario).1),
+        Engine::Sglang => sglang::default_context_len(shape),
         _ => None,
     }
 }

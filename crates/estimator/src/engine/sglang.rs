@@ -175,6 +175,38 @@ pub fn hybrid_swa(ver: (u64, u64, u64), shape: &ModelShape) -> bool {
     }
 }
 
+/// The context-length keys SGLang's `get_context_length` reads before `max_position_embeddings`,
+/// in its order (`CONTEXT_LENGTH_KEYS`, `hf_transformers_utils.py`): the first present wins.
+const CONTEXT_LENGTH_KEYS: &[&str] = &["max_sequence_length", "seq_length", "max_seq_len", "model_max_length"];
+
+/// SGLang's default `context_len` where it differs from `max_position_embeddings`, with its
+/// derivation: the first of [`CONTEXT_LENGTH_KEYS`] the text config has (else
+/// `max_position_embeddings`), times `rope_scaling.factor` unless the scaling names an
+/// `original_max_position_embeddings` or is `llama3` (`get_context_length`, 0.3 on). A nested
+/// (per-layer-kind) `rope_scaling` has no top-level factor, so it scales nothing.
+pub fn default_context_len(shape: &ModelShape) -> Option<(u64, String)> {
+    let configured = shape.max_position_embeddings;
+    let (key, base) = shape.length_key(CONTEXT_LENGTH_KEYS).or(configured.map(|c| ("max_position_embeddings", c)))?;
+    let scaling = match shape.rope_scaling.as_slice() {
+        [r] if r.original_max_position_embeddings.is_none() && r.rope_type != "llama3" => r.factor.filter(|f| *f != 1.0).map(|f| (f, r.rope_type.as_str())),
+        _ => None,
+    };
+    let len = scaling.map_or(base as f64, |(f, _)| (base as f64 * f).floor());
+    if !(1.0..=(1u64 << 40) as f64).contains(&len) || Some(len as u64) == configured {
+        return None;
+    }
+    let len = len as u64;
+    let how = match scaling {
+        Some((f, kind)) => format!("{key} {base} x {kind} RoPE factor {f}"),
+        None => format!("{key} {base}"),
+    };
+    let not = match configured {
+        Some(c) if key != "max_position_embeddings" => format!(", not max_position_embeddings {c}"),
+        _ => String::new(),
+    };
+    Some((len, format!("SGLang's default context_len, {how}{not}")))
+}
+
 /// The SGLang version a scenario models ([`DEFAULT_VERSION`] when none is given or it does not parse).
 pub(crate) fn version_of(s: &crate::scenario::Scenario) -> (u64, u64, u64) {
     s.engine_version.as_deref().and_then(parse_semver).unwrap_or(DEFAULT_VERSION)
@@ -316,6 +348,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         budget: Some(budget),
         notes: {
             let mut n = vec![format!("static budget {} = {} free at load ({usable_why}) x {mfs}; the requests' KV must fit its token pool, the activation peak and CUDA graphs the {} outside it", gib(static_b), gib(free_at_load), gib(outside))];
+            n.extend(cx.max_model_len_why.clone());
             if s.gpu_memory_utilization.is_none() {
                 let (v0, v1, v2) = ver;
                 n.push(format!("mem_fraction_static {mfs}: SGLang {v0}.{v1}.{v2}'s default for a board of {board_gib:.2} GiB (as nvidia-smi counts it) at TP {tp}{}", if multimodal { ", lowered for the vision tower" } else if mfs == 0.0 { ": what it reserves outside the pool is more than the board" } else { "" }));

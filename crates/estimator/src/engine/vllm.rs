@@ -654,10 +654,7 @@ pub(crate) fn version_of(s: &crate::scenario::Scenario) -> (String, (u64, u64, u
 pub(crate) fn default_max_model_len(shape: &ModelShape, ver: (u64, u64, u64)) -> Option<(u64, String)> {
     let configured = shape.max_position_embeddings?;
     // the smallest of the length keys the config has
-    let (base, base_key) = match &shape.shorter_length_key {
-        Some((key, n)) => (*n, key.as_str()),
-        None => (configured, "max_position_embeddings"),
-    };
+    let (base_key, base) = shape.shorter_length_key().unwrap_or(("max_position_embeddings", configured));
     let unscaled = (base != configured).then(|| (base, format!("vLLM's default, the shortest length key of the config: {base_key} {base}, not max_position_embeddings {configured}")));
     let rope = &shape.rope_scaling;
     if ver >= (0, 11, 1) && rope.iter().any(|r| r.rope_type == "longrope") {
