@@ -448,6 +448,11 @@ pub struct VisionDummy {
     /// when it has more tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub frame_video: Option<FrameVideo>,
+    /// How the tower's attention is split over TP when not over every rank (`None`): InternViT's
+    /// is whole on each rank unless the ranks divide its heads, the -hf tower's always, and so
+    /// are its activations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention_split: Option<Split>,
 }
 
 /// [`VisionDummy::frame_video`]: vLLM's `get_num_frames_with_most_features` gives

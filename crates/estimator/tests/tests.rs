@@ -2909,6 +2909,11 @@ fn internvl_counts_its_intern_vit_tower_and_profiles_its_video() {
     let rest = per_gpu(1) - text(1) - attention - mlp;
     assert_eq!(per_gpu(4) - text(4), attention + mlp / 4 + rest, "25 heads: attention whole on each of 4 ranks");
     assert_eq!(per_gpu(5) - text(5), attention / 5 + mlp / 5 + rest, "5 ranks divide 25 heads");
+    // and so is its profiling pass: the attention's activations stay whole on each of 4 ranks,
+    // while the 300M tower's 16 heads are divided over 4
+    let tower_note = |d: &ModelShape, wide: &str| v1(d, "0.11.0", Some(8192), 4).engine.activation.notes.into_iter().find(|n| n.contains(wide)).unwrap();
+    assert!(tower_note(&big, "patches x 3200 wide").contains("the MLP split over 4 ranks, the attention whole on each"), "{}", tower_note(&big, "3200 wide"));
+    assert!(tower_note(&d, "patches x 1024 wide").contains("1024 wide, split over 4 ranks)"), "{}", tower_note(&d, "1024 wide"));
 
     // transformers' layout (`internvl`, the -hf uploads): text_config, attention replicated at any TP
     let mut hf = ivl8.clone();

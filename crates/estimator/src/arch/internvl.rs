@@ -153,6 +153,7 @@ pub(crate) fn add_tower(cx: &mut Cx, text_hidden: u64, g: &mut Vec<Tensor>) {
             patches_per_frame: tile_patches.saturating_add(1),
             input_per_frame: pixels,
         }),
+        attention_split: Some(attn_split),
     });
     // V0 profiles prompts of one largest image each
     cx.mm_tokens = Some(tokens);

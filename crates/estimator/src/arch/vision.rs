@@ -170,6 +170,7 @@ fn largest_item(cx: &Cx, v: &Map<String, Value>, g: &Geometry) -> Option<VisionD
         video_groups: false,
         early_videos: Vec::new(),
         frame_video: None,
+        attention_split: None,
     };
     if t.starts_with("qwen2_vl") || t.starts_with("qwen2_5_vl") {
         let tokens = (QWEN2_VL_MAX_PIXELS / cell.saturating_mul(cell)).max(1);
@@ -299,6 +300,7 @@ fn pixtral(cx: &mut Cx, v: &Map<String, Value>, text_hidden: u64, g: &mut Vec<Te
         video_groups: false,
         early_videos: Vec::new(),
         frame_video: None,
+        attention_split: None,
     });
     cx.note(format!("vision tower: Pixtral ({layers} layers x {h} wide) and its projector: {:.2}B parameters, from vision_config (modelled)", params as f64 / 1e9));
 }

@@ -565,7 +565,13 @@ pub fn encoder_profile(d: &crate::model::VisionDummy, ver: (u64, u64, u64), batc
     let patches = items_g.saturating_mul(patches_per_item);
     let u = patches.saturating_mul(d.width).saturating_mul(act_bytes);
     let attention_units = if d.rotary_f32 { 3 + 3 + 5 } else { 3 + 1 };
-    let attention = u.saturating_mul(2).saturating_add(u.saturating_mul(attention_units) / tp);
+    // the heads' tensors are divided over the ranks, unless the tower's attention is whole on each
+    let attention_tp = match d.attention_split {
+        Some(crate::model::Split::Replicated) => 1,
+        Some(crate::model::Split::WholeHeads { heads }) if heads % tp != 0 => 1,
+        _ => tp,
+    };
+    let attention = u.saturating_mul(2).saturating_add(u.saturating_mul(attention_units) / attention_tp);
     let mlp_units = if d.gated_mlp { 3 } else { 2 };
     let mlp = u.saturating_mul(2).saturating_add(patches.saturating_mul(d.mlp_width).saturating_mul(act_bytes).saturating_mul(mlp_units) / tp);
     let forward_peak = inputs.saturating_add(attention.max(mlp));
@@ -576,7 +582,11 @@ pub fn encoder_profile(d: &crate::model::VisionDummy, ver: (u64, u64, u64), batc
         gib(attention),
         gib(mlp),
         d.width,
-        if tp > 1 { format!(", split over {tp} ranks") } else { String::new() }
+        match (tp > 1, attention_tp == tp) {
+            (false, _) => String::new(),
+            (true, true) => format!(", split over {tp} ranks"),
+            (true, false) => format!(", the MLP split over {tp} ranks, the attention whole on each"),
+        }
     );
     let how = if d.video_groups { format!("{} frames in {groups} groups, {per} tokens; {how}", 2 * groups) } else { how };
     EncoderProfile { items, held, forward_peak, how, what }
