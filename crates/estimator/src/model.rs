@@ -432,9 +432,9 @@ pub struct VisionDummy {
     /// Rotary positions applied to q and k in float32 (Qwen2-VL's and Qwen2.5-VL's towers),
     /// which copies q, k and v out of the fused projection first.
     pub rotary_f32: bool,
-    /// The item above is one temporal group of a video whose frame count follows
-    /// `max_model_len` (Qwen2-VL's and Qwen2.5-VL's processors, `get_num_frames_with_most_features`):
-    /// the engine multiplies it by the groups that fit.
+    /// The item above is one temporal group of a video whose frame count follows a length
+    /// (Qwen2-VL's and Qwen2.5-VL's processors, `get_num_frames_with_most_features`): the engine
+    /// multiplies it by the groups that fit ([`FrameVideo`] says which length).
     #[serde(default)]
     pub video_groups: bool,
     /// Qwen3-VL's and Qwen3.5's dummy video as vLLM 0.11 and 0.12 build it, which those releases
@@ -455,8 +455,10 @@ pub struct VisionDummy {
     pub attention_split: Option<Split>,
 }
 
-/// [`VisionDummy::frame_video`]: vLLM's `get_num_frames_with_most_features` gives
-/// `(max_model_len - the largest image's tokens before 0.10.2) / tokens_per_frame` frames, at least one.
+/// [`VisionDummy::frame_video`]: vLLM's `get_num_frames_with_most_features` gives `length /
+/// tokens_per_frame` frames, at least one; the length is `max_model_len` (less the largest image's
+/// tokens before 0.10.2) for the budget, and for the dummy batch `max_num_batched_tokens` before
+/// 0.11, `max_model_len` from it ([`crate::engine::vllm::encoder_profile`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FrameVideo {
     /// The vLLM release that takes videos for this model.

@@ -2487,14 +2487,15 @@ fn vllm_v1_runs_the_vision_tower_before_its_profile_and_keeps_the_outputs() {
     let gib = e.activation.bytes.0 as f64 / GIB;
     let err = (gib - 2.65) / 2.65;
     assert!((-0.19..-0.15).contains(&err), "Qwen2-VL-2B activation peak {gib:.3} GiB against 2.65 logged: {:+.1} % (a change here should update the comment above)", 100.0 * err);
-    // the item is a video of frames that size: as many two-frame groups as max_model_len holds
-    // (less one image before 0.10.2), at most 16 frames (14 from 0.11)
+    // the item is a video of frames that size, as many two-frame groups as a length holds, at
+    // most 16 frames (14 from 0.11): the budget counts max_model_len's (less one image before
+    // 0.10.2), the dummy batch builds max_num_batched_tokens' before 0.11, max_model_len's from it
     let groups = |ver: (u64, u64, u64), len: u64| kv_estimator::engine::vllm::encoder_profile(d, ver, 2048, 256, len, 2, 1);
     let one = groups((0, 10, 2), 4096);
-    for (ver, len, g) in [((0, 10, 1), 32_768, 1), ((0, 10, 2), 32_768, 2), ((0, 10, 2), 128_000, 7), ((0, 10, 2), 200_000, 8), ((0, 11, 0), 200_000, 7), ((0, 19, 0), 8192, 1)] {
+    for (ver, len, counted, built) in [((0, 10, 1), 32_768, 1, 1), ((0, 10, 2), 32_768, 2, 1), ((0, 10, 2), 128_000, 7, 1), ((0, 10, 2), 200_000, 8, 1), ((0, 11, 0), 200_000, 7, 7), ((0, 19, 0), 8192, 1, 1)] {
         let p = groups(ver, len);
-        assert_eq!((p.items, p.held), (1, g * one.held), "{ver:?} at {len} tokens: {g} groups");
-        assert!(p.how.contains(&format!("{} frames in {g} groups, {} tokens", 2 * g, g * 16_384)), "{}", p.how);
+        assert_eq!((p.items, p.held), (1, built * one.held), "{ver:?} at {len} tokens: {built} groups built");
+        assert!(p.how.contains(&format!("{} frames in {built} groups", 2 * built)) && p.how.contains(&format!("the budget counting {} tokens an item", counted * 16_384)), "{}", p.how);
     }
     // at TP 2 the tower's projections and MLP are split, the layer input and norm are not
     let p2 = kv_estimator::engine::vllm::encoder_profile(d, (0, 10, 2), 2048, 256, 4096, 2, 2);
@@ -2872,14 +2873,17 @@ fn internvl_counts_its_intern_vit_tower_and_profiles_its_video() {
     };
     let short = v1(&d, "0.10.0", Some(4096), 1);
     assert!(short.engine.activation.notes.iter().any(|n| n.contains("an image of 13 tiles of 448 x 448 pixels (thumbnail included): 3328 tokens")), "{:?}", short.engine.activation.notes);
-    // InternVL3-1B (Qwen2.5-0.5B, untied): 243 frames at its default 65,536 (32,768 x dynamic 2) before 0.10.2
+    // InternVL3-1B (Qwen2.5-0.5B, untied) on 0.10.0 at its default 65,536 (32,768 x dynamic 2):
+    // the budget counts a video of 243 frames, 62,208 tokens (the log's "budget of 62208 tokens"),
+    // less the largest image before 0.10.2; the dummy batch builds one of max_num_batched_tokens
+    // before 0.11 (8192 here: 32 frames)
     let one = parse_config(&chat(qwen(896, 4864, 14, 2, 24), vit300.clone()).to_string()).unwrap();
     let r = v1(&one, "0.10.0", None, 1);
     assert_eq!(r.engine.max_model_len, 65_536);
-    assert!(r.engine.activation.notes.iter().any(|n| n.contains("a video of 243 frames") && n.contains("62208 tokens")), "{:?}", r.engine.activation.notes);
+    assert!(r.engine.activation.notes.iter().any(|n| n.contains("a video of 32 frames of one tile each (max_num_batched_tokens 8192") && n.contains("the budget counts 62208 tokens")), "{:?}", r.engine.activation.notes);
     let loaded = r.engine.loaded_weights_bytes.0 as f64 / (1u64 << 30) as f64;
     assert!((loaded / 1.7609 - 1.0).abs() < 0.005, "{loaded} GiB against the logged 1.7609");
-    // from 0.10.2 the dummy video takes all of max_model_len; a video makes the profile peak larger
+    // from 0.11 the dummy video takes all of max_model_len
     assert!(v1(&one, "0.11.0", None, 1).engine.activation.notes.iter().any(|n| n.contains("a video of 256 frames")));
     // before 0.9.1 InternVL takes images only, and its profile peak is the image's
     let images_only = v1(&one, "0.9.0", None, 1);

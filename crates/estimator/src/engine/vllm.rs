@@ -517,21 +517,25 @@ pub struct EncoderProfile {
 /// and its activation (two, or three for a gated MLP, of `patches x mlp_width`). Modelled, not
 /// exact: public logs put Qwen2-VL-2B's peak at 2.65 GiB where this gives 2.17.
 pub fn encoder_profile(d: &crate::model::VisionDummy, ver: (u64, u64, u64), batch_tokens: u64, max_num_seqs: u64, max_model_len: u64, act_bytes: u64, tp: u64) -> EncoderProfile {
-    // the tokens `get_num_frames_with_most_features` fills with frames: `max_model_len`, less one
-    // largest image before 0.10.2 (Qwen2-VL's and InternVL's dummy videos)
-    let video_room = |image_tokens: u64| if ver < (0, 10, 2) { max_model_len.saturating_sub(image_tokens) } else { max_model_len };
+    // two lengths set a video's frames (`get_num_frames_with_most_features`): the budget's largest
+    // item (`get_max_tokens_per_item_by_modality`: `max_model_len` with one item of every modality,
+    // so less one largest image before 0.10.2) sets how many items are profiled and which
+    // modality; the dummy batch (`_get_mm_dummy_batch`) builds the item for its modality alone,
+    // with `seq_len` the scheduler's `max_num_batched_tokens` before 0.11.0, `max_model_len` from it
+    let budget_room = |image_tokens: u64| if ver < (0, 10, 2) { max_model_len.saturating_sub(image_tokens) } else { max_model_len };
+    let (dummy_room, dummy_len) = if ver < (0, 11, 0) { (batch_tokens, "max_num_batched_tokens") } else { (max_model_len, "max_model_len") };
     // Qwen3-VL / 3.5 before 0.13: the dummy video, which the budget counts as the largest item
     let early = if ver < (0, 13, 0) { d.early_videos.iter().rfind(|v| v.min_model_len <= max_model_len) } else { None };
-    // InternVL's video of single-tile frames: as many as `max_model_len` holds (less the largest
-    // image before 0.10.2), profiled when it has more tokens than that image
+    // InternVL's video of single-tile frames, profiled when the budget's has more tokens than the
+    // largest image
     let frames = d.frame_video.as_ref().filter(|f| ver >= f.from).and_then(|f| {
-        let room = video_room(d.tokens_per_item);
-        let n = (room / f.tokens_per_frame.max(1)).max(1);
-        let tokens = n.saturating_mul(f.tokens_per_frame);
-        (tokens > d.tokens_per_item).then(|| {
-            let less = if room < max_model_len { format!(" less the largest image's {}", d.tokens_per_item) } else { String::new() };
-            let what = format!("a video of {n} frames of one tile each (max_model_len {max_model_len}{less}, / {} tokens a frame): {tokens} tokens from {} patches", f.tokens_per_frame, n.saturating_mul(f.patches_per_frame));
-            (what, tokens, tokens, n.saturating_mul(f.patches_per_frame), n.saturating_mul(f.input_per_frame))
+        let per_frame = f.tokens_per_frame.max(1);
+        let budget = (budget_room(d.tokens_per_item) / per_frame).max(1).saturating_mul(per_frame);
+        (budget > d.tokens_per_item).then(|| {
+            let n = (dummy_room / per_frame).max(1);
+            let tokens = n.saturating_mul(per_frame);
+            let what = format!("a video of {n} frames of one tile each ({dummy_len} {dummy_room} / {per_frame} tokens a frame): {tokens} tokens from {} patches; the budget counts {budget} tokens an item", n.saturating_mul(f.patches_per_frame));
+            (what, budget, tokens, n.saturating_mul(f.patches_per_frame), n.saturating_mul(f.input_per_frame))
         })
     });
     let (what, tokens_per_item, output_rows, patches_per_item, input_values) = match (early, frames) {
@@ -539,17 +543,17 @@ pub fn encoder_profile(d: &crate::model::VisionDummy, ver: (u64, u64, u64), batc
         (None, Some(f)) => f,
         (None, None) => (d.what.clone(), d.tokens_per_item, d.output_rows, d.patches, d.input_values),
     };
-    // Qwen2-VL's video: as many frames as `max_model_len` holds (less one largest image before
-    // 0.10.2), at most 16 (14 from 0.11), in temporal groups of two; at least one group
-    let groups = if d.video_groups {
+    // Qwen2-VL's video: as many frames as the length holds, at most 16 (14 from 0.11), in temporal
+    // groups of two; at least one group (the budget's and the dummy's)
+    let (budget_groups, groups) = if d.video_groups {
         let group = tokens_per_item.max(1);
-        let room = video_room(group);
         let cap = if ver >= (0, 11, 0) { 14 } else { 16 };
-        (2 * (room / group)).min(cap).max(1).div_ceil(2)
+        let fill = |room: u64| (2 * (room / group)).min(cap).max(1).div_ceil(2);
+        (fill(budget_room(group)), fill(dummy_room))
     } else {
-        1
+        (1, 1)
     };
-    let per = tokens_per_item.max(1).saturating_mul(groups);
+    let per = tokens_per_item.max(1).saturating_mul(budget_groups);
     let budget = batch_tokens.max(per);
     let per_prompt = (max_model_len / per).max(1);
     let fit = if ver >= (0, 10, 0) { budget / per } else { budget.div_ceil(per) };
@@ -588,7 +592,7 @@ pub fn encoder_profile(d: &crate::model::VisionDummy, ver: (u64, u64, u64), batc
             (true, false) => format!(", the MLP split over {tp} ranks, the attention whole on each"),
         }
     );
-    let how = if d.video_groups { format!("{} frames in {groups} groups, {per} tokens; {how}", 2 * groups) } else { how };
+    let how = if d.video_groups { format!("{} frames in {groups} groups ({dummy_len} {dummy_room}), the budget counting {per} tokens an item; {how}", 2 * groups) } else { how };
     EncoderProfile { items, held, forward_peak, how, what }
 }
 
