@@ -453,6 +453,20 @@ pub struct VisionDummy {
     /// are its activations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attention_split: Option<Split>,
+    /// GLM-4.xV: the geometry of the dummy video vLLM profiles instead of the item above, whose
+    /// frames and size follow the release and a length (`crate::arch::glm4v::video_item`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub glm_video: Option<GlmVideo>,
+}
+
+/// [`VisionDummy::glm_video`]: a GLM-4.xV tower's patch, merge and temporal sizes and its
+/// channels, from which transformers' `smart_resize` sizes vLLM's dummy image and video.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GlmVideo {
+    pub patch: u64,
+    pub merge: u64,
+    pub temporal: u64,
+    pub channels: u64,
 }
 
 /// [`VisionDummy::frame_video`]: vLLM's `get_num_frames_with_most_features` gives `length /

@@ -3014,3 +3014,72 @@ fn nemotron_nas_counts_its_pruned_blocks() {
     short["block_configs"].as_array_mut().unwrap().pop();
     assert!(parse_config(&short.to_string()).unwrap_err().to_string().contains("block_configs"));
 }
+
+/// GLM-4.1V / 4.6V-Flash (`glm4v`) and GLM-4.5V / 4.6V (`glm4v_moe`): a GLM-4-0414 or GLM-4.5-Air
+/// text model and a ViT whose MLP is `out_hidden_size` wide, with a merge convolution and a gated
+/// merger of width `intermediate_size`. With the configs as published (GLM-4.5V's as a public
+/// model report dumps it with every tensor shape; GLM-4.1V's values are Glm4vConfig's defaults, the
+/// 9B release's), the counts are the checkpoints' safetensors totals: 107,710,933,120 (GLM-4.5V
+/// and 4.6V, the routers' score-correction biases included) and 10,292,777,472 (GLM-4.6V-Flash).
+/// vLLM profiles a dummy video of frames of its largest image, sized by transformers'
+/// `smart_resize` in a way that changed in 0.17 and 0.26.
+#[test]
+fn glm4v_counts_its_tower_and_profiles_its_dummy_video() {
+    use serde_json::json;
+    let vision = |inter: u64| json!({"model_type":"glm4v","depth":24,"hidden_size":1536,"num_heads":12,"attention_bias":false,"intermediate_size":inter,"out_hidden_size":4096,"image_size":336,"patch_size":14,"in_channels":3,"spatial_merge_size":2,"temporal_patch_size":2,"rms_norm_eps":1e-05,"hidden_act":"silu"});
+    let v45 = json!({"architectures":["Glm4vMoeForConditionalGeneration"],"model_type":"glm4v_moe","tie_word_embeddings":false,"torch_dtype":"bfloat16",
+        "text_config":{"model_type":"glm4v_moe_text","attention_bias":true,"use_qk_norm":false,"head_dim":128,"hidden_size":4096,"intermediate_size":10944,"max_position_embeddings":65536,"moe_intermediate_size":1408,"n_routed_experts":128,"n_shared_experts":1,"num_experts_per_tok":8,"n_group":1,"topk_group":1,"first_k_dense_replace":1,"num_hidden_layers":46,"num_attention_heads":96,"num_key_value_heads":8,"partial_rotary_factor":0.5,"rope_scaling":{"rope_type":"default","mrope_section":[8,12,12]},"vocab_size":151552},
+        "vision_config":vision(10944)});
+    let v41 = json!({"architectures":["Glm4vForConditionalGeneration"],"model_type":"glm4v","tie_word_embeddings":false,"torch_dtype":"bfloat16",
+        "text_config":{"model_type":"glm4v_text","attention_bias":true,"hidden_size":4096,"intermediate_size":13696,"max_position_embeddings":65536,"num_hidden_layers":40,"num_attention_heads":32,"num_key_value_heads":2,"partial_rotary_factor":0.5,"rope_scaling":{"rope_type":"default","mrope_section":[8,12,12]},"vocab_size":151552},
+        "vision_config":vision(13696)});
+    let big = parse_config(&v45.to_string()).unwrap();
+    let small = parse_config(&v41.to_string()).unwrap();
+    assert_eq!((big.family, big.params_total()), (Family::Glm, 107_710_933_120));
+    assert_eq!((small.family, small.params_total()), (Family::Glm, 10_292_777_472));
+    // the tower: patch convolution and bias, its norm, 576 positions; per layer two norms, qkv and
+    // proj, a gated MLP 4096 wide; the final norm, the merge convolution and bias; the merger
+    let (h, o) = (1536u128, 4096u128);
+    let tower = |i: u128| 1176 * h + h + h + 576 * h + 24 * (2 * h + 4 * h * h + 3 * h * o) + h + 4 * o * h + o + o * o + 2 * o + 3 * o * i;
+    let encoder = |d: &ModelShape| d.globals.iter().filter(|t| t.role == Role::Encoder).map(|t| t.elements()).sum::<u128>();
+    assert_eq!((encoder(&big), encoder(&small)), (tower(10944), tower(13696)));
+    assert_eq!(tower(10944), 858_681_856);
+    // GLM-4.1V's text layers are GLM-4-0414's (four norms), GLM-4.5V's GLM-4.5's; 2 and 8 KV heads
+    assert_eq!(kv_layout(&small, KvDtype::Auto, FloatDtype::Bf16, 1, 1).unwrap().bytes_per_token, 40 * 2 * 2 * 128 * 2);
+    assert_eq!(kv_layout(&big, KvDtype::Auto, FloatDtype::Bf16, 1, 1).unwrap().bytes_per_token, 46 * 2 * 8 * 128 * 2);
+    // vLLM divides the tower's 12 heads over the ranks: TP 4 holds a quarter of the attention, TP 8
+    // does not start (vLLM issue 24004); SGLang pads the heads and starts
+    let plan = weight_plan(&big, WeightDtype::Auto, QuantChoice::Auto).unwrap();
+    let text_only = ModelShape { globals: big.globals.iter().filter(|t| t.role != Role::Encoder).cloned().collect(), ..big.clone() };
+    let on = |tp: u64| weights(&big, &plan, tp, 1).unwrap().per_gpu.0 - weights(&text_only, &plan, tp, 1).unwrap().per_gpu.0;
+    assert_eq!(on(1) - on(4), (24 * 4 * 1536 * 1536 + 24 * 3 * 1536 * 4096 + 4096 * 4096 + 3 * 10944 * 4096) * 2 * 3 / 4u64, "attention, MLPs and merger divided over 4 ranks");
+    let at = |engine: Engine, version: &str, tp: u32, len: Option<u64>| estimate(&small, &Scenario { gpu: GpuChoice::Catalog("h100-80gb".into()), tp, engine, engine_version: Some(version.into()), max_model_len: len, max_num_batched_tokens: Some(8192), ..scenario("x") });
+    let e = at(Engine::Vllm, "0.11.0", 8, None).unwrap_err().to_string();
+    assert!(e.contains("tp") && e.contains("12 heads") && e.contains("12 is not divisible by 8"), "{e}");
+    assert!(at(Engine::Sglang, "0.5.4", 8, None).unwrap().engine.fits);
+    // the dummy video: before 0.11 vLLM builds it from max_num_batched_tokens (8192 hold two
+    // temporal groups of 1708 x 1708 frames), from 0.11 from max_model_len (65,536: 600 frames
+    // shrunk to 280 x 280, 120,000 patches); from 0.26 the count up to 600 with the most tokens
+    // that fit (11 frames of 2044 x 2044); the budget subtracts the largest image's 5,832 tokens
+    // before 0.17 (6,084 from it)
+    let mm = |version: &str| at(Engine::Vllm, version, 1, None).unwrap().engine.activation.notes.into_iter().find(|n| n.starts_with("multimodal")).unwrap();
+    for (version, built, budget) in [
+        ("0.10.1", "a video of 4 frames of 1708 x 1708 pixels in 2 temporal groups: 7442 tokens from 29768 patches (max_num_batched_tokens 8192)", "the budget counts 30000 tokens an item (max_model_len less the largest image's 5832)"),
+        ("0.16.0", "a video of 600 frames of 280 x 280 pixels in 300 temporal groups: 30000 tokens from 120000 patches (max_model_len 65536)", "image's 5832"),
+        ("0.17.0", "a video of 600 frames of 280 x 280 pixels in 300 temporal groups: 30000 tokens from 120000 patches", "image's 6084"),
+        ("0.26.0", "a video of 11 frames of 2044 x 2044 pixels in 6 temporal groups: 31974 tokens from 127896 patches", "the budget counts 31974 tokens an item"),
+    ] {
+        let n = mm(version);
+        assert!(n.contains(built) && n.contains(budget), "{version}: {n}");
+    }
+    // the tower runs in front of the text model's profile: a larger peak than without it
+    let without = ModelShape { vision_dummy: None, ..small.clone() };
+    let text_peak = estimate(&without, &Scenario { gpu: GpuChoice::Catalog("h100-80gb".into()), engine: Engine::Vllm, engine_version: Some("0.11.0".into()), max_num_batched_tokens: Some(8192), ..scenario("x") }).unwrap().engine.activation.bytes.0;
+    assert!(at(Engine::Vllm, "0.11.0", 1, None).unwrap().engine.activation.bytes.0 > text_peak);
+    // an absent tower size takes Glm4vVisionConfig's default, recorded
+    let mut bare = v41.clone();
+    bare["vision_config"].as_object_mut().unwrap().remove("intermediate_size");
+    let bare = parse_config(&bare.to_string()).unwrap();
+    assert_eq!(bare.params_total(), small.params_total());
+    assert!(bare.defaults.iter().any(|d| d.field == "vision_config.intermediate_size" && d.value == "13696"), "{:?}", bare.defaults);
+}

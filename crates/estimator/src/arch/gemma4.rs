@@ -191,6 +191,7 @@ fn video_dummy(patch: u64, pooling: u64, width: u64, mlp_width: u64, text_hidden
         early_videos: Vec::new(),
         frame_video: None,
         attention_split: None,
+        glm_video: None,
     }
 }
 

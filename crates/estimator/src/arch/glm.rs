@@ -1,7 +1,9 @@
 //! GLM: ChatGLM2/3 and GLM-4-9B-chat (`chatglm`: `multi_query_group_num` KV groups, `kv_channels`
 //! head size, `ffn_hidden_size` SwiGLU, bias on the fused qkv, untied `output_layer`), GLM-4-hf
 //! (`glm`) and GLM-4-0414 / GLM-Z1 (`glm4`: two extra post norms per layer), GLM-4.5 (`glm4_moe`:
-//! routed + shared experts after `first_k_dense_replace` dense layers).
+//! routed + shared experts after `first_k_dense_replace` dense layers, a score-correction bias in each router), and the text models of
+//! GLM-4.1V / 4.6V-Flash (`glm4v`: GLM-4-0414's layout) and GLM-4.5V / 4.6V (`glm4v_moe`:
+//! GLM-4.5's), whose vision tower `glm4v.rs` counts.
 
 use super::*;
 
@@ -11,7 +13,7 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
     let inter = cx.req(cx.raw.intermediate_size, "intermediate_size", "MLP weights")?;
     let tied = cx.tied(false);
     let qkv_bias = cx.raw.attention_bias.unwrap_or(true);
-    let n_norms = if mt == "glm4" { 4 } else { 2 };
+    let n_norms = if mt == "glm4" || mt == "glm4v" { 4 } else { 2 };
     let experts = cx.raw.num_experts.unwrap_or(0);
     let first_dense = cx.raw.first_k_dense_replace.unwrap_or(0);
     let (top_k, moe_inter) = if experts > 0 {
@@ -26,6 +28,8 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
             let mixer = attention(&c, AttnBias { qkv: qkv_bias, o: false }, QkNorm::None, Window::Full, &mut t);
             if experts > 0 && i as u64 >= first_dense {
                 moe(c.hidden, experts, top_k, moe_inter, true, &mut t);
+                // the router's score-correction bias, stored with the checkpoint (Glm4MoeTopkRouter)
+                t.push(Tensor::new("mlp.gate.e_score_correction_bias", Role::Router, experts, 1, Split::Replicated));
                 if shared > 0 {
                     gated_mlp("mlp.shared_experts", Role::SharedExpert, c.hidden, shared * moe_inter, false, &mut t);
                 }
@@ -36,6 +40,7 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
             Layer { mixer, tensors: t }
         })
         .collect();
-    let g = embeddings(c.vocab, c.hidden, tied, false, false);
+    let mut g = embeddings(c.vocab, c.hidden, tied, false, false);
+    vision::add_encoder(cx, c.hidden, &mut g);
     cx.finish(Family::Glm, &c, inter, tied, g, layers)
 }

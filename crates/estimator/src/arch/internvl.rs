@@ -154,6 +154,7 @@ pub(crate) fn add_tower(cx: &mut Cx, text_hidden: u64, g: &mut Vec<Tensor>) {
             input_per_frame: pixels,
         }),
         attention_split: Some(attn_split),
+        glm_video: None,
     });
     // V0 profiles prompts of one largest image each
     cx.mm_tokens = Some(tokens);

@@ -1,5 +1,5 @@
 //! Vision towers of multimodal checkpoints (Gemma 3 SigLIP, Llama 3.2/4 vision, Qwen2-VL, Qwen3-VL,
-//! Qwen3.5, and Pixtral in Mistral 3 and LLaVA). Their weights are loaded with the language model, so they count toward weight
+//! Qwen3.5, and Pixtral in Mistral 3 and LLaVA; GLM-4.xV's in `glm4v.rs`). Their weights are loaded with the language model, so they count toward weight
 //! memory; their shapes are estimated from `vision_config` as a ViT (attention + MLP + norms per layer, patch and
 //! position embeddings, a projector to the text width). This part is modelled, not exact.
 //!
@@ -20,6 +20,9 @@ pub(crate) fn add_encoder(cx: &mut Cx, text_hidden: u64, g: &mut Vec<Tensor>) {
     let Some(Value::Object(v)) = cx.raw.json.get("vision_config") else { return };
     if v.get("model_type").and_then(Value::as_str) == Some("pixtral") {
         return pixtral(cx, v, text_hidden, g);
+    }
+    if cx.model_type.starts_with("glm4v") {
+        return super::glm4v::add_tower(cx, v, text_hidden, g);
     }
     let get = |keys: &[&str]| keys.iter().find_map(|k| v.get(*k).and_then(Value::as_u64).filter(|&x| x <= MAX_DIM));
     // Qwen2-VL names the tower's width `embed_dim` and its output (the text width) `hidden_size`
@@ -97,7 +100,7 @@ pub const QWEN3_VL_MAX_DUMMY_FRAMES: u64 = 24_576;
 /// transformers' Qwen3-VL video `smart_resize` of `frames` square frames of `side` pixels: the
 /// side in multiples of `cell` once all frames together keep at most `max_pixels` (the frame
 /// count rounds half to even to the temporal patch, as Python's `round` does).
-fn qwen3_video_side(frames: u64, side: u64, cell: u64, temporal: u64, max_pixels: u64) -> u64 {
+pub(crate) fn qwen3_video_side(frames: u64, side: u64, cell: u64, temporal: u64, max_pixels: u64) -> u64 {
     let (c, t) = (cell.max(1) as f64, temporal.max(1) as f64);
     let bar = ((side as f64 / c).round_ties_even() * c) as u64;
     let t_bar = ((frames as f64 / t).round_ties_even() * t) as u64;
@@ -171,6 +174,7 @@ fn largest_item(cx: &Cx, v: &Map<String, Value>, g: &Geometry) -> Option<VisionD
         early_videos: Vec::new(),
         frame_video: None,
         attention_split: None,
+        glm_video: None,
     };
     if t.starts_with("qwen2_vl") || t.starts_with("qwen2_5_vl") {
         let tokens = (QWEN2_VL_MAX_PIXELS / cell.saturating_mul(cell)).max(1);
@@ -301,6 +305,7 @@ fn pixtral(cx: &mut Cx, v: &Map<String, Value>, text_hidden: u64, g: &mut Vec<Te
         early_videos: Vec::new(),
         frame_video: None,
         attention_split: None,
+        glm_video: None,
     });
     cx.note(format!("vision tower: Pixtral ({layers} layers x {h} wide) and its projector: {:.2}B parameters, from vision_config (modelled)", params as f64 / 1e9));
 }

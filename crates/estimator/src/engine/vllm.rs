@@ -538,7 +538,18 @@ pub fn encoder_profile(d: &crate::model::VisionDummy, ver: (u64, u64, u64), batc
             (what, budget, tokens, n.saturating_mul(f.patches_per_frame), n.saturating_mul(f.input_per_frame))
         })
     });
-    let (what, tokens_per_item, output_rows, patches_per_item, input_values) = match (early, frames) {
+    // GLM-4.xV's dummy video of frames of the largest image, which outranks any image: the budget
+    // counts the one for max_model_len less the largest image's tokens, the tower runs the one
+    // for the dummy's length
+    let glm = d.glm_video.as_ref().map(|g| {
+        use crate::arch::glm4v;
+        let image = glm4v::budget_image_tokens(ver, g);
+        let budget = glm4v::video_item(ver, max_model_len.saturating_sub(image), g).tokens;
+        let built = glm4v::video_item(ver, dummy_room, g);
+        let what = format!("{} ({dummy_len} {dummy_room}); the budget counts {budget} tokens an item (max_model_len less the largest image's {image})", built.what);
+        (what, budget, built.tokens, built.patches, built.input_values)
+    });
+    let (what, tokens_per_item, output_rows, patches_per_item, input_values) = match (early, frames.or(glm)) {
         (Some(v), _) => (v.what.clone(), v.tokens_per_item, v.output_rows, v.patches, v.input_values),
         (None, Some(f)) => f,
         (None, None) => (d.what.clone(), d.tokens_per_item, d.output_rows, d.patches, d.input_values),
@@ -717,6 +728,13 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let sparse_mla = !v0 && nvidia && cx.shape.sparse_mla_index_dim().is_some();
     let bs = if sparse_mla { SPARSE_MLA_BLOCK } else { s.block_size.unwrap_or(16).max(1) };
     let tp = u64::from(s.tp.max(1));
+    // a vision tower divided by heads needs ranks that divide them: `dist_utils.divide` asserts
+    // for GLM-4.xV's 12 heads at TP 8 (vLLM's default `--mm-encoder-tp-mode weights`)
+    if let Some(Split::Heads { heads }) = cx.shape.vision_dummy.as_ref().and_then(|d| d.attention_split) {
+        if heads > 0 && heads % tp != 0 {
+            return Err(crate::error::Error::scenario("tp", tp, format!("a divisor of the vision tower's {heads} heads: vLLM divides them over the ranks and stops at start-up otherwise (\"{heads} is not divisible by {tp}\"); --mm-encoder-tp-mode data, from 0.10.2, runs the tower whole on each rank instead")));
+        }
+    }
     let l = cx.max_model_len;
     let mut mm_note = None;
     let multimodal = cx.shape.globals.iter().any(|t| t.role == Role::Encoder);
