@@ -3076,6 +3076,12 @@ fn glm4v_counts_its_tower_and_profiles_its_dummy_video() {
     let without = ModelShape { vision_dummy: None, ..small.clone() };
     let text_peak = estimate(&without, &Scenario { gpu: GpuChoice::Catalog("h100-80gb".into()), engine: Engine::Vllm, engine_version: Some("0.11.0".into()), max_num_batched_tokens: Some(8192), ..scenario("x") }).unwrap().engine.activation.bytes.0;
     assert!(at(Engine::Vllm, "0.11.0", 1, None).unwrap().engine.activation.bytes.0 > text_peak);
+    // transformers' glm46v wrapper around either text model sizes the same
+    for (v, n) in [(&v41, 10_292_777_472u64), (&v45, 107_710_933_120)] {
+        let mut w = v.clone();
+        w["model_type"] = json!("glm46v");
+        assert_eq!(parse_config(&w.to_string()).unwrap().params_total(), n);
+    }
     // an absent tower size takes Glm4vVisionConfig's default, recorded
     let mut bare = v41.clone();
     bare["vision_config"].as_object_mut().unwrap().remove("intermediate_size");

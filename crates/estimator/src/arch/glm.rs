@@ -2,7 +2,7 @@
 //! head size, `ffn_hidden_size` SwiGLU, bias on the fused qkv, untied `output_layer`), GLM-4-hf
 //! (`glm`) and GLM-4-0414 / GLM-Z1 (`glm4`: two extra post norms per layer), GLM-4.5 (`glm4_moe`:
 //! routed + shared experts after `first_k_dense_replace` dense layers, a score-correction bias in each router), and the text models of
-//! GLM-4.1V / 4.6V-Flash (`glm4v`: GLM-4-0414's layout) and GLM-4.5V / 4.6V (`glm4v_moe`:
+//! GLM-4.1V / 4.6V-Flash (`glm4v`: GLM-4-0414's layout; transformers' `glm46v` wrapper takes either) and GLM-4.5V / 4.6V (`glm4v_moe`:
 //! GLM-4.5's), whose vision tower `glm4v.rs` counts.
 
 use super::*;
@@ -13,7 +13,10 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
     let inter = cx.req(cx.raw.intermediate_size, "intermediate_size", "MLP weights")?;
     let tied = cx.tied(false);
     let qkv_bias = cx.raw.attention_bias.unwrap_or(true);
-    let n_norms = if mt == "glm4" || mt == "glm4v" { 4 } else { 2 };
+    // GLM-4-0414's four norms a layer, also in GLM-4.1V's text model (`glm4v`, or `glm4v_text`
+    // under transformers' `glm46v` wrapper)
+    let text_type = cx.raw.json.get("text_model_type").and_then(Value::as_str).unwrap_or("");
+    let n_norms = if mt == "glm4" || mt == "glm4v" || (mt == "glm46v" && text_type != "glm4v_moe_text") { 4 } else { 2 };
     let experts = cx.raw.num_experts.unwrap_or(0);
     let first_dense = cx.raw.first_k_dense_replace.unwrap_or(0);
     let (top_k, moe_inter) = if experts > 0 {

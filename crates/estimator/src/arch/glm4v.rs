@@ -1,5 +1,6 @@
 //! GLM-4.1V, GLM-4.5V and GLM-4.6V (`glm4v`: GLM-4.1V-9B and GLM-4.6V-Flash, a GLM-4 text model
-//! with four norms a layer; `glm4v_moe`: GLM-4.5V and GLM-4.6V, the GLM-4.5-Air text model). The
+//! with four norms a layer; `glm4v_moe`: GLM-4.5V and GLM-4.6V, the GLM-4.5-Air text model;
+//! transformers' `glm46v` wrapper around either). The
 //! text model is resolved by `glm.rs`; this file counts the vision tower and the dummy image and
 //! video vLLM profiles it with.
 //!

@@ -83,7 +83,7 @@ fn by_type(cx: &mut Cx, key: &str, text_type: &str) -> Result<ModelShape> {
         "ernie4_5" | "ernie4_5_moe" => ernie::resolve(cx),
         "hunyuan_v1_dense" | "hunyuan_v1_moe" | "hunyuan" => hunyuan::resolve(cx),
         "lfm2" | "lfm2_moe" => lfm2::resolve(cx),
-        "glm" | "glm4" | "glm4_moe" | "chatglm" | "glm4v" | "glm4v_moe" => glm::resolve(cx),
+        "glm" | "glm4" | "glm4_moe" | "chatglm" | "glm4v" | "glm4v_moe" | "glm46v" => glm::resolve(cx),
         "olmo" | "olmo2" | "olmo3" => olmo::resolve(cx),
         "olmoe" => olmo::resolve_olmoe(cx),
         "granite" | "granitemoe" | "granitemoeshared" => granite::resolve(cx),
