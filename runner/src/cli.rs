@@ -189,7 +189,7 @@ pub struct EstimateArgs {
     /// Engine version whose behaviour to model (default: the newest modelled; the output names it).
     #[arg(long)]
     pub engine_version: Option<String>,
-    /// Max model length (llama.cpp: n_ctx); default: the model's max_position_embeddings.
+    /// Max model length (SGLang: context_len, llama.cpp: n_ctx); default: the engine's own, from the config's length keys and RoPE scaling.
     #[arg(long)]
     pub max_model_len: Option<u64>,
     /// vLLM gpu_memory_utilization (SGLang: mem_fraction_static).

@@ -273,7 +273,7 @@ pub fn ScenarioInputs(st: St) -> impl IntoView {
                 {choice(st, "dev", "Device", vec![("gpu".into(), "GPU".into()), ("cpu".into(), "CPU (candle / transformers on the host)".into())], "a CPU run has no CUDA context")}
                 {field(st, "ev", "Version", "newest", "e.g. 0.11.0 (vLLM), b5121 (llama.cpp); empty = newest behaviour")}
                 {field(st, "util", "Memory fraction", "engine default", "vLLM gpu_memory_utilization, SGLang mem_fraction_static")}
-                {field(st, "ctx", "Max model length", "model's", "vLLM max_model_len, llama.cpp n_ctx; empty = the model's max_position_embeddings")}
+                {field(st, "ctx", "Max model length", "model's", "vLLM max_model_len, SGLang context_len, llama.cpp n_ctx; empty = the engine's default from the config's length keys")}
                 {field(st, "bs", "Block size", "16", "KV block size in tokens (vLLM)")}
                 {field(st, "mbt", "Max batched tokens", "engine default", "profiling batch / chunked-prefill size / llama.cpp -ub")}
                 {choice(st, "fis", "FlashInfer sampler", vec![(String::new(), "version default".into()), ("on".into(), "on (installed / opted in)".into()), ("off".into(), "off (PyTorch / Triton)".into())], "vLLM V1 top-k/top-p sampling with FlashInfer: 0.8 to 0.11 use it whenever FlashInfer is installed (vLLM's images ship it, pip does not), from 0.12 with VLLM_USE_FLASHINFER_SAMPLER=1; it needs 24 B less a logit in the profiling run than the sort. The start-up log says \"Using FlashInfer for top-p & top-k sampling\"")}

@@ -448,9 +448,10 @@ pub struct VisionDummy {
     /// when it has more tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub frame_video: Option<FrameVideo>,
-    /// How the tower's attention is split over TP when not over every rank (`None`): InternViT's
-    /// is whole on each rank unless the ranks divide its heads, the -hf tower's always, and so
-    /// are its activations.
+    /// How the tower's attention is split over TP, where it is not simply divided over the ranks
+    /// (`None`): InternViT's is whole on each rank unless the ranks divide its heads, the -hf
+    /// tower's always, and so are its activations; GLM-4.xV's is divided by heads, which vLLM
+    /// needs the ranks to divide (`engine::vllm::run` refuses the TP otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attention_split: Option<Split>,
     /// GLM-4.xV: the geometry of the dummy video vLLM profiles instead of the item above, whose

@@ -3056,7 +3056,9 @@ fn glm4v_counts_its_tower_and_profiles_its_dummy_video() {
     let at = |engine: Engine, version: &str, tp: u32, len: Option<u64>| estimate(&small, &Scenario { gpu: GpuChoice::Catalog("h100-80gb".into()), tp, engine, engine_version: Some(version.into()), max_model_len: len, max_num_batched_tokens: Some(8192), ..scenario("x") });
     let e = at(Engine::Vllm, "0.11.0", 8, None).unwrap_err().to_string();
     assert!(e.contains("tp") && e.contains("12 heads") && e.contains("12 is not divisible by 8"), "{e}");
-    assert!(at(Engine::Sglang, "0.5.4", 8, None).unwrap().engine.fits);
+    assert!(at(Engine::Sglang, "0.5.4", 8, None).is_ok());
+    // at TP 8 a rank holds 2 of the 12 heads' attention
+    assert_eq!(on(1) - on(8) - (24 * 3 * 1536 * 4096 + 4096 * 4096 + 3 * 10944 * 4096) * 2 * 7 / 8, 24 * 4 * 1536 * 1536 * 2 * 10 / 12);
     // the dummy video: before 0.11 vLLM builds it from max_num_batched_tokens (8192 hold two
     // temporal groups of 1708 x 1708 frames), from 0.11 from max_model_len (65,536: 600 frames
     // shrunk to 280 x 280, 120,000 patches); from 0.26 the count up to 600 with the most tokens
@@ -3072,6 +3074,11 @@ fn glm4v_counts_its_tower_and_profiles_its_dummy_video() {
         let n = mm(version);
         assert!(n.contains(built) && n.contains(budget), "{version}: {n}");
     }
+    // before 0.17 the budget counts the largest image at 5,832 tokens, more than a video of a
+    // short context less that image: the image (3,721 tokens built) is profiled
+    let n = at(Engine::Vllm, "0.16.0", 1, Some(8192)).unwrap().engine.activation.notes.into_iter().find(|n| n.starts_with("multimodal")).unwrap();
+    assert!(n.contains("an image of 1708 x 1708 pixels: 3721 tokens from 14884 patches; the budget counts 5832 tokens for it"), "{n}");
+    assert!(at(Engine::Vllm, "0.17.0", 1, Some(8192)).unwrap().engine.activation.notes.iter().any(|n| n.contains("a video of")), "from 0.17 the tie goes to the video");
     // the tower runs in front of the text model's profile: a larger peak than without it
     let without = ModelShape { vision_dummy: None, ..small.clone() };
     let text_peak = estimate(&without, &Scenario { gpu: GpuChoice::Catalog("h100-80gb".into()), engine: Engine::Vllm, engine_version: Some("0.11.0".into()), max_num_batched_tokens: Some(8192), ..scenario("x") }).unwrap().engine.activation.bytes.0;
@@ -3088,4 +3095,13 @@ fn glm4v_counts_its_tower_and_profiles_its_dummy_video() {
     let bare = parse_config(&bare.to_string()).unwrap();
     assert_eq!(bare.params_total(), small.params_total());
     assert!(bare.defaults.iter().any(|d| d.field == "vision_config.intermediate_size" && d.value == "13696"), "{:?}", bare.defaults);
+    // hostile tower sizes: no panic, no endless loop, on every release's path
+    for (key, value) in [("patch_size", 16_777_216u64), ("patch_size", 1), ("spatial_merge_size", 16_777_216), ("temporal_patch_size", 16_777_216), ("temporal_patch_size", 1), ("num_heads", 16_777_216), ("image_size", 16_777_216), ("hidden_size", 16_777_216), ("depth", 16_777_216)] {
+        let mut odd = v41.clone();
+        odd["vision_config"][key] = json!(value);
+        let d = parse_config(&odd.to_string()).unwrap();
+        for (engine, version) in [(Engine::Vllm, "0.10.1"), (Engine::Vllm, "0.17.0"), (Engine::Vllm, "0.26.0"), (Engine::Sglang, "0.5.4")] {
+            let _ = estimate(&d, &Scenario { gpu: GpuChoice::Catalog("h100-80gb".into()), engine, engine_version: Some(version.into()), ..scenario("x") });
+        }
+    }
 }

@@ -44,6 +44,9 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
         })
         .collect();
     let mut g = embeddings(c.vocab, c.hidden, tied, false, false);
-    vision::add_encoder(cx, c.hidden, &mut g);
+    // GLM-4.xV's tower (THUDM/glm-4v-9b's EVA-CLIP under `chatglm` is not counted, as before)
+    if mt.starts_with("glm4v") || mt == "glm46v" {
+        vision::add_encoder(cx, c.hidden, &mut g);
+    }
     cx.finish(Family::Glm, &c, inter, tied, g, layers)
 }

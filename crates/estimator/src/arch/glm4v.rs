@@ -52,6 +52,14 @@ pub(crate) fn add_tower(cx: &mut Cx, v: &Map<String, Value>, text_hidden: u64, g
     let merge = size("spatial_merge_size", 2);
     let temporal = size("temporal_patch_size", 2);
     let channels = size("in_channels", 3);
+    // heads that do not divide the width are not a tower transformers builds
+    let heads = if h % heads == 0 {
+        heads
+    } else {
+        let d = if h % 12 == 0 { 12 } else { 1 };
+        cx.default("vision_config.num_heads", d, &format!("{heads} does not divide hidden_size {h}"));
+        d
+    };
     let bias = v.get("attention_bias").and_then(Value::as_bool).unwrap_or(false);
     if out != text_hidden {
         cx.note(format!("vision_config.out_hidden_size {out} is not the text model's hidden_size {text_hidden}: the merger is counted at {out}"));
@@ -77,8 +85,8 @@ pub(crate) fn add_tower(cx: &mut Cx, v: &Map<String, Value>, text_hidden: u64, g
     let tower: u128 = g.iter().filter(|t| t.role == Role::Encoder).map(Tensor::elements).sum();
     cx.note(format!("vision tower: GLM-4.xV ViT ({layers} layers x {h} wide, {heads} heads, MLP {out} wide) and its merger: {:.3}B parameters, counted from vision_config", tower as f64 / 1e9));
     let geometry = GlmVideo { patch, merge, temporal, channels };
-    // the item V1 profiles is the dummy video, sized by release in `encoder_profile`; this is the
-    // largest image of the newest releases, for the explanation and V0
+    // the item V1 profiles is sized by release in `encoder_profile`; this is the largest image
+    // of the newest releases, for the shape's explanation
     let img = image_item((0, 17, 0), &geometry);
     cx.vision_dummy = Some(VisionDummy {
         what: img.what,
@@ -90,7 +98,7 @@ pub(crate) fn add_tower(cx: &mut Cx, v: &Map<String, Value>, text_hidden: u64, g
         width: h,
         mlp_width: out,
         gated_mlp: true,
-        // the tower's rotary positions run in float32 before 0.12
+        // the tower's rotary positions run in float32 before 0.12 (`encoder_profile` drops it from 0.12)
         rotary_f32: true,
         video_groups: false,
         early_videos: Vec::new(),
@@ -108,12 +116,19 @@ pub struct Item {
     pub input_values: u64,
 }
 
-/// transformers' GLM-4.1V `smart_resize` of `frames` square frames of `side` pixels (at least 2
-/// frames, as `_get_vision_info` passes them): the side in cells of `patch x merge` once all
-/// frames keep at most `max_pixels`, at least one cell.
+/// transformers' GLM-4.1V `smart_resize` of `frames` square frames of `side` pixels (at least
+/// `temporal_patch_size` and 2 frames, as `_get_vision_info` passes them, in its default temporal
+/// factor of 2): the side in cells of `patch x merge` once all frames keep at most `max_pixels`,
+/// at least one cell.
 fn resized_side(frames: u64, side: u64, g: &GlmVideo, max_pixels: u64) -> u64 {
     let cell = g.patch.saturating_mul(g.merge).max(1);
-    crate::arch::vision::qwen3_video_side(frames.max(2), side, cell, g.temporal, max_pixels)
+    crate::arch::vision::qwen3_video_side(frames.max(g.temporal).max(2), side, cell, 2, max_pixels)
+}
+
+/// The temporal groups of `frames` frames: padded to a multiple of `temporal_patch_size`.
+fn groups(frames: u64, g: &GlmVideo) -> u64 {
+    let t = g.temporal.max(1);
+    (frames.saturating_add(frames % t) / t).max(1)
 }
 
 /// The largest side vLLM asks for: `frames` frames of it fill `max_pixels`.
@@ -126,8 +141,7 @@ fn largest_side(frames: u64, g: &GlmVideo, max_pixels: u64) -> u64 {
 /// `frames` frames of `side` pixels after the resize: (temporal groups, patches, tokens).
 fn video_grid(frames: u64, side: u64, g: &GlmVideo) -> (u64, u64, u64) {
     let s = resized_side(frames, side, g, VIDEO_MAX_PIXELS);
-    let t = g.temporal.max(1);
-    let groups = ((frames + frames % t) / t).max(1);
+    let groups = groups(frames, g);
     let patches = groups.saturating_mul((s / g.patch.max(1)).saturating_pow(2));
     (groups, patches, patches / g.merge.max(1).saturating_pow(2))
 }
@@ -157,7 +171,7 @@ pub fn budget_image_tokens(ver: (u64, u64, u64), g: &GlmVideo) -> u64 {
     if ver < (0, 17, 0) {
         let side = image_side(ver, g);
         let s = resized_side(16, side, g, IMAGE_MAX_PIXELS);
-        let patches = (16 / g.temporal.max(1)).max(1).saturating_mul((s / g.patch.max(1)).saturating_pow(2));
+        let patches = groups(16, g).saturating_mul((s / g.patch.max(1)).saturating_pow(2));
         patches / g.merge.max(1).saturating_pow(2)
     } else {
         image_item(ver, g).tokens

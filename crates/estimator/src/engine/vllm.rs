@@ -502,9 +502,12 @@ pub struct EncoderProfile {
 /// `compute_mm_encoder_budget`'s `max(max_num_batched_tokens, tokens per item)`, divided by the
 /// tokens per item rounding down from 0.10 (`MultiModalBudget`) and up before (`cdiv`); the
 /// decoder side allows `max_num_seqs` prompts of `max(1, max_model_len / tokens per item)` items.
-/// Qwen2-VL's and Qwen2.5-VL's largest item is a video whose length follows `max_model_len`
-/// (`get_num_frames_with_most_features`), so a long context profiles a long video: at the
-/// default 128,000 tokens of Qwen2.5-VL-7B, 14 frames of 16,384 tokens a pair. Qwen3-VL's and
+/// Qwen2-VL's and Qwen2.5-VL's largest item is a video whose length follows a length
+/// (`get_num_frames_with_most_features`): the budget counts `max_model_len`'s, the tower runs
+/// `max_num_batched_tokens`' before 0.11 and `max_model_len`'s from it, so a long context
+/// profiles a long video: at the default 128,000 tokens of Qwen2.5-VL-7B, 14 frames of 16,384
+/// tokens a pair. InternVL's video of single-tile frames and GLM-4.xV's (`arch::glm4v`) follow
+/// the same two lengths. Qwen3-VL's and
 /// Qwen3.5's is a 4096 x 4096 image from 0.13; 0.11 and 0.12 count a video's embeddings 12.5
 /// times in the budget (`get_max_video_tokens`, for its timestamps), so they profile one video:
 /// two frames of 3520 x 3520 below a `max_model_len` of 16,200, else 24,576 frames of 32 x 32.
@@ -545,6 +548,13 @@ pub fn encoder_profile(d: &crate::model::VisionDummy, ver: (u64, u64, u64), batc
         use crate::arch::glm4v;
         let image = glm4v::budget_image_tokens(ver, g);
         let budget = glm4v::video_item(ver, max_model_len.saturating_sub(image), g).tokens;
+        // the modality with the most tokens, a tie to the video: before 0.17 the image's count
+        // (5,832) beats a short context's video
+        if image > budget {
+            let built = glm4v::image_item(ver, g);
+            let what = format!("{}; the budget counts {image} tokens for it, more than a video of max_model_len less that image ({budget})", built.what);
+            return (what, image, built.tokens, built.patches, built.input_values);
+        }
         let built = glm4v::video_item(ver, dummy_room, g);
         let what = format!("{} ({dummy_len} {dummy_room}); the budget counts {budget} tokens an item (max_model_len less the largest image's {image})", built.what);
         (what, budget, built.tokens, built.patches, built.input_values)
@@ -579,7 +589,9 @@ pub fn encoder_profile(d: &crate::model::VisionDummy, ver: (u64, u64, u64), batc
     let tp = tp.max(1);
     let patches = items_g.saturating_mul(patches_per_item);
     let u = patches.saturating_mul(d.width).saturating_mul(act_bytes);
-    let attention_units = if d.rotary_f32 { 3 + 3 + 5 } else { 3 + 1 };
+    // GLM-4.xV's tower applies its rotary positions in the model dtype from 0.12
+    let rotary_f32 = d.rotary_f32 && !(d.glm_video.is_some() && ver >= (0, 12, 0));
+    let attention_units = if rotary_f32 { 3 + 3 + 5 } else { 3 + 1 };
     // the heads' tensors are divided over the ranks, unless the tower's attention is whole on each
     let attention_tp = match d.attention_split {
         Some(crate::model::Split::Replicated) => 1,
@@ -732,7 +744,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     // for GLM-4.xV's 12 heads at TP 8 (vLLM's default `--mm-encoder-tp-mode weights`)
     if let Some(Split::Heads { heads }) = cx.shape.vision_dummy.as_ref().and_then(|d| d.attention_split) {
         if heads > 0 && heads % tp != 0 {
-            return Err(crate::error::Error::scenario("tp", tp, format!("a divisor of the vision tower's {heads} heads: vLLM divides them over the ranks and stops at start-up otherwise (\"{heads} is not divisible by {tp}\"); --mm-encoder-tp-mode data, from 0.10.2, runs the tower whole on each rank instead")));
+            return Err(crate::error::Error::scenario("tp", tp, format!("a divisor of the vision tower's {heads} heads: vLLM divides them over the ranks and stops at start-up otherwise (\"{heads} is not divisible by {tp}\"); --mm-encoder-tp-mode data, where the release has it for this model, runs the tower whole on each rank instead")));
         }
     }
     let l = cx.max_model_len;
