@@ -46,7 +46,7 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
     let mut g = embeddings(c.vocab, c.hidden, tied, false, false);
     // GLM-4.xV's tower (THUDM/glm-4v-9b's EVA-CLIP under `chatglm` is not counted, as before)
     if mt.starts_with("glm4v") || mt == "glm46v" {
-        vision::add_encoder(cx, c.hidden, &mut g);
+        glm4v::add_tower(cx, c.hidden, &mut g);
     }
     cx.finish(Family::Glm, &c, inter, tied, g, layers)
 }

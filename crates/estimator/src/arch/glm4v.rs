@@ -29,9 +29,14 @@ pub const VIDEO_MAX_PIXELS: u64 = 47_040_000;
 pub const IMAGE_MAX_PIXELS: u64 = 9_633_792;
 /// Frames vLLM allows the dummy video (`_MAX_FRAMES_PER_VIDEO`).
 pub const MAX_FRAMES: u64 = 600;
+/// The vLLM release from which the tower applies its rotary positions in the model dtype
+/// (`get_rope`'s cache); before, in float32 (`apply_rotary_pos_emb_vision`).
+pub const ROTARY_IN_MODEL_DTYPE_FROM: (u64, u64, u64) = (0, 12, 0);
 
-/// The tower and merger of a GLM-4.xV config, and the geometry of vLLM's dummy items.
-pub(crate) fn add_tower(cx: &mut Cx, v: &Map<String, Value>, text_hidden: u64, g: &mut Vec<Tensor>) {
+/// The tower and merger of a GLM-4.xV config (its `vision_config`; none, no tower), and the
+/// geometry of vLLM's dummy items.
+pub(crate) fn add_tower(cx: &mut Cx, text_hidden: u64, g: &mut Vec<Tensor>) {
+    let Some(Value::Object(v)) = cx.raw.json.get("vision_config") else { return };
     // an absent or absurd size takes Glm4vVisionConfig's default, recorded
     let mut size = |key: &str, default: u64| -> u64 {
         match v.get(key).and_then(Value::as_u64).filter(|&x| (1..=MAX_DIM).contains(&x)) {
@@ -98,7 +103,7 @@ pub(crate) fn add_tower(cx: &mut Cx, v: &Map<String, Value>, text_hidden: u64, g
         width: h,
         mlp_width: out,
         gated_mlp: true,
-        // the tower's rotary positions run in float32 before 0.12 (`encoder_profile` drops it from 0.12)
+        // float32 before [`ROTARY_IN_MODEL_DTYPE_FROM`], which `encoder_profile` applies
         rotary_f32: true,
         video_groups: false,
         early_videos: Vec::new(),
@@ -131,19 +136,26 @@ fn groups(frames: u64, g: &GlmVideo) -> u64 {
     (frames.saturating_add(frames % t) / t).max(1)
 }
 
-/// The largest side vLLM asks for: `frames` frames of it fill `max_pixels`.
+/// The largest side vLLM asks for: `frames` frames of it (at least 2) fill `max_pixels`.
 fn largest_side(frames: u64, g: &GlmVideo, max_pixels: u64) -> u64 {
     let cell = g.patch.saturating_mul(g.merge).max(1);
     let side = ((max_pixels / frames.max(2)) as f64).sqrt().floor() as u64;
     (side / cell).saturating_mul(cell).max(cell)
 }
 
-/// `frames` frames of `side` pixels after the resize: (temporal groups, patches, tokens).
-fn video_grid(frames: u64, side: u64, g: &GlmVideo) -> (u64, u64, u64) {
-    let s = resized_side(frames, side, g, VIDEO_MAX_PIXELS);
+/// `frames` frames of `side` pixels resized to keep at most `max_pixels`: (resized side,
+/// temporal groups, patches, tokens).
+fn video_grid(frames: u64, side: u64, g: &GlmVideo, max_pixels: u64) -> (u64, u64, u64, u64) {
+    let s = resized_side(frames, side, g, max_pixels);
     let groups = groups(frames, g);
     let patches = groups.saturating_mul((s / g.patch.max(1)).saturating_pow(2));
-    (groups, patches, patches / g.merge.max(1).saturating_pow(2))
+    (s, groups, patches, patches / g.merge.max(1).saturating_pow(2))
+}
+
+/// The processor's values for `patches` patches (`temporal_patch_size x patch_size^2` pixels of
+/// each channel).
+fn input_values(patches: u64, g: &GlmVideo) -> u64 {
+    patches.saturating_mul(g.channels.saturating_mul(g.temporal).saturating_mul(g.patch.saturating_pow(2)))
 }
 
 /// The side of vLLM's largest image (`get_image_size_with_most_features`): 16 frames filling the
@@ -161,18 +173,14 @@ pub fn image_item(ver: (u64, u64, u64), g: &GlmVideo) -> Item {
     let side = image_side(ver, g);
     let patches = (side / g.patch.max(1)).saturating_pow(2);
     let tokens = patches / g.merge.max(1).saturating_pow(2);
-    let input_values = patches.saturating_mul(g.channels.saturating_mul(g.temporal).saturating_mul(g.patch.saturating_pow(2)));
-    Item { what: format!("an image of {side} x {side} pixels: {tokens} tokens from {patches} patches"), tokens, patches, input_values }
+    Item { what: format!("an image of {side} x {side} pixels: {tokens} tokens from {patches} patches"), tokens, patches, input_values: input_values(patches, g) }
 }
 
 /// The tokens the budget counts for the largest image (`get_max_image_tokens`): before 0.17, 16
 /// frames of the image at the image processor's pixels (more than the image vLLM builds).
 pub fn budget_image_tokens(ver: (u64, u64, u64), g: &GlmVideo) -> u64 {
     if ver < (0, 17, 0) {
-        let side = image_side(ver, g);
-        let s = resized_side(16, side, g, IMAGE_MAX_PIXELS);
-        let patches = groups(16, g).saturating_mul((s / g.patch.max(1)).saturating_pow(2));
-        patches / g.merge.max(1).saturating_pow(2)
+        video_grid(16, image_side(ver, g), g, IMAGE_MAX_PIXELS).3
     } else {
         image_item(ver, g).tokens
     }
@@ -183,7 +191,7 @@ pub fn budget_image_tokens(ver: (u64, u64, u64), g: &GlmVideo) -> u64 {
 /// 0.26 the first count up to [`MAX_FRAMES`] with the most tokens that fit.
 pub fn video_item(ver: (u64, u64, u64), room: u64, g: &GlmVideo) -> Item {
     let side = image_side(ver, g);
-    let tokens_of = |n: u64| video_grid(n, side, g).2;
+    let tokens_of = |n: u64| video_grid(n, side, g, VIDEO_MAX_PIXELS).3;
     let frames = if ver < (0, 26, 0) {
         let mut n = 0;
         while n < MAX_FRAMES {
@@ -204,8 +212,6 @@ pub fn video_item(ver: (u64, u64, u64), room: u64, g: &GlmVideo) -> Item {
         }
         best.0
     };
-    let (groups, patches, tokens) = video_grid(frames, side, g);
-    let s = resized_side(frames, side, g, VIDEO_MAX_PIXELS);
-    let input_values = patches.saturating_mul(g.channels.saturating_mul(g.temporal).saturating_mul(g.patch.saturating_pow(2)));
-    Item { what: format!("a video of {frames} frames of {s} x {s} pixels in {groups} temporal groups: {tokens} tokens from {patches} patches"), tokens, patches, input_values }
+    let (s, groups, patches, tokens) = video_grid(frames, side, g, VIDEO_MAX_PIXELS);
+    Item { what: format!("a video of {frames} frames of {s} x {s} pixels in {groups} temporal groups: {tokens} tokens from {patches} patches"), tokens, patches, input_values: input_values(patches, g) }
 }

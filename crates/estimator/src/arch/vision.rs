@@ -21,9 +21,6 @@ pub(crate) fn add_encoder(cx: &mut Cx, text_hidden: u64, g: &mut Vec<Tensor>) {
     if v.get("model_type").and_then(Value::as_str) == Some("pixtral") {
         return pixtral(cx, v, text_hidden, g);
     }
-    if cx.model_type.starts_with("glm4v") || cx.model_type == "glm46v" {
-        return super::glm4v::add_tower(cx, v, text_hidden, g);
-    }
     let get = |keys: &[&str]| keys.iter().find_map(|k| v.get(*k).and_then(Value::as_u64).filter(|&x| x <= MAX_DIM));
     // Qwen2-VL names the tower's width `embed_dim` and its output (the text width) `hidden_size`
     let (Some(h), Some(layers)) = (get(&["embed_dim", "hidden_size", "width"]), get(&["num_hidden_layers", "depth", "num_layers"])) else {

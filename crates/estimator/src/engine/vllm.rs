@@ -590,7 +590,7 @@ pub fn encoder_profile(d: &crate::model::VisionDummy, ver: (u64, u64, u64), batc
     let patches = items_g.saturating_mul(patches_per_item);
     let u = patches.saturating_mul(d.width).saturating_mul(act_bytes);
     // GLM-4.xV's tower applies its rotary positions in the model dtype from 0.12
-    let rotary_f32 = d.rotary_f32 && !(d.glm_video.is_some() && ver >= (0, 12, 0));
+    let rotary_f32 = d.rotary_f32 && !(d.glm_video.is_some() && ver >= crate::arch::glm4v::ROTARY_IN_MODEL_DTYPE_FROM);
     let attention_units = if rotary_f32 { 3 + 3 + 5 } else { 3 + 1 };
     // the heads' tensors are divided over the ranks, unless the tower's attention is whole on each
     let attention_tp = match d.attention_split {
