@@ -201,7 +201,8 @@ pub struct EstimateArgs {
     /// Max batched tokens (vLLM profiling batch, SGLang chunked prefill, llama.cpp `-ub`).
     #[arg(long)]
     pub max_num_batched_tokens: Option<u64>,
-    /// Max sequences the engine schedules at once.
+    /// Max sequences the engine schedules at once (vLLM --max-num-seqs, SGLang
+    /// --max-running-requests, which also sizes its request-to-token table).
     #[arg(long)]
     pub max_num_seqs: Option<u64>,
     /// GiB of weights per GPU kept in host memory (vLLM and SGLang `--cpu-offload-gb`).

@@ -2163,8 +2163,9 @@ fn sglang_verdict_reads_the_token_pool_and_the_share_outside_it() {
     assert_eq!(over.headroom_bytes, pool as i64 - over.kv_cache.bytes.0 as i64);
     // the total of what the requests need stays inside the free memory when they fit
     assert!(most.total.0 <= most.capacity.0);
-    // 0.99 leaves 0.2 GiB outside the pool, less than a 4096-token chunk's activation peak
-    let tight = at(1, Some(0.99));
+    // 0.99 leaves 0.2 GiB outside the pool, less than a 4096-token chunk's activation peak (at
+    // a 4096-token context, whose request-to-token table, 4097 x 4100 int32, fits beside it)
+    let tight = estimate(&sh, &Scenario { engine: Engine::Sglang, gpu: GpuChoice::Catalog("l4".into()), input_len: 2048, output_len: 512, max_model_len: Some(4096), gpu_memory_utilization: Some(0.99), ..scenario("Qwen/Qwen2.5-7B-Instruct") }).unwrap();
     let short = tight.engine.budget.as_ref().unwrap().work_shortfall.0;
     assert!(short > 0 && !tight.fits && tight.engine.fits);
     assert_eq!(tight.headroom_bytes, -(short as i64));
@@ -3104,4 +3105,59 @@ fn glm4v_counts_its_tower_and_profiles_its_dummy_video() {
             let _ = estimate(&d, &Scenario { gpu: GpuChoice::Catalog("h100-80gb".into()), engine, engine_version: Some(version.into()), ..scenario("x") });
         }
     }
+}
+
+/// SGLang allocates a request-to-token table beside its token pool, outside `mem_fraction_static`:
+/// `max_num_reqs + 1` int32 rows of `context_len + 4` from 0.3 (2048..=4096 requests by default,
+/// `int(T / context_len x 512)`; the logs print that row count as `max_running_requests=2049`),
+/// and the pool's buffers carry padding rows and 2 MiB segment rounding. With it, "Memory pool
+/// end. avail mem" is predicted within 0.35 GiB in every log that prints it (QwQ-32B at TP 4 on
+/// L4s: 1.00 GiB of table, 2.09 GiB left, as logged); a table that does not fit is an
+/// out-of-memory at start-up, and Gemma 3's 1,048,576-token default context makes it 8 GiB.
+#[test]
+fn sglang_allocates_a_request_to_token_table_beside_its_pool() {
+    use kv_estimator::engine::sglang::req_to_token_table as table;
+    // the eras: 0.1 (x 256, unclamped, + 8 columns), 0.2 (x 512 within 2048..=5120), from 0.3
+    // (within 2048..=4096, one row more, + 4 columns; --max-running-requests replaces the rule)
+    assert_eq!(table((0, 1, 17), 405_784, 8192, None), (12_680, 8200));
+    assert_eq!(table((0, 2, 14), 405_784, 8192, None), (5120, 8200));
+    assert_eq!(table((0, 4, 3), 46_611, 131_072, None), (2049, 131_076));
+    assert_eq!(table((0, 3, 5), 1_033_884, 32_768, None), (4097, 32_772));
+    assert_eq!(table((0, 5, 23), 1_033_884, 32_768, Some(128)), (129, 32_772));
+    // an empty pool or a zero context divides nothing by zero (a context of at least one token)
+    assert_eq!(table((0, 5, 23), 0, 0, None), (2049, 5));
+    // every log that prints "Memory pool end" after a pool it sized itself
+    let cases: String = [include_str!("data/engine-logs-dev.jsonl"), include_str!("data/engine-logs-extra.jsonl")].concat();
+    let mut seen = 0;
+    for line in cases.lines().filter(|l| l.contains("sglang_avail_after_pool_gb")) {
+        let r = evaluate_line(line);
+        let Some(c) = r.checks.iter().find(|c| c.figure == "sglang_avail_after_pool_gb") else { continue };
+        assert!((c.estimated - c.logged).abs() <= 0.35, "{}: {} GiB predicted, {} logged", r.id, c.estimated, c.logged);
+        if r.id == "sglang-llmsinclouds-qwq32b-tp4-l4" {
+            assert!((c.estimated - 2.09).abs() <= 0.02, "{c:?}");
+        }
+        seen += 1;
+    }
+    assert!(seen >= 15, "only {seen} logs checked");
+    // Gemma 3 27B under SGLang's own default context (1,048,576) on an H100: 2049 rows
+    let g = shape("google/gemma-3-27b-it");
+    let s = Scenario { engine: Engine::Sglang, gpu: GpuChoice::Catalog("h100-80gb".into()), ..scenario("google/gemma-3-27b-it") };
+    let e = estimate(&g, &s).unwrap();
+    let rows_bytes = 2049 * (1_048_576 + 4) * 4;
+    let beside = e.engine.budget.as_ref().unwrap().beside_pool.0;
+    assert!(beside >= rows_bytes && beside < rows_bytes + (256 << 20), "{beside}");
+    assert!(e.overhead.bytes.0 >= beside && e.overhead.substituted.contains("2049 rows x 1048580 int32"), "{}", e.overhead.substituted);
+    assert!(e.engine.notes.iter().any(|n| n.starts_with("request-to-token table 8.00 GiB")), "{:?}", e.engine.notes);
+    // --max-running-requests 64 shrinks it to 65 rows, and leaves that much more outside the pool
+    let few = estimate(&g, &Scenario { max_num_seqs: Some(64), ..s.clone() }).unwrap();
+    let few_beside = few.engine.budget.as_ref().unwrap().beside_pool.0;
+    // (each table in its own 2 MiB-rounded segment)
+    assert!((beside - few_beside).abs_diff((2049 - 65) * (1_048_576 + 4) * 4) < 2 << 20, "{}", beside - few_beside);
+    assert_eq!(few.engine.kv_tokens, e.engine.kv_tokens);
+    assert_eq!(few.held_outside_pool().0, e.held_outside_pool().0 + (beside - few_beside));
+    // a table larger than what the pool leaves: out of memory at start-up, saying why
+    let q = shape("Qwen/Qwen2.5-7B-Instruct");
+    let tight = estimate(&q, &Scenario { engine: Engine::Sglang, gpu: GpuChoice::Catalog("l4".into()), gpu_memory_utilization: Some(0.99), ..scenario("Qwen/Qwen2.5-7B-Instruct") }).unwrap();
+    assert!(!tight.engine.fits && !tight.fits);
+    assert!(tight.engine.message.as_deref().is_some_and(|m| m.starts_with("CUDA out of memory: the request-to-token table (2049 rows x 32772 int32")), "{:?}", tight.engine.message);
 }

@@ -100,6 +100,11 @@ pub struct Budget {
     /// The pool keeps the window layers' tokens at full length (one pool for every layer), so a
     /// request of `len` tokens takes `len x bytes per token` there.
     pub windows_at_full_length: bool,
+    /// What the engine allocates with the pool beyond its tokens' KV, outside the pool's budget
+    /// (SGLang: the request-to-token table, the buffers' padding rows and segment rounding, the
+    /// free-slot list; [`sglang::PoolSide`]). Part of `overhead`.
+    #[serde(default)]
+    pub beside_pool: Bytes,
 }
 
 /// Tokens one part of an engine's pool holds, and the bytes each takes.

@@ -5,7 +5,9 @@
 //! with pages of one token (MLA: the 576-value latent per layer; int8/fp8 KV: 1 byte). A custom
 //! memory is the free memory at "Load weight begin"; a catalog GPU's total is reduced by the
 //! CUDA context first ([`CONTEXT_BEFORE_LOAD_GIB`]). What is left outside the
-//! fraction holds activations (chunked prefill) and CUDA graphs. Without a fraction, SGLang's own
+//! fraction holds the request-to-token table and the pool's padding and rounding
+//! ([`req_to_token_table`], [`PoolSide`]: "Memory pool end. avail mem" follows), then activations
+//! (chunked prefill) and CUDA graphs. Without a fraction, SGLang's own
 //! default by version and board ([`default_fraction`]). The pool is allocated whole at start-up,
 //! so the verdict ([`super::Budget`]) asks whether the requests' KV fits the pool and the
 //! activation peak the share outside it, against the free memory at load.
@@ -207,6 +209,79 @@ pub fn default_context_len(shape: &ModelShape) -> Option<(u64, String)> {
     Some((len, format!("SGLang's default context_len, {how}{not}")))
 }
 
+/// SGLang's request-to-token table (`ReqToTokenPool`, `init_memory_pool`): one int32 row of token
+/// indices per request slot, sized after the KV pool from its token count `T` and allocated
+/// outside `mem_fraction_static` (no release subtracts it from the pool's budget):
+/// - 0.1: `int(T / context_len x 256)` rows of `context_len + 8`;
+/// - 0.2: `int(T / context_len x 512)` rows clamped to 2048..=5120, of `context_len + 8`;
+/// - from 0.3: `max_num_reqs + 1` rows of `context_len + 4`, `max_num_reqs` the
+///   `--max-running-requests` given, else `int(T / context_len x 512)` clamped to 2048..=4096
+///   (the log's `max_running_requests=2049` or `4097` is that row count).
+///
+/// Returns `(rows, columns)`. Some releases of 2025-26 drop the `+ 1` row, and the newest cap the
+/// rows at `T / 2`; neither is told apart (one row, or a table that only a tiny pool shrinks).
+pub fn req_to_token_table(ver: (u64, u64, u64), tokens: u64, context_len: u64, max_running: Option<u64>) -> (u64, u64) {
+    let ctx = context_len.max(1);
+    let per_ctx = |m: u128| u64::try_from(tokens as u128 * m / ctx as u128).unwrap_or(u64::MAX);
+    if ver < (0, 2, 0) {
+        (per_ctx(256), ctx.saturating_add(8))
+    } else if ver < (0, 3, 0) {
+        (per_ctx(512).clamp(2048, 5120), ctx.saturating_add(8))
+    } else {
+        (max_running.unwrap_or_else(|| per_ctx(512).clamp(2048, 4096)).saturating_add(1), ctx.saturating_add(4))
+    }
+}
+
+/// What SGLang allocates with its token pool beyond the `T x bytes per token` it sizes (all in
+/// the share outside `mem_fraction_static`, exact arithmetic on the allocator's rules):
+/// - the request-to-token table ([`req_to_token_table`]);
+/// - the padding rows of every layer's K and V buffers (`size + page_size` rows from 0.4,
+///   `size + 1` in 0.2-0.3) and PyTorch's 2 MiB rounding of each ([`crate::allocator`]);
+/// - the free-slot list: `T` int64 indices on the GPU from 0.4 (one per page when paged), a one-byte
+///   state per slot before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSide {
+    pub table_rows: u64,
+    pub table_columns: u64,
+    pub table_bytes: u64,
+    /// Padding rows, segment rounding and the free-slot list.
+    pub buffers_bytes: u64,
+}
+
+impl PoolSide {
+    pub fn bytes(&self) -> u64 {
+        self.table_bytes.saturating_add(self.buffers_bytes)
+    }
+}
+
+/// [`PoolSide`] for a pool of `tokens` (full layers) and `swa_tokens` (window layers in a hybrid
+/// pool; every layer holds `tokens` otherwise), pages of `page` tokens, whose `T x bytes per
+/// token` is `counted` bytes.
+fn pool_side(ver: (u64, u64, u64), cx: &Ctx, tokens: u64, swa_tokens: Option<u64>, page: u64, counted: u64) -> PoolSide {
+    let (rows, cols) = req_to_token_table(ver, tokens, cx.max_model_len, cx.scenario.max_num_seqs);
+    let table = rows.saturating_mul(cols).saturating_mul(4);
+    let pad = if ver >= (0, 4, 0) { page } else if ver >= (0, 2, 0) { 1 } else { 0 };
+    // segments each group's layers hold: the first few served in order, the rest alike (every
+    // layer's buffers have one size, so the pattern repeats; a bounded loop on any layer count)
+    let mut reserved = crate::allocator::reserved_for([table]);
+    for g in &cx.kv.groups {
+        let t = match (swa_tokens, g.window) {
+            (Some(s), Window::Sliding(_) | Window::Chunked(_)) => s,
+            _ => tokens,
+        }
+        .saturating_add(pad);
+        let per_layer = t.saturating_mul(g.bytes_per_token_per_layer);
+        let sizes: &[u64] = if g.mla { &[per_layer] } else { &[per_layer / 2, per_layer - per_layer / 2] };
+        let sample = g.layers.min(16);
+        let r = crate::allocator::reserved_for((0..sample).flat_map(|_| sizes.iter().copied()));
+        reserved = reserved.saturating_add(if sample == 0 { 0 } else { (r as u128 * g.layers as u128 / sample as u128).min(u64::MAX as u128) as u64 });
+    }
+    let slots = if ver >= (0, 4, 0) { (tokens / page.max(1)).saturating_mul(8) } else { tokens.saturating_add(1) };
+    reserved = reserved.saturating_add(crate::allocator::reserved_for([slots]));
+    let buffers = reserved.saturating_sub(table).saturating_sub(counted);
+    PoolSide { table_rows: rows, table_columns: cols, table_bytes: table, buffers_bytes: buffers }
+}
+
 /// The SGLang version a scenario models ([`DEFAULT_VERSION`] when none is given or it does not parse).
 pub(crate) fn version_of(s: &crate::scenario::Scenario) -> (u64, u64, u64) {
     s.engine_version.as_deref().and_then(parse_semver).unwrap_or(DEFAULT_VERSION)
@@ -289,17 +364,34 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let activation = Figure::modelled("activation peak", Bytes(act), "chunked_prefill_size x per-token width x act bytes", format!("{chunk} tokens -> {}", gib(act)))
         .note("lives in the (1 - mem_fraction_static) share with CUDA graphs");
     let outside = free_at_load.saturating_sub(static_b);
-    let graphs = outside.saturating_sub(act).min((GIB as f64 * 1.5) as u64);
+    // what the pool's tables and buffers take beside its tokens' KV, out of the free memory left
+    // after the pool ("Memory pool end. avail mem"); the activations and graphs get the rest
+    let side = pool_side(ver, cx, tokens, hybrid.then_some(swa_tokens), page, pool);
+    let after_pool = free_at_load.saturating_sub(loaded.saturating_add(pool));
+    let left = after_pool.saturating_sub(side.bytes());
+    let graphs = left.saturating_sub(act).min((GIB as f64 * 1.5) as u64);
     let overhead = Figure::modelled(
         "runtime overhead",
-        Bytes(graphs.saturating_add(slack).saturating_add(rope)),
-        "CUDA graphs and workspaces in the share outside mem_fraction_static + allocator rounding of the weights + rotary cos/sin cache",
-        format!("{} (at most 1.5 GiB of the {} outside the static fraction) + {} (weights in 2 MiB-rounded segments, exact) + {} (rotary cos/sin caches: positions x rotary_dim x {rope_value} B{}, exact)", gib(graphs), gib(outside), Bytes(slack), Bytes(rope), if rope_fp32 { ", fp32" } else { "" }),
+        Bytes(graphs.saturating_add(side.bytes()).saturating_add(slack).saturating_add(rope)),
+        "CUDA graphs and workspaces in the share outside mem_fraction_static + SGLang's request-to-token table and pool buffers + allocator rounding of the weights + rotary cos/sin cache",
+        format!(
+            "{} (at most 1.5 GiB of the {} outside the static fraction) + {} (request-to-token table: {} rows x {} int32, exact) + {} (pool padding rows, 2 MiB segment rounding and free-slot list, exact) + {} (weights in 2 MiB-rounded segments, exact) + {} (rotary cos/sin caches: positions x rotary_dim x {rope_value} B{}, exact)",
+            gib(graphs),
+            gib(outside),
+            Bytes(side.table_bytes),
+            side.table_rows,
+            side.table_columns,
+            Bytes(side.buffers_bytes),
+            Bytes(slack),
+            Bytes(rope),
+            if rope_fp32 { ", fp32" } else { "" }
+        ),
     );
     // one pool keeps the window layers' tokens at full length
     let one_pool_with_windows = swa_b > 0 && !hybrid;
     let need = if one_pool_with_windows { cx.kv.clone().windows_at_full_length().request_bytes(l)? } else { cx.kv.request_bytes(l)? };
-    let fits = tokens > 0;
+    // the table and buffers are allocated at start-up: out of memory when they do not fit
+    let fits = tokens > 0 && side.bytes() <= after_pool;
     let usable_why = if !s.gpu.memory_is_given() {
         let what = if before_load > CONTEXT_BEFORE_LOAD_GIB { format!("{CONTEXT_BEFORE_LOAD_GIB} GiB of CUDA context and {NCCL_NVSWITCH_BEFORE_LOAD_GIB} GiB of NCCL buffers over the NVSwitch") } else { format!("{CONTEXT_BEFORE_LOAD_GIB} GiB of CUDA context") };
         format!("{} less {what}, modelled", gib(cx.memory.0))
@@ -318,11 +410,25 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         full_pool: super::PoolPart { tokens, bytes_per_token: if hybrid { full_b } else { per_token } },
         window_pool: hybrid.then(|| (super::PoolPart { tokens: swa_tokens, bytes_per_token: swa_b }, window.max().unwrap_or(u64::MAX))),
         // the graphs take what the activation leaves (at most 1.5 GiB), so only the activation
-        // can fall short
-        work_shortfall: Bytes(act.saturating_sub(outside)),
+        // (after the pool's tables and buffers) can fall short
+        work_shortfall: Bytes(act.saturating_add(side.bytes()).saturating_sub(after_pool)),
         windows_at_full_length: one_pool_with_windows,
+        beside_pool: Bytes(side.bytes()),
     };
-    let message = (!fits).then(|| format!("Not enough memory. Please try to increase --mem-fraction-static. ({} static, {} weights as loaded)", gib(static_b), gib(loaded)));
+    let message = if tokens == 0 {
+        Some(format!("Not enough memory. Please try to increase --mem-fraction-static. ({} static, {} weights as loaded)", gib(static_b), gib(loaded)))
+    } else if !fits {
+        Some(format!(
+            "CUDA out of memory: the request-to-token table ({} rows x {} int32, {}) and the pool's buffers ({}) need more than the {} left after the KV pool; lower --context-length, --max-running-requests or --mem-fraction-static",
+            side.table_rows,
+            side.table_columns,
+            gib(side.table_bytes),
+            gib(side.buffers_bytes),
+            gib(after_pool)
+        ))
+    } else {
+        None
+    };
     Ok(EngineReport {
         name: "sglang".into(),
         version: s.engine_version.clone().unwrap_or_else(|| format!("{}.{}.{}", DEFAULT_VERSION.0, DEFAULT_VERSION.1, DEFAULT_VERSION.2)),
@@ -349,6 +455,16 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         notes: {
             let mut n = vec![format!("static budget {} = {} free at load ({usable_why}) x {mfs}; the requests' KV must fit its token pool, the activation peak and CUDA graphs the {} outside it", gib(static_b), gib(free_at_load), gib(outside))];
             n.extend(cx.max_model_len_why.clone());
+            let running = if s.max_num_seqs.is_some() { "--max-running-requests" } else { "SGLang's default" };
+            n.push(format!(
+                "request-to-token table {}: {} rows ({running}) x {} (context_len {l} + padding) x 4 B, allocated after the pool outside mem_fraction_static; with the pool's padding rows, segment rounding and free-slot list ({}) it leaves {} of the {} after the pool for activations and CUDA graphs",
+                gib(side.table_bytes),
+                side.table_rows,
+                side.table_columns,
+                gib(side.buffers_bytes),
+                gib(left),
+                gib(after_pool)
+            ));
             if s.gpu_memory_utilization.is_none() {
                 let (v0, v1, v2) = ver;
                 n.push(format!("mem_fraction_static {mfs}: SGLang {v0}.{v1}.{v2}'s default for a board of {board_gib:.2} GiB (as nvidia-smi counts it) at TP {tp}{}", if multimodal { ", lowered for the vision tower" } else if mfs == 0.0 { ": what it reserves outside the pool is more than the board" } else { "" }));
