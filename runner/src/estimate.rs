@@ -191,6 +191,9 @@ fn print_human(e: &Estimate, source: &str, explain: bool) {
         e.kv_per_request.bytes,
         if e.fits { format!("FITS, up to {} of {}", count(e.max_concurrency, "concurrent request"), count(s.context_len(), "token")) } else { "DOES NOT FIT".into() }
     );
+    if let Some(n) = e.running_note() {
+        println!("{n}");
+    }
     let en = &e.engine;
     println!(
         "{} would allocate {} of KV: {}, {} blocks of {}, max concurrency {:.2} at {}{}",

@@ -218,6 +218,7 @@ fn EngineSection(en: EngineReport, track: Option<String>) -> impl IntoView {
                 <dt>"tokens it holds"</dt><dd id="engine-tokens" data-value=en.kv_tokens.to_string()>{count(en.kv_tokens, "token")}</dd>
                 <dt>"blocks"</dt><dd id="engine-blocks">{format!("{} of {}", en.num_blocks, count(en.block_size, "token"))}</dd>
                 <dt>"max concurrency"</dt><dd id="engine-concurrency">{format!("{}x at {} per request", fixed(en.max_concurrency, 2), count(en.max_model_len, "token"))}</dd>
+                {en.running_cap.clone().map(|c| view! { <dt>"runs at once"</dt><dd id="engine-running" data-value=c.requests.to_string()>{format!("at most {} ({})", count(c.requests, "request"), c.source)}</dd> })}
                 <dt>"starts?"</dt><dd id="engine-starts">{if en.fits { "yes".to_string() } else { "no: refuses to start".to_string() }}</dd>
             </dl>
             {en.notes.into_iter().map(|n| view! { <p class="note">{n}</p> }).collect_view()}

@@ -123,6 +123,21 @@ impl Estimate {
             None => Bytes(0),
         }
     }
+    /// The engine's scheduler limit where it binds before the memory does: the scenario's
+    /// requests, or the most that fit, exceed what it runs at once (vLLM `max_num_seqs`, SGLang
+    /// `max_running_requests`), so the rest wait in its queue. `None` when it does not bind.
+    pub fn running_note(&self) -> Option<String> {
+        let cap = self.engine.running_cap.as_ref()?;
+        let n = self.scenario.concurrency;
+        let name = &self.engine.name;
+        if n > cap.requests {
+            Some(format!("{name} runs at most {} at once ({}): {} of these {n} wait in its queue", crate::units::count(cap.requests, "request"), cap.source, n - cap.requests))
+        } else if self.max_concurrency > cap.requests {
+            Some(format!("{name} runs at most {} at once ({}): the memory holds {}, more than it schedules together", crate::units::count(cap.requests, "request"), cap.source, self.max_concurrency))
+        } else {
+            None
+        }
+    }
     /// The layer groups behind "KV per token" (`32 x full attention`, joined by ` + `; `times` is
     /// the multiplication sign), or where the cache is when the GPU holds none of it.
     pub fn kv_groups_label(&self, times: &str) -> String {

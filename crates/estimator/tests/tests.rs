@@ -3161,3 +3161,51 @@ fn sglang_allocates_a_request_to_token_table_beside_its_pool() {
     assert!(!tight.engine.fits && !tight.fits);
     assert!(tight.engine.message.as_deref().is_some_and(|m| m.starts_with("CUDA out of memory: the request-to-token table (2049 rows x 32772 int32")), "{:?}", tight.engine.message);
 }
+
+/// The engines' schedulers run a bounded number of requests at once, whatever the memory holds:
+/// vLLM `max_num_seqs` (V0 256; V1's API server 1024 on H100-class boards, 256 on smaller ones
+/// from 0.8.4), SGLang `max_running_requests` (half the pool's tokens, at most the
+/// request-to-token table's rows; the logs print 2049 and 4097). The estimate says so where the
+/// limit binds before the memory does, and keeps the memory's answer as it is.
+#[test]
+fn engines_run_at_most_their_schedulers_requests_at_once() {
+    let sh = shape("Qwen/Qwen2.5-0.5B");
+    let at = |engine: Engine, gpu: &str, n: u64, seqs: Option<u64>, version: Option<&str>| {
+        let s = Scenario { engine, gpu: GpuChoice::Catalog(gpu.into()), concurrency: n, input_len: 64, output_len: 64, max_num_seqs: seqs, engine_version: version.map(Into::into), ..scenario("Qwen/Qwen2.5-0.5B") };
+        estimate(&sh, &s).unwrap()
+    };
+    let cap = |e: &Estimate| e.engine.running_cap.as_ref().map(|c| c.requests);
+    // vLLM: the release's default by board, V0's 256, or the flag
+    let h100 = at(Engine::Vllm, "h100-80gb", 1, None, None);
+    assert_eq!(cap(&h100), Some(1024));
+    assert!(h100.max_concurrency > 1024, "{}", h100.max_concurrency);
+    let note = h100.running_note().expect("the limit binds");
+    assert!(note.starts_with("vllm runs at most 1024 requests at once (max_num_seqs 1024") && note.contains(&format!("the memory holds {}", h100.max_concurrency)), "{note}");
+    assert_eq!(cap(&at(Engine::Vllm, "l4", 1, None, Some("0.11.0"))), Some(256));
+    assert_eq!(cap(&at(Engine::Vllm, "l4", 1, None, Some("0.8.3"))), Some(1024));
+    assert_eq!(cap(&at(Engine::VllmV0, "h100-80gb", 1, None, None)), Some(256));
+    let flagged = at(Engine::Vllm, "h100-80gb", 100, Some(64), None);
+    assert_eq!(cap(&flagged), Some(64));
+    assert!(flagged.running_note().is_some_and(|n| n.contains("(--max-num-seqs 64): 36 of these 100 wait")), "{:?}", flagged.running_note());
+    // the memory's answer stays the memory's (the flag only shrinks the profile's sampler): the
+    // 100 requests fit, and far more would
+    assert!(flagged.fits && flagged.max_concurrency >= h100.max_concurrency, "{}", flagged.max_concurrency);
+    // SGLang: half the pool's tokens, at most the table's rows (4097 for this pool), or the flag
+    let sg = at(Engine::Sglang, "h100-80gb", 5000, None, None);
+    assert_eq!(cap(&sg), Some(4097));
+    assert!(sg.running_note().is_some_and(|n| n.contains("903 of these 5000 wait")), "{:?}", sg.running_note());
+    assert_eq!(cap(&at(Engine::Sglang, "h100-80gb", 1, Some(100), None)), Some(100));
+    // a pool of fewer than 2 x 2049 tokens schedules half its tokens: a static fraction 40 MiB
+    // above the weights as loaded leaves about 3,400 tokens of 12,288 B
+    let free = sg.capacity.0 as f64;
+    let frac = (sg.engine.loaded_weights_bytes.0 + (40 << 20)) as f64 / free;
+    let small = estimate(&sh, &Scenario { engine: Engine::Sglang, gpu: GpuChoice::Catalog("h100-80gb".into()), gpu_memory_utilization: Some(frac), ..scenario("Qwen/Qwen2.5-0.5B") }).unwrap();
+    assert!(small.engine.kv_tokens > 0 && small.engine.kv_tokens < 2 * 2049, "{}", small.engine.kv_tokens);
+    assert_eq!(cap(&small), Some(small.engine.kv_tokens / 2));
+    // within the limit (Gemma 3 27B on one H100 holds a few dozen requests): nothing to say
+    let g = estimate(&shape("google/gemma-3-27b-it"), &Scenario { engine: Engine::Vllm, gpu: GpuChoice::Catalog("h100-80gb".into()), ..scenario("google/gemma-3-27b-it") }).unwrap();
+    assert!(g.max_concurrency < 1024 && g.running_note().is_none(), "{}", g.max_concurrency);
+    // engines without a limit apart from memory: none
+    assert_eq!(cap(&at(Engine::LlamaCpp, "h100-80gb", 1, None, None)), None);
+    assert_eq!(cap(&at(Engine::Transformers, "h100-80gb", 1, None, None)), None);
+}

@@ -132,6 +132,9 @@ pub fn verdict(e: &Estimate) -> String {
         if e.max_concurrency == 1 { "fits" } else { "fit" },
         if s.dp > 1 { format!("each of the {} data-parallel replicas", s.dp) } else { "each GPU".to_string() }
     );
+    if let Some(n) = e.running_note() {
+        let _ = write!(m, r#"<p id="running-cap">{}.</p>"#, escape(&n));
+    }
     if let Some(msg) = &e.engine.message {
         let _ = write!(m, r#"<p id="engine-message" class="engine-msg">{} would say: <q>{}</q></p>"#, escape(&e.engine.name), escape(msg));
     }
@@ -298,6 +301,20 @@ mod tests {
         // a one-token context (a link may ask for one) reads "1 token", wherever the count appears
         let v = verdict_at("m=meta-llama/Llama-3.1-8B-Instruct&gpu=h100-80gb&n=1&in=1&out=0");
         assert!(v.contains("Fits: 1 request of 1 token use") && v.contains("concurrent requests of 1 token fit on") && !v.contains("1 tokens"), "{v}");
+    }
+
+    #[test]
+    fn the_schedulers_limit_shows_where_it_binds() {
+        let shape = kv_estimator::parse_config(DEFAULT_CONFIG).unwrap();
+        let verdict_at = |q: &str| verdict(&kv_estimator::estimate(&shape, &kv_estimator::Scenario::from_query(q).unwrap()).unwrap());
+        // one-token requests: the memory holds far more than vLLM's 1024 sequences on an H100
+        let v = verdict_at("m=meta-llama/Llama-3.1-8B-Instruct&gpu=h100-80gb&n=1&in=1&out=0");
+        assert!(v.contains(r#"<p id="running-cap">vllm runs at most 1024 requests at once (max_num_seqs 1024, vLLM "#), "{v}");
+        // 2000 requests: 976 wait, though their KV fits
+        let v = verdict_at("m=meta-llama/Llama-3.1-8B-Instruct&gpu=h100-80gb&n=2000&in=16&out=0");
+        assert!(v.contains("Fits:") && v.contains("976 of these 2000 wait in its queue"), "{v}");
+        // the page's default (32 requests of 5120 tokens) stays within it: nothing said
+        assert!(!verdict(&default_estimate().unwrap()).contains("running-cap"));
     }
 
     #[test]

@@ -207,6 +207,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         overhead,
         kv_batch: Some(kv),
         cuda_graph_in_budget_bytes: Bytes(0),
+        running_cap: None,
         kv_parts: vec![],
         budget: None,
         notes,

@@ -48,6 +48,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         overhead,
         kv_batch: None,
         cuda_graph_in_budget_bytes: Bytes(0),
+        running_cap: None,
         kv_parts: vec![],
         budget: None,
         notes: vec!["memory grows with the sequence; nothing is reserved up front".into()],

@@ -338,6 +338,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         overhead,
         kv_batch: None,
         cuda_graph_in_budget_bytes: Bytes(0),
+        running_cap: None,
         kv_parts: parts,
         budget: None,
         notes,

@@ -70,6 +70,12 @@ pub struct EngineReport {
     /// full-attention and sliding-window caches); empty where it logs one pool.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub kv_parts: Vec<KvPart>,
+    /// The most requests the engine's scheduler runs at once, whatever the memory holds (vLLM
+    /// `max_num_seqs`, SGLang `max_running_requests`); more wait in its queue. `None` where the
+    /// engine sets no such limit apart from its memory (llama.cpp's slots are its `n_ctx` cells,
+    /// transformers and candle run the batch they are given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running_cap: Option<RunningCap>,
     /// The engine's own split of the memory where it decides the verdict instead of `memory x
     /// utilization` less everything else (SGLang); `None`: that generic budget.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -105,6 +111,15 @@ pub struct Budget {
     /// free-slot list; [`sglang::PoolSide`]). Part of `overhead`.
     #[serde(default)]
     pub beside_pool: Bytes,
+}
+
+/// The scheduler's limit on requests running at once ([`EngineReport::running_cap`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunningCap {
+    pub requests: u64,
+    /// The setting and where its value comes from (`max_num_seqs 1024: vLLM 0.11's default on
+    /// this GPU`), for display.
+    pub source: String,
 }
 
 /// Tokens one part of an engine's pool holds, and the bytes each takes.

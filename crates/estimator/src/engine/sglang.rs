@@ -429,6 +429,19 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     } else {
         None
     };
+    // the scheduler's limit on running requests (`max_running_requests`): the given
+    // --max-running-requests, else half the pool's tokens, at most the table's rows
+    let running = match s.max_num_seqs {
+        Some(n) if ver >= (0, 3, 0) => n.min(side.table_rows),
+        _ => (tokens / 2).min(side.table_rows),
+    };
+    let running_cap = Some(super::RunningCap {
+        requests: running,
+        source: match s.max_num_seqs {
+            Some(n) if ver >= (0, 3, 0) => format!("--max-running-requests {n}"),
+            _ => format!("max_running_requests {running}, SGLang's default: half of max_total_num_tokens, at most the {} request-to-token rows", side.table_rows),
+        },
+    });
     Ok(EngineReport {
         name: "sglang".into(),
         version: s.engine_version.clone().unwrap_or_else(|| format!("{}.{}.{}", DEFAULT_VERSION.0, DEFAULT_VERSION.1, DEFAULT_VERSION.2)),
@@ -450,6 +463,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         overhead,
         kv_batch: None,
         cuda_graph_in_budget_bytes: Bytes(0),
+        running_cap,
         kv_parts: vec![],
         budget: Some(budget),
         notes: {

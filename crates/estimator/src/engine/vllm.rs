@@ -1076,6 +1076,16 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     if cx.kv.groups.iter().any(|g| matches!(g.window, Window::Sliding(_))) && !hybrid_v1 {
         notes.push("sliding-window layers sized at full length (V0, V1 before its hybrid manager in 0.9.1, or a uniform window vLLM does not exploit)".into());
     }
+    // the scheduler's limit on running requests: --max-num-seqs, else the release's default
+    // (V0: 256; V1: the API server's by GPU, as the profile's sampler rows)
+    let running_cap = Some(match s.max_num_seqs {
+        Some(n) => super::RunningCap { requests: n, source: format!("--max-num-seqs {n}") },
+        None if v0 => super::RunningCap { requests: 256, source: "max_num_seqs 256, vLLM V0's default".into() },
+        None => {
+            let n = v1_batch_defaults(ver, cx.memory.gib(), s.gpu.catalog()).1;
+            super::RunningCap { requests: n, source: format!("max_num_seqs {n}, vLLM {version}'s default on this GPU for its API server") }
+        }
+    });
     Ok(EngineReport {
         name: s.engine.as_str().into(),
         version,
@@ -1096,6 +1106,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         activation,
         overhead,
         cuda_graph_in_budget_bytes: Bytes(graph_b),
+        running_cap,
         kv_batch: None,
         kv_parts: vec![],
         budget: None,
