@@ -341,6 +341,10 @@ pub struct RopeScaling {
     pub rope_type: String,
     pub factor: Option<f64>,
     pub original_max_position_embeddings: Option<u64>,
+    /// Written under a layer kind (`rope_parameters.full_attention`), not at the top level of
+    /// `rope_scaling`: SGLang's context length reads only a top-level `factor`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub per_layer_kind: bool,
 }
 
 /// The resolved model.

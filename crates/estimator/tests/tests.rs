@@ -1001,6 +1001,22 @@ fn default_max_model_len_follows_each_engines_rule() {
     let mut yarn: serde_json::Value = serde_json::from_str(&config("meta-llama/Llama-3.1-8B-Instruct")).unwrap();
     yarn["rope_scaling"] = serde_json::json!({"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768});
     assert_eq!(sglang(&parse_config(&yarn.to_string()).unwrap()), 131_072, "YaRN with its original length is not scaled");
+    // a scaling written per layer kind has no top-level factor: SGLang scales nothing, even with
+    // one kind (vLLM applies the entry)
+    let mut one_kind: serde_json::Value = serde_json::from_str(&config("Qwen/Qwen2.5-7B-Instruct")).unwrap();
+    one_kind["rope_parameters"] = serde_json::json!({"full_attention": {"rope_type": "linear", "factor": 4.0}});
+    let one_kind = parse_config(&one_kind.to_string()).unwrap();
+    assert_eq!(sglang(&one_kind), 32_768);
+    assert_eq!(estimate(&one_kind, &Scenario { gpu: GpuChoice::Catalog("h200".into()), engine: Engine::Vllm, ..scenario("x") }).unwrap().engine.max_model_len, 131_072);
+    let mut top: serde_json::Value = serde_json::from_str(&config("Qwen/Qwen2.5-7B-Instruct")).unwrap();
+    top["rope_scaling"] = serde_json::json!({"rope_type": "linear", "factor": 4.0});
+    assert_eq!(sglang(&parse_config(&top.to_string()).unwrap()), 131_072);
+    // before 0.3.5 max_position_embeddings came before max_seq_len and model_max_length
+    let mut mml: serde_json::Value = serde_json::from_str(&config("Qwen/Qwen2.5-7B-Instruct")).unwrap();
+    mml["model_max_length"] = serde_json::json!(4096);
+    let mml = parse_config(&mml.to_string()).unwrap();
+    let at = |v: &str| estimate(&mml, &Scenario { gpu: GpuChoice::Catalog("h200".into()), engine: Engine::Sglang, engine_version: Some(v.into()), ..scenario("x") }).unwrap().engine.max_model_len;
+    assert_eq!((at("0.3.4"), at("0.3.5"), at("0.5.23")), (32_768, 4096, 4096));
 }
 
 /// Mistral 3 (`mistral3`: Mistral Small 3.1) is a Mistral text model with a Pixtral tower: a

@@ -310,7 +310,7 @@ fn rope_scaling(json: &Map<String, Value>, notes: &mut Vec<String>) -> Vec<RopeS
     let Some((key, Value::Object(rs))) = ["rope_scaling", "rope_parameters"].iter().find_map(|k| json.get(*k).filter(|v| v.is_object()).map(|v| (*k, v))) else {
         return vec![];
     };
-    let one = |m: &Map<String, Value>, notes: &mut Vec<String>| -> Option<RopeScaling> {
+    let one = |m: &Map<String, Value>, per_layer_kind: bool, notes: &mut Vec<String>| -> Option<RopeScaling> {
         let kind = m.get("rope_type").or_else(|| m.get("type")).and_then(Value::as_str)?;
         let kind = if kind == "su" { "longrope" } else { kind };
         let factor = match m.get("factor") {
@@ -324,13 +324,13 @@ fn rope_scaling(json: &Map<String, Value>, notes: &mut Vec<String>) -> Vec<RopeS
             },
         };
         let original = positions(m.get("original_max_position_embeddings"));
-        Some(RopeScaling { rope_type: kind.to_string(), factor, original_max_position_embeddings: original })
+        Some(RopeScaling { rope_type: kind.to_string(), factor, original_max_position_embeddings: original, per_layer_kind })
     };
     if rs.contains_key("rope_type") || rs.contains_key("type") {
-        return one(rs, notes).into_iter().collect();
+        return one(rs, false, notes).into_iter().collect();
     }
     // nested: one entry per layer kind (`full_attention`, `sliding_attention`)
-    rs.values().filter_map(|v| v.as_object()).filter_map(|m| one(m, notes)).collect()
+    rs.values().filter_map(|v| v.as_object()).filter_map(|m| one(m, true, notes)).collect()
 }
 
 /// A position count (`original_max_position_embeddings`): positive and at most 2^30, else absent.

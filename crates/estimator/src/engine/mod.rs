@@ -264,7 +264,7 @@ pub fn default_utilization(scenario: &Scenario) -> f64 {
 pub fn default_max_model_len(shape: &ModelShape, scenario: &Scenario) -> Option<(u64, String)> {
     match scenario.engine {
         Engine::Vllm | Engine::VllmV0 => vllm::default_max_model_len(shape, vllm::version_of(scenario).1),
-        Engine::Sglang => sglang::default_context_len(shape),
+        Engine::Sglang => sglang::default_context_len(shape, sglang::version_of(scenario)),
         _ => None,
     }
 }

@@ -181,16 +181,23 @@ pub fn hybrid_swa(ver: (u64, u64, u64), shape: &ModelShape) -> bool {
 /// in its order (`CONTEXT_LENGTH_KEYS`, `hf_transformers_utils.py`): the first present wins.
 const CONTEXT_LENGTH_KEYS: &[&str] = &["max_sequence_length", "seq_length", "max_seq_len", "model_max_length"];
 
+/// The release whose `get_context_length` reads `max_position_embeddings` last (PR 1799, October
+/// 2024); before, it came third, before `max_seq_len` and `model_max_length`.
+pub const MAX_POSITION_LAST_FROM: (u64, u64, u64) = (0, 3, 5);
+
 /// SGLang's default `context_len` where it differs from `max_position_embeddings`, with its
 /// derivation: the first of [`CONTEXT_LENGTH_KEYS`] the text config has (else
-/// `max_position_embeddings`), times `rope_scaling.factor` unless the scaling names an
-/// `original_max_position_embeddings` or is `llama3` (`get_context_length`, 0.3 on). A nested
-/// (per-layer-kind) `rope_scaling` has no top-level factor, so it scales nothing.
-pub fn default_context_len(shape: &ModelShape) -> Option<(u64, String)> {
+/// `max_position_embeddings`; before [`MAX_POSITION_LAST_FROM`] `max_position_embeddings` came
+/// before `max_seq_len` and `model_max_length`), times `rope_scaling.factor` unless the scaling
+/// names an `original_max_position_embeddings` or is `llama3` (`get_context_length`, 0.3 on; how
+/// 0.1-0.2 skipped the factor is not read: the same rule is applied). A nested (per-layer-kind)
+/// `rope_scaling` has no top-level factor, so it scales nothing, even with one kind.
+pub fn default_context_len(shape: &ModelShape, ver: (u64, u64, u64)) -> Option<(u64, String)> {
     let configured = shape.max_position_embeddings;
-    let (key, base) = shape.length_key(CONTEXT_LENGTH_KEYS).or(configured.map(|c| ("max_position_embeddings", c)))?;
+    let (first, then): (&[&str], &[&str]) = if ver >= MAX_POSITION_LAST_FROM { (CONTEXT_LENGTH_KEYS, &[]) } else { (&CONTEXT_LENGTH_KEYS[..2], &CONTEXT_LENGTH_KEYS[2..]) };
+    let (key, base) = shape.length_key(first).or(configured.map(|c| ("max_position_embeddings", c))).or_else(|| shape.length_key(then))?;
     let scaling = match shape.rope_scaling.as_slice() {
-        [r] if r.original_max_position_embeddings.is_none() && r.rope_type != "llama3" => r.factor.filter(|f| *f != 1.0).map(|f| (f, r.rope_type.as_str())),
+        [r] if !r.per_layer_kind && r.original_max_position_embeddings.is_none() && r.rope_type != "llama3" => r.factor.filter(|f| *f != 1.0).map(|f| (f, r.rope_type.as_str())),
         _ => None,
     };
     let len = scaling.map_or(base as f64, |(f, _)| (base as f64 * f).floor());
