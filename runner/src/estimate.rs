@@ -95,7 +95,9 @@ pub fn to_json(e: &Estimate) -> serde_json::Value {
             "max_concurrency": e.engine.max_concurrency,
             "fits": e.engine.fits,
             "message": e.engine.message,
+            "running_cap": e.engine.running_cap.as_ref().map(|c| c.requests),
         },
+        "running_note": e.running_note(),
         "permalink": e.scenario.to_query(),
         "details": e,
     })

@@ -114,26 +114,28 @@ impl Estimate {
         }
     }
     /// What an engine's own split keeps for its activations and CUDA graphs beyond what they are
-    /// estimated to use (SGLang: the share outside `mem_fraction_static`, less the activation peak
-    /// and graphs, `usable - fit_limit`): memory the requests' KV cannot use. Zero under a
-    /// `memory x utilization` budget.
+    /// estimated to use (SGLang: the share outside `mem_fraction_static`, less the request-to-token
+    /// table and pool buffers, the activation peak and graphs, `usable - fit_limit`): memory the
+    /// requests' KV cannot use. Zero under a `memory x utilization` budget.
     pub fn held_outside_pool(&self) -> Bytes {
         match &self.engine.budget {
             Some(_) => self.capacity.saturating_sub(self.fit_limit()),
             None => Bytes(0),
         }
     }
-    /// The engine's scheduler limit where it binds before the memory does: the scenario's
-    /// requests, or the most that fit, exceed what it runs at once (vLLM `max_num_seqs`, SGLang
-    /// `max_running_requests`), so the rest wait in its queue. `None` when it does not bind.
+    /// The engine's scheduler limit where it binds before the memory does (vLLM `max_num_seqs`,
+    /// SGLang `max_running_requests`): the scenario's requests fit in memory but exceed what it
+    /// runs at once, so the rest wait in its queue; or the memory holds more requests than it
+    /// runs at once. `None` when the memory binds first, or the engine would not start.
     pub fn running_note(&self) -> Option<String> {
-        let cap = self.engine.running_cap.as_ref()?;
+        let cap = self.engine.running_cap.as_ref().filter(|c| c.requests > 0 && self.engine.fits)?;
         let n = self.scenario.concurrency;
         let name = &self.engine.name;
-        if n > cap.requests {
-            Some(format!("{name} runs at most {} at once ({}): {} of these {n} wait in its queue", crate::units::count(cap.requests, "request"), cap.source, n - cap.requests))
+        let runs = format!("{name} runs at most {} at once ({})", crate::units::count(cap.requests, "request"), cap.source);
+        if self.fits && n > cap.requests {
+            Some(format!("{runs}: {} of these {n} wait in its queue", n - cap.requests))
         } else if self.max_concurrency > cap.requests {
-            Some(format!("{name} runs at most {} at once ({}): the memory holds {}, more than it schedules together", crate::units::count(cap.requests, "request"), cap.source, self.max_concurrency))
+            Some(format!("{runs}, fewer than the {} the memory holds", crate::units::count(self.max_concurrency, "request")))
         } else {
             None
         }

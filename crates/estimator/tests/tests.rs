@@ -3127,7 +3127,7 @@ fn glm4v_counts_its_tower_and_profiles_its_dummy_video() {
 /// `max_num_reqs + 1` int32 rows of `context_len + 4` from 0.3 (2048..=4096 requests by default,
 /// `int(T / context_len x 512)`; the logs print that row count as `max_running_requests=2049`),
 /// and the pool's buffers carry padding rows and 2 MiB segment rounding. With it, "Memory pool
-/// end. avail mem" is predicted within 0.35 GiB in every log that prints it (QwQ-32B at TP 4 on
+/// end. avail mem" is predicted within 0.32 GiB in every log that prints it (QwQ-32B at TP 4 on
 /// L4s: 1.00 GiB of table, 2.09 GiB left, as logged); a table that does not fit is an
 /// out-of-memory at start-up, and Gemma 3's 1,048,576-token default context makes it 8 GiB.
 #[test]
@@ -3144,17 +3144,19 @@ fn sglang_allocates_a_request_to_token_table_beside_its_pool() {
     assert_eq!(table((0, 5, 23), 0, 0, None), (2049, 5));
     // every log that prints "Memory pool end" after a pool it sized itself
     let cases: String = [include_str!("data/engine-logs-dev.jsonl"), include_str!("data/engine-logs-extra.jsonl")].concat();
-    let mut seen = 0;
+    let (mut seen, mut close) = (0, 0);
     for line in cases.lines().filter(|l| l.contains("sglang_avail_after_pool_gb")) {
         let r = evaluate_line(line);
         let Some(c) = r.checks.iter().find(|c| c.figure == "sglang_avail_after_pool_gb") else { continue };
-        assert!((c.estimated - c.logged).abs() <= 0.35, "{}: {} GiB predicted, {} logged", r.id, c.estimated, c.logged);
+        assert!((c.estimated - c.logged).abs() <= 0.32, "{}: {} GiB predicted, {} logged", r.id, c.estimated, c.logged);
+        close += usize::from((c.estimated - c.logged).abs() <= 0.1);
         if r.id == "sglang-llmsinclouds-qwq32b-tp4-l4" {
             assert!((c.estimated - 2.09).abs() <= 0.02, "{c:?}");
         }
         seen += 1;
     }
-    assert!(seen >= 15, "only {seen} logs checked");
+    // (the README's accuracy table: 19 logs, 13 within 0.1 GiB, all within 0.31)
+    assert!(seen >= 19 && close >= 13, "{close} of {seen} logs within 0.1 GiB");
     // Gemma 3 27B under SGLang's own default context (1,048,576) on an H100: 2049 rows
     let g = shape("google/gemma-3-27b-it");
     let s = Scenario { engine: Engine::Sglang, gpu: GpuChoice::Catalog("h100-80gb".into()), ..scenario("google/gemma-3-27b-it") };
@@ -3175,7 +3177,7 @@ fn sglang_allocates_a_request_to_token_table_beside_its_pool() {
     let q = shape("Qwen/Qwen2.5-7B-Instruct");
     let tight = estimate(&q, &Scenario { engine: Engine::Sglang, gpu: GpuChoice::Catalog("l4".into()), gpu_memory_utilization: Some(0.99), ..scenario("Qwen/Qwen2.5-7B-Instruct") }).unwrap();
     assert!(!tight.engine.fits && !tight.fits);
-    assert!(tight.engine.message.as_deref().is_some_and(|m| m.starts_with("CUDA out of memory: the request-to-token table (2049 rows x 32772 int32")), "{:?}", tight.engine.message);
+    assert!(tight.engine.message.as_deref().is_some_and(|m| m.starts_with("CUDA out of memory. (The request-to-token table, 2049 rows x 32772 int32")), "{:?}", tight.engine.message);
 }
 
 /// The engines' schedulers run a bounded number of requests at once, whatever the memory holds:
@@ -3196,7 +3198,7 @@ fn engines_run_at_most_their_schedulers_requests_at_once() {
     assert_eq!(cap(&h100), Some(1024));
     assert!(h100.max_concurrency > 1024, "{}", h100.max_concurrency);
     let note = h100.running_note().expect("the limit binds");
-    assert!(note.starts_with("vllm runs at most 1024 requests at once (max_num_seqs 1024") && note.contains(&format!("the memory holds {}", h100.max_concurrency)), "{note}");
+    assert!(note.starts_with("vllm runs at most 1024 requests at once (max_num_seqs 1024") && note.ends_with(&format!("fewer than the {} requests the memory holds", h100.max_concurrency)), "{note}");
     assert_eq!(cap(&at(Engine::Vllm, "l4", 1, None, Some("0.11.0"))), Some(256));
     assert_eq!(cap(&at(Engine::Vllm, "l4", 1, None, Some("0.8.3"))), Some(1024));
     assert_eq!(cap(&at(Engine::VllmV0, "h100-80gb", 1, None, None)), Some(256));
@@ -3221,6 +3223,24 @@ fn engines_run_at_most_their_schedulers_requests_at_once() {
     // within the limit (Gemma 3 27B on one H100 holds a few dozen requests): nothing to say
     let g = estimate(&shape("google/gemma-3-27b-it"), &Scenario { engine: Engine::Vllm, gpu: GpuChoice::Catalog("h100-80gb".into()), ..scenario("google/gemma-3-27b-it") }).unwrap();
     assert!(g.max_concurrency < 1024 && g.running_note().is_none(), "{}", g.max_concurrency);
+    // where the memory binds first (5000 requests of 4096 tokens of Qwen2.5-7B do not fit an
+    // H100), or the engine would not start, the scheduler's limit is not what the user meets
+    let q7 = shape("Qwen/Qwen2.5-7B-Instruct");
+    let big = estimate(&q7, &Scenario { engine: Engine::Sglang, gpu: GpuChoice::Catalog("h100-80gb".into()), concurrency: 5000, input_len: 4000, output_len: 96, ..scenario("Qwen/Qwen2.5-7B-Instruct") }).unwrap();
+    assert!(!big.fits && big.max_concurrency < 2049 && big.running_note().is_none(), "{} {:?}", big.max_concurrency, big.running_note());
+    let refused = estimate(&q7, &Scenario { engine: Engine::Sglang, gpu: GpuChoice::Catalog("l4".into()), concurrency: 3000, gpu_memory_utilization: Some(0.99), ..scenario("Qwen/Qwen2.5-7B-Instruct") }).unwrap();
+    assert!(!refused.engine.fits && refused.running_note().is_none());
+    // SGLang 0.2 takes the flag too, at most one fewer than the table's rows
+    let old = at(Engine::Sglang, "h100-80gb", 1, Some(64), Some("0.2.14"));
+    assert_eq!(cap(&old), Some(64));
+    assert_eq!(cap(&at(Engine::Sglang, "h100-80gb", 1, None, Some("0.2.14"))), Some(5119));
+    // 0.1's table has int(T / context_len x 256) rows: none at a context far beyond the pool,
+    // and SGLang admits no request
+    let none = estimate(&sh, &Scenario { engine: Engine::Sglang, engine_version: Some("0.1.17".into()), gpu: GpuChoice::Catalog("l4".into()), gpu_memory_utilization: Some(0.1), max_model_len: Some(1 << 26), ..scenario("Qwen/Qwen2.5-0.5B") }).unwrap();
+    assert!(none.engine.kv_tokens > 0 && none.engine.kv_tokens * 256 < 1 << 26, "{}", none.engine.kv_tokens);
+    assert!(!none.engine.fits && !none.fits, "{:?}", none.engine.message);
+    assert!(none.engine.message.as_deref().is_some_and(|m| m.starts_with("The request-to-token table has no rows")), "{:?}", none.engine.message);
+    assert!(none.running_note().is_none());
     // engines without a limit apart from memory: none
     assert_eq!(cap(&at(Engine::LlamaCpp, "h100-80gb", 1, None, None)), None);
     assert_eq!(cap(&at(Engine::Transformers, "h100-80gb", 1, None, None)), None);

@@ -100,7 +100,7 @@ pub fn verdict(e: &Estimate) -> String {
         if e.fits {
             format!("Fits: {} of {} take {} of {}'s {} KV pool ({} headroom); {} of {} in all", count(s.concurrency, "request"), count(s.context_len(), "token"), gib(kv), e.engine.name, gib(pool), gib(e.headroom_bytes.max(0) as u64), gib(e.total.0), gib(e.capacity.0))
         } else if b.work_shortfall.0 > 0 {
-            format!("Does not fit: the activation peak ({}) needs {} more than {} leaves outside its pool", gib(e.activation.bytes.0), gib(b.work_shortfall.0), e.engine.name)
+            format!("Does not fit: the activation peak ({}) needs {} more than {} leaves after its pool and the request-to-token table and buffers beside it", gib(e.activation.bytes.0), gib(b.work_shortfall.0), e.engine.name)
         } else if b.window_pool.is_some() {
             // with a separate window pool the full-attention pool is what runs out
             format!(

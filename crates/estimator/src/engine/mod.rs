@@ -85,8 +85,9 @@ pub struct EngineReport {
 
 /// How an engine that sizes its KV pool apart from its activations bounds a scenario. SGLang's
 /// static fraction holds the weights and the token pool, allocated whole at start-up; the rest of
-/// the free memory at load holds the activations of a prefill chunk and the CUDA graphs. The
-/// scenario's requests fit when their KV fits the pool and the activation peak fits outside it.
+/// the free memory at load holds the request-to-token table and the pool's buffers
+/// (`beside_pool`), then the activations of a prefill chunk and the CUDA graphs. The scenario's
+/// requests fit when their KV fits the pool and the activation peak fits in what is left.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Budget {
     /// All the memory the engine may use on the GPU (SGLang: the free memory at load).
@@ -100,8 +101,8 @@ pub struct Budget {
     /// A separate pool for the sliding-window layers (SGLang's `SWAKVPool`), where a request
     /// holds at most `window` tokens; `None` with one pool.
     pub window_pool: Option<(PoolPart, u64)>,
-    /// What the activation peak needs beyond the share left for it outside the pool (zero when
-    /// it fits).
+    /// What the activation peak needs beyond what is left for it after the pool and what is
+    /// allocated beside it (zero when it fits).
     pub work_shortfall: Bytes,
     /// The pool keeps the window layers' tokens at full length (one pool for every layer), so a
     /// request of `len` tokens takes `len x bytes per token` there.

@@ -239,8 +239,10 @@ pub fn req_to_token_table(ver: (u64, u64, u64), tokens: u64, context_len: u64, m
     }
 }
 
-/// What SGLang allocates with its token pool beyond the `T x bytes per token` it sizes (all in
-/// the share outside `mem_fraction_static`, exact arithmetic on the allocator's rules):
+/// What SGLang allocates with its token pool beyond the `T x bytes per token` it sizes, all in
+/// the share outside `mem_fraction_static` (the table exact; the buffers modelled: K and V as
+/// halves of a layer's bytes, each part served by a fresh allocator, the layers of a group from a
+/// 16-layer sample):
 /// - the request-to-token table ([`req_to_token_table`]);
 /// - the padding rows of every layer's K and V buffers (`size + page_size` rows from 0.4,
 ///   `size + 1` in 0.2-0.3) and PyTorch's 2 MiB rounding of each ([`crate::allocator`]);
@@ -382,9 +384,9 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         Bytes(graphs.saturating_add(side.bytes()).saturating_add(slack).saturating_add(rope)),
         "CUDA graphs and workspaces in the share outside mem_fraction_static + SGLang's request-to-token table and pool buffers + allocator rounding of the weights + rotary cos/sin cache",
         format!(
-            "{} (at most 1.5 GiB of the {} outside the static fraction) + {} (request-to-token table: {} rows x {} int32, exact) + {} (pool padding rows, 2 MiB segment rounding and free-slot list, exact) + {} (weights in 2 MiB-rounded segments, exact) + {} (rotary cos/sin caches: positions x rotary_dim x {rope_value} B{}, exact)",
+            "{} (at most 1.5 GiB of the {} left outside the static fraction after the request-to-token table and the pool's buffers) + {} (request-to-token table: {} rows x {} int32, exact) + {} (pool padding rows, 2 MiB segment rounding and free-slot list, modelled) + {} (weights in 2 MiB-rounded segments, exact) + {} (rotary cos/sin caches: positions x rotary_dim x {rope_value} B{}, exact)",
             gib(graphs),
-            gib(outside),
+            gib(left),
             Bytes(side.table_bytes),
             side.table_rows,
             side.table_columns,
@@ -398,7 +400,8 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let one_pool_with_windows = swa_b > 0 && !hybrid;
     let need = if one_pool_with_windows { cx.kv.clone().windows_at_full_length().request_bytes(l)? } else { cx.kv.request_bytes(l)? };
     // the table and buffers are allocated at start-up: out of memory when they do not fit
-    let fits = tokens > 0 && side.bytes() <= after_pool;
+    // and a table without rows (0.1's int(T / context_len x 256) below one) admits no request
+    let fits = tokens > 0 && side.table_rows > 0 && side.bytes() <= after_pool;
     let usable_why = if !s.gpu.memory_is_given() {
         let what = if before_load > CONTEXT_BEFORE_LOAD_GIB { format!("{CONTEXT_BEFORE_LOAD_GIB} GiB of CUDA context and {NCCL_NVSWITCH_BEFORE_LOAD_GIB} GiB of NCCL buffers over the NVSwitch") } else { format!("{CONTEXT_BEFORE_LOAD_GIB} GiB of CUDA context") };
         format!("{} less {what}, modelled", gib(cx.memory.0))
@@ -424,9 +427,11 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     };
     let message = if tokens == 0 {
         Some(format!("Not enough memory. Please try to increase --mem-fraction-static. ({} static, {} weights as loaded)", gib(static_b), gib(loaded)))
+    } else if side.table_rows == 0 {
+        Some(format!("The request-to-token table has no rows: max_total_num_tokens {tokens} / context_len {l} x 256 is below one, so no request is admitted; lower --context-length"))
     } else if !fits {
         Some(format!(
-            "CUDA out of memory: the request-to-token table ({} rows x {} int32, {}) and the pool's buffers ({}) need more than the {} left after the KV pool; lower --context-length, --max-running-requests or --mem-fraction-static",
+            "CUDA out of memory. (The request-to-token table, {} rows x {} int32 = {}, and the pool's buffers, {}, need more than the {} left beside the KV pool; lower --context-length, --max-running-requests or --mem-fraction-static.)",
             side.table_rows,
             side.table_columns,
             gib(side.table_bytes),
@@ -437,16 +442,16 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         None
     };
     // the scheduler's limit on running requests (`max_running_requests`): the given
-    // --max-running-requests, else half the pool's tokens, at most the table's rows
-    let running = match s.max_num_seqs {
-        Some(n) if ver >= (0, 3, 0) => n.min(side.table_rows),
-        _ => (tokens / 2).min(side.table_rows),
-    };
+    // --max-running-requests, else half the pool's tokens; at most the table's rows (0.2: one
+    // fewer, as its scheduler keeps one)
+    let limit = if ((0, 2, 0)..(0, 3, 0)).contains(&ver) { side.table_rows.saturating_sub(1) } else { side.table_rows };
+    let running = s.max_num_seqs.unwrap_or(tokens / 2).min(limit);
     let running_cap = Some(super::RunningCap {
         requests: running,
         source: match s.max_num_seqs {
-            Some(n) if ver >= (0, 3, 0) => format!("--max-running-requests {n}"),
-            _ => format!("max_running_requests {running}, SGLang's default: half of max_total_num_tokens, at most the {} request-to-token rows", side.table_rows),
+            Some(n) if n <= limit => format!("--max-running-requests {n}"),
+            Some(n) => format!("--max-running-requests {n}, at most the {limit} request-to-token rows"),
+            None => format!("SGLang's default, min(max_total_num_tokens / 2, {limit} request-to-token rows)"),
         },
     });
     Ok(EngineReport {
@@ -474,9 +479,9 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         kv_parts: vec![],
         budget: Some(budget),
         notes: {
-            let mut n = vec![format!("static budget {} = {} free at load ({usable_why}) x {mfs}; the requests' KV must fit its token pool, the activation peak and CUDA graphs the {} outside it", gib(static_b), gib(free_at_load), gib(outside))];
+            let mut n = vec![format!("static budget {} = {} free at load ({usable_why}) x {mfs}; the requests' KV must fit its token pool, the activation peak and CUDA graphs what the request-to-token table and the pool's buffers leave of the {} outside it", gib(static_b), gib(free_at_load), gib(outside))];
             n.extend(cx.max_model_len_why.clone());
-            let running = if s.max_num_seqs.is_some() { "--max-running-requests" } else { "SGLang's default" };
+            let running = if s.max_num_seqs.is_some() && ver >= (0, 3, 0) { "--max-running-requests" } else { "SGLang's default" };
             n.push(format!(
                 "request-to-token table {}: {} rows ({running}) x {} (context_len {l} + padding) x 4 B, allocated after the pool outside mem_fraction_static; with the pool's padding rows, segment rounding and free-slot list ({}) it leaves {} of the {} after the pool for activations and CUDA graphs",
                 gib(side.table_bytes),

@@ -750,7 +750,8 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let l = cx.max_model_len;
     let mut mm_note = None;
     let multimodal = cx.shape.globals.iter().any(|t| t.role == Role::Encoder);
-    let (tokens, rows) = if v0 {
+    // the profile's batch: its tokens, its sampler's rows, and the scheduler's max_num_seqs
+    let (tokens, rows, sched) = if v0 {
         // chunked prefill is switched on above 32K (`arg_utils.py`, from 0.5.3), except for multimodal models,
         // models with one sliding window (V0 drops the window of interleaved ones such as Gemma 2,
         // which keep it on) and, in 0.8, MLA; its budget was 512 tokens before 0.6.5
@@ -764,7 +765,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         let seqs = s.max_num_seqs.unwrap_or(256);
         // a multimodal model's dummy batch holds as many sequences as prompts of the largest
         // multimodal items fit in it, at least one (`profile_run`, 0.5 to V0's end)
-        let seqs = match cx.shape.mm_tokens_per_prompt.filter(|_| multimodal) {
+        let fit_seqs = match cx.shape.mm_tokens_per_prompt.filter(|_| multimodal) {
             Some(mm) => {
                 let fit = seqs.min(tokens / mm.max(1)).max(1);
                 mm_note = Some(format!("multimodal: V0 profiles min({seqs}, {tokens} // {mm} multimodal tokens of the largest prompt) = {fit} sequences, at least 1 (the vision tower's own activations are not modelled)"));
@@ -772,10 +773,11 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
             }
             None => seqs,
         };
-        (tokens, seqs)
+        (tokens, fit_seqs, seqs)
     } else {
         let (t, r) = v1_batch_defaults(ver, cx.memory.gib(), s.gpu.catalog());
-        (s.max_num_batched_tokens.unwrap_or(t), s.max_num_seqs.unwrap_or(r))
+        let seqs = s.max_num_seqs.unwrap_or(r);
+        (s.max_num_batched_tokens.unwrap_or(t), seqs, seqs)
     };
     let act_bytes = cx.plan.activation.bytes();
     // V0's CPU offload copies a layer's offloaded parameters to the GPU for its forward
@@ -1077,14 +1079,14 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         notes.push("sliding-window layers sized at full length (V0, V1 before its hybrid manager in 0.9.1, or a uniform window vLLM does not exploit)".into());
     }
     // the scheduler's limit on running requests: --max-num-seqs, else the release's default
-    // (V0: 256; V1: the API server's by GPU, as the profile's sampler rows)
-    let running_cap = Some(match s.max_num_seqs {
-        Some(n) => super::RunningCap { requests: n, source: format!("--max-num-seqs {n}") },
-        None if v0 => super::RunningCap { requests: 256, source: "max_num_seqs 256, vLLM V0's default".into() },
-        None => {
-            let n = v1_batch_defaults(ver, cx.memory.gib(), s.gpu.catalog()).1;
-            super::RunningCap { requests: n, source: format!("max_num_seqs {n}, vLLM {version}'s default on this GPU for its API server") }
-        }
+    // (V0: 256; V1: the API server's by GPU), as the profile took it
+    let running_cap = Some(super::RunningCap {
+        requests: sched,
+        source: match s.max_num_seqs {
+            Some(n) => format!("--max-num-seqs {n}"),
+            None if v0 => format!("max_num_seqs {sched}, vLLM V0's default"),
+            None => format!("max_num_seqs {sched}, vLLM {version}'s default on this GPU for its API server"),
+        },
     });
     Ok(EngineReport {
         name: s.engine.as_str().into(),
