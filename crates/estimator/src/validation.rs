@@ -1036,11 +1036,9 @@ pub fn evaluate(case: &Case, shape: &ModelShape, config: ModelMatch) -> CaseResu
                     add("sglang_kv_tokens", "tokens", case.fig("sglang_kv_tokens"), en.kv_tokens as f64, Some(5.0));
                 }
                 add("sglang_k_size_gb", "GiB", case.fig("sglang_k_size_gb"), gib(en.kv_pool_bytes.0) / 2.0, Some(3.0));
-                // "Memory pool end. avail mem": the free memory at load less the weights as
-                // loaded, the pool, and what SGLang allocates beside it (the request-to-token table)
+                // "Memory pool end. avail mem": what the pool and the request-to-token table leave
                 if let Some(b) = &en.budget {
-                    let after = b.usable.0.saturating_sub(en.loaded_weights_bytes.0).saturating_sub(en.kv_pool_bytes.0).saturating_sub(b.beside_pool.0);
-                    add("sglang_avail_after_pool_gb", "GiB", case.fig("sglang_avail_after_pool_gb"), gib(after), None);
+                    add("sglang_avail_after_pool_gb", "GiB", case.fig("sglang_avail_after_pool_gb"), gib(b.left_after_pool.0), None);
                 }
             } else {
                 notes.push("the pool was capped by --max-total-tokens: only weights are compared".into());

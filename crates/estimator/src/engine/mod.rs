@@ -112,6 +112,10 @@ pub struct Budget {
     /// free-slot list; [`sglang::PoolSide`]). Part of `overhead`.
     #[serde(default)]
     pub beside_pool: Bytes,
+    /// The free memory left once the pool and what is allocated beside it are (SGLang's "Memory
+    /// pool end. avail mem"): `usable` less the weights as loaded, the pool and `beside_pool`.
+    #[serde(default)]
+    pub left_after_pool: Bytes,
 }
 
 /// The scheduler's limit on requests running at once ([`EngineReport::running_cap`]).

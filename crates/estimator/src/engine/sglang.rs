@@ -181,6 +181,13 @@ pub fn hybrid_swa(ver: (u64, u64, u64), shape: &ModelShape) -> bool {
 /// in its order (`CONTEXT_LENGTH_KEYS`, `hf_transformers_utils.py`): the first present wins.
 const CONTEXT_LENGTH_KEYS: &[&str] = &["max_sequence_length", "seq_length", "max_seq_len", "model_max_length"];
 
+/// The release from which `--max-running-requests` sizes the request-to-token table (one row
+/// more than it) and the table's rows are `context_len + 4` wide ([`req_to_token_table`]).
+pub const TABLE_FROM_RUNNING_FLAG: (u64, u64, u64) = (0, 3, 0);
+/// The release from which every layer's KV buffer has `page_size` padding rows and the free slots
+/// are an int64 list on the GPU ([`PoolSide`]).
+pub const PAGE_PADDING_FROM: (u64, u64, u64) = (0, 4, 0);
+
 /// The release whose `get_context_length` reads `max_position_embeddings` last (PR 1799, October
 /// 2024); before, it came third, before `max_seq_len` and `model_max_length`.
 pub const MAX_POSITION_LAST_FROM: (u64, u64, u64) = (0, 3, 5);
@@ -232,7 +239,7 @@ pub fn req_to_token_table(ver: (u64, u64, u64), tokens: u64, context_len: u64, m
     let per_ctx = |m: u128| u64::try_from(tokens as u128 * m / ctx as u128).unwrap_or(u64::MAX);
     if ver < (0, 2, 0) {
         (per_ctx(256), ctx.saturating_add(8))
-    } else if ver < (0, 3, 0) {
+    } else if ver < TABLE_FROM_RUNNING_FLAG {
         (per_ctx(512).clamp(2048, 5120), ctx.saturating_add(8))
     } else {
         (max_running.unwrap_or_else(|| per_ctx(512).clamp(2048, 4096)).saturating_add(1), ctx.saturating_add(4))
@@ -269,7 +276,7 @@ impl PoolSide {
 fn pool_side(ver: (u64, u64, u64), cx: &Ctx, tokens: u64, swa_tokens: Option<u64>, page: u64, counted: u64) -> PoolSide {
     let (rows, cols) = req_to_token_table(ver, tokens, cx.max_model_len, cx.scenario.max_num_seqs);
     let table = rows.saturating_mul(cols).saturating_mul(4);
-    let pad = if ver >= (0, 4, 0) { page } else if ver >= (0, 2, 0) { 1 } else { 0 };
+    let pad = if ver >= PAGE_PADDING_FROM { page } else if ver >= (0, 2, 0) { 1 } else { 0 };
     // segments each group's layers hold: the first few served in order, the rest alike (every
     // layer's buffers have one size, so the pattern repeats; a bounded loop on any layer count)
     let mut reserved = crate::allocator::reserved_for([table]);
@@ -285,7 +292,7 @@ fn pool_side(ver: (u64, u64, u64), cx: &Ctx, tokens: u64, swa_tokens: Option<u64
         let r = crate::allocator::reserved_for((0..sample).flat_map(|_| sizes.iter().copied()));
         reserved = reserved.saturating_add(if sample == 0 { 0 } else { (r as u128 * g.layers as u128 / sample as u128).min(u64::MAX as u128) as u64 });
     }
-    let slots = if ver >= (0, 4, 0) { (tokens / page.max(1)).saturating_mul(8) } else { tokens.saturating_add(1) };
+    let slots = if ver >= PAGE_PADDING_FROM { (tokens / page.max(1)).saturating_mul(8) } else { tokens.saturating_add(1) };
     reserved = reserved.saturating_add(crate::allocator::reserved_for([slots]));
     let buffers = reserved.saturating_sub(table).saturating_sub(counted);
     PoolSide { table_rows: rows, table_columns: cols, table_bytes: table, buffers_bytes: buffers }
@@ -424,6 +431,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         work_shortfall: Bytes(act.saturating_add(side.bytes()).saturating_sub(after_pool)),
         windows_at_full_length: one_pool_with_windows,
         beside_pool: Bytes(side.bytes()),
+        left_after_pool: Bytes(left),
     };
     let message = if tokens == 0 {
         Some(format!("Not enough memory. Please try to increase --mem-fraction-static. ({} static, {} weights as loaded)", gib(static_b), gib(loaded)))
@@ -444,7 +452,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     // the scheduler's limit on running requests (`max_running_requests`): the given
     // --max-running-requests, else half the pool's tokens; at most the table's rows (0.2: one
     // fewer, as its scheduler keeps one)
-    let limit = if ((0, 2, 0)..(0, 3, 0)).contains(&ver) { side.table_rows.saturating_sub(1) } else { side.table_rows };
+    let limit = if ((0, 2, 0)..TABLE_FROM_RUNNING_FLAG).contains(&ver) { side.table_rows.saturating_sub(1) } else { side.table_rows };
     let running = s.max_num_seqs.unwrap_or(tokens / 2).min(limit);
     let running_cap = Some(super::RunningCap {
         requests: running,
@@ -481,7 +489,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         notes: {
             let mut n = vec![format!("static budget {} = {} free at load ({usable_why}) x {mfs}; the requests' KV must fit its token pool, the activation peak and CUDA graphs what the request-to-token table and the pool's buffers leave of the {} outside it", gib(static_b), gib(free_at_load), gib(outside))];
             n.extend(cx.max_model_len_why.clone());
-            let running = if s.max_num_seqs.is_some() && ver >= (0, 3, 0) { "--max-running-requests" } else { "SGLang's default" };
+            let running = if s.max_num_seqs.is_some() && ver >= TABLE_FROM_RUNNING_FLAG { "--max-running-requests" } else { "SGLang's default" };
             n.push(format!(
                 "request-to-token table {}: {} rows ({running}) x {} (context_len {l} + padding) x 4 B, allocated after the pool outside mem_fraction_static; with the pool's padding rows, segment rounding and free-slot list ({}) it leaves {} of the {} after the pool for activations and CUDA graphs",
                 gib(side.table_bytes),
