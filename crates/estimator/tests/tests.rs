@@ -1137,6 +1137,10 @@ fn generic_path_refuses_experts_and_recurrent_layers() {
     let kinds = serde_json::to_string(&(0..28).map(|i| if i % 4 == 3 { "full_attention" } else { "conv" }).collect::<Vec<_>>()).unwrap();
     let e = parse_config(&format!(r#"{{"model_type":"brand_new_hybrid",{base},"layer_types":{kinds}}}"#)).unwrap_err();
     assert!(e.to_string().contains("\"conv\" layers"), "{e}");
+    // MiniCPM-SALA lists its sparse and lightning-attention layers under `mixer_types`
+    let kinds = serde_json::to_string(&(0..28).map(|i| if i % 8 == 0 { "full_attention" } else { "lightning-attn" }).collect::<Vec<_>>()).unwrap();
+    let e = parse_config(&format!(r#"{{"model_type":"brand_new_hybrid",{base},"mixer_types":{kinds}}}"#)).unwrap_err();
+    assert!(e.to_string().contains("`mixer_types` has \"lightning-attn\" layers"), "{e}");
     // latent attention would get per-head K and V
     let e = parse_config(&format!(r#"{{"model_type":"brand_new_mla",{base},"kv_lora_rank":512,"qk_rope_head_dim":64}}"#)).unwrap_err();
     assert!(e.to_string().contains("`kv_lora_rank` = 512"), "{e}");

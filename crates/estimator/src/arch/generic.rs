@@ -19,6 +19,11 @@ const RECURRENT_FIELDS: &[&str] = &["state_size", "conv_kernel", "linear_conv_ke
 const TWO_MATRIX_ACTS: &[&str] = &["xielu"];
 /// `layer_types` entries the generic decoder can size.
 const ATTENTION_KINDS: &[&str] = &["full_attention", "sliding_attention", "chunked_attention", "attention"];
+/// Keys under which configs list a kind per layer: transformers' `layer_types`, Jamba's and
+/// Zamba's `layers_block_type`, MiniCPM-SALA's `mixer_types` (sparse and lightning-attention
+/// layers), `block_types`. An entry the generic decoder does not know is a layer it would size as
+/// full attention.
+const KIND_LISTS: &[&str] = &["layer_types", "layers_block_type", "mixer_types", "block_types"];
 
 /// The spelling of shared field `field` that the config uses.
 fn spelled(cx: &Cx, field: &str) -> &'static str {
@@ -43,8 +48,12 @@ fn refuse_what_it_cannot_size(cx: &Cx, mt: &str) -> Result<()> {
     if let Some(act) = cx.raw.json.get("hidden_act").and_then(Value::as_str).filter(|a| TWO_MATRIX_ACTS.contains(a)) {
         return unsupported(format!("its config has `hidden_act` = \"{act}\", which transformers uses only in a two-matrix MLP, and the generic decoder would count a gated MLP of three"));
     }
-    if let Some(kind) = cx.raw.layer_types.iter().flatten().find(|k| !ATTENTION_KINDS.contains(&k.as_str())) {
-        return unsupported(format!("`layer_types` has \"{kind}\" layers, and the generic decoder knows only attention layers"));
+    for key in KIND_LISTS {
+        let kinds = cx.raw.json.get(*key).and_then(Value::as_array).into_iter().flatten();
+        if let Some(kind) = kinds.filter_map(Value::as_str).find(|k| !ATTENTION_KINDS.contains(k)) {
+            let known = ATTENTION_KINDS.join(", ");
+            return unsupported(format!("`{key}` has \"{kind}\" layers, and the generic decoder knows only the attention kinds {known}"));
+        }
     }
     Ok(())
 }
