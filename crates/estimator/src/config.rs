@@ -103,10 +103,20 @@ impl FromJson for MaybeWindow {
 /// per layer from `json`) a list that varies is left to the resolver; elsewhere a list stays an
 /// error naming the field.
 const PER_LAYER_KEYS: &[&str] = &["moe_intermediate_size", "num_experts"];
+/// Shared fields that a family writes as a 0/1 list, one entry per layer, and whose resolver reads
+/// that list from `json`: MiMo-V2-Flash's `moe_layer_freq` (1: a MoE layer), where DeepSeek writes
+/// one integer (every n-th layer).
+const PER_LAYER_FLAG_KEYS: &[(&str, &str)] = &[("mimo_v2_flash", "moe_layer_freq")];
 
 fn collapse_uniform_lists(json: &Map<String, Value>) -> Option<Map<String, Value>> {
-    let per_layer_family = json.get("model_type").and_then(Value::as_str).is_some_and(|t| t.starts_with("hunyuan"));
+    let model_type = json.get("model_type").and_then(Value::as_str).unwrap_or("");
+    let per_layer_family = model_type.starts_with("hunyuan");
     let mut out: Option<Map<String, Value>> = None;
+    for (family, key) in PER_LAYER_FLAG_KEYS {
+        if model_type == *family && json.get(*key).is_some_and(Value::is_array) {
+            out.get_or_insert_with(|| json.clone()).remove(*key);
+        }
+    }
     for key in PER_LAYER_KEYS {
         let Some(a) = json.get(*key).and_then(Value::as_array) else { continue };
         let first = a.first().and_then(Value::as_u64);

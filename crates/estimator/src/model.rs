@@ -245,6 +245,7 @@ pub enum Family {
     GraniteMoeHybrid,
     MiniMax,
     MiniMaxM2,
+    MiMoV2Flash,
     Ernie45,
     Ernie45Moe,
     Hunyuan,
@@ -313,6 +314,7 @@ impl Family {
             Family::GraniteMoeHybrid => "granite-moe-hybrid",
             Family::MiniMax => "minimax",
             Family::MiniMaxM2 => "minimax-m2",
+            Family::MiMoV2Flash => "mimo-v2-flash",
             Family::Ernie45 => "ernie4.5",
             Family::Ernie45Moe => "ernie4.5-moe",
             Family::Hunyuan => "hunyuan",
@@ -728,6 +730,23 @@ impl ModelShape {
             if let Mixer::Mla { heads, qk_rope_head_dim, qk_nope_head_dim, v_head_dim, .. } = l.mixer {
                 let d = dim.unwrap_or((qk_nope_head_dim + qk_rope_head_dim).max(v_head_dim));
                 l.mixer = Mixer::Attention { heads, kv_heads: heads, k_dim: d, v_dim: d, window: Window::Full };
+            }
+        }
+        s.notes.insert(0, why);
+        s
+    }
+    /// Whether some attention layer's values are narrower than its keys (MiMo-V2-Flash).
+    pub fn has_narrower_values(&self) -> bool {
+        self.layers.iter().any(|l| matches!(l.mixer, Mixer::Attention { k_dim, v_dim, .. } if v_dim < k_dim))
+    }
+    /// This shape with every attention layer's values padded to its key width, as an engine whose
+    /// attention kernel takes one head size caches them; the weights are unchanged. `why` becomes
+    /// the shape's first note.
+    pub fn with_values_padded_to_keys(&self, why: String) -> ModelShape {
+        let mut s = self.clone();
+        for l in &mut s.layers {
+            if let Mixer::Attention { k_dim, v_dim, .. } = &mut l.mixer {
+                *v_dim = (*v_dim).max(*k_dim);
             }
         }
         s.notes.insert(0, why);

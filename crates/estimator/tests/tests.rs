@@ -1149,6 +1149,66 @@ fn generic_path_refuses_experts_and_recurrent_layers() {
     assert!(ok.generic);
 }
 
+/// MiMo-V2-Flash (`mimo_v2_flash`) in the Hub's layout (the fields transformers' conversion script
+/// names: `hybrid_layer_pattern`, `moe_layer_freq` as a 0/1 list, the `swa_*` heads) and in
+/// transformers' native one (`layer_types`, `mlp_layer_types`): 309B parameters as published, keys
+/// of 192 and values of 128 per KV head (SGLang PR 15464's B200 log: 1,496,958 tokens take
+/// 41.76 GB of window-layer K and 27.84 GB of V at TP 4), the values padded to 192 by vLLM before
+/// 0.20.
+#[test]
+fn mimo_v2_flash_caches_values_narrower_than_its_keys() {
+    let pattern: Vec<u64> = (0..48).map(|i| u64::from(!(i == 0 || (i + 1) % 6 == 0))).collect();
+    let moe: Vec<u64> = (0..48).map(|i| u64::from(i > 0)).collect();
+    let hub = serde_json::json!({
+        "architectures": ["MiMoV2FlashForCausalLM"], "model_type": "mimo_v2_flash", "hidden_size": 4096,
+        "num_hidden_layers": 48, "num_attention_heads": 64, "num_key_value_heads": 4, "head_dim": 192,
+        "v_head_dim": 128, "swa_num_attention_heads": 64, "swa_num_key_value_heads": 8, "swa_head_dim": 192,
+        "swa_v_head_dim": 128, "sliding_window": 128, "sliding_window_size": 128, "attention_chunk_size": 128,
+        "hybrid_layer_pattern": pattern, "moe_layer_freq": moe, "intermediate_size": 16384,
+        "moe_intermediate_size": 2048, "n_routed_experts": 256, "num_experts_per_tok": 8, "n_shared_experts": null,
+        "vocab_size": 152576, "tie_word_embeddings": false, "add_swa_attention_sink_bias": true,
+        "add_full_attention_sink_bias": false, "max_position_embeddings": 262144, "torch_dtype": "bfloat16",
+        "quantization_config": {"quant_method": "fp8", "fmt": "e4m3", "activation_scheme": "dynamic", "weight_block_size": [128, 128]}
+    });
+    let m = parse_config(&hub.to_string()).unwrap();
+    assert_eq!((m.family, m.params_total(), m.moe), (Family::MiMoV2Flash, 308_778_780_864, Some((256, 8))));
+    let full = m.layers.iter().filter(|l| matches!(l.mixer, Mixer::Attention { window: Window::Full, kv_heads: 4, k_dim: 192, v_dim: 128, .. })).count();
+    let swa = m.layers.iter().filter(|l| matches!(l.mixer, Mixer::Attention { window: Window::Sliding(128), kv_heads: 8, k_dim: 192, v_dim: 128, .. })).count();
+    assert_eq!((full, swa), (9, 39));
+    // at TP 4: one full-layer KV head and two window-layer heads per GPU, 192 + 128 values each
+    let kv = kv_layout(&m, KvDtype::Auto, FloatDtype::Bf16, 4, 1).unwrap();
+    assert_eq!(kv.bytes_per_token, 9 * 320 * 2 + 39 * 2 * 320 * 2);
+    let swa_k = 39 * 2 * 192 * 2 * 1_496_958_u64;
+    assert!((swa_k as f64 / (1u64 << 30) as f64 - 41.76).abs() < 0.01, "{swa_k}");
+    // transformers' native layout: the same model
+    let mut native = hub.clone();
+    let o = native.as_object_mut().unwrap();
+    for k in ["hybrid_layer_pattern", "moe_layer_freq", "swa_num_attention_heads", "swa_num_key_value_heads", "swa_head_dim", "swa_v_head_dim", "sliding_window_size", "add_swa_attention_sink_bias", "add_full_attention_sink_bias"] {
+        o.remove(k);
+    }
+    o.insert("layer_types".into(), serde_json::json!((0..48).map(|i| if i == 0 || (i + 1) % 6 == 0 { "full_attention" } else { "sliding_attention" }).collect::<Vec<_>>()));
+    o.insert("mlp_layer_types".into(), serde_json::json!((0..48).map(|i| if i == 0 { "dense" } else { "sparse" }).collect::<Vec<_>>()));
+    let n = parse_config(&native.to_string()).unwrap();
+    assert_eq!((n.params_total(), n.layers == m.layers), (m.params_total(), true));
+    // a per-layer list of the wrong length names the field
+    let mut bad = hub.clone();
+    bad["moe_layer_freq"] = serde_json::json!([0, 1, 1]);
+    let e = parse_config(&bad.to_string()).unwrap_err();
+    assert!(e.to_string().contains("moe_layer_freq") && e.to_string().contains("one per layer (48)"), "{e}");
+    // vLLM pads the values to 192 before 0.20, and caches them at 128 from 0.20
+    let at = |v: &str| {
+        let s = Scenario { engine: Engine::Vllm, engine_version: Some(v.into()), gpu: GpuChoice::Catalog("h200".into()), tp: 4, max_model_len: Some(32768), ..scenario("x") };
+        estimate(&m, &s).unwrap()
+    };
+    let (old, new) = (at("0.19.1"), at("0.20.0"));
+    assert_eq!((old.kv.bytes_per_token, new.kv.bytes_per_token), (9 * 384 * 2 + 39 * 2 * 384 * 2, 9 * 320 * 2 + 39 * 2 * 320 * 2));
+    assert!(old.engine.kv_tokens < new.engine.kv_tokens, "{} {}", old.engine.kv_tokens, new.engine.kv_tokens);
+    // SGLang gives the window layers their own pool from its first release with the model
+    let s = Scenario { engine: Engine::Sglang, engine_version: Some("0.5.7".into()), gpu: GpuChoice::Catalog("h200".into()), tp: 4, ..scenario("x") };
+    let e = estimate(&m, &s).unwrap();
+    assert!(e.engine.budget.as_ref().unwrap().window_pool.is_some());
+}
+
 /// Families added in session 39, each against the parameter count its release publishes: the
 /// bundled Hunyuan-A13B (80B, 13B active; per-layer lists), MiniMax-M2 (229B), Qwen1.5-MoE-A2.7B
 /// (14.3B), OLMo 3 7B (7.3B, three window layers in four); and, from their published values,
@@ -3139,13 +3199,27 @@ fn sglang_allocates_a_request_to_token_table_beside_its_pool() {
     use kv_estimator::engine::sglang::req_to_token_table as table;
     // the eras: 0.1 (x 256, unclamped, + 8 columns), 0.2 (x 512 within 2048..=5120), from 0.3
     // (within 2048..=4096, one row more, + 4 columns; --max-running-requests replaces the rule)
-    assert_eq!(table((0, 1, 17), 405_784, 8192, None), (12_680, 8200));
-    assert_eq!(table((0, 2, 14), 405_784, 8192, None), (5120, 8200));
-    assert_eq!(table((0, 4, 3), 46_611, 131_072, None), (2049, 131_076));
-    assert_eq!(table((0, 3, 5), 1_033_884, 32_768, None), (4097, 32_772));
-    assert_eq!(table((0, 5, 23), 1_033_884, 32_768, Some(128)), (129, 32_772));
+    let t = |v, tokens, ctx, flag| {
+        let r = table(v, tokens, ctx, flag);
+        (r.slots, r.rows, r.columns)
+    };
+    assert_eq!(t((0, 1, 17), 405_784, 8192, None), (12_680, 12_680, 8200));
+    assert_eq!(t((0, 2, 14), 405_784, 8192, None), (5120, 5120, 8200));
+    assert_eq!(t((0, 4, 3), 46_611, 131_072, None), (2048, 2049, 131_076));
+    assert_eq!(t((0, 3, 5), 1_033_884, 32_768, None), (4096, 4097, 32_772));
+    // 0.4.7 to 0.5.10: one row per slot (the capped logs print max_running_requests=128 and 200)
+    assert_eq!(t((0, 4, 7), 1_033_884, 32_768, None), (4096, 4096, 32_772));
+    assert_eq!(t((0, 5, 1), 1_033_884, 32_768, Some(128)), (128, 128, 32_772));
+    // from 0.5.10 the slots are at most half the pool's tokens; from 0.5.11 row 0 pads
+    assert_eq!(t((0, 5, 10), 3000, 1024, None), (1500, 1500, 1028));
+    assert_eq!(t((0, 5, 23), 3000, 1024, None), (1500, 1501, 1028));
+    assert_eq!(t((0, 5, 23), 1_033_884, 32_768, Some(128)), (128, 129, 32_772));
+    // a flag above the default: capped by the clamped estimate in 0.5.10-0.5.13, by T / 2 after
+    assert_eq!(t((0, 5, 12), 1_033_884, 32_768, Some(8192)), (4096, 4097, 32_772));
+    assert_eq!(t((0, 5, 14), 1_033_884, 32_768, Some(8192)), (8192, 8193, 32_772));
     // an empty pool or a zero context divides nothing by zero (a context of at least one token)
-    assert_eq!(table((0, 5, 23), 0, 0, None), (2049, 5));
+    assert_eq!(t((0, 5, 23), 0, 0, None), (0, 1, 5));
+    assert_eq!(t((0, 4, 3), 0, 0, None), (2048, 2049, 5));
     // every log that prints "Memory pool end" after a pool it sized itself
     let cases: String = [include_str!("data/engine-logs-dev.jsonl"), include_str!("data/engine-logs-extra.jsonl")].concat();
     let (mut seen, mut close) = (0, 0);
@@ -3212,10 +3286,12 @@ fn engines_run_at_most_their_schedulers_requests_at_once() {
     // the memory's answer stays the memory's (the flag only shrinks the profile's sampler): the
     // 100 requests fit, and far more would
     assert!(flagged.fits && flagged.max_concurrency >= h100.max_concurrency, "{}", flagged.max_concurrency);
-    // SGLang: half the pool's tokens, at most the table's rows (4097 for this pool), or the flag
+    // SGLang: half the pool's tokens, at most the table's request slots (4096 for this pool; 0.3
+    // to 0.4.6 admitted one more, the extra row their logs print as 4097), or the flag
     let sg = at(Engine::Sglang, "h100-80gb", 5000, None, None);
-    assert_eq!(cap(&sg), Some(4097));
-    assert!(sg.running_note().is_some_and(|n| n.contains("903 of these 5000 wait")), "{:?}", sg.running_note());
+    assert_eq!(cap(&sg), Some(4096));
+    assert!(sg.running_note().is_some_and(|n| n.contains("904 of these 5000 wait")), "{:?}", sg.running_note());
+    assert_eq!(cap(&at(Engine::Sglang, "h100-80gb", 5000, None, Some("0.4.3"))), Some(4097));
     assert_eq!(cap(&at(Engine::Sglang, "h100-80gb", 1, Some(100), None)), Some(100));
     // a pool of fewer than 2 x 2049 tokens schedules half its tokens: a static fraction 40 MiB
     // above the weights as loaded leaves about 3,400 tokens of 12,288 B

@@ -23,6 +23,7 @@ mod internvl;
 mod lfm2;
 mod llama;
 mod mamba;
+mod mimo;
 mod minimax;
 mod mixtral;
 mod mpt;
@@ -91,6 +92,7 @@ fn by_type(cx: &mut Cx, key: &str, text_type: &str) -> Result<ModelShape> {
         "jamba" | "nemotron_h" | "granitemoehybrid" => hybrid::resolve(cx),
         "minimax_m1" | "minimax_text_01" | "minimax" => minimax::resolve(cx),
         "minimax_m2" => minimax::resolve_m2(cx),
+        "mimo_v2_flash" => mimo::resolve(cx),
         _ => generic::resolve(cx),
     }
 }

@@ -12,7 +12,7 @@
 //! so the verdict ([`super::Budget`]) asks whether the requests' KV fits the pool and the
 //! activation peak the share outside it, against the free memory at load.
 //! Hybrid sliding-window pools (`SWAKVPool`): for the architectures SGLang lists (gpt-oss and
-//! Llama 4 from 0.5.8, Gemma 4 from 0.5.11; Gemma 2 and 3 only in 0.4.10, after which they are
+//! Llama 4 from 0.5.8, MiMo-V2-Flash from 0.5.7, Gemma 4 from 0.5.11; Gemma 2 and 3 only in 0.4.10, after which they are
 //! forced back to one pool) the window layers get their own pool of `swa_full_tokens_ratio` (0.8)
 //! times the full pool's tokens: `full = rest / (F + 0.8 x S)` with F and S the bytes per token of
 //! the full and the window layers (before 0.5.9 the split is by layer counts,
@@ -171,6 +171,8 @@ pub const SWA_FULL_TOKENS_RATIO: f64 = 0.8;
 pub fn hybrid_swa(ver: (u64, u64, u64), shape: &ModelShape) -> bool {
     match shape.family {
         Family::GptOss | Family::Llama4 => ver >= (0, 5, 8),
+        // listed from its first release (day-0 support, PR 15207)
+        Family::MiMoV2Flash => ver >= (0, 5, 7),
         Family::Gemma4 => ver >= (0, 5, 11),
         Family::Gemma2 | Family::Gemma3 => ver == (0, 4, 10),
         _ => false,
@@ -184,6 +186,20 @@ const CONTEXT_LENGTH_KEYS: &[&str] = &["max_sequence_length", "seq_length", "max
 /// The release from which `--max-running-requests` sizes the request-to-token table (one row
 /// more than it) and the table's rows are `context_len + 4` wide ([`req_to_token_table`]).
 pub const TABLE_FROM_RUNNING_FLAG: (u64, u64, u64) = (0, 3, 0);
+/// The release whose request-to-token table has one row per request slot, not one more
+/// ([`req_to_token_table`]).
+pub const TABLE_WITHOUT_EXTRA_ROW_FROM: (u64, u64, u64) = (0, 4, 7);
+/// The release that caps the request slots at half the pool's tokens and sets the scheduler's
+/// `max_running_requests` to them (`_resolve_max_num_reqs`).
+pub const SLOTS_CAPPED_FROM: (u64, u64, u64) = (0, 5, 10);
+/// The release from which the table has a padding row 0 before the request slots.
+pub const PADDING_SLOT_FROM: (u64, u64, u64) = (0, 5, 11);
+/// The release from which `--max-running-requests` is capped at half the pool's tokens instead of
+/// the default's clamped estimate.
+pub const FLAG_CAPPED_BY_HALF_FROM: (u64, u64, u64) = (0, 5, 14);
+/// The release whose hybrid sliding-window allocator maps full-pool slots to window-pool slots
+/// with an int64 list of `full + page_size + 1` entries (`full + window + 1` before).
+pub const SWA_MAPPING_PER_FULL_FROM: (u64, u64, u64) = (0, 5, 8);
 /// The release from which every layer's KV buffer has `page_size` padding rows and the free slots
 /// are an int64 list on the GPU ([`PoolSide`]).
 pub const PAGE_PADDING_FROM: (u64, u64, u64) = (0, 4, 0);
@@ -223,27 +239,51 @@ pub fn default_context_len(shape: &ModelShape, ver: (u64, u64, u64)) -> Option<(
     Some((len, format!("SGLang's default context_len, {how}{not}")))
 }
 
-/// SGLang's request-to-token table (`ReqToTokenPool`, `init_memory_pool`): one int32 row of token
-/// indices per request slot, sized after the KV pool from its token count `T` and allocated
-/// outside `mem_fraction_static` (no release subtracts it from the pool's budget):
+/// SGLang's request-to-token table (`ReqToTokenPool`): one int32 row of token indices per request
+/// slot, sized after the KV pool from its token count `T` and allocated outside
+/// `mem_fraction_static` (no release subtracts it from the pool's budget). Read release by
+/// release (the published wheels):
 /// - 0.1: `int(T / context_len x 256)` rows of `context_len + 8`;
 /// - 0.2: `int(T / context_len x 512)` rows clamped to 2048..=5120, of `context_len + 8`;
-/// - from 0.3: `max_num_reqs + 1` rows of `context_len + 4`, `max_num_reqs` the
-///   `--max-running-requests` given, else `int(T / context_len x 512)` clamped to 2048..=4096
-///   (the log's `max_running_requests=2049` or `4097` is that row count).
+/// - from 0.3, rows of `context_len + 4` for `max_num_reqs` request slots, `max_num_reqs` the
+///   `--max-running-requests` given, else `int(T / context_len x 512)` clamped to 2048..=4096:
+///   - 0.3 to 0.4.6: `max_num_reqs + 1` rows (the logs' `max_running_requests=2049` or `4097`);
+///   - 0.4.7 to 0.5.10: `max_num_reqs` rows (the decode request pool of PR 6980);
+///   - from 0.5.10 (`_resolve_max_num_reqs`, PR 20142) without the flag, at most `T / 2` slots;
+///     with it, at most the clamped estimate (0.5.10 to 0.5.13) or `T / 2` (from 0.5.14, PR 27399);
+///   - from 0.5.11: `max_num_reqs + 1` rows again, row 0 a padding slot (PR 24243).
 ///
-/// Returns `(rows, columns)`. Some releases of 2025-26 drop the `+ 1` row, and the newest cap the
-/// rows at `T / 2`; neither is told apart (one row, or a table that only a tiny pool shrinks).
-pub fn req_to_token_table(ver: (u64, u64, u64), tokens: u64, context_len: u64, max_running: Option<u64>) -> (u64, u64) {
+/// Speculative decoding's wider rows (`+ speculative_num_draft_tokens`) and its default of 48
+/// requests are not modelled: the scenario has no draft model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReqTable {
+    /// Request slots (`max_num_reqs`; 0.1-0.2: the rows).
+    pub slots: u64,
+    pub rows: u64,
+    pub columns: u64,
+}
+
+/// [`ReqTable`] for a pool of `tokens`, a context of `context_len` and `--max-running-requests`.
+pub fn req_to_token_table(ver: (u64, u64, u64), tokens: u64, context_len: u64, max_running: Option<u64>) -> ReqTable {
     let ctx = context_len.max(1);
     let per_ctx = |m: u128| u64::try_from(tokens as u128 * m / ctx as u128).unwrap_or(u64::MAX);
     if ver < (0, 2, 0) {
-        (per_ctx(256), ctx.saturating_add(8))
-    } else if ver < TABLE_FROM_RUNNING_FLAG {
-        (per_ctx(512).clamp(2048, 5120), ctx.saturating_add(8))
-    } else {
-        (max_running.unwrap_or_else(|| per_ctx(512).clamp(2048, 4096)).saturating_add(1), ctx.saturating_add(4))
+        let rows = per_ctx(256);
+        return ReqTable { slots: rows, rows, columns: ctx.saturating_add(8) };
     }
+    if ver < TABLE_FROM_RUNNING_FLAG {
+        let rows = per_ctx(512).clamp(2048, 5120);
+        return ReqTable { slots: rows, rows, columns: ctx.saturating_add(8) };
+    }
+    let estimated = per_ctx(512).clamp(2048, 4096);
+    let slots = match max_running {
+        _ if ver < SLOTS_CAPPED_FROM => max_running.unwrap_or(estimated),
+        Some(n) if ver < FLAG_CAPPED_BY_HALF_FROM => n.min(estimated),
+        Some(n) => n.min(tokens / 2),
+        None => estimated.min(tokens / 2),
+    };
+    let padding_row = ver < TABLE_WITHOUT_EXTRA_ROW_FROM || ver >= PADDING_SLOT_FROM;
+    ReqTable { slots, rows: slots.saturating_add(u64::from(padding_row)), columns: ctx.saturating_add(4) }
 }
 
 /// What SGLang allocates with its token pool beyond the `T x bytes per token` it sizes, all in
@@ -254,9 +294,13 @@ pub fn req_to_token_table(ver: (u64, u64, u64), tokens: u64, context_len: u64, m
 /// - the padding rows of every layer's K and V buffers (`size + page_size` rows from 0.4,
 ///   `size + 1` in 0.2-0.3) and PyTorch's 2 MiB rounding of each ([`crate::allocator`]);
 /// - the free-slot list: `T` int64 indices on the GPU from 0.4 (one per page when paged), a one-byte
-///   state per slot before.
+///   state per slot before;
+/// - a hybrid sliding-window pool's `full_to_swa_index_mapping`: int64 entries for every full-pool
+///   and window-pool slot plus one, from 0.5.8 for the full-pool slots and one page plus one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolSide {
+    /// Request slots of the table ([`ReqTable::slots`]).
+    pub table_slots: u64,
     pub table_rows: u64,
     pub table_columns: u64,
     pub table_bytes: u64,
@@ -274,7 +318,7 @@ impl PoolSide {
 /// pool; every layer holds `tokens` otherwise), pages of `page` tokens, whose `T x bytes per
 /// token` is `counted` bytes.
 fn pool_side(ver: (u64, u64, u64), cx: &Ctx, tokens: u64, swa_tokens: Option<u64>, page: u64, counted: u64) -> PoolSide {
-    let (rows, cols) = req_to_token_table(ver, tokens, cx.max_model_len, cx.scenario.max_num_seqs);
+    let ReqTable { slots: table_slots, rows, columns: cols } = req_to_token_table(ver, tokens, cx.max_model_len, cx.scenario.max_num_seqs);
     let table = rows.saturating_mul(cols).saturating_mul(4);
     let pad = if ver >= PAGE_PADDING_FROM { page } else if ver >= (0, 2, 0) { 1 } else { 0 };
     // segments each group's layers hold: the first few served in order, the rest alike (every
@@ -294,8 +338,13 @@ fn pool_side(ver: (u64, u64, u64), cx: &Ctx, tokens: u64, swa_tokens: Option<u64
     }
     let slots = if ver >= PAGE_PADDING_FROM { (tokens / page.max(1)).saturating_mul(8) } else { tokens.saturating_add(1) };
     reserved = reserved.saturating_add(crate::allocator::reserved_for([slots]));
+    // a hybrid pool's full-to-window slot mapping (`full_to_swa_index_mapping`, int64)
+    if let Some(swa) = swa_tokens {
+        let entries = if ver >= SWA_MAPPING_PER_FULL_FROM { tokens.saturating_add(page).saturating_add(1) } else { tokens.saturating_add(swa).saturating_add(1) };
+        reserved = reserved.saturating_add(crate::allocator::reserved_for([entries.saturating_mul(8)]));
+    }
     let buffers = reserved.saturating_sub(table).saturating_sub(counted);
-    PoolSide { table_rows: rows, table_columns: cols, table_bytes: table, buffers_bytes: buffers }
+    PoolSide { table_slots, table_rows: rows, table_columns: cols, table_bytes: table, buffers_bytes: buffers }
 }
 
 /// The SGLang version a scenario models ([`DEFAULT_VERSION`] when none is given or it does not parse).
@@ -407,8 +456,9 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let one_pool_with_windows = swa_b > 0 && !hybrid;
     let need = if one_pool_with_windows { cx.kv.clone().windows_at_full_length().request_bytes(l)? } else { cx.kv.request_bytes(l)? };
     // the table and buffers are allocated at start-up: out of memory when they do not fit
-    // and a table without rows (0.1's int(T / context_len x 256) below one) admits no request
-    let fits = tokens > 0 && side.table_rows > 0 && side.bytes() <= after_pool;
+    // and a table without request slots (0.1's int(T / context_len x 256) below one, or from
+    // 0.5.10 half of a one-token pool) admits no request
+    let fits = tokens > 0 && side.table_slots > 0 && side.bytes() <= after_pool;
     let usable_why = if !s.gpu.memory_is_given() {
         let what = if before_load > CONTEXT_BEFORE_LOAD_GIB { format!("{CONTEXT_BEFORE_LOAD_GIB} GiB of CUDA context and {NCCL_NVSWITCH_BEFORE_LOAD_GIB} GiB of NCCL buffers over the NVSwitch") } else { format!("{CONTEXT_BEFORE_LOAD_GIB} GiB of CUDA context") };
         format!("{} less {what}, modelled", gib(cx.memory.0))
@@ -435,8 +485,10 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     };
     let message = if tokens == 0 {
         Some(format!("Not enough memory. Please try to increase --mem-fraction-static. ({} static, {} weights as loaded)", gib(static_b), gib(loaded)))
-    } else if side.table_rows == 0 {
+    } else if side.table_slots == 0 && ver < (0, 2, 0) {
         Some(format!("The request-to-token table has no rows: max_total_num_tokens {tokens} / context_len {l} x 256 is below one, so no request is admitted; lower --context-length"))
+    } else if side.table_slots == 0 {
+        Some(format!("The request-to-token table has no request slots: max_total_num_tokens {tokens} / 2 is below one, so no request is admitted; raise --mem-fraction-static"))
     } else if !fits {
         Some(format!(
             "CUDA out of memory. (The request-to-token table, {} rows x {} int32 = {}, and the pool's buffers, {}, need more than the {} left beside the KV pool; lower --context-length, --max-running-requests or --mem-fraction-static.)",
@@ -452,13 +504,24 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     // the scheduler's limit on running requests (`max_running_requests`): the given
     // --max-running-requests, else half the pool's tokens; at most the table's rows (0.2: one
     // fewer, as its scheduler keeps one)
-    let limit = if ((0, 2, 0)..TABLE_FROM_RUNNING_FLAG).contains(&ver) { side.table_rows.saturating_sub(1) } else { side.table_rows };
-    let running = s.max_num_seqs.unwrap_or(tokens / 2).min(limit);
+    // (0.3 to 0.4.6 admit as many as the table has rows, its extra row included; from 0.5.10 the
+    // slots are the limit, already capped)
+    let limit = if ((0, 2, 0)..TABLE_FROM_RUNNING_FLAG).contains(&ver) {
+        side.table_rows.saturating_sub(1)
+    } else if ver < TABLE_WITHOUT_EXTRA_ROW_FROM {
+        side.table_rows
+    } else {
+        side.table_slots
+    };
+    let running = if ver >= SLOTS_CAPPED_FROM { limit } else { s.max_num_seqs.unwrap_or(tokens / 2).min(limit) };
     let running_cap = Some(super::RunningCap {
         requests: running,
         source: match s.max_num_seqs {
-            Some(n) if n <= limit => format!("--max-running-requests {n}"),
+            Some(n) if n <= running => format!("--max-running-requests {n}"),
+            Some(n) if ver >= FLAG_CAPPED_BY_HALF_FROM => format!("--max-running-requests {n}, at most max_total_num_tokens / 2"),
+            Some(n) if ver >= SLOTS_CAPPED_FROM => format!("--max-running-requests {n}, at most SGLang's estimate min(4096, max(2048, max_total_num_tokens / context_len x 512))"),
             Some(n) => format!("--max-running-requests {n}, at most the {limit} request-to-token rows"),
+            None if ver >= SLOTS_CAPPED_FROM => "SGLang's default, min(max(2048, min(4096, max_total_num_tokens / context_len x 512)), max_total_num_tokens / 2)".to_string(),
             None => format!("SGLang's default, min(max_total_num_tokens / 2, {limit} request-to-token rows)"),
         },
     });

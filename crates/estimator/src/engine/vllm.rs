@@ -650,13 +650,27 @@ fn mla_entry_alignment(engine: Engine, ver: (u64, u64, u64), act_bytes: u64) -> 
     (engine == Engine::VllmV0 && ver >= (0, 7, 2) && ver < (0, 8, 0)).then(|| 256 / act_bytes.max(1))
 }
 
+/// The release whose attention caches values narrower than the keys at their own width
+/// (`FlashAttentionDiffKVBackend`, PR 40045, merged three days before 0.20.0 was tagged); before,
+/// MiMo-V2-Flash's model code padded its 128-wide values to the 192-wide keys.
+pub const DIFF_KV_FROM: (u64, u64, u64) = (0, 20, 0);
+
 /// The shape whose KV layout vLLM allocates when it is not the config's: an MLA model per head
-/// ([`mla_per_head`]) or with its latent padded ([`mla_entry_alignment`]); `None` otherwise.
+/// ([`mla_per_head`]) or with its latent padded ([`mla_entry_alignment`]), values padded to the
+/// keys' width before [`DIFF_KV_FROM`]; `None` otherwise.
 pub(crate) fn cached_shape(shape: &ModelShape, s: &crate::scenario::Scenario, quant: Option<&Quant>, act_bytes: u64) -> Option<ModelShape> {
-    if !matches!(s.engine, Engine::Vllm | Engine::VllmV0) || !shape.is_mla() {
+    if !matches!(s.engine, Engine::Vllm | Engine::VllmV0) {
         return None;
     }
     let (version, ver) = version_of(s);
+    if shape.has_narrower_values() && ver < DIFF_KV_FROM {
+        return Some(shape.with_values_padded_to_keys(format!(
+            "vLLM {version} caches values narrower than the keys padded to the key width (one head size per attention layer; unpadded from 0.20, FlashAttentionDiffKVBackend)"
+        )));
+    }
+    if !shape.is_mla() {
+        return None;
+    }
     if let Some((dim, why)) = mla_per_head(ver, quant) {
         return Some(shape.with_mla_per_head(dim, why));
     }
