@@ -105,8 +105,9 @@ impl FromJson for MaybeWindow {
 const PER_LAYER_KEYS: &[&str] = &["moe_intermediate_size", "num_experts"];
 /// Shared fields that a family writes as a 0/1 list, one entry per layer, and whose resolver reads
 /// that list from `json`: MiMo-V2-Flash's `moe_layer_freq` (1: a MoE layer), where DeepSeek writes
-/// one integer (every n-th layer).
-const PER_LAYER_FLAG_KEYS: &[(&str, &str)] = &[("mimo_v2_flash", "moe_layer_freq")];
+/// one integer (every n-th layer). MiMo-V2.5 (`mimo_v2`, with vision and audio towers) writes it
+/// the same way; its type is not read, and the generic path refuses it by its experts.
+const PER_LAYER_FLAG_KEYS: &[(&str, &str)] = &[("mimo_v2_flash", "moe_layer_freq"), ("mimo_v2", "moe_layer_freq")];
 
 fn collapse_uniform_lists(json: &Map<String, Value>) -> Option<Map<String, Value>> {
     let model_type = json.get("model_type").and_then(Value::as_str).unwrap_or("");

@@ -1195,6 +1195,12 @@ fn mimo_v2_flash_caches_values_narrower_than_its_keys() {
     bad["moe_layer_freq"] = serde_json::json!([0, 1, 1]);
     let e = parse_config(&bad.to_string()).unwrap_err();
     assert!(e.to_string().contains("moe_layer_freq") && e.to_string().contains("one per layer (48)"), "{e}");
+    // MiMo-V2.5 (`mimo_v2`: the same layers with vision and audio towers) is not read: refused by
+    // its experts, not by a type error on its per-layer list
+    let mut v25 = hub.clone();
+    v25["model_type"] = serde_json::json!("mimo_v2");
+    let e = parse_config(&v25.to_string()).unwrap_err();
+    assert!(e.to_string().contains("`n_routed_experts` = 256"), "{e}");
     // vLLM pads the values to 192 before 0.20, and caches them at 128 from 0.20
     let at = |v: &str| {
         let s = Scenario { engine: Engine::Vllm, engine_version: Some(v.into()), gpu: GpuChoice::Catalog("h200".into()), tp: 4, max_model_len: Some(32768), ..scenario("x") };
