@@ -3264,6 +3264,23 @@ fn sglang_allocates_a_request_to_token_table_beside_its_pool() {
     assert!(tight.engine.message.as_deref().is_some_and(|m| m.starts_with("CUDA out of memory. (The request-to-token table, 2049 rows x 32772 int32")), "{:?}", tight.engine.message);
 }
 
+/// From 0.5.18 SGLang keeps a multimodal model's embedding cache (`SGLANG_VLM_CACHE_SIZE_MB`,
+/// 100 MiB) out of the token pool's budget: Qwen2.5-VL-7B's pool is 100 MiB smaller than under
+/// 0.5.17 at the same fraction, and a text model's is unchanged.
+#[test]
+fn sglang_keeps_the_multimodal_embedding_cache_out_of_its_pool() {
+    let at = |id: &str, v: &str| {
+        let s = Scenario { engine: Engine::Sglang, engine_version: Some(v.into()), gpu: GpuChoice::Catalog("h100-80gb".into()), gpu_memory_utilization: Some(0.8), ..scenario(id) };
+        estimate(&shape(id), &s).unwrap()
+    };
+    let (before, after) = (at("Qwen/Qwen2.5-VL-7B-Instruct", "0.5.17"), at("Qwen/Qwen2.5-VL-7B-Instruct", "0.5.18"));
+    let per_token = before.kv.bytes_per_token;
+    let lost = (before.engine.kv_tokens - after.engine.kv_tokens) * per_token;
+    assert!(lost.abs_diff(100 << 20) <= per_token, "{lost}");
+    assert!(after.engine.notes.iter().any(|n| n.contains("multimodal embedding cache")), "{:?}", after.engine.notes);
+    assert_eq!(at("Qwen/Qwen2.5-7B-Instruct", "0.5.17").engine.kv_tokens, at("Qwen/Qwen2.5-7B-Instruct", "0.5.18").engine.kv_tokens);
+}
+
 /// The engines' schedulers run a bounded number of requests at once, whatever the memory holds:
 /// vLLM `max_num_seqs` (V0 256; V1's API server 1024 on H100-class boards, 256 on smaller ones
 /// from 0.8.4), SGLang `max_running_requests` (half the pool's tokens, at most the

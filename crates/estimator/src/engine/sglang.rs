@@ -200,6 +200,11 @@ pub const FLAG_CAPPED_BY_HALF_FROM: (u64, u64, u64) = (0, 5, 14);
 /// The release whose hybrid sliding-window allocator maps full-pool slots to window-pool slots
 /// with an int64 list of `full + page_size + 1` entries (`full + window + 1` before).
 pub const SWA_MAPPING_PER_FULL_FROM: (u64, u64, u64) = (0, 5, 8);
+/// The release that reserves a multimodal model's embedding cache out of the KV pool's budget
+/// (`mm_runtime_reservation_gb`; absent from 0.5.17).
+pub const MM_RESERVATION_FROM: (u64, u64, u64) = (0, 5, 18);
+/// `SGLANG_VLM_CACHE_SIZE_MB`'s default there (GPU feature transport, opt-in, would add 1 GiB).
+pub const MM_EMBEDDING_CACHE_MIB: u64 = 100;
 /// The release from which every layer's KV buffer has `page_size` padding rows and the free slots
 /// are an int64 list on the GPU ([`PoolSide`]).
 pub const PAGE_PADDING_FROM: (u64, u64, u64) = (0, 4, 0);
@@ -393,7 +398,10 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let rope_value = if rope_fp32 { 4 } else { cx.plan.activation.bytes() };
     let super::LoadExtras { rope, slack, .. } = super::load_extras_with(cx, rope_value);
     let loaded = cx.weights_per_gpu.0.saturating_add(rope).saturating_add(slack);
-    let rest = static_b.saturating_sub(loaded);
+    // a multimodal model keeps its embedding cache (`SGLANG_VLM_CACHE_SIZE_MB`, 100 MiB by
+    // default) out of the pool's budget from 0.5.18 (`mm_runtime_reservation_gb`)
+    let mm_reserve = if multimodal && ver >= MM_RESERVATION_FROM { MM_EMBEDDING_CACHE_MIB << 20 } else { 0 };
+    let rest = static_b.saturating_sub(loaded).saturating_sub(mm_reserve);
     let per_token = cx.kv.bytes_per_token.max(1);
     // DeepSeek Sparse Attention: the cell SGLang counts and its pool's page
     let nsa = nsa_cell(cx, nvidia);
@@ -551,6 +559,9 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         budget: Some(budget),
         notes: {
             let mut n = vec![format!("static budget {} = {} free at load ({usable_why}) x {mfs}; the requests' KV must fit its token pool, the activation peak and CUDA graphs what the request-to-token table and the pool's buffers leave of the {} outside it", gib(static_b), gib(free_at_load), gib(outside))];
+            if mm_reserve > 0 {
+                n.push(format!("{MM_EMBEDDING_CACHE_MIB} MiB of the static budget kept for the multimodal embedding cache (SGLANG_VLM_CACHE_SIZE_MB, from 0.5.18), not the token pool"));
+            }
             n.extend(cx.max_model_len_why.clone());
             let running = if s.max_num_seqs.is_some() && ver >= TABLE_FROM_RUNNING_FLAG { "--max-running-requests" } else { "SGLang's default" };
             n.push(format!(
