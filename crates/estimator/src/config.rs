@@ -106,7 +106,7 @@ const PER_LAYER_KEYS: &[&str] = &["moe_intermediate_size", "num_experts"];
 /// Shared fields that a family writes as a 0/1 list, one entry per layer, and whose resolver reads
 /// that list from `json`: MiMo-V2-Flash's `moe_layer_freq` (1: a MoE layer), where DeepSeek writes
 /// one integer (every n-th layer). MiMo-V2.5 (`mimo_v2`, with vision and audio towers) writes it
-/// the same way; its type is not read, and the generic path refuses it by its experts.
+/// the same way; its type is refused by name, not by a type error here.
 const PER_LAYER_FLAG_KEYS: &[(&str, &str)] = &[("mimo_v2_flash", "moe_layer_freq"), ("mimo_v2", "moe_layer_freq")];
 
 fn collapse_uniform_lists(json: &Map<String, Value>) -> Option<Map<String, Value>> {

@@ -1141,6 +1141,11 @@ fn generic_path_refuses_experts_and_recurrent_layers() {
     let kinds = serde_json::to_string(&(0..28).map(|i| if i % 8 == 0 { "full_attention" } else { "lightning-attn" }).collect::<Vec<_>>()).unwrap();
     let e = parse_config(&format!(r#"{{"model_type":"brand_new_hybrid",{base},"mixer_types":{kinds}}}"#)).unwrap_err();
     assert!(e.to_string().contains("`mixer_types` has \"lightning-attn\" layers"), "{e}");
+    // Zamba's `layers_block_type`, and `block_types`, are read the same way
+    for key in ["layers_block_type", "block_types"] {
+        let e = parse_config(&format!(r#"{{"model_type":"brand_new_hybrid",{base},"{key}":["attention","hybrid"]}}"#)).unwrap_err();
+        assert!(e.to_string().contains(&format!("`{key}` has \"hybrid\" layers")), "{e}");
+    }
     // latent attention would get per-head K and V
     let e = parse_config(&format!(r#"{{"model_type":"brand_new_mla",{base},"kv_lora_rank":512,"qk_rope_head_dim":64}}"#)).unwrap_err();
     assert!(e.to_string().contains("`kv_lora_rank` = 512"), "{e}");
@@ -1181,13 +1186,17 @@ fn mimo_v2_flash_caches_values_narrower_than_its_keys() {
     let swa_k = 39 * 2 * 192 * 2 * 1_496_958_u64;
     assert!((swa_k as f64 / (1u64 << 30) as f64 - 41.76).abs() < 0.01, "{swa_k}");
     // transformers' native layout: the same model
-    let mut native = hub.clone();
-    let o = native.as_object_mut().unwrap();
-    for k in ["hybrid_layer_pattern", "moe_layer_freq", "swa_num_attention_heads", "swa_num_key_value_heads", "swa_head_dim", "swa_v_head_dim", "sliding_window_size", "add_swa_attention_sink_bias", "add_full_attention_sink_bias"] {
-        o.remove(k);
+    fn native_base(hub: &serde_json::Value) -> serde_json::Value {
+        let mut native = hub.clone();
+        let o = native.as_object_mut().unwrap();
+        for k in ["hybrid_layer_pattern", "moe_layer_freq", "swa_num_attention_heads", "swa_num_key_value_heads", "swa_head_dim", "swa_v_head_dim", "sliding_window_size", "add_swa_attention_sink_bias", "add_full_attention_sink_bias"] {
+            o.remove(k);
+        }
+        o.insert("layer_types".into(), serde_json::json!((0..48).map(|i| if i == 0 || (i + 1) % 6 == 0 { "full_attention" } else { "sliding_attention" }).collect::<Vec<_>>()));
+        o.insert("mlp_layer_types".into(), serde_json::json!((0..48).map(|i| if i == 0 { "dense" } else { "sparse" }).collect::<Vec<_>>()));
+        native
     }
-    o.insert("layer_types".into(), serde_json::json!((0..48).map(|i| if i == 0 || (i + 1) % 6 == 0 { "full_attention" } else { "sliding_attention" }).collect::<Vec<_>>()));
-    o.insert("mlp_layer_types".into(), serde_json::json!((0..48).map(|i| if i == 0 { "dense" } else { "sparse" }).collect::<Vec<_>>()));
+    let native = native_base(&hub);
     let n = parse_config(&native.to_string()).unwrap();
     assert_eq!((n.params_total(), n.layers == m.layers), (m.params_total(), true));
     // a per-layer list of the wrong length names the field
@@ -1196,11 +1205,21 @@ fn mimo_v2_flash_caches_values_narrower_than_its_keys() {
     let e = parse_config(&bad.to_string()).unwrap_err();
     assert!(e.to_string().contains("moe_layer_freq") && e.to_string().contains("one per layer (48)"), "{e}");
     // MiMo-V2.5 (`mimo_v2`: the same layers with vision and audio towers) is not read: refused by
-    // its experts, not by a type error on its per-layer list
+    // name, not by a type error on its per-layer list
     let mut v25 = hub.clone();
     v25["model_type"] = serde_json::json!("mimo_v2");
     let e = parse_config(&v25.to_string()).unwrap_err();
-    assert!(e.to_string().contains("`n_routed_experts` = 256"), "{e}");
+    assert!(matches!(e, Error::Unsupported { .. }) && e.to_string().contains("vision and audio towers"), "{e}");
+    // a shared-expert count past any real model is an error naming it, not an overflow
+    let mut huge = hub.clone();
+    huge["n_shared_experts"] = serde_json::json!(i64::MAX);
+    let e = parse_config(&huge.to_string()).unwrap_err();
+    assert!(e.to_string().contains("n_shared_experts"), "{e}");
+    // `layer_types` of the wrong length names the field
+    let mut short = native_base(&hub);
+    short["layer_types"] = serde_json::json!(["full_attention"]);
+    let e = parse_config(&short.to_string()).unwrap_err();
+    assert!(e.to_string().contains("layer_types") && e.to_string().contains("one per layer (48)"), "{e}");
     // vLLM pads the values to 192 before 0.20, and caches them at 128 from 0.20
     let at = |v: &str| {
         let s = Scenario { engine: Engine::Vllm, engine_version: Some(v.into()), gpu: GpuChoice::Catalog("h200".into()), tp: 4, max_model_len: Some(32768), ..scenario("x") };
@@ -1209,10 +1228,23 @@ fn mimo_v2_flash_caches_values_narrower_than_its_keys() {
     let (old, new) = (at("0.19.1"), at("0.20.0"));
     assert_eq!((old.kv.bytes_per_token, new.kv.bytes_per_token), (9 * 384 * 2 + 39 * 2 * 384 * 2, 9 * 320 * 2 + 39 * 2 * 320 * 2));
     assert!(old.engine.kv_tokens < new.engine.kv_tokens, "{} {}", old.engine.kv_tokens, new.engine.kv_tokens);
-    // SGLang gives the window layers their own pool from its first release with the model
-    let s = Scenario { engine: Engine::Sglang, engine_version: Some("0.5.7".into()), gpu: GpuChoice::Catalog("h200".into()), tp: 4, ..scenario("x") };
-    let e = estimate(&m, &s).unwrap();
-    assert!(e.engine.budget.as_ref().unwrap().window_pool.is_some());
+    // SGLang gives the window layers their own pool from its first release with the model (0.5.7;
+    // an earlier version keeps them at full length in one pool), and maps full-pool slots to
+    // window-pool slots with an int64 list: full + window + 1 entries in 0.5.7, full + page + 1
+    // from 0.5.8, each in the segments PyTorch's allocator serves it from
+    let sg = |v: &str| {
+        let s = Scenario { engine: Engine::Sglang, engine_version: Some(v.into()), gpu: GpuChoice::Catalog("h200".into()), tp: 4, ..scenario("x") };
+        estimate(&m, &s).unwrap()
+    };
+    let (v056, v057, v058) = (sg("0.5.6"), sg("0.5.7"), sg("0.5.8"));
+    let budget = |e: &Estimate| e.engine.budget.clone().unwrap();
+    assert!(budget(&v056).window_pool.is_none() && budget(&v057).window_pool.is_some());
+    assert_eq!(v057.engine.kv_tokens, v058.engine.kv_tokens);
+    let (full, swa) = (budget(&v057).full_pool.tokens, budget(&v057).window_pool.unwrap().0.tokens);
+    let seg = |entries: u64| kv_estimator::allocator::reserved_for([entries * 8]) as i64;
+    let mapping_change = seg(full + 2) - seg(full + swa + 1);
+    assert!(mapping_change != 0);
+    assert_eq!(budget(&v058).beside_pool.0 as i64 - budget(&v057).beside_pool.0 as i64, mapping_change);
 }
 
 /// Families added in session 39, each against the parameter count its release publishes: the
@@ -3214,14 +3246,17 @@ fn sglang_allocates_a_request_to_token_table_beside_its_pool() {
     assert_eq!(t((0, 4, 3), 46_611, 131_072, None), (2048, 2049, 131_076));
     assert_eq!(t((0, 3, 5), 1_033_884, 32_768, None), (4096, 4097, 32_772));
     // 0.4.7 to 0.5.10: one row per slot (the capped logs print max_running_requests=128 and 200)
+    assert_eq!(t((0, 4, 6), 1_033_884, 32_768, None), (4096, 4097, 32_772));
     assert_eq!(t((0, 4, 7), 1_033_884, 32_768, None), (4096, 4096, 32_772));
     assert_eq!(t((0, 5, 1), 1_033_884, 32_768, Some(128)), (128, 128, 32_772));
     // from 0.5.10 the slots are at most half the pool's tokens; from 0.5.11 row 0 pads
+    assert_eq!(t((0, 5, 9), 3000, 1024, None), (2048, 2048, 1028));
     assert_eq!(t((0, 5, 10), 3000, 1024, None), (1500, 1500, 1028));
+    assert_eq!(t((0, 5, 11), 3000, 1024, None), (1500, 1501, 1028));
     assert_eq!(t((0, 5, 23), 3000, 1024, None), (1500, 1501, 1028));
     assert_eq!(t((0, 5, 23), 1_033_884, 32_768, Some(128)), (128, 129, 32_772));
     // a flag above the default: capped by the clamped estimate in 0.5.10-0.5.13, by T / 2 after
-    assert_eq!(t((0, 5, 12), 1_033_884, 32_768, Some(8192)), (4096, 4097, 32_772));
+    assert_eq!(t((0, 5, 13), 1_033_884, 32_768, Some(8192)), (4096, 4097, 32_772));
     assert_eq!(t((0, 5, 14), 1_033_884, 32_768, Some(8192)), (8192, 8193, 32_772));
     // an empty pool or a zero context divides nothing by zero (a context of at least one token)
     assert_eq!(t((0, 5, 23), 0, 0, None), (0, 1, 5));
@@ -3284,7 +3319,8 @@ fn sglang_keeps_the_multimodal_embedding_cache_out_of_its_pool() {
 /// The engines' schedulers run a bounded number of requests at once, whatever the memory holds:
 /// vLLM `max_num_seqs` (V0 256; V1's API server 1024 on H100-class boards, 256 on smaller ones
 /// from 0.8.4), SGLang `max_running_requests` (half the pool's tokens, at most the
-/// request-to-token table's rows; the logs print 2049 and 4097). The estimate says so where the
+/// request-to-token table's request slots; the logs of 0.4.6 and older print 2049 and 4097, one
+/// more). The estimate says so where the
 /// limit binds before the memory does, and keeps the memory's answer as it is.
 #[test]
 fn engines_run_at_most_their_schedulers_requests_at_once() {

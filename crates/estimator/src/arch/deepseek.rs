@@ -37,7 +37,7 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
     } else {
         (0, 0)
     };
-    let shared = cx.raw.n_shared_experts.unwrap_or(0);
+    let shared = cx.bounded(cx.raw.n_shared_experts.unwrap_or(0), "n_shared_experts")?;
     let first_dense = cx.raw.first_k_dense_replace.unwrap_or(0);
     let freq = cx.raw.moe_layer_freq.unwrap_or(1).max(1);
     let v3 = matches!(mt.as_str(), "deepseek_v3" | "deepseek_v32" | "kimi_k2" | "glm4_moe_lite");

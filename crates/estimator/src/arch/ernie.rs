@@ -66,7 +66,7 @@ fn sparse_layers(cx: &mut Cx, layers: u64) -> Result<Sparse> {
     let top_k = cx.or(cx.opt_u64("moe_k")?.or(cx.raw.num_experts_per_tok), "moe_k", 6, why)?;
     let inter = cx.or(cx.raw.moe_intermediate_size, "moe_intermediate_size", 1536, why)?;
     let shared = match cx.opt_u64("moe_num_shared_experts")? {
-        Some(n) => n,
+        Some(n) => cx.bounded(n, "moe_num_shared_experts")?,
         None => {
             cx.default("moe_num_shared_experts", 2, why);
             2

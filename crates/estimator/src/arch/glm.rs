@@ -24,7 +24,7 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
     } else {
         (0, 0)
     };
-    let shared = cx.raw.n_shared_experts.unwrap_or(0);
+    let shared = cx.bounded(cx.raw.n_shared_experts.unwrap_or(0), "n_shared_experts")?;
     let layers = range(c.layers)
         .map(|i| {
             let mut t = vec![];

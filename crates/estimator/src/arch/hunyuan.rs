@@ -44,10 +44,10 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
         if is_moe {
             let top_k = cx.req(per_layer(cx, "moe_topk", i)?.or(cx.raw.num_experts_per_tok), "moe_topk", "active parameters")?;
             let experts = cx.req(per_layer(cx, "num_experts", i)?, "num_experts", "MoE weights")?;
-            let e_inter = per_layer(cx, "moe_intermediate_size", i)?.unwrap_or(inter);
+            let e_inter = cx.bounded(per_layer(cx, "moe_intermediate_size", i)?.unwrap_or(inter), "moe_intermediate_size")?;
             moe(c.hidden, experts, top_k, e_inter, true, &mut t);
             if mixed {
-                let shared = per_layer(cx, "num_shared_expert", i)?.unwrap_or(1);
+                let shared = cx.bounded(per_layer(cx, "num_shared_expert", i)?.unwrap_or(1), "num_shared_expert")?;
                 if shared > 0 {
                     // vLLM builds the shared MLP without biases whatever `mlp_bias` says
                     gated_mlp("mlp.shared_mlp", Role::SharedExpert, c.hidden, shared * inter, false, &mut t);

@@ -51,10 +51,11 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
     let experts = cx.or(cx.raw.num_experts, "n_routed_experts", 256, "absent: MiMoV2FlashConfig default")?;
     let top_k = cx.or(cx.raw.num_experts_per_tok, "num_experts_per_tok", 8, "absent: MiMoV2FlashConfig default")?;
     let moe_inter = cx.or(cx.raw.moe_intermediate_size, "moe_intermediate_size", 2048, "absent: MiMoV2FlashConfig default")?;
-    let shared = cx.raw.n_shared_experts.unwrap_or(0);
+    let shared = cx.bounded(cx.raw.n_shared_experts.unwrap_or(0), "n_shared_experts")?;
     let tied = cx.tied(false);
+    let window_key = ["sliding_window", "sliding_window_size"].into_iter().find(|k| cx.raw.json.get(*k).is_some_and(|v| !v.is_null())).unwrap_or("sliding_window");
     let window = match cx.raw.sliding_window.and_then(|w| w.0) {
-        Some(w) => cx.req(Some(w), "sliding_window_size", "the window layers' cache")?,
+        Some(w) => cx.req(Some(w), window_key, "the window layers' cache")?,
         None => cx.or(None, "sliding_window", 128, "absent: MiMoV2FlashConfig default")?,
     };
     // the window layers: the Hub's `swa_*` fields, else the native port's rule (same query heads
@@ -69,7 +70,11 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
         }
     };
     if swa_kv > swa_heads || swa_heads % swa_kv != 0 {
-        return Err(Error::invalid("swa_num_key_value_heads", swa_kv, format!("a divisor of swa_num_attention_heads ({swa_heads})")));
+        let expected = format!("a divisor of swa_num_attention_heads ({swa_heads})");
+        return Err(match cx.opt_u64("swa_num_key_value_heads")? {
+            Some(_) => Error::invalid("swa_num_key_value_heads", swa_kv, expected),
+            None => Error::invalid("num_key_value_heads", c.kv_heads, format!("half of a divisor of swa_num_attention_heads ({swa_heads}): without swa_num_key_value_heads the window layers have twice as many")),
+        });
     }
     let swa_k = cx.or(cx.opt_u64("swa_head_dim")?, "swa_head_dim", c.head_dim, "absent: head_dim")?;
     let swa_v = cx.or(cx.opt_u64("swa_v_head_dim")?, "swa_v_head_dim", v_dim, "absent: v_head_dim")?;
@@ -82,7 +87,7 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
     let h = c.hidden;
     let mut layers = Vec::with_capacity(c.layers as usize);
     for i in 0..c.layers as usize {
-        let swa = match (flag_at(cx, "hybrid_layer_pattern", i, c.layers)?, cx.layer_type(i)) {
+        let swa = match (flag_at(cx, "hybrid_layer_pattern", i, c.layers)?, kind_at(cx, "layer_types", i, c.layers, &["full_attention", "sliding_attention"])?) {
             (Some(p), _) => p == 1,
             (None, Some(k)) => k == "sliding_attention",
             (None, None) => !(i == 0 || (i + 1) % 6 == 0),

@@ -93,6 +93,10 @@ fn by_type(cx: &mut Cx, key: &str, text_type: &str) -> Result<ModelShape> {
         "minimax_m1" | "minimax_text_01" | "minimax" => minimax::resolve(cx),
         "minimax_m2" => minimax::resolve_m2(cx),
         "mimo_v2_flash" => mimo::resolve(cx),
+        "mimo_v2" => Err(Error::Unsupported {
+            model_type: "mimo_v2".into(),
+            reason: "MiMo-V2.5's language model is MiMo-V2-Flash's (model_type mimo_v2_flash), but its vision and audio towers (`vision_config`, `audio_config`) are not read, and its weights would be undercounted".into(),
+        }),
         _ => generic::resolve(cx),
     }
 }
@@ -160,6 +164,15 @@ impl<'a> Cx<'a> {
             Some(x) if x > MAX_DIM => Err(Error::invalid(field, x, format!("at most {MAX_DIM}"))),
             Some(x) => Ok(x),
         }
+    }
+
+    /// A count that may be zero (shared experts), at most [`MAX_DIM`]: a larger one is an error
+    /// naming the field, not an overflow in the sizes built from it.
+    pub fn bounded(&self, v: u64, field: &str) -> Result<u64> {
+        if v > MAX_DIM {
+            return Err(Error::invalid(field, v, format!("at most {MAX_DIM}")));
+        }
+        Ok(v)
     }
 
     /// An integer with a documented default, recorded when used.

@@ -183,8 +183,9 @@ pub fn hybrid_swa(ver: (u64, u64, u64), shape: &ModelShape) -> bool {
 /// in its order (`CONTEXT_LENGTH_KEYS`, `hf_transformers_utils.py`): the first present wins.
 const CONTEXT_LENGTH_KEYS: &[&str] = &["max_sequence_length", "seq_length", "max_seq_len", "model_max_length"];
 
-/// The release from which `--max-running-requests` sizes the request-to-token table (one row
-/// more than it) and the table's rows are `context_len + 4` wide ([`req_to_token_table`]).
+/// The release from which `--max-running-requests` sets the request-to-token table's slots (capped
+/// from 0.5.10; with an extra row before 0.4.7 and from 0.5.11) and the table's rows are
+/// `context_len + 4` wide ([`req_to_token_table`]).
 pub const TABLE_FROM_RUNNING_FLAG: (u64, u64, u64) = (0, 3, 0);
 /// The release whose request-to-token table has one row per request slot, not one more
 /// ([`req_to_token_table`]).
@@ -560,12 +561,17 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         notes: {
             let mut n = vec![format!("static budget {} = {} free at load ({usable_why}) x {mfs}; the requests' KV must fit its token pool, the activation peak and CUDA graphs what the request-to-token table and the pool's buffers leave of the {} outside it", gib(static_b), gib(free_at_load), gib(outside))];
             if mm_reserve > 0 {
-                n.push(format!("{MM_EMBEDDING_CACHE_MIB} MiB of the static budget kept for the multimodal embedding cache (SGLANG_VLM_CACHE_SIZE_MB, from 0.5.18), not the token pool"));
+                n.push(format!("{MM_EMBEDDING_CACHE_MIB} MiB of the static budget kept for the multimodal embedding cache (SGLANG_VLM_CACHE_SIZE_MB, from 0.5.18), not the token pool; free at start-up, as SGLang's \"avail mem\" counts it, until images fill the cache"));
             }
             n.extend(cx.max_model_len_why.clone());
-            let running = if s.max_num_seqs.is_some() && ver >= TABLE_FROM_RUNNING_FLAG { "--max-running-requests" } else { "SGLang's default" };
+            let running = match s.max_num_seqs {
+                Some(n) if ver >= TABLE_FROM_RUNNING_FLAG && n == side.table_slots => format!("{} request slots, --max-running-requests", side.table_slots),
+                Some(n) if ver >= TABLE_FROM_RUNNING_FLAG => format!("{} request slots, --max-running-requests {n} capped", side.table_slots),
+                _ => format!("{} request slots, SGLang's default", side.table_slots),
+            };
+            let extra = if side.table_rows > side.table_slots { " and a padding row" } else { "" };
             n.push(format!(
-                "request-to-token table {}: {} rows ({running}) x {} (context_len {l} + padding) x 4 B, allocated after the pool outside mem_fraction_static; with the pool's padding rows, segment rounding and free-slot list ({}) it leaves {} of the {} after the pool for activations and CUDA graphs",
+                "request-to-token table {}: {} rows ({running}{extra}) x {} (context_len {l} + padding) x 4 B, allocated after the pool outside mem_fraction_static; with the pool's padding rows, segment rounding and free-slot list ({}) it leaves {} of the {} after the pool for activations and CUDA graphs",
                 gib(side.table_bytes),
                 side.table_rows,
                 side.table_columns,
