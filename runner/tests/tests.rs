@@ -598,7 +598,16 @@ fn measure_records_out_of_memory_under_a_cap_and_skips_what_cannot_fit() {
     let path = dir.join("llama.json");
     std::fs::write(&path, serde_json::to_string(&tiny_configs()[0].1).unwrap()).unwrap();
     let model = path.to_str().unwrap();
-    let args = ["measure", "--model", model, "--concurrency", "1,4,8", "--input-len", "96", "--output-len", "4", "--memory-cap-gib", "0.0025"];
+    // a cap between what one request and four take, measured and predicted, on this host (whose
+    // L2 cache sizes gemm's packing slab, part of every peak)
+    let free = measurement(&runner(&["measure", "--model", model, "--concurrency", "1,4,8", "--input-len", "96", "--output-len", "4", "--json"]));
+    let (one, four) = (&free.points[0], &free.points[1]);
+    let (pred_one, pred_four) = (one.predicted.as_ref().unwrap().total_bytes, four.predicted.as_ref().unwrap().total_bytes);
+    let (low, high) = (one.peak_bytes.max(pred_one), four.peak_bytes.min(pred_four));
+    assert!(low < high, "one request {low} B, four {high} B");
+    let cap_bytes = (low + high) / 2;
+    let cap = format!("{:.9}", cap_bytes as f64 / (1u64 << 30) as f64);
+    let args = ["measure", "--model", model, "--concurrency", "1,4,8", "--input-len", "96", "--output-len", "4", "--memory-cap-gib", cap.as_str()];
     // predicted not to fit: skipped with the reason
     let m = measurement(&runner(&[&args[..], &["--json"]].concat()));
     assert!(m.points[0].skipped.is_none() && !m.points[0].oom);
@@ -606,7 +615,7 @@ fn measure_records_out_of_memory_under_a_cap_and_skips_what_cannot_fit() {
     // forced: a real out-of-memory point is recorded, the rest stops cleanly ...
     let m = measurement(&runner(&[&args[..], &["--json", "--force"]].concat()));
     assert!(m.points[1].oom, "{:?}", m.points[1]);
-    assert!(m.points[1].peak_bytes > (0.0025 * (1u64 << 30) as f64) as u64);
+    assert!(m.points[1].peak_bytes > cap_bytes);
     assert!(m.points[2].skipped.as_deref().unwrap_or("").contains("earlier point ran out of memory"));
     // ... or goes on
     let m = measurement(&runner(&[&args[..], &["--json", "--force", "--keep-going"]].concat()));

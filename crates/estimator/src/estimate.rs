@@ -232,9 +232,14 @@ pub fn estimate(shape: &ModelShape, scenario: &Scenario) -> Result<Estimate> {
     if scenario.kv_dtype == KvDtype::Nvfp4 && !nvfp4_kv {
         return Err(Error::scenario("kv_dtype", "nvfp4", format!("an engine with an NVFP4 KV cache, vLLM 0.20 or newer or SGLang (the engine is {}{}), or another KV dtype", scenario.engine, scenario.engine_version.as_deref().map(|v| format!(" {v}")).unwrap_or_default())));
     }
-    // the layers as the engine caches them (vLLM's MLA per head before 0.7.3, padded in V0 0.7.2+)
+    // the layers as the engine caches them (vLLM's MLA per head before 0.7.3, padded in V0 0.7.2+;
+    // SGLang's recurrent state in float32)
     let cached;
-    let shape = match engine::vllm::cached_shape(shape, scenario, plan.quant.as_ref(), plan.activation.bytes()) {
+    let cached_by_engine = match scenario.engine {
+        Engine::Sglang => engine::sglang::cached_shape(shape),
+        _ => engine::vllm::cached_shape(shape, scenario, plan.quant.as_ref(), plan.activation.bytes()),
+    };
+    let shape = match cached_by_engine {
         Some(s) => {
             cached = s;
             &cached

@@ -752,6 +752,23 @@ impl ModelShape {
         s.notes.insert(0, why);
         s
     }
+    /// This shape with every recurrent layer's SSM state in float32 (SGLang's default
+    /// `mamba_ssm_dtype`); `None` when they already are or there are none. `why` becomes the
+    /// shape's first note.
+    pub fn with_fp32_ssm_state(&self, why: String) -> Option<ModelShape> {
+        let mut s = self.clone();
+        let mut changed = false;
+        for l in &mut s.layers {
+            if let Mixer::Recurrent { ssm_fp32, ssm_elems, .. } = &mut l.mixer {
+                if !*ssm_fp32 && *ssm_elems > 0 {
+                    *ssm_fp32 = true;
+                    changed = true;
+                }
+            }
+        }
+        s.notes.insert(0, why);
+        changed.then_some(s)
+    }
     /// Layers that read an earlier layer's cache ([`Mixer::SharedKv`]).
     pub fn shared_kv_layers(&self) -> u64 {
         self.runs_all().filter(|(l, _)| matches!(l.mixer, Mixer::SharedKv { .. })).map(|(_, n)| n).sum()

@@ -156,6 +156,12 @@ pub struct Scenario {
     /// LoRA adapters one batch may use (vLLM `--max-loras`, default 1): the slots vLLM allocates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_loras: Option<u64>,
+    /// The host's L2 cache per core in bytes, for the candle profile on a CPU: candle's matmul
+    /// (gemm) keeps a packing slab of that size per thread (`kv-runner measure` reads it from
+    /// gemm); `None`: 512 KiB. Not in permalinks (a property of the machine measured, not of the
+    /// deployment planned).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_l2_cache_bytes: Option<u64>,
 }
 
 fn one() -> u32 {
@@ -194,6 +200,7 @@ impl Default for Scenario {
             kv_on_host: false,
             lora_rank: None,
             max_loras: None,
+            cpu_l2_cache_bytes: None,
         }
     }
 }

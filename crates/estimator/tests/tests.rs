@@ -3299,6 +3299,57 @@ fn sglang_allocates_a_request_to_token_table_beside_its_pool() {
     assert!(tight.engine.message.as_deref().is_some_and(|m| m.starts_with("CUDA out of memory. (The request-to-token table, 2049 rows x 32772 int32")), "{:?}", tight.engine.message);
 }
 
+/// SGLang keeps a hybrid model's recurrent state (gated DeltaNet, Mamba-2) in a pool of request
+/// slots beside the attention layers' token pool: 512 slots before 0.5.4, then 0.9 / 1.9 of the
+/// pool's budget (less the padding slot from 0.5.17), the SSM state in float32, and the scheduler
+/// runs at most slots / 3 (5 from 0.5.14). A public Granite-4.0-H-Micro log (SGLang PR for
+/// GraniteMoeHybrid, February 2026) prints `max_mamba_cache_size: 38` and `#tokens: 399740` with
+/// 36 Mamba-2 layers of 2,097,152 B of float32 SSM state and 26,112 B of bf16 convolution window
+/// and 8,192 B of K and V per token: the budget both come from gives 38 slots by the ratio rule
+/// (37 from 0.5.17), and its 39 allocated slots are the logged 2.74 GB of SSM state.
+#[test]
+fn sglang_keeps_recurrent_state_in_a_pool_of_request_slots() {
+    use kv_estimator::engine::sglang::state_pool;
+    let slot = 36 * (2_097_152 + 26_112);
+    let budget = 399_740 * 8192 + 38 * slot;
+    let p = state_pool((0, 5, 9), false, budget, slot, None);
+    assert_eq!((p.slots, p.budgeted, p.allocated), (38, 38 * slot, 39 * slot));
+    assert!((36.0 * 2_097_152.0 * 39.0 / (1u64 << 30) as f64 - 2.74).abs() < 0.005);
+    assert_eq!(state_pool((0, 5, 17), false, budget, slot, None).slots, 37);
+    // before the radix cache came to Mamba-2 hybrids (0.5.7), and before 0.5.4 for any: 512
+    // slots, or --max-running-requests
+    assert_eq!(state_pool((0, 5, 6), false, budget, slot, None).slots, 512);
+    assert_eq!(state_pool((0, 5, 6), true, budget, slot, None).slots, 38);
+    assert_eq!(state_pool((0, 5, 3), true, budget, slot, Some(64)).slots, 64);
+    // slots per running request: 1, 3, 5 in 0.5.7, 3, 5 from 0.5.14
+    let per = |v| state_pool(v, true, budget, slot, None).per_request;
+    assert_eq!([per((0, 5, 3)), per((0, 5, 6)), per((0, 5, 7)), per((0, 5, 13)), per((0, 5, 14))], [1, 3, 5, 3, 5]);
+
+    // Qwen3-Next-80B at TP 2 on H200s: 36 DeltaNet layers of 16 key and 32 value heads of 128, a
+    // slot of 36 x 2,146,304 B / 2 per GPU; the token pool gets what the state pool leaves
+    let q = shape("Qwen/Qwen3-Next-80B-A3B-Thinking");
+    let at = |v: &str, n: u64| {
+        let s = Scenario { engine: Engine::Sglang, engine_version: Some(v.into()), gpu: GpuChoice::Catalog("h200".into()), tp: 2, concurrency: n, ..scenario("Qwen/Qwen3-Next-80B-A3B-Thinking") };
+        estimate(&q, &s).unwrap()
+    };
+    let e = at("0.5.23", 1);
+    let b = e.engine.budget.clone().unwrap();
+    let state = b.state_pool.expect("a state pool");
+    assert_eq!(state.bytes_per_token, 36 * 2_146_304 / 2);
+    assert_eq!(e.kv.state_bytes_per_request, state.bytes_per_token);
+    // the slots take 0.9 / 1.9 of the budget, the token pool the rest
+    let rest = state.tokens as f64 * state.bytes_per_token as f64 + b.full_pool.tokens as f64 * b.full_pool.bytes_per_token as f64;
+    assert!((state.tokens as f64 * state.bytes_per_token as f64 / rest - 0.9 / 1.9).abs() < 0.01, "{state:?} {:?}", b.full_pool);
+    assert_eq!(e.engine.running_cap.as_ref().map(|c| c.requests), Some(state.tokens / 5));
+    // more requests than slots do not fit, whatever the token pool holds
+    let over = at("0.5.23", state.tokens + 1);
+    assert!(!over.fits && over.max_concurrency == state.tokens, "{} {}", over.fits, over.max_concurrency);
+    assert!(at("0.5.23", state.tokens).fits);
+    // 0.5.3: 512 slots, the scheduler runs 512
+    let old = at("0.5.3", 1);
+    assert_eq!((old.engine.budget.unwrap().state_pool.unwrap().tokens, old.engine.running_cap.map(|c| c.requests)), (512, Some(512)));
+}
+
 /// From 0.5.18 SGLang keeps a multimodal model's embedding cache (`SGLANG_VLM_CACHE_SIZE_MB`,
 /// 100 MiB) out of the token pool's budget: Qwen2.5-VL-7B's pool is 100 MiB smaller than under
 /// 0.5.17 at the same fraction, and a text model's is unchanged.

@@ -109,6 +109,8 @@ fn predict(shape: &kv_estimator::ModelShape, model: &str, wdt: WeightDtype, tota
         input_len: p.input_len,
         output_len: p.output_len,
         cpu,
+        // the packing slab gemm keeps per thread is this host's L2 cache
+        cpu_l2_cache_bytes: cpu.then(|| gemm_common::cache::CACHE_INFO[1].cache_bytes as u64),
         ..Scenario::default()
     };
     Ok(kv_estimator::estimate(shape, &s)?)

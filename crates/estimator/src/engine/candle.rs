@@ -18,7 +18,8 @@
 //!   decode step's `Tensor::cat` holds the old and the new copy.
 //! - **Overhead** (modelled): rotary tables `max_position x head_dim x dtype` (falcon: per layer,
 //!   5000 positions, f32), plus a CUDA context (~500 MiB) on a GPU, or the process's own heap on a
-//!   CPU (0.5 MiB with materialised attention, gemm's thread-local packing buffer; 40 KiB without).
+//!   CPU (gemm's thread-local packing slab, one L2 cache of the host, 0.5 MiB when unknown, with
+//!   materialised attention; 40 KiB without).
 //!
 //! Measured with `kv-runner measure` on CPU (runner tests, 20 families): weights and KV exact to
 //! the byte; the peak within [`PEAK_TOLERANCE_PCT`].
@@ -31,10 +32,11 @@ use crate::units::{Bytes, Figure};
 
 /// CUDA context and library handles of a candle process on a GPU (modelled).
 pub const CUDA_CONTEXT_BYTES: u64 = 500 << 20;
-/// A CPU process's own heap besides tensors when attention scores go through a batched matmul
-/// (gemm's thread-local packing buffer, about 0.5 MiB, plus the runner). Each worker thread that
-/// runs a large matmul adds its own 0.5 MiB; modelled as one thread, which only shows on models of
-/// a few MiB (kv-planner/tiny-llama at 64 tokens: peak -24 %).
+/// A CPU process's own heap besides tensors when attention scores go through a batched matmul:
+/// gemm's thread-local packing slab, one L2 cache of the host (`gemm_common::cache::CACHE_INFO`;
+/// [`crate::Scenario::cpu_l2_cache_bytes`]), this much when the host is not known. Each worker
+/// thread that runs a large matmul adds its own slab; modelled as one thread, which only shows on
+/// models of a few MiB (kv-planner/tiny-llama at 64 tokens: peak -24 %).
 pub const CPU_PROCESS_BYTES: u64 = 512 << 10;
 /// The same without materialised attention (fused attention, recurrent models): the runner only.
 pub const CPU_PROCESS_BYTES_FUSED: u64 = 40 << 10;
@@ -160,7 +162,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     };
     let context = match (s.cpu, per_score) {
         (false, _) => CUDA_CONTEXT_BYTES,
-        (true, SCORE_BYTES..) => CPU_PROCESS_BYTES,
+        (true, SCORE_BYTES..) => s.cpu_l2_cache_bytes.unwrap_or(CPU_PROCESS_BYTES),
         (true, _) => CPU_PROCESS_BYTES_FUSED,
     };
     let head = shape.vocab_size.saturating_mul(shape.hidden_size).saturating_mul(act_b);

@@ -101,6 +101,10 @@ pub struct Budget {
     /// A separate pool for the sliding-window layers (SGLang's `SWAKVPool`), where a request
     /// holds at most `window` tokens; `None` with one pool.
     pub window_pool: Option<(PoolPart, u64)>,
+    /// The request slots of a separate state pool (SGLang's `MambaPool` for recurrent layers):
+    /// `tokens` are slots, one per request, `bytes_per_token` the bytes of one; `None` without.
+    #[serde(default)]
+    pub state_pool: Option<PoolPart>,
     /// What the activation peak needs beyond what is left for it after the pool and what is
     /// allocated beside it (zero when it fits).
     pub work_shortfall: Bytes,
@@ -143,10 +147,11 @@ impl Budget {
         }
         let len = len.max(1);
         let full = self.full_pool.tokens / len;
-        match self.window_pool {
+        let tokens = match self.window_pool {
             Some((w, window)) => full.min(w.tokens / len.min(window.max(1))),
             None => full,
-        }
+        };
+        self.state_pool.map_or(tokens, |p| tokens.min(p.tokens))
     }
     /// Tokens `n` requests of `len` tokens take in the full-attention (or only) pool, and in the
     /// window pool where there is one (each request keeps at most the window there).
@@ -161,6 +166,9 @@ impl Budget {
         let mut s = left(self.full_pool, full_need);
         if let (Some((w, _)), Some(need)) = (self.window_pool, window_need) {
             s = s.min(left(w, need));
+        }
+        if let Some(p) = self.state_pool {
+            s = s.min(left(p, n));
         }
         if self.work_shortfall.0 > 0 {
             s = s.min(-(self.work_shortfall.0 as i128));

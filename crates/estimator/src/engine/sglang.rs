@@ -269,8 +269,92 @@ pub struct ReqTable {
     pub columns: u64,
 }
 
+/// The state pool of a model with recurrent layers (gated DeltaNet, Mamba-2: SGLang's
+/// `MambaPool` beside a `HybridLinearKVPool` of the attention layers' tokens), in SGLang's
+/// default configuration (radix cache on, no `--max-mamba-cache-size`, no speculative decoding),
+/// read release by release:
+/// - before 0.5.4: `max_mamba_cache_size` = `--max-running-requests` or 512 slots, taken from the
+///   pool's budget first;
+/// - from 0.5.4 (gated DeltaNet) and 0.5.7 (Mamba-2 hybrids, which kept the 512 slots while they
+///   ran without the radix cache): `mamba_full_memory_ratio` (0.9) / 1.9 of the budget, in whole
+///   slots; from 0.5.17 less one slot, the pool's padding slot now budgeted;
+/// - the pool allocates one padding slot more than `max_mamba_cache_size` (before 0.5.17 out of
+///   the share outside the fraction);
+/// - a request holds a slot, and the scheduler runs at most `slots / ratio` of them (the table's
+///   request slots): 1 before 0.5.4 and without the radix cache, 3 from 0.5.4, 5 in 0.5.7 and from
+///   0.5.14 (the `extra_buffer` strategy's ping-pong slots).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatePool {
+    /// Request slots (`max_mamba_cache_size`).
+    pub slots: u64,
+    /// Bytes of one slot on one GPU: every recurrent layer's convolution window (bf16) and SSM
+    /// state (float32 by default).
+    pub slot_bytes: u64,
+    /// Bytes taken from the pool's budget.
+    pub budgeted: u64,
+    /// Bytes allocated (`slots + 1` slots).
+    pub allocated: u64,
+    /// Slots per running request.
+    pub per_request: u64,
+    /// How the slots were sized, for display.
+    pub how: &'static str,
+}
+
+/// `mamba_full_memory_ratio`'s default: the state pool gets `0.9 / 1.9` of the budget.
+pub const MAMBA_FULL_MEMORY_RATIO: f64 = 0.9;
+/// State slots when they are not sized from the budget ([`StatePool`]).
+pub const DEFAULT_STATE_SLOTS: u64 = 512;
+/// The release that sizes a gated-DeltaNet model's state pool from the budget.
+pub const STATE_FROM_BUDGET_FROM: (u64, u64, u64) = (0, 5, 4);
+/// The release from which Mamba-2 hybrids keep the radix cache, and so size their state pool from
+/// the budget too.
+pub const MAMBA2_RADIX_FROM: (u64, u64, u64) = (0, 5, 7);
+/// The release that budgets the state pool's padding slot.
+pub const STATE_PADDING_BUDGETED_FROM: (u64, u64, u64) = (0, 5, 17);
+
+/// [`StatePool`] for a budget of `rest` bytes, slots of `slot_bytes`, a gated-DeltaNet model
+/// (`gdn`) or another hybrid, and `--max-running-requests`.
+pub fn state_pool(ver: (u64, u64, u64), gdn: bool, rest: u64, slot_bytes: u64, max_running: Option<u64>) -> StatePool {
+    let slot = slot_bytes.max(1);
+    let from_budget = ver >= STATE_FROM_BUDGET_FROM && (gdn || ver >= MAMBA2_RADIX_FROM);
+    let (slots, budgeted, how) = if !from_budget {
+        let k = max_running.unwrap_or(DEFAULT_STATE_SLOTS);
+        (k, k.saturating_mul(slot_bytes), if max_running.is_some() { "--max-running-requests" } else { "SGLang's default of 512" })
+    } else {
+        let budget = (rest as f64 * MAMBA_FULL_MEMORY_RATIO / (1.0 + MAMBA_FULL_MEMORY_RATIO)) as u64;
+        if ver >= STATE_PADDING_BUDGETED_FROM {
+            let k = budget.saturating_sub(slot) / slot;
+            (k, k.saturating_add(1).saturating_mul(slot_bytes), "mamba_full_memory_ratio 0.9: 0.9 / 1.9 of the budget, less the padding slot")
+        } else {
+            let k = budget / slot;
+            (k, k.saturating_mul(slot_bytes), "mamba_full_memory_ratio 0.9: 0.9 / 1.9 of the budget")
+        }
+    };
+    let per_request = if !from_budget {
+        1
+    } else if ver == MAMBA2_RADIX_FROM || ver >= (0, 5, 14) {
+        5
+    } else {
+        3
+    };
+    StatePool { slots, slot_bytes, budgeted, allocated: slots.saturating_add(1).saturating_mul(slot_bytes), per_request, how }
+}
+
+/// The shape SGLang caches when it is not the config's: recurrent layers keep their SSM state in
+/// float32 (`mamba_ssm_dtype`'s default; a config's own `mamba_ssm_dtype`, read from 0.5.9, is
+/// not read here); `None` otherwise.
+pub(crate) fn cached_shape(shape: &ModelShape) -> Option<ModelShape> {
+    shape.with_fp32_ssm_state("SGLang keeps the recurrent layers' SSM state in float32 (mamba_ssm_dtype's default) and their convolution window in bf16".into())
+}
+
 /// [`ReqTable`] for a pool of `tokens`, a context of `context_len` and `--max-running-requests`.
 pub fn req_to_token_table(ver: (u64, u64, u64), tokens: u64, context_len: u64, max_running: Option<u64>) -> ReqTable {
+    req_to_token_table_capped(ver, tokens, context_len, max_running, None)
+}
+
+/// [`req_to_token_table`] with the request slots at most `state_cap` (a state pool's
+/// `slots / per_request`, [`StatePool`]).
+pub fn req_to_token_table_capped(ver: (u64, u64, u64), tokens: u64, context_len: u64, max_running: Option<u64>, state_cap: Option<u64>) -> ReqTable {
     let ctx = context_len.max(1);
     let per_ctx = |m: u128| u64::try_from(tokens as u128 * m / ctx as u128).unwrap_or(u64::MAX);
     if ver < (0, 2, 0) {
@@ -288,6 +372,7 @@ pub fn req_to_token_table(ver: (u64, u64, u64), tokens: u64, context_len: u64, m
         Some(n) => n.min(tokens / 2),
         None => estimated.min(tokens / 2),
     };
+    let slots = state_cap.map_or(slots, |cap| slots.min(cap));
     let padding_row = ver < TABLE_WITHOUT_EXTRA_ROW_FROM || ver >= PADDING_SLOT_FROM;
     ReqTable { slots, rows: slots.saturating_add(u64::from(padding_row)), columns: ctx.saturating_add(4) }
 }
@@ -323,8 +408,9 @@ impl PoolSide {
 /// [`PoolSide`] for a pool of `tokens` (full layers) and `swa_tokens` (window layers in a hybrid
 /// pool; every layer holds `tokens` otherwise), pages of `page` tokens, whose `T x bytes per
 /// token` is `counted` bytes.
-fn pool_side(ver: (u64, u64, u64), cx: &Ctx, tokens: u64, swa_tokens: Option<u64>, page: u64, counted: u64) -> PoolSide {
-    let ReqTable { slots: table_slots, rows, columns: cols } = req_to_token_table(ver, tokens, cx.max_model_len, cx.scenario.max_num_seqs);
+fn pool_side(ver: (u64, u64, u64), cx: &Ctx, tokens: u64, swa_tokens: Option<u64>, page: u64, counted: u64, state: Option<StatePool>) -> PoolSide {
+    let cap = state.map(|p| p.slots / p.per_request.max(1));
+    let ReqTable { slots: table_slots, rows, columns: cols } = req_to_token_table_capped(ver, tokens, cx.max_model_len, cx.scenario.max_num_seqs, cap);
     let table = rows.saturating_mul(cols).saturating_mul(4);
     let pad = if ver >= PAGE_PADDING_FROM { page } else if ver >= (0, 2, 0) { 1 } else { 0 };
     // segments each group's layers hold: the first few served in order, the rest alike (every
@@ -349,7 +435,9 @@ fn pool_side(ver: (u64, u64, u64), cx: &Ctx, tokens: u64, swa_tokens: Option<u64
         let entries = if ver >= SWA_MAPPING_PER_FULL_FROM { tokens.saturating_add(page).saturating_add(1) } else { tokens.saturating_add(swa).saturating_add(1) };
         reserved = reserved.saturating_add(crate::allocator::reserved_for([entries.saturating_mul(8)]));
     }
-    let buffers = reserved.saturating_sub(table).saturating_sub(counted);
+    // the state pool's slots beyond its budget (the padding slot before 0.5.17)
+    let state_beyond = state.map_or(0, |p| p.allocated.saturating_sub(p.budgeted));
+    let buffers = reserved.saturating_sub(table).saturating_sub(counted).saturating_add(state_beyond);
     PoolSide { table_slots, table_rows: rows, table_columns: cols, table_bytes: table, buffers_bytes: buffers }
 }
 
@@ -403,6 +491,11 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     // default) out of the pool's budget from 0.5.18 (`mm_runtime_reservation_gb`)
     let mm_reserve = if multimodal && ver >= MM_RESERVATION_FROM { MM_EMBEDDING_CACHE_MIB << 20 } else { 0 };
     let rest = static_b.saturating_sub(loaded).saturating_sub(mm_reserve);
+    // recurrent layers (gated DeltaNet, Mamba-2) keep their state in a pool of its own, sized
+    // first; the attention layers' tokens get what it leaves
+    let gdn = matches!(cx.shape.family, Family::Qwen3Next | Family::Qwen35);
+    let state = (cx.kv.state_bytes_per_request > 0 && cx.kv.bytes_per_token > 0).then(|| state_pool(ver, gdn, rest, cx.kv.state_bytes_per_request, s.max_num_seqs));
+    let rest = rest.saturating_sub(state.map_or(0, |p| p.budgeted));
     let per_token = cx.kv.bytes_per_token.max(1);
     // DeepSeek Sparse Attention: the cell SGLang counts and its pool's page
     let nsa = nsa_cell(cx, nvidia);
@@ -440,8 +533,9 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let outside = free_at_load.saturating_sub(static_b);
     // what the pool's tables and buffers take beside its tokens' KV, out of the free memory left
     // after the pool ("Memory pool end. avail mem"); the activations and graphs get the rest
-    let side = pool_side(ver, cx, tokens, hybrid.then_some(swa_tokens), page, pool);
-    let after_pool = free_at_load.saturating_sub(loaded.saturating_add(pool));
+    let side = pool_side(ver, cx, tokens, hybrid.then_some(swa_tokens), page, pool, state);
+    let state_budgeted = state.map_or(0, |p| p.budgeted);
+    let after_pool = free_at_load.saturating_sub(loaded.saturating_add(pool).saturating_add(state_budgeted));
     let left = after_pool.saturating_sub(side.bytes());
     let graphs = left.saturating_sub(act).min((GIB as f64 * 1.5) as u64);
     let overhead = Figure::modelled(
@@ -467,7 +561,8 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     // the table and buffers are allocated at start-up: out of memory when they do not fit
     // and a table without request slots (0.1's int(T / context_len x 256) below one, or from
     // 0.5.10 half of a one-token pool) admits no request
-    let fits = tokens > 0 && side.table_slots > 0 && side.bytes() <= after_pool;
+    let no_state = state.is_some_and(|p| p.slots == 0);
+    let fits = tokens > 0 && !no_state && side.table_slots > 0 && side.bytes() <= after_pool;
     let usable_why = if !s.gpu.memory_is_given() {
         let what = if before_load > CONTEXT_BEFORE_LOAD_GIB { format!("{CONTEXT_BEFORE_LOAD_GIB} GiB of CUDA context and {NCCL_NVSWITCH_BEFORE_LOAD_GIB} GiB of NCCL buffers over the NVSwitch") } else { format!("{CONTEXT_BEFORE_LOAD_GIB} GiB of CUDA context") };
         format!("{} less {what}, modelled", gib(cx.memory.0))
@@ -482,8 +577,9 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let budget = super::Budget {
         usable: Bytes(free_at_load),
         derivation: format!("free at load: {usable_why}"),
-        kv_room: Bytes(pool),
+        kv_room: Bytes(pool.saturating_add(state.map_or(0, |p| p.slots.saturating_mul(p.slot_bytes)))),
         full_pool: super::PoolPart { tokens, bytes_per_token: if hybrid { full_b } else { per_token } },
+        state_pool: state.map(|p| super::PoolPart { tokens: p.slots, bytes_per_token: p.slot_bytes }),
         window_pool: hybrid.then(|| (super::PoolPart { tokens: swa_tokens, bytes_per_token: swa_b }, window.max().unwrap_or(u64::MAX))),
         // the graphs take what the activation leaves (at most 1.5 GiB), so only the activation
         // (after the pool's tables and buffers) can fall short
@@ -492,7 +588,13 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         beside_pool: Bytes(side.bytes()),
         left_after_pool: Bytes(left),
     };
-    let message = if tokens == 0 {
+    let message = if let Some(p) = state.filter(|p| p.slots == 0) {
+        Some(format!(
+            "Not enough GPU memory for hybrid (mamba/linear-attention) state cache. Computed max_mamba_cache_size=0 ({} of the pool's budget for states of {} each); raise --mem-fraction-static",
+            gib(p.budgeted.max((rest as f64 * MAMBA_FULL_MEMORY_RATIO / (1.0 + MAMBA_FULL_MEMORY_RATIO)) as u64)),
+            Bytes(p.slot_bytes)
+        ))
+    } else if tokens == 0 {
         Some(format!("Not enough memory. Please try to increase --mem-fraction-static. ({} static, {} weights as loaded)", gib(static_b), gib(loaded)))
     } else if side.table_slots == 0 && ver < (0, 2, 0) {
         Some(format!("The request-to-token table has no rows: max_total_num_tokens {tokens} / context_len {l} x 256 is below one, so no request is admitted; lower --context-length"))
@@ -523,15 +625,20 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         side.table_slots
     };
     let running = if ver >= SLOTS_CAPPED_FROM { limit } else { s.max_num_seqs.unwrap_or(tokens / 2).min(limit) };
+    // a state pool caps the request slots at its slots / slots per request
+    let state_cap = state.map(|p| (p.slots / p.per_request.max(1), p));
+    let by_state = state_cap.filter(|(cap, _)| *cap == running).map(|(cap, p)| format!("the state pool's {} slots / {} per request = {cap}", p.slots, p.per_request));
     let running_cap = Some(super::RunningCap {
         requests: running,
-        source: match s.max_num_seqs {
-            Some(n) if n <= running => format!("--max-running-requests {n}"),
-            Some(n) if ver >= FLAG_CAPPED_BY_HALF_FROM => format!("--max-running-requests {n}, at most max_total_num_tokens / 2"),
-            Some(n) if ver >= SLOTS_CAPPED_FROM => format!("--max-running-requests {n}, at most SGLang's estimate min(4096, max(2048, max_total_num_tokens / context_len x 512))"),
-            Some(n) => format!("--max-running-requests {n}, at most the {limit} request-to-token rows"),
-            None if ver >= SLOTS_CAPPED_FROM => "SGLang's default, min(max(2048, min(4096, max_total_num_tokens / context_len x 512)), max_total_num_tokens / 2)".to_string(),
-            None => format!("SGLang's default, min(max_total_num_tokens / 2, {limit} request-to-token rows)"),
+        source: match (s.max_num_seqs, by_state) {
+            (Some(n), Some(why)) if n > running => format!("--max-running-requests {n}, at most {why}"),
+            (None, Some(why)) => format!("SGLang's default, at most {why}"),
+            (Some(n), _) if n <= running => format!("--max-running-requests {n}"),
+            (Some(n), _) if ver >= FLAG_CAPPED_BY_HALF_FROM => format!("--max-running-requests {n}, at most max_total_num_tokens / 2"),
+            (Some(n), _) if ver >= SLOTS_CAPPED_FROM => format!("--max-running-requests {n}, at most SGLang's estimate min(4096, max(2048, max_total_num_tokens / context_len x 512))"),
+            (Some(n), _) => format!("--max-running-requests {n}, at most the {limit} request-to-token rows"),
+            (None, _) if ver >= SLOTS_CAPPED_FROM => "SGLang's default, min(max(2048, min(4096, max_total_num_tokens / context_len x 512)), max_total_num_tokens / 2)".to_string(),
+            (None, _) => format!("SGLang's default, min(max_total_num_tokens / 2, {limit} request-to-token rows)"),
         },
     });
     Ok(EngineReport {
@@ -560,6 +667,17 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         budget: Some(budget),
         notes: {
             let mut n = vec![format!("static budget {} = {} free at load ({usable_why}) x {mfs}; the requests' KV must fit its token pool, the activation peak and CUDA graphs what the request-to-token table and the pool's buffers leave of the {} outside it", gib(static_b), gib(free_at_load), gib(outside))];
+            if let Some(p) = state {
+                n.push(format!(
+                    "state pool (MambaPool) {}: {} request slots ({}) x {} (every recurrent layer's convolution window in bf16 and SSM state in float32), plus a padding slot; the token pool holds the attention layers' tokens, and a request holds one slot, so at most {} run at once ({} slots each)",
+                    gib(p.allocated),
+                    p.slots,
+                    p.how,
+                    Bytes(p.slot_bytes),
+                    p.slots / p.per_request.max(1),
+                    p.per_request
+                ));
+            }
             if mm_reserve > 0 {
                 n.push(format!("{MM_EMBEDDING_CACHE_MIB} MiB of the static budget kept for the multimodal embedding cache (SGLANG_VLM_CACHE_SIZE_MB, from 0.5.18), not the token pool; free at start-up, as SGLang's \"avail mem\" counts it, until images fill the cache"));
             }
