@@ -101,6 +101,15 @@ pub fn verdict(e: &Estimate) -> String {
             format!("Fits: {} of {} take {} of {}'s {} KV pool ({} headroom); {} of {} in all", count(s.concurrency, "request"), count(s.context_len(), "token"), gib(kv), e.engine.name, gib(pool), gib(e.headroom_bytes.max(0) as u64), gib(e.total.0), gib(e.capacity.0))
         } else if b.work_shortfall.0 > 0 {
             format!("Does not fit: the activation peak ({}) needs {} more than {} leaves after its pool and the request-to-token table and buffers beside it", gib(e.activation.bytes.0), gib(b.work_shortfall.0), e.engine.name)
+        } else if let Some(p) = b.state_pool.filter(|p| s.concurrency > p.tokens) {
+            // a request holds a slot of the recurrent layers' state pool as well as its tokens
+            format!(
+                "Does not fit: {} need as many slots of {}'s state pool for their recurrent layers, which holds {} ({} each)",
+                count(s.concurrency, "request"),
+                e.engine.name,
+                count(p.tokens, "slot"),
+                gib(p.bytes_per_token)
+            )
         } else if b.window_pool.is_some() {
             // with a separate window pool the full-attention pool is what runs out
             format!(
@@ -366,5 +375,21 @@ mod tests {
         assert!(full < 20 * 64_000 && !e.fits);
         let v = verdict(&e);
         assert!(v.contains(&escape(&format!("need 1280000 tokens of sglang's full-attention pool, which holds {full} tokens"))), "{v}");
+        // Qwen3-Next keeps its DeltaNet layers' state in a pool of request slots: more requests
+        // than slots do not fit, however few tokens they hold; the bar's parts still fill the
+        // free memory at load
+        let cfg = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../model-configs/Qwen/Qwen3-Next-80B-A3B-Thinking/config.json")).unwrap();
+        let next = kv_estimator::parse_config(&cfg).unwrap();
+        let at = |n: u64| {
+            let s = kv_estimator::Scenario::from_query(&format!("m=Qwen/Qwen3-Next-80B-A3B-Thinking&gpu=h200&tp=2&e=sglang&in=100&out=28&n={n}")).unwrap();
+            kv_estimator::estimate(&next, &s).unwrap()
+        };
+        let slots = at(1).engine.budget.as_ref().unwrap().state_pool.unwrap().tokens;
+        let (fits, over) = (at(slots), at(slots + 1));
+        assert!(fits.fits && !over.fits, "{slots}");
+        let v = verdict(&over);
+        assert!(v.contains(&format!("{} requests need as many slots of sglang&#39;s state pool", slots + 1)) && v.contains(&format!("holds {slots} slots")), "{v}");
+        let room = fits.engine.budget.as_ref().unwrap().kv_room.0;
+        assert_eq!(fits.total.0 + (room - fits.kv_cache.bytes.0) + fits.held_outside_pool().0, fits.capacity.0);
     }
 }

@@ -435,8 +435,9 @@ fn pool_side(ver: (u64, u64, u64), cx: &Ctx, tokens: u64, swa_tokens: Option<u64
         let entries = if ver >= SWA_MAPPING_PER_FULL_FROM { tokens.saturating_add(page).saturating_add(1) } else { tokens.saturating_add(swa).saturating_add(1) };
         reserved = reserved.saturating_add(crate::allocator::reserved_for([entries.saturating_mul(8)]));
     }
-    // the state pool's slots beyond its budget (the padding slot before 0.5.17)
-    let state_beyond = state.map_or(0, |p| p.allocated.saturating_sub(p.budgeted));
+    // the state pool's padding slot, which no request holds (out of the share outside the
+    // fraction before 0.5.17, budgeted with the pool after)
+    let state_beyond = state.map_or(0, |p| p.allocated.saturating_sub(p.slots.saturating_mul(p.slot_bytes)));
     let buffers = reserved.saturating_sub(table).saturating_sub(counted).saturating_add(state_beyond);
     PoolSide { table_slots, table_rows: rows, table_columns: cols, table_bytes: table, buffers_bytes: buffers }
 }
@@ -534,8 +535,9 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     // what the pool's tables and buffers take beside its tokens' KV, out of the free memory left
     // after the pool ("Memory pool end. avail mem"); the activations and graphs get the rest
     let side = pool_side(ver, cx, tokens, hybrid.then_some(swa_tokens), page, pool, state);
-    let state_budgeted = state.map_or(0, |p| p.budgeted);
-    let after_pool = free_at_load.saturating_sub(loaded.saturating_add(pool).saturating_add(state_budgeted));
+    // (the slots requests hold; the padding slot is with the buffers beside the pool)
+    let state_slots_bytes = state.map_or(0, |p| p.slots.saturating_mul(p.slot_bytes));
+    let after_pool = free_at_load.saturating_sub(loaded.saturating_add(pool).saturating_add(state_slots_bytes));
     let left = after_pool.saturating_sub(side.bytes());
     let graphs = left.saturating_sub(act).min((GIB as f64 * 1.5) as u64);
     let overhead = Figure::modelled(
@@ -577,7 +579,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let budget = super::Budget {
         usable: Bytes(free_at_load),
         derivation: format!("free at load: {usable_why}"),
-        kv_room: Bytes(pool.saturating_add(state.map_or(0, |p| p.slots.saturating_mul(p.slot_bytes)))),
+        kv_room: Bytes(pool.saturating_add(state_slots_bytes)),
         full_pool: super::PoolPart { tokens, bytes_per_token: if hybrid { full_b } else { per_token } },
         state_pool: state.map(|p| super::PoolPart { tokens: p.slots, bytes_per_token: p.slot_bytes }),
         window_pool: hybrid.then(|| (super::PoolPart { tokens: swa_tokens, bytes_per_token: swa_b }, window.max().unwrap_or(u64::MAX))),
