@@ -189,9 +189,9 @@ fn range_layout(shape: &ModelShape, kv: KvDtype, ratio: (u64, u64), activation: 
                 }
             }
         }
-        if let Mixer::Recurrent { conv_elems, ssm_elems, ssm_fp32, heads, .. } = &l.mixer {
-            let a = activation.bytes();
-            let ssm_b = if *ssm_fp32 { 4 } else { a };
+        if let Mixer::Recurrent { conv_elems, ssm_elems, ssm_fp32, heads, conv_fp32, .. } = &l.mixer {
+            let ssm_b = if *ssm_fp32 { 4 } else { activation.bytes() };
+            let a = if *conv_fp32 { 4 } else { activation.bytes() };
             let heads = (*heads).max(1);
             let share = heads.div_ceil(tp);
             let conv = mul_ratio_ceil(*conv_elems, share, heads, "recurrent state")? * a;

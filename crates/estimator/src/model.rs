@@ -169,8 +169,18 @@ pub enum Mixer {
         #[serde(default)]
         index_head_dim: u64,
     },
-    /// Recurrent layers (Mamba, gated DeltaNet, lightning attention): a constant state per request.
-    Recurrent { kind: String, conv_elems: u64, ssm_elems: u64, ssm_fp32: bool, heads: u64 },
+    /// Recurrent layers (Mamba, gated DeltaNet, lightning attention): a constant state per request,
+    /// a convolution window (in the activation dtype unless `conv_fp32`) and an SSM state (float32
+    /// when `ssm_fp32`).
+    Recurrent {
+        kind: String,
+        conv_elems: u64,
+        ssm_elems: u64,
+        ssm_fp32: bool,
+        heads: u64,
+        #[serde(default)]
+        conv_fp32: bool,
+    },
     /// Cross-attention to encoder outputs (image tokens): no per-token cache of the text.
     CrossAttention { kv_heads: u64, head_dim: u64 },
     /// Attention that reads the cache of an earlier layer (Gemma 4 `num_kv_shared_layers`): its
@@ -764,6 +774,21 @@ impl ModelShape {
                     *ssm_fp32 = true;
                     changed = true;
                 }
+            }
+        }
+        s.notes.insert(0, why);
+        changed.then_some(s)
+    }
+    /// This shape with every recurrent layer's whole state, convolution window and SSM state, in
+    /// float32 (llama.cpp's recurrent memory: `GGML_TYPE_F32` for both); `None` without
+    /// recurrent layers. `why` becomes the shape's first note.
+    pub fn with_f32_state(&self, why: String) -> Option<ModelShape> {
+        let mut s = self.clone();
+        let mut changed = false;
+        for l in &mut s.layers {
+            if let Mixer::Recurrent { ssm_fp32, conv_fp32, .. } = &mut l.mixer {
+                changed |= !*ssm_fp32 || !*conv_fp32;
+                (*ssm_fp32, *conv_fp32) = (true, true);
             }
         }
         s.notes.insert(0, why);

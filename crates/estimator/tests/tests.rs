@@ -3350,6 +3350,21 @@ fn sglang_keeps_recurrent_state_in_a_pool_of_request_slots() {
     assert_eq!((old.engine.budget.unwrap().state_pool.unwrap().tokens, old.engine.running_cap.map(|c| c.requests)), (512, Some(512)));
 }
 
+/// llama.cpp keeps a recurrent layer's state, convolution window (`r`) and SSM state (`s`), in
+/// float32 whatever the weights (`GGML_TYPE_F32`): Falcon-Mamba-7B's 64 layers of
+/// `3 x 8192 + 16 x 8192` values take 38.00 MiB per sequence ("RS buffer size"), where vLLM keeps
+/// them in the model's bf16 (19.00 MiB).
+#[test]
+fn llama_cpp_keeps_recurrent_state_in_float32() {
+    let m = shape("tiiuae/falcon-mamba-7b");
+    let at = |engine: Engine| {
+        let s = Scenario { engine, gpu: GpuChoice::Catalog("l4".into()), ..scenario("tiiuae/falcon-mamba-7b") };
+        estimate(&m, &s).unwrap()
+    };
+    assert_eq!(at(Engine::LlamaCpp).kv.state_bytes_per_request, 64 * (3 * 8192 + 16 * 8192) * 4);
+    assert_eq!(at(Engine::Vllm).kv.state_bytes_per_request, 64 * (3 * 8192 + 16 * 8192) * 2);
+}
+
 /// From 0.5.18 SGLang keeps a multimodal model's embedding cache (`SGLANG_VLM_CACHE_SIZE_MB`,
 /// 100 MiB) out of the token pool's budget: Qwen2.5-VL-7B's pool is 100 MiB smaller than under
 /// 0.5.17 at the same fraction, and a text model's is unchanged.

@@ -68,7 +68,7 @@ pub(crate) fn mamba1_layer(hidden: u64, m: Mamba1, conv_bias: bool, t: &mut Vec<
     if m.inner_norms {
         t.push(Tensor::new("mixer.dt_b_c_norms", Role::Norm, m.dt_rank + 2 * m.state, 1, Split::Replicated));
     }
-    Mixer::Recurrent { kind: "mamba".into(), conv_elems: i * (m.conv - 1), ssm_elems: i * m.state, ssm_fp32: false, heads: i }
+    Mixer::Recurrent { kind: "mamba".into(), conv_elems: i * (m.conv - 1), ssm_elems: i * m.state, ssm_fp32: false, heads: i, conv_fp32: false }
 }
 
 pub(crate) fn mamba2_layer(hidden: u64, m: Mamba2, ssm_fp32: bool, t: &mut Vec<Tensor>) -> Mixer {
@@ -85,6 +85,7 @@ pub(crate) fn mamba2_layer(hidden: u64, m: Mamba2, ssm_fp32: bool, t: &mut Vec<T
         ssm_elems: m.heads * m.head_dim * m.state,
         ssm_fp32,
         heads: m.heads,
+        conv_fp32: false,
     }
 }
 
