@@ -97,8 +97,10 @@ pub fn verdict(e: &Estimate) -> String {
     } else if let Some(b) = &e.engine.budget {
         // an engine that allocates its KV pool whole (SGLang): the requests draw on the pool
         let (kv, pool) = (e.kv_cache.bytes.0, b.kv_room.0);
+        // a recurrent hybrid's requests hold their state's slots beside their tokens
+        let pools = if b.state_pool.is_some() { "KV and state pools" } else { "KV pool" };
         if e.fits {
-            format!("Fits: {} of {} take {} of {}'s {} KV pool ({} headroom); {} of {} in all", count(s.concurrency, "request"), count(s.context_len(), "token"), gib(kv), e.engine.name, gib(pool), gib(e.headroom_bytes.max(0) as u64), gib(e.total.0), gib(e.capacity.0))
+            format!("Fits: {} of {} take {} of {}'s {} {pools} ({} headroom); {} of {} in all", count(s.concurrency, "request"), count(s.context_len(), "token"), gib(kv), e.engine.name, gib(pool), gib(e.headroom_bytes.max(0) as u64), gib(e.total.0), gib(e.capacity.0))
         } else if b.work_shortfall.0 > 0 {
             format!("Does not fit: the activation peak ({}) needs {} more than {} leaves after its pool and the request-to-token table and buffers beside it", gib(e.activation.bytes.0), gib(b.work_shortfall.0), e.engine.name)
         } else if let Some(p) = b.state_pool.filter(|p| s.concurrency > p.tokens) {
@@ -387,6 +389,7 @@ mod tests {
         let slots = at(1).engine.budget.as_ref().unwrap().state_pool.unwrap().tokens;
         let (fits, over) = (at(slots), at(slots + 1));
         assert!(fits.fits && !over.fits, "{slots}");
+        assert!(verdict(&fits).contains("KV and state pools"), "{}", verdict(&fits));
         let v = verdict(&over);
         assert!(v.contains(&format!("{} requests need as many slots of sglang&#39;s state pool", slots + 1)) && v.contains(&format!("holds {slots} slots")), "{v}");
         let room = fits.engine.budget.as_ref().unwrap().kv_room.0;
