@@ -3350,6 +3350,45 @@ fn sglang_keeps_recurrent_state_in_a_pool_of_request_slots() {
     assert_eq!((old.engine.budget.unwrap().state_pool.unwrap().tokens, old.engine.running_cap.map(|c| c.requests)), (512, Some(512)));
 }
 
+/// vLLM V1 pages a hybrid of attention and recurrent layers in attention blocks large enough that
+/// one page holds a layer's recurrent state, and counts a request's blocks per group. Two public
+/// Qwen3-Next-80B start-up logs (found through the code index; no URL recorded) print every
+/// figure that follows from it:
+/// - 0.10.2, BF16 at TP 2 on H200s: "Setting attention block size to 544 tokens", "Padding
+///   mamba page size by 1.49%", 44.59 GiB available, 973,760 tokens, 14.77x at 262,144 tokens;
+/// - 0.13.0, W4A16 with an fp8 KV cache at TP 2 on L40S: 1072 tokens, no padding, 17.58 GiB,
+///   767,552 tokens, 84.29x at 32,768 tokens.
+#[test]
+fn vllm_pages_recurrent_hybrids_in_blocks_that_hold_a_layers_state() {
+    use kv_estimator::engine::vllm::MambaPaging;
+    // Qwen3-Next at TP 2: one KV head of 256 per GPU (1024 B per token and layer in bf16, 512 in
+    // fp8); a DeltaNet layer's state 24,576 B of convolution and 524,288 B of bf16 state
+    let gib = |g: f64| (g * (1u64 << 30) as f64) as u64;
+    let bf16 = MambaPaging::new((0, 10, 2), 1024, 12, 548_864, 36, None).unwrap();
+    assert_eq!((bf16.block, bf16.group_size, bf16.attention_groups, bf16.recurrent_groups), (544, 12, 1, 3));
+    assert!(((bf16.page - 548_864) as f64 / 548_864.0 * 100.0 - 1.49).abs() < 0.005);
+    assert_eq!(bf16.num_blocks(gib(44.59)), 7162);
+    let (c, tokens) = bf16.capacity((0, 10, 2), gib(44.59), 262_144);
+    assert_eq!(((c * 100.0).round() / 100.0, tokens), (14.77, 973_760));
+    let fp8 = MambaPaging::new((0, 13, 0), 512, 12, 548_864, 36, None).unwrap();
+    assert_eq!((fp8.block, fp8.page), (1072, 548_864));
+    // (17.58 GiB as printed holds 2865 or 2866 block ids; the tokens say 2866)
+    let (_, tokens) = fp8.capacity((0, 13, 0), gib(17.58), 32_768);
+    assert_eq!((tokens, fp8.blocks(32_768)), (767_552, 34));
+    assert_eq!((2866.0 / fp8.blocks(32_768) as f64 * 100.0).round() / 100.0, 84.29);
+    // from 0.20.2 the tokens are the concurrency times max_model_len
+    let (c, tokens) = bf16.capacity((0, 33, 0), gib(44.59), 262_144);
+    assert_eq!(tokens, (c * 262_144.0).floor() as u64);
+
+    // end to end, the first log's settings: the weights within 0.2 %, the tokens within 2 %
+    let q = shape("Qwen/Qwen3-Next-80B-A3B-Thinking");
+    let s = Scenario { engine: Engine::Vllm, engine_version: Some("0.10.2".into()), gpu: GpuChoice::Custom { memory_gib: 139.81, board: Some("h200".into()) }, tp: 2, gpu_memory_utilization: Some(0.9), ..scenario("Qwen/Qwen3-Next-80B-A3B-Thinking") };
+    let e = estimate(&q, &s).unwrap();
+    assert_eq!(e.engine.block_size, 544);
+    assert!((e.engine.loaded_weights_bytes.0 as f64 / (1u64 << 30) as f64 / 74.2812 - 1.0).abs() < 0.002);
+    assert!((e.engine.kv_tokens as f64 / 973_760.0 - 1.0).abs() < 0.02, "{}", e.engine.kv_tokens);
+}
+
 /// llama.cpp keeps a recurrent layer's state, convolution window (`r`) and SSM state (`s`), in
 /// float32 whatever the weights (`GGML_TYPE_F32`): Falcon-Mamba-7B's 64 layers of
 /// `3 x 8192 + 16 x 8192` values take 38.00 MiB per sequence ("RS buffer size"), where vLLM keeps

@@ -650,6 +650,80 @@ fn mla_entry_alignment(engine: Engine, ver: (u64, u64, u64), act_bytes: u64) -> 
     (engine == Engine::VllmV0 && ver >= (0, 7, 2) && ver < (0, 8, 0)).then(|| 256 / act_bytes.max(1))
 }
 
+/// The release from which V1 serves hybrids of attention and recurrent layers with its own KV
+/// cache manager (PR 20016; Qwen3-Next from 0.10.2).
+pub const MAMBA_HYBRID_V1_FROM: (u64, u64, u64) = (0, 10, 0);
+/// Tokens the attention block size of a recurrent hybrid is a multiple of (the attention
+/// backends' smallest kernel block on Hopper; from 0.18 a larger `--block-size` replaces it).
+pub const MAMBA_BLOCK_ALIGN: u64 = 16;
+
+/// How V1 pages a hybrid of full-attention and recurrent layers
+/// (`HybridAttentionMambaModelConfig.verify_and_update_config`, from 0.18
+/// `Platform._align_hybrid_block_size`), with prefix caching off (`mamba_cache_mode` none):
+/// - the attention block is the smallest multiple of [`MAMBA_BLOCK_ALIGN`] tokens whose page
+///   (`block x attention bytes per token and layer`) holds one layer's recurrent state, which is
+///   padded to that page;
+/// - the layers are cut into groups of `group_size` (the smaller kind's count, or the larger's when
+///   within 1.25x from 0.12, 1.5x from 0.18), sharing `group_size` tensors: a block id is one page
+///   in each, `num_blocks = pool / (page x group_size)`;
+/// - a request holds `cdiv(len, block)` blocks in each attention group and one in each recurrent
+///   group; "Maximum concurrency" is `num_blocks` over that sum, and "GPU KV cache size"
+///   `num_blocks / groups x block` until 0.20.1, `concurrency x max_model_len` after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MambaPaging {
+    /// Attention block size in tokens.
+    pub block: u64,
+    /// Bytes of one page (one layer's block, or one layer's padded state).
+    pub page: u64,
+    /// One layer's recurrent state before padding.
+    pub state_page: u64,
+    pub group_size: u64,
+    pub attention_groups: u64,
+    pub recurrent_groups: u64,
+}
+
+impl MambaPaging {
+    /// `attn_per_token`: one attention layer's bytes per token; `state_per_layer`: one recurrent
+    /// layer's state; `block_size`: `--block-size`.
+    pub fn new(ver: (u64, u64, u64), attn_per_token: u64, attn_layers: u64, state_per_layer: u64, recurrent_layers: u64, block_size: Option<u64>) -> Option<Self> {
+        if attn_per_token == 0 || attn_layers == 0 || recurrent_layers == 0 || state_per_layer == 0 {
+            return None;
+        }
+        let align = if ver >= (0, 18, 0) { block_size.unwrap_or(0).max(MAMBA_BLOCK_ALIGN) } else { MAMBA_BLOCK_ALIGN };
+        let unit = align.checked_mul(attn_per_token)?;
+        let mut block = align.checked_mul(state_per_layer.div_ceil(unit))?;
+        if ver < (0, 18, 0) {
+            block = block.max(block_size.unwrap_or(0));
+        }
+        let (min, max) = (attn_layers.min(recurrent_layers), attn_layers.max(recurrent_layers));
+        let within = if ver >= (0, 18, 0) { max * 2 < min * 3 } else { max * 4 < min * 5 };
+        let group_size = if ver >= (0, 12, 0) && within { max } else { min };
+        Some(MambaPaging {
+            block,
+            page: block.checked_mul(attn_per_token)?,
+            state_page: state_per_layer,
+            group_size,
+            attention_groups: attn_layers.div_ceil(group_size),
+            recurrent_groups: recurrent_layers.div_ceil(group_size),
+        })
+    }
+    /// Block ids in a pool of `pool` bytes.
+    pub fn num_blocks(&self, pool: u64) -> u64 {
+        pool / self.page.saturating_mul(self.group_size).max(1)
+    }
+    /// Block ids one request of `len` tokens holds.
+    pub fn blocks(&self, len: u64) -> u64 {
+        self.attention_groups.saturating_mul(len.div_ceil(self.block.max(1))).saturating_add(self.recurrent_groups)
+    }
+    /// "Maximum concurrency" at `len` tokens per request, and "GPU KV cache size".
+    pub fn capacity(&self, ver: (u64, u64, u64), pool: u64, len: u64) -> (f64, u64) {
+        let n = self.num_blocks(pool);
+        let c = n as f64 / self.blocks(len).max(1) as f64;
+        let tokens = if ver < (0, 20, 2) { n / (self.attention_groups + self.recurrent_groups).max(1) * self.block } else { (c * len as f64).floor() as u64 };
+        (c, tokens)
+    }
+}
+
 /// The release whose attention caches values narrower than the keys at their own width
 /// (`FlashAttentionDiffKVBackend`, PR 40045, merged three days before 0.20.0 was tagged); before,
 /// MiMo-V2-Flash's model code padded its 128-wide values to the 192-wide keys.
@@ -1032,8 +1106,35 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let per_token_all = cx.kv.bytes_per_token.max(1);
     let block_bytes = if uniform { page.saturating_mul(group_size) } else { per_token_all.saturating_mul(bs) };
     let num_blocks = pool / block_bytes.max(1);
+    // a hybrid of full attention and recurrent layers: V1's enlarged attention blocks
+    let attn_one = cx.kv.groups.first().map_or(0, |g| g.bytes_per_token_per_layer);
+    let mamba = (!v0 && ver >= MAMBA_HYBRID_V1_FROM && cx.kv.recurrent_layers > 0 && cx.kv.groups.iter().all(|g| g.window == Window::Full && !g.mla && g.bytes_per_token_per_layer == attn_one))
+        .then(|| {
+            let attn_layers: u64 = cx.kv.groups.iter().map(|g| g.layers).sum();
+            MambaPaging::new(ver, attn_one, attn_layers, cx.kv.state_bytes_per_request.div_ceil(cx.kv.recurrent_layers), cx.kv.recurrent_layers, s.block_size)
+        })
+        .flatten();
+    let (bs, num_blocks) = match mamba {
+        Some(m) => (m.block, m.num_blocks(pool)),
+        None => (bs, num_blocks),
+    };
+    // the bytes one request of `len` tokens takes in the layers themselves
+    // (`check_enough_kv_cache_memory`): every attention layer's blocks and every recurrent layer's
+    // padded state
+    let per_request = |len: u64| -> u64 {
+        match mamba {
+            Some(m) => {
+                let attn_layers: u64 = cx.kv.groups.iter().map(|g| g.layers).sum();
+                len.div_ceil(m.block).saturating_mul(m.page).saturating_mul(attn_layers).saturating_add(m.page.saturating_mul(cx.kv.recurrent_layers))
+            }
+            None => per_request(len),
+        }
+    };
     let need = per_request(l);
-    let (kv_tokens, max_conc) = if hybrid_v1 || cx.kv.state_bytes_per_request > 0 {
+    let (kv_tokens, max_conc) = if let Some(m) = mamba {
+        let (c, t) = m.capacity(ver, pool, l);
+        (t, c)
+    } else if hybrid_v1 || cx.kv.state_bytes_per_request > 0 {
         // vLLM divides whole blocks by the blocks a request holds
         let c = match (need, uniform) {
             (0, _) => 0.0,
@@ -1089,6 +1190,20 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         notes.push(format!("engine version `{version}` is not a release number: modelled as the newest, {}", newest_version(s.engine)));
     }
     notes.extend(cx.max_model_len_why.clone());
+    if let Some(m) = mamba {
+        notes.push(format!(
+            "recurrent hybrid: attention blocks of {} tokens so a page ({}) holds one layer's recurrent state ({}, padded by {:.2} %); layers in groups of {} ({} attention, {} recurrent), a block id one page of each of the {} tensors; a request holds ceil(len / {}) blocks per attention group and one per recurrent group (prefix caching off, mamba_cache_mode none)",
+            m.block,
+            crate::units::Bytes(m.page),
+            crate::units::Bytes(m.state_page),
+            (m.page.saturating_sub(m.state_page)) as f64 / m.state_page.max(1) as f64 * 100.0,
+            m.group_size,
+            m.attention_groups,
+            m.recurrent_groups,
+            m.group_size,
+            m.block
+        ));
+    }
     if cx.kv.groups.iter().any(|g| matches!(g.window, Window::Sliding(_))) && !hybrid_v1 {
         notes.push("sliding-window layers sized at full length (V0, V1 before its hybrid manager in 0.9.1, or a uniform window vLLM does not exploit)".into());
     }
