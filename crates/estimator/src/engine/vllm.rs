@@ -1203,6 +1203,9 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
             m.group_size,
             m.block
         ));
+        if ver >= (0, 27, 0) {
+            notes.push("releases from August 2026 (PR 50991) turn prefix caching on for recurrent hybrids by default (mamba_cache_mode align: a block size aligned to the kernel's checkpoints and two or three blocks per recurrent group), which this estimate does not model: its figures are vLLM's with --no-enable-prefix-caching".into());
+        }
     }
     if cx.kv.groups.iter().any(|g| matches!(g.window, Window::Sliding(_))) && !hybrid_v1 {
         notes.push("sliding-window layers sized at full length (V0, V1 before its hybrid manager in 0.9.1, or a uniform window vLLM does not exploit)".into());
