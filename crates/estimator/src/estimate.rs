@@ -345,9 +345,15 @@ pub fn estimate(shape: &ModelShape, scenario: &Scenario) -> Result<Estimate> {
         // (llama.cpp's shape carries the key in its latent and says so in its own note)
         kv_req = kv_req.note(format!("DeepSeek Sparse Attention: each layer also caches the indexer's {index}-value key in fp8 with an fp32 scale per {} values, whatever the KV dtype; an fp8 latent is stored as fp8_ds_mla (fp32 scales, the rope key in bf16)", crate::kv::SPARSE_QUANT_BLOCK));
     }
-    let kv_cache = match &eng.kv_batch {
-        Some(f) => f.clone(),
-        None => Figure::exact("KV cache", Bytes(batch), "concurrency x KV per request", format!("{} x {} = {}", scenario.concurrency, Bytes(per_req), Bytes(batch))),
+    let kv_cache = match (&eng.kv_batch, eng.block_pool) {
+        (Some(f), _) => f.clone(),
+        // whole blocks: every request's blocks at its length, each block one page per tensor
+        (None, Some(p)) => {
+            let blocks = p.blocks(ctx_len).saturating_mul(scenario.concurrency);
+            Figure::exact("KV cache", Bytes(blocks.saturating_mul(p.block_bytes)), "concurrency x blocks per request x block bytes", format!("{} x {} blocks x {} = {}", scenario.concurrency, p.blocks(ctx_len), Bytes(p.block_bytes), Bytes(blocks.saturating_mul(p.block_bytes))))
+                .note(format!("{}'s blocks of {} tokens: ceil(len / block) per attention group and one per recurrent group, each block id a page in every layer of its group", eng.name, p.block_tokens))
+        }
+        (None, None) => Figure::exact("KV cache", Bytes(batch), "concurrency x KV per request", format!("{} x {} = {}", scenario.concurrency, Bytes(per_req), Bytes(batch))),
     };
     let batch = kv_cache.bytes.0;
     let fixed = w.per_gpu.add(eng.activation.bytes, "total")?.add(eng.overhead.bytes, "total")?;
@@ -373,6 +379,12 @@ pub fn estimate(shape: &ModelShape, scenario: &Scenario) -> Result<Estimate> {
         let r = kv.request_bytes(len)?;
         Ok(if let Some(b) = &eng.budget {
             b.requests(len)
+        } else if let Some(p) = eng.block_pool {
+            if fixed.0 > capacity.0 {
+                0
+            } else {
+                p.requests(len)
+            }
         } else if on_host {
             if fixed.0 > capacity.0 {
                 0

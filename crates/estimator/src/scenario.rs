@@ -164,6 +164,9 @@ pub struct Scenario {
     pub cpu_l2_cache_bytes: Option<u64>,
 }
 
+/// The largest L2 cache per core a scenario may give (`cpu_l2_cache_bytes`).
+pub const MAX_L2_CACHE_BYTES: u64 = 1 << 30;
+
 fn one() -> u32 {
     1
 }
@@ -378,6 +381,11 @@ impl Scenario {
                 errs.push(Error::scenario("loras", n, format!("a number of LoRA slots from 1 to {MAX_LORAS} (--max-loras)")));
             } else if self.lora_rank.is_none() {
                 errs.push(Error::scenario("loras", n, "no value without a LoRA rank (lora=R, --max-lora-rank): --max-loras needs --enable-lora"));
+            }
+        }
+        if let Some(b) = self.cpu_l2_cache_bytes {
+            if b == 0 || b > MAX_L2_CACHE_BYTES {
+                errs.push(Error::scenario("cpu_l2_cache_bytes", b, format!("a CPU's L2 cache per core, 1 B to {} MiB", MAX_L2_CACHE_BYTES >> 20)));
             }
         }
         if errs.is_empty() {

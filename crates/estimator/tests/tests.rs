@@ -3321,9 +3321,15 @@ fn sglang_keeps_recurrent_state_in_a_pool_of_request_slots() {
     assert_eq!(state_pool((0, 5, 6), false, budget, slot, None).slots, 512);
     assert_eq!(state_pool((0, 5, 6), true, budget, slot, None).slots, 38);
     assert_eq!(state_pool((0, 5, 3), true, budget, slot, Some(64)).slots, 64);
-    // slots per running request: 1, 3, 5 in 0.5.7, 3, 5 from 0.5.14
+    // the boundaries: gated DeltaNet from the budget from 0.5.4, Mamba-2 from 0.5.7; the padding
+    // slot budgeted from 0.5.17
+    let slots = |v, gdn| state_pool(v, gdn, budget, slot, None).slots;
+    assert_eq!([slots((0, 5, 3), true), slots((0, 5, 4), true), slots((0, 5, 6), false), slots((0, 5, 7), false)], [512, 38, 512, 38]);
+    assert_eq!([slots((0, 5, 16), false), slots((0, 5, 17), false)], [38, 37]);
+    // slots per running request: 1, 3, 5 in 0.5.7, 3, 5 from 0.5.14; 1 without the radix cache
     let per = |v| state_pool(v, true, budget, slot, None).per_request;
-    assert_eq!([per((0, 5, 3)), per((0, 5, 6)), per((0, 5, 7)), per((0, 5, 13)), per((0, 5, 14))], [1, 3, 5, 3, 5]);
+    assert_eq!([per((0, 5, 3)), per((0, 5, 6)), per((0, 5, 7)), per((0, 5, 8)), per((0, 5, 13)), per((0, 5, 14))], [1, 3, 5, 3, 3, 5]);
+    assert_eq!(state_pool((0, 5, 6), false, budget, slot, None).per_request, 1);
 
     // Qwen3-Next-80B at TP 2 on H200s: 36 DeltaNet layers of 16 key and 32 value heads of 128, a
     // slot of 36 x 2,146,304 B / 2 per GPU; the token pool gets what the state pool leaves
@@ -3376,6 +3382,12 @@ fn vllm_pages_recurrent_hybrids_in_blocks_that_hold_a_layers_state() {
     let (_, tokens) = fp8.capacity((0, 13, 0), gib(17.58), 32_768);
     assert_eq!((tokens, fp8.blocks(32_768)), (767_552, 34));
     assert_eq!((2866.0 / fp8.blocks(32_768) as f64 * 100.0).round() / 100.0, 84.29);
+    // from 0.18 a larger --block-size is the alignment; before, it replaces a smaller block
+    assert_eq!(MambaPaging::new((0, 18, 0), 1024, 12, 548_864, 36, Some(64)).unwrap().block, 576);
+    assert_eq!(MambaPaging::new((0, 11, 0), 1024, 12, 548_864, 36, Some(1024)).unwrap().block, 1024);
+    // groups: the smaller count, or from 0.12 the larger within 1.25x (1.5x from 0.18)
+    let gs = |v, a, r| MambaPaging::new(v, 1024, a, 548_864, r, None).unwrap().group_size;
+    assert_eq!([gs((0, 11, 0), 10, 12), gs((0, 12, 0), 10, 12), gs((0, 12, 0), 8, 11), gs((0, 18, 0), 8, 11)], [10, 12, 8, 11]);
     // from 0.20.2 the tokens are the concurrency times max_model_len
     let (c, tokens) = bf16.capacity((0, 33, 0), gib(44.59), 262_144);
     assert_eq!(tokens, (c * 262_144.0).floor() as u64);
@@ -3402,6 +3414,24 @@ fn llama_cpp_keeps_recurrent_state_in_float32() {
     };
     assert_eq!(at(Engine::LlamaCpp).kv.state_bytes_per_request, 64 * (3 * 8192 + 16 * 8192) * 4);
     assert_eq!(at(Engine::Vllm).kv.state_bytes_per_request, 64 * (3 * 8192 + 16 * 8192) * 2);
+}
+
+/// candle on a CPU: gemm keeps a packing slab of one L2 cache per thread, so the process heap the
+/// candle profile adds is the host's L2 (`Scenario::cpu_l2_cache_bytes`, 512 KiB when unknown);
+/// the fused-attention path, which runs no batched matmul over scores, keeps its 40 KiB.
+#[test]
+fn candle_on_a_cpu_adds_the_hosts_l2_cache() {
+    let at = |id: &str, l2: Option<u64>| {
+        let s = Scenario { engine: Engine::Candle, cpu: true, cpu_l2_cache_bytes: l2, gpu: GpuChoice::custom(16.0), ..scenario(id) };
+        estimate(&shape(id), &s).unwrap()
+    };
+    let (default, big) = (at("meta-llama/Llama-3.2-1B", None), at("meta-llama/Llama-3.2-1B", Some(2 << 20)));
+    assert_eq!(big.overhead.bytes.0 - default.overhead.bytes.0, (2 << 20) - (512 << 10));
+    assert_eq!(at("Qwen/Qwen3-0.6B", None).overhead.bytes, at("Qwen/Qwen3-0.6B", Some(2 << 20)).overhead.bytes);
+    // an impossible cache is an error naming the field
+    let s = Scenario { engine: Engine::Candle, cpu: true, cpu_l2_cache_bytes: Some(u64::MAX), gpu: GpuChoice::custom(16.0), ..scenario("meta-llama/Llama-3.2-1B") };
+    let e = estimate(&shape("meta-llama/Llama-3.2-1B"), &s).unwrap_err();
+    assert!(e.to_string().contains("cpu_l2_cache_bytes"), "{e}");
 }
 
 /// From 0.5.18 SGLang keeps a multimodal model's embedding cache (`SGLANG_VLM_CACHE_SIZE_MB`,

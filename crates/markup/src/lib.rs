@@ -123,6 +123,17 @@ pub fn verdict(e: &Estimate) -> String {
                 count(b.full_pool.tokens, "token"),
                 gib(e.headroom_bytes.unsigned_abs())
             )
+        } else if b.state_pool.is_some() {
+            // the slots suffice: the token pool is what runs out
+            format!(
+                "Does not fit: {} of {} need {} of {}'s token pool, which holds {} ({} short)",
+                count(s.concurrency, "request"),
+                count(s.context_len(), "token"),
+                count(b.tokens_needed(s.context_len(), s.concurrency).0, "token"),
+                e.engine.name,
+                count(b.full_pool.tokens, "token"),
+                gib(e.headroom_bytes.unsigned_abs())
+            )
         } else {
             format!("Does not fit: {} of {} need {} of KV, {}'s pool holds {} ({} short)", count(s.concurrency, "request"), count(s.context_len(), "token"), gib(kv), e.engine.name, gib(pool), gib(e.headroom_bytes.unsigned_abs()))
         }
@@ -163,6 +174,7 @@ pub fn breakdown(e: &Estimate) -> String {
         ("overhead", e.overhead.bytes.0, "over"),
         // with an engine's own split, the pool's bytes the requests do not take
         match &e.engine.budget {
+            Some(b) if b.state_pool.is_some() => ("unused in the KV and state pools", e.unused_in_pool().0, "free"),
             Some(_) => ("unused in the KV pool", e.unused_in_pool().0, "free"),
             None => ("free", e.headroom_bytes.max(0) as u64, "free"),
         },
@@ -392,7 +404,11 @@ mod tests {
         assert!(verdict(&fits).contains("KV and state pools"), "{}", verdict(&fits));
         let v = verdict(&over);
         assert!(v.contains(&format!("{} requests need as many slots of sglang&#39;s state pool", slots + 1)) && v.contains(&format!("holds {slots} slots")), "{v}");
-        let room = fits.engine.budget.as_ref().unwrap().kv_room.0;
-        assert_eq!(fits.total.0 + (room - fits.kv_cache.bytes.0) + fits.held_outside_pool().0, fits.capacity.0);
+        // nine requests of 262,144 tokens are within the slots, and overrun the token pool
+        let long = kv_estimator::Scenario::from_query("m=Qwen/Qwen3-Next-80B-A3B-Thinking&gpu=h200&tp=2&e=sglang&in=262000&out=144&n=9").unwrap();
+        let long = kv_estimator::estimate(&next, &long).unwrap();
+        let held = long.engine.budget.as_ref().unwrap().full_pool.tokens;
+        assert!(!long.fits && verdict(&long).contains(&format!("need 2359296 tokens of sglang&#39;s token pool, which holds {held} tokens")), "{}", verdict(&long));
+        assert!(breakdown(&fits).contains("unused in the KV and state pools"));
     }
 }

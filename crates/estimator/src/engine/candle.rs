@@ -171,7 +171,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let head_dropped = if diff < 0 { head } else { 0 };
     let overhead = Figure::modelled(
         "runtime overhead",
-        Bytes(context + rope + head_copy),
+        Bytes(context.saturating_add(rope).saturating_add(head_copy)),
         "CUDA context on a GPU (the process heap on a CPU) + rotary tables (max_position x head_dim x act bytes) + the lm_head copy candle loads for a tied head (exact)",
         format!("{} + {} + {}", Bytes(context), Bytes(rope), Bytes(head_copy)),
     );
@@ -208,6 +208,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         activation,
         overhead,
         kv_batch: Some(kv),
+        block_pool: None,
         cuda_graph_in_budget_bytes: Bytes(0),
         running_cap: None,
         kv_parts: vec![],

@@ -47,6 +47,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         activation,
         overhead,
         kv_batch: None,
+        block_pool: None,
         cuda_graph_in_budget_bytes: Bytes(0),
         running_cap: None,
         kv_parts: vec![],

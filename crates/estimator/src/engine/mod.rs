@@ -66,6 +66,11 @@ pub struct EngineReport {
     /// (candle's per-family cache types); `None`: the generic layout's figure holds.
     #[serde(default)]
     pub kv_batch: Option<Figure>,
+    /// Whole blocks the engine hands out where a request's bytes are not its tokens' (vLLM V1's
+    /// recurrent hybrids, [`vllm::MambaPaging`]): the scenario's KV and the requests that fit are
+    /// counted in blocks. `None`: the generic layout's bytes hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block_pool: Option<BlockPool>,
     /// The pool's parts where the engine sizes layer kinds apart and logs each (llama.cpp's
     /// full-attention and sliding-window caches); empty where it logs one pool.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -111,9 +116,10 @@ pub struct Budget {
     /// The pool keeps the window layers' tokens at full length (one pool for every layer), so a
     /// request of `len` tokens takes `len x bytes per token` there.
     pub windows_at_full_length: bool,
-    /// What the engine allocates with the pool beyond its tokens' KV, outside the pool's budget
-    /// (SGLang: the request-to-token table, the buffers' padding rows and segment rounding, the
-    /// free-slot list; [`sglang::PoolSide`]). Part of `overhead`.
+    /// What the engine allocates with the pool beyond what requests hold (SGLang: the
+    /// request-to-token table, the buffers' padding rows and segment rounding, the free-slot list,
+    /// a state pool's padding slot; [`sglang::PoolSide`]), outside the pool's budget but for that
+    /// slot from 0.5.17. Part of `overhead`.
     #[serde(default)]
     pub beside_pool: Bytes,
     /// The free memory left once the pool and what is allocated beside it are (SGLang's "Memory
@@ -174,6 +180,29 @@ impl Budget {
             s = s.min(-(self.work_shortfall.0 as i128));
         }
         s
+    }
+}
+
+/// A pool of whole blocks ([`EngineReport::block_pool`]): a request of `len` tokens holds
+/// `ceil(len / block_tokens)` blocks per attention group and one per recurrent group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockPool {
+    pub num_blocks: u64,
+    /// Bytes of one block id (a page in each of the group's tensors).
+    pub block_bytes: u64,
+    pub block_tokens: u64,
+    pub attention_groups: u64,
+    pub recurrent_groups: u64,
+}
+
+impl BlockPool {
+    /// Block ids one request of `len` tokens holds.
+    pub fn blocks(&self, len: u64) -> u64 {
+        self.attention_groups.saturating_mul(len.div_ceil(self.block_tokens.max(1))).saturating_add(self.recurrent_groups)
+    }
+    /// Requests of `len` tokens the pool holds.
+    pub fn requests(&self, len: u64) -> u64 {
+        self.num_blocks / self.blocks(len).max(1)
     }
 }
 

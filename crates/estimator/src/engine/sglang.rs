@@ -292,6 +292,9 @@ pub struct StatePool {
     pub slot_bytes: u64,
     /// Bytes taken from the pool's budget.
     pub budgeted: u64,
+    /// The share of the budget the slots were sized from (`0.9 / 1.9` of it; the slots' bytes
+    /// when they are a count).
+    pub share: u64,
     /// Bytes allocated (`slots + 1` slots).
     pub allocated: u64,
     /// Slots per running request.
@@ -317,17 +320,17 @@ pub const STATE_PADDING_BUDGETED_FROM: (u64, u64, u64) = (0, 5, 17);
 pub fn state_pool(ver: (u64, u64, u64), gdn: bool, rest: u64, slot_bytes: u64, max_running: Option<u64>) -> StatePool {
     let slot = slot_bytes.max(1);
     let from_budget = ver >= STATE_FROM_BUDGET_FROM && (gdn || ver >= MAMBA2_RADIX_FROM);
-    let (slots, budgeted, how) = if !from_budget {
+    let (slots, budgeted, share, how) = if !from_budget {
         let k = max_running.unwrap_or(DEFAULT_STATE_SLOTS);
-        (k, k.saturating_mul(slot_bytes), if max_running.is_some() { "--max-running-requests" } else { "SGLang's default of 512" })
+        (k, k.saturating_mul(slot_bytes), k.saturating_mul(slot_bytes), if max_running.is_some() { "--max-running-requests" } else { "SGLang's default of 512" })
     } else {
         let budget = (rest as f64 * MAMBA_FULL_MEMORY_RATIO / (1.0 + MAMBA_FULL_MEMORY_RATIO)) as u64;
         if ver >= STATE_PADDING_BUDGETED_FROM {
             let k = budget.saturating_sub(slot) / slot;
-            (k, k.saturating_add(1).saturating_mul(slot_bytes), "mamba_full_memory_ratio 0.9: 0.9 / 1.9 of the budget, less the padding slot")
+            (k, k.saturating_add(1).saturating_mul(slot_bytes), budget, "mamba_full_memory_ratio 0.9: 0.9 / 1.9 of the budget, less the padding slot")
         } else {
             let k = budget / slot;
-            (k, k.saturating_mul(slot_bytes), "mamba_full_memory_ratio 0.9: 0.9 / 1.9 of the budget")
+            (k, k.saturating_mul(slot_bytes), budget, "mamba_full_memory_ratio 0.9: 0.9 / 1.9 of the budget")
         }
     };
     let per_request = if !from_budget {
@@ -337,7 +340,7 @@ pub fn state_pool(ver: (u64, u64, u64), gdn: bool, rest: u64, slot_bytes: u64, m
     } else {
         3
     };
-    StatePool { slots, slot_bytes, budgeted, allocated: slots.saturating_add(1).saturating_mul(slot_bytes), per_request, how }
+    StatePool { slots, slot_bytes, budgeted, share, allocated: slots.saturating_add(1).saturating_mul(slot_bytes), per_request, how }
 }
 
 /// The shape SGLang caches when it is not the config's: recurrent layers keep their SSM state in
@@ -353,7 +356,7 @@ pub fn req_to_token_table(ver: (u64, u64, u64), tokens: u64, context_len: u64, m
 }
 
 /// [`req_to_token_table`] with the request slots at most `state_cap` (a state pool's
-/// `slots / per_request`, [`StatePool`]).
+/// `slots / per_request`, [`StatePool`]), from 0.3 (before, no release served a recurrent model).
 pub fn req_to_token_table_capped(ver: (u64, u64, u64), tokens: u64, context_len: u64, max_running: Option<u64>, state_cap: Option<u64>) -> ReqTable {
     let ctx = context_len.max(1);
     let per_ctx = |m: u128| u64::try_from(tokens as u128 * m / ctx as u128).unwrap_or(u64::MAX);
@@ -593,8 +596,13 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let message = if let Some(p) = state.filter(|p| p.slots == 0) {
         Some(format!(
             "Not enough GPU memory for hybrid (mamba/linear-attention) state cache. Computed max_mamba_cache_size=0 ({} of the pool's budget for states of {} each); raise --mem-fraction-static",
-            gib(p.budgeted.max((rest as f64 * MAMBA_FULL_MEMORY_RATIO / (1.0 + MAMBA_FULL_MEMORY_RATIO)) as u64)),
+            gib(p.share),
             Bytes(p.slot_bytes)
+        ))
+    } else if let Some(p) = state.filter(|p| p.slots / p.per_request.max(1) == 0) {
+        Some(format!(
+            "No request can run: max_mamba_cache_size {} / {} state slots per running request is 0, so the request-to-token table has no request slots; raise --mem-fraction-static",
+            p.slots, p.per_request
         ))
     } else if tokens == 0 {
         Some(format!("Not enough memory. Please try to increase --mem-fraction-static. ({} static, {} weights as loaded)", gib(static_b), gib(loaded)))
@@ -663,6 +671,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         activation,
         overhead,
         kv_batch: None,
+        block_pool: None,
         cuda_graph_in_budget_bytes: Bytes(0),
         running_cap,
         kv_parts: vec![],
@@ -671,13 +680,13 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
             let mut n = vec![format!("static budget {} = {} free at load ({usable_why}) x {mfs}; the requests' KV must fit its token pool, the activation peak and CUDA graphs what the request-to-token table and the pool's buffers leave of the {} outside it", gib(static_b), gib(free_at_load), gib(outside))];
             if let Some(p) = state {
                 n.push(format!(
-                    "state pool (MambaPool) {}: {} request slots ({}) x {} (every recurrent layer's convolution window in bf16 and SSM state in float32), plus a padding slot; the token pool holds the attention layers' tokens, and a request holds one slot, so at most {} run at once ({} slots each)",
+                    "state pool (MambaPool) {}: {} request slots ({}) x {} (every recurrent layer's convolution window in bf16 and SSM state in float32), plus a padding slot; the token pool holds the attention layers' tokens; a request holds a slot, and the scheduler runs at most slots / {} = {} at once (the other slots keep cached states)",
                     gib(p.allocated),
                     p.slots,
                     p.how,
                     Bytes(p.slot_bytes),
-                    p.slots / p.per_request.max(1),
-                    p.per_request
+                    p.per_request,
+                    p.slots / p.per_request.max(1)
                 ));
             }
             if mm_reserve > 0 {

@@ -696,7 +696,7 @@ impl MambaPaging {
             block = block.max(block_size.unwrap_or(0));
         }
         let (min, max) = (attn_layers.min(recurrent_layers), attn_layers.max(recurrent_layers));
-        let within = if ver >= (0, 18, 0) { max * 2 < min * 3 } else { max * 4 < min * 5 };
+        let within = if ver >= (0, 18, 0) { max.saturating_mul(2) < min.saturating_mul(3) } else { max.saturating_mul(4) < min.saturating_mul(5) };
         let group_size = if ver >= (0, 12, 0) && within { max } else { min };
         Some(MambaPaging {
             block,
@@ -1192,7 +1192,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     notes.extend(cx.max_model_len_why.clone());
     if let Some(m) = mamba {
         notes.push(format!(
-            "recurrent hybrid: attention blocks of {} tokens so a page ({}) holds one layer's recurrent state ({}, padded by {:.2} %); layers in groups of {} ({} attention, {} recurrent), a block id one page of each of the {} tensors; a request holds ceil(len / {}) blocks per attention group and one per recurrent group (prefix caching off, mamba_cache_mode none)",
+            "recurrent hybrid: attention blocks of {} tokens so a page ({}) holds one layer's recurrent state ({}, padded by {:.2} %); layers in groups of {} ({} attention groups, {} recurrent groups), a block id one page of each of the {} tensors; a request holds ceil(len / {}) blocks per attention group and one per recurrent group (prefix caching off, mamba_cache_mode none)",
             m.block,
             crate::units::Bytes(m.page),
             crate::units::Bytes(m.state_page),
@@ -1242,6 +1242,13 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         cuda_graph_in_budget_bytes: Bytes(graph_b),
         running_cap,
         kv_batch: None,
+        block_pool: mamba.map(|m| super::BlockPool {
+            num_blocks,
+            block_bytes: m.page.saturating_mul(m.group_size),
+            block_tokens: m.block,
+            attention_groups: m.attention_groups,
+            recurrent_groups: m.recurrent_groups,
+        }),
         kv_parts: vec![],
         budget: None,
         notes,
