@@ -3392,6 +3392,16 @@ fn vllm_pages_recurrent_hybrids_in_blocks_that_hold_a_layers_state() {
     let (c, tokens) = bf16.capacity((0, 33, 0), gib(44.59), 262_144);
     assert_eq!(tokens, (c * 262_144.0).floor() as u64);
 
+    // a model of recurrent layers only: one block of max_model_len tokens per request, a page of
+    // each of Falcon-Mamba-7B's 64 layers' bf16 state
+    let fm = shape("tiiuae/falcon-mamba-7b");
+    let s = Scenario { engine: Engine::Vllm, gpu: GpuChoice::Catalog("h100-80gb".into()), max_model_len: Some(8192), ..scenario("tiiuae/falcon-mamba-7b") };
+    let e = estimate(&fm, &s).unwrap();
+    let layer = (3 * 8192 + 16 * 8192) * 2;
+    assert_eq!((e.engine.block_size, e.engine.num_blocks), (8192, e.engine.kv_pool_bytes.0 / (64 * layer)));
+    assert_eq!((e.engine.kv_tokens, e.engine.max_concurrency), (e.engine.num_blocks * 8192, e.engine.num_blocks as f64));
+    assert_eq!(e.max_concurrency, e.engine.num_blocks);
+
     // end to end, the first log's settings: the weights within 0.2 %, the tokens within 2 %
     let q = shape("Qwen/Qwen3-Next-80B-A3B-Thinking");
     let s = Scenario { engine: Engine::Vllm, engine_version: Some("0.10.2".into()), gpu: GpuChoice::Custom { memory_gib: 139.81, board: Some("h200".into()) }, tp: 2, gpu_memory_utilization: Some(0.9), ..scenario("Qwen/Qwen3-Next-80B-A3B-Thinking") };

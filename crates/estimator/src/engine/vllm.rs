@@ -707,6 +707,19 @@ impl MambaPaging {
             recurrent_groups: recurrent_layers.div_ceil(group_size),
         })
     }
+    /// A model of recurrent layers only (Mamba, Mamba-2): one group of every layer, whose block
+    /// is `max_model_len` tokens (`mamba_block_size` without prefix caching), so a request holds
+    /// one block id: a page of each layer's state.
+    pub fn recurrent_only(state_per_layer: u64, recurrent_layers: u64, max_model_len: u64) -> Option<Self> {
+        (state_per_layer > 0 && recurrent_layers > 0).then_some(MambaPaging {
+            block: max_model_len.max(1),
+            page: state_per_layer,
+            state_page: state_per_layer,
+            group_size: recurrent_layers,
+            attention_groups: 0,
+            recurrent_groups: 1,
+        })
+    }
     /// Block ids in a pool of `pool` bytes.
     pub fn num_blocks(&self, pool: u64) -> u64 {
         pool / self.page.saturating_mul(self.group_size).max(1)
@@ -1111,7 +1124,12 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let mamba = (!v0 && ver >= MAMBA_HYBRID_V1_FROM && cx.kv.recurrent_layers > 0 && cx.kv.groups.iter().all(|g| g.window == Window::Full && !g.mla && g.bytes_per_token_per_layer == attn_one))
         .then(|| {
             let attn_layers: u64 = cx.kv.groups.iter().map(|g| g.layers).sum();
-            MambaPaging::new(ver, attn_one, attn_layers, cx.kv.state_bytes_per_request.div_ceil(cx.kv.recurrent_layers), cx.kv.recurrent_layers, s.block_size)
+            let state_per_layer = cx.kv.state_bytes_per_request.div_ceil(cx.kv.recurrent_layers);
+            if attn_layers == 0 {
+                MambaPaging::recurrent_only(state_per_layer, cx.kv.recurrent_layers, l)
+            } else {
+                MambaPaging::new(ver, attn_one, attn_layers, state_per_layer, cx.kv.recurrent_layers, s.block_size)
+            }
         })
         .flatten();
     let (bs, num_blocks) = match mamba {
@@ -1190,7 +1208,14 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         notes.push(format!("engine version `{version}` is not a release number: modelled as the newest, {}", newest_version(s.engine)));
     }
     notes.extend(cx.max_model_len_why.clone());
-    if let Some(m) = mamba {
+    if let Some(m) = mamba.filter(|m| m.attention_groups == 0) {
+        notes.push(format!(
+            "recurrent layers only: one group of every layer, blocks of max_model_len ({} tokens) so a request holds one block id, a page of each layer's state ({}); GPU KV cache size is blocks x max_model_len",
+            m.block,
+            crate::units::Bytes(m.page)
+        ));
+    }
+    if let Some(m) = mamba.filter(|m| m.attention_groups > 0) {
         notes.push(format!(
             "recurrent hybrid: attention blocks of {} tokens so a page ({}) holds one layer's recurrent state ({}, padded by {:.2} %); layers in groups of {} ({} attention groups, {} recurrent groups), a block id one page of each of the {} tensors; a request holds ceil(len / {}) blocks per attention group and one per recurrent group (prefix caching off, mamba_cache_mode none)",
             m.block,
