@@ -762,33 +762,21 @@ impl ModelShape {
         s.notes.insert(0, why);
         s
     }
-    /// This shape with every recurrent layer's SSM state in float32 (SGLang's default
-    /// `mamba_ssm_dtype`); `None` when they already are or there are none. `why` becomes the
-    /// shape's first note.
-    pub fn with_fp32_ssm_state(&self, why: String) -> Option<ModelShape> {
+    /// This shape with every recurrent layer's SSM state in float32, and with `conv` its
+    /// convolution window too (SGLang's default `mamba_ssm_dtype` keeps the SSM state in float32;
+    /// llama.cpp's recurrent memory is `GGML_TYPE_F32` for both); `None` when nothing changes.
+    /// `why` becomes the shape's first note.
+    pub fn with_f32_state(&self, conv: bool, why: String) -> Option<ModelShape> {
         let mut s = self.clone();
         let mut changed = false;
         for l in &mut s.layers {
-            if let Mixer::Recurrent { ssm_fp32, ssm_elems, .. } = &mut l.mixer {
+            if let Mixer::Recurrent { ssm_fp32, conv_fp32, ssm_elems, conv_elems, .. } = &mut l.mixer {
                 if !*ssm_fp32 && *ssm_elems > 0 {
-                    *ssm_fp32 = true;
-                    changed = true;
+                    (*ssm_fp32, changed) = (true, true);
                 }
-            }
-        }
-        s.notes.insert(0, why);
-        changed.then_some(s)
-    }
-    /// This shape with every recurrent layer's whole state, convolution window and SSM state, in
-    /// float32 (llama.cpp's recurrent memory: `GGML_TYPE_F32` for both); `None` without
-    /// recurrent layers. `why` becomes the shape's first note.
-    pub fn with_f32_state(&self, why: String) -> Option<ModelShape> {
-        let mut s = self.clone();
-        let mut changed = false;
-        for l in &mut s.layers {
-            if let Mixer::Recurrent { ssm_fp32, conv_fp32, .. } = &mut l.mixer {
-                changed |= !*ssm_fp32 || !*conv_fp32;
-                (*ssm_fp32, *conv_fp32) = (true, true);
+                if conv && !*conv_fp32 && *conv_elems > 0 {
+                    (*conv_fp32, changed) = (true, true);
+                }
             }
         }
         s.notes.insert(0, why);

@@ -112,21 +112,12 @@ pub fn verdict(e: &Estimate) -> String {
                 count(p.tokens, "slot"),
                 gib(p.bytes_per_token)
             )
-        } else if b.window_pool.is_some() {
-            // with a separate window pool the full-attention pool is what runs out
+        } else if b.window_pool.is_some() || b.state_pool.is_some() {
+            // with a separate window pool the full-attention pool is what runs out; with a state
+            // pool whose slots suffice, the token pool
+            let which = if b.window_pool.is_some() { "full-attention pool" } else { "token pool" };
             format!(
-                "Does not fit: {} of {} need {} of {}'s full-attention pool, which holds {} ({} short)",
-                count(s.concurrency, "request"),
-                count(s.context_len(), "token"),
-                count(b.tokens_needed(s.context_len(), s.concurrency).0, "token"),
-                e.engine.name,
-                count(b.full_pool.tokens, "token"),
-                gib(e.headroom_bytes.unsigned_abs())
-            )
-        } else if b.state_pool.is_some() {
-            // the slots suffice: the token pool is what runs out
-            format!(
-                "Does not fit: {} of {} need {} of {}'s token pool, which holds {} ({} short)",
+                "Does not fit: {} of {} need {} of {}'s {which}, which holds {} ({} short)",
                 count(s.concurrency, "request"),
                 count(s.context_len(), "token"),
                 count(b.tokens_needed(s.context_len(), s.concurrency).0, "token"),

@@ -105,13 +105,7 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
             };
             let is_moe = experts > 0 && i as u64 >= first_dense && i as u64 % freq == 0;
             if is_moe {
-                moe(h, experts, top_k, moe_inter, true, &mut t);
-                if v3 {
-                    t.push(Tensor::new("mlp.gate.e_score_correction_bias", Role::Router, experts, 1, Split::Replicated));
-                }
-                if shared > 0 {
-                    gated_mlp("mlp.shared_experts", Role::SharedExpert, h, shared * moe_inter, false, &mut t);
-                }
+                deepseek_moe(h, experts, top_k, moe_inter, shared, v3, &mut t);
             } else {
                 gated_mlp("mlp", Role::Mlp, h, inter, false, &mut t);
             }

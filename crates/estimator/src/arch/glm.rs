@@ -30,12 +30,8 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
             let mut t = vec![];
             let mixer = attention(&c, AttnBias { qkv: qkv_bias, o: false }, QkNorm::None, Window::Full, &mut t);
             if experts > 0 && i as u64 >= first_dense {
-                moe(c.hidden, experts, top_k, moe_inter, true, &mut t);
-                // the router's score-correction bias, stored with the checkpoint (Glm4MoeTopkRouter)
-                t.push(Tensor::new("mlp.gate.e_score_correction_bias", Role::Router, experts, 1, Split::Replicated));
-                if shared > 0 {
-                    gated_mlp("mlp.shared_experts", Role::SharedExpert, c.hidden, shared * moe_inter, false, &mut t);
-                }
+                // with the router's score-correction bias, stored with the checkpoint (Glm4MoeTopkRouter)
+                deepseek_moe(c.hidden, experts, top_k, moe_inter, shared, true, &mut t);
             } else {
                 gated_mlp("mlp", Role::Mlp, c.hidden, inter, false, &mut t);
             }

@@ -112,11 +112,7 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
             t.push(Tensor::new("self_attn.attention_sink_bias", Role::Bias, heads, 1, Split::Heads { heads }));
         }
         if is_moe {
-            moe(h, experts, top_k, moe_inter, true, &mut t);
-            t.push(Tensor::new("mlp.gate.e_score_correction_bias", Role::Router, experts, 1, Split::Replicated));
-            if shared > 0 {
-                gated_mlp("mlp.shared_experts", Role::SharedExpert, h, shared * moe_inter, false, &mut t);
-            }
+            deepseek_moe(h, experts, top_k, moe_inter, shared, true, &mut t);
         } else {
             gated_mlp("mlp", Role::Mlp, h, inter, false, &mut t);
         }

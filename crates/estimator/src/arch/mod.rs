@@ -426,6 +426,19 @@ pub(crate) fn plain_mlp(prefix: &str, role: Role, hidden: u64, inter: u64, bias:
     }
 }
 
+/// The DeepSeek-style MoE block (DeepSeek-V2/V3, GLM-4.5, MiMo-V2-Flash): gated routed experts,
+/// the router's `e_score_correction_bias` when `correction_bias`, and `shared` shared experts
+/// fused into one gated MLP of `shared x inter`.
+pub(crate) fn deepseek_moe(hidden: u64, experts: u64, top_k: u64, inter: u64, shared: u64, correction_bias: bool, t: &mut Vec<Tensor>) {
+    moe(hidden, experts, top_k, inter, true, t);
+    if correction_bias {
+        t.push(Tensor::new("mlp.gate.e_score_correction_bias", Role::Router, experts, 1, Split::Replicated));
+    }
+    if shared > 0 {
+        gated_mlp("mlp.shared_experts", Role::SharedExpert, hidden, shared * inter, false, t);
+    }
+}
+
 /// Routed experts (gated unless `gated` is false) with a router of `experts x hidden`.
 pub(crate) fn moe(hidden: u64, experts: u64, top_k: u64, inter: u64, gated: bool, t: &mut Vec<Tensor>) {
     t.push(Tensor::new("mlp.router", Role::Router, experts, hidden, Split::Replicated));

@@ -347,7 +347,7 @@ pub fn state_pool(ver: (u64, u64, u64), gdn: bool, rest: u64, slot_bytes: u64, m
 /// float32 (`mamba_ssm_dtype`'s default; a config's own `mamba_ssm_dtype`, read from 0.5.9, is
 /// not read here); `None` otherwise.
 pub(crate) fn cached_shape(shape: &ModelShape) -> Option<ModelShape> {
-    shape.with_fp32_ssm_state("SGLang keeps the recurrent layers' SSM state in float32 (mamba_ssm_dtype's default) and their convolution window in bf16".into())
+    shape.with_f32_state(false, "SGLang keeps the recurrent layers' SSM state in float32 (mamba_ssm_dtype's default) and their convolution window in bf16".into())
 }
 
 /// [`ReqTable`] for a pool of `tokens`, a context of `context_len` and `--max-running-requests`.

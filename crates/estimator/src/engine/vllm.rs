@@ -720,13 +720,18 @@ impl MambaPaging {
             recurrent_groups: 1,
         })
     }
+    /// The whole blocks of a pool of `pool` bytes, each block id a page in every tensor.
+    pub fn block_pool(&self, pool: u64) -> super::BlockPool {
+        let block_bytes = self.page.saturating_mul(self.group_size);
+        super::BlockPool { num_blocks: pool / block_bytes.max(1), block_bytes, block_tokens: self.block, attention_groups: self.attention_groups, recurrent_groups: self.recurrent_groups }
+    }
     /// Block ids in a pool of `pool` bytes.
     pub fn num_blocks(&self, pool: u64) -> u64 {
-        pool / self.page.saturating_mul(self.group_size).max(1)
+        self.block_pool(pool).num_blocks
     }
     /// Block ids one request of `len` tokens holds.
     pub fn blocks(&self, len: u64) -> u64 {
-        self.attention_groups.saturating_mul(len.div_ceil(self.block.max(1))).saturating_add(self.recurrent_groups)
+        self.block_pool(0).blocks(len)
     }
     /// "Maximum concurrency" at `len` tokens per request, and "GPU KV cache size".
     pub fn capacity(&self, ver: (u64, u64, u64), pool: u64, len: u64) -> (f64, u64) {
@@ -1121,9 +1126,9 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let num_blocks = pool / block_bytes.max(1);
     // a hybrid of full attention and recurrent layers: V1's enlarged attention blocks
     let attn_one = cx.kv.groups.first().map_or(0, |g| g.bytes_per_token_per_layer);
+    let attn_layers: u64 = cx.kv.groups.iter().map(|g| g.layers).sum();
     let mamba = (!v0 && ver >= MAMBA_HYBRID_V1_FROM && cx.kv.recurrent_layers > 0 && cx.kv.groups.iter().all(|g| g.window == Window::Full && !g.mla && g.bytes_per_token_per_layer == attn_one))
         .then(|| {
-            let attn_layers: u64 = cx.kv.groups.iter().map(|g| g.layers).sum();
             let state_per_layer = cx.kv.state_bytes_per_request.div_ceil(cx.kv.recurrent_layers);
             if attn_layers == 0 {
                 MambaPaging::recurrent_only(state_per_layer, cx.kv.recurrent_layers, l)
@@ -1141,10 +1146,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     // padded state
     let per_request = |len: u64| -> u64 {
         match mamba {
-            Some(m) => {
-                let attn_layers: u64 = cx.kv.groups.iter().map(|g| g.layers).sum();
-                len.div_ceil(m.block).saturating_mul(m.page).saturating_mul(attn_layers).saturating_add(m.page.saturating_mul(cx.kv.recurrent_layers))
-            }
+            Some(m) => len.div_ceil(m.block).saturating_mul(m.page).saturating_mul(attn_layers).saturating_add(m.page.saturating_mul(cx.kv.recurrent_layers)),
             None => per_request(len),
         }
     };
@@ -1267,13 +1269,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         cuda_graph_in_budget_bytes: Bytes(graph_b),
         running_cap,
         kv_batch: None,
-        block_pool: mamba.map(|m| super::BlockPool {
-            num_blocks,
-            block_bytes: m.page.saturating_mul(m.group_size),
-            block_tokens: m.block,
-            attention_groups: m.attention_groups,
-            recurrent_groups: m.recurrent_groups,
-        }),
+        block_pool: mamba.map(|m| m.block_pool(pool)),
         kv_parts: vec![],
         budget: None,
         notes,
