@@ -108,6 +108,10 @@ const PER_LAYER_KEYS: &[&str] = &["moe_intermediate_size", "num_experts"];
 /// one integer (every n-th layer). MiMo-V2.5 (`mimo_v2`, with vision and audio towers) writes it
 /// the same way; its type is refused by name, not by a type error here.
 const PER_LAYER_FLAG_KEYS: &[(&str, &str)] = &[("mimo_v2_flash", "moe_layer_freq"), ("mimo_v2", "moe_layer_freq")];
+/// Shared integer fields that a family's config class also accepts as `"auto"` (derived by its
+/// resolver, which records it): Falcon-H1's `mamba_d_head` (`mamba_d_ssm / mamba_n_heads`).
+/// Elsewhere `"auto"` stays a type error naming the field.
+const AUTO_KEYS: &[(&str, &str)] = &[("falcon_h1", "mamba_d_head")];
 
 fn collapse_uniform_lists(json: &Map<String, Value>) -> Option<Map<String, Value>> {
     let model_type = json.get("model_type").and_then(Value::as_str).unwrap_or("");
@@ -115,6 +119,11 @@ fn collapse_uniform_lists(json: &Map<String, Value>) -> Option<Map<String, Value
     let mut out: Option<Map<String, Value>> = None;
     for (family, key) in PER_LAYER_FLAG_KEYS {
         if model_type == *family && json.get(*key).is_some_and(Value::is_array) {
+            out.get_or_insert_with(|| json.clone()).remove(*key);
+        }
+    }
+    for (family, key) in AUTO_KEYS {
+        if model_type == *family && json.get(*key).and_then(Value::as_str) == Some("auto") {
             out.get_or_insert_with(|| json.clone()).remove(*key);
         }
     }

@@ -175,7 +175,8 @@ fn range_layout(shape: &ModelShape, kv: KvDtype, ratio: (u64, u64), activation: 
     let mut state = 0u64;
     let mut recurrent = 0u64;
     for (l, copies) in shape.runs_in(lo, hi) {
-        if let Some((key, window, b)) = cache_kind(&l.mixer, ratio, tp, shared)? {
+        for m in l.mixers() {
+            let Some((key, window, b)) = cache_kind(m, ratio, tp, shared)? else { continue };
             let bytes = mul(b, copies, "KV bytes per token")?;
             match groups.iter_mut().find(|g| g.window == window && g.bytes_per_token_per_layer == b && g.mla == key) {
                 Some(g) => {
@@ -183,13 +184,14 @@ fn range_layout(shape: &ModelShape, kv: KvDtype, ratio: (u64, u64), activation: 
                     g.bytes_per_token += bytes;
                 }
                 None => {
-                    let sparse = matches!(l.mixer, Mixer::Mla { index_head_dim, .. } if index_head_dim > 0);
+                    let sparse = matches!(m, Mixer::Mla { index_head_dim, .. } if *index_head_dim > 0);
                     let kind = if sparse { "MLA latent + indexer key".to_string() } else { kind_label(key, window) };
                     groups.push(KvGroup { kind, window, layers: copies, bytes_per_token: bytes, bytes_per_token_per_layer: b, mla: key })
                 }
             }
         }
-        if let Mixer::Recurrent { conv_elems, ssm_elems, ssm_fp32, heads, conv_fp32, .. } = &l.mixer {
+        for m in l.mixers() {
+            let Mixer::Recurrent { conv_elems, ssm_elems, ssm_fp32, heads, conv_fp32, .. } = m else { continue };
             let ssm_b = if *ssm_fp32 { 4 } else { activation.bytes() };
             let a = if *conv_fp32 { 4 } else { activation.bytes() };
             let heads = (*heads).max(1);

@@ -194,7 +194,25 @@ pub enum Mixer {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Layer {
     pub mixer: Mixer,
+    /// A second sequence mixer that reads the same input beside `mixer` and whose output is added
+    /// to its own (Falcon-H1: a Mamba-2 mixer beside the attention of every layer). Its cache
+    /// adds to the layer's: engines register it as a layer of its own kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub beside: Option<Mixer>,
     pub tensors: Vec<Tensor>,
+}
+
+impl Layer {
+    pub fn new(mixer: Mixer, tensors: Vec<Tensor>) -> Self {
+        Layer { mixer, beside: None, tensors }
+    }
+    /// The layer's mixers: `mixer`, then `beside` where there is one.
+    pub fn mixers(&self) -> impl Iterator<Item = &Mixer> {
+        std::iter::once(&self.mixer).chain(self.beside.as_ref())
+    }
+    fn mixers_mut(&mut self) -> impl Iterator<Item = &mut Mixer> {
+        std::iter::once(&mut self.mixer).chain(self.beside.as_mut())
+    }
 }
 
 /// A default the resolver applied because the config did not say: shown with every answer.
@@ -256,6 +274,7 @@ pub enum Family {
     MiniMax,
     MiniMaxM2,
     MiMoV2Flash,
+    FalconH1,
     Ernie45,
     Ernie45Moe,
     Hunyuan,
@@ -325,6 +344,7 @@ impl Family {
             Family::MiniMax => "minimax",
             Family::MiniMaxM2 => "minimax-m2",
             Family::MiMoV2Flash => "mimo-v2-flash",
+            Family::FalconH1 => "falcon-h1",
             Family::Ernie45 => "ernie4.5",
             Family::Ernie45Moe => "ernie4.5-moe",
             Family::Hunyuan => "hunyuan",
@@ -769,8 +789,8 @@ impl ModelShape {
     pub fn with_f32_state(&self, conv: bool, why: String) -> Option<ModelShape> {
         let mut s = self.clone();
         let mut changed = false;
-        for l in &mut s.layers {
-            if let Mixer::Recurrent { ssm_fp32, conv_fp32, ssm_elems, conv_elems, .. } = &mut l.mixer {
+        for m in s.layers.iter_mut().flat_map(Layer::mixers_mut) {
+            if let Mixer::Recurrent { ssm_fp32, conv_fp32, ssm_elems, conv_elems, .. } = m {
                 if !*ssm_fp32 && *ssm_elems > 0 {
                     (*ssm_fp32, changed) = (true, true);
                 }
@@ -787,7 +807,7 @@ impl ModelShape {
         self.runs_all().filter(|(l, _)| matches!(l.mixer, Mixer::SharedKv { .. })).map(|(_, n)| n).sum()
     }
     pub fn has_recurrent_state(&self) -> bool {
-        self.layers.iter().any(|l| matches!(l.mixer, Mixer::Recurrent { .. }))
+        self.layers.iter().flat_map(Layer::mixers).any(|m| matches!(m, Mixer::Recurrent { .. }))
     }
     pub fn has_sliding_window(&self) -> bool {
         self.layers

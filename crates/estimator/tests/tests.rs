@@ -3426,6 +3426,57 @@ fn llama_cpp_keeps_recurrent_state_in_float32() {
     assert_eq!(at(Engine::Vllm).kv.state_bytes_per_request, 64 * (3 * 8192 + 16 * 8192) * 2);
 }
 
+/// Falcon-H1 runs softmax attention and a Mamba-2 mixer side by side in every layer, so every
+/// layer caches K and V per token and keeps a Mamba-2 state per request. The sizes are those of
+/// `tiiuae/Falcon-H1-1.5B-Instruct` as public code quotes them (no verbatim config is bundled),
+/// with `mamba_d_head` written `"auto"`, as `FalconH1Config` allows.
+#[test]
+fn falcon_h1_caches_attention_and_keeps_mamba_state_in_every_layer() {
+    let mut cfg = serde_json::json!({
+        "architectures": ["FalconH1ForCausalLM"], "model_type": "falcon_h1", "num_hidden_layers": 24,
+        "hidden_size": 2048, "intermediate_size": 4608, "num_attention_heads": 8, "num_key_value_heads": 2,
+        "head_dim": 128, "vocab_size": 65537, "mamba_d_state": 256, "mamba_d_conv": 4, "mamba_n_groups": 1,
+        "mamba_n_heads": 48, "mamba_d_head": "auto", "mamba_d_ssm": 3072, "mamba_expand": 2,
+        "mamba_conv_bias": true, "mamba_proj_bias": false, "mamba_rms_norm": false, "projectors_bias": false,
+        "attn_layer_indices": null, "tie_word_embeddings": false, "max_position_embeddings": 131072, "torch_dtype": "bfloat16"
+    });
+    let m = parse_config(&cfg.to_string()).unwrap();
+    assert_eq!((m.family, m.num_layers()), (Family::FalconH1, 24));
+    assert!(m.defaults.iter().any(|d| d.field == "mamba_d_head" && d.value == "64"));
+    // 1.55 B parameters, as TII publishes
+    assert!((m.params_total() as f64 / 1.55e9 - 1.0).abs() < 0.005, "{}", m.params_total());
+    // per layer: two KV heads of 128 (1024 B a token in bf16), and a convolution window of
+    // 3 x (3072 + 2 x 256) plus an SSM state of 48 x 64 x 256
+    let state = 3 * 3584 + 48 * 64 * 256;
+    let kv = kv_layout(&m, KvDtype::Auto, FloatDtype::Bf16, 1, 1).unwrap();
+    assert_eq!((kv.bytes_per_token, kv.recurrent_layers, kv.state_bytes_per_request), (24 * 1024, 24, 24 * state * 2));
+    // llama.cpp at n_ctx 32768 (public log, GeniePod/genie-claw issue 410): "KV buffer size =
+    // 768.00 MiB (32768 cells, 24 layers)" and "RS buffer size = 72.98 MiB (R 0.98 + S 72.00)"
+    let at = |engine: Engine, v: Option<&str>| {
+        let s = Scenario { engine, engine_version: v.map(Into::into), max_model_len: Some(32_768), gpu: GpuChoice::Catalog("h100-80gb".into()), ..scenario("tiiuae/Falcon-H1-1.5B-Instruct") };
+        estimate(&m, &s).unwrap()
+    };
+    let l = at(Engine::LlamaCpp, None);
+    assert_eq!(l.engine.kv_pool_bytes.0, (768 << 20) + 24 * state * 4);
+    // vLLM V1 registers 24 attention and 24 Mamba layers: a block of 1568 tokens is the smallest
+    // multiple of 16 whose page (1024 B a token) holds one layer's bf16 state; one group of each
+    let v = at(Engine::Vllm, Some("0.11.0"));
+    assert_eq!(v.engine.block_size, 1568);
+    let pool = v.engine.block_pool.unwrap();
+    assert_eq!(v.engine.num_blocks, v.engine.kv_pool_bytes.0 / (24 * 1568 * 1024));
+    assert_eq!(pool.num_blocks, v.engine.num_blocks);
+    // SGLang: every layer in the token pool and in the state pool, the SSM state in float32
+    let g = at(Engine::Sglang, None);
+    assert_eq!((g.kv.bytes_per_token, g.kv.state_bytes_per_request), (24 * 1024, 24 * (3 * 3584 * 2 + 48 * 64 * 256 * 4)));
+    // the Mamba width must split into the heads, as FalconH1Config checks
+    cfg["mamba_d_head"] = serde_json::json!(48);
+    let e = parse_config(&cfg.to_string()).unwrap_err().to_string();
+    assert!(e.contains("mamba_d_head") && e.contains("3072 / 48"), "{e}");
+    // "auto" only means something to Falcon-H1
+    let bamba = serde_json::json!({"model_type": "granitemoehybrid", "mamba_d_head": "auto"});
+    assert!(parse_config(&bamba.to_string()).unwrap_err().to_string().contains("mamba_d_head"));
+}
+
 /// candle on a CPU: gemm keeps a packing slab of one L2 cache per thread, so the process heap the
 /// candle profile adds is the host's L2 (`Scenario::cpu_l2_cache_bytes`, 512 KiB when unknown);
 /// the fused-attention path, which runs no batched matmul over scores, keeps its 40 KiB.

@@ -110,7 +110,7 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
                 gated_mlp("mlp", Role::Mlp, h, inter, false, &mut t);
             }
             norms("norms", 2, h, false, &mut t);
-            Layer { mixer, tensors: t }
+            Layer::new(mixer, t)
         })
         .collect();
     let g = embeddings(c.vocab, h, tied, false, false);

@@ -32,7 +32,7 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
                 _ => gated_mlp("mlp", Role::Mlp, c.hidden, inter, bias, &mut t),
             }
             norms("norms", 2, c.hidden, false, &mut t);
-            Layer { mixer, tensors: t }
+            Layer::new(mixer, t)
         })
         .collect();
     let g = embeddings(c.vocab, c.hidden, tied, false, bias && !tied);

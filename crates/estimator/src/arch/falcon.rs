@@ -27,7 +27,7 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
             plain_mlp("mlp", Role::Mlp, c.hidden, inter, bias, &mut t);
             let n = if new_arch || !parallel { 2 } else { 1 };
             norms("layernorms", n, c.hidden, true, &mut t);
-            Layer { mixer, tensors: t }
+            Layer::new(mixer, t)
         })
         .collect();
     let g = embeddings(c.vocab, c.hidden, tied, true, false);

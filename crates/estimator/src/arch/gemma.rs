@@ -41,7 +41,7 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
             let mixer = attention(&c, AttnBias::default(), qk, w, &mut t);
             gated_mlp("mlp", Role::Mlp, c.hidden, inter, false, &mut t);
             norms("norms", if v2 || v3 { 4 } else { 2 }, c.hidden, false, &mut t);
-            Layer { mixer, tensors: t }
+            Layer::new(mixer, t)
         })
         .collect();
     let mut g = embeddings(c.vocab, c.hidden, tied, false, false);

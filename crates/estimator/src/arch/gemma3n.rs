@@ -108,7 +108,7 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
             t.push(Tensor::new("altup.modality_router", Role::Router, altup, c.hidden, Split::Replicated));
             norms("altup.router_norm", 1, c.hidden, false, &mut t);
             per_layer_input(c.hidden, ple, &mut t);
-            Layer { mixer, tensors: t }
+            Layer::new(mixer, t)
         })
         .collect();
     let mut g = embeddings(c.vocab, c.hidden, tied, false, false);

@@ -115,7 +115,7 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
             }
             norms("norms", n_norms, c.hidden, false, &mut t);
             t.push(Tensor::new("layer_scalar", Role::Norm, 1, 1, Split::Replicated));
-            Layer { mixer, tensors: t }
+            Layer::new(mixer, t)
         })
         .collect();
     let mut g = embeddings(c.vocab, c.hidden, tied, false, false);

@@ -72,7 +72,7 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
             let mixer = attention(&c, AttnBias { qkv: bias, o: bias }, QkNorm::None, window_for(cx, i, true), &mut t);
             gated_mlp("mlp", Role::Mlp, c.hidden, inter, false, &mut t);
             norms("norms", 2, c.hidden, false, &mut t);
-            Layer { mixer, tensors: t }
+            Layer::new(mixer, t)
         })
         .collect();
     let g = embeddings(c.vocab, c.hidden, tied, false, false);

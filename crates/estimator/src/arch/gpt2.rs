@@ -76,7 +76,7 @@ fn layers(c: &Common, inter: u64, attn_bias: bool, ln: u64) -> Vec<Layer> {
             let mixer = attention(c, AttnBias { qkv: attn_bias, o: attn_bias }, QkNorm::None, Window::Full, &mut t);
             plain_mlp("mlp", Role::Mlp, c.hidden, inter, true, &mut t);
             norms("ln", ln, c.hidden, true, &mut t);
-            Layer { mixer, tensors: t }
+            Layer::new(mixer, t)
         })
         .collect()
 }

@@ -28,7 +28,7 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
             t.push(Tensor::new("mlp.experts.gate_up_proj_bias", Role::Bias, 2 * inter, 1, Split::Column).experts(experts, top_k));
             t.push(Tensor::new("mlp.experts.down_proj_bias", Role::Bias, c.hidden, 1, Split::Replicated).experts(experts, top_k));
             norms("norms", 2, c.hidden, false, &mut t);
-            Layer { mixer, tensors: t }
+            Layer::new(mixer, t)
         })
         .collect();
     let g = embeddings(c.vocab, c.hidden, tied, false, false);

@@ -26,7 +26,7 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
                 gated_mlp("mlp", Role::Mlp, c.hidden, inter, cx.raw.mlp_bias.unwrap_or(false), &mut t);
             }
             norms("norms", 2, c.hidden, false, &mut t);
-            Layer { mixer, tensors: t }
+            Layer::new(mixer, t)
         })
         .collect();
     let g = embeddings(c.vocab, c.hidden, tied, false, false);

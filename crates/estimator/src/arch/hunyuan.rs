@@ -57,7 +57,7 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
             gated_mlp("mlp", Role::Mlp, c.hidden, inter, mlp_bias, &mut t);
         }
         norms("norms", 2, c.hidden, false, &mut t);
-        layers.push(Layer { mixer, tensors: t });
+        layers.push(Layer::new(mixer, t));
     }
     if cla > 1 {
         cx.note(format!("cross-layer attention: one layer in {cla} projects and caches K/V, the others read the cache of the layer before them"));

@@ -42,7 +42,7 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
                     gated_mlp("feed_forward", Role::Mlp, h, inter, false, &mut t);
                 }
                 norms("norms", 2, h, false, &mut t);
-                layers.push(Layer { mixer, tensors: t });
+                layers.push(Layer::new(mixer, t));
             }
         }
         "nemotron_h" => {
@@ -82,7 +82,7 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
                     }
                 };
                 norms("norm", 1, h, false, &mut t);
-                layers.push(Layer { mixer, tensors: t });
+                layers.push(Layer::new(mixer, t));
             }
         }
         _ => {
@@ -115,7 +115,7 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
                     gated_mlp("mlp", Role::Mlp, h, inter, false, &mut t);
                 }
                 norms("norms", 2, h, false, &mut t);
-                layers.push(Layer { mixer, tensors: t });
+                layers.push(Layer::new(mixer, t));
             }
         }
     }

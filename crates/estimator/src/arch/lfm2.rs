@@ -59,7 +59,7 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
                 _ => gated_mlp("feed_forward", Role::Mlp, h, inter, false, &mut t),
             }
             norms("norms", 2, h, false, &mut t);
-            Layer { mixer, tensors: t }
+            Layer::new(mixer, t)
         })
         .collect();
     let g = embeddings(c.vocab, h, tied, false, false);

@@ -90,7 +90,7 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
                 t.push(Tensor::new("mlp.act_fn.alpha", Role::Norm, 2, 1, Split::Replicated));
             }
             norms("norms", if cohere { 1 } else { 2 }, c.hidden, norm_bias, &mut t);
-            Layer { mixer, tensors: t }
+            Layer::new(mixer, t)
         })
         .collect();
     let mut g = embeddings(c.vocab, c.hidden, tied, norm_bias, false);
@@ -144,7 +144,7 @@ pub(crate) fn resolve_llama4(cx: &mut Cx) -> Result<ModelShape> {
                 gated_mlp("mlp", Role::Mlp, c.hidden, dense_inter, false, &mut t);
             }
             norms("norms", 2, c.hidden, false, &mut t);
-            Layer { mixer, tensors: t }
+            Layer::new(mixer, t)
         })
         .collect();
     let mut g = embeddings(c.vocab, c.hidden, tied, false, false);
@@ -169,7 +169,7 @@ pub(crate) fn resolve_mllama(cx: &mut Cx) -> Result<ModelShape> {
             };
             gated_mlp("mlp", Role::Mlp, c.hidden, inter, false, &mut t);
             norms("norms", 2, c.hidden, false, &mut t);
-            Layer { mixer, tensors: t }
+            Layer::new(mixer, t)
         })
         .collect();
     // MllamaTextModel's embedding has 8 extra rows for the image special tokens

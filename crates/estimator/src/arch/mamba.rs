@@ -25,6 +25,10 @@ pub(crate) struct Mamba2 {
     pub groups: u64,
     pub state: u64,
     pub conv: u64,
+    /// The convolution's bias (Mamba2Config's `use_conv_bias`, Falcon-H1's `mamba_conv_bias`).
+    pub conv_bias: bool,
+    /// The gated RMS norm before `out_proj` (Falcon-H1 makes it optional: `mamba_rms_norm`).
+    pub gated_norm: bool,
 }
 
 pub(crate) fn mamba1_dims(cx: &mut Cx, hidden: u64) -> Result<Mamba1> {
@@ -53,7 +57,7 @@ pub(crate) fn mamba2_dims(cx: &mut Cx, hidden: u64) -> Result<Mamba2> {
             h
         }
     };
-    Ok(Mamba2 { heads, head_dim, groups, state, conv })
+    Ok(Mamba2 { heads, head_dim, groups, state, conv, conv_bias: true, gated_norm: true })
 }
 
 pub(crate) fn mamba1_layer(hidden: u64, m: Mamba1, conv_bias: bool, t: &mut Vec<Tensor>) -> Mixer {
@@ -75,9 +79,11 @@ pub(crate) fn mamba2_layer(hidden: u64, m: Mamba2, ssm_fp32: bool, t: &mut Vec<T
     let inner = m.heads * m.head_dim;
     let conv_dim = inner + 2 * m.groups * m.state;
     t.push(Tensor::new("mixer.in_proj", Role::RecurrentLinear, inner + conv_dim + m.heads, hidden, Split::Column));
-    t.push(Tensor::new("mixer.conv1d", Role::RecurrentParam, conv_dim, m.conv + 1, Split::Column));
+    t.push(Tensor::new("mixer.conv1d", Role::RecurrentParam, conv_dim, m.conv + u64::from(m.conv_bias), Split::Column));
     t.push(Tensor::new("mixer.dt_bias_A_log_D", Role::RecurrentParam, 3 * m.heads, 1, Split::Column));
-    t.push(Tensor::new("mixer.norm", Role::Norm, inner, 1, Split::Column));
+    if m.gated_norm {
+        t.push(Tensor::new("mixer.norm", Role::Norm, inner, 1, Split::Column));
+    }
     t.push(Tensor::new("mixer.out_proj", Role::RecurrentLinear, hidden, inner, Split::Row));
     Mixer::Recurrent {
         kind: "mamba2".into(),
@@ -108,7 +114,7 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
             let mut t = vec![];
             let mixer = mamba2_layer(hidden, m, fp32, &mut t);
             norms("norm", 1, hidden, false, &mut t);
-            layers.push(Layer { mixer, tensors: t });
+            layers.push(Layer::new(mixer, t));
         }
     } else {
         let m = mamba1_dims(cx, hidden)?;
@@ -117,7 +123,7 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
             let mut t = vec![];
             let mixer = mamba1_layer(hidden, m, conv_bias, &mut t);
             norms("norm", 1, hidden, false, &mut t);
-            layers.push(Layer { mixer, tensors: t });
+            layers.push(Layer::new(mixer, t));
         }
     }
     let c = Common { hidden, layers: layers_n, heads: 0, kv_heads: 0, head_dim: 0, vocab };

@@ -117,7 +117,7 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
             gated_mlp("mlp", Role::Mlp, h, inter, false, &mut t);
         }
         norms("norms", 2, h, false, &mut t);
-        layers.push(Layer { mixer: Mixer::Attention { heads, kv_heads: kvh, k_dim: kd, v_dim: vd, window: w }, tensors: t });
+        layers.push(Layer::new(Mixer::Attention { heads, kv_heads: kvh, k_dim: kd, v_dim: vd, window: w }, t));
     }
     let g = embeddings(c.vocab, h, tied, false, false);
     cx.finish(Family::MiMoV2Flash, &c, inter, tied, g, layers)

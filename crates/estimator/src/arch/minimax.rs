@@ -39,7 +39,7 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
             };
             moe(h, experts, top_k, inter, true, &mut t);
             norms("norms", 2, h, false, &mut t);
-            Layer { mixer, tensors: t }
+            Layer::new(mixer, t)
         })
         .collect();
     let g = embeddings(c.vocab, h, tied, false, false);
@@ -66,7 +66,7 @@ pub(crate) fn resolve_m2(cx: &mut Cx) -> Result<ModelShape> {
                 t.push(Tensor::new("block_sparse_moe.e_score_correction_bias", Role::Router, experts, 1, Split::Replicated));
             }
             norms("norms", 2, h, false, &mut t);
-            Layer { mixer, tensors: t }
+            Layer::new(mixer, t)
         })
         .collect();
     let g = embeddings(c.vocab, h, tied, false, false);

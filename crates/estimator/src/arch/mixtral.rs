@@ -22,7 +22,7 @@ pub(super) fn sparse_decoder(cx: &mut Cx, family: Family, c: &Common, experts: u
             let mixer = attention(&c, AttnBias::default(), QkNorm::None, window_for(cx, i, true), &mut t);
             moe(c.hidden, experts, top_k, inter, true, &mut t);
             norms("norms", 2, c.hidden, false, &mut t);
-            Layer { mixer, tensors: t }
+            Layer::new(mixer, t)
         })
         .collect();
     let g = embeddings(c.vocab, c.hidden, tied, false, false);

@@ -8,6 +8,7 @@ mod dbrx;
 mod deepseek;
 mod ernie;
 mod falcon;
+mod falcon_h1;
 mod gemma;
 mod gemma3n;
 mod gemma4;
@@ -89,6 +90,7 @@ fn by_type(cx: &mut Cx, key: &str, text_type: &str) -> Result<ModelShape> {
         "olmoe" => olmo::resolve_olmoe(cx),
         "granite" | "granitemoe" | "granitemoeshared" => granite::resolve(cx),
         "mamba" | "falcon_mamba" | "mamba2" => mamba::resolve(cx),
+        "falcon_h1" => falcon_h1::resolve(cx),
         "jamba" | "nemotron_h" | "granitemoehybrid" => hybrid::resolve(cx),
         "minimax_m1" | "minimax_text_01" | "minimax" => minimax::resolve(cx),
         "minimax_m2" => minimax::resolve_m2(cx),

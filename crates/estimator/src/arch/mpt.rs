@@ -28,7 +28,7 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
             let mixer = attention(&c, AttnBias { qkv: bias, o: bias }, QkNorm::None, Window::Full, &mut t);
             plain_mlp("ffn", Role::Mlp, c.hidden, inter, bias, &mut t);
             norms("norms", 2, c.hidden, bias, &mut t);
-            Layer { mixer, tensors: t }
+            Layer::new(mixer, t)
         })
         .collect();
     let g = embeddings(c.vocab, c.hidden, true, bias, false);

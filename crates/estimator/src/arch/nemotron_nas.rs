@@ -103,7 +103,7 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
             norms("post_attention_layernorm", 1, h, false, &mut t);
             gated_mlp("mlp", Role::Mlp, h, inter, mlp_bias, &mut t);
         }
-        layers.push(Layer { mixer, tensors: t });
+        layers.push(Layer::new(mixer, t));
     }
     let c = Common { kv_heads: first_kv.unwrap_or(c.kv_heads), ..c };
     cx.note(format!(
@@ -145,7 +145,7 @@ fn deci_7b(cx: &mut Cx, c: Common, tied: bool, bias: AttnBias, mlp_bias: bool) -
             let mixer = attention(&Common { kv_heads: kv, ..c }, bias, QkNorm::None, Window::Full, &mut t);
             gated_mlp("mlp", Role::Mlp, c.hidden, inter, mlp_bias, &mut t);
             norms("norms", 2, c.hidden, false, &mut t);
-            Layer { mixer, tensors: t }
+            Layer::new(mixer, t)
         })
         .collect();
     let c = Common { kv_heads: per_layer.first().copied().unwrap_or(c.kv_heads), ..c };

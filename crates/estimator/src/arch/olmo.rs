@@ -23,7 +23,7 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
             if v2 {
                 norms("norms", 2, c.hidden, false, &mut t);
             }
-            Layer { mixer, tensors: t }
+            Layer::new(mixer, t)
         })
         .collect();
     let mut g = vec![Tensor::new("embed_tokens", Role::Embedding, c.vocab, c.hidden, Split::Column)];
@@ -54,7 +54,7 @@ pub(crate) fn resolve_olmoe(cx: &mut Cx) -> Result<ModelShape> {
             let mixer = attention(&c, AttnBias { qkv: bias, o: bias }, QkNorm::Full, Window::Full, &mut t);
             moe(c.hidden, experts, top_k, inter, true, &mut t);
             norms("norms", 2, c.hidden, false, &mut t);
-            Layer { mixer, tensors: t }
+            Layer::new(mixer, t)
         })
         .collect();
     let g = embeddings(c.vocab, c.hidden, tied, false, false);

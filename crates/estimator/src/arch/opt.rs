@@ -14,7 +14,7 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
             let mixer = attention(&c, AttnBias { qkv: true, o: true }, QkNorm::None, Window::Full, &mut t);
             plain_mlp("mlp", Role::Mlp, c.hidden, inter, true, &mut t);
             norms("layer_norms", 2, c.hidden, true, &mut t);
-            Layer { mixer, tensors: t }
+            Layer::new(mixer, t)
         })
         .collect();
     let mut g = vec![

@@ -49,7 +49,7 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
                     m
                 }
             };
-            Layer { mixer, tensors: t }
+            Layer::new(mixer, t)
         })
         .collect();
     let ln_bias = matches!(family, Family::Phi | Family::Phi3Small | Family::PhiMoe);

@@ -55,7 +55,7 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
                 gated_mlp("mlp", Role::Mlp, c.hidden, inter, false, &mut t);
             }
             norms("norms", 2, c.hidden, false, &mut t);
-            Layer { mixer, tensors: t }
+            Layer::new(mixer, t)
         })
         .collect();
     let mut g = embeddings(c.vocab, c.hidden, tied, false, false);

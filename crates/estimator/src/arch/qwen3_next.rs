@@ -94,7 +94,7 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
                 }
             }
             norms("norms", 2, h, false, &mut t);
-            Layer { mixer, tensors: t }
+            Layer::new(mixer, t)
         })
         .collect();
     let mut g = embeddings(c.vocab, h, tied, false, false);

@@ -15,7 +15,7 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
             let mixer = attention(&c, AttnBias { qkv: qkv_bias, o: false }, QkNorm::None, Window::Full, &mut t);
             gated_mlp("mlp", Role::Mlp, c.hidden, inter, false, &mut t);
             norms("layernorms", 2, c.hidden, true, &mut t);
-            Layer { mixer, tensors: t }
+            Layer::new(mixer, t)
         })
         .collect();
     let g = embeddings(c.vocab, c.hidden, tied, true, false);

@@ -70,7 +70,7 @@ pub fn request_bytes(shape: &ModelShape, len: u64, dtype_bytes: u64) -> u64 {
     let glm4_0414 = shape.model_type == "glm4";
     let mut total = 0u64;
     for (l, n) in shape.runs_all() {
-        let per_layer: u64 = match &l.mixer {
+        let per_layer: u64 = l.mixers().map(|m| match m {
             Mixer::Attention { kv_heads, k_dim, v_dim, window, .. } => {
                 let tokens = if gemma3 {
                     match window {
@@ -92,7 +92,7 @@ pub fn request_bytes(shape: &ModelShape, len: u64, dtype_bytes: u64) -> u64 {
             Mixer::Recurrent { kind, ssm_elems, heads, .. } if kind == "mamba" => heads.saturating_mul(24).max(*ssm_elems).saturating_mul(dtype_bytes),
             Mixer::Recurrent { conv_elems, ssm_elems, .. } => (conv_elems + ssm_elems).saturating_mul(dtype_bytes),
             Mixer::CrossAttention { .. } | Mixer::SharedKv { .. } | Mixer::None => 0,
-        };
+        }).fold(0u64, u64::saturating_add);
         total = total.saturating_add(per_layer.saturating_mul(n));
     }
     total
