@@ -236,7 +236,7 @@ pub fn estimate(shape: &ModelShape, scenario: &Scenario) -> Result<Estimate> {
     // SGLang's recurrent state in float32)
     let cached;
     let cached_by_engine = match scenario.engine {
-        Engine::Sglang => engine::sglang::cached_shape(shape),
+        Engine::Sglang => engine::sglang::cached_shape(shape, engine::sglang::version_of(scenario)),
         // llama.cpp keeps recurrent state in float32 (`GGML_TYPE_F32` for r and s)
         Engine::LlamaCpp => shape.with_f32_state(true, "llama.cpp keeps the recurrent layers' convolution window and SSM state in float32".into()),
         _ => engine::vllm::cached_shape(shape, scenario, plan.quant.as_ref(), plan.activation.bytes()),

@@ -419,6 +419,11 @@ pub struct ModelShape {
     /// which vLLM applies under `--kv-cache-dtype auto` from 0.14.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checkpoint_kv: Option<KvDtype>,
+    /// The SSM-state dtype the config asks for (`mamba_ssm_dtype`, at the top or in
+    /// `text_config`), which SGLang reads from 0.5.9 for the families whose config class passes
+    /// itself to `mamba2_state_dtype`; `None` when absent or not a float type SGLang knows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_ssm_dtype: Option<FloatDtype>,
     /// Tensors outside the decoder layers: embeddings, final norm, LM head, encoders.
     pub globals: Vec<Tensor>,
     pub layers: Vec<Layer>,

@@ -3477,6 +3477,28 @@ fn falcon_h1_caches_attention_and_keeps_mamba_state_in_every_layer() {
     assert!(parse_config(&bamba.to_string()).unwrap_err().to_string().contains("mamba_d_head"));
 }
 
+/// SGLang keeps the SSM state in float32 unless, from 0.5.9, the config of a family whose config
+/// class passes itself to `mamba2_state_dtype` (Qwen3-Next, Nemotron-H, Falcon-H1) asks for
+/// another dtype in `mamba_ssm_dtype`; Granite 4's passes nothing.
+#[test]
+fn sglang_reads_the_configs_ssm_dtype_from_0_5_9() {
+    let id = "Qwen/Qwen3-Next-80B-A3B-Thinking";
+    let mut cfg: serde_json::Value = serde_json::from_str(&config(id)).unwrap();
+    let state = |cfg: &serde_json::Value, v: &str| {
+        let s = Scenario { engine: Engine::Sglang, engine_version: Some(v.into()), tp: 2, gpu: GpuChoice::Catalog("h200".into()), ..scenario(id) };
+        estimate(&parse_config(&cfg.to_string()).unwrap(), &s).unwrap().kv.state_bytes_per_request
+    };
+    let f32_state = state(&cfg, "0.5.9");
+    cfg["mamba_ssm_dtype"] = serde_json::json!("bfloat16");
+    let (before, after) = (state(&cfg, "0.5.8"), state(&cfg, "0.5.9"));
+    assert_eq!(before, f32_state);
+    // 36 DeltaNet layers at TP 2: 16 value heads of 128 x 128 per GPU, 2 bytes less each
+    assert_eq!(f32_state - after, 36 * 16 * 128 * 128 * 2);
+    // float32 written out is the default
+    cfg["mamba_ssm_dtype"] = serde_json::json!("float32");
+    assert_eq!(state(&cfg, "0.5.9"), f32_state);
+}
+
 /// candle on a CPU: gemm keeps a packing slab of one L2 cache per thread, so the process heap the
 /// candle profile adds is the host's L2 (`Scenario::cpu_l2_cache_bytes`, 512 KiB when unknown);
 /// the fused-attention path, which runs no batched matmul over scores, keeps its 40 KiB.

@@ -303,6 +303,12 @@ impl<'a> Cx<'a> {
             checkpoint_dtype,
             quantization,
             checkpoint_kv,
+            config_ssm_dtype: self.raw.json.get("mamba_ssm_dtype").and_then(Value::as_str).and_then(|d| match d {
+                "float32" => Some(FloatDtype::F32),
+                "bfloat16" => Some(FloatDtype::Bf16),
+                "float16" => Some(FloatDtype::F16),
+                _ => None,
+            }),
             globals,
             layers,
             defaults: std::mem::take(&mut self.defaults),

@@ -27,6 +27,7 @@
 use super::{gib, parse_semver, Ctx, EngineReport};
 use crate::activation::forward_peak;
 use crate::error::Result;
+use crate::dtype::FloatDtype;
 use crate::model::{Family, ModelShape, Window};
 use crate::units::{Bytes, Figure, GIB};
 
@@ -343,11 +344,24 @@ pub fn state_pool(ver: (u64, u64, u64), gdn: bool, rest: u64, slot_bytes: u64, m
     StatePool { slots, slot_bytes, budgeted, share, allocated: slots.saturating_add(1).saturating_mul(slot_bytes), per_request, how }
 }
 
+/// The first SGLang release that reads a config's own `mamba_ssm_dtype` (`mamba2_state_dtype`,
+/// `configs/mamba_utils.py`), for the families whose config class passes itself to it.
+pub const CONFIG_SSM_DTYPE_FROM: (u64, u64, u64) = (0, 5, 9);
+
 /// The shape SGLang caches when it is not the config's: recurrent layers keep their SSM state in
-/// float32 (`mamba_ssm_dtype`'s default; a config's own `mamba_ssm_dtype`, read from 0.5.9, is
-/// not read here); `None` otherwise.
-pub(crate) fn cached_shape(shape: &ModelShape) -> Option<ModelShape> {
-    shape.with_f32_state(false, "SGLang keeps the recurrent layers' SSM state in float32 (mamba_ssm_dtype's default) and their convolution window in bf16".into())
+/// float32 (`mamba_ssm_dtype`'s default), unless, from 0.5.9, the config of Nemotron-H,
+/// Qwen3-Next / Qwen3.5 or Falcon-H1 asks for bfloat16 or float16 (Granite 4's config class passes
+/// nothing: float32 whatever it says); `None` when nothing changes.
+pub(crate) fn cached_shape(shape: &ModelShape, ver: (u64, u64, u64)) -> Option<ModelShape> {
+    let reads_config = ver >= CONFIG_SSM_DTYPE_FROM && matches!(shape.family, Family::NemotronH | Family::Qwen3Next | Family::Qwen35 | Family::FalconH1);
+    match shape.config_ssm_dtype {
+        Some(d) if reads_config && d != FloatDtype::F32 => {
+            let mut s = shape.clone();
+            s.notes.insert(0, format!("SGLang keeps the recurrent layers' SSM state in {} as the config's mamba_ssm_dtype asks (read from 0.5.9), and their convolution window in bf16", d.as_str()));
+            Some(s)
+        }
+        _ => shape.with_f32_state(false, "SGLang keeps the recurrent layers' SSM state in float32 (mamba_ssm_dtype's default) and their convolution window in bf16".into()),
+    }
 }
 
 /// [`ReqTable`] for a pool of `tokens`, a context of `context_len` and `--max-running-requests`.
