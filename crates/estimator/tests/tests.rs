@@ -3472,6 +3472,13 @@ fn falcon_h1_caches_attention_and_keeps_mamba_state_in_every_layer() {
     cfg["mamba_d_head"] = serde_json::json!(48);
     let e = parse_config(&cfg.to_string()).unwrap_err().to_string();
     assert!(e.contains("mamba_d_head") && e.contains("3072 / 48"), "{e}");
+    // a null width is mamba_expand x hidden_size, recorded with the answer
+    cfg["mamba_d_ssm"] = serde_json::Value::Null;
+    cfg["mamba_d_head"] = serde_json::json!("auto");
+    cfg["mamba_n_heads"] = serde_json::json!(64);
+    let wide = parse_config(&cfg.to_string()).unwrap();
+    assert!(wide.defaults.iter().any(|d| d.field == "mamba_d_ssm" && d.value == "4096"));
+    assert!(wide.params_total() > m.params_total());
     // "auto" only means something to Falcon-H1
     let bamba = serde_json::json!({"model_type": "granitemoehybrid", "mamba_d_head": "auto"});
     assert!(parse_config(&bamba.to_string()).unwrap_err().to_string().contains("mamba_d_head"));

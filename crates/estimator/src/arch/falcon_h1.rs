@@ -28,9 +28,9 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
     let tied = cx.tied(false);
     let attn_bias = cx.raw.attention_bias.unwrap_or(false);
     let mlp_bias = cx.raw.mlp_bias.unwrap_or(false);
-    let expand = cx.or(cx.raw.expand, "mamba_expand", 2, "absent: FalconH1Config default")?;
     let d_ssm = match cx.raw.json.get("mamba_d_ssm") {
         Some(Value::Null) => {
+            let expand = cx.or(cx.raw.expand, "mamba_expand", 2, "absent: FalconH1Config default")?;
             let w = expand.checked_mul(h).ok_or_else(|| Error::invalid("mamba_expand", expand, "a width that fits in 64 bits"))?;
             cx.default("mamba_d_ssm", w, "null: mamba_expand x hidden_size");
             w
@@ -61,9 +61,6 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
         conv_bias: cx.opt_bool("mamba_conv_bias")?.unwrap_or(true),
         gated_norm: cx.opt_bool("mamba_rms_norm")?.unwrap_or(false),
     };
-    if m.conv < 2 {
-        return Err(Error::invalid("mamba_d_conv", m.conv, "at least 2 (the convolution keeps d_conv - 1 inputs)"));
-    }
     let in_bias = cx.opt_bool("mamba_proj_bias")?.unwrap_or(false);
     let out_bias = cx.opt_bool("projectors_bias")?.unwrap_or(false);
     if cx.raw.json.get("attn_layer_indices").is_some_and(|v| !v.is_null()) {
