@@ -807,6 +807,18 @@ impl ModelShape {
         s.notes.insert(0, why);
         changed.then_some(s)
     }
+    /// This shape with every recurrent layer's state in the activation dtype (2 bytes a value in
+    /// bf16 or fp16), whatever the config's own cache dtype says: SGLang's when the config's
+    /// `mamba_ssm_dtype` asks for a 16-bit state.
+    pub fn with_state_in_activation_dtype(&self) -> ModelShape {
+        let mut s = self.clone();
+        for m in s.layers.iter_mut().flat_map(Layer::mixers_mut) {
+            if let Mixer::Recurrent { ssm_fp32, conv_fp32, .. } = m {
+                (*ssm_fp32, *conv_fp32) = (false, false);
+            }
+        }
+        s
+    }
     /// Layers that read an earlier layer's cache ([`Mixer::SharedKv`]).
     pub fn shared_kv_layers(&self) -> u64 {
         self.runs_all().filter(|(l, _)| matches!(l.mixer, Mixer::SharedKv { .. })).map(|(_, n)| n).sum()

@@ -3479,7 +3479,21 @@ fn falcon_h1_caches_attention_and_keeps_mamba_state_in_every_layer() {
     let wide = parse_config(&cfg.to_string()).unwrap();
     assert!(wide.defaults.iter().any(|d| d.field == "mamba_d_ssm" && d.value == "4096"));
     assert!(wide.params_total() > m.params_total());
-    // "auto" only means something to Falcon-H1
+    // sizes whose products overflow are refused by the key the config uses, not an overflow
+    let mut huge = cfg.clone();
+    huge["mamba_d_ssm"] = serde_json::json!(3072);
+    huge["mamba_n_heads"] = serde_json::json!(48);
+    huge["mamba_n_groups"] = serde_json::json!(1u64 << 24);
+    huge["mamba_d_state"] = serde_json::json!(1u64 << 24);
+    huge["mamba_d_conv"] = serde_json::json!(1u64 << 16);
+    let e = parse_config(&huge.to_string()).unwrap_err().to_string();
+    assert!(e.contains("mamba_d_state") || e.contains("mamba_n_groups"), "{e}");
+    let mut wide = cfg.clone();
+    wide["mamba_expand"] = serde_json::json!(1u64 << 24);
+    let e = parse_config(&wide.to_string()).unwrap_err().to_string();
+    assert!(e.contains("mamba_expand"), "{e}");
+    // "auto" is read for Falcon-H1 only (the other families' saved configs write the number);
+    // elsewhere it stays a type error naming the field
     let bamba = serde_json::json!({"model_type": "granitemoehybrid", "mamba_d_head": "auto"});
     assert!(parse_config(&bamba.to_string()).unwrap_err().to_string().contains("mamba_d_head"));
 }
@@ -3501,6 +3515,20 @@ fn sglang_reads_the_configs_ssm_dtype_from_0_5_9() {
     assert_eq!(before, f32_state);
     // 36 DeltaNet layers at TP 2: 16 value heads of 128 x 128 per GPU, 2 bytes less each
     assert_eq!(f32_state - after, 36 * 16 * 128 * 128 * 2);
+    // vLLM's own key for a float32 cache (Nemotron-3-Nano's config has it) does not change what
+    // SGLang reads
+    let nano = "nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-BF16";
+    let mut n: serde_json::Value = serde_json::from_str(&config(nano)).unwrap();
+    assert_eq!(n["mamba_ssm_cache_dtype"], "float32");
+    let nano_state = |cfg: &serde_json::Value, v: &str| {
+        let s = Scenario { engine: Engine::Sglang, engine_version: Some(v.into()), gpu: GpuChoice::Catalog("h100-80gb".into()), ..scenario(nano) };
+        estimate(&parse_config(&cfg.to_string()).unwrap(), &s).unwrap().kv.state_bytes_per_request
+    };
+    n["mamba_ssm_dtype"] = serde_json::json!("bfloat16");
+    let with_vllm_key = nano_state(&n, "0.5.9");
+    n.as_object_mut().unwrap().remove("mamba_ssm_cache_dtype");
+    assert_eq!(with_vllm_key, nano_state(&n, "0.5.9"));
+    assert!(with_vllm_key < nano_state(&n, "0.5.8"));
     // float32 written out is the default
     cfg["mamba_ssm_dtype"] = serde_json::json!("float32");
     assert_eq!(state(&cfg, "0.5.9"), f32_state);

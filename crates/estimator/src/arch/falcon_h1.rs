@@ -31,7 +31,7 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
     let d_ssm = match cx.raw.json.get("mamba_d_ssm") {
         Some(Value::Null) => {
             let expand = cx.or(cx.raw.expand, "mamba_expand", 2, "absent: FalconH1Config default")?;
-            let w = expand.checked_mul(h).ok_or_else(|| Error::invalid("mamba_expand", expand, "a width that fits in 64 bits"))?;
+            let w = expand.checked_mul(h).filter(|&w| w <= MAX_DIM).ok_or_else(|| Error::invalid("mamba_expand", expand, format!("a Mamba width mamba_expand x hidden_size ({h}) of at most {MAX_DIM}")))?;
             cx.default("mamba_d_ssm", w, "null: mamba_expand x hidden_size");
             w
         }
@@ -60,7 +60,8 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
         conv: cx.or(cx.raw.conv_kernel, "mamba_d_conv", 4, "absent: FalconH1Config default")?,
         conv_bias: cx.opt_bool("mamba_conv_bias")?.unwrap_or(true),
         gated_norm: cx.opt_bool("mamba_rms_norm")?.unwrap_or(false),
-    };
+    }
+    .checked(cx)?;
     let in_bias = cx.opt_bool("mamba_proj_bias")?.unwrap_or(false);
     let out_bias = cx.opt_bool("projectors_bias")?.unwrap_or(false);
     if cx.raw.json.get("attn_layer_indices").is_some_and(|v| !v.is_null()) {

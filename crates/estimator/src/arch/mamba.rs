@@ -57,7 +57,22 @@ pub(crate) fn mamba2_dims(cx: &mut Cx, hidden: u64) -> Result<Mamba2> {
             h
         }
     };
-    Ok(Mamba2 { heads, head_dim, groups, state, conv, conv_bias: true, gated_norm: true })
+    Mamba2 { heads, head_dim, groups, state, conv, conv_bias: true, gated_norm: true }.checked(cx)
+}
+
+impl Mamba2 {
+    /// These sizes once their products (the state, the convolution window, the projections) are
+    /// known to fit: each is refused by name above 2^40 elements, before [`mamba2_layer`]
+    /// multiplies them.
+    pub(crate) fn checked(self, cx: &Cx) -> Result<Self> {
+        let fits = |x: Option<u64>| x.filter(|&x| x <= 1 << 40);
+        let inner = fits(self.heads.checked_mul(self.head_dim)).ok_or_else(|| Error::invalid(cx.key("mamba_head_dim"), self.head_dim, format!("a Mamba width (heads {} x head size) that fits in memory", self.heads)))?;
+        fits(inner.checked_mul(self.state)).ok_or_else(|| Error::invalid(cx.key("state_size"), self.state, format!("an SSM state (width {inner} x state size) that fits in memory")))?;
+        let conv_dim = fits(self.groups.checked_mul(self.state).and_then(|g| g.checked_mul(2)).and_then(|g| g.checked_add(inner)))
+            .ok_or_else(|| Error::invalid(cx.key("n_groups"), self.groups, format!("a convolution width (width {inner} + 2 x groups x state size {}) that fits in memory", self.state)))?;
+        fits(conv_dim.checked_mul(self.conv)).ok_or_else(|| Error::invalid(cx.key("conv_kernel"), self.conv, format!("a convolution window ({conv_dim} channels) that fits in memory")))?;
+        Ok(self)
+    }
 }
 
 pub(crate) fn mamba1_layer(hidden: u64, m: Mamba1, conv_bias: bool, t: &mut Vec<Tensor>) -> Mixer {

@@ -154,6 +154,14 @@ impl<'a> Cx<'a> {
         }
     }
 
+    /// The key the config spells a shared field with (`state_size` may be written
+    /// `mamba_d_state`), or the field's name when the config has none: errors name what the
+    /// user wrote.
+    pub fn key(&self, field: &'static str) -> &'static str {
+        let keys = RawConfig::aliases().iter().find(|(f, _)| *f == field).map_or(&[][..], |(_, k)| *k);
+        keys.iter().copied().find(|k| self.raw.json.get(*k).is_some_and(|v| !v.is_null())).unwrap_or(field)
+    }
+
     /// A required positive integer.
     pub fn req(&self, v: Option<u64>, field: &str, needed_for: &str) -> Result<u64> {
         match v {

@@ -356,7 +356,7 @@ pub(crate) fn cached_shape(shape: &ModelShape, ver: (u64, u64, u64)) -> Option<M
     let reads_config = ver >= CONFIG_SSM_DTYPE_FROM && matches!(shape.family, Family::NemotronH | Family::Qwen3Next | Family::Qwen35 | Family::FalconH1);
     match shape.config_ssm_dtype {
         Some(d) if reads_config && d != FloatDtype::F32 => {
-            let mut s = shape.clone();
+            let mut s = shape.with_state_in_activation_dtype();
             s.notes.insert(0, format!("SGLang keeps the recurrent layers' SSM state in {} as the config's mamba_ssm_dtype asks (read from 0.5.9), and their convolution window in bf16", d.as_str()));
             Some(s)
         }
