@@ -60,25 +60,18 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
         conv: cx.or(cx.raw.conv_kernel, "mamba_d_conv", 4, "absent: FalconH1Config default")?,
         conv_bias: cx.opt_bool("mamba_conv_bias")?.unwrap_or(true),
         gated_norm: cx.opt_bool("mamba_rms_norm")?.unwrap_or(false),
+        in_bias: cx.opt_bool("mamba_proj_bias")?.unwrap_or(false),
+        out_bias: cx.opt_bool("projectors_bias")?.unwrap_or(false),
     }
     .checked(cx)?;
-    let in_bias = cx.opt_bool("mamba_proj_bias")?.unwrap_or(false);
-    let out_bias = cx.opt_bool("projectors_bias")?.unwrap_or(false);
     if cx.raw.json.get("attn_layer_indices").is_some_and(|v| !v.is_null()) {
         cx.note("`attn_layer_indices` is set, but transformers, vLLM, SGLang and llama.cpp put attention in every Falcon-H1 layer: so does this estimate");
     }
     let fp32 = ssm_fp32(cx);
-    let conv_dim = d_ssm + 2 * m.groups * m.state;
     let layer = {
         let mut t = vec![];
         let mixer = attention(&c, AttnBias { qkv: attn_bias, o: attn_bias }, QkNorm::None, Window::Full, &mut t);
         let mamba = mamba2_layer(h, m, fp32, &mut t);
-        if in_bias {
-            t.push(Tensor::new("mamba.in_proj.bias", Role::Bias, d_ssm + conv_dim + heads, 1, Split::Column));
-        }
-        if out_bias {
-            t.push(Tensor::new("mamba.out_proj.bias", Role::Bias, h, 1, Split::Replicated));
-        }
         gated_mlp("feed_forward", Role::Mlp, h, inter, mlp_bias, &mut t);
         norms("norms", 2, h, false, &mut t);
         Layer { beside: Some(mamba), ..Layer::new(mixer, t) }

@@ -25,23 +25,17 @@ const ATTENTION_KINDS: &[&str] = &["full_attention", "sliding_attention", "chunk
 /// full attention.
 const KIND_LISTS: &[&str] = &["layer_types", "layers_block_type", "mixer_types", "block_types"];
 
-/// The spelling of shared field `field` that the config uses.
-fn spelled(cx: &Cx, field: &str) -> &'static str {
-    let keys = crate::config::RawConfig::aliases().iter().find(|(f, _)| *f == field).map_or(&[][..], |(_, k)| *k);
-    keys.iter().copied().find(|k| cx.raw.json.get(*k).is_some_and(|v| !v.is_null())).unwrap_or("")
-}
-
 /// Refuses a config whose layers the generic decoder would size wrongly, naming the field.
 fn refuse_what_it_cannot_size(cx: &Cx, mt: &str) -> Result<()> {
     let unsupported = |reason: String| Err(Error::Unsupported { model_type: mt.to_string(), reason });
     if let Some(e) = cx.raw.num_experts.filter(|&e| e > 1) {
-        let key = spelled(cx, "num_experts");
+        let key = cx.key("num_experts");
         return unsupported(format!("its config has mixture-of-experts field `{key}` = {e}, and the generic dense decoder would count one MLP per layer instead of the experts"));
     }
     if let Some(r) = cx.raw.kv_lora_rank.filter(|&r| r > 0) {
         return unsupported(format!("its config has multi-head latent attention field `kv_lora_rank` = {r}, and the generic decoder would give it per-head keys and values instead of the latent"));
     }
-    let recurrent = RECURRENT_FIELDS.iter().map(|f| spelled(cx, f)).find(|k| !k.is_empty());
+    let recurrent = RECURRENT_FIELDS.iter().find_map(|f| cx.spelled(f));
     if let Some(key) = recurrent.or_else(|| cx.raw.json.get("conv_L_cache").filter(|v| !v.is_null()).map(|_| "conv_L_cache")) {
         return unsupported(format!("its config has recurrent-layer field `{key}`, and the generic decoder knows only attention layers"));
     }

@@ -29,6 +29,9 @@ pub(crate) struct Mamba2 {
     pub conv_bias: bool,
     /// The gated RMS norm before `out_proj` (Falcon-H1 makes it optional: `mamba_rms_norm`).
     pub gated_norm: bool,
+    /// Biases of `in_proj` and `out_proj` (Falcon-H1's `mamba_proj_bias` and `projectors_bias`).
+    pub in_bias: bool,
+    pub out_bias: bool,
 }
 
 pub(crate) fn mamba1_dims(cx: &mut Cx, hidden: u64) -> Result<Mamba1> {
@@ -57,10 +60,18 @@ pub(crate) fn mamba2_dims(cx: &mut Cx, hidden: u64) -> Result<Mamba2> {
             h
         }
     };
-    Mamba2 { heads, head_dim, groups, state, conv, conv_bias: true, gated_norm: true }.checked(cx)
+    Mamba2 { heads, head_dim, groups, state, conv, conv_bias: true, gated_norm: true, in_bias: false, out_bias: false }.checked(cx)
 }
 
 impl Mamba2 {
+    /// The Mamba width, `heads x head_dim`.
+    pub(crate) fn inner(&self) -> u64 {
+        self.heads * self.head_dim
+    }
+    /// The convolution's channels: the width plus B and C of every group.
+    pub(crate) fn conv_dim(&self) -> u64 {
+        self.inner() + 2 * self.groups * self.state
+    }
     /// These sizes once their products (the state, the convolution window, the projections) are
     /// known to fit: each is refused by name above 2^40 elements, before [`mamba2_layer`]
     /// multiplies them.
@@ -91,15 +102,20 @@ pub(crate) fn mamba1_layer(hidden: u64, m: Mamba1, conv_bias: bool, t: &mut Vec<
 }
 
 pub(crate) fn mamba2_layer(hidden: u64, m: Mamba2, ssm_fp32: bool, t: &mut Vec<Tensor>) -> Mixer {
-    let inner = m.heads * m.head_dim;
-    let conv_dim = inner + 2 * m.groups * m.state;
+    let (inner, conv_dim) = (m.inner(), m.conv_dim());
     t.push(Tensor::new("mixer.in_proj", Role::RecurrentLinear, inner + conv_dim + m.heads, hidden, Split::Column));
+    if m.in_bias {
+        t.push(Tensor::new("mixer.in_proj.bias", Role::Bias, inner + conv_dim + m.heads, 1, Split::Column));
+    }
     t.push(Tensor::new("mixer.conv1d", Role::RecurrentParam, conv_dim, m.conv + u64::from(m.conv_bias), Split::Column));
     t.push(Tensor::new("mixer.dt_bias_A_log_D", Role::RecurrentParam, 3 * m.heads, 1, Split::Column));
     if m.gated_norm {
         t.push(Tensor::new("mixer.norm", Role::Norm, inner, 1, Split::Column));
     }
     t.push(Tensor::new("mixer.out_proj", Role::RecurrentLinear, hidden, inner, Split::Row));
+    if m.out_bias {
+        t.push(Tensor::new("mixer.out_proj.bias", Role::Bias, hidden, 1, Split::Replicated));
+    }
     Mixer::Recurrent {
         kind: "mamba2".into(),
         conv_elems: conv_dim * (m.conv - 1),

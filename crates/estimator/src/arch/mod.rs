@@ -158,8 +158,13 @@ impl<'a> Cx<'a> {
     /// `mamba_d_state`), or the field's name when the config has none: errors name what the
     /// user wrote.
     pub fn key(&self, field: &'static str) -> &'static str {
+        self.spelled(field).unwrap_or(field)
+    }
+
+    /// The key the config spells a shared field with, if it has the field at all.
+    pub fn spelled(&self, field: &str) -> Option<&'static str> {
         let keys = RawConfig::aliases().iter().find(|(f, _)| *f == field).map_or(&[][..], |(_, k)| *k);
-        keys.iter().copied().find(|k| self.raw.json.get(*k).is_some_and(|v| !v.is_null())).unwrap_or(field)
+        keys.iter().copied().find(|k| self.raw.json.get(*k).is_some_and(|v| !v.is_null()))
     }
 
     /// A required positive integer.
