@@ -146,6 +146,9 @@ impl Estimate {
         if self.kv.groups.is_empty() && self.engine.kv_in_host_memory.0 > 0 {
             return "none on the GPU: the cache is in host memory".into();
         }
+        if self.kv.groups.is_empty() && self.kv.state_bytes_per_request > 0 {
+            return "no attention layers: only a recurrent state per request".into();
+        }
         self.kv.groups.iter().map(|g| format!("{} {times} {}", g.layers, g.kind)).collect::<Vec<_>>().join(" + ")
     }
     /// The prediction stored beside a measured point: the weights as the engine loads them (with

@@ -3309,27 +3309,32 @@ fn sglang_allocates_a_request_to_token_table_beside_its_pool() {
 /// (37 from 0.5.17), and its 39 allocated slots are the logged 2.74 GB of SSM state.
 #[test]
 fn sglang_keeps_recurrent_state_in_a_pool_of_request_slots() {
-    use kv_estimator::engine::sglang::state_pool;
+    use kv_estimator::engine::sglang::{state_pool, Recurrent};
+    let (gdn, hybrid) = (Recurrent::GatedDeltaNet, Recurrent::Hybrid);
     let slot = 36 * (2_097_152 + 26_112);
     let budget = 399_740 * 8192 + 38 * slot;
-    let p = state_pool((0, 5, 9), false, budget, slot, None);
+    let p = state_pool((0, 5, 9), hybrid, budget, slot, None);
     assert_eq!((p.slots, p.budgeted, p.allocated), (38, 38 * slot, 39 * slot));
     assert!((36.0 * 2_097_152.0 * 39.0 / (1u64 << 30) as f64 - 2.74).abs() < 0.005);
-    assert_eq!(state_pool((0, 5, 17), false, budget, slot, None).slots, 37);
+    assert_eq!(state_pool((0, 5, 17), hybrid, budget, slot, None).slots, 37);
     // before the radix cache came to Mamba-2 hybrids (0.5.7), and before 0.5.4 for any: 512
     // slots, or --max-running-requests
-    assert_eq!(state_pool((0, 5, 6), false, budget, slot, None).slots, 512);
-    assert_eq!(state_pool((0, 5, 6), true, budget, slot, None).slots, 38);
-    assert_eq!(state_pool((0, 5, 3), true, budget, slot, Some(64)).slots, 64);
+    assert_eq!(state_pool((0, 5, 6), hybrid, budget, slot, None).slots, 512);
+    assert_eq!(state_pool((0, 5, 6), gdn, budget, slot, None).slots, 38);
+    assert_eq!(state_pool((0, 5, 3), gdn, budget, slot, Some(64)).slots, 64);
     // the boundaries: gated DeltaNet from the budget from 0.5.4, Mamba-2 from 0.5.7; the padding
     // slot budgeted from 0.5.17
-    let slots = |v, gdn| state_pool(v, gdn, budget, slot, None).slots;
-    assert_eq!([slots((0, 5, 3), true), slots((0, 5, 4), true), slots((0, 5, 6), false), slots((0, 5, 7), false)], [512, 38, 512, 38]);
-    assert_eq!([slots((0, 5, 16), false), slots((0, 5, 17), false)], [38, 37]);
+    let slots = |v, kind| state_pool(v, kind, budget, slot, None).slots;
+    assert_eq!([slots((0, 5, 3), gdn), slots((0, 5, 4), gdn), slots((0, 5, 6), hybrid), slots((0, 5, 7), hybrid)], [512, 38, 512, 38]);
+    assert_eq!([slots((0, 5, 16), hybrid), slots((0, 5, 17), hybrid)], [38, 37]);
     // slots per running request: 1, 3, 5 in 0.5.7, 3, 5 from 0.5.14; 1 without the radix cache
-    let per = |v| state_pool(v, true, budget, slot, None).per_request;
+    let per = |v| state_pool(v, gdn, budget, slot, None).per_request;
     assert_eq!([per((0, 5, 3)), per((0, 5, 6)), per((0, 5, 7)), per((0, 5, 8)), per((0, 5, 13)), per((0, 5, 14))], [1, 3, 5, 3, 3, 5]);
-    assert_eq!(state_pool((0, 5, 6), false, budget, slot, None).per_request, 1);
+    assert_eq!(state_pool((0, 5, 6), hybrid, budget, slot, None).per_request, 1);
+    // a model without attention layers (from 0.5.20): the budgeted pool, 3 slots per request
+    let pure = state_pool((0, 5, 20), Recurrent::Pure, budget, slot, None);
+    assert_eq!((pure.slots, pure.per_request), (37, 3));
+
 
     // Qwen3-Next-80B at TP 2 on H200s: 36 DeltaNet layers of 16 key and 32 value heads of 128, a
     // slot of 36 x 2,146,304 B / 2 per GPU; the token pool gets what the state pool leaves
@@ -3424,6 +3429,48 @@ fn llama_cpp_keeps_recurrent_state_in_float32() {
     };
     assert_eq!(at(Engine::LlamaCpp).kv.state_bytes_per_request, 64 * (3 * 8192 + 16 * 8192) * 4);
     assert_eq!(at(Engine::Vllm).kv.state_bytes_per_request, 64 * (3 * 8192 + 16 * 8192) * 2);
+}
+
+/// SGLang serves models without attention layers (Mamba, Falcon-Mamba, Mamba-2) from 0.5.20: a
+/// state pool of 0.9 / 1.9 of the budget, 3 slots per running request (no `extra_buffer` strategy
+/// for these architectures), and a token pool of `context_len` slots of no bytes
+/// (`_zero_kv_max_tokens`), which bound the tokens in flight. Falcon-Mamba-7B's config has no
+/// length key, so SGLang (and vLLM) take 2048; its 64 layers keep `8192 x 16` float32 SSM values
+/// and `8192 x 3` bf16 convolution values per request.
+#[test]
+fn sglang_serves_a_model_without_attention_from_its_state_pool() {
+    let m = shape("tiiuae/falcon-mamba-7b");
+    let at = |v: &str, n: u64| {
+        let s = Scenario { engine: Engine::Sglang, engine_version: Some(v.into()), gpu: GpuChoice::Catalog("h100-80gb".into()), concurrency: n, ..scenario("tiiuae/falcon-mamba-7b") };
+        estimate(&m, &s).unwrap()
+    };
+    let e = at("0.5.23", 1);
+    let slot = 64 * (8192 * 16 * 4 + 8192 * 3 * 2);
+    assert_eq!(e.kv.state_bytes_per_request, slot);
+    assert!(e.engine.fits, "{:?}", e.engine.message);
+    // the token pool: context_len 2048 slots, no bytes
+    assert_eq!((e.engine.max_model_len, e.engine.kv_tokens, e.engine.kv_pool_bytes.0), (2048, 2048, 0));
+    let b = e.engine.budget.as_ref().unwrap();
+    assert_eq!((b.full_pool.tokens, b.full_pool.bytes_per_token), (2048, 0));
+    // the state pool: whole slots of 0.9 / 1.9 of what the static budget leaves after the weights
+    let p = b.state_pool.unwrap();
+    assert_eq!(p.bytes_per_token, slot);
+    // (the padding slot budgeted too)
+    let budget = ((b.usable.0 as f64 * e.engine.utilization) as u64 - e.engine.loaded_weights_bytes.0) as f64 * 0.9 / 1.9;
+    assert!((p.tokens + 1) as f64 * slot as f64 <= budget && budget < (p.tokens + 2) as f64 * slot as f64, "{} slots", p.tokens);
+    // the scheduler: min(2048 / 2, slots / 3)
+    assert_eq!(e.engine.running_cap.as_ref().unwrap().requests, (p.tokens / 3).min(1024));
+    // one request of 1280 tokens at a time: two need 2560 of the 2048 token slots
+    assert_eq!(e.max_concurrency, 1);
+    let two = at("0.5.23", 2);
+    assert!(two.engine.fits && !two.fits && two.headroom_bytes < 0);
+    // no model class before 0.5.20
+    let old = at("0.5.19", 1);
+    assert!(!old.engine.fits && !old.fits);
+    assert!(old.engine.message.as_deref().unwrap().contains("from 0.5.20"), "{:?}", old.engine.message);
+    // vLLM assumes the same 2048 for its blocks
+    let v = estimate(&m, &Scenario { engine: Engine::Vllm, gpu: GpuChoice::Catalog("h100-80gb".into()), ..scenario("tiiuae/falcon-mamba-7b") }).unwrap();
+    assert_eq!((v.engine.max_model_len, v.engine.block_size), (2048, 2048));
 }
 
 /// Falcon-H1 runs softmax attention and a Mamba-2 mixer side by side in every layer, so every

@@ -112,6 +112,16 @@ pub fn verdict(e: &Estimate) -> String {
                 count(p.tokens, "slot"),
                 gib(p.bytes_per_token)
             )
+        } else if b.full_pool.bytes_per_token == 0 {
+            // SGLang's token pool for a model without attention layers: slots without bytes
+            format!(
+                "Does not fit: {} of {} need {} of {}'s token slots, which holds {}: its context length, as a model without attention layers gets (raise with --max-total-tokens)",
+                count(s.concurrency, "request"),
+                count(s.context_len(), "token"),
+                count(b.tokens_needed(s.context_len(), s.concurrency).0, "token"),
+                e.engine.name,
+                count(b.full_pool.tokens, "token"),
+            )
         } else if b.window_pool.is_some() || b.state_pool.is_some() {
             // with a separate window pool the full-attention pool is what runs out; with a state
             // pool whose slots suffice, the token pool
@@ -401,5 +411,18 @@ mod tests {
         let held = long.engine.budget.as_ref().unwrap().full_pool.tokens;
         assert!(!long.fits && verdict(&long).contains(&format!("need 2359296 tokens of sglang&#39;s token pool, which holds {held} tokens")), "{}", verdict(&long));
         assert!(breakdown(&fits).contains("unused in the KV and state pools"));
+        // Falcon-Mamba has no attention layers: SGLang's token pool is context_len (2048) slots of
+        // no bytes, which two requests of 1280 tokens overrun with room in the state pool
+        let cfg = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../model-configs/tiiuae/falcon-mamba-7b/config.json")).unwrap();
+        let fm = kv_estimator::parse_config(&cfg).unwrap();
+        let at = |n: u64| {
+            let s = kv_estimator::Scenario::from_query(&format!("m=tiiuae/falcon-mamba-7b&gpu=h100-80gb&e=sglang&in=1024&out=256&n={n}")).unwrap();
+            kv_estimator::estimate(&fm, &s).unwrap()
+        };
+        let (one, two) = (at(1), at(2));
+        assert!(one.fits && verdict(&one).contains("KV and state pools"), "{}", verdict(&one));
+        let v = verdict(&two);
+        assert!(!two.fits && v.contains("need 2560 tokens of sglang&#39;s token slots, which holds 2048 tokens: its context length"), "{v}");
+        assert!(!v.contains("NaN") && !figures(&two).contains("NaN"));
     }
 }

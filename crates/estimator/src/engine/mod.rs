@@ -165,9 +165,19 @@ impl Budget {
         (len.saturating_mul(n), self.window_pool.map(|(_, window)| len.min(window).saturating_mul(n)))
     }
     /// Bytes the tightest part of the pool has left after `n` requests of `len` tokens
-    /// (negative when they do not fit), or the activation's shortfall when that is tighter.
+    /// (negative when they do not fit), or the activation's shortfall when that is tighter. A part
+    /// whose slots take no bytes (SGLang's token pool for a model without attention layers) that
+    /// is short counts one byte per slot short, so that it still does not fit, and binds nothing
+    /// when it is not.
     pub fn slack(&self, len: u64, n: u64) -> i128 {
-        let left = |p: PoolPart, need: u64| (p.tokens as i128 - need as i128) * p.bytes_per_token as i128;
+        let left = |p: PoolPart, need: u64| {
+            let d = p.tokens as i128 - need as i128;
+            match p.bytes_per_token {
+                0 if d >= 0 => i128::MAX,
+                0 => d,
+                b => d * b as i128,
+            }
+        };
         let (full_need, window_need) = self.tokens_needed(len, n);
         let mut s = left(self.full_pool, full_need);
         if let (Some((w, _)), Some(need)) = (self.window_pool, window_need) {

@@ -221,11 +221,16 @@ pub const MAX_POSITION_LAST_FROM: (u64, u64, u64) = (0, 3, 5);
 /// before `max_seq_len` and `model_max_length`), times `rope_scaling.factor` unless the scaling
 /// names an `original_max_position_embeddings` or is `llama3` (`get_context_length`, 0.3 on; how
 /// 0.1-0.2 skipped the factor is not read: the same rule is applied). A nested (per-layer-kind)
-/// `rope_scaling` has no top-level factor, so it scales nothing, even with one kind.
+/// `rope_scaling` has no top-level factor, so it scales nothing, even with one kind. A config with
+/// none of the keys gets 2048.
 pub fn default_context_len(shape: &ModelShape, ver: (u64, u64, u64)) -> Option<(u64, String)> {
     let configured = shape.max_position_embeddings;
     let (first, then): (&[&str], &[&str]) = if ver >= MAX_POSITION_LAST_FROM { (CONTEXT_LENGTH_KEYS, &[]) } else { (&CONTEXT_LENGTH_KEYS[..2], &CONTEXT_LENGTH_KEYS[2..]) };
-    let (key, base) = shape.length_key(first).or(configured.map(|c| ("max_position_embeddings", c))).or_else(|| shape.length_key(then))?;
+    let Some((key, base)) = shape.length_key(first).or(configured.map(|c| ("max_position_embeddings", c))).or_else(|| shape.length_key(then)) else {
+        // none of the keys (Falcon-Mamba, Mamba and Mamba-2 configs)
+        let n = super::vllm::NO_LENGTH_KEY_DEFAULT;
+        return Some((n, format!("SGLang's default context_len when the config has none of its length keys (max_position_embeddings, max_sequence_length, seq_length, max_seq_len, model_max_length): {n}")));
+    };
     let scaling = match shape.rope_scaling.as_slice() {
         [r] if !r.per_layer_kind && r.original_max_position_embeddings.is_none() && r.rope_type != "llama3" => r.factor.filter(|f| *f != 1.0).map(|f| (f, r.rope_type.as_str())),
         _ => None,
@@ -284,6 +289,10 @@ pub struct ReqTable {
 /// - a request holds a slot, and the scheduler runs at most `slots / ratio` of them (the table's
 ///   request slots): 1 before 0.5.4 and without the radix cache, 3 from 0.5.4, 5 in 0.5.7 and from
 ///   0.5.14 (the `extra_buffer` strategy's ping-pong slots).
+///
+/// A model with no attention layers (Mamba, Falcon-Mamba, Mamba-2; served from
+/// [`PURE_SSM_FROM`]) has the same budgeted pool, with 3 slots per request: its architectures are
+/// not among those SGLang gives the `extra_buffer` strategy (`_MAMBA_EXTRA_BUFFER_ARCHS`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StatePool {
     /// Request slots (`max_mamba_cache_size`).
@@ -316,11 +325,27 @@ pub const MAMBA2_RADIX_FROM: (u64, u64, u64) = (0, 5, 7);
 /// The release that budgets the state pool's padding slot.
 pub const STATE_PADDING_BUDGETED_FROM: (u64, u64, u64) = (0, 5, 17);
 
-/// [`StatePool`] for a budget of `rest` bytes, slots of `slot_bytes`, a gated-DeltaNet model
-/// (`gdn`) or another hybrid, and `--max-running-requests`.
-pub fn state_pool(ver: (u64, u64, u64), gdn: bool, rest: u64, slot_bytes: u64, max_running: Option<u64>) -> StatePool {
+/// The release that serves models without attention layers: Mamba, Falcon-Mamba and Mamba-2
+/// (`models/mamba.py`, `falcon_mamba.py`, `mamba2.py`; absent from the 0.5.19 wheel).
+pub const PURE_SSM_FROM: (u64, u64, u64) = (0, 5, 20);
+
+/// What a state pool serves ([`state_pool`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recurrent {
+    /// Gated DeltaNet beside attention (Qwen3-Next, Qwen3.5).
+    GatedDeltaNet,
+    /// Mamba-2 or short convolutions beside attention (Nemotron-H, Falcon-H1, Granite 4, LFM2).
+    Hybrid,
+    /// No attention layers at all (Mamba, Falcon-Mamba, Mamba-2).
+    Pure,
+}
+
+/// [`StatePool`] for a budget of `rest` bytes, slots of `slot_bytes`, the kind of model, and
+/// `--max-running-requests`.
+pub fn state_pool(ver: (u64, u64, u64), kind: Recurrent, rest: u64, slot_bytes: u64, max_running: Option<u64>) -> StatePool {
     let slot = slot_bytes.max(1);
-    let from_budget = ver >= STATE_FROM_BUDGET_FROM && (gdn || ver >= MAMBA2_RADIX_FROM);
+    let gdn = kind == Recurrent::GatedDeltaNet;
+    let from_budget = ver >= STATE_FROM_BUDGET_FROM && (gdn || kind == Recurrent::Pure || ver >= MAMBA2_RADIX_FROM);
     let (slots, budgeted, share, how) = if !from_budget {
         let k = max_running.unwrap_or(DEFAULT_STATE_SLOTS);
         (k, k.saturating_mul(slot_bytes), k.saturating_mul(slot_bytes), if max_running.is_some() { "--max-running-requests" } else { "SGLang's default of 512" })
@@ -336,6 +361,8 @@ pub fn state_pool(ver: (u64, u64, u64), gdn: bool, rest: u64, slot_bytes: u64, m
     };
     let per_request = if !from_budget {
         1
+    } else if kind == Recurrent::Pure {
+        3
     } else if ver == MAMBA2_RADIX_FROM || ver >= (0, 5, 14) {
         5
     } else {
@@ -511,8 +538,18 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let rest = static_b.saturating_sub(loaded).saturating_sub(mm_reserve);
     // recurrent layers (gated DeltaNet, Mamba-2) keep their state in a pool of its own, sized
     // first; the attention layers' tokens get what it leaves
-    let gdn = matches!(cx.shape.family, Family::Qwen3Next | Family::Qwen35);
-    let state = (cx.kv.state_bytes_per_request > 0 && cx.kv.bytes_per_token > 0).then(|| state_pool(ver, gdn, rest, cx.kv.state_bytes_per_request, s.max_num_seqs));
+    // a model without attention layers has only the state pool; its token pool has context_len
+    // slots of no bytes (`DefaultPoolConfigurator._zero_kv_max_tokens`: `--max-total-tokens` or
+    // context_len), which still bound the tokens in flight
+    let pure = cx.kv.state_bytes_per_request > 0 && cx.kv.bytes_per_token == 0;
+    let kind = if pure {
+        Recurrent::Pure
+    } else if matches!(cx.shape.family, Family::Qwen3Next | Family::Qwen35) {
+        Recurrent::GatedDeltaNet
+    } else {
+        Recurrent::Hybrid
+    };
+    let state = (cx.kv.state_bytes_per_request > 0).then(|| state_pool(ver, kind, rest, cx.kv.state_bytes_per_request, s.max_num_seqs));
     let rest = rest.saturating_sub(state.map_or(0, |p| p.budgeted));
     let per_token = cx.kv.bytes_per_token.max(1);
     // DeepSeek Sparse Attention: the cell SGLang counts and its pool's page
@@ -524,7 +561,9 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let n_swa: u64 = cx.kv.groups.iter().map(|g| g.layers).sum::<u64>() - n_full;
     let hybrid = swa_b > 0 && full_b > 0 && cx.kv.state_bytes_per_request == 0 && hybrid_swa(ver, cx.shape);
     let r = SWA_FULL_TOKENS_RATIO;
-    let (tokens, swa_tokens, pool) = if hybrid {
+    let (tokens, swa_tokens, pool) = if pure {
+        (l, 0, 0)
+    } else if hybrid {
         let full = if ver >= (0, 5, 9) {
             (rest as f64 / (full_b as f64 + r * swa_b as f64)).floor() as u64
         } else {
@@ -581,7 +620,9 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     // and a table without request slots (0.1's int(T / context_len x 256) below one, or from
     // 0.5.10 half of a one-token pool) admits no request
     let no_state = state.is_some_and(|p| p.slots == 0);
-    let fits = tokens > 0 && !no_state && side.table_slots > 0 && side.bytes() <= after_pool;
+    // no release before PURE_SSM_FROM has a model class for a model without attention layers
+    let unserved = pure && ver < PURE_SSM_FROM;
+    let fits = !unserved && tokens > 0 && !no_state && side.table_slots > 0 && side.bytes() <= after_pool;
     let usable_why = if !s.gpu.memory_is_given() {
         let what = if before_load > CONTEXT_BEFORE_LOAD_GIB { format!("{CONTEXT_BEFORE_LOAD_GIB} GiB of CUDA context and {NCCL_NVSWITCH_BEFORE_LOAD_GIB} GiB of NCCL buffers over the NVSwitch") } else { format!("{CONTEXT_BEFORE_LOAD_GIB} GiB of CUDA context") };
         format!("{} less {what}, modelled", gib(cx.memory.0))
@@ -597,7 +638,7 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         usable: Bytes(free_at_load),
         derivation: format!("free at load: {usable_why}"),
         kv_room: Bytes(pool.saturating_add(state_slots_bytes)),
-        full_pool: super::PoolPart { tokens, bytes_per_token: if hybrid { full_b } else { per_token } },
+        full_pool: super::PoolPart { tokens, bytes_per_token: if hybrid || pure { full_b } else { per_token } },
         state_pool: state.map(|p| super::PoolPart { tokens: p.slots, bytes_per_token: p.slot_bytes }),
         window_pool: hybrid.then(|| (super::PoolPart { tokens: swa_tokens, bytes_per_token: swa_b }, window.max().unwrap_or(u64::MAX))),
         // the graphs take what the activation leaves (at most 1.5 GiB), so only the activation
@@ -607,7 +648,14 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         beside_pool: Bytes(side.bytes()),
         left_after_pool: Bytes(left),
     };
-    let message = if let Some(p) = state.filter(|p| p.slots == 0) {
+    let message = if unserved {
+        let (v0, v1, v2) = ver;
+        let (p0, p1, p2) = PURE_SSM_FROM;
+        Some(format!(
+            "SGLang {v0}.{v1}.{v2} has no model class for `{}`, a model without attention layers: SGLang serves Mamba, Falcon-Mamba and Mamba-2 from {p0}.{p1}.{p2}",
+            cx.shape.model_type
+        ))
+    } else if let Some(p) = state.filter(|p| p.slots == 0) {
         Some(format!(
             "Not enough GPU memory for hybrid (mamba/linear-attention) state cache. Computed max_mamba_cache_size=0 ({} of the pool's budget for states of {} each); raise --mem-fraction-static",
             gib(p.share),
@@ -693,8 +741,13 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         notes: {
             let mut n = vec![format!("static budget {} = {} free at load ({usable_why}) x {mfs}; the requests' KV must fit its token pool, the activation peak and CUDA graphs what the request-to-token table and the pool's buffers leave of the {} outside it", gib(static_b), gib(free_at_load), gib(outside))];
             if let Some(p) = state {
+                let tokens_are = if pure {
+                    format!("the token pool has context_len ({l}) slots of no bytes, as a model without attention layers gets (--max-total-tokens raises them), and they bound the tokens in flight; the rest of the budget stays unused")
+                } else {
+                    "the token pool holds the attention layers' tokens".to_string()
+                };
                 n.push(format!(
-                    "state pool (MambaPool) {}: {} request slots ({}) x {} (every recurrent layer's convolution window in bf16 and SSM state in float32), plus a padding slot; the token pool holds the attention layers' tokens; a request holds a slot, and the scheduler runs at most slots / {} = {} at once (the other slots keep cached states)",
+                    "state pool (MambaPool) {}: {} request slots ({}) x {} (every recurrent layer's convolution window and SSM state), plus a padding slot; {tokens_are}; a request holds a slot, and the scheduler runs at most slots / {} = {} at once (the other slots keep cached states)",
                     gib(p.allocated),
                     p.slots,
                     p.how,

@@ -795,7 +795,14 @@ pub(crate) fn version_of(s: &crate::scenario::Scenario) -> (String, (u64, u64, u
 /// (and DeepSeek's YaRN variants) no longer scales it: `max_position_embeddings` is taken as
 /// already scaled (`config/model.py::_get_and_verify_max_len`).
 pub(crate) fn default_max_model_len(shape: &ModelShape, ver: (u64, u64, u64)) -> Option<(u64, String)> {
-    let configured = shape.max_position_embeddings?;
+    let Some(configured) = shape.max_position_embeddings else {
+        // without `max_position_embeddings`, the shortest of the other length keys, else the
+        // length vLLM assumes (Falcon-Mamba, Mamba and Mamba-2 configs have none)
+        return Some(match shape.length_keys.iter().min_by_key(|(_, n)| *n) {
+            Some((key, n)) => (*n, format!("vLLM's default, the shortest length key of the config: {key} {n}")),
+            None => (NO_LENGTH_KEY_DEFAULT, format!("vLLM's default when the config has none of its length keys (max_position_embeddings, n_positions, max_seq_len, ...): {NO_LENGTH_KEY_DEFAULT}")),
+        });
+    };
     // the smallest of the length keys the config has
     let (base_key, base) = shape.shorter_length_key().unwrap_or(("max_position_embeddings", configured));
     let unscaled = (base != configured).then(|| (base, format!("vLLM's default, the shortest length key of the config: {base_key} {base}, not max_position_embeddings {configured}")));
@@ -830,6 +837,10 @@ pub(crate) fn default_max_model_len(shape: &ModelShape, ver: (u64, u64, u64)) ->
     let len = len as u64;
     Some((len, format!("vLLM's default, {what} {from} x {kind} RoPE factor {factor}")))
 }
+
+/// The length vLLM and SGLang assume when a config has none of their length keys
+/// (`_get_and_verify_max_len`'s `default_max_len`; SGLang's `get_context_length`).
+pub const NO_LENGTH_KEY_DEFAULT: u64 = 2048;
 
 /// The block size vLLM forces for DeepSeek Sparse Attention (FlashMLA-sparse and the indexer).
 pub const SPARSE_MLA_BLOCK: u64 = 64;
