@@ -322,8 +322,19 @@ pub fn estimate(shape: &ModelShape, scenario: &Scenario) -> Result<Estimate> {
     };
     // a pool that keeps window layers at full length holds every token of a request there
     let kv = if eng.budget.as_ref().is_some_and(|b| b.windows_at_full_length) { kv.windows_at_full_length() } else { kv };
+    // what one request of `len` tokens holds: candle keeps caches of its own (a Gemma 3 global
+    // layer allocates max_position_embeddings on the first token, GLM-4-0414 grows by chunks,
+    // Mamba keeps 24 x d_inner values), so its requests are counted in them
+    let act_bytes = plan.activation.bytes();
+    let request_bytes = |len: u64| -> Result<u64> {
+        if scenario.engine == Engine::Candle {
+            Ok(crate::engine::candle_request_bytes(shape, len, act_bytes))
+        } else {
+            kv.request_bytes(len)
+        }
+    };
 
-    let per_req = kv.request_bytes(ctx_len)?;
+    let per_req = request_bytes(ctx_len)?;
     let batch = kv.batch_bytes(ctx_len, scenario.concurrency)?;
     let ratio = kv.kv_ratio;
     let dtype_label = if ratio.1 == 1 { format!("{} B", ratio.0) } else { format!("{}/{} B", ratio.0, ratio.1) };
@@ -336,6 +347,10 @@ pub fn estimate(shape: &ModelShape, scenario: &Scenario) -> Result<Estimate> {
     );
     if kv.groups.iter().any(|g| g.window != crate::model::Window::Full) {
         kv_req = kv_req.note("sliding-window / chunked layers keep at most their window");
+    }
+    let layout_req = kv.request_bytes(ctx_len)?;
+    if per_req != layout_req {
+        kv_req = kv_req.note(format!("candle's own cache: {} where the layer groups' arithmetic gives {}", Bytes(per_req), Bytes(layout_req)));
     }
     if scenario.kv_dtype == KvDtype::Auto && kv_dtype != KvDtype::Auto && shape.checkpoint_kv == Some(kv_dtype) {
         kv_req = kv_req.note(format!("KV {kv_dtype}: the checkpoint's kv_cache_quant_algo, which vLLM (from 0.14) and SGLang (from 0.5.3) use under --kv-cache-dtype auto"));
@@ -379,7 +394,7 @@ pub fn estimate(shape: &ModelShape, scenario: &Scenario) -> Result<Estimate> {
     // no cache on the GPU (llama.cpp -nkvo, -ngl 0): the n_ctx cells bound the requests
     let on_host = scenario.engine == Engine::LlamaCpp && kv.groups.is_empty() && kv.state_bytes_per_request == 0;
     let max_conc = |len: u64| -> Result<u64> {
-        let r = kv.request_bytes(len)?;
+        let r = request_bytes(len)?;
         Ok(if let Some(b) = &eng.budget {
             b.requests(len)
         } else if let Some(p) = eng.block_pool {
@@ -403,7 +418,7 @@ pub fn estimate(shape: &ModelShape, scenario: &Scenario) -> Result<Estimate> {
     let max_concurrency = max_conc(ctx_len)?;
     let context_table = TABLE_CONTEXTS
         .iter()
-        .map(|&c| Ok(ContextRow { context: c, kv_bytes_per_request: Bytes(kv.request_bytes(c)?), max_concurrency: max_conc(c)? }))
+        .map(|&c| Ok(ContextRow { context: c, kv_bytes_per_request: Bytes(request_bytes(c)?), max_concurrency: max_conc(c)? }))
         .collect::<Result<Vec<_>>>()?;
     let throughput = roofline(shape, scenario, &w, Bytes(offloaded.bytes), batch);
     let model = ModelSummary {

@@ -3473,6 +3473,36 @@ fn sglang_serves_a_model_without_attention_from_its_state_pool() {
     assert_eq!((v.engine.max_model_len, v.engine.block_size), (2048, 2048));
 }
 
+/// The request figures (KV per request, the most requests that fit, the context table) count what
+/// the engine's own cache holds: candle gives a Gemma 3 global layer max_position_embeddings
+/// (131,072) tokens on the first token, so a request of 1280 tokens holds what one of 131,072
+/// does, and the requests that fit are the engine's own pool over it. A model without attention
+/// layers holds requests, not tokens: transformers and candle give its tokens as requests of
+/// max_model_len, and any length fits once one state does.
+#[test]
+fn request_figures_count_the_engines_own_cache() {
+    let g = shape("google/gemma-3-4b-it");
+    let s = Scenario { engine: Engine::Candle, gpu: GpuChoice::Catalog("h100-80gb".into()), ..scenario("google/gemma-3-4b-it") };
+    let e = estimate(&g, &s).unwrap();
+    assert_eq!(e.kv_per_request.bytes, e.kv_cache.bytes);
+    let at_max = e.context_table.iter().find(|r| r.context == 131_072).unwrap();
+    assert_eq!(e.kv_per_request.bytes, at_max.kv_bytes_per_request);
+    assert_eq!(e.max_concurrency, at_max.max_concurrency);
+    assert_eq!(e.max_concurrency, e.engine.max_concurrency.floor() as u64);
+    // vLLM's cache keeps the window layers at their window: the per-token arithmetic
+    let v = estimate(&g, &Scenario { engine: Engine::Vllm, ..s.clone() }).unwrap();
+    assert!(v.kv_per_request.bytes.0 * 10 < e.kv_per_request.bytes.0);
+
+    let m = shape("tiiuae/falcon-mamba-7b");
+    for engine in [Engine::Transformers, Engine::Candle] {
+        let e = estimate(&m, &Scenario { engine, gpu: GpuChoice::Catalog("h100-80gb".into()), ..scenario("tiiuae/falcon-mamba-7b") }).unwrap();
+        let l = e.engine.max_model_len;
+        assert_eq!(e.engine.kv_tokens, e.engine.max_concurrency.floor() as u64 * l, "{engine:?}");
+        assert_eq!(e.engine.max_len_that_fits, kv_estimator::scenario::MAX_TOKENS, "{engine:?}");
+        assert_eq!(e.max_concurrency, e.engine.max_concurrency.floor() as u64, "{engine:?}");
+    }
+}
+
 /// Falcon-H1 runs softmax attention and a Mamba-2 mixer side by side in every layer, so every
 /// layer caches K and V per token and keeps a Mamba-2 state per request. The sizes are those of
 /// `tiiuae/Falcon-H1-1.5B-Instruct` as public code quotes them (no verbatim config is bundled),

@@ -180,7 +180,14 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let fits = fixed.saturating_add(batch) <= cx.memory.0;
     let budget = cx.memory.0.saturating_sub(fixed);
     let need = request_bytes(shape, cx.max_model_len, act_b);
-    let per_token = cx.kv.bytes_per_token.max(1);
+    // the tokens the budget holds; a model without attention layers holds requests, not tokens:
+    // as many of max_model_len as their states fit
+    let kv_tokens = match cx.kv.bytes_per_token {
+        0 => (budget / need.max(1)).saturating_mul(cx.max_model_len),
+        b => budget / b,
+    };
+    // the longest request that fits in candle's own cache (any length, for a recurrent state alone)
+    let max_len = crate::estimate::largest(0, crate::scenario::MAX_TOKENS, |len| request_bytes(shape, len, act_b) <= budget).unwrap_or(0);
     let mut notes = vec!["memory grows with the sequence; nothing is reserved up front (gemma3, glm4 excepted)".to_string()];
     if head_copy > 0 {
         notes.push(format!("candle loads a separate lm_head for `{}` although the config ties it: +{}", shape.model_type, Bytes(head_copy)));
@@ -197,14 +204,14 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         kv_pool_bytes: Bytes(budget),
         kv_in_host_memory: Bytes(0),
         budget_shortfall: Bytes(0),
-        kv_tokens: budget / per_token,
+        kv_tokens,
         num_blocks: 0,
         max_concurrency: if need == 0 { 0.0 } else { budget as f64 / need as f64 },
         fits,
         message: (!fits).then(|| format!("out of memory: weights {} + activations {} + KV {} + overhead {} exceed {}", gib(loaded), gib(act), gib(batch), gib(overhead.bytes.0), gib(cx.memory.0))),
         loaded_weights_bytes: Bytes(loaded),
         kv_needed_for_max_len: Bytes(need),
-        max_len_that_fits: budget / per_token,
+        max_len_that_fits: max_len,
         activation,
         overhead,
         kv_batch: Some(kv),

@@ -25,7 +25,14 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let l = cx.max_model_len;
     let budget = cx.memory.0.saturating_sub(cx.weights_per_gpu.0 + act + overhead.bytes.0);
     let need = cx.kv.request_bytes(l)?;
-    let per_token = cx.kv.bytes_per_token.max(1);
+    // the tokens the budget holds; a model without attention layers holds requests, not tokens:
+    // as many of max_model_len as their states fit
+    let kv_tokens = match cx.kv.bytes_per_token {
+        0 => (budget / need.max(1)).saturating_mul(l),
+        b => budget / b,
+    };
+    // the longest request that fits (any length, for a recurrent state alone)
+    let max_len = crate::estimate::largest(0, crate::scenario::MAX_TOKENS, |len| cx.kv.request_bytes(len).is_ok_and(|r| r <= budget)).unwrap_or(0);
     let fits = cx.weights_per_gpu.0 + act + overhead.bytes.0 <= cx.memory.0;
     Ok(EngineReport {
         name: s.engine.as_str().into(),
@@ -36,14 +43,14 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         kv_pool_bytes: Bytes(budget),
         kv_in_host_memory: Bytes(0),
         budget_shortfall: Bytes(0),
-        kv_tokens: budget / per_token,
+        kv_tokens,
         num_blocks: 0,
         max_concurrency: if need == 0 { 0.0 } else { budget as f64 / need as f64 },
         fits,
         message: (!fits).then(|| format!("CUDA out of memory: weights {} + activations {} exceed {}", gib(cx.weights_per_gpu.0), gib(act), gib(cx.memory.0))),
         loaded_weights_bytes: cx.weights_per_gpu,
         kv_needed_for_max_len: Bytes(need),
-        max_len_that_fits: budget / per_token,
+        max_len_that_fits: max_len,
         activation,
         overhead,
         kv_batch: None,

@@ -4,6 +4,7 @@
 
 mod candle;
 pub use candle::PEAK_TOLERANCE_PCT as CANDLE_PEAK_TOLERANCE_PCT;
+pub(crate) use candle::request_bytes as candle_request_bytes;
 mod hf;
 mod llamacpp;
 pub use llamacpp::N_UBATCH as LLAMACPP_N_UBATCH;
