@@ -9,7 +9,8 @@
 //!   fp32 scale per 128 (132 B), and an fp8 latent in `fp8_ds_mla` form (512 fp8 + 4 fp32 scales +
 //!   64 bf16 rope values = 656 B), as vLLM and SGLang allocate them;
 //! - recurrent layers: nothing per token, a constant state per request
-//!   (`conv_elems + ssm_elems`, sharded by heads over TP);
+//!   (`conv_elems + ssm_elems`, sharded by heads over TP; Mamba-2's B/C groups a whole group per
+//!   rank where they do not divide, as vLLM and SGLang replicate them);
 //! - cross-attention and MLP-only blocks: nothing per text token.
 //!
 //! Quantised KV types use exact rationals (q8_0: 34 bytes per 32 values).
@@ -191,12 +192,18 @@ fn range_layout(shape: &ModelShape, kv: KvDtype, ratio: (u64, u64), activation: 
             }
         }
         for m in l.mixers() {
-            let Mixer::Recurrent { conv_elems, ssm_elems, ssm_fp32, heads, conv_fp32, .. } = m else { continue };
+            let Mixer::Recurrent { conv_elems, ssm_elems, ssm_fp32, heads, conv_fp32, groups, group_conv_elems, .. } = m else { continue };
             let ssm_b = if *ssm_fp32 { 4 } else { activation.bytes() };
             let a = if *conv_fp32 { 4 } else { activation.bytes() };
             let heads = (*heads).max(1);
             let share = heads.div_ceil(tp);
-            let conv = mul_ratio_ceil(*conv_elems, share, heads, "recurrent state")? * a;
+            // Mamba-2's groups go with the heads, each rank a whole group where they do not divide
+            let group_part = groups.saturating_mul(*group_conv_elems).min(*conv_elems);
+            let rank_groups = if *groups == 0 { 0 } else if groups % tp == 0 { groups / tp } else { groups.div_ceil(tp) };
+            let conv = mul_ratio_ceil(conv_elems - group_part, share, heads, "recurrent state")?
+                .checked_add(mul(rank_groups, *group_conv_elems, "recurrent state")?)
+                .ok_or_else(|| Error::overflow("recurrent state"))?
+                * a;
             let ssm = mul_ratio_ceil(*ssm_elems, share, heads, "recurrent state")? * ssm_b;
             let one = conv.checked_add(ssm).ok_or_else(|| Error::overflow("recurrent state"))?;
             state = state.checked_add(mul(one, copies, "recurrent state")?).ok_or_else(|| Error::overflow("recurrent state"))?;

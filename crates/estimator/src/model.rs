@@ -180,6 +180,14 @@ pub enum Mixer {
         heads: u64,
         #[serde(default)]
         conv_fp32: bool,
+        /// Mamba-2's B/C groups (0 for other kinds), and the convolution values of one group
+        /// (`2 x state x (d_conv - 1)`, part of `conv_elems`): vLLM and SGLang shard the groups
+        /// with the heads, but give every TP rank a whole group when they do not divide
+        /// (`extra_groups_for_head_shards`; only one group is allowed then).
+        #[serde(default)]
+        groups: u64,
+        #[serde(default)]
+        group_conv_elems: u64,
     },
     /// Cross-attention to encoder outputs (image tokens): no per-token cache of the text.
     CrossAttention { kv_heads: u64, head_dim: u64 },

@@ -3527,6 +3527,19 @@ fn falcon_h1_caches_attention_and_keeps_mamba_state_in_every_layer() {
     let state = 3 * 3584 + 48 * 64 * 256;
     let kv = kv_layout(&m, KvDtype::Auto, FloatDtype::Bf16, 1, 1).unwrap();
     assert_eq!((kv.bytes_per_token, kv.recurrent_layers, kv.state_bytes_per_request), (24 * 1024, 24, 24 * state * 2));
+    // at TP 2 the heads split, and the one group (B and C, 2 x 256 channels) goes whole to each
+    // rank, as vLLM's and SGLang's `extra_groups_for_head_shards` make it
+    let kv2 = kv_layout(&m, KvDtype::Auto, FloatDtype::Bf16, 2, 1).unwrap();
+    assert_eq!(kv2.state_bytes_per_request, 24 * (3 * (3072 / 2 + 2 * 256) + 24 * 64 * 256) * 2);
+    // and so do its rows of in_proj and conv1d
+    let bc: Vec<_> = m.layers[0].tensors.iter().filter(|t| t.name.ends_with(".bc")).map(|t| t.shard(2)).collect();
+    assert_eq!(bc, [(512, 2048), (512, 5)]);
+    // at TP 4 with 4 groups, they split with the heads
+    let mut four = cfg.clone();
+    four["mamba_n_groups"] = serde_json::json!(4);
+    let four = parse_config(&four.to_string()).unwrap();
+    let kv4 = kv_layout(&four, KvDtype::Auto, FloatDtype::Bf16, 4, 1).unwrap();
+    assert_eq!(kv4.state_bytes_per_request, 24 * (3 * (3072 + 2 * 4 * 256) / 4 + 12 * 64 * 256) * 2);
     // llama.cpp at n_ctx 32768 (public log, GeniePod/genie-claw issue 410): "KV buffer size =
     // 768.00 MiB (32768 cells, 24 layers)" and "RS buffer size = 72.98 MiB (R 0.98 + S 72.00)"
     let at = |engine: Engine, v: Option<&str>| {

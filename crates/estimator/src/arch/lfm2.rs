@@ -47,7 +47,7 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
                 if conv_bias {
                     t.push(Tensor::new("conv.proj.bias", Role::Bias, 4 * h, 1, Split::Replicated));
                 }
-                Mixer::Recurrent { kind: "short_conv".into(), conv_elems: h * (kernel - 1), ssm_elems: 0, ssm_fp32: false, heads: h, conv_fp32: false }
+                Mixer::Recurrent { kind: "short_conv".into(), conv_elems: h * (kernel - 1), ssm_elems: 0, ssm_fp32: false, heads: h, conv_fp32: false, groups: 0, group_conv_elems: 0 }
             };
             match moe_block {
                 Some((e, k, mi, dense, bias)) if i as u64 >= dense => {

@@ -98,16 +98,23 @@ pub(crate) fn mamba1_layer(hidden: u64, m: Mamba1, conv_bias: bool, t: &mut Vec<
     if m.inner_norms {
         t.push(Tensor::new("mixer.dt_b_c_norms", Role::Norm, m.dt_rank + 2 * m.state, 1, Split::Replicated));
     }
-    Mixer::Recurrent { kind: "mamba".into(), conv_elems: i * (m.conv - 1), ssm_elems: i * m.state, ssm_fp32: false, heads: i, conv_fp32: false }
+    Mixer::Recurrent { kind: "mamba".into(), conv_elems: i * (m.conv - 1), ssm_elems: i * m.state, ssm_fp32: false, heads: i, conv_fp32: false, groups: 0, group_conv_elems: 0 }
 }
 
 pub(crate) fn mamba2_layer(hidden: u64, m: Mamba2, ssm_fp32: bool, t: &mut Vec<Tensor>) -> Mixer {
     let (inner, conv_dim) = (m.inner(), m.conv_dim());
-    t.push(Tensor::new("mixer.in_proj", Role::RecurrentLinear, inner + conv_dim + m.heads, hidden, Split::Column));
+    // the B and C rows of every group go with the heads, a whole group on every rank where the
+    // groups do not divide over TP (vLLM's and SGLang's `extra_groups_for_head_shards`)
+    let bc = conv_dim - inner;
+    let groups = Split::Heads { heads: m.groups.max(1) };
+    t.push(Tensor::new("mixer.in_proj", Role::RecurrentLinear, inner + inner + m.heads, hidden, Split::Column));
+    t.push(Tensor::new("mixer.in_proj.bc", Role::RecurrentLinear, bc, hidden, groups));
     if m.in_bias {
-        t.push(Tensor::new("mixer.in_proj.bias", Role::Bias, inner + conv_dim + m.heads, 1, Split::Column));
+        t.push(Tensor::new("mixer.in_proj.bias", Role::Bias, inner + inner + m.heads, 1, Split::Column));
+        t.push(Tensor::new("mixer.in_proj.bc.bias", Role::Bias, bc, 1, groups));
     }
-    t.push(Tensor::new("mixer.conv1d", Role::RecurrentParam, conv_dim, m.conv + u64::from(m.conv_bias), Split::Column));
+    t.push(Tensor::new("mixer.conv1d", Role::RecurrentParam, inner, m.conv + u64::from(m.conv_bias), Split::Column));
+    t.push(Tensor::new("mixer.conv1d.bc", Role::RecurrentParam, bc, m.conv + u64::from(m.conv_bias), groups));
     t.push(Tensor::new("mixer.dt_bias_A_log_D", Role::RecurrentParam, 3 * m.heads, 1, Split::Column));
     if m.gated_norm {
         t.push(Tensor::new("mixer.norm", Role::Norm, inner, 1, Split::Column));
@@ -123,6 +130,8 @@ pub(crate) fn mamba2_layer(hidden: u64, m: Mamba2, ssm_fp32: bool, t: &mut Vec<T
         ssm_fp32,
         heads: m.heads,
         conv_fp32: false,
+        groups: m.groups,
+        group_conv_elems: 2 * m.state * (m.conv - 1),
     }
 }
 

@@ -35,7 +35,7 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
                 t.push(Tensor::new("self_attn.output_gate", Role::RecurrentLinear, n * d, h, Split::Heads { heads: n }));
                 t.push(Tensor::new("self_attn.out_proj", Role::RecurrentLinear, h, n * d, Split::Row));
                 t.push(Tensor::new("self_attn.norm", Role::Norm, n * d, 1, Split::Heads { heads: n }));
-                Mixer::Recurrent { kind: "lightning_attention".into(), conv_elems: 0, ssm_elems: n * d * d, ssm_fp32: true, heads: n, conv_fp32: false }
+                Mixer::Recurrent { kind: "lightning_attention".into(), conv_elems: 0, ssm_elems: n * d * d, ssm_fp32: true, heads: n, conv_fp32: false, groups: 0, group_conv_elems: 0 }
             };
             moe(h, experts, top_k, inter, true, &mut t);
             norms("norms", 2, h, false, &mut t);

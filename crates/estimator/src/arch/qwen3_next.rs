@@ -81,7 +81,7 @@ pub(crate) fn resolve(cx: &mut Cx) -> Result<ModelShape> {
                 t.push(Tensor::new("linear_attn.dt_bias_A_log", Role::RecurrentParam, 2 * vh, 1, Split::Column));
                 t.push(Tensor::new("linear_attn.norm", Role::Norm, vd, 1, Split::Replicated));
                 t.push(Tensor::new("linear_attn.out_proj", Role::RecurrentLinear, h, vh * vd, Split::Row));
-                Mixer::Recurrent { kind: "gated_deltanet".into(), conv_elems, ssm_elems, ssm_fp32: false, heads: vh, conv_fp32: false }
+                Mixer::Recurrent { kind: "gated_deltanet".into(), conv_elems, ssm_elems, ssm_fp32: false, heads: vh, conv_fp32: false, groups: 0, group_conv_elems: 0 }
             };
             match ffn {
                 Ffn::Dense(inter) => gated_mlp("mlp", Role::Mlp, h, inter, false, &mut t),
