@@ -182,6 +182,34 @@ fn check_tp(shape: &ModelShape, tp: u64) -> Result<()> {
     Ok(())
 }
 
+/// What vLLM's and SGLang's `MambaMixer2` assert at start-up about a Mamba-2 mixer under TP: the
+/// ranks divide its heads, and its B/C groups unless there is one group (which every rank then
+/// keeps whole); and a quantised model only where they divide the groups.
+fn check_mamba2_tp(shape: &ModelShape, tp: u64, quantized: bool) -> Result<()> {
+    if tp <= 1 {
+        return Ok(());
+    }
+    let mixer = shape.layers.iter().flat_map(crate::model::Layer::mixers).find_map(|m| match m {
+        crate::model::Mixer::Recurrent { kind, heads, groups, .. } if kind == "mamba2" => Some((*heads, *groups)),
+        _ => None,
+    });
+    let Some((heads, groups)) = mixer else { return Ok(()) };
+    if heads % tp != 0 {
+        return Err(Error::scenario("tp", tp, format!("a divisor of the {heads} Mamba-2 heads (\"Tensor parallel world size must divide num heads.\")")));
+    }
+    if groups % tp != 0 && groups != 1 {
+        return Err(Error::scenario("tp", tp, format!("a divisor of the {groups} Mamba-2 groups (\"If tensor parallel world size does not divide num_groups, then num_groups must equal 1.\")")));
+    }
+    if groups % tp != 0 && quantized {
+        return Err(Error::scenario(
+            "tp",
+            tp,
+            format!("a divisor of the Mamba-2 groups ({groups}) for a quantised model (\"Tensor parallel currently supported for quantized models only if tensor parallel world size divides num groups.\"); unquantised, each rank keeps the group whole"),
+        ));
+    }
+    Ok(())
+}
+
 /// The KV dtype an engine actually uses: llama.cpp caches f16 under `auto`; vLLM from 0.14
 /// (`resolve_kv_cache_dtype_string`) and SGLang from 0.5.3 (`ModelRunner` reading the quant
 /// config's `kv_cache_quant_algo`) the dtype a ModelOpt checkpoint was calibrated for.
@@ -219,6 +247,9 @@ pub fn estimate(shape: &ModelShape, scenario: &Scenario) -> Result<Estimate> {
     check_tp(shape, tp)?;
     let memory = scenario.gpu.memory()?;
     let mut plan = weight_plan(shape, scenario.dtype, scenario.quantization)?;
+    if matches!(scenario.engine, Engine::Vllm | Engine::VllmV0 | Engine::Sglang) {
+        check_mamba2_tp(shape, tp, plan.quant.is_some())?;
+    }
     if let (Some(crate::dtype::Quant::Gguf { ftype }), false) = (&plan.quant, scenario.engine == Engine::LlamaCpp) {
         return Err(Error::scenario(
             "quantization",

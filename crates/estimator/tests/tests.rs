@@ -3534,6 +3534,19 @@ fn falcon_h1_caches_attention_and_keeps_mamba_state_in_every_layer() {
     // and so do its rows of in_proj and conv1d
     let bc: Vec<_> = m.layers[0].tensors.iter().filter(|t| t.name.ends_with(".bc")).map(|t| t.shard(2)).collect();
     assert_eq!(bc, [(512, 2048), (512, 5)]);
+    // which vLLM and SGLang allow only unquantised ("Tensor parallel currently supported for
+    // quantized models only if tensor parallel world size divides num groups.")
+    let tp2 = |q: QuantChoice, engine: Engine| {
+        let s = Scenario { engine, tp: 2, quantization: q, gpu: GpuChoice::Catalog("h100-80gb".into()), ..scenario("tiiuae/Falcon-H1-1.5B-Instruct") };
+        estimate(&m, &s).map(|_| ()).map_err(|e| e.to_string())
+    };
+    assert_eq!(tp2(QuantChoice::Auto, Engine::Vllm), Ok(()));
+    for engine in [Engine::Vllm, Engine::Sglang] {
+        let e = tp2(QuantChoice::Fp8, engine).unwrap_err();
+        assert!(e.contains("`tp`") && e.contains("Mamba-2 groups (1) for a quantised model"), "{e}");
+    }
+    // llama.cpp splits by layers and has no such rule
+    assert_eq!(tp2(QuantChoice::Fp8, Engine::LlamaCpp).err().filter(|e| e.contains("Mamba-2")), None);
     // at TP 4 with 4 groups, they split with the heads
     let mut four = cfg.clone();
     four["mamba_n_groups"] = serde_json::json!(4);
