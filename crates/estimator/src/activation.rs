@@ -40,7 +40,7 @@ pub fn per_token_width(shape: &ModelShape, tp: u64) -> u64 {
                     mlp += rows * t.active;
                 }
                 (Role::AttnQ | Role::AttnKv, _) => attn += rows,
-                (Role::RecurrentLinear, Split::Column) => attn += rows,
+                (Role::RecurrentLinear, Split::Column | Split::ColumnWithGroups { .. }) => attn += rows,
                 _ => {}
             }
         }

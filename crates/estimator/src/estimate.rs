@@ -123,6 +123,16 @@ impl Estimate {
             None => Bytes(0),
         }
     }
+    /// The headroom as shown: bytes, or the token slots short where a pool of slots without
+    /// bytes is what does not fit ([`engine::Budget::slots_short`]), with `minus` as the sign.
+    pub fn headroom_text(&self, minus: &str) -> String {
+        let short = self.engine.budget.as_ref().and_then(|b| b.slots_short(self.scenario.context_len(), self.scenario.concurrency));
+        match short {
+            Some(n) => format!("{minus}{}", count(n, "token slot")),
+            None if self.headroom_bytes < 0 => format!("{minus}{}", Bytes(self.headroom_bytes.unsigned_abs())),
+            None => Bytes(self.headroom_bytes as u64).to_string(),
+        }
+    }
     /// The engine's scheduler limit where it binds before the memory does (vLLM `max_num_seqs`,
     /// SGLang `max_running_requests`): the scenario's requests fit in memory but exceed what it
     /// runs at once, so the rest wait in its queue; or the memory holds more requests than it

@@ -200,11 +200,11 @@ fn range_layout(shape: &ModelShape, kv: KvDtype, ratio: (u64, u64), activation: 
             // Mamba-2's groups go with the heads, each rank a whole group where they do not divide
             let group_part = groups.saturating_mul(*group_conv_elems).min(*conv_elems);
             let rank_groups = if *groups == 0 { 0 } else if groups % tp == 0 { groups / tp } else { groups.div_ceil(tp) };
-            let conv = mul_ratio_ceil(conv_elems - group_part, share, heads, "recurrent state")?
+            let conv_elems = mul_ratio_ceil(conv_elems - group_part, share, heads, "recurrent state")?
                 .checked_add(mul(rank_groups, *group_conv_elems, "recurrent state")?)
-                .ok_or_else(|| Error::overflow("recurrent state"))?
-                * a;
-            let ssm = mul_ratio_ceil(*ssm_elems, share, heads, "recurrent state")? * ssm_b;
+                .ok_or_else(|| Error::overflow("recurrent state"))?;
+            let conv = mul(conv_elems, a, "recurrent state")?;
+            let ssm = mul(mul_ratio_ceil(*ssm_elems, share, heads, "recurrent state")?, ssm_b, "recurrent state")?;
             let one = conv.checked_add(ssm).ok_or_else(|| Error::overflow("recurrent state"))?;
             state = state.checked_add(mul(one, copies, "recurrent state")?).ok_or_else(|| Error::overflow("recurrent state"))?;
             recurrent += copies;

@@ -69,6 +69,11 @@ pub enum Split {
     Heads { heads: u64 },
     /// Every rank holds all of it (norms, routers, MLA latent projections in vLLM).
     Replicated,
+    /// Output features divided, except `groups x group_rows` of them, of which every rank holds
+    /// `ceil(groups / tp)` whole groups: Mamba-2's `in_proj` and `conv1d`, whose B and C rows vLLM
+    /// and SGLang replicate where the ranks do not divide the groups
+    /// (`extra_groups_for_head_shards`).
+    ColumnWithGroups { groups: u64, group_rows: u64 },
     /// Output features divided when the ranks divide `heads`, all of it on every rank otherwise
     /// (vLLM's InternViT attention, which it builds unsharded when they do not).
     WholeHeads { heads: u64 },
@@ -115,6 +120,11 @@ impl Tensor {
             Split::Heads { heads } if heads > 0 => {
                 let per_head = self.rows / heads;
                 (heads.div_ceil(tp) * per_head, self.cols)
+            }
+            Split::ColumnWithGroups { groups, group_rows } => {
+                let grouped = groups.saturating_mul(group_rows).min(self.rows);
+                let per_rank = groups.div_ceil(tp).saturating_mul(group_rows).min(grouped);
+                ((self.rows - grouped).div_ceil(tp).saturating_add(per_rank), self.cols)
             }
             Split::WholeHeads { heads } if heads % tp == 0 => (self.rows.div_ceil(tp), self.cols),
             Split::Heads { .. } | Split::WholeHeads { .. } | Split::Replicated => (self.rows, self.cols),

@@ -3532,8 +3532,10 @@ fn falcon_h1_caches_attention_and_keeps_mamba_state_in_every_layer() {
     let kv2 = kv_layout(&m, KvDtype::Auto, FloatDtype::Bf16, 2, 1).unwrap();
     assert_eq!(kv2.state_bytes_per_request, 24 * (3 * (3072 / 2 + 2 * 256) + 24 * 64 * 256) * 2);
     // and so do its rows of in_proj and conv1d
-    let bc: Vec<_> = m.layers[0].tensors.iter().filter(|t| t.name.ends_with(".bc")).map(|t| t.shard(2)).collect();
-    assert_eq!(bc, [(512, 2048), (512, 5)]);
+    // (in_proj: z 3072 + x 3072 + B and C 512 + dt 48 rows; conv1d: x and B and C)
+    let shard = |name: &str, tp| m.layers[0].tensors.iter().find(|t| t.name == name).unwrap().shard(tp);
+    assert_eq!([shard("mixer.in_proj", 1), shard("mixer.in_proj", 2)], [(6704, 2048), ((6704 - 512) / 2 + 512, 2048)]);
+    assert_eq!([shard("mixer.conv1d", 1), shard("mixer.conv1d", 2)], [(3584, 5), (3072 / 2 + 512, 5)]);
     // which vLLM and SGLang allow only unquantised ("Tensor parallel currently supported for
     // quantized models only if tensor parallel world size divides num groups.")
     let tp2 = |q: QuantChoice, engine: Engine| {

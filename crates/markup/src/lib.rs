@@ -115,7 +115,7 @@ pub fn verdict(e: &Estimate) -> String {
         } else if b.full_pool.bytes_per_token == 0 {
             // SGLang's token pool for a model without attention layers: slots without bytes
             format!(
-                "Does not fit: {} of {} need {} of {}'s token slots, which holds {}: its context length, as a model without attention layers gets (raise with --max-total-tokens)",
+                "Does not fit: {} of {} need {} of {}'s token slots, which hold {}: its context length, as a model without attention layers gets (--max-total-tokens raises the slots, --context-length the longest request)",
                 count(s.concurrency, "request"),
                 count(s.context_len(), "token"),
                 count(b.tokens_needed(s.context_len(), s.concurrency).0, "token"),
@@ -242,7 +242,7 @@ pub fn figures(e: &Estimate) -> String {
     figure_row(&mut m, "fig-kv", &e.kv_cache);
     figure_row(&mut m, "fig-activation", &e.activation);
     figure_row(&mut m, "fig-overhead", &e.overhead);
-    let headroom = if e.headroom_bytes < 0 { format!("−{}", gib(e.headroom_bytes.unsigned_abs())) } else { gib(e.headroom_bytes as u64) };
+    let headroom = e.headroom_text("−");
     let _ = write!(m, r#"<tr id="fig-total" data-bytes="{t}"><th scope="row">total</th><td class="num">{}</td><td class="num">{t} B</td><td></td><td></td></tr>"#, escape(&gib(e.total.0)), t = e.total.0);
     let _ = write!(
         m,
@@ -422,7 +422,7 @@ mod tests {
         let (one, two) = (at(1), at(2));
         assert!(one.fits && verdict(&one).contains("KV and state pools"), "{}", verdict(&one));
         let v = verdict(&two);
-        assert!(!two.fits && v.contains("need 2560 tokens of sglang&#39;s token slots, which holds 2048 tokens: its context length"), "{v}");
-        assert!(!v.contains("NaN") && !figures(&two).contains("NaN"));
+        assert!(!two.fits && v.contains("need 2560 tokens of sglang&#39;s token slots, which hold 2048 tokens: its context length"), "{v}");
+        assert!(figures(&two).contains("−512 token slots"), "{}", figures(&two));
     }
 }

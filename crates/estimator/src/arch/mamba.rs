@@ -105,16 +105,12 @@ pub(crate) fn mamba2_layer(hidden: u64, m: Mamba2, ssm_fp32: bool, t: &mut Vec<T
     let (inner, conv_dim) = (m.inner(), m.conv_dim());
     // the B and C rows of every group go with the heads, a whole group on every rank where the
     // groups do not divide over TP (vLLM's and SGLang's `extra_groups_for_head_shards`)
-    let bc = conv_dim - inner;
-    let groups = Split::Heads { heads: m.groups.max(1) };
-    t.push(Tensor::new("mixer.in_proj", Role::RecurrentLinear, inner + inner + m.heads, hidden, Split::Column));
-    t.push(Tensor::new("mixer.in_proj.bc", Role::RecurrentLinear, bc, hidden, groups));
+    let split = Split::ColumnWithGroups { groups: m.groups, group_rows: 2 * m.state };
+    t.push(Tensor::new("mixer.in_proj", Role::RecurrentLinear, inner + conv_dim + m.heads, hidden, split));
     if m.in_bias {
-        t.push(Tensor::new("mixer.in_proj.bias", Role::Bias, inner + inner + m.heads, 1, Split::Column));
-        t.push(Tensor::new("mixer.in_proj.bc.bias", Role::Bias, bc, 1, groups));
+        t.push(Tensor::new("mixer.in_proj.bias", Role::Bias, inner + conv_dim + m.heads, 1, split));
     }
-    t.push(Tensor::new("mixer.conv1d", Role::RecurrentParam, inner, m.conv + u64::from(m.conv_bias), Split::Column));
-    t.push(Tensor::new("mixer.conv1d.bc", Role::RecurrentParam, bc, m.conv + u64::from(m.conv_bias), groups));
+    t.push(Tensor::new("mixer.conv1d", Role::RecurrentParam, conv_dim, m.conv + u64::from(m.conv_bias), split));
     t.push(Tensor::new("mixer.dt_bias_A_log_D", Role::RecurrentParam, 3 * m.heads, 1, Split::Column));
     if m.gated_norm {
         t.push(Tensor::new("mixer.norm", Role::Norm, inner, 1, Split::Column));

@@ -186,8 +186,12 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         0 => (budget / need.max(1)).saturating_mul(cx.max_model_len),
         b => budget / b,
     };
-    // the longest request that fits in candle's own cache (any length, for a recurrent state alone)
-    let max_len = crate::estimate::largest(0, crate::scenario::MAX_TOKENS, |len| request_bytes(shape, len, act_b) <= budget).unwrap_or(0);
+    // the longest request that fits: the budget's tokens, or any length once one recurrent state
+    // fits where there is nothing per token
+    let max_len = match cx.kv.bytes_per_token {
+        0 => crate::estimate::largest(0, crate::scenario::MAX_TOKENS, |len| request_bytes(shape, len, act_b) <= budget).unwrap_or(0),
+        b => budget / b,
+    };
     let mut notes = vec!["memory grows with the sequence; nothing is reserved up front (gemma3, glm4 excepted)".to_string()];
     if head_copy > 0 {
         notes.push(format!("candle loads a separate lm_head for `{}` although the config ties it: +{}", shape.model_type, Bytes(head_copy)));

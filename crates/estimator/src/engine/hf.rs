@@ -31,8 +31,12 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
         0 => (budget / need.max(1)).saturating_mul(l),
         b => budget / b,
     };
-    // the longest request that fits (any length, for a recurrent state alone)
-    let max_len = crate::estimate::largest(0, crate::scenario::MAX_TOKENS, |len| cx.kv.request_bytes(len).is_ok_and(|r| r <= budget)).unwrap_or(0);
+    // the longest request that fits: the budget's tokens, or any length once one recurrent state
+    // fits where there is nothing per token
+    let max_len = match cx.kv.bytes_per_token {
+        0 => crate::estimate::largest(0, crate::scenario::MAX_TOKENS, |len| cx.kv.request_bytes(len).is_ok_and(|r| r <= budget)).unwrap_or(0),
+        b => budget / b,
+    };
     let fits = cx.weights_per_gpu.0 + act + overhead.bytes.0 <= cx.memory.0;
     Ok(EngineReport {
         name: s.engine.as_str().into(),

@@ -160,6 +160,13 @@ impl Budget {
         };
         self.state_pool.map_or(tokens, |p| tokens.min(p.tokens))
     }
+    /// The token slots `n` requests of `len` tokens need beyond what a pool of slots without bytes
+    /// has (SGLang's token pool for a model without attention layers); `None` for a pool of bytes
+    /// or when they fit.
+    pub fn slots_short(&self, len: u64, n: u64) -> Option<u64> {
+        let need = len.max(1).saturating_mul(n);
+        (self.full_pool.bytes_per_token == 0 && need > self.full_pool.tokens).then(|| need - self.full_pool.tokens)
+    }
     /// Tokens `n` requests of `len` tokens take in the full-attention (or only) pool, and in the
     /// window pool where there is one (each request keeps at most the window there).
     pub fn tokens_needed(&self, len: u64, n: u64) -> (u64, Option<u64>) {
@@ -167,16 +174,16 @@ impl Budget {
     }
     /// Bytes the tightest part of the pool has left after `n` requests of `len` tokens
     /// (negative when they do not fit), or the activation's shortfall when that is tighter. A part
-    /// whose slots take no bytes (SGLang's token pool for a model without attention layers) that
-    /// is short counts one byte per slot short, so that it still does not fit, and binds nothing
-    /// when it is not.
+    /// whose slots take no bytes (SGLang's token pool for a model without attention layers) binds
+    /// nothing while it has room, and when it is short gives -1: no memory would make up for it
+    /// ([`Budget::slots_short`] says by how many slots).
     pub fn slack(&self, len: u64, n: u64) -> i128 {
         let left = |p: PoolPart, need: u64| {
             let d = p.tokens as i128 - need as i128;
             match p.bytes_per_token {
                 0 if d >= 0 => i128::MAX,
-                0 => d,
-                b => d * b as i128,
+                0 => -1,
+                b => d.checked_mul(b as i128).unwrap_or(if d < 0 { i128::MIN } else { i128::MAX }),
             }
         };
         let (full_need, window_need) = self.tokens_needed(len, n);

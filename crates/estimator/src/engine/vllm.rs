@@ -793,7 +793,8 @@ pub(crate) fn version_of(s: &crate::scenario::Scenario) -> (String, (u64, u64, u
 /// `original_max_position_embeddings`), except for Gemma 3, whose length is already scaled; from
 /// 0.11.1 a LongRoPE model defaults to its `original_max_position_embeddings`; from 0.30 YaRN
 /// (and DeepSeek's YaRN variants) no longer scales it: `max_position_embeddings` is taken as
-/// already scaled (`config/model.py::_get_and_verify_max_len`).
+/// already scaled (`config/model.py::_get_and_verify_max_len`). Without `max_position_embeddings`,
+/// the shortest other length key, else 2048 ([`NO_LENGTH_KEY_DEFAULT`]).
 pub(crate) fn default_max_model_len(shape: &ModelShape, ver: (u64, u64, u64)) -> Option<(u64, String)> {
     let Some(configured) = shape.max_position_embeddings else {
         // without `max_position_embeddings`, the shortest of the other length keys, else the
