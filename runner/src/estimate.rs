@@ -185,8 +185,7 @@ fn print_human(e: &Estimate, source: &str, explain: bool) {
     t.add_row(["total".to_string(), e.total.0.to_string(), format!("{:.2}", e.total.gib()), String::new()]);
     t.add_row([format!("capacity ({})", e.capacity_basis("x")), e.capacity.0.to_string(), format!("{:.2}", e.capacity.gib()), String::new()]);
     // (a pool of token slots without bytes that is short: the slots, not bytes)
-    let short = e.engine.budget.as_ref().and_then(|b| b.slots_short(s.context_len(), s.concurrency));
-    let headroom_gib = if short.is_some() { e.headroom_text("-") } else { format!("{:.2}", e.headroom_bytes as f64 / (1u64 << 30) as f64) };
+    let headroom_gib = if e.slots_short().is_some() { e.headroom_text("-") } else { format!("{:.2}", e.headroom_bytes as f64 / (1u64 << 30) as f64) };
     t.add_row(["headroom".to_string(), e.headroom_bytes.to_string(), headroom_gib, String::new()]);
     println!("{t}");
     println!(

@@ -123,11 +123,15 @@ impl Estimate {
             None => Bytes(0),
         }
     }
+    /// The token slots the scenario's requests need beyond a pool of slots without bytes
+    /// ([`engine::Budget::slots_short`]); `None` when none is short.
+    pub fn slots_short(&self) -> Option<u64> {
+        self.engine.budget.as_ref().and_then(|b| b.slots_short(self.scenario.context_len(), self.scenario.concurrency))
+    }
     /// The headroom as shown: bytes, or the token slots short where a pool of slots without
     /// bytes is what does not fit ([`engine::Budget::slots_short`]), with `minus` as the sign.
     pub fn headroom_text(&self, minus: &str) -> String {
-        let short = self.engine.budget.as_ref().and_then(|b| b.slots_short(self.scenario.context_len(), self.scenario.concurrency));
-        match short {
+        match self.slots_short() {
             Some(n) => format!("{minus}{}", count(n, "token slot")),
             None if self.headroom_bytes < 0 => format!("{minus}{}", Bytes(self.headroom_bytes.unsigned_abs())),
             None => Bytes(self.headroom_bytes as u64).to_string(),

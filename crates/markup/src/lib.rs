@@ -112,28 +112,23 @@ pub fn verdict(e: &Estimate) -> String {
                 count(p.tokens, "slot"),
                 gib(p.bytes_per_token)
             )
-        } else if b.full_pool.bytes_per_token == 0 {
-            // SGLang's token pool for a model without attention layers: slots without bytes
-            format!(
-                "Does not fit: {} of {} need {} of {}'s token slots, which hold {}: its context length, as a model without attention layers gets (--max-total-tokens raises the slots, --context-length the longest request)",
-                count(s.concurrency, "request"),
-                count(s.context_len(), "token"),
-                count(b.tokens_needed(s.context_len(), s.concurrency).0, "token"),
-                e.engine.name,
-                count(b.full_pool.tokens, "token"),
-            )
         } else if b.window_pool.is_some() || b.state_pool.is_some() {
             // with a separate window pool the full-attention pool is what runs out; with a state
-            // pool whose slots suffice, the token pool
-            let which = if b.window_pool.is_some() { "full-attention pool" } else { "token pool" };
+            // pool whose slots suffice, the token pool (slots without bytes for a model without
+            // attention layers, SGLang's, where more memory would not help)
+            let bytes_short = format!(" ({} short)", gib(e.headroom_bytes.unsigned_abs()));
+            let (which, holds, short) = match (b.window_pool.is_some(), b.full_pool.bytes_per_token) {
+                (true, _) => ("full-attention pool", "holds", bytes_short),
+                (false, 0) => ("token slots", "hold", ": its context length, as a model without attention layers gets (--max-total-tokens raises the slots, --context-length the longest request)".to_string()),
+                (false, _) => ("token pool", "holds", bytes_short),
+            };
             format!(
-                "Does not fit: {} of {} need {} of {}'s {which}, which holds {} ({} short)",
+                "Does not fit: {} of {} need {} of {}'s {which}, which {holds} {}{short}",
                 count(s.concurrency, "request"),
                 count(s.context_len(), "token"),
                 count(b.tokens_needed(s.context_len(), s.concurrency).0, "token"),
                 e.engine.name,
                 count(b.full_pool.tokens, "token"),
-                gib(e.headroom_bytes.unsigned_abs())
             )
         } else {
             format!("Does not fit: {} of {} need {} of KV, {}'s pool holds {} ({} short)", count(s.concurrency, "request"), count(s.context_len(), "token"), gib(kv), e.engine.name, gib(pool), gib(e.headroom_bytes.unsigned_abs()))

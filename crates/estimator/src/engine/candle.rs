@@ -180,18 +180,9 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let fits = fixed.saturating_add(batch) <= cx.memory.0;
     let budget = cx.memory.0.saturating_sub(fixed);
     let need = request_bytes(shape, cx.max_model_len, act_b);
-    // the tokens the budget holds; a model without attention layers holds requests, not tokens:
-    // as many of max_model_len as their states fit
-    let kv_tokens = match cx.kv.bytes_per_token {
-        0 => (budget / need.max(1)).saturating_mul(cx.max_model_len),
-        b => budget / b,
-    };
-    // the longest request that fits: the budget's tokens, or any length once one recurrent state
-    // fits where there is nothing per token
-    let max_len = match cx.kv.bytes_per_token {
-        0 => crate::estimate::largest(0, crate::scenario::MAX_TOKENS, |len| request_bytes(shape, len, act_b) <= budget).unwrap_or(0),
-        b => budget / b,
-    };
+    // the tokens the budget holds and the longest request that fits (a recurrent state alone:
+    // requests of max_model_len, any length)
+    let (kv_tokens, max_len) = super::grown_cache_capacity(budget, cx.kv.bytes_per_token, need, cx.max_model_len, |len| Some(request_bytes(shape, len, act_b)));
     let mut notes = vec!["memory grows with the sequence; nothing is reserved up front (gemma3, glm4 excepted)".to_string()];
     if head_copy > 0 {
         notes.push(format!("candle loads a separate lm_head for `{}` although the config ties it: +{}", shape.model_type, Bytes(head_copy)));

@@ -25,18 +25,9 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     let l = cx.max_model_len;
     let budget = cx.memory.0.saturating_sub(cx.weights_per_gpu.0 + act + overhead.bytes.0);
     let need = cx.kv.request_bytes(l)?;
-    // the tokens the budget holds; a model without attention layers holds requests, not tokens:
-    // as many of max_model_len as their states fit
-    let kv_tokens = match cx.kv.bytes_per_token {
-        0 => (budget / need.max(1)).saturating_mul(l),
-        b => budget / b,
-    };
-    // the longest request that fits: the budget's tokens, or any length once one recurrent state
-    // fits where there is nothing per token
-    let max_len = match cx.kv.bytes_per_token {
-        0 => crate::estimate::largest(0, crate::scenario::MAX_TOKENS, |len| cx.kv.request_bytes(len).is_ok_and(|r| r <= budget)).unwrap_or(0),
-        b => budget / b,
-    };
+    // the tokens the budget holds and the longest request that fits (a recurrent state alone:
+    // requests of max_model_len, any length)
+    let (kv_tokens, max_len) = super::grown_cache_capacity(budget, cx.kv.bytes_per_token, need, l, |len| cx.kv.request_bytes(len).ok());
     let fits = cx.weights_per_gpu.0 + act + overhead.bytes.0 <= cx.memory.0;
     Ok(EngineReport {
         name: s.engine.as_str().into(),

@@ -305,6 +305,20 @@ pub(crate) fn run(cx: &Ctx) -> Result<EngineReport> {
     Ok(report)
 }
 
+/// What a cache that grows with the sequence (transformers, candle) holds in `budget` bytes: its
+/// tokens, and the longest request that fits. A model without attention layers holds requests,
+/// not tokens: as many of `max_model_len` as their states fit (`need` each), and any length once
+/// one state fits (`request` gives a request's bytes by length).
+pub(crate) fn grown_cache_capacity(budget: u64, bytes_per_token: u64, need: u64, max_model_len: u64, request: impl Fn(u64) -> Option<u64>) -> (u64, u64) {
+    match bytes_per_token {
+        0 => (
+            (budget / need.max(1)).saturating_mul(max_model_len),
+            crate::estimate::largest(0, crate::scenario::MAX_TOKENS, |len| request(len).is_some_and(|r| r <= budget)).unwrap_or(0),
+        ),
+        b => (budget / b, budget / b),
+    }
+}
+
 /// The memory fraction an engine uses when none is given: vLLM's `gpu_memory_utilization`, 0.92
 /// from 0.20.0 (`CacheConfig`; 0.9 before, and on V0); SGLang's `mem_fraction_static` at TP 1
 /// before 0.4.8 (0.88; SGLang's own choice depends on the board and version,
